@@ -1,0 +1,71 @@
+"""What the control API needs from the running engine, and the error it may raise."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+JsonValue = Any  # a dict/list/str/number/bool/None that json.dumps accepts
+
+
+class ApiError(Exception):
+    """A client error with its HTTP status (404 unknown channel, 400 bad body...)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class ApiUnavailable(ApiError):
+    """The engine's control API could not be reached (client side only; status 0)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(0, message)
+
+
+class EngineFacade(Protocol):
+    """The running engine as the control API sees it; every method returns JSON-able data.
+
+    Methods are called in the engine's event-loop thread (through ``call_in_loop``)
+    and raise ApiError for client errors.
+    """
+
+    def status(self) -> dict[str, JsonValue]:
+        """Engine state: version, uptime, counts of calls/registrations..."""
+        ...
+
+    def registrations(self) -> list[dict[str, JsonValue]]:
+        """Current contact bindings."""
+        ...
+
+    def channels(self) -> list[dict[str, JsonValue]]:
+        """Live call legs."""
+        ...
+
+    def bridges(self) -> list[dict[str, JsonValue]]:
+        """Live bridges of the media engine."""
+        ...
+
+    def calls(self) -> list[dict[str, JsonValue]]:
+        """Live calls (channels grouped by call)."""
+        ...
+
+    def blocked(self) -> list[dict[str, JsonValue]]:
+        """Source addresses currently blocked after auth failures."""
+        ...
+
+    def unblock(self, address: str) -> dict[str, JsonValue]:
+        """Lift a block; ApiError(404) when the address is not blocked."""
+        ...
+
+    def originate(self, from_ext: str, to: str, caller_id: str | None) -> dict[str, JsonValue]:
+        """Ring extension ``from_ext`` and, when answered, call ``to``."""
+        ...
+
+    def hangup(self, channel_id: str) -> dict[str, JsonValue]:
+        """Hang a channel up; ApiError(404) when unknown."""
+        ...
+
+    def transfer(self, channel_id: str, to: str) -> dict[str, JsonValue]:
+        """Blind-transfer the peer of a channel to ``to``."""
+        ...

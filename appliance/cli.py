@@ -1,0 +1,173 @@
+"""`plateau` command line: run the engine, show its status, move its configuration as YAML."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_DATA_DIR = Path(os.environ.get("PLATEAU_DATA_DIR", "data"))
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a port number")
+    return value
+
+
+def _port_range(text: str) -> tuple[int, int]:
+    try:
+        lo_s, hi_s = text.split("-", 1)
+        lo, hi = int(lo_s), int(hi_s)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a range like 20000-29999") from exc
+    if not (1024 <= lo < hi <= 65535) or hi - lo < 16:
+        raise argparse.ArgumentTypeError(f"{text}: need 1024 <= low < high <= 65535 with room for 8 calls")
+    return lo, hi
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="plateau", description="Plateau call-centre appliance")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the engine in the foreground")
+    run.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    run.add_argument("--sip-ip", default="127.0.0.1", help="address for SIP and RTP (default 127.0.0.1)")
+    run.add_argument("--sip-port", type=_port, default=5060)
+    run.add_argument("--api-port", type=_port, default=5080, help="control API port on 127.0.0.1 (0: any)")
+    run.add_argument("--rtp-ports", type=_port_range, default=(20000, 29999))
+    run.add_argument("--tone-country", choices=("FR", "UK", "US"), default="FR")
+    run.add_argument("--no-demo", action="store_true", help="do not create the demo extensions")
+    run.add_argument("-v", "--verbose", action="store_true")
+
+    st = sub.add_parser("status", help="show the running engine's state")
+    st.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    st.add_argument("--json", action="store_true")
+
+    cfg = sub.add_parser("config", help="export or import the whole configuration as YAML")
+    cfg_sub = cfg.add_subparsers(dest="action", required=True)
+    exp = cfg_sub.add_parser("export")
+    exp.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    exp.add_argument("-o", "--output", type=Path)
+    imp = cfg_sub.add_parser("import")
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    return p
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from appliance.engine import Engine, EngineOptions
+    from appliance.store.db import Store
+    from appliance.store.demo import seed_demo
+    from appliance.system.systemd import setup_logging
+
+    setup_logging(args.verbose)
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    if not args.no_demo:
+        store = Store(args.data_dir / "plateau.db")
+        try:
+            created = seed_demo(store)
+        finally:
+            store.close()
+        if created:
+            print("Demo configuration created. SIP accounts (shown once, keep them):")
+            for number, secret in created.items():
+                print(f"  extension {number}  password {secret}")
+            print(f"  register to sip:<extension>@{args.sip_ip}:{args.sip_port} (UDP or TCP)")
+    opts = EngineOptions(args.data_dir, args.sip_ip, args.sip_port, args.api_port,
+                         args.rtp_ports[0], args.rtp_ports[1], tone_country=args.tone_country)
+    try:
+        engine = Engine(opts)
+    except OSError as exc:
+        print(f"plateau: cannot start: {exc}", file=sys.stderr)
+        return 1
+    return engine.run()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from appliance.api.client import ControlApiClient
+    from appliance.api.facade import ApiError
+
+    try:
+        client = ControlApiClient.from_data_dir(args.data_dir)
+        status = client.status()
+        regs = client.registrations()
+        calls = client.calls()
+    except (ApiError, OSError) as exc:
+        print(f"plateau: engine not reachable ({exc}); is `plateau run --data-dir {args.data_dir}` running?",
+              file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"status": status, "registrations": regs, "calls": calls}, indent=2))
+        return 0
+    sip = status.get("sip", {})
+    print(f"Plateau {status.get('version')}  up {status.get('uptime')} s  "
+          f"SIP {sip.get('address')}:{sip.get('port')}")
+    print(f"calls {status.get('calls')}  channels {status.get('channels')}  "
+          f"registrations {status.get('registrations')}  blocked {status.get('blocked')}")
+    for r in regs:
+        print(f"  {r['aor']:>6}  {r['contact']}  via {r['transport']} {r['source']}  expires in {r['expires_in']} s")
+    for c in calls:
+        print(f"  {c['id']}: {c['caller']} -> {c['dialed']} [{c['state']}]")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from appliance.store.config_yaml import export_config, import_config
+    from appliance.store.db import Store
+    from appliance.store.errors import ConfigError
+
+    if args.action == "export":
+        store = Store(args.data_dir / "plateau.db")
+        try:
+            text = export_config(store)
+        finally:
+            store.close()
+        if args.output:
+            args.output.write_text(text)
+        else:
+            sys.stdout.write(text)
+        return 0
+    try:
+        text = args.file.read_text()
+    except OSError as exc:
+        print(f"plateau: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 2
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(args.data_dir / "plateau.db")
+    try:
+        report = import_config(store, text)
+    except ConfigError as exc:
+        print(f"plateau: configuration not imported, nothing changed: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    print(f"imported {report}")
+    _reload_running_engine(args.data_dir)
+    return 0
+
+
+def _reload_running_engine(data_dir: Path) -> None:
+    """Tell a running engine to take the new configuration (calls in progress are kept)."""
+    if not (data_dir / "api.json").exists():
+        return
+    from appliance.api.client import ControlApiClient
+    from appliance.api.facade import ApiError
+
+    try:
+        ControlApiClient.from_data_dir(data_dir).reload()
+        print("running engine reloaded")
+    except (ApiError, OSError, AttributeError) as exc:
+        print(f"note: the running engine did not reload ({exc}); restart it to apply", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handlers = {"run": cmd_run, "status": cmd_status, "config": cmd_config}
+    return handlers[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

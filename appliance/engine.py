@@ -1,0 +1,281 @@
+"""The engine process: SIP on sippy's event loop, the PBX, the media process, the store, the API.
+
+Call control is single-threaded in sippy's loop (ED2); the media engine runs in its own
+process, and the control API's threads reach the loop only through ED2.callFromThreadSync.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sippy.Core.EventDispatcher import ED2
+from sippy.SipConf import SipConf
+from sippy.Time.Timeout import Timeout
+
+from appliance.api.apifile import write_api_file
+from appliance.api.facade import ApiError
+from appliance.api.server import ControlApiServer
+from appliance.media.client import MediaClient
+from appliance.media.events import DtmfEvent
+from appliance.pbx.channel import DtmfReceived
+from appliance.pbx.switchboard import PbxError, PbxSettings, Switchboard
+from appliance.sip.context import SipChannelFactory, SipContext
+from appliance.sip.digest import DigestAuthenticator
+from appliance.sip.guard import BlockedEntry, ScannerGuard
+from appliance.sip.registrar import Binding, Registrar
+from appliance.sip.router import SipRouter
+from appliance.sip.transactions import PlateauTransactionManager
+from appliance.sip.trunks import TrunkRegistrations
+from appliance.store.db import Store
+from appliance.store.models import BlockedAddress, Registration
+from appliance.system import systemd
+
+log = logging.getLogger("plateau.engine")
+VERSION = "0.1.0"
+
+
+@dataclass
+class EngineOptions:
+    data_dir: Path
+    sip_ip: str = "127.0.0.1"
+    sip_port: int = 5060
+    api_port: int = 5080
+    rtp_min: int = 20000
+    rtp_max: int = 29999
+    realm: str = "plateau"
+    tone_country: str = "FR"
+    failure_tone_seconds: float = 2.0
+    block_failures: int = 10
+    block_seconds: float = 900.0
+
+
+class SipLog:
+    """sippy's message log, sent to our logger at DEBUG so it costs nothing when off."""
+
+    def write(self, *args: Any, **kwargs: Any) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("".join(str(a) for a in args))
+
+
+def _secret_key(data_dir: Path) -> bytes:
+    """A per-installation key for digest nonces, kept so restarts do not invalidate nonces."""
+    path = data_dir / "nonce.key"
+    if not path.exists():
+        path.write_bytes(secrets.token_bytes(32))
+        path.chmod(0o600)
+    return path.read_bytes()
+
+
+class Engine:
+    """Everything the engine process runs."""
+
+    def __init__(self, opts: EngineOptions) -> None:
+        self.opts = opts
+        self.started = time.time()
+        opts.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = Store(opts.data_dir / "plateau.db")
+        interrupted = self.store.close_interrupted(time.time())
+        if interrupted:
+            log.warning("closed %d call record(s) left open by a crash as INTERRUPTED", interrupted)
+        self.media = MediaClient.start(opts.sip_ip, opts.rtp_min, opts.rtp_max)
+        self.media.set_event_handler(lambda ev: ED2.callFromThread(self._media_event, ev))
+
+        SipConf.my_address = opts.sip_ip
+        SipConf.my_port = opts.sip_port
+        SipConf.my_uaname = "Plateau"
+        self.global_config: dict[str, Any] = {
+            "_sip_address": opts.sip_ip,
+            "_sip_port": opts.sip_port,
+            "_sip_logger": SipLog(),
+        }
+        self.guard = ScannerGuard(max_failures=opts.block_failures, block_seconds=opts.block_seconds,
+                                  on_block=self._persist_block)
+        self.guard.restore(BlockedEntry(b.address, b.until, b.reason, b.failures)
+                           for b in self.store.blocks(time.time()))
+        self.auth = DigestAuthenticator(opts.realm, _secret_key(opts.data_dir))
+        self.pbx = Switchboard(self.store, self.media, self._schedule,
+                               PbxSettings(opts.tone_country, opts.failure_tone_seconds,
+                                           opts.data_dir / "sounds" / "moh.wav"))
+        self.registrar = Registrar(self.auth, self._lookup_secret, self.guard,
+                                   self._persist_binding, self._forget_binding)
+        now = time.time()
+        self.registrar.restore(
+            Binding(r.aor, r.contact, (r.source_host, r.source_port), r.transport, r.expires_at,
+                    r.user_agent, r.call_id, r.cseq)
+            for r in self.store.registrations(now)
+        )
+        self.ctx = SipContext(self.global_config, self.media, opts.sip_ip)
+        self.pbx.factory = SipChannelFactory(self.ctx, self.registrar)
+        router = SipRouter(self.ctx, self.pbx, self.registrar, self.auth, self.guard, self._lookup_secret)
+        self.tm = PlateauTransactionManager(self.global_config, router,
+                                            tcp_laddress=(opts.sip_ip, opts.sip_port), guard=self.guard)
+        self.global_config["_sip_tm"] = self.tm
+        self.trunks = TrunkRegistrations(self.global_config, self.store)
+        self.api_token = secrets.token_urlsafe(32)
+        self.api = ControlApiServer("127.0.0.1", opts.api_port, self.api_token, EngineApi(self),
+                                    ED2.callFromThreadSync)
+
+    # -- glue -------------------------------------------------------------------------
+    def _schedule(self, delay: float, fn: Any) -> Timeout:
+        return Timeout(fn, delay)
+
+    def _lookup_secret(self, username: str) -> str | None:
+        ext = self.pbx.dialplan.extensions.get(username)
+        if ext is None or not ext.enabled:
+            return None
+        return ext.secret
+
+    def _persist_binding(self, b: Binding) -> None:
+        self.store.save_registration(Registration(
+            b.aor, b.contact_uri, b.source[0], int(b.source[1]), b.transport, b.expires_at,
+            b.user_agent or "", b.call_id, b.cseq))
+
+    def _forget_binding(self, aor: str, contact: str) -> None:
+        self.store.delete_registration(aor, contact)
+
+    def _persist_block(self, entry: BlockedEntry) -> None:
+        log.warning("blocked %s until %s: %s", entry.address, time.ctime(entry.until), entry.reason)
+        self.store.save_block(BlockedAddress(entry.address, entry.until, entry.reason, entry.failures))
+
+    def _media_event(self, event: Any) -> None:
+        if isinstance(event, DtmfEvent):
+            chan = self.ctx.channels_by_leg.get(event.leg_id)
+            if chan is not None:
+                chan.post(DtmfReceived(chan, event.digit, event.source))
+
+    def _housekeeping(self) -> None:
+        self.registrar.expire(time.time())
+        self.store.purge_registrations(time.time())
+        systemd.notify_status(f"{len(self.pbx.calls)} active calls, "
+                              f"{len(self.registrar.all_bindings())} registrations")
+
+    # -- run ----------------------------------------------------------------------------
+    def run(self) -> int:
+        self.api.start()
+        url = f"http://127.0.0.1:{self.api.port}"
+        write_api_file(self.opts.data_dir, url, self.api_token)
+        self.trunks.start()
+        Timeout(self._housekeeping, 10.0, -1)
+        interval = systemd.watchdog_interval()
+        if interval:
+            Timeout(systemd.notify_watchdog, interval, -1)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            ED2.regSignal(signum, self._stop)
+        systemd.notify_ready()
+        systemd.notify_status("ready")
+        print(f"Plateau engine ready: SIP udp+tcp {self.opts.sip_ip}:{self.opts.sip_port}, "
+              f"control API {url}, data {self.opts.data_dir}", flush=True)
+        try:
+            ED2.loop()
+        finally:
+            self.shutdown()
+        return 0
+
+    def _stop(self) -> None:
+        log.info("stopping")
+        systemd.notify_stopping()
+        for call in list(self.pbx.calls.values()):
+            call.hangup()
+        ED2.breakLoop()
+
+    def shutdown(self) -> None:
+        self.api.stop()
+        self.trunks.stop()
+        try:
+            os.unlink(self.opts.data_dir / "api.json")
+        except FileNotFoundError:
+            pass
+        self.media.close()
+        self.store.close()
+
+
+class EngineApi:
+    """The control API's view of the engine (runs in the engine loop)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.e = engine
+
+    def status(self) -> dict[str, Any]:
+        e = self.e
+        return {
+            "version": VERSION,
+            "uptime": round(time.time() - e.started, 1),
+            "hostname": socket.gethostname(),
+            "sip": {"address": e.opts.sip_ip, "port": e.opts.sip_port, "transports": ["udp", "tcp"]},
+            "calls": len(e.pbx.calls),
+            "channels": len(e.pbx.all_channels()),
+            "registrations": len(e.registrar.all_bindings()),
+            "blocked": len(e.guard.blocked()),
+            "trunks": e.trunks.status(),
+            "media": e.media.engine_stats(),
+        }
+
+    def registrations(self) -> list[dict[str, Any]]:
+        return [{"aor": b.aor, "contact": b.contact_uri, "source": f"{b.source[0]}:{b.source[1]}",
+                 "transport": b.transport, "expires_in": max(0, round(b.expires_at - time.time())),
+                 "user_agent": b.user_agent} for b in self.e.registrar.all_bindings()]
+
+    def channels(self) -> list[dict[str, Any]]:
+        out = []
+        for chan in self.e.pbx.all_channels():
+            info = chan.info().__dict__
+            extra = getattr(chan, "info_extra", None)
+            info["extra"] = extra() if extra else {}
+            info["call"] = getattr(chan.owner, "id", None)
+            out.append(info)
+        return out
+
+    def bridges(self) -> list[dict[str, Any]]:
+        return [{"id": c.bridge_id, "call": c.id, "channels": [c.a.id, c.b.id]}
+                for c in self.e.pbx.calls.values() if c.b is not None and c.state.value == "up"]
+
+    def calls(self) -> list[dict[str, Any]]:
+        return [c.info() for c in self.e.pbx.calls.values()]
+
+    def blocked(self) -> list[dict[str, Any]]:
+        return [{"address": b.address, "until": b.until, "reason": b.reason, "failures": b.failures}
+                for b in self.e.guard.blocked()]
+
+    def unblock(self, address: str) -> dict[str, Any]:
+        if not self.e.guard.unblock(address):
+            raise ApiError(404, f"{address} is not blocked")
+        self.e.store.delete_block(address)
+        return {"unblocked": address}
+
+    def originate(self, from_ext: str, to: str, caller_id: str | None) -> dict[str, Any]:
+        try:
+            call = self.e.pbx.originate(from_ext, to)
+        except PbxError as exc:
+            raise ApiError(exc.status, str(exc)) from exc
+        return {"call": call.id}
+
+    def hangup(self, channel_id: str) -> dict[str, Any]:
+        try:
+            self.e.pbx.hangup_channel(channel_id)
+        except PbxError as exc:
+            raise ApiError(exc.status, str(exc)) from exc
+        return {"hungup": channel_id}
+
+    def transfer(self, channel_id: str, to: str) -> dict[str, Any]:
+        try:
+            self.e.pbx.transfer_channel(channel_id, to)
+        except PbxError as exc:
+            raise ApiError(exc.status, str(exc)) from exc
+        return {"transferring": channel_id, "to": to}
+
+    def reload(self) -> dict[str, Any]:
+        self.e.pbx.reload()
+        self.e.trunks.reload()
+        return {"reloaded": True}
+
+
+def read_api_file(data_dir: Path) -> dict[str, str]:
+    return json.loads((data_dir / "api.json").read_text())

@@ -1,0 +1,217 @@
+"""MediaClient: the PBX process's handle on the media process.
+
+Requests are synchronous (send, then block on the reply) on one SOCK_SEQPACKET socketpair, under a
+lock so any thread may call; events arrive on a second socketpair read by a daemon thread that
+calls the handler set with ``set_event_handler`` (events that arrive before a handler is set are
+kept and delivered when it is).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from appliance.media.events import MediaEvent, event_from_dict
+from appliance.media.protocol import MAX_MESSAGE, MediaError, decode, encode, source_to_wire
+from appliance.media.tones import ToneSpec
+
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+class MediaClient:
+    """Synchronous control of a media engine process (see module docstring)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], ctrl: socket.socket,
+                 events: socket.socket) -> None:
+        self._proc = proc
+        self._ctrl = ctrl
+        self._events = events
+        self._lock = threading.Lock()
+        self._handler: Callable[[MediaEvent], None] | None = None
+        self._pending: deque[MediaEvent] = deque(maxlen=10000)
+        self._handler_lock = threading.Lock()
+        self._closed = False
+        self._reader = threading.Thread(target=self._read_events, name="media-events", daemon=True)
+        self._reader.start()
+
+    @classmethod
+    def start(cls, bind_ip: str, port_min: int, port_max: int, rtp_timeout_s: float = 30.0,
+              startup_timeout_s: float = 10.0) -> MediaClient:
+        """Start the media process and wait until it is ready."""
+        ctrl_parent, ctrl_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        ev_parent, ev_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
+        cmd = [sys.executable, "-m", "appliance.media.server",
+               "--ctrl-fd", str(ctrl_child.fileno()), "--event-fd", str(ev_child.fileno()),
+               "--bind-ip", bind_ip, "--port-min", str(port_min), "--port-max", str(port_max),
+               "--rtp-timeout", str(rtp_timeout_s)]
+        try:
+            proc = subprocess.Popen(cmd, pass_fds=(ctrl_child.fileno(), ev_child.fileno()), env=env)
+        finally:
+            ctrl_child.close()
+            ev_child.close()
+        ctrl_parent.settimeout(startup_timeout_s)
+        try:
+            ready = decode(ctrl_parent.recv(MAX_MESSAGE) or b"null")
+        except (OSError, MediaError) as exc:
+            proc.kill()
+            proc.wait()
+            ctrl_parent.close()
+            ev_parent.close()
+            raise MediaError(f"media process did not start: {exc}") from exc
+        ctrl_parent.settimeout(None)
+        if ready.get("result") != "ready":
+            proc.kill()
+            proc.wait()
+            raise MediaError(f"media process did not start: {ready}")
+        return cls(proc, ctrl_parent, ev_parent)
+
+    @property
+    def pid(self) -> int:
+        """Process id of the media process."""
+        return self._proc.pid
+
+    # ------------------------------------------------------------------ requests
+
+    def _call(self, op: str, **args: Any) -> Any:
+        msg = encode({"op": op, "args": args})
+        with self._lock:
+            if self._closed:
+                raise MediaError("media client is closed")
+            try:
+                self._ctrl.send(msg)
+                data = self._ctrl.recv(MAX_MESSAGE)
+            except OSError as exc:
+                raise MediaError(f"media process unreachable: {exc}") from exc
+        if not data:
+            raise MediaError("media process exited")
+        reply = decode(data)
+        if not reply.get("ok"):
+            raise MediaError(f"{op}: {reply.get('error')}")
+        return reply.get("result")
+
+    def create_leg(self, leg_id: str) -> int:
+        """Allocate an even RTP port (RTCP on port + 1) for a new leg; returns the RTP port."""
+        return int(self._call("create_leg", leg_id=leg_id))
+
+    def configure_leg(self, leg_id: str, remote: tuple[str, int] | None, codec: str,
+                      payload_type: int, dtmf_payload_type: int | None,
+                      direction: str = "sendrecv", detect_inband_dtmf: bool = False) -> None:
+        """Set the negotiated media; ``direction`` is our side's SDP attribute (RFC 3264)."""
+        self._call("configure_leg", leg_id=leg_id, remote=list(remote) if remote else None,
+                   codec=codec, payload_type=payload_type, dtmf_payload_type=dtmf_payload_type,
+                   direction=direction, detect_inband_dtmf=detect_inband_dtmf)
+
+    def destroy_leg(self, leg_id: str) -> None:
+        """Release a leg and its ports."""
+        self._call("destroy_leg", leg_id=leg_id)
+
+    def bridge(self, bridge_id: str, leg_ids: list[str]) -> None:
+        """Create or extend a bridge; a leg in another bridge moves to this one."""
+        self._call("bridge", bridge_id=bridge_id, leg_ids=list(leg_ids))
+
+    def unbridge(self, leg_id: str) -> None:
+        """Take a leg out of its bridge."""
+        self._call("unbridge", leg_id=leg_id)
+
+    def destroy_bridge(self, bridge_id: str) -> None:
+        """Unbridge all members and drop the bridge."""
+        self._call("destroy_bridge", bridge_id=bridge_id)
+
+    def play(self, leg_id: str, source: ToneSpec | str, loop: bool = True) -> str:
+        """Play a tone or WAV to a leg, replacing its bridge audio; returns the play id."""
+        return str(self._call("play", leg_id=leg_id, source=source_to_wire(source), loop=loop))
+
+    def stop_play(self, leg_id: str) -> None:
+        """Stop the leg's player."""
+        self._call("stop_play", leg_id=leg_id)
+
+    def record(self, target: str, path: str) -> str:
+        """Record a leg or a bridge to a 16 kHz WAV file; returns the recording id."""
+        return str(self._call("record", target=target, path=str(path)))
+
+    def stop_record(self, rec_id: str) -> None:
+        """Finish a recording."""
+        self._call("stop_record", rec_id=rec_id)
+
+    def send_dtmf(self, leg_id: str, digit: str, duration_ms: int = 100) -> None:
+        """Send a digit (RFC 4733 if the leg has a telephone-event PT, else in-band)."""
+        self._call("send_dtmf", leg_id=leg_id, digit=digit, duration_ms=duration_ms)
+
+    def leg_stats(self, leg_id: str) -> dict[str, Any]:
+        """Counters and quality of a leg."""
+        return dict(self._call("leg_stats", leg_id=leg_id))
+
+    def engine_stats(self) -> dict[str, Any]:
+        """Engine-wide counters and tick timing."""
+        return dict(self._call("engine_stats"))
+
+    def ping(self) -> None:
+        """Round trip to the media process."""
+        self._call("ping")
+
+    # ------------------------------------------------------------------ events
+
+    def set_event_handler(self, cb: Callable[[MediaEvent], None]) -> None:
+        """Called on the reader thread for each event."""
+        with self._handler_lock:
+            self._handler = cb
+            pending = list(self._pending)
+            self._pending.clear()
+        for ev in pending:
+            cb(ev)
+
+    def _read_events(self) -> None:
+        while True:
+            try:
+                data = self._events.recv(MAX_MESSAGE)
+            except OSError:
+                return
+            if not data:
+                return
+            try:
+                ev = event_from_dict(decode(data))
+            except (MediaError, TypeError, ValueError):
+                continue
+            with self._handler_lock:
+                handler = self._handler
+                if handler is None:
+                    self._pending.append(ev)
+            if handler is not None:
+                handler(ev)
+
+    # ------------------------------------------------------------------ lifetime
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Stop the media process (gracefully, then by force) and release everything."""
+        if self._closed:
+            return
+        try:
+            self._call("shutdown")
+        except MediaError:
+            pass  # already gone: we still reap it below
+        with self._lock:
+            self._closed = True
+            self._ctrl.close()
+        try:
+            self._proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._events.shutdown(socket.SHUT_RDWR)
+        self._reader.join(timeout_s)
+        self._events.close()
+
+    def __enter__(self) -> MediaClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

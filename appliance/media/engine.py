@@ -1,0 +1,432 @@
+"""The media engine: legs, bridges, players, recorders, and the 20 ms tick.
+
+The engine does no I/O of its own: the I/O layer (``server.py``, or a test) gives each leg two
+send callables and feeds received datagrams to ``rtp_received`` / ``rtcp_received``; ``tick`` is
+called every 20 ms with the current monotonic time. All per-leg audio lives in rows of arrays
+indexed by the leg's slot, so decode, detection, mixing and encode are whole-array operations.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from appliance.media import resample
+from appliance.media.codecs import MIX_SAMPLES, CodecError, Pcma, Pcmu, codec_by_name
+from appliance.media.dtmf import DtmfError, InbandDtmfDetector
+from appliance.media.events import DtmfEvent, MediaEvent, PlaybackFinished, RtpTimeout
+from appliance.media.leg import Address, Direction, Leg, LegState, Sender
+from appliance.media.mixer import clip16, mix_minus
+from appliance.media.protocol import MediaError
+from appliance.media.rtp import RtpError as _RtpError
+from appliance.media.rtp import parse as _parse
+from appliance.media.tones import ToneGenerator, ToneSpec
+from appliance.media.wavfile import WavError, WavPlayer, WavRecorder
+
+FRAME_S = 0.020
+LATE_THRESHOLD_S = 0.010  # a tick starting half a frame after its deadline is late
+_G711 = {"PCMU": Pcmu.decode_table(), "PCMA": Pcma.decode_table()}
+_G711_ENC = {"PCMU": Pcmu.encode_table(), "PCMA": Pcma.encode_table()}
+_G711_BYTES = 160
+
+
+class MediaEngine:
+    """Holds legs, bridges, players and recorders; mixes every bridge once per tick."""
+
+    def __init__(self, emit: Callable[[MediaEvent], None], rtp_timeout_s: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic,
+                 wallclock: Callable[[], float] = time.time) -> None:
+        self.emit = emit
+        self.rtp_timeout_s = rtp_timeout_s
+        self.clock = clock
+        self.wallclock = wallclock
+        self.legs: dict[str, Leg] = {}
+        self._slot_leg: dict[int, Leg] = {}
+        self.bridges: dict[str, set[str]] = {}
+        self._bridge_index: dict[str, int] = {}
+        self._free_bridge_idx: list[int] = []
+        self._recorders: dict[str, tuple[str, WavRecorder]] = {}  # rec_id -> (target, recorder)
+        self._ids = itertools.count(1)
+        self._cap = 0
+        self._free_slots: list[int] = []
+        self._grow(64)
+        self._detector = InbandDtmfDetector(capacity=64)
+        self._tick_no = 0
+        self.late_ticks = 0
+        self.skipped_ticks = 0
+        self._tick_total_s = 0.0
+        self._tick_max_s = 0.0
+
+    # ------------------------------------------------------------------ slot arrays
+
+    def _grow(self, cap: int) -> None:
+        old = self._cap
+        self._free_slots.extend(range(cap - 1, old - 1, -1))
+        self._free_slots.sort(reverse=True)
+
+        def grow(a: np.ndarray | None, shape: tuple[int, ...], dtype: Any, fill: Any = 0
+                 ) -> np.ndarray:
+            new = np.full(shape, fill, dtype=dtype)
+            if a is not None:
+                new[:old] = a
+            return new
+
+        self._bridge_of = grow(getattr(self, "_bridge_of", None), (cap,), np.int64, -1)
+        self._up_hist = grow(getattr(self, "_up_hist", None), (cap, resample.UP_HISTORY),
+                             np.float32)
+        self._down_hist = grow(getattr(self, "_down_hist", None), (cap, resample.DOWN_HISTORY),
+                               np.float32)
+        self._frames = np.zeros((cap, MIX_SAMPLES), dtype=np.int16)
+        self._cap = cap
+
+    # ------------------------------------------------------------------ legs
+
+    def add_leg(self, leg_id: str, port: int, rtp_send: Sender, rtcp_send: Sender) -> Leg:
+        """Register a leg whose sockets the I/O layer owns."""
+        if leg_id in self.legs:
+            raise MediaError(f"leg {leg_id!r} exists")
+        if not self._free_slots:
+            self._grow(2 * self._cap)
+        slot = self._free_slots.pop()
+        self._up_hist[slot] = 0
+        self._down_hist[slot] = 0
+        self._bridge_of[slot] = -1
+        self._detector.reset(slot)
+        leg = Leg(leg_id, slot, port, rtp_send, rtcp_send, self.clock())
+        self.legs[leg_id] = leg
+        self._slot_leg[slot] = leg
+        return leg
+
+    def _leg(self, leg_id: str) -> Leg:
+        leg = self.legs.get(leg_id)
+        if leg is None:
+            raise MediaError(f"no leg {leg_id!r}")
+        return leg
+
+    def configure_leg(self, leg_id: str, remote: Address | None, codec: str, payload_type: int,
+                      dtmf_payload_type: int | None, direction: str = "sendrecv",
+                      detect_inband_dtmf: bool = False) -> None:
+        """Set the negotiated media of a leg (may be called again on re-INVITE)."""
+        leg = self._leg(leg_id)
+        try:
+            new_codec = codec_by_name(codec)
+            new_dir = Direction(direction)
+        except (CodecError, ValueError) as exc:
+            raise MediaError(str(exc)) from exc
+        if not 0 <= payload_type <= 127 or (dtmf_payload_type is not None
+                                            and not 0 <= dtmf_payload_type <= 127):
+            raise MediaError("payload types must be 0..127")
+        if leg.codec is None or leg.codec.name != new_codec.name:
+            leg.codec = new_codec
+            self._up_hist[leg.slot] = 0
+            self._down_hist[leg.slot] = 0
+            leg.jb.reset()
+        leg.payload_type = payload_type
+        leg.dtmf_pt = dtmf_payload_type
+        leg.direction = new_dir
+        leg.detect_inband = detect_inband_dtmf
+        new_remote = (str(remote[0]), int(remote[1])) if remote else None
+        if new_remote != leg.sdp_remote:
+            leg.sdp_remote = new_remote
+            leg.latched = None  # a new SDP address: learn the source again
+        leg.state = LegState.CONFIGURED
+        leg.last_rx = self.clock()
+        leg.timeout_reported = False
+
+    def remove_leg(self, leg_id: str) -> Leg:
+        """Forget a leg (the I/O layer closes its sockets); stops its player and recorders."""
+        leg = self._leg(leg_id)
+        if leg.bridge is not None:
+            self.unbridge(leg_id)
+        for rec_id, (target, _) in list(self._recorders.items()):
+            if target == leg_id:
+                self.stop_record(rec_id)
+        del self.legs[leg_id]
+        del self._slot_leg[leg.slot]
+        self._free_slots.append(leg.slot)
+        return leg
+
+    # ------------------------------------------------------------------ bridges
+
+    def bridge(self, bridge_id: str, leg_ids: list[str]) -> None:
+        """Create or extend a bridge; a leg already in another bridge moves to this one."""
+        legs = [self._leg(i) for i in leg_ids]
+        if bridge_id not in self.bridges:
+            if bridge_id in self.legs:
+                raise MediaError(f"bridge id {bridge_id!r} is a leg id")
+            self.bridges[bridge_id] = set()
+            self._bridge_index[bridge_id] = (self._free_bridge_idx.pop() if self._free_bridge_idx
+                                             else len(self._bridge_index))
+        idx = self._bridge_index[bridge_id]
+        for leg in legs:
+            if leg.bridge is not None and leg.bridge != bridge_id:
+                self.unbridge(leg.leg_id)
+            leg.bridge = bridge_id
+            self.bridges[bridge_id].add(leg.leg_id)
+            self._bridge_of[leg.slot] = idx
+
+    def unbridge(self, leg_id: str) -> None:
+        """Take a leg out of its bridge (the bridge stays, even if empty)."""
+        leg = self._leg(leg_id)
+        if leg.bridge is None:
+            raise MediaError(f"leg {leg_id!r} is not bridged")
+        self.bridges[leg.bridge].discard(leg_id)
+        leg.bridge = None
+        self._bridge_of[leg.slot] = -1
+
+    def destroy_bridge(self, bridge_id: str) -> None:
+        """Unbridge all members, stop recordings of the bridge, free the bridge."""
+        members = self.bridges.get(bridge_id)
+        if members is None:
+            raise MediaError(f"no bridge {bridge_id!r}")
+        for leg_id in list(members):
+            self.unbridge(leg_id)
+        for rec_id, (target, _) in list(self._recorders.items()):
+            if target == bridge_id:
+                self.stop_record(rec_id)
+        del self.bridges[bridge_id]
+        self._free_bridge_idx.append(self._bridge_index.pop(bridge_id))
+
+    # ------------------------------------------------------------------ players, recorders, DTMF
+
+    def play(self, leg_id: str, source: ToneSpec | str, loop: bool = True) -> str:
+        """Attach a tone or WAV to a leg; it replaces the bridge audio the leg hears."""
+        leg = self._leg(leg_id)
+        try:
+            player = ToneGenerator(source) if isinstance(source, ToneSpec) else WavPlayer(source, loop)
+        except (WavError, OSError) as exc:
+            raise MediaError(f"cannot play {source!r}: {exc}") from exc
+        leg.player = player
+        leg.play_id = f"play-{next(self._ids)}"
+        return leg.play_id
+
+    def stop_play(self, leg_id: str) -> None:
+        """Detach the leg's player (no PlaybackFinished)."""
+        leg = self._leg(leg_id)
+        leg.player = None
+        leg.play_id = None
+
+    def record(self, target: str, path: str) -> str:
+        """Record a leg (what it says plus what it hears) or a bridge (the sum of its members)."""
+        if target not in self.legs and target not in self.bridges:
+            raise MediaError(f"no leg or bridge {target!r}")
+        if not Path(path).parent.is_dir():
+            raise MediaError(f"cannot record to {path!r}: no such directory")
+        try:
+            rec = WavRecorder(path)
+        except OSError as exc:
+            raise MediaError(f"cannot record to {path!r}: {exc}") from exc
+        rec_id = f"rec-{next(self._ids)}"
+        self._recorders[rec_id] = (target, rec)
+        return rec_id
+
+    def stop_record(self, rec_id: str) -> None:
+        """Finish a recording (fixes the WAV header)."""
+        item = self._recorders.pop(rec_id, None)
+        if item is None:
+            raise MediaError(f"no recording {rec_id!r}")
+        item[1].close()
+
+    def send_dtmf(self, leg_id: str, digit: str, duration_ms: int = 100) -> None:
+        """Send a digit as RFC 4733 events, or in-band if the leg has no telephone-event PT."""
+        leg = self._leg(leg_id)
+        try:
+            if leg.dtmf_pt is not None:
+                leg.dtmf_tx.queue(digit, duration_ms)
+            else:
+                leg.inband_tx.queue(digit, duration_ms)
+        except DtmfError as exc:
+            raise MediaError(str(exc)) from exc
+
+    # ------------------------------------------------------------------ receive path (per packet)
+
+    def rtp_received(self, leg: Leg, data: bytes, addr: Address, now: float) -> None:
+        """Hot path: validate, latch, then queue raw payload (decoded later, in the tick)."""
+        if len(data) < 12 or data[0] >> 6 != 2:
+            leg.counters.malformed += 1
+            return
+        if not leg.accept_source(addr, now):
+            return
+        try:
+            pkt = _parse(data)
+        except _RtpError:
+            leg.counters.malformed += 1
+            return
+        leg.counters.packets_in += 1
+        leg.counters.bytes_in += len(pkt.payload)
+        leg.last_rx = now
+        leg.timeout_reported = False
+        if pkt.ssrc != leg.remote_ssrc:
+            if leg.remote_ssrc is not None:
+                leg.jb.reset()  # a new source: new sequence and timestamp spaces
+            leg.remote_ssrc = pkt.ssrc
+        pt = pkt.payload_type
+        if pt == leg.payload_type:
+            if leg.direction.receives:
+                leg.jb.put(pkt.sequence, pkt.timestamp, pkt.payload, now)
+        elif pt == leg.dtmf_pt and leg.dtmf_pt is not None:
+            leg.jb.stats.update(pkt.sequence, pkt.timestamp, now, jitter=False)
+            try:
+                digit = leg.dtmf_rx.receive(pkt.timestamp, pkt.payload)
+            except DtmfError:
+                leg.counters.malformed += 1
+                return
+            if digit is not None and leg.direction.receives:
+                self.emit(DtmfEvent(leg.leg_id, digit, "rfc4733"))
+        else:
+            leg.counters.unknown_pt += 1  # comfort noise (PT 13) and the like are ignored
+
+    def rtcp_received(self, leg: Leg, data: bytes, addr: Address, now: float) -> None:
+        """An RTCP datagram on the leg's port + 1."""
+        leg.rtcp_received(data, addr, now, self.wallclock())
+
+    # ------------------------------------------------------------------ the tick
+
+    def tick(self, now: float | None = None, deadline: float | None = None) -> None:
+        """One 20 ms frame for every leg: decode, detect, mix, play, encode, send, record."""
+        t0 = time.perf_counter()
+        now = self.clock() if now is None else now
+        if deadline is not None and now - deadline > LATE_THRESHOLD_S:
+            self.late_ticks += 1
+        frames = self._frames
+        frames[:] = 0
+        legs = list(self.legs.values())
+        g711_in: dict[str, tuple[list[int], list[bytes]]] = {"PCMU": ([], []), "PCMA": ([], [])}
+        inband_slots: list[int] = []
+        for leg in legs:
+            if leg.codec is None or not leg.direction.receives:
+                continue
+            payload = leg.jb.get()
+            if leg.detect_inband:
+                inband_slots.append(leg.slot)
+            if payload is None:
+                continue
+            name = leg.codec.name
+            if name in g711_in:
+                if len(payload) != _G711_BYTES:
+                    payload = payload[:_G711_BYTES].ljust(_G711_BYTES, b"\xff" if name == "PCMU"
+                                                          else b"\xd5")
+                slots, payloads = g711_in[name]
+                slots.append(leg.slot)
+                payloads.append(payload)
+            else:
+                pcm = leg.codec.decode(payload)[:MIX_SAMPLES]
+                frames[leg.slot, :len(pcm)] = pcm
+        for name, (slots, payloads) in g711_in.items():
+            if slots:
+                idx = np.array(slots)
+                codes = np.frombuffer(b"".join(payloads), dtype=np.uint8).reshape(len(slots), -1)
+                pcm16, self._up_hist[idx] = resample.upsample2(_G711[name][codes],
+                                                               self._up_hist[idx])
+                frames[idx] = pcm16
+        if inband_slots:
+            idx = np.array(inband_slots)
+            for slot, digit in self._detector.process(idx, frames[idx]):
+                self.emit(DtmfEvent(self._slot_leg[slot].leg_id, digit, "inband"))
+        n_bridges = len(self._bridge_index) + len(self._free_bridge_idx)
+        out, sums = mix_minus(frames, self._bridge_of, max(n_bridges, 1))
+        self._send(legs, out)
+        self._record(frames, out, sums)
+        self._tick_no += 1
+        if self._tick_no % 50 == 0:
+            self._housekeeping(legs, now)
+        dt = time.perf_counter() - t0
+        self._tick_total_s += dt
+        self._tick_max_s = max(self._tick_max_s, dt)
+
+    def _send(self, legs: list[Leg], out: np.ndarray) -> None:
+        g711_out: dict[str, list[tuple[Leg, int]]] = {"PCMU": [], "PCMA": []}
+        for leg in legs:
+            if leg.codec is None:
+                continue
+            step = leg.codec.timestamp_step
+            # a player or in-band DTMF replaces the bridge audio for this leg
+            override = leg.inband_tx.next_frame() if leg.inband_tx.busy else None
+            if override is None and leg.player is not None:
+                override = leg.player.next_frame()
+                if override is None:
+                    self.emit(PlaybackFinished(leg.leg_id, leg.play_id or ""))
+                    leg.player = None
+                    leg.play_id = None
+            if override is not None:
+                out[leg.slot] = override
+            if leg.direction.sends and leg.remote is not None:
+                if leg.dtmf_tx.busy and leg.dtmf_pt is not None:
+                    ev = leg.dtmf_tx.tick(leg.timestamp)
+                    if ev is not None:
+                        leg.send_rtp(leg.dtmf_pt, ev.payload, ev.timestamp, ev.marker)
+                elif leg.codec.name in g711_out:
+                    g711_out[leg.codec.name].append((leg, leg.timestamp))
+                else:
+                    payload = leg.codec.encode(out[leg.slot])
+                    leg.send_rtp(leg.payload_type, payload, leg.timestamp, leg.marker)
+                    leg.marker = False
+            leg.timestamp = (leg.timestamp + step) & 0xFFFFFFFF
+        for name, group in g711_out.items():
+            if not group:
+                continue
+            idx = np.array([leg.slot for leg, _ in group])
+            pcm8, self._down_hist[idx] = resample.decimate2(out[idx], self._down_hist[idx])
+            data = _G711_ENC[name][pcm8.view(np.uint16)].tobytes()
+            for i, (leg, ts) in enumerate(group):
+                leg.send_rtp(leg.payload_type, data[i * _G711_BYTES:(i + 1) * _G711_BYTES], ts,
+                             leg.marker)
+                leg.marker = False
+
+    def _record(self, frames: np.ndarray, out: np.ndarray, sums: np.ndarray) -> None:
+        for target, rec in self._recorders.values():
+            leg = self.legs.get(target)
+            if leg is not None:
+                rec.write(clip16(frames[leg.slot].astype(np.int32) + out[leg.slot]))
+            elif target in self._bridge_index:
+                rec.write(clip16(sums[self._bridge_index[target]]))
+
+    def _housekeeping(self, legs: list[Leg], now: float) -> None:
+        """Once a second: RTP timeouts and due RTCP reports."""
+        wall = self.wallclock()
+        for leg in legs:
+            if leg.state is not LegState.CONFIGURED:
+                continue
+            if (leg.direction.receives and not leg.timeout_reported
+                    and now - leg.last_rx >= self.rtp_timeout_s):
+                leg.timeout_reported = True
+                self.emit(RtpTimeout(leg.leg_id, round(now - leg.last_rx, 3)))
+            target = leg.rtcp_target
+            if now >= leg.next_rtcp and target is not None and leg.direction is not Direction.INACTIVE:
+                leg.next_rtcp = now + 5.0 * np.random.uniform(0.5, 1.5)  # RFC 3550 6.3.5
+                try:
+                    leg.rtcp_send(leg.rtcp_report(now, wall), target)
+                    leg.counters.rtcp_out += 1
+                except OSError:
+                    leg.counters.send_errors += 1
+
+    def count_skipped(self, n: int) -> None:
+        """The scheduler fell too far behind and skipped ``n`` ticks."""
+        self.skipped_ticks += n
+
+    # ------------------------------------------------------------------ stats
+
+    def leg_stats(self, leg_id: str) -> dict[str, Any]:
+        """Counters and quality figures of one leg."""
+        return self._leg(leg_id).stats()
+
+    def engine_stats(self) -> dict[str, Any]:
+        """Engine-wide counters and tick timing."""
+        n = max(self._tick_no, 1)
+        return {
+            "legs": len(self.legs), "bridges": len(self.bridges), "ticks": self._tick_no,
+            "late_ticks": self.late_ticks, "skipped_ticks": self.skipped_ticks,
+            "max_tick_ms": self._tick_max_s * 1000.0, "mean_tick_ms": self._tick_total_s * 1000.0 / n,
+            "recorders": len(self._recorders), "cpu_s": time.process_time(),
+        }
+
+    def close(self) -> None:
+        """Close all recorders."""
+        for rec_id in list(self._recorders):
+            self.stop_record(rec_id)
+

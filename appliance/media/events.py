@@ -1,0 +1,49 @@
+"""Events the media engine reports to the PBX (typed records, never strings)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class DtmfEvent:
+    """A digit received on a leg, from RFC 4733 telephone-events or detected in-band."""
+
+    leg_id: str
+    digit: str
+    source: Literal["rfc4733", "inband"]
+
+
+@dataclass(frozen=True)
+class PlaybackFinished:
+    """A non-looping player reached the end of its file."""
+
+    leg_id: str
+    play_id: str
+
+
+@dataclass(frozen=True)
+class RtpTimeout:
+    """No RTP arrived for ``seconds`` on an active leg (reported once until RTP resumes)."""
+
+    leg_id: str
+    seconds: float
+
+
+MediaEvent = DtmfEvent | PlaybackFinished | RtpTimeout
+EVENT_TYPES: dict[str, type] = {c.__name__: c for c in (DtmfEvent, PlaybackFinished, RtpTimeout)}
+
+
+def event_to_dict(ev: MediaEvent) -> dict[str, Any]:
+    """Wire form of an event."""
+    return {"type": type(ev).__name__, **asdict(ev)}
+
+
+def event_from_dict(d: dict[str, Any]) -> MediaEvent:
+    """Event from its wire form; ValueError for an unknown type."""
+    fields = dict(d)
+    cls = EVENT_TYPES.get(fields.pop("type", ""))
+    if cls is None:
+        raise ValueError(f"unknown media event {d!r}")
+    return cls(**fields)  # type: ignore[no-any-return]

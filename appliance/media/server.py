@@ -1,0 +1,213 @@
+"""The media process: one uvloop event loop, the engine, the RTP sockets and the 20 ms clock.
+
+Started by ``MediaClient.start`` with two inherited SOCK_SEQPACKET sockets: control (request /
+reply) and events. EOF on the control socket means the PBX process is gone: the server exits.
+Datagrams are read by ``add_reader`` callbacks that do one ``recvfrom`` and hand raw bytes to the
+engine (no decoding per packet); the tick runs at absolute monotonic deadlines, so it never drifts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import socket
+import time
+from typing import Any
+
+import uvloop
+
+from appliance.media.engine import FRAME_S, MediaEngine
+from appliance.media.events import MediaEvent, event_to_dict
+from appliance.media.leg import Leg
+from appliance.media.protocol import MAX_MESSAGE, MediaError, decode, encode, source_from_wire
+from appliance.media.transport import PortError, PortPool
+
+log = logging.getLogger("plateau.media")
+MAX_CATCH_UP_TICKS = 5  # beyond this many frames behind, skip ahead instead of bursting
+
+
+class MediaServer:
+    """Glue between the control socket, the UDP sockets and the engine."""
+
+    def __init__(self, ctrl: socket.socket, events: socket.socket, bind_ip: str, port_min: int,
+                 port_max: int, rtp_timeout_s: float) -> None:
+        self.ctrl = ctrl
+        self.events = events
+        self.pool = PortPool(bind_ip, port_min, port_max)
+        self.engine = MediaEngine(self._emit, rtp_timeout_s=rtp_timeout_s)
+        self._socks: dict[str, tuple[int, socket.socket, socket.socket]] = {}
+        self.dropped_events = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped: asyncio.Future[None] | None = None
+        self._deadline = 0.0
+
+    def _emit(self, ev: MediaEvent) -> None:
+        try:
+            self.events.send(encode(event_to_dict(ev)))
+        except (BlockingIOError, BrokenPipeError, ConnectionResetError):
+            self.dropped_events += 1
+
+    async def run(self) -> None:
+        """Serve until the control socket closes or ``shutdown`` is requested."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._stopped = loop.create_future()
+        self.ctrl.setblocking(False)
+        self.events.setblocking(False)
+        loop.add_reader(self.ctrl.fileno(), self._on_control)
+        self._deadline = time.monotonic() + FRAME_S
+        loop.call_later(FRAME_S, self._on_tick)
+        self.ctrl.send(encode({"ok": True, "result": "ready"}))
+        try:
+            await self._stopped
+        finally:
+            loop.remove_reader(self.ctrl.fileno())
+            for leg_id in list(self._socks):
+                self._close_leg(leg_id)
+            self.engine.close()
+
+    def _stop(self) -> None:
+        if self._stopped is not None and not self._stopped.done():
+            self._stopped.set_result(None)
+
+    # ------------------------------------------------------------------ clock
+
+    def _on_tick(self) -> None:
+        # One tick per callback, so datagrams and control requests are served between ticks
+        # even when the engine runs behind; far behind, skip ahead rather than burst.
+        now = time.monotonic()
+        behind = int((now - self._deadline) / FRAME_S)
+        if behind > MAX_CATCH_UP_TICKS:
+            self.engine.count_skipped(behind)
+            self._deadline += behind * FRAME_S
+        self.engine.tick(now, self._deadline)
+        self._deadline += FRAME_S
+        if self._loop is not None:
+            self._loop.call_later(max(0.0, self._deadline - time.monotonic()), self._on_tick)
+
+    # ------------------------------------------------------------------ control
+
+    def _on_control(self) -> None:
+        try:
+            data = self.ctrl.recv(MAX_MESSAGE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:  # parent gone
+            self._stop()
+            return
+        try:
+            req = decode(data)
+            result = self._dispatch(str(req.get("op")), req.get("args") or {})
+            reply: dict[str, Any] = {"ok": True, "result": result}
+        except (MediaError, PortError, TypeError, ValueError, KeyError) as exc:
+            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        try:
+            self.ctrl.send(encode(reply))
+        except OSError:
+            self._stop()
+
+    def _dispatch(self, op: str, a: dict[str, Any]) -> Any:
+        e = self.engine
+        if op == "create_leg":
+            return self._create_leg(a["leg_id"])
+        if op == "configure_leg":
+            remote = a.get("remote")
+            e.configure_leg(a["leg_id"], tuple(remote) if remote else None, a["codec"],
+                            int(a["payload_type"]), a.get("dtmf_payload_type"),
+                            a.get("direction", "sendrecv"), bool(a.get("detect_inband_dtmf")))
+            return None
+        if op == "destroy_leg":
+            e.remove_leg(a["leg_id"])
+            self._close_leg(a["leg_id"])
+            return None
+        if op == "bridge":
+            return e.bridge(a["bridge_id"], list(a["leg_ids"]))
+        if op == "unbridge":
+            return e.unbridge(a["leg_id"])
+        if op == "destroy_bridge":
+            return e.destroy_bridge(a["bridge_id"])
+        if op == "play":
+            return e.play(a["leg_id"], source_from_wire(a["source"]), bool(a.get("loop", True)))
+        if op == "stop_play":
+            return e.stop_play(a["leg_id"])
+        if op == "record":
+            return e.record(a["target"], a["path"])
+        if op == "stop_record":
+            return e.stop_record(a["rec_id"])
+        if op == "send_dtmf":
+            return e.send_dtmf(a["leg_id"], a["digit"], int(a.get("duration_ms", 100)))
+        if op == "leg_stats":
+            return e.leg_stats(a["leg_id"])
+        if op == "engine_stats":
+            stats = e.engine_stats()
+            stats["dropped_events"] = self.dropped_events
+            return stats
+        if op == "ping":
+            return "pong"
+        if op == "shutdown":
+            assert self._loop is not None
+            self._loop.call_soon(self._stop)
+            return None
+        raise MediaError(f"unknown operation {op!r}")
+
+    def _create_leg(self, leg_id: str) -> int:
+        if leg_id in self.engine.legs:
+            raise MediaError(f"leg {leg_id!r} exists")
+        port, rtp_sock, rtcp_sock = self.pool.allocate()
+        leg = self.engine.add_leg(leg_id, port, rtp_sock.sendto, rtcp_sock.sendto)
+        assert self._loop is not None
+        self._loop.add_reader(rtp_sock.fileno(), self._on_rtp, rtp_sock, leg)
+        self._loop.add_reader(rtcp_sock.fileno(), self._on_rtcp, rtcp_sock, leg)
+        self._socks[leg_id] = (port, rtp_sock, rtcp_sock)
+        return port
+
+    def _close_leg(self, leg_id: str) -> None:
+        item = self._socks.pop(leg_id, None)
+        if item is None:
+            return
+        port, rtp_sock, rtcp_sock = item
+        assert self._loop is not None
+        for s in (rtp_sock, rtcp_sock):
+            self._loop.remove_reader(s.fileno())
+            s.close()
+        self.pool.release(port)
+
+    # ------------------------------------------------------------------ datagrams
+
+    def _on_rtp(self, sock: socket.socket, leg: Leg) -> None:
+        try:
+            data, addr = sock.recvfrom(2048)
+        except OSError:  # EAGAIN, or an ICMP error reported on the socket
+            return
+        self.engine.rtp_received(leg, data, addr, time.monotonic())
+
+    def _on_rtcp(self, sock: socket.socket, leg: Leg) -> None:
+        try:
+            data, addr = sock.recvfrom(2048)
+        except OSError:
+            return
+        self.engine.rtcp_received(leg, data, addr, time.monotonic())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the media process."""
+    p = argparse.ArgumentParser(description="Plateau media engine process")
+    p.add_argument("--ctrl-fd", type=int, required=True)
+    p.add_argument("--event-fd", type=int, required=True)
+    p.add_argument("--bind-ip", required=True)
+    p.add_argument("--port-min", type=int, required=True)
+    p.add_argument("--port-max", type=int, required=True)
+    p.add_argument("--rtp-timeout", type=float, default=30.0)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    ctrl = socket.socket(fileno=args.ctrl_fd)
+    events = socket.socket(fileno=args.event_fd)
+    server = MediaServer(ctrl, events, args.bind_ip, args.port_min, args.port_max, args.rtp_timeout)
+    uvloop.run(server.run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""Where a dialled number goes: an extension, a trunk, or a refusal.
+
+Outbound routes use Asterisk dial patterns; an extension may only use the routes named
+in its `dial_permissions` (the toll-fraud guard: a stolen phone password must not be
+able to call premium numbers abroad).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from appliance.pbx.channel import FORBIDDEN, NOT_FOUND, Cause
+from appliance.store.models import Extension, InboundRoute, OutboundRoute, Trunk
+from appliance.store.patterns import pattern_to_regex
+
+
+@dataclass(frozen=True)
+class ToExtension:
+    extension: Extension
+
+
+@dataclass(frozen=True)
+class ToTrunk:
+    route: OutboundRoute
+    trunk: Trunk
+    number: str  # after strip/prepend
+    caller_id: str | None  # number presented to the carrier
+
+
+@dataclass(frozen=True)
+class Refused:
+    cause: Cause
+    why: str
+
+
+Destination = ToExtension | ToTrunk | Refused
+
+
+@lru_cache(maxsize=512)
+def _regex(pattern: str) -> re.Pattern[str]:
+    return pattern_to_regex(pattern)
+
+
+def _specificity(pattern: str) -> tuple[int, int]:
+    # Asterisk prefers the most specific match: literals before classes before wildcards.
+    if not pattern.startswith("_"):
+        return (0, -len(pattern))
+    wild = pattern.endswith((".", "!"))
+    return (1 if not wild else 2, -len(pattern))
+
+
+def match_outbound(number: str, routes: list[OutboundRoute]) -> OutboundRoute | None:
+    """The route for `number`: lowest priority value first, then the most specific pattern."""
+    candidates = [r for r in routes if _regex(r.pattern).fullmatch(number)]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda r: (r.priority, _specificity(r.pattern), r.name))
+
+
+class Dialplan:
+    """Resolves numbers against a snapshot of the configuration."""
+
+    def __init__(
+        self,
+        extensions: dict[str, Extension],
+        trunks: dict[str, Trunk],
+        outbound: list[OutboundRoute],
+        inbound: list[InboundRoute],
+    ) -> None:
+        self.extensions = extensions
+        self.trunks = trunks
+        self.outbound = outbound
+        self.inbound = {r.did: r.destination for r in inbound}
+
+    def resolve(self, number: str, caller: Extension | None) -> Destination:
+        """Resolve what an extension (or, with caller None, the system itself) dialled."""
+        ext = self.extensions.get(number)
+        if ext is not None:
+            if not ext.enabled:
+                return Refused(NOT_FOUND, f"extension {number} is disabled")
+            return ToExtension(ext)
+        route = match_outbound(number, self.outbound)
+        if route is None:
+            return Refused(NOT_FOUND, f"no extension or route for {number}")
+        if caller is not None and route.name not in caller.dial_permissions:
+            return Refused(FORBIDDEN, f"extension {caller.number} may not use route {route.name}")
+        trunk = self.trunks.get(route.trunk)
+        if trunk is None or not trunk.enabled:
+            return Refused(Cause(503, "Service Unavailable"), f"trunk {route.trunk} is not available")
+        digits = number[route.strip:]
+        presented = route.caller_id or (caller.external_caller_id if caller else None) or trunk.caller_id
+        return ToTrunk(route, trunk, route.prepend + digits, presented)
+
+    def resolve_did(self, did: str) -> Destination:
+        """Route a call arriving on a trunk by the number it was sent to."""
+        dest = self.inbound.get(did)
+        if dest is None:
+            # A trunk that sends only the extension part of the DID still reaches it.
+            for known, target in self.inbound.items():
+                if known.endswith(did) or did.endswith(known):
+                    dest = target
+                    break
+        if dest is None:
+            return Refused(NOT_FOUND, f"no inbound route for DID {did}")
+        ext = self.extensions.get(dest)
+        if ext is None or not ext.enabled:
+            return Refused(NOT_FOUND, f"inbound route {did} points at unknown {dest}")
+        return ToExtension(ext)
+
+    def trunk_for_source(self, host: str, port: int) -> Trunk | None:
+        """The trunk a request came from, recognised by its source address and port.
+
+        The port counts too: on a small site a trunk peer may share an address with
+        phones, and a phone must never be taken for a trunk (trunk calls skip digest).
+        """
+        for trunk in self.trunks.values():
+            if trunk.enabled and trunk.host == host and trunk.port == port:
+                return trunk
+        return None

@@ -1,0 +1,231 @@
+"""The PBX: owns the calls, the dialplan snapshot and the bridge between channels and media.
+
+Technology layers (sip/, later hw/) hand it inbound channels and build outbound ones
+through a `ChannelFactory`; everything it does to audio goes through the media client.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from appliance.pbx.call import Call
+from appliance.pbx.channel import NOT_FOUND, Channel, Party
+from appliance.pbx.dialplan import Dialplan, ToTrunk
+from appliance.pbx.fork import Scheduler
+from appliance.pbx.transfer import Transfers
+from appliance.store.db import Store
+from appliance.store.models import Extension
+
+log = logging.getLogger("plateau.pbx")
+
+
+class ChannelFactory(Protocol):
+    """What a technology layer offers the PBX for outbound legs."""
+
+    def channels_for_extension(self, ext: Extension, caller: Party) -> list[Channel]: ...
+
+    def channel_for_trunk(self, dest: ToTrunk, caller: Party) -> Channel: ...
+
+
+class PbxError(Exception):
+    """A request the PBX cannot honour (unknown channel, nothing to transfer...)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class PbxSettings:
+    tone_country: str = "FR"
+    failure_tone_seconds: float = 2.0
+    moh_path: Path | None = None
+
+
+class Switchboard:
+    """Calls, their channels, and the routing snapshot they use."""
+
+    def __init__(self, store: Store, media: Any, schedule: Scheduler, settings: PbxSettings,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.media = media
+        self.schedule = schedule
+        self.settings = settings
+        self.clock = clock
+        self.factory: ChannelFactory | None = None
+        self.calls: dict[str, Call] = {}
+        self.transfers = Transfers(self)
+        self.dialplan = self._load_dialplan()
+
+    # -- configuration --------------------------------------------------------------------
+    def _load_dialplan(self) -> Dialplan:
+        return Dialplan(
+            {e.number: e for e in self.store.extensions()},
+            {t.name: t for t in self.store.trunks()},
+            self.store.outbound_routes(),
+            self.store.inbound_routes(),
+        )
+
+    def reload(self) -> None:
+        """Take a new configuration snapshot; calls in progress keep the one they started with."""
+        self.dialplan = self._load_dialplan()
+
+    @property
+    def failure_tone_seconds(self) -> float:
+        return self.settings.failure_tone_seconds
+
+    def tone(self, kind: str) -> Any:
+        from appliance.media.tones import tone
+
+        return tone(self.settings.tone_country, kind)
+
+    def moh_source(self) -> Any:
+        if self.settings.moh_path is not None and self.settings.moh_path.exists():
+            return str(self.settings.moh_path)
+        return self.tone("ringback")
+
+    # -- calls ----------------------------------------------------------------------------
+    def incoming(self, chan: Channel, dialed: str, caller_ext: Extension | None,
+                 via_trunk: str | None = None) -> Call:
+        """A channel arrived wanting `dialed`: start a call for it."""
+        if caller_ext is not None:
+            chan.extension = caller_ext.number
+        direction = "inbound" if via_trunk else "internal"
+        call = Call(self, chan, dialed, caller_ext, direction, via_trunk)
+        self.calls[call.id] = call
+        call.start(first_hop_did=via_trunk is not None)
+        return call
+
+    def call_ended(self, call: Call) -> None:
+        self.calls.pop(call.id, None)
+
+    def channels_for_extension(self, ext: Extension, caller: Party) -> list[Channel]:
+        if self.factory is None:
+            return []
+        channels = self.factory.channels_for_extension(ext, caller)
+        for chan in channels:
+            chan.extension = ext.number
+        return channels
+
+    def channel_for_trunk(self, dest: ToTrunk, caller: Party) -> Channel:
+        if self.factory is None:
+            raise PbxError(503, "no channel technology configured")
+        return self.factory.channel_for_trunk(dest, caller)
+
+    def media_destroy_bridge(self, bridge_id: str) -> None:
+        try:
+            self.media.destroy_bridge(bridge_id)
+        except Exception as exc:  # noqa: BLE001 - the bridge may never have been created
+            log.debug("destroy_bridge %s: %s", bridge_id, exc)
+
+    def extension_of(self, chan: Channel) -> Extension | None:
+        if chan.extension is None:
+            return None
+        return self.dialplan.extensions.get(chan.extension)
+
+    # -- lookups --------------------------------------------------------------------------
+    def all_channels(self) -> list[Channel]:
+        seen: list[Channel] = []
+        for call in self.calls.values():
+            for chan in (call.a, call.b):
+                if chan is not None and chan not in seen:
+                    seen.append(chan)
+            for fork in (call.fork, call.transfer.fork if call.transfer else None):
+                if fork is not None:
+                    seen.extend(c for c in fork.pending if c not in seen)
+        return seen
+
+    def find_channel(self, channel_id: str) -> Channel:
+        for chan in self.all_channels():
+            if chan.id == channel_id:
+                return chan
+        raise PbxError(404, f"no channel {channel_id}")
+
+    def find_channel_by_dialog(self, call_id: str) -> Channel | None:
+        for chan in self.all_channels():
+            if chan.dialog_key() == call_id:
+                return chan
+        return None
+
+    # -- control API actions --------------------------------------------------------------------
+    def hangup_channel(self, channel_id: str) -> None:
+        chan = self.find_channel(channel_id)
+        call = chan.owner
+        if isinstance(call, Call) and chan in (call.a, call.b):
+            call.hangup(chan)
+        else:
+            chan.hangup()
+
+    def transfer_channel(self, channel_id: str, target: str) -> None:
+        """Send the party on `channel_id` to `target`; its partner leaves the call."""
+        chan = self.find_channel(channel_id)
+        call = chan.owner
+        if not isinstance(call, Call) or not chan.is_up:
+            raise PbxError(409, f"channel {channel_id} is not in an answered call")
+        partner = call.partner(chan)
+        if partner is None or call.transfer is not None:
+            raise PbxError(409, f"channel {channel_id} has nothing to transfer from")
+        self.transfers.blind(call, partner, chan, target, notify=False)
+
+    def originate(self, from_ext: str, to: str) -> Call:
+        """Click-to-call: ring the extension's devices, then dial `to` once it answers."""
+        ext = self.dialplan.extensions.get(from_ext)
+        if ext is None or not ext.enabled:
+            raise PbxError(404, f"no extension {from_ext}")
+        channels = self.channels_for_extension(ext, Party(to, "Click-to-call"))
+        if not channels:
+            raise PbxError(409, f"extension {from_ext} has no registered device")
+        return OriginateCall.start(self, ext, channels, to)
+
+
+class OriginateCall:
+    """Rings the originating extension first; its answer becomes the A leg of a normal call."""
+
+    @staticmethod
+    def start(pbx: Switchboard, ext: Extension, channels: list[Channel], to: str) -> Call:
+        from appliance.pbx.fork import Fork
+
+        holder = _FirstLeg()
+        call = Call(pbx, holder, to, ext, "internal")
+        pbx.calls[call.id] = call
+
+        def answered(chan: Channel) -> None:
+            chan.caller = Party(ext.number, ext.name)
+            call.a = chan
+            call._adopt(chan)
+            call.fork = None
+            call.start()
+
+        def failed(cause: Any) -> None:
+            call.fork = None
+            pbx.call_ended(call)
+            log.info("originate from %s failed: %s", ext.number, cause)
+
+        call.fork = Fork(channels, float(ext.noanswer_seconds), pbx.schedule, lambda c: None, answered, failed)
+        call.fork.start()
+        return call
+
+
+class _FirstLeg(Channel):
+    """Stands in for the A leg until the originating extension answers."""
+
+    technology = "originate"
+
+    def __init__(self) -> None:
+        super().__init__("outbound", Party(""), "")
+
+    def ring(self) -> None: ...
+
+    def progress(self) -> None: ...
+
+    def answer(self) -> None: ...
+
+    def hangup(self, cause: Any = NOT_FOUND) -> None: ...
+
+    def notify_transfer(self, status: int, reason: str, final: bool) -> None: ...
+
+    def remote_description(self) -> str:
+        return ""

@@ -1,0 +1,158 @@
+"""Call transfer run by the PBX: blind (REFER, RFC 3515 / RFC 5589 §6) and attended
+(REFER with Replaces, RFC 3891 / RFC 5589 §7).
+
+sippy would turn a REFER into a redirect-style hang-up; we keep the transferee's leg,
+ring the target ourselves and report progress to the transferor in NOTIFY sipfrag.
+"""
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from appliance.pbx.call import Call, CallState
+from appliance.pbx.channel import BUSY, CANCELLED, NORMAL_CLEARING, Cause, Channel
+from appliance.pbx.dialplan import Refused, ToTrunk
+from appliance.pbx.fork import Fork
+from appliance.store.models import Extension
+
+if TYPE_CHECKING:
+    from appliance.pbx.switchboard import Switchboard
+
+log = logging.getLogger("plateau.pbx")
+
+
+class Transfers:
+    """Decides what a transfer request means and starts it."""
+
+    def __init__(self, pbx: "Switchboard") -> None:
+        self.pbx = pbx
+
+    def requested(self, call: Call, transferor: Channel, target: str,
+                  replaces: tuple[str, str | None, str | None] | None) -> None:
+        transferee = call.partner(transferor)
+        if call.state != CallState.UP or call.transfer is not None or transferee is None:
+            transferor.notify_transfer(491, "Request Pending", final=True)
+            return
+        if replaces is not None:
+            self._attended(call, transferor, transferee, replaces)
+            return
+        self.blind(call, transferor, transferee, target, notify=True)
+
+    def blind(self, call: Call, transferor: Channel, transferee: Channel, target: str,
+              notify: bool) -> None:
+        transfer = BlindTransfer(call, transferor, transferee, target, notify)
+        call.transfer = transfer
+        transfer.start(self.pbx.extension_of(transferor))
+
+    def _attended(self, call: Call, x1: Channel, y: Channel,
+                  replaces: tuple[str, str | None, str | None]) -> None:
+        x2 = self.pbx.find_channel_by_dialog(replaces[0])
+        call2 = x2.owner if x2 is not None else None
+        z = call2.partner(x2) if isinstance(call2, Call) and x2 is not None else None
+        if x2 is None or not isinstance(call2, Call) or z is None or call2 is call:
+            x1.notify_transfer(481, "Call/Transaction Does Not Exist", final=True)
+            return
+        # Take Z out of the consultation call, which then ends with the transferor's leg.
+        self.pbx.media.unbridge(z.media_leg)
+        self.pbx.media.stop_play(z.media_leg)
+        if call2.a is z:
+            call2.a = x2
+            call2.b = None
+        else:
+            call2.b = None
+        call2.hangup(x2)
+        x1.notify_transfer(200, "OK", final=True)
+        x1.listener = None
+        x1.hangup(NORMAL_CLEARING)
+        if call.a is x1:
+            call.a = z
+        else:
+            call.b = z
+        call._adopt(z)
+        self.pbx.media.stop_play(y.media_leg)
+        call._bridge()
+        log.info("%s: attended transfer joined %s and %s", call.id, y.id, z.id)
+
+
+class BlindTransfer:
+    """RFC 5589 §6 blind transfer run by the PBX: the transferee waits, hearing ringback."""
+
+    def __init__(self, call: Call, transferor: Channel, transferee: Channel, target: str, notify: bool) -> None:
+        self.call = call
+        self.transferor = transferor
+        self.transferee = transferee
+        self.target = target
+        self.notify = notify
+        self.fork: Fork | None = None
+        self.transferor_gone = False
+
+    def start(self, holder: Extension | None) -> None:
+        pbx = self.call.pbx
+        dest = pbx.dialplan.resolve(self.target, holder)
+        if isinstance(dest, Refused):
+            self._failed(dest.cause)
+            return
+        if isinstance(dest, ToTrunk):
+            channels = [pbx.channel_for_trunk(dest, self.transferee.party())]
+            timeout = 120.0
+        else:
+            ext = dest.extension
+            if ext.dnd:
+                self._failed(BUSY)
+                return
+            channels = pbx.channels_for_extension(ext, self.transferee.party())
+            timeout = float(ext.noanswer_seconds)
+        pbx.media.unbridge(self.transferee.media_leg)
+        pbx.media.play(self.transferee.media_leg, pbx.tone("ringback"), True)
+        for chan in channels:
+            chan.owner = self.call
+        self.fork = Fork(channels, timeout, pbx.schedule, self._ringing, self._answered, self._failed)
+        self.fork.start()
+
+    def _ringing(self, chan: Channel) -> None:
+        if self.notify and not self.transferor_gone:
+            self.transferor.notify_transfer(180, "Ringing", final=False)
+
+    def _answered(self, chan: Channel) -> None:
+        call = self.call
+        call.transfer = None
+        pbx = call.pbx
+        pbx.media.stop_play(self.transferee.media_leg)
+        if self.notify and not self.transferor_gone:
+            self.transferor.notify_transfer(200, "OK", final=True)
+        if not self.transferor.is_down:
+            self.transferor.listener = None
+            self.transferor.hangup(NORMAL_CLEARING)
+        if call.a is self.transferor:
+            call.a = chan
+        else:
+            call.b = chan
+        call._adopt(chan)
+        call._bridge()
+        log.info("%s: transferred %s to %s", call.id, self.transferee.id, chan.callee)
+
+    def _failed(self, cause: Cause) -> None:
+        call = self.call
+        call.transfer = None
+        self.fork = None
+        pbx = call.pbx
+        if self.notify and not self.transferor_gone:
+            self.transferor.notify_transfer(cause.code, cause.reason, final=True)
+        if not self.transferor.is_down:
+            pbx.media.stop_play(self.transferee.media_leg)
+            call._bridge()
+            return
+        # Nobody to go back to: the transferee hears why, then is released.
+        call.cause = cause
+        pbx.media.play(self.transferee.media_leg,
+                       pbx.tone("busy" if cause.code in (486, 600) else "congestion"), True)
+        call._to(CallState.FAILING)
+        call.fail_timer = pbx.schedule(max(pbx.failure_tone_seconds, 0.5), lambda: call._end(cause))
+
+    def transferor_left(self) -> None:
+        self.transferor_gone = True
+
+    def abandon(self) -> None:
+        if self.fork is not None:
+            self.fork.cancel(CANCELLED)
+            self.fork = None

@@ -1,0 +1,130 @@
+"""Out-of-dialog SIP requests: who gets REGISTER, OPTIONS and new INVITEs.
+
+In-dialog requests never reach this router: sippy hands them to the dialog's UA.
+"""
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Callable
+
+from sippy.SipGenericHF import SipGenericHF
+from sippy.SipHeader import SipHeader
+from sippy.SipRequest import SipRequest
+
+from appliance.pbx.channel import Party
+from appliance.sip import sdp
+from appliance.sip.channel import SipChannel
+from appliance.sip.digest import DigestAuthenticator
+from appliance.sip.guard import ScannerGuard
+
+if TYPE_CHECKING:
+    from appliance.pbx.switchboard import Switchboard
+    from appliance.sip.context import SipContext
+
+log = logging.getLogger("plateau.sip")
+
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, REFER, NOTIFY, INFO"
+Reply = tuple[Any, Any, Any] | None
+
+
+def raw_header(name: str, value: str) -> SipHeader:
+    """A header sippy copies verbatim (its own auth classes would re-format ours)."""
+    return SipHeader(name=name, body=SipGenericHF(value, name))
+
+
+class SipRouter:
+    """The transaction manager's request callback."""
+
+    def __init__(self, ctx: "SipContext", pbx: "Switchboard", registrar: Any,
+                 authenticator: DigestAuthenticator, guard: ScannerGuard,
+                 lookup_secret: Callable[[str], str | None]) -> None:
+        self.ctx = ctx
+        self.pbx = pbx
+        self.registrar = registrar
+        self.auth = authenticator
+        self.guard = guard
+        self.lookup_secret = lookup_secret
+
+    def __call__(self, req: SipRequest, t: Any) -> Reply:
+        method = req.getMethod()
+        if req.getHFBody("to").getTag() is not None:
+            # RFC 3261 §12.2.2: an in-dialog request for a dialog we do not know.
+            return (req.genResponse(481, "Call/Transaction Does Not Exist"), None, None)
+        if method == "REGISTER":
+            return (self.registrar.handle_register(req), None, None)
+        if method == "OPTIONS":
+            resp = req.genResponse(200, "OK", server=self.ctx.server_header())
+            resp.appendHeader(raw_header("allow", ALLOW))
+            resp.appendHeader(raw_header("accept", "application/sdp"))
+            return (resp, None, None)
+        if method == "INVITE":
+            return self._invite(req, t)
+        if method in ("SUBSCRIBE", "PUBLISH", "MESSAGE", "UPDATE", "PRACK"):
+            resp = req.genResponse(405, "Method Not Allowed")
+            resp.appendHeader(raw_header("allow", ALLOW))
+            return (resp, None, None)
+        if method in ("BYE", "INFO", "NOTIFY", "REFER"):
+            return (req.genResponse(481, "Call/Transaction Does Not Exist"), None, None)
+        return (req.genResponse(501, "Not Implemented"), None, None)
+
+    # -- INVITE -----------------------------------------------------------------------
+    def _invite(self, req: SipRequest, t: Any) -> Reply:
+        (host, port), _transport = req.getSource(ver=2)
+        dialed = req.getRURI().username or ""
+        frm = req.getHFBody("from")
+        from_user = frm.getUrl().username or ""
+        display = frm.getUri().name or ""
+        trunk = self.pbx.dialplan.trunk_for_source(host, int(port))
+        if trunk is not None:
+            caller = Party(from_user, display)
+            return self._start(req, t, caller, dialed, None, trunk.name, f"{host}:{port}")
+        ext_number = self._authenticate(req, from_user, host)
+        if isinstance(ext_number, tuple):
+            return ext_number
+        ext = self.pbx.dialplan.extensions.get(ext_number)
+        if ext is None or not ext.enabled:
+            return (req.genResponse(403, "Forbidden"), None, None)
+        caller = Party(ext.number, display or ext.name)
+        return self._start(req, t, caller, dialed, ext, None, f"{host}:{port}")
+
+    def _authenticate(self, req: SipRequest, from_user: str, host: str) -> str | tuple[Any, Any, Any]:
+        """Digest-check an INVITE from a phone (RFC 3261 §22.3, 407 challenge)."""
+        if req.countHFs("proxy-authorization") == 0:
+            return self._challenge(req, stale=False)
+        value = str(req.getHFBody("proxy-authorization"))
+        result = self.auth.verify("INVITE", value, self.lookup_secret)
+        if result.stale:
+            return self._challenge(req, stale=True)
+        if not result.ok:
+            self.guard.record_failure(host, f"INVITE auth: {result.reason}")
+            log.warning("INVITE from %s: authentication failed (%s)", host, result.reason)
+            return self._challenge(req, stale=False)
+        if result.username != from_user:
+            # An extension may only call as itself: caller ID spoofing between extensions.
+            self.guard.record_failure(host, "INVITE From does not match credentials")
+            return (req.genResponse(403, "Forbidden (From does not match credentials)"), None, None)
+        self.guard.record_success(host)
+        return result.username or ""
+
+    def _challenge(self, req: SipRequest, stale: bool) -> tuple[Any, Any, Any]:
+        resp = req.genResponse(407, "Proxy Authentication Required", server=self.ctx.server_header())
+        for name, value in self.auth.challenge(stale=stale, proxy=True):
+            resp.appendHeader(raw_header(name.lower(), value))
+        return (resp, None, None)
+
+    def _start(self, req: SipRequest, t: Any, caller: Party, dialed: str, ext: Any,
+               trunk: str | None, source: str) -> Reply:
+        if not dialed:
+            return (req.genResponse(404, "Not Found (no user in Request-URI)"), None, None)
+        chan = SipChannel.inbound(self.ctx, caller, dialed, source)
+        self.ctx.channels_by_leg[chan.media_leg] = chan
+        body = req.getBody()
+        try:
+            chan.accept_offer(str(body) if body is not None else None)
+        except sdp.SdpError as exc:
+            self.ctx.release_leg(chan.media_leg)
+            return (req.genResponse(exc.status, "Not Acceptable Here" if exc.status == 488 else "Bad Request",
+                                    server=self.ctx.server_header()), None, None)
+        rval = chan.ua.recvRequest(req, t) if chan.ua is not None else None
+        self.pbx.incoming(chan, dialed, ext, via_trunk=trunk)
+        return rval

@@ -1,0 +1,124 @@
+"""sippy's transaction manager with our transports plugged in.
+
+``PlateauTransactionManager`` is a ``SipTransactionManager`` that
+
+* uses ``OrderedUdpServer`` (one sender, one receiver thread: no reordering);
+* adds a ``Tcp_server`` and picks it for targets whose transport is ``tcp``
+  (sippy's ``newTransaction`` raises for anything but udp/ws/wss);
+* does not retransmit over TCP: timer A (RFC 3261 §17.1.1.2) and timer G
+  (§17.2.1) are only for unreliable transports.  2xx retransmission by the INVITE
+  UAS core (§13.3.1.4) is kept on every transport, as the RFC asks;
+* drops traffic from addresses the ``ScannerGuard`` has blocked, and answers
+  junk that sippy would silently drop: 513 above 64 KiB, 400 for invalid UTF-8.
+
+Responses to TCP requests go back on the request's connection automatically: the
+``Tcp_server`` remembers which connection each request's top Via branch came on.
+"""
+
+from __future__ import annotations
+
+from sippy.Network_server import Network_server, Remote_address
+from sippy.SipTransactionManager import SipTransaction, SipTransactionManager
+
+from appliance.sip.errors import MAX_MESSAGE_SIZE, problem_with, reply_to_unparseable
+from appliance.sip.guard import ScannerGuard
+from appliance.sip.tcp_transport import Tcp_server, Tcp_server_opts
+from appliance.sip.udp_transport import model_udp_server
+
+__all__ = ["RELIABLE_TRANSPORTS", "PlateauTransactionManager"]
+
+RELIABLE_TRANSPORTS = frozenset({"tcp", "tls", "ws", "wss"})
+
+
+class PlateauTransactionManager(SipTransactionManager):
+    """``SipTransactionManager`` with ordered UDP, TCP, junk replies and the scanner guard."""
+
+    model_udp_server = model_udp_server
+
+    def __init__(
+        self,
+        global_config: dict,
+        req_cb=None,
+        tcp_laddress: tuple[str, int] | None = None,
+        guard: ScannerGuard | None = None,
+        max_message_size: int = MAX_MESSAGE_SIZE,
+        tcp_opts: dict | None = None,
+    ) -> None:
+        self.guard = guard
+        self.max_message_size = max_message_size
+        self.tcp_server: Tcp_server | None = None
+        super().__init__(global_config, req_cb)
+        if tcp_laddress is not None:
+            self.add_tcp_server(tcp_laddress, **(tcp_opts or {}))
+
+    def add_tcp_server(self, laddress: tuple[str, int], **opts: object) -> Tcp_server:
+        """Listen for SIP over TCP on ``laddress`` (port 0 picks one); opts go to Tcp_server_opts."""
+        if self.tcp_server is not None:
+            raise RuntimeError("a TCP server is already attached")
+        topts = Tcp_server_opts(laddress, self.handleIncoming)
+        topts.max_message_size = self.max_message_size
+        if self.guard is not None:
+            guard = self.guard
+            topts.accept_filter = lambda ip: not guard.is_blocked(ip)
+        for name, value in opts.items():
+            if name not in Tcp_server_opts._EXTRA:
+                raise TypeError(f"unknown Tcp_server_opts field {name!r}")
+            setattr(topts, name, value)
+        self.tcp_server = Tcp_server(self.global_config, topts)
+        return self.tcp_server
+
+    def server_for(self, address: tuple[str, int], transport: str) -> Network_server:
+        """The server that sends to ``address`` over ``transport`` ('udp' or 'tcp')."""
+        if transport == "tcp":
+            if self.tcp_server is None:
+                raise RuntimeError("no TCP server attached")
+            return self.tcp_server
+        if transport == "udp":
+            return self.l4r.getServer(address)
+        raise ValueError(f"unsupported transport {transport!r}")
+
+    # -- receive path -------------------------------------------------------------
+
+    def handleIncoming(self, data_in, ra: Remote_address, server, rtime) -> None:
+        if self.guard is not None and self.guard.is_blocked(ra.address[0]):
+            return  # a blocked scanner gets nothing, not even an error
+        if isinstance(data_in, bytes):
+            problem = problem_with(data_in, self.max_message_size)
+            if problem is not None:
+                code, reason = problem
+                reply_to_unparseable(data_in, ra.address, server.send_to, code, reason)
+                return
+        super().handleIncoming(data_in, ra, server, rtime)
+
+    # -- send path ----------------------------------------------------------------
+
+    def newTransaction(self, msg, resp_cb=None, laddress=None, userv=None,
+                       cb_ifver=1, compact=False, t=None) -> SipTransaction:
+        if userv is None:
+            target = msg.getTarget()
+            if target is not None and str(target[1]).lower() == "tcp":
+                userv = self.server_for(target[0], "tcp")
+        t = super().newTransaction(msg, resp_cb, laddress, userv, cb_ifver, compact, t)
+        if t.userv.transport in RELIABLE_TRANSPORTS and t.teA is not None:
+            # RFC 3261 §17.1.1.2 / §17.1.2.2: timers A and E are for unreliable transports.
+            t.teA.cancel()
+            t.teA = None
+        return t
+
+    def sendResponse(self, resp, t=None, retrans=False, ack_cb=None,
+                     lossemul=0) -> None:
+        if t is None:
+            t = self.tserver[resp.getTId(wBRN=True)]
+        super().sendResponse(resp, t, retrans, ack_cb, lossemul)
+        userv = t.userv  # None once sippy cleaned a finished non-INVITE transaction up
+        if (userv is not None and userv.transport in RELIABLE_TRANSPORTS
+                and resp.getSCode()[0] >= 300 and t.teA is not None):
+            # RFC 3261 §17.2.1: timer G (non-2xx final retransmission) is UDP-only.
+            t.teA.cancel()
+            t.teA = None
+
+    def shutdown(self) -> None:
+        if self.tcp_server is not None:
+            self.tcp_server.shutdown()
+            self.tcp_server = None
+        super().shutdown()

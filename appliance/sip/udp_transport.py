@@ -1,0 +1,164 @@
+"""Order-preserving UDP transport for sippy.
+
+sippy's ``Udp_server`` runs three sender and three receiver threads on one socket
+(``_DEFAULT_NWORKERS = 3``); under load a 180 Ringing queued behind a slow send
+can leave after the 200 OK that was queued later (ARCHITECTURE.md measured ~2 %).
+RFC 3261 tolerates reordering, but phones and SBCs cope badly with a 180 after
+the 200, so here exactly one thread sends and one receives: the send queue and the
+ED2 call-from-thread queue are FIFO, so messages leave and are handled in the order
+they were produced and received.
+
+The receiver also reads with ``recvmsg`` into a 64 KiB buffer (sippy uses 8 KiB
+and truncates larger datagrams silently) and flags truncation, so the transaction
+manager can answer 513 instead of parsing half a message.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+from errno import EAGAIN, EBADF, ECONNRESET, EINTR, ENOBUFS, ENOTCONN, ESHUTDOWN, EWOULDBLOCK
+from time import sleep
+
+from sippy.Core.EventDispatcher import ED2
+from sippy.Core.Exceptions import dump_exception
+from sippy.Network_server import Remote_address
+from sippy.Time.MonoTime import MonoTime
+from sippy.Udp_server import Udp_server, Udp_server_opts
+
+__all__ = ["OrderedUdpServer", "OrderedUdpServerOpts", "model_udp_server"]
+
+_RECV_BUF = 65536 + 1  # more than any UDP payload and than MAX_MESSAGE_SIZE
+_SOCKET_BUFFER = 4 * 1024 * 1024
+
+
+class OrderedUdpServerOpts(Udp_server_opts):
+    """``Udp_server_opts`` for ``OrderedUdpServer``.
+
+    ``nworkers = 0`` tells sippy's ``Udp_server.__init__`` to start none of its own
+    threads (and not to set SO_REUSEPORT, which would let a second engine bind the
+    same port silently); ``OrderedUdpServer`` then starts exactly one of each.
+    """
+
+    nworkers = 0
+
+
+class _Sender(threading.Thread):
+    """Drain ``server.sendqueue`` in FIFO order on one thread."""
+
+    daemon = True
+
+    def __init__(self, server: OrderedUdpServer) -> None:
+        super().__init__(name="sip-udp-send")
+        self.server = server
+        self.start()
+
+    def run(self) -> None:
+        srv = self.server
+        while True:
+            item = srv.sendqueue.get()
+            if item is None:
+                break
+            data, address = item
+            try:
+                address = srv.resolve(address)
+            except OSError:
+                continue
+            for _ in range(20):
+                try:
+                    if srv.skt.sendto(data, address) == len(data):
+                        break
+                except OSError as why:
+                    if why.errno in (EBADF,):
+                        return
+                    if why.errno not in (EWOULDBLOCK, ENOBUFS, EAGAIN):
+                        break
+                sleep(0.01)
+
+
+class _Receiver(threading.Thread):
+    """Read datagrams on one thread and hand them to ED2 in arrival order."""
+
+    daemon = True
+
+    def __init__(self, server: OrderedUdpServer) -> None:
+        super().__init__(name="sip-udp-recv")
+        self.server = server
+        self.start()
+
+    def run(self) -> None:
+        srv = self.server
+        while not srv.closing:
+            try:
+                data, _anc, _flags, address = srv.skt.recvmsg(_RECV_BUF)
+            except OSError as why:
+                if why.errno in (ECONNRESET, ENOTCONN, ESHUTDOWN, EBADF):
+                    break
+                if why.errno == EINTR:
+                    continue
+                dump_exception("OrderedUdpServer: receive failed")
+                continue
+            if srv.closing:
+                break
+            if not data:
+                continue
+            rtime = MonoTime()
+            # A truncated read (MSG_TRUNC) is already longer than any SIP message we
+            # accept (64 KiB), so the transaction manager answers it 513.
+            if srv.uopts.family == socket.AF_INET6:
+                address = (f"[{address[0]}]", address[1])
+            ED2.callFromThread(srv.handle_read, data, Remote_address(address, srv.transport), rtime)
+
+
+class OrderedUdpServer(Udp_server):
+    """sippy ``Udp_server`` with one FIFO sender and one receiver thread."""
+
+    closing = False
+    asenders: list[threading.Thread] | None
+    areceivers: list[threading.Thread] | None
+
+    def __init__(self, global_config: dict, uopts: Udp_server_opts) -> None:
+        # Let Udp_server bind the socket but start none of its own workers.
+        if not isinstance(uopts, OrderedUdpServerOpts):
+            uopts = OrderedUdpServerOpts(o=uopts)
+        super().__init__(global_config, uopts)
+        for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            try:
+                self.skt.setsockopt(socket.SOL_SOCKET, opt, _SOCKET_BUFFER)
+            except OSError:
+                pass  # capped by net.core.rmem_max; the default still works
+        self.asenders = [_Sender(self)]
+        self.areceivers = [_Receiver(self)]
+
+    def resolve(self, address: tuple) -> tuple:
+        """Socket address for ``(host, port)``; DNS only when host is not a literal."""
+        host, port = address[0], int(address[1])
+        try:
+            ipaddress.ip_address(host)
+            return (host, port)
+        except ValueError:
+            pass
+        ai = socket.getaddrinfo(host, None, self.uopts.family)
+        sockaddr: tuple = ai[0][4]
+        if self.uopts.family == socket.AF_INET:
+            return (sockaddr[0], port)
+        return (sockaddr[0], port, sockaddr[2], sockaddr[3])
+
+    def shutdown(self) -> None:
+        self.closing = True
+        super().shutdown()
+
+    def join(self) -> None:
+        for worker in self.asenders or ():
+            worker.join()
+        # shutdown(SHUT_RDWR) in Udp_server.shutdown wakes recvmsg on Linux.
+        for worker in self.areceivers or ():
+            worker.join(timeout=2.0)
+        self.skt.close()
+        self.asenders = None
+        self.areceivers = None
+
+
+#: Plug into sippy: ``SipTransactionManager.model_udp_server = model_udp_server``.
+model_udp_server = (OrderedUdpServer, OrderedUdpServerOpts)

@@ -1,0 +1,225 @@
+"""Provisioning file: the whole configuration as YAML, exported and imported.
+
+Import validates everything before touching the database, then replaces the
+configuration in one transaction, so a bad file changes nothing. Unknown and
+duplicate keys are errors: a typo must not pass silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from appliance.store.db import Store
+from appliance.store.errors import ConfigError
+from appliance.store.models import Extension, InboundRoute, OutboundRoute, Trunk
+from appliance.store.validation import (
+    check_extension,
+    check_inbound_route,
+    check_outbound_route,
+    check_setting,
+    check_trunk,
+    check_type,
+)
+
+FORMAT_VERSION = 1
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+_TOP_LEVEL = ("version", "settings", "extensions", "trunks", "inbound_routes", "outbound_routes")
+
+
+@dataclass
+class ConfigData:
+    """A parsed and fully validated configuration, ready to apply."""
+
+    extensions: list[Extension] = field(default_factory=list)
+    trunks: list[Trunk] = field(default_factory=list)
+    inbound_routes: list[InboundRoute] = field(default_factory=list)
+    outbound_routes: list[OutboundRoute] = field(default_factory=list)
+    settings: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ImportReport:
+    """What an import changed: counts per section and the numbers that disappeared."""
+
+    extensions: int
+    trunks: int
+    inbound_routes: int
+    outbound_routes: int
+    settings: int
+    added_extensions: list[str] = field(default_factory=list)
+    removed_extensions: list[str] = field(default_factory=list)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate mapping keys (PyYAML keeps the last one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _value_node in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise ConfigError(
+                    f"line {key_node.start_mark.line + 1}: key {key!r} appears twice"
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _record(cls: type, raw: Any, where: str) -> Any:
+    """Build one dataclass record from a YAML mapping, checking keys and types."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: must be a mapping of fields, got {type(raw).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for key in raw:
+        if key not in fields:
+            raise ConfigError(
+                f"{where}: unknown field {key!r} (known: {', '.join(fields)})"
+            )
+    for name, f in fields.items():
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if name not in raw:
+            if required:
+                raise ConfigError(f"{where}.{name}: is required")
+            continue
+        check_type(raw[name], hints[name], where, name)
+    return cls(**raw)
+
+
+def _section(doc: dict[str, Any], name: str) -> list[Any]:
+    raw = doc.get(name)
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ConfigError(f"{name}: must be a list, got {type(raw).__name__}")
+    return raw
+
+
+def _unique(items: list[Any], key: str, section: str) -> dict[str, int]:
+    """Map key value -> index, raising on duplicates."""
+    index: dict[str, int] = {}
+    for i, item in enumerate(items):
+        value = getattr(item, key)
+        if value in index:
+            raise ConfigError(
+                f"{section}[{i}].{key}: {value!r} is already used by {section}[{index[value]}]"
+            )
+        index[value] = i
+    return index
+
+
+def parse_config(text: str) -> ConfigData:
+    """Parse and validate a provisioning file; raise ConfigError naming the bad field."""
+    if len(text.encode("utf-8", errors="replace")) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"configuration is larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        doc = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}") from None
+    if doc is None:
+        # An empty file would silently delete every extension: refuse it.
+        raise ConfigError("configuration is empty (to clear a section, write e.g. 'extensions: []')")
+    if not isinstance(doc, dict):
+        raise ConfigError(f"configuration must be a mapping, got {type(doc).__name__}")
+    for key in doc:
+        if key not in _TOP_LEVEL:
+            raise ConfigError(f"unknown section {key!r} (known: {', '.join(_TOP_LEVEL)})")
+    version = doc.get("version", FORMAT_VERSION)
+    if version != FORMAT_VERSION or isinstance(version, bool):
+        raise ConfigError(f"version: {version!r} is not supported (expected {FORMAT_VERSION})")
+
+    data = ConfigData()
+    raw_settings = doc.get("settings") or {}
+    if not isinstance(raw_settings, dict):
+        raise ConfigError(f"settings: must be a mapping, got {type(raw_settings).__name__}")
+    for name, value in raw_settings.items():
+        check_setting(name, value)
+        data.settings[name] = value
+
+    for i, raw in enumerate(_section(doc, "trunks")):
+        where = f"trunks[{i}]"
+        trunk = _record(Trunk, raw, where)
+        check_trunk(trunk, where)
+        data.trunks.append(trunk)
+    for i, raw in enumerate(_section(doc, "outbound_routes")):
+        where = f"outbound_routes[{i}]"
+        route = _record(OutboundRoute, raw, where)
+        check_outbound_route(route, where)
+        data.outbound_routes.append(route)
+    for i, raw in enumerate(_section(doc, "extensions")):
+        where = f"extensions[{i}]"
+        ext = _record(Extension, raw, where)
+        check_extension(ext, where)
+        data.extensions.append(ext)
+    for i, raw in enumerate(_section(doc, "inbound_routes")):
+        where = f"inbound_routes[{i}]"
+        inbound = _record(InboundRoute, raw, where)
+        check_inbound_route(inbound, where)
+        data.inbound_routes.append(inbound)
+
+    trunks = _unique(data.trunks, "name", "trunks")
+    routes = _unique(data.outbound_routes, "name", "outbound_routes")
+    numbers = _unique(data.extensions, "number", "extensions")
+    _unique(data.inbound_routes, "did", "inbound_routes")
+    for i, route in enumerate(data.outbound_routes):
+        if route.trunk not in trunks:
+            raise ConfigError(f"outbound_routes[{i}].trunk: trunk {route.trunk!r} is not defined")
+    for i, ext in enumerate(data.extensions):
+        for j, name in enumerate(ext.dial_permissions):
+            if name not in routes:
+                raise ConfigError(
+                    f"extensions[{i}].dial_permissions[{j}]: outbound route {name!r} "
+                    "is not defined"
+                )
+    for i, inbound in enumerate(data.inbound_routes):
+        if inbound.destination not in numbers:
+            raise ConfigError(
+                f"inbound_routes[{i}].destination: extension {inbound.destination!r} "
+                "is not defined"
+            )
+    return data
+
+
+def import_config(store: Store, text: str) -> ImportReport:
+    """Validate ``text`` completely, then replace the whole configuration atomically."""
+    data = parse_config(text)
+    with store.transaction():
+        before = {e.number for e in store.extensions()}
+        store.replace_config(
+            data.extensions, data.trunks, data.inbound_routes, data.outbound_routes, data.settings
+        )
+    after = {e.number for e in data.extensions}
+    return ImportReport(
+        extensions=len(data.extensions),
+        trunks=len(data.trunks),
+        inbound_routes=len(data.inbound_routes),
+        outbound_routes=len(data.outbound_routes),
+        settings=len(data.settings),
+        added_extensions=sorted(after - before),
+        removed_extensions=sorted(before - after),
+    )
+
+
+def export_config(store: Store) -> str:
+    """Return the whole configuration as YAML (stable order, secrets included)."""
+    with store.transaction(durable=False):  # one consistent snapshot
+        doc: dict[str, Any] = {
+            "version": FORMAT_VERSION,
+            "settings": store.settings(),
+            "extensions": [dataclasses.asdict(e) for e in store.extensions()],
+            "trunks": [dataclasses.asdict(t) for t in store.trunks()],
+            "inbound_routes": [dataclasses.asdict(r) for r in store.inbound_routes()],
+            "outbound_routes": [dataclasses.asdict(r) for r in store.outbound_routes()],
+        }
+    header = (
+        "# Plateau configuration (provisioning file). It contains SIP secrets:\n"
+        "# keep it private. Import replaces the whole configuration.\n"
+    )
+    return header + yaml.safe_dump(
+        doc, sort_keys=False, default_flow_style=False, allow_unicode=True, width=100
+    )

@@ -1,0 +1,114 @@
+"""Audio helpers for tests: WAV I/O, tone generation and Goertzel tone detection.
+
+Pure functions on numpy arrays (STYLE.md rule 4) plus thin WAV wrappers, so test peers'
+recordings can be checked for the tone another peer played.
+"""
+
+from __future__ import annotations
+
+import math
+import wave
+from pathlib import Path
+
+import numpy as np
+
+# A frame counts as "silence" below this RMS (int16 units, about -60 dBFS); pjsua2 and
+# baresip write zero-filled frames before the media path is up, which would dilute the ratio.
+SILENCE_RMS = 30.0
+
+
+def goertzel_power(samples: np.ndarray, rate: int, freq: float) -> float:
+    """Power of `freq` in `samples` (Goertzel algorithm, exact bin at `freq`).
+
+    Returns |X(f)|^2 scaled by 2/N^2 so a full-scale sine of amplitude A gives ~A^2/2,
+    i.e. comparable with the mean power `mean(x^2)` of the whole signal.
+    """
+    x = np.asarray(samples, dtype=np.float64)
+    n = x.size
+    if n == 0:
+        return 0.0
+    w = 2.0 * math.pi * freq / rate
+    coeff = 2.0 * math.cos(w)
+    s1 = 0.0
+    s2 = 0.0
+    # The recurrence is inherently sequential; a plain loop over a few seconds of audio is fast
+    # enough for tests, but use the closed form via a complex dot product for long inputs.
+    if n > 4096:
+        k = np.exp(-1j * w * np.arange(n))
+        mag2 = float(abs(np.dot(x, k)) ** 2)
+    else:
+        for v in x:
+            s0 = v + coeff * s1 - s2
+            s2 = s1
+            s1 = s0
+        mag2 = s1 * s1 + s2 * s2 - coeff * s1 * s2
+    return 2.0 * mag2 / (n * n)
+
+
+def read_wav(path: str | Path) -> tuple[int, np.ndarray]:
+    """Read a 16-bit PCM WAV; returns (rate, mono int16 samples). Stereo is down-mixed."""
+    with wave.open(str(path), "rb") as wf:
+        if wf.getsampwidth() != 2:
+            raise ValueError(f"{path}: sample width {wf.getsampwidth()} bytes, expected 2")
+        rate = wf.getframerate()
+        channels = wf.getnchannels()
+        data = np.frombuffer(wf.readframes(wf.getnframes()), dtype="<i2")
+    if channels > 1:
+        data = data.reshape(-1, channels).mean(axis=1).astype(np.int16)
+    return rate, data.astype(np.int16)
+
+
+def sine(freq: float, seconds: float, rate: int = 8000, amplitude: int = 8000) -> np.ndarray:
+    """An int16 sine of `freq` Hz, `seconds` long."""
+    t = np.arange(int(round(seconds * rate))) / rate
+    return np.round(amplitude * np.sin(2.0 * math.pi * freq * t)).astype(np.int16)
+
+
+def write_tone_wav(
+    path: str | Path, freq: float, seconds: float, rate: int = 8000, amplitude: int = 8000
+) -> Path:
+    """Write a mono 16-bit WAV holding a sine of `freq` Hz; returns the path."""
+    if rate not in (8000, 16000):
+        raise ValueError(f"rate must be 8000 or 16000, got {rate}")
+    path = Path(path)
+    with wave.open(str(path), "wb") as wf:
+        wf.setnchannels(1)
+        wf.setsampwidth(2)
+        wf.setframerate(rate)
+        wf.writeframes(sine(freq, seconds, rate, amplitude).astype("<i2").tobytes())
+    return path
+
+
+def skip_leading_silence(samples: np.ndarray, rate: int, threshold: float = SILENCE_RMS) -> np.ndarray:
+    """Drop whole 20 ms frames from the start while their RMS is below `threshold`."""
+    frame = max(1, rate // 50)
+    x = np.asarray(samples, dtype=np.float64)
+    nframes = x.size // frame
+    if nframes == 0:
+        return x
+    rms = np.sqrt(np.mean(x[: nframes * frame].reshape(nframes, frame) ** 2, axis=1))
+    loud = np.nonzero(rms >= threshold)[0]
+    if loud.size == 0:
+        return x[:0]
+    return x[loud[0] * frame :]
+
+
+def tone_ratio(samples: np.ndarray, rate: int, freq: float) -> float:
+    """Fraction of the signal's power at `freq` (0..1), after skipping leading silence."""
+    x = skip_leading_silence(samples, rate)
+    if x.size == 0:
+        return 0.0
+    total = float(np.mean(x**2))
+    if total == 0.0:
+        return 0.0
+    return goertzel_power(x, rate, freq) / total
+
+
+def tone_present(wav_path: str | Path, freq: float, min_ratio: float = 0.5) -> bool:
+    """True if `freq` carries at least `min_ratio` of the WAV's power (after leading silence).
+
+    A clean tone through G.711/G.722 keeps well above 0.8; the default 0.5 tolerates a few
+    dropped or silent frames from a real network peer.
+    """
+    rate, data = read_wav(wav_path)
+    return tone_ratio(data, rate, freq) >= min_ratio

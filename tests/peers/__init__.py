@@ -1,0 +1,1 @@
+"""Real test peers (pjsua2, baresip, SIPp) driven from tests."""

@@ -1,0 +1,70 @@
+"""Stateless 400/513 replies for messages sippy cannot parse."""
+
+from appliance.sip.errors import build_error_response, problem_with, reply_to_unparseable
+
+REQ = (b"REGISTER sip:pbx SIP/2.0\r\n"
+       b"Via: SIP/2.0/UDP 10.1.1.1:5062;rport;branch=z9hG4bK1\r\n"
+       b"v: SIP/2.0/UDP proxy:5060;branch=z9hG4bK0\r\n"
+       b"f: <sip:1001@pbx>;tag=aa\r\n"
+       b"t: <sip:1001@pbx>\r\n"
+       b"i: cid-1\r\n"
+       b"CSeq: 7 REGISTER\r\n"
+       b"Contact: <sip:1001@10.1.1.1:5062>\r\n"
+       b"User-Agent: caf\xe9\xff\r\n"
+       b"Content-Length: 0\r\n\r\n")
+
+
+def test_problem_with():
+    assert problem_with(REQ) == (400, "Bad Request - Invalid UTF-8")
+    assert problem_with(b"x" * 70000) == (513, "Message Too Large")
+    assert problem_with(REQ.replace(b"\xe9\xff", b"e")) is None
+
+
+def test_400_from_non_utf8_request_copies_matching_headers():
+    sent = []
+    assert reply_to_unparseable(REQ, ("192.0.2.7", 40000), lambda d, a: sent.append((d, a)))
+    data, addr = sent[0]
+    assert addr == ("192.0.2.7", 40000)
+    text = data.decode()
+    lines = text.split("\r\n")
+    assert lines[0] == "SIP/2.0 400 Bad Request - Invalid UTF-8"
+    assert lines[1] == ("Via: SIP/2.0/UDP 10.1.1.1:5062;rport=40000;branch=z9hG4bK1"
+                        ";received=192.0.2.7")
+    assert lines[2] == "Via: SIP/2.0/UDP proxy:5060;branch=z9hG4bK0"
+    assert "From: <sip:1001@pbx>;tag=aa" in lines
+    assert any(line.startswith("To: <sip:1001@pbx>;tag=") for line in lines)
+    assert "Call-ID: cid-1" in lines and "CSeq: 7 REGISTER" in lines
+    assert text.endswith("Content-Length: 0\r\n\r\n")
+    # The reply parses with sippy (a client could match it to its transaction).
+    from sippy.SipResponse import SipResponse
+    resp = SipResponse(text)
+    assert resp.getSCode()[0] == 400
+    assert resp.getHFBody("via").getBranch() == "z9hG4bK1"
+
+
+def test_513_for_oversize():
+    big = REQ.replace(b"\xe9\xff", b"e").replace(b"Content-Length: 0", b"Content-Length: 70000")
+    big += b"b" * 70000
+    sent = []
+    reply_to_unparseable(big, ("192.0.2.7", 5060), lambda d, a: sent.append(d))
+    assert sent[0].startswith(b"SIP/2.0 513 Message Too Large\r\n")
+
+
+def test_unanswerable_messages_are_dropped():
+    send = []
+    for junk in (
+        b"\x00\x01\x02garbage" * 10,
+        REQ.replace(b"REGISTER sip:pbx", b"ACK sip:pbx"),     # never answer ACK
+        b"SIP/2.0 200 OK\r\n" + REQ.split(b"\r\n", 1)[1],      # never answer responses
+        REQ.replace(b"i: cid-1\r\n", b""),                    # no Call-ID
+        REQ.replace(b"i: cid-1", b"i: cid-\xff"),             # Call-ID not UTF-8
+    ):
+        assert not reply_to_unparseable(junk, ("192.0.2.7", 5060), lambda d, a: send.append(d))
+    assert send == []
+
+
+def test_existing_to_tag_kept_and_lf_only_framing():
+    req = REQ.replace(b"t: <sip:1001@pbx>", b"t: <sip:1001@pbx>;tag=zz").replace(b"\r\n", b"\n")
+    out = build_error_response(req, 400, "Bad Request", None)
+    assert b"To: <sip:1001@pbx>;tag=zz\r\n" in out
+    assert b"received=" not in out
