@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--api-port", type=_port, default=5080, help="control API port on 127.0.0.1 (0: any)")
     run.add_argument("--rtp-ports", type=_port_range, default=(20000, 29999))
     run.add_argument("--tone-country", choices=("FR", "UK", "US"), default="FR")
+    run.add_argument("--digest-algorithms", default="SHA-256,MD5",
+                     help="digest challenges offered, in order (RFC 8760 puts SHA-256 first; "
+                          "old phones that read only the first challenge may need MD5 first)")
     run.add_argument("--no-demo", action="store_true", help="do not create the demo extensions")
     run.add_argument("-v", "--verbose", action="store_true")
 
@@ -77,10 +80,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print(f"  extension {number}  password {secret}")
             print(f"  register to sip:<extension>@{args.sip_ip}:{args.sip_port} (UDP or TCP)")
     opts = EngineOptions(args.data_dir, args.sip_ip, args.sip_port, args.api_port,
-                         args.rtp_ports[0], args.rtp_ports[1], tone_country=args.tone_country)
+                         args.rtp_ports[0], args.rtp_ports[1], tone_country=args.tone_country,
+                         digest_algorithms=tuple(a.strip() for a in args.digest_algorithms.split(",")))
     try:
         engine = Engine(opts)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         print(f"plateau: cannot start: {exc}", file=sys.stderr)
         return 1
     return engine.run()

@@ -26,6 +26,7 @@ from appliance.api.server import ControlApiServer
 from appliance.media.client import MediaClient
 from appliance.media.events import DtmfEvent
 from appliance.pbx.channel import DtmfReceived
+from appliance.pbx.sounds import ensure_default_moh
 from appliance.pbx.switchboard import PbxError, PbxSettings, Switchboard
 from appliance.sip.context import SipChannelFactory, SipContext
 from appliance.sip.digest import DigestAuthenticator
@@ -55,6 +56,7 @@ class EngineOptions:
     failure_tone_seconds: float = 2.0
     block_failures: int = 10
     block_seconds: float = 900.0
+    digest_algorithms: tuple[str, ...] = ("SHA-256", "MD5")
 
 
 class SipLog:
@@ -100,10 +102,11 @@ class Engine:
                                   on_block=self._persist_block)
         self.guard.restore(BlockedEntry(b.address, b.until, b.reason, b.failures)
                            for b in self.store.blocks(time.time()))
-        self.auth = DigestAuthenticator(opts.realm, _secret_key(opts.data_dir))
+        self.auth = DigestAuthenticator(opts.realm, _secret_key(opts.data_dir),
+                                        algorithms=opts.digest_algorithms)
+        moh = ensure_default_moh(opts.data_dir / "sounds" / "moh.wav")
         self.pbx = Switchboard(self.store, self.media, self._schedule,
-                               PbxSettings(opts.tone_country, opts.failure_tone_seconds,
-                                           opts.data_dir / "sounds" / "moh.wav"))
+                               PbxSettings(opts.tone_country, opts.failure_tone_seconds, moh))
         self.registrar = Registrar(self.auth, self._lookup_secret, self.guard,
                                    self._persist_binding, self._forget_binding)
         now = time.time()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from appliance.media.client import MediaClient  # noqa: E402
+from appliance.media.client import MediaClient
 
 
 def cpu_seconds(pid: int) -> float:

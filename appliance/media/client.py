@@ -16,7 +16,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from appliance.media.events import MediaEvent, event_from_dict
 from appliance.media.protocol import MAX_MESSAGE, MediaError, decode, encode, source_to_wire
@@ -210,7 +210,7 @@ class MediaClient:
         self._reader.join(timeout_s)
         self._events.close()
 
-    def __enter__(self) -> MediaClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

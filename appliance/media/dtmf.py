@@ -182,9 +182,10 @@ _DBM0_PEAK = 32768 / (10 ** (3.17 / 20))
 def dtmf_tone(digit: str, samples: int, rate: int = MIX_RATE, start: int = 0,
               level_dbm0: float = DTMF_LEVEL_DBM0, twist_db: float = 0.0) -> np.ndarray:
     """int16 samples of a DTMF digit; ``twist_db`` > 0 lowers the high-group tone by that much."""
-    low, high = _DIGIT_FREQS[digit.upper()] if digit.upper() in _DIGIT_FREQS else (None, None)
-    if low is None:
+    freqs = _DIGIT_FREQS.get(digit.upper())
+    if freqs is None:
         raise DtmfError(f"not a DTMF digit: {digit!r}")
+    low, high = freqs
     amp = _DBM0_PEAK * 10 ** (level_dbm0 / 20)
     n = np.arange(start, start + samples, dtype=np.float64)
     wave = amp * (np.sin(2 * np.pi * low * n / rate)

@@ -21,7 +21,7 @@ from appliance.media.dtmf import DtmfReceiver, DtmfSender, DtmfToneSource
 from appliance.media.jitterbuffer import JitterBuffer
 
 Address = tuple[str, int]
-Sender = Callable[[bytes, Address], None]
+Sender = Callable[[bytes, Address], object]
 RELATCH_AFTER_S = 1.0
 
 

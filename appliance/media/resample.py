@@ -53,8 +53,7 @@ def decimate2(x: np.ndarray, history: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
     ``history`` is [legs, DOWN_HISTORY] float32; returns (y, new_history).
     """
-    legs, n2 = x.shape
-    n = n2 // 2
+    n = x.shape[1] // 2
     ext = np.concatenate((history, x.astype(np.float32)), axis=1)
     centre = 2 * HALF_TAPS - 1
     y = 0.5 * ext[:, centre:centre + 2 * n:2]

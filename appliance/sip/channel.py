@@ -226,6 +226,7 @@ class SipChannel(Channel):
 
     # -- sippy events -------------------------------------------------------------------
     def _on_ua_event(self, event: Any, ua: Any) -> None:
+        log.debug("%s: %s from sippy (channel %s)", self.id, type(event).__name__, self.state.value)
         try:
             self._dispatch(event)
         except sdp.SdpError as exc:

@@ -96,8 +96,14 @@ class PlateauTransactionManager(SipTransactionManager):
                        cb_ifver=1, compact=False, t=None) -> SipTransaction:
         if userv is None:
             target = msg.getTarget()
-            if target is not None and str(target[1]).lower() == "tcp":
+            transport = str(target[1]).lower() if target is not None else "udp"
+            # Transport names are case-insensitive (RFC 3261 §19.1.1, §25.1): a remote
+            # target "sip:host;transport=UDP" (SIPp, many phones) must not reach sippy's
+            # case-sensitive check, which raises and loses the request (a BYE never sent).
+            if transport == "tcp":
                 userv = self.server_for(target[0], "tcp")
+            elif transport == "udp" and laddress is None:
+                userv = self.server_for(target[0], "udp")
         t = super().newTransaction(msg, resp_cb, laddress, userv, cb_ifver, compact, t)
         if t.userv.transport in RELIABLE_TRANSPORTS and t.teA is not None:
             # RFC 3261 §17.1.1.2 / §17.1.2.2: timers A and E are for unreliable transports.

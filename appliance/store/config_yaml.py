@@ -207,7 +207,7 @@ def import_config(store: Store, text: str) -> ImportReport:
 
 def export_config(store: Store) -> str:
     """Return the whole configuration as YAML (stable order, secrets included)."""
-    with store.transaction(durable=False):  # one consistent snapshot
+    with store.transaction(read_only=True):  # one consistent snapshot
         doc: dict[str, Any] = {
             "version": FORMAT_VERSION,
             "settings": store.settings(),

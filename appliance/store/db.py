@@ -183,12 +183,13 @@ class Store:
         self.close()
 
     @contextlib.contextmanager
-    def transaction(self, *, durable: bool = True) -> Iterator[None]:
+    def transaction(self, *, durable: bool = True, read_only: bool = False) -> Iterator[None]:
         """Group several writes into one transaction (nested calls join the outer one).
 
         ``BEGIN IMMEDIATE`` takes the write lock at once so a concurrent writer waits
         on ``busy_timeout`` instead of failing at commit. ``durable`` fsyncs the WAL
-        on commit (``synchronous=FULL``).
+        on commit (``synchronous=FULL``). ``read_only`` opens a deferred transaction:
+        a consistent snapshot that does not block writers.
         """
         with self._lock:
             if self._depth:
@@ -198,10 +199,11 @@ class Store:
                 finally:
                     self._depth -= 1
                 return
+            durable = durable and not read_only
             if durable:
                 self._conn.execute("PRAGMA synchronous = FULL")
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
+                self._conn.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
                 self._depth = 1
                 try:
                     yield

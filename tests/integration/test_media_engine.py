@@ -7,8 +7,8 @@ import socket
 import struct
 import threading
 import time
-import wave
 import warnings
+import wave
 
 import numpy as np
 import pytest

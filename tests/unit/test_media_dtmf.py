@@ -3,9 +3,18 @@
 import numpy as np
 import pytest
 
-from appliance.media.dtmf import (DIGITS, DtmfError, DtmfReceiver, DtmfSender, InbandDtmfDetector,
-                                  TelephoneEvent, decode_event, dtmf_tone, encode_event,
-                                  goertzel_power)
+from appliance.media.dtmf import (
+    DIGITS,
+    DtmfError,
+    DtmfReceiver,
+    DtmfSender,
+    InbandDtmfDetector,
+    TelephoneEvent,
+    decode_event,
+    dtmf_tone,
+    encode_event,
+    goertzel_power,
+)
 
 
 def test_event_payload_golden():

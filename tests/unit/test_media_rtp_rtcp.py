@@ -87,5 +87,5 @@ def test_dlsr_from_last_sr():
     sr = rtcp.SenderReport(7, 0x0000123456789ABC, 0, 1, 1)
     stats.sender_report_received(sr, now=10.0)
     b = stats.report_block(7, now=10.5)
-    assert b.lsr == 0x23456789  # middle 32 bits of the 64-bit NTP timestamp
+    assert b.lsr == 0x12345678  # middle 32 bits of the 64-bit NTP timestamp
     assert b.dlsr == 32768

@@ -1,0 +1,98 @@
+"""MediaEngine driven in-process with fake time and an in-memory transport."""
+
+import numpy as np
+
+from appliance.media import g711, rtp
+from appliance.media.engine import MediaEngine
+from appliance.media.events import DtmfEvent
+
+
+class Wire:
+    """Captures what a leg sends."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, tuple[str, int]]] = []
+
+    def __call__(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.sent.append((data, addr))
+
+
+def _engine():
+    events: list = []
+    clock = [100.0]
+    eng = MediaEngine(events.append, rtp_timeout_s=5.0, clock=lambda: clock[0])
+    wires = {}
+    for leg in ("a", "b"):
+        wires[leg] = Wire()
+        eng.add_leg(leg, 0, wires[leg], Wire())
+    eng.configure_leg("a", ("10.0.0.1", 4000), "PCMU", 0, 101)
+    eng.configure_leg("b", ("10.0.0.2", 5000), "PCMU", 0, 101)
+    eng.bridge("br", ["a", "b"])
+    return eng, events, wires, clock
+
+
+def _pkt(seq: int, pt: int = 0, payload: bytes | None = None, ssrc: int = 7) -> bytes:
+    if payload is None:
+        tone = 8000 * np.sin(2 * np.pi * 1000 * np.arange(seq * 160, seq * 160 + 160) / 8000)
+        payload = g711.ulaw_encode(tone.astype(np.int16)).tobytes()
+    return rtp.build(pt, seq, 160 * seq, ssrc, payload)
+
+
+def test_latching_and_foreign_source_rejection():
+    eng, _, wires, clock = _engine()
+    a = eng.legs["a"]
+    eng.tick(clock[0])
+    assert wires["a"].sent[-1][1] == ("10.0.0.1", 4000)  # SDP address before any RTP
+    eng.rtp_received(a, _pkt(1), ("192.0.2.9", 7000), clock[0])
+    eng.tick(clock[0])
+    assert wires["a"].sent[-1][1] == ("192.0.2.9", 7000)  # latched
+    eng.rtp_received(a, _pkt(2), ("203.0.113.5", 9999), clock[0] + 0.02)
+    assert a.counters.foreign_source == 1 and a.latched == ("192.0.2.9", 7000)
+    clock[0] += 1.5  # latched source silent for > 1 s: re-latch
+    eng.rtp_received(a, _pkt(3, ssrc=8), ("203.0.113.5", 9999), clock[0])
+    assert a.latched == ("203.0.113.5", 9999)
+
+
+def test_audio_crosses_bridge_and_rfc4733_is_not_audio():
+    eng, events, wires, clock = _engine()
+    a = eng.legs["a"]
+    for seq in range(10):
+        eng.rtp_received(a, _pkt(seq), ("192.0.2.9", 7000), clock[0])
+        eng.tick(clock[0])
+        clock[0] += 0.02
+    to_b = [rtp.parse(d) for d, _ in wires["b"].sent]
+    audio = g711.ulaw_decode(b"".join(p.payload for p in to_b[-5:])).astype(float)
+    assert np.sqrt(np.mean(audio ** 2)) > 3000
+    ev = bytes([4, 0x8A, 0, 160])
+    for seq in range(10, 14):
+        # one event: every packet carries the event's start timestamp (RFC 4733 2.5.1.2)
+        eng.rtp_received(a, rtp.build(101, seq, 9999, 7, ev), ("192.0.2.9", 7000), clock[0])
+    assert events == [DtmfEvent("a", "4", "rfc4733")]
+    assert a.jb.depth == 0  # events never reach the audio path
+
+
+def test_direction_recvonly_sends_nothing_and_sendonly_ignores_input():
+    eng, _, wires, clock = _engine()
+    eng.configure_leg("a", ("10.0.0.1", 4000), "PCMU", 0, None, direction="recvonly")
+    eng.configure_leg("b", ("10.0.0.2", 5000), "PCMU", 0, None, direction="sendonly")
+    eng.rtp_received(eng.legs["b"], _pkt(1), ("10.0.0.2", 5000), clock[0])
+    eng.tick(clock[0])
+    assert wires["a"].sent == [] and len(wires["b"].sent) == 1
+    assert eng.legs["b"].jb.depth == 0
+
+
+def test_send_dtmf_rfc4733_and_inband_fallback():
+    eng, _, wires, clock = _engine()
+    eng.send_dtmf("a", "5", 60)
+    eng.configure_leg("b", ("10.0.0.2", 5000), "PCMU", 0, None)
+    eng.send_dtmf("b", "5", 60)
+    for _ in range(8):
+        eng.tick(clock[0])
+    a_pts = [rtp.parse(d).payload_type for d, _ in wires["a"].sent]
+    assert a_pts[:6] == [101] * 5 + [0]  # 60 ms: start, update, end, end, end; then audio
+    b_pkts = [rtp.parse(d) for d, _ in wires["b"].sent]
+    assert all(p.payload_type == 0 for p in b_pkts)
+    pcm = g711.ulaw_decode(b"".join(p.payload for p in b_pkts[:3])).astype(float)
+    spectrum = np.abs(np.fft.rfft(pcm))
+    top = sorted(np.argsort(spectrum)[-2:] * 8000 / len(pcm))
+    assert abs(top[0] - 770) < 20 and abs(top[1] - 1336) < 20
