@@ -91,6 +91,10 @@ class ControlApiClient:
             body["caller_id"] = caller_id
         return self.request("POST", "/v1/originate", body)
 
+    def reload(self) -> dict[str, JsonValue]:
+        """POST /v1/reload: the engine takes the stored configuration anew."""
+        return self.request("POST", "/v1/reload")
+
     def hangup(self, channel_id: str) -> dict[str, JsonValue]:
         """POST /v1/channels/<id>/hangup."""
         return self.request("POST", f"/v1/channels/{self._seg(channel_id)}/hangup", {})

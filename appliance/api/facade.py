@@ -62,6 +62,10 @@ class EngineFacade(Protocol):
         """Ring extension ``from_ext`` and, when answered, call ``to``."""
         ...
 
+    def reload(self) -> dict[str, JsonValue]:
+        """Re-read the configuration from the store; calls in progress are kept."""
+        ...
+
     def hangup(self, channel_id: str) -> dict[str, JsonValue]:
         """Hang a channel up; ApiError(404) when unknown."""
         ...

@@ -97,6 +97,7 @@ ROUTES: tuple[_Route, ...] = (
     _route("GET", "/v1/blocked", _no_body("blocked")),
     _route("DELETE", "/v1/blocked/(?P<addr>[^/]+)", _no_body("unblock", "addr")),
     _route("POST", "/v1/originate", _originate),
+    _route("POST", "/v1/reload", _no_body("reload")),
     _route("POST", "/v1/channels/(?P<id>[^/]+)/hangup", _hangup),
     _route("POST", "/v1/channels/(?P<id>[^/]+)/transfer", _transfer),
 )

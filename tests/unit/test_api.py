@@ -78,6 +78,11 @@ class FakeEngine:
             raise ApiError(404, f"{address} is not blocked")
         return {"unblocked": address}
 
+    def reload(self) -> dict[str, Any]:
+        self._in_loop()
+        self.reloads = getattr(self, "reloads", 0) + 1
+        return {"reloaded": True}
+
     def originate(self, from_ext: str, to: str, caller_id: str | None) -> dict[str, Any]:
         self._in_loop()
         if from_ext == "boom":
@@ -187,6 +192,11 @@ def test_originate_body_validation(client: ControlApiClient, body: Any, message:
     with pytest.raises(ApiError) as info:
         client.request("POST", "/v1/originate", body)
     assert (info.value.status, info.value.message) == (400, message)
+
+
+def test_reload_reaches_the_engine_loop(client: ControlApiClient, engine: Any) -> None:
+    assert client.reload() == {"reloaded": True}
+    assert engine[0].reloads == 1
 
 
 def test_transfer_requires_to(client: ControlApiClient) -> None:

@@ -1,0 +1,134 @@
+"""SIP trunks: outbound routes with the toll-fraud guard, forward to a mobile, DIDs, registration.
+
+The carrier is a real peer: a pjsua2 phone listening where the trunk points (calls),
+and a SIPp registrar that checks our digest answer (registration).
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from tests.audio import read_wav, tone_ratio, write_tone_wav
+from tests.peers.engine import Engine, default_config
+from tests.peers.pjsua import PjPhone
+from tests.peers.sipp import SippProcess
+
+MOBILE = "0612345678"
+OUR_DID = "+33140000099"
+
+
+def _carrier_config(carrier_port: int, register: bool = False) -> dict[str, Any]:
+    cfg = default_config()
+    for ext in cfg["extensions"]:
+        ext["dial_permissions"] = []
+    exts = {e["number"]: e for e in cfg["extensions"]}
+    exts["1001"].update(dial_permissions=["national"], external_caller_id="+33140000001")
+    exts["1003"].update(dial_permissions=["national"], forward_always=MOBILE)
+    cfg["trunks"] = [{"name": "carrier", "host": "127.0.0.1", "port": carrier_port, "transport": "udp",
+                      "username": "plateau", "secret": "trunkpass1", "register": register,
+                      "register_expires": 300}]
+    cfg["outbound_routes"] = [{"name": "national", "pattern": "_0XXXXXXXXX", "trunk": "carrier"}]
+    cfg["inbound_routes"] = [{"did": OUR_DID, "destination": "1002"}]
+    return cfg
+
+
+@contextmanager
+def _phone(pbx: Engine, name: str, ext: str, **kw: Any) -> Iterator[PjPhone]:
+    with PjPhone(name, **kw) as phone:
+        phone.register(ext, pbx.secret(ext), "127.0.0.1", pbx.sip_port)
+        yield phone
+
+
+@pytest.fixture
+def carrier() -> Iterator[PjPhone]:
+    with PjPhone("carrier") as phone:
+        yield phone
+
+
+@pytest.fixture
+def pbx(tmp_path: Path, carrier: PjPhone) -> Iterator[Engine]:
+    eng = Engine(tmp_path / "engine", config=_carrier_config(carrier.sip_port))
+    eng.start()
+    try:
+        yield eng
+    finally:
+        eng.stop()
+
+
+def test_outbound_call_goes_out_of_the_trunk_with_the_external_caller_id(
+        pbx: Engine, carrier: PjPhone, tmp_path: Path) -> None:
+    tone = write_tone_wav(tmp_path / "t.wav", 1000, 3.0)
+    rec = tmp_path / "carrier.wav"
+    with _phone(pbx, "a", "1001") as a:
+        ca = a.call(pbx.uri("0123456789"), play_wav=tone)
+        cc = carrier.wait_incoming()
+        info = carrier.incoming_info(cc)
+        assert "sip:0123456789@" in info["local_uri"]
+        assert info["remote_uri"].startswith("sip:+33140000001@")
+        carrier.answer(cc, record_wav=rec)
+        a.wait_state(ca, "CONFIRMED")
+        time.sleep(1.5)
+        a.hangup(ca)
+        carrier.wait_state(cc, "DISCONNECTED")
+    rate, got = read_wav(rec)
+    assert tone_ratio(got, rate, 1000) > 0.7
+
+
+def test_extension_without_permission_is_refused_and_nothing_is_dialled(
+        pbx: Engine, carrier: PjPhone) -> None:
+    with _phone(pbx, "b", "1002") as b:
+        cb = b.call(pbx.uri("0123456789"))
+        b.wait_state(cb, "DISCONNECTED", timeout=10.0)
+        assert b.last_status(cb) == 403
+    with pytest.raises(Exception):
+        carrier.wait_incoming(timeout=1.0)
+
+
+def test_forward_to_a_mobile_through_the_trunk(pbx: Engine, carrier: PjPhone) -> None:
+    with _phone(pbx, "a", "1001") as a:
+        ca = a.call(pbx.uri("1003"))
+        cc = carrier.wait_incoming()
+        assert f"sip:{MOBILE}@" in carrier.incoming_info(cc)["local_uri"]
+        carrier.answer(cc)
+        a.wait_state(ca, "CONFIRMED")
+        a.hangup(ca)
+        carrier.wait_state(cc, "DISCONNECTED")
+
+
+def test_inbound_call_is_routed_by_did(pbx: Engine, carrier: PjPhone) -> None:
+    with _phone(pbx, "b", "1002") as b:
+        cc = carrier.call(pbx.uri(OUR_DID))
+        cb = b.wait_incoming()
+        assert b.incoming_info(cb)["remote_uri"].startswith("sip:carrier@")
+        b.answer(cb)
+        carrier.wait_state(cc, "CONFIRMED")
+        carrier.hangup(cc)
+        b.wait_state(cb, "DISCONNECTED")
+
+
+def test_unknown_did_is_rejected(pbx: Engine, carrier: PjPhone) -> None:
+    cc = carrier.call(pbx.uri("+33999999999"))
+    carrier.wait_state(cc, "DISCONNECTED", timeout=10.0)
+    assert carrier.last_status(cc) == 404
+
+
+def test_trunk_registers_with_digest(tmp_path: Path) -> None:
+    with SippProcess("uas_registrar", inject=[["plateau", "trunkpass1"]], calls=1) as registrar:
+        eng = Engine(tmp_path / "engine", config=_carrier_config(registrar.port, register=True))
+        eng.start()
+        try:
+            deadline = time.monotonic() + 10
+            state = None
+            while time.monotonic() < deadline:
+                _, status = eng.api("GET", "/v1/status")
+                state = status["trunks"][0]["state"]
+                if state == "registered":
+                    break
+                time.sleep(0.2)
+            assert state == "registered", status
+        finally:
+            eng.stop()
