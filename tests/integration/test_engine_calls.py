@@ -289,3 +289,61 @@ def test_kill_9_during_a_call_leaves_an_interrupted_cdr_and_keeps_registrations(
         assert len(rows) == 1 and rows[0]["disposition"] == "INTERRUPTED"
         _, regs = pbx.api("GET", "/v1/registrations")
         assert sorted(r["aor"] for r in regs) == ["1001", "1002"]
+
+
+def test_phone_registered_over_tcp_is_called_over_tcp(pbx: Engine, tones: dict[int, Path],
+                                                       tmp_path: Path) -> None:
+    rec_b = tmp_path / "b.wav"
+    with _phone(pbx, "a", "1001") as a, _phone(pbx, "b", "1002", transport="tcp") as b:
+        _, regs = pbx.api("GET", "/v1/registrations")
+        assert {r["aor"]: r["transport"] for r in regs}["1002"] == "tcp"
+        ca = a.call(_uri(pbx, "1002"), play_wav=tones[1000])
+        cb = b.wait_incoming()
+        b.answer(cb, record_wav=rec_b)
+        a.wait_state(ca, "CONFIRMED")
+        time.sleep(1.5)
+        b.hangup(cb)  # BYE from the TCP side
+        a.wait_state(ca, "DISCONNECTED")
+    rate, got = read_wav(rec_b)
+    assert tone_ratio(got, rate, 1000) > 0.7
+
+
+def _dtmf_wav(path: Path, digits: str, rate: int = 8000) -> Path:
+    """In-band DTMF (ITU-T Q.23 pairs), 120 ms tone + 120 ms gap per digit."""
+    import wave
+
+    import numpy as np
+
+    pairs = {"1": (697, 1209), "2": (697, 1336), "3": (697, 1477), "4": (770, 1209),
+             "5": (770, 1336), "6": (770, 1477), "7": (852, 1209), "8": (852, 1336),
+             "9": (852, 1477), "*": (941, 1209), "0": (941, 1336), "#": (941, 1477)}
+    t = np.arange(int(0.12 * rate)) / rate
+    chunks = [np.zeros(int(0.5 * rate))]
+    for d in digits:
+        lo, hi = pairs[d]
+        chunks.append(6000 * (np.sin(2 * np.pi * lo * t) + np.sin(2 * np.pi * hi * t)))
+        chunks.append(np.zeros(int(0.12 * rate)))
+    chunks.append(np.zeros(int(10 * rate)))
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(np.concatenate(chunks).astype(np.int16).tobytes())
+    return path
+
+
+def test_inband_dtmf_is_detected_by_the_engine(pbx: Engine, tmp_path: Path) -> None:
+    wav = _dtmf_wav(tmp_path / "dtmf.wav", "4826")
+    with _phone(pbx, "a", "1001") as a, _phone(pbx, "b", "1002") as b:
+        ca = a.call(_uri(pbx, "1002"))
+        cb = b.wait_incoming()
+        b.answer(cb)
+        a.wait_state(ca, "CONFIRMED")
+        a.play(ca, wav, loop=False)
+
+        def digits() -> str:
+            _, chans = pbx.api("GET", "/v1/channels")
+            return next((c["dtmf"] for c in chans if c["direction"] == "inbound"), "")
+
+        assert _wait(lambda: digits() == "4826", timeout=6.0), digits()
+        a.hangup(ca)

@@ -81,7 +81,8 @@ class ExtensionConfig:
     forward_busy: str | None = None
     forward_noanswer: str | None = None
     noanswer_seconds: int = 20
-    dial_permissions: list[str] = field(default_factory=lambda: ["internal"])
+    # Names of outbound routes the extension may use (none: internal calls only).
+    dial_permissions: list[str] = field(default_factory=list)
     external_caller_id: str | None = None
     enabled: bool = True
 
