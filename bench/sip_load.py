@@ -33,8 +33,8 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 sys.modules.pop("tests", None)  # sippy installs a stray top-level `tests`; use ours
 
-from tests.peers.engine import Engine, free_port  # noqa: E402
-from tests.peers.sipp import SippProcess, auth_row, run_sipp  # noqa: E402
+from tests.peers.engine import Engine, free_port
+from tests.peers.sipp import SippProcess, auth_row, run_sipp
 
 MAX_FAILED_FRACTION = 0.001
 
@@ -88,7 +88,8 @@ def plateau_target(work: Path) -> Iterator[str]:
 
     Hook for the lead: extension routing details (1001 calls 1002) may still change.
     """
-    eng = Engine(work / "engine").start()
+    # SIPp 3.6.1 answers only the first challenge and only with MD5: offer MD5 first.
+    eng = Engine(work / "engine", extra_args=["--digest-algorithms", "MD5,SHA-256"]).start()
     try:
         registrar = f"{eng.sip_ip}:{eng.sip_port}"
         with SippProcess("load_uas", workdir=work / "uas", register=("1002", eng.secret(1002), registrar),

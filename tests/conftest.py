@@ -20,7 +20,7 @@ _stray = sys.modules.get("tests")
 if _stray is not None and Path(getattr(_stray, "__file__", "") or "").parent != REPO_ROOT / "tests":
     del sys.modules["tests"]
 
-from tests.peers.engine import PERSISTENT_PIDS, Engine  # noqa: E402
+from tests.peers.engine import PERSISTENT_PIDS, Engine
 
 
 # -- engine ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import socket
 import time
 from typing import Any
@@ -206,7 +207,20 @@ def main(argv: list[str] | None = None) -> None:
     ctrl = socket.socket(fileno=args.ctrl_fd)
     events = socket.socket(fileno=args.event_fd)
     server = MediaServer(ctrl, events, args.bind_ip, args.port_min, args.port_max, args.rtp_timeout)
-    uvloop.run(server.run())
+    profile_path = os.environ.get("PLATEAU_MEDIA_PROFILE")
+    if not profile_path:
+        uvloop.run(server.run())
+        return
+    # benchmark aid: cProfile the whole process, stats written on a clean exit
+    import cProfile
+
+    prof = cProfile.Profile()
+    prof.enable()
+    try:
+        uvloop.run(server.run())
+    finally:
+        prof.disable()
+        prof.dump_stats(profile_path)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from tests.peers.engine import Engine
 from tests.peers.pjsua import PjPhone
 from tests.peers.sipp import SippProcess, auth_row, run_sipp
+
+# SIPp 3.6.1 answers only the first WWW-Authenticate and only knows MD5, so an engine that
+# offers SHA-256 first (RFC 8760) must list MD5 first for SIPp-driven tests.
+SIPP_DIGEST = ["--digest-algorithms", "MD5,SHA-256"]
+
+
+@pytest.fixture
+def md5_engine(tmp_path: Path) -> Iterator[Engine]:
+    eng = Engine(tmp_path / "engine", extra_args=SIPP_DIGEST).start()
+    try:
+        yield eng
+    finally:
+        eng.stop()
 
 
 def test_engine_fixture_status_kill9_restart(engine: Engine) -> None:
@@ -38,7 +54,10 @@ def test_peers_register_with_the_configured_secrets(engine: Engine, tmp_path: Pa
     with PjPhone("p1002") as phone:
         code = phone.register("1002", "wrong", "127.0.0.1", engine.sip_port, expect_code=None)
         assert code in (401, 403)
-    target = f"127.0.0.1:{engine.sip_port}"
+
+
+def test_sipp_registers_md5_first(md5_engine: Engine, tmp_path: Path) -> None:
+    target = f"127.0.0.1:{md5_engine.sip_port}"
     ok = run_sipp("register_auth", target, inject=[auth_row("1003", "secret1003")],
                   timeout=10, workdir=tmp_path / "reg")
     assert ok.returncode == 0, ok.explain()
@@ -47,8 +66,8 @@ def test_peers_register_with_the_configured_secrets(engine: Engine, tmp_path: Pa
     assert bad.returncode == 0, bad.explain()
 
 
-def test_sipp_uac_calls_registered_sipp_uas_through_engine(engine: Engine, tmp_path: Path) -> None:
-    registrar = f"127.0.0.1:{engine.sip_port}"
+def test_sipp_uac_calls_registered_sipp_uas_through_engine(md5_engine: Engine, tmp_path: Path) -> None:
+    registrar = f"127.0.0.1:{md5_engine.sip_port}"
     with SippProcess("uas_register_answer", calls=1, register=("1002", "secret1002", registrar),
                      workdir=tmp_path / "uas") as uas:
         res = run_sipp("uac_call", registrar, service="1002",

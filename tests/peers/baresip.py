@@ -153,7 +153,7 @@ class Baresip:
         )
 
     # -- lifecycle --------------------------------------------------------------------
-    def start(self) -> "Baresip":
+    def start(self) -> Baresip:
         """Write the config, start baresip, connect ctrl_tcp."""
         self._write_config()
         self._log = open(self.dir / "baresip.log", "wb")
@@ -179,7 +179,7 @@ class Baresip:
         self._reader.start()
         return self
 
-    def __enter__(self) -> "Baresip":
+    def __enter__(self) -> Baresip:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

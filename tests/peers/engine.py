@@ -151,7 +151,7 @@ class Engine:
             "--rtp-ports", f"{a}-{b}", *self.extra_args,
         ]
 
-    def start(self) -> "Engine":
+    def start(self) -> Engine:
         """Import the config (first time only), start the engine, wait for GET /v1/status."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
         if not self._imported:
@@ -223,7 +223,7 @@ class Engine:
             PERSISTENT_PIDS.discard(self.proc.pid)
             self.proc = None
 
-    def restart(self) -> "Engine":
+    def restart(self) -> Engine:
         """Stop (if running) and start again on the same ports and data dir."""
         self.stop()
         return self.start()

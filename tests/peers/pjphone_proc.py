@@ -89,7 +89,7 @@ class _Out:
 class PhoneCall(pj.Call):
     """One call leg; posts state/media/DTMF/transfer events and wires players/recorders."""
 
-    def __init__(self, phone: "Phone", acc: pj.Account, call_id: int = pj.PJSUA_INVALID_ID):
+    def __init__(self, phone: Phone, acc: pj.Account, call_id: int = pj.PJSUA_INVALID_ID):
         super().__init__(acc, call_id)
         self.phone = phone
         self.index = phone.next_index()
@@ -219,7 +219,7 @@ class PhoneCall(pj.Call):
 class PhoneAccount(pj.Account):
     """An account: incoming calls and registration state become events."""
 
-    def __init__(self, phone: "Phone") -> None:
+    def __init__(self, phone: Phone) -> None:
         super().__init__()
         self.phone = phone
         self.reg_code = 0

@@ -82,7 +82,7 @@ class PjPhone:
         self.sip_port = 0
 
     # -- process lifecycle ------------------------------------------------------------
-    def start(self) -> "PjPhone":
+    def start(self) -> PjPhone:
         """Start the child and wait for its "ready" event (which carries the bound SIP port)."""
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "tests.peers.pjphone_proc", json.dumps(self._cfg)],
@@ -98,7 +98,7 @@ class PjPhone:
         self.sip_port = int(ev["sip_port"])
         return self
 
-    def __enter__(self) -> "PjPhone":
+    def __enter__(self) -> PjPhone:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

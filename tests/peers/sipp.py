@@ -10,7 +10,6 @@ uas_registrar.xml takes plain rows: [field0] user, [field1] password.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -217,7 +216,7 @@ class SippProcess:
         self.register_result: SippResult | None = None
         self._rc: int | None = None
 
-    def start(self) -> "SippProcess":
+    def start(self) -> SippProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         if self.register is not None:
             user, password, registrar = self.register
@@ -254,7 +253,7 @@ class SippProcess:
             time.sleep(0.02)
         return self
 
-    def __enter__(self) -> "SippProcess":
+    def __enter__(self) -> SippProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
