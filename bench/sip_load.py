@@ -57,19 +57,38 @@ class StepResult:
 @contextlib.contextmanager
 def sippy_target(work: Path) -> Iterator[str]:
     """A SIPp UAS behind sippy's b2bua_simple; yields the B2BUA's "host:port"."""
-    with SippProcess("load_uas", workdir=work / "uas", extra_args=["-max_recv_loops", "10000"]) as uas:
+    with SippProcess(
+        "load_uas", workdir=work / "uas", extra_args=["-max_recv_loops", "10000"]
+    ) as uas:
         port = free_port()
-        log = open(work / "b2bua.log", "wb")
+        log = open(work / "b2bua.log", "wb")  # noqa: SIM115 (outlives this block: the child writes it)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "sippy.b2bua_simple", "-f", "-l", "127.0.0.1", "-p", str(port),
-             "-n", uas.address, "-L", str(work / "sippy.log")],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "sippy.b2bua_simple",
+                "-f",
+                "-l",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-n",
+                uas.address,
+                "-L",
+                str(work / "sippy.log"),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
             cwd=work,
         )
         try:
             time.sleep(1.0)  # sippy binds during start-up; it has no readiness signal
             if proc.poll() is not None:
-                raise RuntimeError(f"b2bua_simple exited {proc.returncode}: {(work / 'b2bua.log').read_text()}")
+                raise RuntimeError(
+                    f"b2bua_simple exited {proc.returncode}: {(work / 'b2bua.log').read_text()}"
+                )
             yield f"127.0.0.1:{port}"
         finally:
             with contextlib.suppress(ProcessLookupError):
@@ -92,22 +111,48 @@ def plateau_target(work: Path) -> Iterator[str]:
     eng = Engine(work / "engine", extra_args=["--digest-algorithms", "MD5,SHA-256"]).start()
     try:
         registrar = f"{eng.sip_ip}:{eng.sip_port}"
-        with SippProcess("load_uas", workdir=work / "uas", register=("1002", eng.secret(1002), registrar),
-                         extra_args=["-max_recv_loops", "10000"]):
+        with SippProcess(
+            "load_uas",
+            workdir=work / "uas",
+            register=("1002", eng.secret(1002), registrar),
+            extra_args=["-max_recv_loops", "10000"],
+        ):
             yield registrar
     finally:
         eng.stop()
 
 
-def run_step(target: str, rate: int, seconds: float, call_ms: int, recv_timeout_ms: int,
-             work: Path, user: str, password: str) -> StepResult:
+def run_step(
+    target: str,
+    rate: int,
+    seconds: float,
+    call_ms: int,
+    recv_timeout_ms: int,
+    work: Path,
+    user: str,
+    password: str,
+) -> StepResult:
     calls = int(rate * seconds)
     t0 = time.monotonic()
     res = run_sipp(
-        "load_uac", target, service="1002", calls=calls, rate=rate,
+        "load_uac",
+        target,
+        service="1002",
+        calls=calls,
+        rate=rate,
         inject=[auth_row(user, password)],
-        extra_args=["-d", str(call_ms), "-recv_timeout", str(recv_timeout_ms), "-l", str(rate * 10),
-                    "-max_recv_loops", "10000", "-max_sched_loops", "10000"],
+        extra_args=[
+            "-d",
+            str(call_ms),
+            "-recv_timeout",
+            str(recv_timeout_ms),
+            "-l",
+            str(rate * 10),
+            "-max_recv_loops",
+            "10000",
+            "-max_sched_loops",
+            "10000",
+        ],
         timeout=seconds + call_ms / 1000 + recv_timeout_ms / 1000 * 8 + 30,
         workdir=work / f"uac-{rate}",
     )
@@ -115,9 +160,13 @@ def run_step(target: str, rate: int, seconds: float, call_ms: int, recv_timeout_
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--target", choices=("sippy", "plateau"), default="sippy")
-    ap.add_argument("--rates", default="50,100,150,200,300", help="calls per second, comma-separated")
+    ap.add_argument(
+        "--rates", default="50,100,150,200,300", help="calls per second, comma-separated"
+    )
     ap.add_argument("--seconds", type=float, default=10.0, help="duration of each step")
     ap.add_argument("--call-ms", type=int, default=1000, help="call duration between ACK and BYE")
     ap.add_argument("--recv-timeout-ms", type=int, default=5000, help="per-message timeout")
@@ -128,19 +177,36 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     target_cm = sippy_target if args.target == "sippy" else plateau_target
     results: list[StepResult] = []
-    print(f"target={args.target} steps={rates} cps x {args.seconds:g} s, calls {args.call_ms} ms, "
-          f"per-message timeout {args.recv_timeout_ms} ms, logs in {work}")
-    print(f"{'rate':>6} {'attempted':>10} {'completed':>10} {'failed':>7} {'failed%':>8} {'wall s':>7}")
+    print(
+        f"target={args.target} steps={rates} cps x {args.seconds:g} s, calls {args.call_ms} ms, "
+        f"per-message timeout {args.recv_timeout_ms} ms, logs in {work}"
+    )
+    print(
+        f"{'rate':>6} {'attempted':>10} {'completed':>10} {'failed':>7} {'failed%':>8} {'wall s':>7}"
+    )
     with target_cm(work) as target:
         for rate in rates:
-            r = run_step(target, rate, args.seconds, args.call_ms, args.recv_timeout_ms, work,
-                         "1001", "secret1001")
+            r = run_step(
+                target,
+                rate,
+                args.seconds,
+                args.call_ms,
+                args.recv_timeout_ms,
+                work,
+                "1001",
+                "secret1001",
+            )
             results.append(r)
-            print(f"{r.rate:>6} {r.attempted:>10} {r.completed:>10} {r.failed:>7} "
-                  f"{100 * r.failed_fraction:>7.2f}% {r.wall_s:>7.1f}", flush=True)
+            print(
+                f"{r.rate:>6} {r.attempted:>10} {r.completed:>10} {r.failed:>7} "
+                f"{100 * r.failed_fraction:>7.2f}% {r.wall_s:>7.1f}",
+                flush=True,
+            )
     good = [r.rate for r in results if r.attempted and r.failed_fraction < MAX_FAILED_FRACTION]
-    print(f"highest rate with < {100 * MAX_FAILED_FRACTION:g} % failed calls: "
-          f"{max(good) if good else 'none'} cps")
+    print(
+        f"highest rate with < {100 * MAX_FAILED_FRACTION:g} % failed calls: "
+        f"{max(good) if good else 'none'} cps"
+    )
     return 0
 
 

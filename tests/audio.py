@@ -60,7 +60,7 @@ def read_wav(path: str | Path) -> tuple[int, np.ndarray]:
 
 def sine(freq: float, seconds: float, rate: int = 8000, amplitude: int = 8000) -> np.ndarray:
     """An int16 sine of `freq` Hz, `seconds` long."""
-    t = np.arange(int(round(seconds * rate))) / rate
+    t = np.arange(round(seconds * rate)) / rate
     return np.round(amplitude * np.sin(2.0 * math.pi * freq * t)).astype(np.int16)
 
 
@@ -79,7 +79,9 @@ def write_tone_wav(
     return path
 
 
-def skip_leading_silence(samples: np.ndarray, rate: int, threshold: float = SILENCE_RMS) -> np.ndarray:
+def skip_leading_silence(
+    samples: np.ndarray, rate: int, threshold: float = SILENCE_RMS
+) -> np.ndarray:
     """Drop whole 20 ms frames from the start while their RMS is below `threshold`."""
     frame = max(1, rate // 50)
     x = np.asarray(samples, dtype=np.float64)

@@ -23,7 +23,6 @@ from appliance.pbx.channel import (
     DtmfReceived,
     HoldChanged,
     HungUp,
-    Party,
     TransferRequested,
 )
 from appliance.pbx.dialplan import Refused, ToExtension, ToTrunk
@@ -72,7 +71,7 @@ def disposition_for(cause: Cause, answered: bool, caller_gave_up: bool) -> str:
 class Call:
     """One call between `a` (who started it) and `b` (who it reached)."""
 
-    def __init__(self, pbx: "Switchboard", a: Channel, dialed: str, caller_ext: Extension | None,
+    def __init__(self, pbx: Switchboard, a: Channel, dialed: str, caller_ext: Extension | None,
                  direction: str, via_trunk: str | None = None) -> None:
         self.id = f"call-{next(_ids)}"
         self.pbx = pbx
@@ -90,7 +89,7 @@ class Call:
         self.cause: Cause = NORMAL_CLEARING
         self.caller_gave_up = False
         self.fail_timer: TimerHandle | None = None
-        self.transfer: "BlindTransfer | None" = None
+        self.transfer: BlindTransfer | None = None
         self._adopt(a)
 
     # -- state machine ------------------------------------------------------------------
@@ -116,6 +115,8 @@ class Call:
             self.a.dialog_key(), self.a.caller.number, self.a.caller.name, self.dialed,
             self.direction, self.a.created, trunk=self.via_trunk,
         )
+        log.info("%s: %s calls %s", self.id, self.a.caller.number, self.dialed,
+                 extra={"CALL_ID": self.id, "EXTENSION": self.caller_ext.number if self.caller_ext else ""})
         if first_hop_did:
             self._go(self.pbx.dialplan.resolve_did(self.dialed), hops=0)
         else:
@@ -215,7 +216,7 @@ class Call:
         try:
             self.a.progress()  # 183 with SDP: early media carries the tone
             self.pbx.media.play(self.a.media_leg, self.pbx.tone(tone), True)
-        except Exception:  # noqa: BLE001 - a tone is a courtesy; never lose the release
+        except Exception:
             log.exception("%s: could not play %s tone", self.id, tone)
         self.fail_timer = self.pbx.schedule(seconds, lambda: self._end(cause))
 
@@ -244,7 +245,8 @@ class Call:
             self.transfer.transferor_left()
             return
         if chan is self.a:
-            if not self.answered:
+            if not self.answered and self.state != CallState.FAILING:
+                # Hanging up while hearing the busy tone is not abandoning the call.
                 self.caller_gave_up = True
                 cause = CANCELLED
             if self.fork is not None:
@@ -270,6 +272,8 @@ class Call:
         if self.state == CallState.ENDED:
             return
         self.state = CallState.ENDED
+        if self.cause == NORMAL_CLEARING:
+            self.cause = cause  # a failure decided earlier (e.g. before the busy tone) stays
         if self.fail_timer is not None:
             self.fail_timer.cancel()
             self.fail_timer = None
@@ -278,17 +282,22 @@ class Call:
             self.fork = None
         for chan in (self.a, self.b):
             if chan is not None and not chan.is_down:
-                chan.hangup(cause if not self.answered else NORMAL_CLEARING)
+                chan.hangup(NORMAL_CLEARING if self.answered else self.cause)
         self.pbx.media_destroy_bridge(self.bridge_id)
-        if self.cdr_id is not None:
-            disposition = disposition_for(self.cause if self.cause != NORMAL_CLEARING else cause,
-                                          self.answered, self.caller_gave_up)
-            who = "caller hung up" if by is self.a else "callee hung up" if by is not None else str(cause)
-            hangup_cause = who if self.answered or self.caller_gave_up else str(self.cause if
-                                                                                 self.cause != NORMAL_CLEARING else cause)
-            self.pbx.store.cdr_close(self.cdr_id, self.pbx.clock(), disposition, hangup_cause)
-            self.cdr_id = None
+        self._close_cdr(by)
+        log.info("%s: ended (%s)", self.id, self.cause, extra={"CALL_ID": self.id})
         self.pbx.call_ended(self)
+
+    def _close_cdr(self, by: Channel | None) -> None:
+        if self.cdr_id is None:
+            return
+        if self.answered or self.caller_gave_up:
+            hangup_cause = "caller hung up" if by is self.a else "callee hung up" if by else str(self.cause)
+        else:
+            hangup_cause = str(self.cause)
+        disposition = disposition_for(self.cause, self.answered, self.caller_gave_up)
+        self.pbx.store.cdr_close(self.cdr_id, self.pbx.clock(), disposition, hangup_cause)
+        self.cdr_id = None
 
     def info(self) -> dict[str, object]:
         return {

@@ -10,8 +10,8 @@ import enum
 import itertools
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 
 class ChannelState(enum.Enum):
@@ -72,29 +72,29 @@ class Party:
 # -- events a channel posts to its listener (the Call that owns it) ---------------
 @dataclass(frozen=True)
 class Ringing:
-    channel: "Channel"
+    channel: Channel
 
 
 @dataclass(frozen=True)
 class Progress:
-    channel: "Channel"
+    channel: Channel
 
 
 @dataclass(frozen=True)
 class Answered:
-    channel: "Channel"
+    channel: Channel
 
 
 @dataclass(frozen=True)
 class HungUp:
-    channel: "Channel"
+    channel: Channel
     cause: Cause
     remote: bool  # True when the far end ended it
 
 
 @dataclass(frozen=True)
 class HoldChanged:
-    channel: "Channel"
+    channel: Channel
     held: bool
 
 
@@ -102,14 +102,14 @@ class HoldChanged:
 class TransferRequested:
     """The party on this channel asks to be replaced by `target` (REFER, hook flash...)."""
 
-    channel: "Channel"
+    channel: Channel
     target: str
     replaces: tuple[str, str | None, str | None] | None  # (call-id, to-tag, from-tag) for attended
 
 
 @dataclass(frozen=True)
 class DtmfReceived:
-    channel: "Channel"
+    channel: Channel
     digit: str
     source: str
 

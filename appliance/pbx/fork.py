@@ -6,7 +6,8 @@ done by a B2BUA): the others are cancelled with "call completed elsewhere" (RFC 
 from __future__ import annotations
 
 import logging
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from appliance.pbx.channel import (
     ANSWERED_ELSEWHERE,
@@ -23,7 +24,6 @@ from appliance.pbx.channel import (
     Progress,
     Ringing,
 )
-
 
 log = logging.getLogger("plateau.pbx")
 
@@ -79,7 +79,7 @@ class Fork:
             chan.listener = self._event
             try:
                 chan.dial()
-            except Exception:  # noqa: BLE001 - one bad contact must not stop the others ringing
+            except Exception:
                 log.exception("could not dial %s", chan.id)
                 chan.listener = None
                 chan.hangup(CONGESTION)

@@ -24,7 +24,7 @@ log = logging.getLogger("plateau.pbx")
 class Transfers:
     """Decides what a transfer request means and starts it."""
 
-    def __init__(self, pbx: "Switchboard") -> None:
+    def __init__(self, pbx: Switchboard) -> None:
         self.pbx = pbx
 
     def requested(self, call: Call, transferor: Channel, target: str,

@@ -21,7 +21,9 @@ from sippy.CCEvents import (
     CCEventUpdate,
 )
 from sippy.MsgBody import MsgBody
+from sippy.SipAddress import SipAddress
 from sippy.SipCallId import SipCallId
+from sippy.SipContact import SipContact
 from sippy.SipContentType import SipContentType
 from sippy.SipHeader import SipHeader
 from sippy.SipURL import SipURL
@@ -65,6 +67,20 @@ def _sipfrag(status: int, reason: str) -> MsgBody:
     ctype = SipContentType("message/sipfrag;version=2.0")
     ctype.parse()
     return MsgBody(f"SIP/2.0 {status} {reason}\r\n", mtype=ctype)
+
+
+def local_contact(ctx: "SipContext", user: str | None, transport: str) -> SipContact:
+    """Our Contact for a dialog: no display name, the transport the dialog runs on.
+
+    sippy's default is ``Anonymous <sip:host:port>``; legal (RFC 3261 §20.10), but some UAs
+    (SIPp's [next_url], older phones) copy the display name into their Request-URI.
+    A TCP dialog says ``transport=tcp`` so in-dialog requests come back over TCP (§8.1.1.8).
+    """
+    url = SipURL(username=user or None, host=ctx.global_config["_sip_address"],
+                 port=ctx.global_config["_sip_port"])
+    if transport.lower() == "tcp":
+        url.transport = "tcp"
+    return SipContact(address=SipAddress(url=url, hadbrace=True))
 
 
 def parse_refer_target(uri: str) -> tuple[str, tuple[str, str | None, str | None] | None]:
@@ -112,10 +128,12 @@ class SipChannel(Channel):
 
     # -- set-up ---------------------------------------------------------------------
     @classmethod
-    def inbound(cls, ctx: "SipContext", caller: Party, callee: str, source: str) -> "SipChannel":
+    def inbound(cls, ctx: "SipContext", caller: Party, callee: str, source: str,
+                transport: str = "udp") -> "SipChannel":
         chan = cls(ctx, "inbound", caller, callee)
         chan.peer_address = source
         chan.ua = PlateauUA(ctx.global_config, event_cb=chan._on_ua_event)
+        chan.ua.lContact = local_contact(ctx, callee, transport)
         chan.ua.on_refer = chan._on_refer
         chan.ua.local_ua = ctx.server_header()
         return chan
@@ -141,6 +159,7 @@ class SipChannel(Channel):
             nh_address=(target.host, target.port),
             nh_transport=target.transport,
         )
+        chan.ua.lContact = local_contact(ctx, caller.number, target.transport)
         chan.ua.on_refer = chan._on_refer
         chan.ua.local_ua = ctx.server_header()
         return chan

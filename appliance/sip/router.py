@@ -5,7 +5,8 @@ In-dialog requests never reach this router: sippy hands them to the dialog's UA.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from sippy.SipGenericHF import SipGenericHF
 from sippy.SipHeader import SipHeader
@@ -27,15 +28,34 @@ ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, REFER, NOTIFY, INFO"
 Reply = tuple[Any, Any, Any] | None
 
 
+class _VerbatimHF(SipGenericHF):
+    """A header body written as given, under its canonical name.
+
+    sippy's generic header writes its name with str.capitalize() ("Proxy-authenticate");
+    names are case-insensitive (RFC 3261 §7.3.1), but SIPp and some phones match
+    "Proxy-Authenticate" case-sensitively and then ignore the challenge.
+    """
+
+    def __init__(self, body: str, name: str) -> None:
+        super().__init__(body, name.lower())
+        self._canonical = name
+
+    def getCopy(self) -> "_VerbatimHF":
+        return _VerbatimHF(self.body, self._canonical)
+
+    def getCanName(self, name: str, compact: bool = False) -> str:
+        return self._canonical
+
+
 def raw_header(name: str, value: str) -> SipHeader:
     """A header sippy copies verbatim (its own auth classes would re-format ours)."""
-    return SipHeader(name=name, body=SipGenericHF(value, name))
+    return SipHeader(name=name, body=_VerbatimHF(value, name))
 
 
 class SipRouter:
     """The transaction manager's request callback."""
 
-    def __init__(self, ctx: "SipContext", pbx: "Switchboard", registrar: Any,
+    def __init__(self, ctx: SipContext, pbx: Switchboard, registrar: Any,
                  authenticator: DigestAuthenticator, guard: ScannerGuard,
                  lookup_secret: Callable[[str], str | None]) -> None:
         self.ctx = ctx
@@ -54,14 +74,14 @@ class SipRouter:
             return (self.registrar.handle_register(req), None, None)
         if method == "OPTIONS":
             resp = req.genResponse(200, "OK", server=self.ctx.server_header())
-            resp.appendHeader(raw_header("allow", ALLOW))
-            resp.appendHeader(raw_header("accept", "application/sdp"))
+            resp.appendHeader(raw_header("Allow", ALLOW))
+            resp.appendHeader(raw_header("Accept", "application/sdp"))
             return (resp, None, None)
         if method == "INVITE":
             return self._invite(req, t)
         if method in ("SUBSCRIBE", "PUBLISH", "MESSAGE", "UPDATE", "PRACK"):
             resp = req.genResponse(405, "Method Not Allowed")
-            resp.appendHeader(raw_header("allow", ALLOW))
+            resp.appendHeader(raw_header("Allow", ALLOW))
             return (resp, None, None)
         if method in ("BYE", "INFO", "NOTIFY", "REFER"):
             return (req.genResponse(481, "Call/Transaction Does Not Exist"), None, None)
@@ -69,7 +89,7 @@ class SipRouter:
 
     # -- INVITE -----------------------------------------------------------------------
     def _invite(self, req: SipRequest, t: Any) -> Reply:
-        (host, port), _transport = req.getSource(ver=2)
+        (host, port), transport = req.getSource(ver=2)
         dialed = req.getRURI().username or ""
         frm = req.getHFBody("from")
         from_user = frm.getUrl().username or ""
@@ -77,7 +97,7 @@ class SipRouter:
         trunk = self.pbx.dialplan.trunk_for_source(host, int(port))
         if trunk is not None:
             caller = Party(from_user, display)
-            return self._start(req, t, caller, dialed, None, trunk.name, f"{host}:{port}")
+            return self._start(req, t, caller, dialed, None, trunk.name, f"{host}:{port}", transport)
         ext_number = self._authenticate(req, from_user, host)
         if isinstance(ext_number, tuple):
             return ext_number
@@ -85,7 +105,7 @@ class SipRouter:
         if ext is None or not ext.enabled:
             return (req.genResponse(403, "Forbidden"), None, None)
         caller = Party(ext.number, display or ext.name)
-        return self._start(req, t, caller, dialed, ext, None, f"{host}:{port}")
+        return self._start(req, t, caller, dialed, ext, None, f"{host}:{port}", transport)
 
     def _authenticate(self, req: SipRequest, from_user: str, host: str) -> str | tuple[Any, Any, Any]:
         """Digest-check an INVITE from a phone (RFC 3261 §22.3, 407 challenge)."""
@@ -109,14 +129,14 @@ class SipRouter:
     def _challenge(self, req: SipRequest, stale: bool) -> tuple[Any, Any, Any]:
         resp = req.genResponse(407, "Proxy Authentication Required", server=self.ctx.server_header())
         for name, value in self.auth.challenge(stale=stale, proxy=True):
-            resp.appendHeader(raw_header(name.lower(), value))
+            resp.appendHeader(raw_header(name, value))
         return (resp, None, None)
 
     def _start(self, req: SipRequest, t: Any, caller: Party, dialed: str, ext: Any,
-               trunk: str | None, source: str) -> Reply:
+               trunk: str | None, source: str, transport: str = "udp") -> Reply:
         if not dialed:
             return (req.genResponse(404, "Not Found (no user in Request-URI)"), None, None)
-        chan = SipChannel.inbound(self.ctx, caller, dialed, source)
+        chan = SipChannel.inbound(self.ctx, caller, dialed, source, str(transport))
         self.ctx.channels_by_leg[chan.media_leg] = chan
         body = req.getBody()
         try:

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import sqlite3
-from contextlib import contextmanager
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -261,7 +262,7 @@ def test_attended_transfer_with_replaces(pbx: Engine, tones: dict[int, Path], tm
 
 
 def test_originate_from_the_control_api(pbx: Engine) -> None:
-    with _phone(pbx, "a", "1001", auto_answer=True) as a, _phone(pbx, "b", "1002") as b:
+    with _phone(pbx, "a", "1001", auto_answer=True), _phone(pbx, "b", "1002") as b:
         status, body = pbx.api("POST", "/v1/originate", {"from": "1001", "to": "1002"})
         assert status == 200, body
         cb = b.wait_incoming(timeout=5.0)

@@ -6,15 +6,16 @@ and a SIPp registrar that checks our digest answer (registration).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from tests.audio import read_wav, tone_ratio, write_tone_wav
 from tests.peers.engine import Engine, default_config
-from tests.peers.pjsua import PjPhone
+from tests.peers.pjsua import PeerError, PjPhone
 from tests.peers.sipp import SippProcess
 
 MOBILE = "0612345678"
@@ -84,7 +85,7 @@ def test_extension_without_permission_is_refused_and_nothing_is_dialled(
         cb = b.call(pbx.uri("0123456789"))
         b.wait_state(cb, "DISCONNECTED", timeout=10.0)
         assert b.last_status(cb) == 403
-    with pytest.raises(Exception):
+    with pytest.raises(PeerError):
         carrier.wait_incoming(timeout=1.0)
 
 

@@ -18,9 +18,10 @@ def test_netstrings_round_trip() -> None:
 def test_baresip_calls_pjsua_two_way_audio(tmp_path: Path) -> None:
     tone = write_tone_wav(tmp_path / "t2k.wav", 2000, 2.0)
     rec = tmp_path / "pj.wav"
-    with PjPhone("alice", auto_answer=True, auto_play=tone, auto_record=rec) as pj, Baresip(
-        "carol", tone_hz=1000, work_dir=tmp_path / "baresip"
-    ) as bs:
+    with (
+        PjPhone("alice", auto_answer=True, auto_play=tone, auto_record=rec) as pj,
+        Baresip("carol", tone_hz=1000, work_dir=tmp_path / "baresip") as bs,
+    ):
         bs.dial(pj.uri)
         ev = bs.wait_event("CALL_ESTABLISHED", timeout=5.0)
         assert ev.data["peeruri"].startswith(pj.uri)
@@ -39,9 +40,10 @@ def test_baresip_calls_pjsua_two_way_audio(tmp_path: Path) -> None:
 
 
 def test_pjsua_calls_baresip_answer_and_remote_hangup(tmp_path: Path) -> None:
-    with PjPhone("alice", codecs=["PCMA"]) as pj, Baresip(
-        "carol", tone_hz=1000, codecs=["PCMA"], work_dir=tmp_path / "baresip"
-    ) as bs:
+    with (
+        PjPhone("alice", codecs=["PCMA"]) as pj,
+        Baresip("carol", tone_hz=1000, codecs=["PCMA"], work_dir=tmp_path / "baresip") as bs,
+    ):
         c = pj.call(bs.uri, record_wav=tmp_path / "pj.wav")
         bs.wait_event("CALL_INCOMING", timeout=5.0)
         bs.answer()

@@ -58,20 +58,41 @@ def test_peers_register_with_the_configured_secrets(engine: Engine, tmp_path: Pa
 
 def test_sipp_registers_md5_first(md5_engine: Engine, tmp_path: Path) -> None:
     target = f"127.0.0.1:{md5_engine.sip_port}"
-    ok = run_sipp("register_auth", target, inject=[auth_row("1003", "secret1003")],
-                  timeout=10, workdir=tmp_path / "reg")
+    ok = run_sipp(
+        "register_auth",
+        target,
+        inject=[auth_row("1003", "secret1003")],
+        timeout=10,
+        workdir=tmp_path / "reg",
+    )
     assert ok.returncode == 0, ok.explain()
-    bad = run_sipp("register_bad", target, inject=[auth_row("1003", "nope")],
-                   timeout=10, workdir=tmp_path / "bad")
+    bad = run_sipp(
+        "register_bad",
+        target,
+        inject=[auth_row("1003", "nope")],
+        timeout=10,
+        workdir=tmp_path / "bad",
+    )
     assert bad.returncode == 0, bad.explain()
 
 
-def test_sipp_uac_calls_registered_sipp_uas_through_engine(md5_engine: Engine, tmp_path: Path) -> None:
+def test_sipp_uac_calls_registered_sipp_uas_through_engine(
+    md5_engine: Engine, tmp_path: Path
+) -> None:
     registrar = f"127.0.0.1:{md5_engine.sip_port}"
-    with SippProcess("uas_register_answer", calls=1, register=("1002", "secret1002", registrar),
-                     workdir=tmp_path / "uas") as uas:
-        res = run_sipp("uac_call", registrar, service="1002",
-                       inject=[auth_row("1001", "secret1001")], timeout=15,
-                       workdir=tmp_path / "uac")
+    with SippProcess(
+        "uas_register_answer",
+        calls=1,
+        register=("1002", "secret1002", registrar),
+        workdir=tmp_path / "uas",
+    ) as uas:
+        res = run_sipp(
+            "uac_call",
+            registrar,
+            service="1002",
+            inject=[auth_row("1001", "secret1001")],
+            timeout=15,
+            workdir=tmp_path / "uac",
+        )
         assert res.returncode == 0, res.explain()
         assert uas.wait(timeout=10).returncode == 0

@@ -72,7 +72,10 @@ def test_rfc4733_dtmf_and_rtcp() -> None:
     ],
 )
 def test_codec_negotiation(codecs_a: list[str], codecs_b: list[str], expect: str) -> None:
-    with PjPhone("alice", codecs=codecs_a) as a, PjPhone("bob", codecs=codecs_b, auto_answer=True) as b:
+    with (
+        PjPhone("alice", codecs=codecs_a) as a,
+        PjPhone("bob", codecs=codecs_b, auto_answer=True) as b,
+    ):
         ca = a.call(b.uri)
         a.wait_state(ca, "CONFIRMED")
         assert a.call_info(ca)["codec"] == expect
@@ -83,9 +86,10 @@ def test_codec_negotiation(codecs_a: list[str], codecs_b: list[str], expect: str
 def test_g722_carries_wideband_tone(tmp_path: Path) -> None:
     tone = write_tone_wav(tmp_path / "t5k.wav", 5000, 2.0, rate=16000)
     rec = tmp_path / "b.wav"
-    with PjPhone("alice", codecs=["G722"]) as a, PjPhone(
-        "bob", codecs=["G722"], auto_answer=True, auto_record=rec
-    ) as b:
+    with (
+        PjPhone("alice", codecs=["G722"]) as a,
+        PjPhone("bob", codecs=["G722"], auto_answer=True, auto_record=rec) as b,
+    ):
         ca = a.call(b.uri, play_wav=tone)
         a.wait_state(ca, "CONFIRMED")
         time.sleep(1.5)
@@ -111,7 +115,10 @@ def test_reject_busy_and_unreachable() -> None:
 
 
 def test_hold_unhold_and_tcp() -> None:
-    with PjPhone("alice", transport="tcp") as a, PjPhone("bob", transport="tcp", auto_answer=True) as b:
+    with (
+        PjPhone("alice", transport="tcp") as a,
+        PjPhone("bob", transport="tcp", auto_answer=True) as b,
+    ):
         ca = a.call(b.uri)
         a.wait_state(ca, "CONFIRMED")
         a.wait_event("media", call=ca, status="ACTIVE")
@@ -127,9 +134,11 @@ def test_hold_unhold_and_tcp() -> None:
 
 
 def test_blind_transfer(tmp_path: Path) -> None:
-    with PjPhone("alice") as a, PjPhone("bob", auto_answer=True) as b, PjPhone(
-        "carol", auto_answer=True
-    ) as c:
+    with (
+        PjPhone("alice") as a,
+        PjPhone("bob", auto_answer=True) as b,
+        PjPhone("carol", auto_answer=True) as c,
+    ):
         ca = a.call(b.uri)
         a.wait_state(ca, "CONFIRMED")
         b.wait_state(0, "CONFIRMED")

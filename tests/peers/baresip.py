@@ -19,12 +19,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from tests.peers.engine import free_port
 
-MODULE_DIRS = ("/usr/lib/baresip/modules", "/usr/lib/x86_64-linux-gnu/baresip/modules",
-               "/usr/local/lib/baresip/modules")
+MODULE_DIRS = (
+    "/usr/lib/baresip/modules",
+    "/usr/lib/x86_64-linux-gnu/baresip/modules",
+    "/usr/local/lib/baresip/modules",
+)
 
 
 class BaresipError(RuntimeError):
@@ -149,17 +152,19 @@ class Baresip:
         """Use a registered account (call before start())."""
         self._account_line = (
             f"<sip:{user}@{registrar_host}:{registrar_port}>;auth_pass={password}"
-            f";outbound=\"sip:{registrar_host}:{registrar_port}\";regint={regint}"
+            f';outbound="sip:{registrar_host}:{registrar_port}";regint={regint}'
         )
 
     # -- lifecycle --------------------------------------------------------------------
     def start(self) -> Baresip:
         """Write the config, start baresip, connect ctrl_tcp."""
         self._write_config()
-        self._log = open(self.dir / "baresip.log", "wb")
+        self._log = open(self.dir / "baresip.log", "wb")  # noqa: SIM115 (closed in stop())
         self.proc = subprocess.Popen(
             ["baresip", "-f", str(self.dir)],
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         deadline = time.monotonic() + self.start_timeout
@@ -175,11 +180,13 @@ class Baresip:
                     raise BaresipError(f"ctrl_tcp not listening:\n{self.log_text()}") from None
                 time.sleep(0.05)
         self._sock.settimeout(None)
-        self._reader = threading.Thread(target=self._read_loop, name=f"baresip-{self.name}", daemon=True)
+        self._reader = threading.Thread(
+            target=self._read_loop, name=f"baresip-{self.name}", daemon=True
+        )
         self._reader.start()
         return self
 
-    def __enter__(self) -> Baresip:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -280,7 +287,9 @@ class Baresip:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     seen = [e.type for e in self._history[-15:]]
-                    raise BaresipError(f"{self.name}: no {type} in {timeout}s; last: {seen}\n{self.log_text()}")
+                    raise BaresipError(
+                        f"{self.name}: no {type} in {timeout}s; last: {seen}\n{self.log_text()}"
+                    )
                 self._cond.wait(min(left, 0.2))
 
     def events(self) -> list[BaresipEvent]:

@@ -132,9 +132,20 @@ class Engine:
         cfg_path = self.work_dir / "config.yaml"
         cfg_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
         res = subprocess.run(
-            [self.python, "-m", "appliance.cli", "config", "import", str(cfg_path),
-             "--data-dir", str(self.data_dir)],
-            cwd=REPO_ROOT, capture_output=True, timeout=60,
+            [
+                self.python,
+                "-m",
+                "appliance.cli",
+                "config",
+                "import",
+                str(cfg_path),
+                "--data-dir",
+                str(self.data_dir),
+            ],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            timeout=60,
+            check=False,
         )
         if res.returncode != 0:
             raise EngineError(
@@ -146,9 +157,21 @@ class Engine:
     def command(self) -> list[str]:
         a, b = self.rtp_ports
         return [
-            self.python, "-m", "appliance.cli", "run", "--data-dir", str(self.data_dir),
-            "--sip-ip", self.sip_ip, "--sip-port", str(self.sip_port), "--api-port", "0",
-            "--rtp-ports", f"{a}-{b}", *self.extra_args,
+            self.python,
+            "-m",
+            "appliance.cli",
+            "run",
+            "--data-dir",
+            str(self.data_dir),
+            "--sip-ip",
+            self.sip_ip,
+            "--sip-port",
+            str(self.sip_port),
+            "--api-port",
+            "0",
+            "--rtp-ports",
+            f"{a}-{b}",
+            *self.extra_args,
         ]
 
     def start(self) -> Engine:
@@ -160,7 +183,11 @@ class Engine:
         api_json.unlink(missing_ok=True)
         with open(self.stderr_path, "ab") as err, open(self.stdout_path, "ab") as out:
             self.proc = subprocess.Popen(
-                self.command(), cwd=REPO_ROOT, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                self.command(),
+                cwd=REPO_ROOT,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
         if self.persistent:
@@ -169,7 +196,9 @@ class Engine:
         last_err = "api.json never appeared"
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise EngineError(f"engine exited with {self.proc.returncode}:\n{self.stderr_tail()}")
+                raise EngineError(
+                    f"engine exited with {self.proc.returncode}:\n{self.stderr_tail()}"
+                )
             if api_json.exists():
                 try:
                     info = json.loads(api_json.read_text())
@@ -182,7 +211,9 @@ class Engine:
                     last_err = repr(exc)  # file half-written or API not listening yet
             time.sleep(0.05)
         self.stop()
-        raise EngineError(f"engine not ready in {self.start_timeout}s ({last_err}):\n{self.stderr_tail()}")
+        raise EngineError(
+            f"engine not ready in {self.start_timeout}s ({last_err}):\n{self.stderr_tail()}"
+        )
 
     @property
     def pid(self) -> int | None:

@@ -124,7 +124,9 @@ class PhoneCall(pj.Call):
         self.connected_media = aud
         if self.player_path and self.player is None:
             self.player = pj.AudioMediaPlayer()
-            self.player.createPlayer(self.player_path, 0 if self.player_loop else pj.PJMEDIA_FILE_NO_LOOP)
+            self.player.createPlayer(
+                self.player_path, 0 if self.player_loop else pj.PJMEDIA_FILE_NO_LOOP
+            )
         if self.player is not None:
             self.player.startTransmit(aud)
         if self.record_path and self.recorder is None:
@@ -254,7 +256,12 @@ class PhoneAccount(pj.Account):
         self.reg_code = int(prm.code)
         info = self.getInfo()
         self.phone.out.send(
-            {"event": "reg", "code": self.reg_code, "reason": prm.reason, "active": info.regIsActive}
+            {
+                "event": "reg",
+                "code": self.reg_code,
+                "reason": prm.reason,
+                "active": info.regIsActive,
+            }
         )
 
 
@@ -307,7 +314,9 @@ class Phone:
         # RTP from a random even port; pjsua retries the next pairs when one is taken.
         self.rtp_port = int(cfg.get("rtp_port", 0)) or random.randrange(30000, 60000, 2)
         self.local_acc = PhoneAccount(self)
-        self.local_acc.create(self._acc_cfg(f"sip:{self.name}@{self.bind_ip}:{self.sip_port}"), True)
+        self.local_acc.create(
+            self._acc_cfg(f"sip:{self.name}@{self.bind_ip}:{self.sip_port}"), True
+        )
         self.reg_acc: PhoneAccount | None = None
 
     def next_index(self) -> int:
@@ -344,7 +353,9 @@ class Phone:
     def cmd_info(self) -> dict[str, Any]:
         return {"sip_port": self.sip_port, "name": self.name, "rtp_port": self.rtp_port}
 
-    def cmd_register(self, user: str, password: str, host: str, port: int, expires: int = 300) -> None:
+    def cmd_register(
+        self, user: str, password: str, host: str, port: int, expires: int = 300
+    ) -> None:
         acfg = self._acc_cfg(f"sip:{user}@{host}:{port}")
         acfg.regConfig.registrarUri = f"sip:{host}:{port}{self._tp_param()}"
         acfg.regConfig.timeoutSec = expires

@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,7 +78,9 @@ class PjPhone:
         self._history: list[PhoneEvent] = []
         self._next_id = 0
         self._reader: threading.Thread | None = None
-        self._log = tempfile.NamedTemporaryFile(prefix=f"pjphone-{name}-", suffix=".log", delete=False)
+        self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed in close())
+            prefix=f"pjphone-{name}-", suffix=".log", delete=False
+        )
         self.sip_port = 0
 
     # -- process lifecycle ------------------------------------------------------------
@@ -92,13 +94,15 @@ class PjPhone:
             stderr=self._log,
             start_new_session=True,
         )
-        self._reader = threading.Thread(target=self._read_loop, name=f"pjphone-{self.name}", daemon=True)
+        self._reader = threading.Thread(
+            target=self._read_loop, name=f"pjphone-{self.name}", daemon=True
+        )
         self._reader.start()
         ev = self.wait_event("ready", timeout=self._start_timeout)
         self.sip_port = int(ev["sip_port"])
         return self
 
-    def __enter__(self) -> PjPhone:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -201,7 +205,9 @@ class PjPhone:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     seen = [(e.kind, e.data) for e in self._history[-15:]]
-                    raise PeerError(f"{self.name}: no {kind} {match} event in {timeout}s; last: {seen}")
+                    raise PeerError(
+                        f"{self.name}: no {kind} {match} event in {timeout}s; last: {seen}"
+                    )
                 if self._proc is None or self._proc.poll() is not None:
                     raise PeerError(f"{self.name}: process exited\n{self.log_text()[-3000:]}")
                 self._cond.wait(min(left, 0.2))
@@ -236,7 +242,9 @@ class PjPhone:
             if code >= 200:
                 break
         if expect_code is not None and code != expect_code:
-            raise PeerError(f"{self.name}: REGISTER got {code} ({ev['reason']}), expected {expect_code}")
+            raise PeerError(
+                f"{self.name}: REGISTER got {code} ({ev['reason']}), expected {expect_code}"
+            )
         return code
 
     def unregister(self, timeout: float = 5.0) -> int:
@@ -246,7 +254,9 @@ class PjPhone:
         return int(ev["code"])
 
     # -- calls ------------------------------------------------------------------------
-    def call(self, uri: str, play_wav: str | Path | None = None, record_wav: str | Path | None = None) -> int:
+    def call(
+        self, uri: str, play_wav: str | Path | None = None, record_wav: str | Path | None = None
+    ) -> int:
         """Send an INVITE to `uri`; returns the call index."""
         return int(
             self._send(
@@ -265,12 +275,22 @@ class PjPhone:
         with self._cond:
             while True:
                 for ev in self._history:
-                    if ev.kind == "state" and ev.data.get("call") == call and ev.data.get("state") == state:
+                    if (
+                        ev.kind == "state"
+                        and ev.data.get("call") == call
+                        and ev.data.get("state") == state
+                    ):
                         return ev
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    states = [e.data.get("state") for e in self._history if e.kind == "state" and e.data.get("call") == call]
-                    raise PeerError(f"{self.name}: call {call} not {state} in {timeout}s (states: {states})")
+                    states = [
+                        e.data.get("state")
+                        for e in self._history
+                        if e.kind == "state" and e.data.get("call") == call
+                    ]
+                    raise PeerError(
+                        f"{self.name}: call {call} not {state} in {timeout}s (states: {states})"
+                    )
                 if self._proc is None or self._proc.poll() is not None:
                     raise PeerError(f"{self.name}: process exited\n{self.log_text()[-3000:]}")
                 self._cond.wait(min(left, 0.2))
@@ -294,7 +314,11 @@ class PjPhone:
         raise PeerError(f"{self.name}: call {call} was not incoming")
 
     def answer(
-        self, call: int, code: int = 200, play_wav: str | Path | None = None, record_wav: str | Path | None = None
+        self,
+        call: int,
+        code: int = 200,
+        play_wav: str | Path | None = None,
+        record_wav: str | Path | None = None,
     ) -> None:
         """Answer (or send a provisional) with `code`; player/recorder start with the media."""
         self._send(

@@ -17,6 +17,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 from tests.peers.engine import free_port
 
@@ -93,19 +94,45 @@ def parse_stats(csv_text: str) -> dict[str, str]:
 
 
 def _base_args(
-    scenario: str | Path, target: str, workdir: Path, *, service: str | None,
-    inject: list[list[str]] | None, local_port: int, transport: str,
-    keys: dict[str, str] | None, extra_args: list[str] | None,
+    scenario: str | Path,
+    target: str,
+    workdir: Path,
+    *,
+    service: str | None,
+    inject: list[list[str]] | None,
+    local_port: int,
+    transport: str,
+    keys: dict[str, str] | None,
+    extra_args: list[str] | None,
 ) -> list[str]:
     if transport not in ("u1", "t1", "un", "tn"):
         raise ValueError(f"transport must be u1/t1/un/tn, got {transport!r}")
     args = [
-        SIPP, target, "-sf", str(scenario_path(scenario)), "-i", "127.0.0.1",
-        "-p", str(local_port), "-t", transport, "-nostdin",
-        "-trace_stat", "-stf", str(workdir / "stats.csv"), "-fd", "1",
-        "-trace_msg", "-message_file", str(workdir / "messages.log"),
-        "-trace_err", "-error_file", str(workdir / "errors.log"),
-        "-max_recv_loops", "1000", "-timeout_error",
+        SIPP,
+        target,
+        "-sf",
+        str(scenario_path(scenario)),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(local_port),
+        "-t",
+        transport,
+        "-nostdin",
+        "-trace_stat",
+        "-stf",
+        str(workdir / "stats.csv"),
+        "-fd",
+        "1",
+        "-trace_msg",
+        "-message_file",
+        str(workdir / "messages.log"),
+        "-trace_err",
+        "-error_file",
+        str(workdir / "errors.log"),
+        "-max_recv_loops",
+        "1000",
+        "-timeout_error",
     ]
     if service is not None:
         args += ["-s", service]
@@ -141,14 +168,28 @@ def run_sipp(
     """Run a client scenario against `target` ("host:port") until `calls` calls are done."""
     wd = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="sipp-"))
     wd.mkdir(parents=True, exist_ok=True)
-    args = _base_args(scenario, target, wd, service=service, inject=inject,
-                      local_port=local_port or free_port(),
-                      transport=transport, keys=keys, extra_args=extra_args)
+    args = _base_args(
+        scenario,
+        target,
+        wd,
+        service=service,
+        inject=inject,
+        local_port=local_port or free_port(),
+        transport=transport,
+        keys=keys,
+        extra_args=extra_args,
+    )
     args += ["-m", str(calls), "-timeout", f"{int(timeout)}s"]
     if rate is not None:
         args += ["-r", str(rate)]
-    proc = subprocess.Popen(args, cwd=wd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        args,
+        cwd=wd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         _, err = proc.communicate(timeout=timeout + 10)
     except subprocess.TimeoutExpired:
@@ -221,8 +262,13 @@ class SippProcess:
         if self.register is not None:
             user, password, registrar = self.register
             self.register_result = run_sipp(
-                "register_auth", registrar, inject=[auth_row(user, password)], local_port=self.port,
-                transport=self.transport, timeout=10, workdir=self.workdir / "register",
+                "register_auth",
+                registrar,
+                inject=[auth_row(user, password)],
+                local_port=self.port,
+                transport=self.transport,
+                timeout=10,
+                workdir=self.workdir / "register",
             )
             if self.register_result.returncode != 0:
                 raise SippError(f"REGISTER of the UAS failed:\n{self.register_result.explain()}")
@@ -231,17 +277,28 @@ class SippProcess:
             while _port_bound(self.port, "u1") and time.monotonic() < deadline:
                 time.sleep(0.02)
         args = _base_args(
-            self.scenario, self.target or "", self.workdir, service=None, inject=self.inject,
-            local_port=self.port, transport=self.transport, keys=self.keys,
+            self.scenario,
+            self.target or "",
+            self.workdir,
+            service=None,
+            inject=self.inject,
+            local_port=self.port,
+            transport=self.transport,
+            keys=self.keys,
             extra_args=self.extra_args,
         )
         if not self.target:
             args.remove("")
         if self.calls is not None:
             args += ["-m", str(self.calls)]
-        self.proc = subprocess.Popen(args, cwd=self.workdir, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            args,
+            cwd=self.workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + self.start_timeout
         while not _port_bound(self.port, self.transport):
             if self.proc.poll() is not None:
@@ -253,7 +310,7 @@ class SippProcess:
             time.sleep(0.02)
         return self
 
-    def __enter__(self) -> SippProcess:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -81,5 +81,7 @@ def test_tone_absent_in_noise_and_silence(tmp_path: Path) -> None:
     noise = (rng.normal(size=8000) * 3000).astype(np.int16)
     assert tone_ratio(noise, 8000, 1000) < 0.05
     assert tone_ratio(np.zeros(8000, dtype=np.int16), 8000, 1000) == 0.0
-    mix = (sine(1000, 1.0, amplitude=3000).astype(np.int32) + sine(2000, 1.0, amplitude=3000)).astype(np.int16)
+    mix = (
+        sine(1000, 1.0, amplitude=3000).astype(np.int32) + sine(2000, 1.0, amplitude=3000)
+    ).astype(np.int16)
     assert 0.4 < tone_ratio(mix, 8000, 1000) < 0.6  # half the power each

@@ -1,0 +1,294 @@
+"""The engine's SIP front door against bad input: junk, broken requests, wrong credentials, scanners.
+
+Raw UDP/TCP sockets send what no well-behaved UA would; each test then checks the specific
+answer (RFC 3261 §8.2, §21) and that a normal SIPp call (1001 -> 1002, digest on both sides)
+still completes through the same engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.peers.engine import Engine, default_config
+from tests.peers.sipp import SippProcess, SippResult, auth_row, run_sipp
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "sipp" / "engine"
+ENGINE_ARGS = ["--digest-algorithms", "MD5,SHA-256", "-v"]
+SCANNER_IP = "127.0.0.2"
+
+
+@pytest.fixture(scope="module")
+def eng(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    cfg = default_config()
+    for ext in cfg["extensions"]:
+        ext["dial_permissions"] = []  # default_config() names an undefined route "internal"
+    engine = Engine(tmp_path_factory.mktemp("engine"), config=cfg, persistent=True,
+                    extra_args=ENGINE_ARGS)
+    engine.start()
+    try:
+        yield engine
+    finally:
+        engine.stop()
+
+
+@pytest.fixture(autouse=True)
+def engine_healthy(eng: Engine) -> Iterator[None]:
+    """No traceback printed by the engine (sippy reports callback exceptions on stdout)."""
+    before = len(_stdout(eng))
+    yield
+    new = _stdout(eng)[before:]
+    assert "Traceback" not in new, f"engine raised during the test:\n{new[-6000:]}"
+    assert eng.proc is not None and eng.proc.poll() is None, "engine died"
+
+
+def _stdout(eng: Engine) -> str:
+    try:
+        return eng.stdout_path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+# -- raw SIP ------------------------------------------------------------------------------
+def request(eng: Engine, method: str = "OPTIONS", *, user: str = "1002", omit: tuple[str, ...] = (),
+            extra: str = "", body: str = "", to_tag: str | None = None, port: int = 5999,
+            src: str = "127.0.0.1", transport: str = "UDP", content_length: str | None = None) -> bytes:
+    """A request as text; `omit` drops headers by name, `extra` adds raw header lines."""
+    branch = "z9hG4bK" + uuid.uuid4().hex
+    headers = {
+        "Via": f"SIP/2.0/{transport} {src}:{port};branch={branch};rport",
+        "Max-Forwards": "70",
+        "From": f"<sip:1001@{eng.sip_ip}>;tag={uuid.uuid4().hex[:8]}",
+        "To": f"<sip:{user}@{eng.sip_ip}>" + (f";tag={to_tag}" if to_tag else ""),
+        "Call-ID": uuid.uuid4().hex,
+        "CSeq": f"1 {method}",
+        "Contact": f"<sip:1001@{src}:{port}>",
+    }
+    lines = [f"{method} sip:{user}@{eng.sip_ip}:{eng.sip_port} SIP/2.0"]
+    lines += [f"{k}: {v}" for k, v in headers.items() if k not in omit]
+    if extra:
+        lines.append(extra.rstrip("\r\n"))
+    lines.append(f"Content-Length: {content_length if content_length is not None else len(body.encode())}")
+    return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
+
+
+def udp_exchange(eng: Engine, data: bytes, src: str = "127.0.0.1", wait: float = 1.0) -> list[bytes]:
+    """Send one datagram from `src` and collect every reply within `wait` seconds."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((src, 0))
+        s.sendto(data, (eng.sip_ip, eng.sip_port))
+        return _collect(s, wait)
+
+
+def _collect(s: socket.socket, wait: float) -> list[bytes]:
+    replies = []
+    deadline = time.monotonic() + wait
+    while (left := deadline - time.monotonic()) > 0:
+        s.settimeout(left)
+        try:
+            replies.append(s.recv(70000))
+        except TimeoutError:
+            break
+    return replies
+
+
+def final(replies: list[bytes]) -> int | None:
+    """Status code of the last final (>= 200) response, or None."""
+    codes = [int(m.group(1)) for r in replies if (m := re.match(rb"SIP/2\.0 (\d{3}) ", r))]
+    finals = [c for c in codes if c >= 200]
+    return finals[-1] if finals else None
+
+
+def header(reply: bytes, name: str) -> list[str]:
+    text = reply.decode(errors="replace")
+    return re.findall(rf"^{name}:\s*(.*?)\r?$", text, re.IGNORECASE | re.MULTILINE)
+
+
+# -- a normal call, after each abuse --------------------------------------------------------
+def target(eng: Engine) -> str:
+    return f"{eng.sip_ip}:{eng.sip_port}"
+
+
+def sipp(eng: Engine, name: str, workdir: Path, *, user: str = "1001", password: str | None = None,
+         service: str | None = "1002", transport: str = "u1", timeout: float = 15) -> SippResult:
+    row = auth_row(user, password if password is not None else eng.secret(user) if user in
+                   {e["number"] for e in eng.config["extensions"]} else "nothing")
+    return run_sipp(SCENARIOS / f"{name}.xml", target(eng), service=service, inject=[row],
+                    transport=transport, timeout=timeout, workdir=workdir)
+
+
+def assert_call_completes(eng: Engine, workdir: Path) -> None:
+    """1001 calls 1002 (a registered SIPp UAS), talks, hangs up; the UAS sees the whole call."""
+    uas = SippProcess("uas_register_answer", calls=1, register=("1002", eng.secret("1002"), target(eng)),
+                      workdir=workdir / "b")
+    with uas:
+        a = sipp(eng, "uac_call_quick", workdir / "a")
+        assert a.returncode == 0 and a.successful == 1, a.explain()
+        deadline = time.monotonic() + 10
+        while uas.proc is not None and uas.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        ended = uas.proc is not None and uas.proc.poll() is not None
+        b = uas.wait(timeout=0.1)
+        assert ended and b.returncode == 0 and b.successful == 1, b.explain()
+    res = sipp(eng, "unregister", workdir / "unreg", user="1002", service=None, timeout=10)
+    assert res.returncode == 0, res.explain()
+
+
+# -- malformed messages -----------------------------------------------------------------------
+def test_garbage_gets_no_reply_and_service_goes_on(eng: Engine, tmp_path: Path) -> None:
+    for junk in (b"hello\r\n\r\n", b"\x00" * 64, b"SIP/2.0\r\n\r\n", b"INVITE\r\n\r\n",
+                 bytes(range(256))):
+        assert udp_exchange(eng, junk, wait=0.3) == [], junk
+    assert_call_completes(eng, tmp_path)
+
+
+@pytest.mark.parametrize("missing", ["To", "From", "Call-ID", "CSeq"])
+def test_request_missing_a_mandatory_header_gets_400(eng: Engine, tmp_path: Path, missing: str) -> None:
+    replies = udp_exchange(eng, request(eng, "INVITE", omit=(missing,)))
+    assert final(replies) == 400, replies
+    assert_call_completes(eng, tmp_path)
+
+
+def test_request_without_via_is_dropped(eng: Engine) -> None:
+    # RFC 3261 §18.2.2: a response goes where the top Via says; with no Via there is no
+    # valid place to send one, so the request is dropped.
+    assert udp_exchange(eng, request(eng, "INVITE", omit=("Via",)), wait=0.5) == []
+    assert final(udp_exchange(eng, request(eng, "OPTIONS"))) == 200
+
+
+@pytest.mark.parametrize("length", ["abc", "-5", "500"])
+def test_bad_content_length_gets_400(eng: Engine, tmp_path: Path, length: str) -> None:
+    body = "v=0\r\n"
+    replies = udp_exchange(eng, request(eng, "OPTIONS", body=body, content_length=length,
+                                        extra="Content-Type: application/sdp"))
+    assert final(replies) == 400, replies
+    assert_call_completes(eng, tmp_path)
+
+
+def test_non_utf8_gets_400(eng: Engine, tmp_path: Path) -> None:
+    data = request(eng, "OPTIONS", extra="Subject: caf\xe9").replace("caf\xe9".encode(), b"caf\xe9\xff")
+    replies = udp_exchange(eng, data)
+    assert final(replies) == 400, replies
+    assert replies[-1].startswith(b"SIP/2.0 400")
+    assert_call_completes(eng, tmp_path)
+
+
+def test_oversize_message_over_tcp_gets_513(eng: Engine, tmp_path: Path) -> None:
+    body = "a=x-junk:" + "x" * (70 * 1024) + "\r\n"
+    data = request(eng, "OPTIONS", body=body, transport="TCP", extra="Content-Type: application/sdp")
+    with socket.create_connection((eng.sip_ip, eng.sip_port), timeout=3) as s:
+        s.sendall(data)
+        replies = _collect(s, 1.5)
+    assert replies and replies[0].startswith(b"SIP/2.0 513"), replies
+    assert_call_completes(eng, tmp_path)
+
+
+def test_largest_udp_datagram_does_not_break_the_engine(eng: Engine) -> None:
+    """~64 KiB over UDP (the largest IPv4 datagram): answered, never silently truncated."""
+    body = "a=x-junk:" + "x" * 65000 + "\r\n"
+    data = request(eng, "OPTIONS", extra="Content-Type: application/sdp", body=body)[:65507]
+    replies = udp_exchange(eng, data)
+    assert final(replies) in (400, 513), replies  # cut short: its Content-Length is now wrong
+    assert final(udp_exchange(eng, request(eng, "OPTIONS"))) == 200
+
+
+# -- routing and dialogs --------------------------------------------------------------------
+def test_unknown_extension_called_gets_404_after_auth(eng: Engine, tmp_path: Path) -> None:
+    # Before authentication every INVITE gets 407, so the dial plan cannot be probed.
+    first = udp_exchange(eng, request(eng, "INVITE", user="1999"))
+    assert final(first) == 407, first
+    res = sipp(eng, "uac_invite_404", tmp_path / "a", service="1999", timeout=10)
+    assert res.returncode == 0 and res.successful == 1, res.explain()
+    assert_call_completes(eng, tmp_path)
+
+
+def test_unknown_extension_registering_gets_401_never_404(eng: Engine, tmp_path: Path) -> None:
+    replies = udp_exchange(eng, request(eng, "REGISTER", user="1999"))
+    assert final(replies) == 401, replies
+    res = sipp(eng, "register_wrong", tmp_path / "reg", user="1999", password="guess", service=None)
+    assert res.returncode == 0 and res.successful == 1, res.explain()
+    assert b"SIP/2.0 404" not in res.messages.encode()
+    assert_call_completes(eng, tmp_path)
+
+
+def test_wrong_credentials_get_401_and_407(eng: Engine, tmp_path: Path) -> None:
+    reg = sipp(eng, "register_wrong", tmp_path / "reg", user="1001", password="wrong", service=None)
+    assert reg.returncode == 0 and reg.successful == 1, reg.explain()
+    inv = sipp(eng, "uac_invite_wrong_auth", tmp_path / "inv", password="wrong", timeout=10)
+    assert inv.returncode == 0 and inv.successful == 1, inv.explain()
+    _, calls = eng.api("GET", "/v1/calls")
+    assert calls == []
+    assert_call_completes(eng, tmp_path)
+
+
+@pytest.mark.parametrize("method", ["BYE", "INFO", "NOTIFY", "REFER", "INVITE"])
+def test_in_dialog_request_for_unknown_dialog_gets_481(eng: Engine, tmp_path: Path, method: str) -> None:
+    replies = udp_exchange(eng, request(eng, method, to_tag="nosuchdialog"))
+    assert final(replies) == 481, replies
+    if method == "INVITE":
+        assert_call_completes(eng, tmp_path)
+
+
+@pytest.mark.parametrize(("method", "codes"), [("FROBNICATE", {501}), ("SUBSCRIBE", {405, 501}),
+                                               ("MESSAGE", {405, 501}), ("PUBLISH", {405, 501})])
+def test_unsupported_method_gets_405_or_501(eng: Engine, tmp_path: Path, method: str,
+                                            codes: set[int]) -> None:
+    replies = udp_exchange(eng, request(eng, method))
+    assert final(replies) in codes, replies
+    if final(replies) == 405:
+        allow = header(replies[-1], "Allow")
+        assert allow and "INVITE" in allow[0], replies  # RFC 3261 §8.2.1: 405 carries Allow
+    if method == "FROBNICATE":
+        assert_call_completes(eng, tmp_path)
+
+
+# -- scanners ----------------------------------------------------------------------------------
+def _wrong_digest_register(eng: Engine, challenge: bytes, n: int) -> bytes:
+    """A REGISTER from the scanner address answering `challenge` with a wrong password."""
+    www = header(challenge, "WWW-Authenticate")
+    md5 = next(v for v in www if "MD5" in v)
+    params = dict(re.findall(r'(\w+)="?([^",]+)"?', md5))
+    uri = f"sip:{eng.sip_ip}:{eng.sip_port}"
+    ha1 = hashlib.md5(f"1001:{params['realm']}:guess{n}".encode()).hexdigest()
+    ha2 = hashlib.md5(f"REGISTER:{uri}".encode()).hexdigest()
+    cnonce, nc = "0a4f113b", "00000001"
+    resp = hashlib.md5(f"{ha1}:{params['nonce']}:{nc}:{cnonce}:auth:{ha2}".encode()).hexdigest()
+    auth = (f'Authorization: Digest username="1001", realm="{params["realm"]}", '
+            f'nonce="{params["nonce"]}", uri="{uri}", response="{resp}", algorithm=MD5, '
+            f'cnonce="{cnonce}", nc={nc}, qop=auth, opaque="{params.get("opaque", "")}"')
+    return request(eng, "REGISTER", user="1001", src=SCANNER_IP, extra=auth)
+
+
+def test_scanner_is_blocked_listed_and_unblocked(eng: Engine, tmp_path: Path) -> None:
+    try:
+        failures = 0
+        for n in range(10):  # the engine blocks after 10 failures within 60 s
+            challenge = udp_exchange(eng, request(eng, "REGISTER", user="1001", src=SCANNER_IP))
+            assert final(challenge) == 401, (n, challenge)
+            replies = udp_exchange(eng, _wrong_digest_register(eng, challenge[-1], n), src=SCANNER_IP,
+                                   wait=0.5)
+            assert final(replies) in (401, None), replies  # the 10th may already go unanswered
+            failures += 1
+            # 127.0.0.1 keeps being served while the scanner works.
+            assert final(udp_exchange(eng, request(eng, "OPTIONS"), wait=0.5)) == 200
+        # Blocked: no answer at all, whatever it sends.
+        assert udp_exchange(eng, request(eng, "OPTIONS", src=SCANNER_IP), src=SCANNER_IP, wait=0.5) == []
+        assert udp_exchange(eng, request(eng, "REGISTER", src=SCANNER_IP), src=SCANNER_IP, wait=0.5) == []
+        status, blocked = eng.api("GET", "/v1/blocked")
+        assert status == 200 and [b["address"] for b in blocked] == [SCANNER_IP], blocked
+        assert blocked[0]["failures"] >= failures and blocked[0]["until"] > time.time() + 800
+        assert_call_completes(eng, tmp_path)
+        status, body = eng.api("DELETE", f"/v1/blocked/{SCANNER_IP}")
+        assert status == 200, body
+        assert eng.api("GET", "/v1/blocked")[1] == []
+        replies = udp_exchange(eng, request(eng, "OPTIONS", src=SCANNER_IP), src=SCANNER_IP)
+        assert final(replies) == 200, replies
+    finally:
+        eng.api("DELETE", f"/v1/blocked/{SCANNER_IP}")
