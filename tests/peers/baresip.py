@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import re
 import socket
 import subprocess
 import tempfile
@@ -114,6 +115,8 @@ class Baresip:
         mods = ["g711.so"] + (["g722.so"] if "G722" in self.codecs else [])
         lines = [
             "poll_method epoll",
+            # Loopback only: the tests' peers all live there.
+            "net_interface 127.0.0.1",
             f"sip_listen 127.0.0.1:{self.sip_port}",
             "call_local_timeout 120",
             "call_max_calls 4",
@@ -151,8 +154,8 @@ class Baresip:
     ) -> None:
         """Use a registered account (call before start())."""
         self._account_line = (
-            f"<sip:{user}@{registrar_host}:{registrar_port}>;auth_pass={password}"
-            f';outbound="sip:{registrar_host}:{registrar_port}";regint={regint}'
+            f"<sip:{user}@{registrar_host}:{registrar_port};transport=udp>;auth_pass={password}"
+            f";regint={regint}"
         )
 
     # -- lifecycle --------------------------------------------------------------------
@@ -296,9 +299,20 @@ class Baresip:
         with self._cond:
             return list(self._history)
 
-    def wait_registered(self, timeout: float = 5.0) -> BaresipEvent:
-        """Wait for REGISTER_OK (raises on timeout; REGISTER_FAIL is in events())."""
-        return self.wait_event("REGISTER_OK", timeout)
+    def wait_registered(self, timeout: float = 5.0) -> None:
+        """Wait until the account is registered.
+
+        Asks `reginfo` rather than waiting for REGISTER_OK: the first registration often
+        completes before the ctrl_tcp connection exists, so its event is never seen.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            info = re.sub(r"\x1b\[[0-9;]*m", "", str(self.command("reginfo").get("data", "")))
+            if re.search(r"\sOK\s", info):
+                return
+            if time.monotonic() > deadline:
+                raise BaresipError(f"{self.name}: not registered in {timeout}s: {info!r}\n{self.log_text()}")
+            time.sleep(0.1)
 
     @property
     def uri(self) -> str:
