@@ -33,7 +33,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 sys.modules.pop("tests", None)  # sippy installs a stray top-level `tests`; use ours
 
-from tests.peers.engine import Engine, free_port
+from tests.peers.engine import Engine, free_port, free_port_range
 from tests.peers.sipp import SippProcess, auth_row, run_sipp
 
 MAX_FAILED_FRACTION = 0.001
@@ -108,7 +108,9 @@ def plateau_target(work: Path) -> Iterator[str]:
     Hook for the lead: extension routing details (1001 calls 1002) may still change.
     """
     # SIPp 3.6.1 answers only the first challenge and only with MD5: offer MD5 first.
-    eng = Engine(work / "engine", extra_args=["--digest-algorithms", "MD5,SHA-256"]).start()
+    eng = Engine(work / "engine", extra_args=["--digest-algorithms", "MD5,SHA-256"])
+    eng.rtp_ports = free_port_range(8000)  # two legs per call: room for 2,000 concurrent calls
+    eng.start()
     try:
         registrar = f"{eng.sip_ip}:{eng.sip_port}"
         with SippProcess(

@@ -46,7 +46,7 @@ def _obj(body: Any, required: dict[str, type], optional: dict[str, type]) -> dic
     for key in body:
         if key not in required and key not in optional:
             raise ApiError(400, f"unknown field {key!r}")
-    for key, kind in required.items():
+    for key in required:
         if key not in body:
             raise ApiError(400, f"field {key!r} is required")
     for key, value in body.items():

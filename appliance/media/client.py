@@ -1,9 +1,14 @@
 """MediaClient: the PBX process's handle on the media process.
 
-Requests are synchronous (send, then block on the reply) on one SOCK_SEQPACKET socketpair, under a
-lock so any thread may call; events arrive on a second socketpair read by a daemon thread that
-calls the handler set with ``set_event_handler`` (events that arrive before a handler is set are
-kept and delivered when it is).
+Requests travel in order on one SOCK_SEQPACKET socketpair, under a lock so any thread may call.
+Queries (stats, play, record) wait for their reply; commands that only change state (configure,
+bridge, destroy, ...) are sent without waiting, because the SIP loop issues several per call and
+must not stall behind a busy media tick (measured: waiting cost 0.7 ms per request at 150 calls/s).
+RTP ports are reserved in batches, so creating a leg needs no round trip either. What can be
+checked here (known legs, codec names) is checked before sending, so those errors stay synchronous;
+a command that still fails in the media process is logged there. Events arrive on a second
+socketpair read by a daemon thread that calls the handler set with ``set_event_handler`` (events
+that arrive before a handler is set are kept and delivered when it is).
 """
 
 from __future__ import annotations
@@ -18,11 +23,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self
 
+from appliance.media.codecs import codec_names
 from appliance.media.events import MediaEvent, event_from_dict
 from appliance.media.protocol import MAX_MESSAGE, MediaError, decode, encode, source_to_wire
 from appliance.media.tones import ToneSpec
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+SPARE_PORTS = 32  # RTP port pairs reserved per round trip
 
 
 class MediaClient:
@@ -38,6 +45,8 @@ class MediaClient:
         self._pending: deque[MediaEvent] = deque(maxlen=10000)
         self._handler_lock = threading.Lock()
         self._closed = False
+        self._legs: set[str] = set()
+        self._spare_ports: list[int] = []
         self._reader = threading.Thread(target=self._read_events, name="media-events", daemon=True)
         self._reader.start()
 
@@ -98,33 +107,65 @@ class MediaClient:
             raise MediaError(f"{op}: {reply.get('error')}")
         return reply.get("result")
 
+    def _cast(self, op: str, **args: Any) -> None:
+        """Send a state-changing command without waiting for its outcome."""
+        msg = encode({"op": op, "args": args, "noreply": True})
+        with self._lock:
+            if self._closed:
+                raise MediaError("media client is closed")
+            try:
+                self._ctrl.send(msg)
+            except OSError as exc:
+                raise MediaError(f"media process unreachable: {exc}") from exc
+
+    def _known(self, leg_id: str) -> None:
+        if leg_id not in self._legs:
+            raise MediaError(f"no leg {leg_id!r}")
+
     def create_leg(self, leg_id: str) -> int:
         """Allocate an even RTP port (RTCP on port + 1) for a new leg; returns the RTP port."""
-        return int(self._call("create_leg", leg_id=leg_id))
+        if leg_id in self._legs:
+            raise MediaError(f"create_leg: leg {leg_id!r} exists")
+        if not self._spare_ports:
+            self._spare_ports = [int(p) for p in self._call("reserve_ports", count=SPARE_PORTS)]
+            if not self._spare_ports:
+                raise MediaError("create_leg: no free RTP port pair in range")
+        port = self._spare_ports.pop()
+        self._cast("create_leg", leg_id=leg_id, port=port)
+        self._legs.add(leg_id)
+        return port
 
     def configure_leg(self, leg_id: str, remote: tuple[str, int] | None, codec: str,
                       payload_type: int, dtmf_payload_type: int | None,
                       direction: str = "sendrecv", detect_inband_dtmf: bool = False) -> None:
         """Set the negotiated media; ``direction`` is our side's SDP attribute (RFC 3264)."""
-        self._call("configure_leg", leg_id=leg_id, remote=list(remote) if remote else None,
+        self._known(leg_id)
+        if codec.upper() not in {c.upper() for c in codec_names()}:
+            raise MediaError(f"configure_leg: unsupported codec {codec!r}")
+        self._cast("configure_leg", leg_id=leg_id, remote=list(remote) if remote else None,
                    codec=codec, payload_type=payload_type, dtmf_payload_type=dtmf_payload_type,
                    direction=direction, detect_inband_dtmf=detect_inband_dtmf)
 
     def destroy_leg(self, leg_id: str) -> None:
         """Release a leg and its ports."""
-        self._call("destroy_leg", leg_id=leg_id)
+        self._known(leg_id)
+        self._legs.discard(leg_id)
+        self._cast("destroy_leg", leg_id=leg_id)
 
     def bridge(self, bridge_id: str, leg_ids: list[str]) -> None:
         """Create or extend a bridge; a leg in another bridge moves to this one."""
-        self._call("bridge", bridge_id=bridge_id, leg_ids=list(leg_ids))
+        for leg_id in leg_ids:
+            self._known(leg_id)
+        self._cast("bridge", bridge_id=bridge_id, leg_ids=list(leg_ids))
 
     def unbridge(self, leg_id: str) -> None:
         """Take a leg out of its bridge."""
-        self._call("unbridge", leg_id=leg_id)
+        self._known(leg_id)
+        self._cast("unbridge", leg_id=leg_id)
 
     def destroy_bridge(self, bridge_id: str) -> None:
         """Unbridge all members and drop the bridge."""
-        self._call("destroy_bridge", bridge_id=bridge_id)
+        self._cast("destroy_bridge", bridge_id=bridge_id)
 
     def play(self, leg_id: str, source: ToneSpec | str, loop: bool = True) -> str:
         """Play a tone or WAV to a leg, replacing its bridge audio; returns the play id."""
@@ -132,7 +173,8 @@ class MediaClient:
 
     def stop_play(self, leg_id: str) -> None:
         """Stop the leg's player."""
-        self._call("stop_play", leg_id=leg_id)
+        self._known(leg_id)
+        self._cast("stop_play", leg_id=leg_id)
 
     def record(self, target: str, path: str) -> str:
         """Record a leg or a bridge to a 16 kHz WAV file; returns the recording id."""
@@ -144,7 +186,8 @@ class MediaClient:
 
     def send_dtmf(self, leg_id: str, digit: str, duration_ms: int = 100) -> None:
         """Send a digit (RFC 4733 if the leg has a telephone-event PT, else in-band)."""
-        self._call("send_dtmf", leg_id=leg_id, digit=digit, duration_ms=duration_ms)
+        self._known(leg_id)
+        self._cast("send_dtmf", leg_id=leg_id, digit=digit, duration_ms=duration_ms)
 
     def leg_stats(self, leg_id: str) -> dict[str, Any]:
         """Counters and quality of a leg."""

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from appliance.media import rtcp, rtp
 from appliance.media.codecs import Codec
 from appliance.media.dtmf import DtmfReceiver, DtmfSender, DtmfToneSource
@@ -47,12 +49,53 @@ class LegState(enum.Enum):
     CONFIGURED = "configured"
 
 
+class TxState:
+    """Per-slot RTP sender state of all legs, one numpy row each, so the engine can build every
+    G.711 packet header of a tick in one vectorised pass (``Leg`` exposes its row as attributes).
+
+    The arrays are replaced when the engine grows; legs keep a reference to this holder only.
+    """
+
+    def __init__(self, cap: int) -> None:
+        self.seq = np.zeros(cap, dtype=np.int64)
+        self.timestamp = np.zeros(cap, dtype=np.int64)
+        self.ssrc = np.zeros(cap, dtype=np.int64)
+        self.marker = np.zeros(cap, dtype=np.int64)
+        self.packets_out = np.zeros(cap, dtype=np.int64)
+        self.bytes_out = np.zeros(cap, dtype=np.int64)
+
+    def grow(self, cap: int) -> None:
+        """Enlarge every array to ``cap`` rows, keeping the existing rows."""
+        for name in ("seq", "timestamp", "ssrc", "marker", "packets_out", "bytes_out"):
+            old = getattr(self, name)
+            new = np.zeros(cap, dtype=np.int64)
+            new[:len(old)] = old
+            setattr(self, name, new)
+
+    def reset(self, slot: int) -> None:
+        """A new stream in ``slot``: random SSRC, sequence and timestamp (RFC 3550 5.1)."""
+        self.ssrc[slot] = random.getrandbits(32)
+        self.seq[slot] = random.getrandbits(16)
+        self.timestamp[slot] = random.getrandbits(32)
+        self.marker[slot] = 1  # first packet of the stream (RFC 3551 section 4.1)
+        self.packets_out[slot] = 0
+        self.bytes_out[slot] = 0
+
+
+def _tx_field(name: str, mask: int) -> property:
+    def get(self: Leg) -> int:
+        return int(getattr(self.tx, name)[self.slot])
+
+    def put(self: Leg, value: int) -> None:
+        getattr(self.tx, name)[self.slot] = int(value) & mask
+
+    return property(get, put, doc=f"This leg's row of TxState.{name}.")
+
+
 @dataclass
 class LegCounters:
     packets_in: int = 0
     bytes_in: int = 0
-    packets_out: int = 0
-    bytes_out: int = 0
     malformed: int = 0
     foreign_source: int = 0  # dropped: not from the latched address
     unknown_pt: int = 0
@@ -64,10 +107,20 @@ class LegCounters:
 class Leg:
     """State of one leg; the engine owns all transitions."""
 
+    seq = _tx_field("seq", 0xFFFF)
+    timestamp = _tx_field("timestamp", 0xFFFFFFFF)
+    ssrc = _tx_field("ssrc", 0xFFFFFFFF)
+    packets_out = _tx_field("packets_out", (1 << 62) - 1)
+    bytes_out = _tx_field("bytes_out", (1 << 62) - 1)
+
     def __init__(self, leg_id: str, slot: int, port: int, rtp_send: Sender, rtcp_send: Sender,
-                 now: float) -> None:
+                 now: float, tx: TxState | None = None) -> None:
         self.leg_id = leg_id
         self.slot = slot
+        if tx is None:  # a stand-alone leg: a private one-row state
+            tx, self.slot = TxState(1), 0
+        self.tx = tx
+        tx.reset(self.slot)
         self.port = port
         self.rtp_send = rtp_send
         self.rtcp_send = rtcp_send
@@ -75,8 +128,11 @@ class Leg:
         self.codec: Codec | None = None
         self.payload_type = -1
         self.dtmf_pt: int | None = None
+        self.receives = False  # cached from direction (hot receive path)
+        self.sends = False
         self.direction = Direction.INACTIVE
         self.detect_inband = False
+        self.g711_fill: bytes | None = None  # padding octet if the codec is G.711 (engine sets)
         self.sdp_remote: Address | None = None
         self.latched: Address | None = None
         self.rtcp_remote: Address | None = None  # learnt from received RTCP
@@ -87,10 +143,6 @@ class Leg:
         self.dtmf_rx = DtmfReceiver()
         self.dtmf_tx = DtmfSender()
         self.inband_tx = DtmfToneSource()
-        self.ssrc = random.getrandbits(32)
-        self.seq = random.getrandbits(16)
-        self.timestamp = random.getrandbits(32)
-        self.marker = True  # first packet of the stream (RFC 3551 section 4.1)
         self.counters = LegCounters()
         self.bridge: str | None = None
         self.player: Any = None  # WavPlayer | ToneGenerator
@@ -99,6 +151,25 @@ class Leg:
         self.peer_report: rtcp.ReportBlock | None = None
         self.peer_rtt_ms: float | None = None
         self.cname = f"plateau-{os.getpid()}@{leg_id}"
+
+    @property
+    def direction(self) -> Direction:
+        return self._direction
+
+    @direction.setter
+    def direction(self, value: Direction) -> None:
+        self._direction = value
+        self.receives = value.receives
+        self.sends = value.sends
+
+    @property
+    def marker(self) -> bool:
+        """RTP marker bit for the next audio packet (set at the start of the stream)."""
+        return bool(self.tx.marker[self.slot])
+
+    @marker.setter
+    def marker(self, value: bool) -> None:
+        self.tx.marker[self.slot] = 1 if value else 0
 
     @property
     def remote(self) -> Address | None:
@@ -137,8 +208,9 @@ class Leg:
         except OSError:
             self.counters.send_errors += 1
             return
-        self.counters.packets_out += 1
-        self.counters.bytes_out += len(payload)
+        tx, slot = self.tx, self.slot
+        tx.packets_out[slot] += 1
+        tx.bytes_out[slot] += len(payload)
 
     def rtcp_report(self, now: float, wallclock: float) -> bytes:
         """Compound SR (if we have sent) or RR with a block about the peer (RFC 3550 6.4)."""
@@ -146,9 +218,10 @@ class Leg:
         if self.remote_ssrc is not None and self.jb.stats.received:
             blocks = (self.jb.stats.report_block(self.remote_ssrc, now),)
         first: rtcp.SenderReport | rtcp.ReceiverReport
-        if self.counters.packets_out:
+        packets_out = self.packets_out
+        if packets_out:
             first = rtcp.SenderReport(self.ssrc, rtcp.ntp_timestamp(wallclock), self.timestamp,
-                                      self.counters.packets_out, self.counters.bytes_out, blocks)
+                                      packets_out, self.bytes_out, blocks)
         else:
             first = rtcp.ReceiverReport(self.ssrc, blocks)
         return rtcp.build_compound(first, self.cname)
@@ -190,7 +263,7 @@ class Leg:
             "codec": self.codec.name if self.codec else None, "direction": self.direction.value,
             "remote": list(self.remote) if self.remote else None, "bridge": self.bridge,
             "packets_in": c.packets_in, "bytes_in": c.bytes_in,
-            "packets_out": c.packets_out, "bytes_out": c.bytes_out,
+            "packets_out": self.packets_out, "bytes_out": self.bytes_out,
             "lost": jb.stats.lost if jb.stats.received else 0, "jitter_ms": jb.jitter_ms,
             "late_packets": jb.late, "duplicates": jb.duplicates, "lost_frames": jb.lost_frames,
             "jb_target_frames": jb.target, "jb_depth_frames": jb.depth,

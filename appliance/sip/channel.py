@@ -69,7 +69,7 @@ def _sipfrag(status: int, reason: str) -> MsgBody:
     return MsgBody(f"SIP/2.0 {status} {reason}\r\n", mtype=ctype)
 
 
-def local_contact(ctx: "SipContext", user: str | None, transport: str) -> SipContact:
+def local_contact(ctx: SipContext, user: str | None, transport: str) -> SipContact:
     """Our Contact for a dialog: no display name, the transport the dialog runs on.
 
     sippy's default is ``Anonymous <sip:host:port>``; legal (RFC 3261 §20.10), but some UAs
@@ -112,7 +112,7 @@ class SipChannel(Channel):
 
     technology = "sip"
 
-    def __init__(self, ctx: "SipContext", direction: str, caller: Party, callee: str) -> None:
+    def __init__(self, ctx: SipContext, direction: str, caller: Party, callee: str) -> None:
         super().__init__(direction, caller, callee)
         self.ctx = ctx
         self.ua: PlateauUA | None = None
@@ -128,8 +128,8 @@ class SipChannel(Channel):
 
     # -- set-up ---------------------------------------------------------------------
     @classmethod
-    def inbound(cls, ctx: "SipContext", caller: Party, callee: str, source: str,
-                transport: str = "udp") -> "SipChannel":
+    def inbound(cls, ctx: SipContext, caller: Party, callee: str, source: str,
+                transport: str = "udp") -> SipChannel:
         chan = cls(ctx, "inbound", caller, callee)
         chan.peer_address = source
         chan.ua = PlateauUA(ctx.global_config, event_cb=chan._on_ua_event)
@@ -147,7 +147,7 @@ class SipChannel(Channel):
             self._apply_remote(offer)
 
     @classmethod
-    def outbound(cls, ctx: "SipContext", caller: Party, callee: str, target: Target) -> "SipChannel":
+    def outbound(cls, ctx: SipContext, caller: Party, callee: str, target: Target) -> SipChannel:
         chan = cls(ctx, "outbound", caller, callee)
         chan.target = target
         chan.peer_address = f"{target.host}:{target.port}"
@@ -318,9 +318,11 @@ class SipChannel(Channel):
         self.held = held
 
     def _leg_config(self) -> dict[str, Any]:
-        assert self.codec is not None and self.remote is not None  # set together by callers
+        if self.codec is None or self.remote is None:
+            raise RuntimeError(f"{self.id}: media configured before SDP negotiation")
         held = self.remote.on_hold
-        remote = None if self.remote.port == 0 or self.remote.host == "0.0.0.0" else (self.remote.host, self.remote.port)
+        silent = self.remote.port == 0 or self.remote.host == "0.0.0.0"
+        remote = None if silent else (self.remote.host, self.remote.port)
         # What we may send/receive follows the far end's offer (RFC 3264 §6.1).
         direction = sdp.ANSWER_DIRECTION[self.remote.direction] if held else "sendrecv"
         return {

@@ -4,8 +4,8 @@ sippy's ``SipTransactionManager.handleIncoming`` decodes datagrams as strict UTF
 and raises ``UnicodeDecodeError`` on anything else, so a garbled request gets no
 answer at all; an oversize one is truncated or rejected silently.  RFC 3261 §8.2
 and §16.3 want a specific 4xx/5xx where one can be built, so this module builds a
-minimal response from the raw bytes when the five headers needed to match it at the
-client (Via, From, To, Call-ID, CSeq; RFC 3261 §8.2.6.2 / §17.1.3) can be found, and
+minimal response from the raw bytes whenever a Via says where to send it (RFC 3261
+§18.2.2), copying whichever of From, To, Call-ID and CSeq (§8.2.6.2) it can, and
 otherwise lets the caller drop the message.
 """
 
@@ -20,6 +20,7 @@ __all__ = [
     "build_error_response",
     "problem_with",
     "reply_to_unparseable",
+    "request_problem",
 ]
 
 #: RFC 3261 §18.1.1: a message larger than the path MTU goes over a congestion
@@ -47,6 +48,53 @@ def problem_with(data: bytes, max_size: int = MAX_MESSAGE_SIZE) -> tuple[int, st
         data.decode("utf-8")
     except UnicodeDecodeError:
         return 400, "Bad Request - Invalid UTF-8"
+    return None
+
+
+_CSEQ = re.compile(rb"^\s*(\d{1,10})\s+([A-Za-z!%*_+`'~.-]+)\s*$")
+_CONTENT_LENGTH = ("content-length", "l")
+
+
+def request_problem(data: bytes) -> tuple[int, str] | None:
+    """(400, reason) for a request sippy would fail to parse or misread, else None.
+
+    A cheap byte-level check run before sippy's parser, whose failures otherwise end in
+    a silent drop (and a traceback on stdout): a request line that is not
+    ``Method URI SIP/2.0``, one of the five headers every request needs missing
+    (RFC 3261 §8.1.1), a CSeq that is not ``number method`` with the request's method
+    (§8.1.1.5, §20.16), or a Content-Length that is not a number or is longer than the
+    datagram (§18.3: "SHOULD generate a 400").  Responses are not checked (None).
+    """
+    if data.startswith(b"SIP/2.0 "):
+        return None
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep:
+        head, sep, body = data.partition(b"\n\n")
+    head = head.lstrip(b"\r\n")
+    first = head.split(b"\n", 1)[0]
+    m = _REQ_LINE.match(first)
+    if m is None:
+        return 400, "Bad Request - Malformed Request-Line"
+    seen: dict[str, bytes] = {}
+    for lname, raw in _header_lines(head):
+        canon = _NEEDED.get(lname, lname)
+        if canon == "l":
+            canon = "content-length"
+        seen.setdefault(canon, raw)
+    for canon in ("Via", "From", "To", "Call-ID", "CSeq"):
+        if canon not in seen or not seen[canon].strip():
+            return 400, f"Bad Request - Missing {canon}"
+    cseq = _CSEQ.match(seen["CSeq"])
+    if cseq is None or int(cseq.group(1)) >= 2**31:
+        return 400, "Bad Request - Malformed CSeq"
+    if cseq.group(2) != m.group(1):
+        return 400, "Bad Request - CSeq method does not match"
+    length = seen.get("content-length")
+    if length is not None:
+        if not length.strip().isdigit():
+            return 400, "Bad Request - Malformed Content-Length"
+        if int(length) > len(body):
+            return 400, "Bad Request - Content-Length beyond end of message"
     return None
 
 
@@ -80,7 +128,8 @@ def build_error_response(
     """Build ``SIP/2.0 <code> <reason>`` for the request in ``data``, or None.
 
     None means: do not answer (a response, an ACK (RFC 3261 §17.2.1: never answered),
-    no request line, or a needed header missing or not valid UTF-8).  When ``source``
+    no request line, or no usable Via).  From, To, Call-ID and CSeq are copied when
+    present and valid UTF-8, and left out otherwise.  When ``source``
     is given the top Via gets ``received`` (RFC 3261 §18.2.1) and a valueless
     ``rport`` is filled in (RFC 3581 §4).
     """
@@ -97,25 +146,36 @@ def build_error_response(
         try:
             value = raw.decode("utf-8")
         except UnicodeDecodeError:
-            return None
+            if canon == "Via":
+                return None
+            continue  # left out of the reply rather than echoed garbled
         if canon == "Via":
             # One Via header may carry several comma-separated values (§7.3.1).
             found.setdefault(canon, []).extend(v.strip() for v in value.split(",") if v.strip())
-        elif canon not in found:
+        elif canon not in found and value.strip():
             found[canon] = [value]
-    if any(canon not in found for canon in ("Via", "From", "To", "Call-ID", "CSeq")):
-        return None
+    if "Via" not in found:
+        return None  # §18.2.2: nowhere to send a response
     vias = found["Via"]
     if source is not None:
         vias[0] = _fix_top_via(vias[0], source)
-    to = found["To"][0]
-    if code > 100 and not _TAG.search(to):
-        to += ";tag=" + secrets.token_hex(8)  # RFC 3261 §8.2.6.2
     reason = reason.replace("\r", " ").replace("\n", " ")
     lines = [f"SIP/2.0 {code} {reason}"]
     lines += [f"Via: {v}" for v in vias]
-    lines += [f"From: {found['From'][0]}", f"To: {to}", f"Call-ID: {found['Call-ID'][0]}",
-              f"CSeq: {found['CSeq'][0]}", "Server: Plateau", "Content-Length: 0", "", ""]
+    # §8.2.6.2 copies From, To, Call-ID and CSeq; one that is missing (the very fault
+    # being reported) is left out: the client cannot match the reply to a transaction,
+    # but the sender and anyone tracing the exchange see why it was refused.
+    if "From" in found:
+        lines.append(f"From: {found['From'][0]}")
+    if "To" in found:
+        to = found["To"][0]
+        if code > 100 and not _TAG.search(to):
+            to += ";tag=" + secrets.token_hex(8)  # RFC 3261 §8.2.6.2
+        lines.append(f"To: {to}")
+    for canon in ("Call-ID", "CSeq"):
+        if canon in found:
+            lines.append(f"{canon}: {found[canon][0]}")
+    lines += ["Server: Plateau", "Content-Length: 0", "", ""]
     return "\r\n".join(lines).encode("utf-8")
 
 

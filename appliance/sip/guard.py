@@ -26,13 +26,22 @@ __all__ = ["BlockedEntry", "ScannerGuard"]
 
 @dataclass(frozen=True)
 class BlockedEntry:
-    """One blocked source address (a record the store may persist)."""
+    """One blocked source address (a record the store may persist).
 
-    ip: str
-    reason: str
-    blocked_at: float
+    Field order follows the store's ``BlockedAddress`` (address, until, reason, failures),
+    which the engine converts positionally in both directions.
+    """
+
+    address: str
     until: float
+    reason: str
     failures: int
+    blocked_at: float = 0.0
+
+    @property
+    def ip(self) -> str:
+        """The blocked address (older name)."""
+        return self.address
 
 
 class ScannerGuard:
@@ -97,7 +106,7 @@ class ScannerGuard:
                 q.popleft()
             if len(q) < self.max_failures:
                 return None
-            entry = BlockedEntry(ip, reason, now, now + self.block_seconds, len(q))
+            entry = BlockedEntry(ip, now + self.block_seconds, reason, len(q), blocked_at=now)
             self._blocked[ip] = entry
             del self._failures[ip]
         log.warning(

@@ -12,6 +12,7 @@ from sippy.SipGenericHF import SipGenericHF
 from sippy.SipHeader import SipHeader
 from sippy.SipRequest import SipRequest
 
+from appliance.media.protocol import MediaError
 from appliance.pbx.channel import Party
 from appliance.sip import sdp
 from appliance.sip.channel import SipChannel
@@ -40,7 +41,7 @@ class _VerbatimHF(SipGenericHF):
         super().__init__(body, name.lower())
         self._canonical = name
 
-    def getCopy(self) -> "_VerbatimHF":
+    def getCopy(self) -> _VerbatimHF:
         return _VerbatimHF(self.body, self._canonical)
 
     def getCanName(self, name: str, compact: bool = False) -> str:
@@ -145,6 +146,14 @@ class SipRouter:
             self.ctx.release_leg(chan.media_leg)
             return (req.genResponse(exc.status, "Not Acceptable Here" if exc.status == 488 else "Bad Request",
                                     server=self.ctx.server_header()), None, None)
+        except MediaError as exc:
+            # No RTP port or media process trouble: say so at once (RFC 3261 §21.5.4) so the
+            # caller's phone or carrier can retry elsewhere, instead of timing out.
+            log.warning("INVITE from %s refused: media unavailable (%s)", source, exc)
+            self.ctx.release_leg(chan.media_leg)
+            resp = req.genResponse(503, "Service Unavailable", server=self.ctx.server_header())
+            resp.appendHeader(raw_header("retry-after", "5"))
+            return (resp, None, None)
         rval = chan.ua.recvRequest(req, t) if chan.ua is not None else None
         self.pbx.incoming(chan, dialed, ext, via_trunk=trunk)
         return rval

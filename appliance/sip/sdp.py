@@ -119,7 +119,7 @@ def parse(text: str) -> AudioOffer:
     telephone_event: int | None = None
     unknown: list[int] = []
     for pt in payloads:
-        name = rtpmap.get(pt) or STATIC_PAYLOAD_TYPES.get(pt)
+        name = rtpmap.get(pt) or STATIC_PAYLOAD_TYPES.get(pt, "")
         if name == "TELEPHONE-EVENT":
             telephone_event = pt
         elif name in SUPPORTED_CODECS:

@@ -187,7 +187,8 @@ class Tcp_server_opts(Network_server_opts):
 
 
 class _Conn:
-    __slots__ = ("closing", "connecting", "framer", "last", "out", "peer", "sock", "started")
+    __slots__ = ("closing", "connecting", "drain_until", "framer", "last", "out", "peer", "sock",
+                 "started")
 
     def __init__(self, sock: socket.socket, peer: tuple[str, int], max_size: int,
                  connecting: bool) -> None:
@@ -198,6 +199,7 @@ class _Conn:
         self.last = self.started = time.monotonic()
         self.connecting = connecting
         self.closing = False  # close once ``out`` is flushed
+        self.drain_until: float | None = None  # half-closed, discarding input until then
 
 
 class Tcp_server(Network_server):
@@ -443,13 +445,33 @@ class Tcp_server(Network_server):
                 self._close(conn)
                 return
         if conn.closing and not conn.out:
-            self._close(conn)
+            self._drain(conn)
             return
         want = selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.out else 0)
         self._sel.modify(conn.sock, want, conn)
 
+    def _drain(self, conn: _Conn) -> None:
+        """Half-close after an error reply, and read (and drop) what the peer still sends.
+
+        Closing a socket with unread input makes the kernel send RST, and an RST can
+        destroy the 513/400 we just wrote before the peer reads it (RFC 1122 §4.2.2.13);
+        so: FIN first, discard input until the peer closes or a short grace ends.
+        """
+        if conn.drain_until is not None:
+            return
+        try:
+            conn.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._close(conn)
+            return
+        conn.drain_until = time.monotonic() + 2.0
+        self._sel.modify(conn.sock, selectors.EVENT_READ, conn)
+
     def _sweep(self, now: float) -> None:
         for conn in list(self._conns.values()):
+            if conn.drain_until is not None and now > conn.drain_until:
+                self._close(conn)
+                continue
             if conn.connecting and now - conn.started > self.uopts.connect_timeout:
                 log.warning("SIP TCP: connect to %s timed out", conn.peer)
                 self._close(conn)

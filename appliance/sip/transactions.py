@@ -17,10 +17,18 @@ Responses to TCP requests go back on the request's connection automatically: the
 
 from __future__ import annotations
 
+import logging
+
+from sippy.Exceptions.SipParseError import SipParseError
 from sippy.Network_server import Network_server, Remote_address
 from sippy.SipTransactionManager import SipTransaction, SipTransactionManager
 
-from appliance.sip.errors import MAX_MESSAGE_SIZE, problem_with, reply_to_unparseable
+from appliance.sip.errors import (
+    MAX_MESSAGE_SIZE,
+    problem_with,
+    reply_to_unparseable,
+    request_problem,
+)
 from appliance.sip.guard import ScannerGuard
 from appliance.sip.tcp_transport import Tcp_server, Tcp_server_opts
 from appliance.sip.udp_transport import model_udp_server
@@ -28,6 +36,10 @@ from appliance.sip.udp_transport import model_udp_server
 __all__ = ["RELIABLE_TRANSPORTS", "PlateauTransactionManager"]
 
 RELIABLE_TRANSPORTS = frozenset({"tcp", "tls", "ws", "wss"})
+log = logging.getLogger("plateau.sip")
+# What sippy's lazy header parsing raises on malformed input.
+_PARSE_ERRORS = (SipParseError, ValueError, IndexError, TypeError, AttributeError, KeyError,
+                 UnicodeError)
 
 
 class PlateauTransactionManager(SipTransactionManager):
@@ -82,13 +94,21 @@ class PlateauTransactionManager(SipTransactionManager):
     def handleIncoming(self, data_in, ra: Remote_address, server, rtime) -> None:
         if self.guard is not None and self.guard.is_blocked(ra.address[0]):
             return  # a blocked scanner gets nothing, not even an error
-        if isinstance(data_in, bytes):
-            problem = problem_with(data_in, self.max_message_size)
-            if problem is not None:
-                code, reason = problem
-                reply_to_unparseable(data_in, ra.address, server.send_to, code, reason)
-                return
-        super().handleIncoming(data_in, ra, server, rtime)
+        raw = data_in if isinstance(data_in, bytes) else str(data_in).encode("utf-8", "surrogateescape")
+        problem = problem_with(raw, self.max_message_size) or request_problem(raw)
+        if problem is not None:
+            code, reason = problem
+            if not reply_to_unparseable(raw, ra.address, server.send_to, code, reason):
+                log.info("dropped unparseable message from %s:%s (%s)", *ra.address[:2], reason)
+            return
+        try:
+            super().handleIncoming(data_in, ra, server, rtime)
+        except _PARSE_ERRORS as exc:
+            # sippy parses header bodies lazily, so a malformed From/To/Contact/... raises
+            # only once the request is handled; without this the request is dropped
+            # silently (RFC 3261 §8.2: answer 400 where a reply can be routed).
+            log.warning("unparseable request from %s:%s: %r", *ra.address[:2], exc)
+            reply_to_unparseable(raw, ra.address, server.send_to, 400, "Bad Request")
 
     # -- send path ----------------------------------------------------------------
 

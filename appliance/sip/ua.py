@@ -6,7 +6,7 @@ their own handlers in the Connected state (RFC 3515, RFC 6665).
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from sippy.SipRequest import SipRequest
 from sippy.UA import UA
@@ -21,24 +21,22 @@ class PlateauConnected(UaStateConnected):
         if req.countHFs("refer-to") != 1:
             # RFC 3515 §2.4.1: exactly one Refer-To, else 400.
             req.sendResponse(400, "Bad Request (one Refer-To required)")
-            return None
+            return
         if ua.on_refer is None:
             req.sendResponse(603, "Decline")
-            return None
+            return
         refer_to = req.getHFBody("refer-to")
         req.sendResponse(202, "Accepted")
         ua.on_refer(str(refer_to.getUrl()))
-        return None
+        return
 
     def _recvRequestNotify(self, req: SipRequest) -> None:
         req.sendResponse(200, "OK")
-        return None
 
     def _recvRequestUnsupported(self, req: SipRequest) -> None:
         req.sendResponse(501, "Not Implemented")
-        return None
 
-    recv_request_handlers = dict(
+    recv_request_handlers = dict(  # noqa: RUF012 - sippy looks handlers up on the class
         UaStateConnected.recv_request_handlers,
         REFER=_recvRequestRefer,
         NOTIFY=_recvRequestNotify,

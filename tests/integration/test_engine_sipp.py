@@ -136,15 +136,15 @@ def test_register_right_password_200_wrong_401(eng: Engine, tmp_path: Path) -> N
     ok = run_sipp("register_auth", target(eng), inject=[auth_row("1004", "secret1004")], timeout=10,
                   workdir=tmp_path / "ok")
     assert ok.returncode == 0 and ok.successful == 1, ok.explain()
-    status, regs = eng.api("GET", "/v1/registrations")
+    _, regs = eng.api("GET", "/v1/registrations")
     assert any(r["aor"] == "1004" for r in regs), regs
     bad = sipp(eng, "register_wrong", tmp_path / "bad", user="1005", password="not-the-secret",
                service=None, timeout=10)
     assert bad.returncode == 0 and bad.successful == 1, bad.explain()
-    status, regs = eng.api("GET", "/v1/registrations")
+    _, regs = eng.api("GET", "/v1/registrations")
     assert not any(r["aor"] == "1005" for r in regs), regs
     unregister(eng, "1004", tmp_path / "unreg")
-    status, regs = eng.api("GET", "/v1/registrations")
+    _, regs = eng.api("GET", "/v1/registrations")
     assert not any(r["aor"] == "1004" for r in regs), regs
 
 
@@ -223,7 +223,7 @@ def test_refer_blind_transfer(eng: Engine, tmp_path: Path) -> None:
         bodies = [re.findall(r"SIP/2\.0 \d{3} [^\r\n]*", n.split("\n\n", 1)[-1]) for n in notifies]
         assert bodies[0] == ["SIP/2.0 100 Trying"], notifies
         assert bodies[-1] == ["SIP/2.0 200 OK"], notifies
-        states = [re.search(r"Subscription-State:\s*(\S+)", n, re.I) for n in notifies]
+        states = [re.search(r"Subscription-State:\s*(\S+)", n, re.IGNORECASE) for n in notifies]
         assert all(s is not None for s in states), notifies
         assert states[-1].group(1).startswith("terminated")  # type: ignore[union-attr]
         assert all(s.group(1).startswith("active") for s in states[:-1])  # type: ignore[union-attr]

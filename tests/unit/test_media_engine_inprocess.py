@@ -96,3 +96,24 @@ def test_send_dtmf_rfc4733_and_inband_fallback():
     spectrum = np.abs(np.fft.rfft(pcm))
     top = sorted(np.argsort(spectrum)[-2:] * 8000 / len(pcm))
     assert abs(top[0] - 770) < 20 and abs(top[1] - 1336) < 20
+
+
+def test_rtp_header_continuity_across_fast_and_slow_paths():
+    """Sequence +1 per packet and timestamp +160 per tick whether a leg is on the batched G.711
+    path or the per-leg path (RFC 4733 digit in flight), marker only on the first packet."""
+    eng, _, wires, clock = _engine()
+    for _ in range(3):
+        eng.tick(clock[0])
+    eng.send_dtmf("a", "5", 60)
+    for _ in range(10):
+        eng.tick(clock[0])
+    pkts = [rtp.parse(data) for data, _ in wires["a"].sent]
+    audio = [p for p in pkts if p.payload_type == 0]
+    events = [p for p in pkts if p.payload_type == 101]
+    assert events and len(audio) >= 6
+    assert [p.marker for p in audio] == [True] + [False] * (len(audio) - 1)
+    seqs = [p.sequence for p in pkts]
+    assert all((b - a) & 0xFFFF == 1 for a, b in zip(seqs, seqs[1:]))
+    ts = [p.timestamp for p in audio]
+    assert all((b - a) % 160 == 0 and b != a for a, b in zip(ts, ts[1:]))
+    assert eng.leg_stats("a")["packets_out"] == len(pkts)

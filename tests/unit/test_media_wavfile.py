@@ -68,7 +68,7 @@ def test_recorder_closes_with_true_header(tmp_path):
 def test_killed_recorder_leaves_readable_file(tmp_path):
     p = tmp_path / "k.wav"
     rec = WavRecorder(p)
-    for i in range(150):  # 3 s: past one periodic flush
+    for _i in range(150):  # 3 s: past one periodic flush
         rec.write(np.full(320, 7, np.int16))
     # simulate the process dying: the OS keeps what was flushed, the header is never fixed
     os.close(os.dup(rec._f.fileno()))

@@ -1,5 +1,7 @@
 """Stateless 400/513 replies for messages sippy cannot parse."""
 
+import re
+
 from appliance.sip.errors import build_error_response, problem_with, reply_to_unparseable
 
 REQ = (b"REGISTER sip:pbx SIP/2.0\r\n"
@@ -56,11 +58,18 @@ def test_unanswerable_messages_are_dropped():
         b"\x00\x01\x02garbage" * 10,
         REQ.replace(b"REGISTER sip:pbx", b"ACK sip:pbx"),     # never answer ACK
         b"SIP/2.0 200 OK\r\n" + REQ.split(b"\r\n", 1)[1],      # never answer responses
-        REQ.replace(b"i: cid-1\r\n", b""),                    # no Call-ID
-        REQ.replace(b"i: cid-1", b"i: cid-\xff"),             # Call-ID not UTF-8
+        re.sub(rb"(?:Via|v): [^\r]*\r\n", b"", REQ),                # no Via: nowhere to reply
     ):
         assert not reply_to_unparseable(junk, ("192.0.2.7", 5060), lambda d, a: send.append(d))
     assert send == []
+
+
+def test_reply_without_the_missing_header():
+    """A request missing Call-ID (or with it garbled) still gets its 400, without Call-ID."""
+    for req in (REQ.replace(b"i: cid-1\r\n", b""), REQ.replace(b"i: cid-1", b"i: cid-\xff")):
+        out = build_error_response(req, 400, "Bad Request - Missing Call-ID", ("192.0.2.7", 5060))
+        assert out is not None and out.startswith(b"SIP/2.0 400 ")
+        assert b"\r\nCall-ID:" not in out and b"CSeq: " in out and b"Via: " in out
 
 
 def test_existing_to_tag_kept_and_lf_only_framing():

@@ -74,8 +74,8 @@ def test_ipv6_brackets_normalised_and_unblock():
 def test_restore_skips_expired():
     clock = Clock()
     g = ScannerGuard(clock=clock)
-    g.restore([BlockedEntry("1.2.3.4", "r", 0, clock.t + 10, 10),
-               BlockedEntry("5.6.7.8", "r", 0, clock.t - 1, 10)])
+    g.restore([BlockedEntry("1.2.3.4", clock.t + 10, "r", 10),
+               BlockedEntry("5.6.7.8", clock.t - 1, "r", 10)])
     assert g.is_blocked("1.2.3.4") and not g.is_blocked("5.6.7.8")
 
 
