@@ -117,8 +117,8 @@ class Engine:
         )
         self.ctx = SipContext(self.global_config, self.media, opts.sip_ip)
         self.pbx.factory = SipChannelFactory(self.ctx, self.registrar)
-        router = SipRouter(self.ctx, self.pbx, self.registrar, self.auth, self.guard, self._lookup_secret)
-        self.tm = PlateauTransactionManager(self.global_config, router,
+        self.router = SipRouter(self.ctx, self.pbx, self.registrar, self.auth, self.guard, self._lookup_secret)
+        self.tm = PlateauTransactionManager(self.global_config, self.router,
                                             tcp_laddress=(opts.sip_ip, opts.sip_port), guard=self.guard)
         self.global_config["_sip_tm"] = self.tm
         self.trunks = TrunkRegistrations(self.global_config, self.store)
@@ -214,6 +214,7 @@ class EngineApi:
             "hostname": socket.gethostname(),
             "sip": {"address": e.opts.sip_ip, "port": e.opts.sip_port, "transports": ["udp", "tcp"]},
             "calls": len(e.pbx.calls),
+            "invites_shed": e.router.shed,
             "channels": len(e.pbx.all_channels()),
             "registrations": len(e.registrar.all_bindings()),
             "blocked": len(e.guard.blocked()),

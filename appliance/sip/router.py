@@ -5,6 +5,7 @@ In-dialog requests never reach this router: sippy hands them to the dialog's UA.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -58,13 +59,15 @@ class SipRouter:
 
     def __init__(self, ctx: SipContext, pbx: Switchboard, registrar: Any,
                  authenticator: DigestAuthenticator, guard: ScannerGuard,
-                 lookup_secret: Callable[[str], str | None]) -> None:
+                 lookup_secret: Callable[[str], str | None], max_queue_delay: float = 0.5) -> None:
         self.ctx = ctx
         self.pbx = pbx
         self.registrar = registrar
         self.auth = authenticator
         self.guard = guard
         self.lookup_secret = lookup_secret
+        self.max_queue_delay = max_queue_delay
+        self.shed = 0  # INVITEs refused because the loop was behind
 
     def __call__(self, req: SipRequest, t: Any) -> Reply:
         method = req.getMethod()
@@ -91,6 +94,14 @@ class SipRouter:
     # -- INVITE -----------------------------------------------------------------------
     def _invite(self, req: SipRequest, t: Any) -> Reply:
         (host, port), transport = req.getSource(ver=2)
+        rtime = getattr(req, "rtime", None)
+        if rtime is not None and time.monotonic() - rtime.monot > self.max_queue_delay:
+            # The loop is behind: a call accepted now would time out half set up and hold its
+            # media ports. Shedding new calls at once keeps the calls we have (RFC 3261 §21.5.4).
+            self.shed += 1
+            resp = req.genResponse(503, "Service Unavailable (overloaded)", server=self.ctx.server_header())
+            resp.appendHeader(raw_header("retry-after", "2"))
+            return (resp, None, None)
         dialed = req.getRURI().username or ""
         frm = req.getHFBody("from")
         from_user = frm.getUrl().username or ""

@@ -531,10 +531,15 @@ class Store:
         self, call_id: str, caller: str, caller_name: str, callee: str, direction: str,
         start: float, trunk: str | None = None,
     ) -> int:
-        """Open a call record (durably) and return its id."""
+        """Open a call record and return its id.
+
+        Committed to the WAL before returning, so a crash of the engine never loses it; the
+        fsync against power loss comes with the next durable commit (any call's close), which
+        halves the fsyncs per call: at 200 calls/s they were the SIP loop's largest cost.
+        """
         if direction not in DIRECTIONS:
             raise StoreError(f"cdr direction {direction!r} is not one of {', '.join(DIRECTIONS)}")
-        with self.transaction():
+        with self.transaction(durable=False):
             cur = self._exec(
                 "INSERT INTO cdr (call_id, start_at, caller, caller_name, callee, direction, trunk)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
