@@ -112,10 +112,10 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(1.0)
             time.sleep(2.0)  # let jitter buffers settle
             _, s0 = eng.api("GET", "/v1/status")
-            c0, t0 = cpu_ticks(pids), time.monotonic()
+            c0, m_c0, t0 = cpu_ticks(pids), cpu_ticks(media_pids), time.monotonic()
             time.sleep(args.measure)
             _, s1 = eng.api("GET", "/v1/status")
-            c1, t1 = cpu_ticks(pids), time.monotonic()
+            c1, m_c1, t1 = cpu_ticks(pids), cpu_ticks(media_pids), time.monotonic()
             up_end = s1["calls"]
     finally:
         eng.stop()
@@ -127,9 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     pin = m1["packets_in"] - m0["packets_in"]
     pout = m1["packets_out"] - m0["packets_out"]
     cpu = 100.0 * (c1 - c0) / CLK_TCK / (t1 - t0)
+    media_cpu = 100.0 * (m_c1 - m_c0) / CLK_TCK / (t1 - t0)
     late_pct, lost_pct = 100.0 * late / ticks, 100.0 * lost / frames
     print(f"calls up {up} (asked {args.calls}), still up at the end of the window {up_end}")
-    print(f"window {t1 - t0:.1f} s: engine CPU {cpu:.0f} % (SIP + media processes, 200 % = both cores)")
+    print(f"window {t1 - t0:.1f} s: engine CPU {cpu:.0f} % (SIP + media processes, 200 % = both cores; "
+          f"media process {media_cpu:.0f} %)")
     print(f"media: {m1['legs']} legs, ticks {ticks}, late/skipped {late} ({late_pct:.2f} %), "
           f"mean tick {m1['mean_tick_ms']:.1f} ms, max tick {m1['max_tick_ms']:.1f} ms")
     print(f"frames lost {lost} of {frames} ({lost_pct:.2f} %); packets in {pin / (t1 - t0):.0f}/s, "
