@@ -10,6 +10,7 @@ import enum
 import itertools
 import logging
 from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from appliance.pbx.channel import (
     BUSY,
@@ -166,7 +167,7 @@ class Call:
             return
         self._fail(cause)
 
-    def _dial(self, channels: list[Channel], timeout: float, on_fail) -> None:  # type: ignore[no-untyped-def]
+    def _dial(self, channels: list[Channel], timeout: float, on_fail: Callable[[Cause], None]) -> None:
         for chan in channels:
             chan.owner = self
         self.fork = Fork(channels, timeout, self.pbx.schedule, self._on_ringing, self._on_answer, on_fail)

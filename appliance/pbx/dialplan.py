@@ -15,6 +15,9 @@ from appliance.store.models import Extension, InboundRoute, OutboundRoute, Trunk
 from appliance.store.patterns import pattern_to_regex
 
 
+MIN_DID_SUFFIX = 6
+
+
 @dataclass(frozen=True)
 class ToExtension:
     extension: Extension
@@ -95,10 +98,11 @@ class Dialplan:
     def resolve_did(self, did: str) -> Destination:
         """Route a call arriving on a trunk by the number it was sent to."""
         dest = self.inbound.get(did)
-        if dest is None:
-            # A trunk that sends only the extension part of the DID still reaches it.
+        if dest is None and len(did) >= MIN_DID_SUFFIX:
+            # Carriers differ in the number form they send (+33 1..., 01..., or only the last
+            # digits): a long enough common tail still identifies the DID; a short one would not.
             for known, target in self.inbound.items():
-                if known.endswith(did) or did.endswith(known):
+                if len(known) >= MIN_DID_SUFFIX and (known.endswith(did) or did.endswith(known)):
                     dest = target
                     break
         if dest is None:

@@ -180,13 +180,14 @@ class SipChannel(Channel):
 
     # -- actions ----------------------------------------------------------------------
     def ring(self) -> None:
-        if self.ua is None or self.is_down:
+        # An answered channel (the originator of a click-to-call) hears our ringback tone instead.
+        if self.ua is None or self.is_down or self.is_up:
             return
         if self.set_state(ChannelState.RINGING):
             self.ua.recvEvent(CCEventRing((180, "Ringing", None)))
 
     def progress(self) -> None:
-        if self.ua is None or self.is_down or self.state == ChannelState.EARLY:
+        if self.ua is None or self.is_down or self.is_up or self.state == ChannelState.EARLY:
             return
         self.set_state(ChannelState.EARLY)
         self.ua.recvEvent(CCEventRing((183, "Session Progress", MsgBody(self._answer_sdp()))))
@@ -380,6 +381,7 @@ class SipChannel(Channel):
                          session_id=id(self) & 0x7FFFFFFF, version=self.sdp_version)
 
     def _release_media(self) -> None:
+        self.ctx.channels_by_leg.pop(self.media_leg, None)
         if self.rtp_port is not None:
             self.rtp_port = None
             self.ctx.release_leg(self.media_leg)
