@@ -42,6 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--digest-algorithms", default="SHA-256,MD5",
                      help="digest challenges offered, in order (RFC 8760 puts SHA-256 first; "
                           "old phones that read only the first challenge may need MD5 first)")
+    run.add_argument("--block-after", type=int, default=10, metavar="N",
+                     help="block a source address after N failed authentications within 60 s")
+    run.add_argument("--block-seconds", type=float, default=900.0,
+                     help="how long a blocked address stays blocked (default 900)")
     run.add_argument("--no-demo", action="store_true", help="do not create the demo extensions")
     run.add_argument("-v", "--verbose", action="store_true")
 
@@ -81,6 +85,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"  register to sip:<extension>@{args.sip_ip}:{args.sip_port} (UDP or TCP)")
     opts = EngineOptions(args.data_dir, args.sip_ip, args.sip_port, args.api_port,
                          args.rtp_ports[0], args.rtp_ports[1], tone_country=args.tone_country,
+                         block_failures=args.block_after, block_seconds=args.block_seconds,
                          digest_algorithms=tuple(a.strip() for a in args.digest_algorithms.split(",")))
     try:
         engine = Engine(opts)
