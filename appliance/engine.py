@@ -33,6 +33,7 @@ from appliance.sip.digest import DigestAuthenticator
 from appliance.sip.guard import BlockedEntry, ScannerGuard
 from appliance.sip.registrar import Binding, Registrar
 from appliance.sip.router import SipRouter
+from appliance.sip.sippy_clock import use_fast_clock
 from appliance.sip.transactions import PlateauTransactionManager
 from appliance.sip.trunks import TrunkRegistrations
 from appliance.store.db import Store
@@ -80,6 +81,7 @@ class Engine:
     """Everything the engine process runs."""
 
     def __init__(self, opts: EngineOptions) -> None:
+        use_fast_clock()
         self.opts = opts
         self.started = time.time()
         opts.data_dir.mkdir(parents=True, exist_ok=True)

@@ -5,13 +5,13 @@ In-dialog requests never reach this router: sippy hands them to the dialog's UA.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sippy.SipGenericHF import SipGenericHF
 from sippy.SipHeader import SipHeader
 from sippy.SipRequest import SipRequest
+from sippy.Time.MonoTime import MonoTime
 
 from appliance.media.protocol import MediaError
 from appliance.pbx.channel import Party
@@ -95,7 +95,7 @@ class SipRouter:
     def _invite(self, req: SipRequest, t: Any) -> Reply:
         (host, port), transport = req.getSource(ver=2)
         rtime = getattr(req, "rtime", None)
-        if rtime is not None and time.monotonic() - rtime.monot > self.max_queue_delay:
+        if rtime is not None and MonoTime().monot - rtime.monot > self.max_queue_delay:
             # The loop is behind: a call accepted now would time out half set up and hold its
             # media ports. Shedding new calls at once keeps the calls we have (RFC 3261 §21.5.4).
             self.shed += 1

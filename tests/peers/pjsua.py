@@ -284,7 +284,7 @@ class PjPhone:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     states = [
-                        e.data.get("state")
+                        f"{e.data.get('state')}/{e.data.get('code')}"
                         for e in self._history
                         if e.kind == "state" and e.data.get("call") == call
                     ]

@@ -3,6 +3,7 @@
 import numpy as np
 
 from appliance.media import g711, rtp
+from appliance.media.dtmf import dtmf_tone
 from appliance.media.engine import MediaEngine
 from appliance.media.events import DtmfEvent
 
@@ -117,3 +118,55 @@ def test_rtp_header_continuity_across_fast_and_slow_paths():
     ts = [p.timestamp for p in audio]
     assert all((b - a) % 160 == 0 and b != a for a, b in zip(ts, ts[1:]))
     assert eng.leg_stats("a")["packets_out"] == len(pkts)
+
+
+def _tone_payload(freq: float, seq: int) -> bytes:
+    tone = 8000 * np.sin(2 * np.pi * freq * np.arange(seq * 160, seq * 160 + 160) / 8000)
+    return g711.ulaw_encode(tone.astype(np.int16)).tobytes()
+
+
+def test_two_party_bridge_relays_octets_and_detects_inband_dtmf_at_8khz():
+    """A narrowband two-party bridge sends the partner's G.711 octets unchanged (no decode, mix,
+    re-encode); in-band DTMF is still detected on it, without moving the bridge to 16 kHz."""
+    eng, events, wires, clock = _engine()
+    for leg in ("a", "b"):
+        eng.configure_leg(leg, ("10.0.0.1", 4000), "PCMU", 0, None, detect_inband_dtmf=True)
+    a = eng.legs["a"]
+    digit = dtmf_tone("7", 160 * 6, rate=8000)
+    sent = [g711.ulaw_encode(digit[i * 160:(i + 1) * 160]).tobytes() for i in range(6)]
+    sent += [_tone_payload(1000, seq) for seq in range(6, 12)]
+    for seq, payload in enumerate(sent):
+        eng.rtp_received(a, _pkt(seq, payload=payload), ("192.0.2.9", 7000), clock[0])
+        eng.tick(clock[0])
+        clock[0] += 0.02
+    assert events == [DtmfEvent("a", "7", "inband")]
+    assert eng._plan is not None and eng._plan.relay and not eng._plan.wideband
+    got = [rtp.parse(d).payload for d, _ in wires["b"].sent]
+    assert got == sent[:len(got)] and len(got) == len(sent)  # octet for octet, in order
+
+
+def test_three_party_bridge_mixes_and_relay_stops_when_a_member_joins():
+    eng, _, wires, clock = _engine()
+    wires["c"] = Wire()
+    eng.add_leg("c", 0, wires["c"], Wire())
+    eng.configure_leg("c", ("10.0.0.3", 6000), "PCMU", 0, None)
+    legs = eng.legs
+    for seq in range(12):
+        if seq == 3:
+            assert eng._plan is not None and eng._plan.relay  # two members: relayed
+            eng.bridge("br", ["c"])
+        eng.rtp_received(legs["a"], _pkt(seq, payload=_tone_payload(500, seq)), ("10.0.0.1", 4000),
+                         clock[0])
+        eng.rtp_received(legs["b"], _pkt(seq, payload=_tone_payload(1500, seq)),
+                         ("10.0.0.2", 5000), clock[0])
+        eng.tick(clock[0])
+        clock[0] += 0.02
+
+    def peaks(leg: str) -> list[float]:
+        pcm = g711.ulaw_decode(b"".join(rtp.parse(d).payload
+                                        for d, _ in wires[leg].sent[-8:])).astype(float)
+        spectrum = np.abs(np.fft.rfft(pcm))
+        return [f for f in (500, 1500) if spectrum[int(f * len(pcm) / 8000)] > 0.1 * spectrum.max()]
+
+    assert peaks("c") == [500, 1500]  # the sum of the other two
+    assert peaks("a") == [1500] and peaks("b") == [500]  # nobody hears themselves
