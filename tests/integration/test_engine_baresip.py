@@ -20,7 +20,8 @@ def pbx(tmp_path: Path) -> Iterator[Engine]:
     eng = Engine(tmp_path / "engine", extra_args=["--digest-algorithms", "MD5"])
     eng.start()
     try:
-        yield eng
+        with eng.no_tracebacks():
+            yield eng
     finally:
         eng.stop()
 

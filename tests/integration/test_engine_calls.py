@@ -39,7 +39,8 @@ def pbx(tmp_path: Path) -> Iterator[Engine]:
            "1007": {"noanswer_seconds": 2}}))
     eng.start()
     try:
-        yield eng
+        with eng.no_tracebacks():
+            yield eng
     finally:
         eng.stop()
 

@@ -55,7 +55,8 @@ def pbx(tmp_path: Path, carrier: PjPhone) -> Iterator[Engine]:
     eng = Engine(tmp_path / "engine", config=_carrier_config(carrier.sip_port))
     eng.start()
     try:
-        yield eng
+        with eng.no_tracebacks():
+            yield eng
     finally:
         eng.stop()
 

@@ -8,6 +8,7 @@ bench/sip_load.py (`--target plateau`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import yaml
@@ -258,6 +260,22 @@ class Engine:
         """Stop (if running) and start again on the same ports and data dir."""
         self.stop()
         return self.start()
+
+    def stdout_text(self) -> str:
+        """What the engine printed on stdout: sippy reports exceptions it swallowed there."""
+        try:
+            return self.stdout_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    @contextlib.contextmanager
+    def no_tracebacks(self) -> Iterator[None]:
+        """Fail the enclosed test if the engine printed a traceback or died meanwhile."""
+        before = len(self.stdout_text())
+        yield
+        new = self.stdout_text()[before:]
+        assert "Traceback" not in new, f"engine raised during the test:\n{new[-6000:]}"
+        assert self.proc is not None and self.proc.poll() is None, "engine died"
 
     def stderr_tail(self, chars: int = 6000) -> str:
         try:
