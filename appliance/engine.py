@@ -5,7 +5,6 @@ process, and the control API's threads reach the loop only through ED2.callFromT
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import secrets
@@ -230,14 +229,8 @@ class EngineApi:
                  "user_agent": b.user_agent} for b in self.e.registrar.all_bindings()]
 
     def channels(self) -> list[dict[str, Any]]:
-        out = []
-        for chan in self.e.pbx.all_channels():
-            info = chan.info().__dict__
-            extra = getattr(chan, "info_extra", None)
-            info["extra"] = extra() if extra else {}
-            info["call"] = getattr(chan.owner, "id", None)
-            out.append(info)
-        return out
+        return [dict(chan.info().__dict__, call=getattr(chan.owner, "id", None))
+                for chan in self.e.pbx.all_channels()]
 
     def bridges(self) -> list[dict[str, Any]]:
         return [{"id": c.bridge_id, "call": c.id, "channels": [c.a.id, c.b.id]}
@@ -281,7 +274,3 @@ class EngineApi:
         self.e.pbx.reload()
         self.e.trunks.reload()
         return {"reloaded": True}
-
-
-def read_api_file(data_dir: Path) -> dict[str, str]:
-    return json.loads((data_dir / "api.json").read_text())

@@ -224,6 +224,10 @@ class Channel(ABC):
     def remote_description(self) -> str:
         """Where the far end is, for status listings."""
 
+    def info_extra(self) -> dict[str, object]:
+        """Technology details for status listings (codec, ports, SIP Call-ID...)."""
+        return {}
+
     def info(self) -> ChannelInfo:
         return ChannelInfo(
             id=self.id,
@@ -240,4 +244,5 @@ class Channel(ABC):
             held=self.held,
             dtmf=self.dtmf_received,
             bridge=self.bridge_id,
+            extra=self.info_extra(),
         )
