@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="block a source address after N failed authentications within 60 s")
     run.add_argument("--block-seconds", type=float, default=900.0,
                      help="how long a blocked address stays blocked (default 900)")
+    run.add_argument("--rtp-timeout", type=float, default=60.0, metavar="SECONDS",
+                     help="release an answered call whose far end sent no RTP for this long (default 60)")
     run.add_argument("--no-demo", action="store_true", help="do not create the demo extensions")
     run.add_argument("-v", "--verbose", action="store_true")
 
@@ -86,6 +88,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     opts = EngineOptions(args.data_dir, args.sip_ip, args.sip_port, args.api_port,
                          args.rtp_ports[0], args.rtp_ports[1], tone_country=args.tone_country,
                          block_failures=args.block_after, block_seconds=args.block_seconds,
+                         rtp_timeout=args.rtp_timeout,
                          digest_algorithms=tuple(a.strip() for a in args.digest_algorithms.split(",")))
     try:
         engine = Engine(opts)

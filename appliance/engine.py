@@ -23,8 +23,8 @@ from appliance.api.apifile import write_api_file
 from appliance.api.facade import ApiError
 from appliance.api.server import ControlApiServer
 from appliance.media.client import MediaClient
-from appliance.media.events import DtmfEvent
-from appliance.pbx.channel import DtmfReceived
+from appliance.media.events import DtmfEvent, RtpTimeout
+from appliance.pbx.channel import DtmfReceived, MediaTimeout
 from appliance.pbx.sounds import ensure_default_moh
 from appliance.pbx.switchboard import PbxError, PbxSettings, Switchboard
 from appliance.sip.context import SipChannelFactory, SipContext
@@ -57,6 +57,7 @@ class EngineOptions:
     block_failures: int = 10
     block_seconds: float = 900.0
     digest_algorithms: tuple[str, ...] = ("SHA-256", "MD5")
+    rtp_timeout: float = 60.0
 
 
 class SipLog:
@@ -88,7 +89,7 @@ class Engine:
         interrupted = self.store.close_interrupted(time.time())
         if interrupted:
             log.warning("closed %d call record(s) left open by a crash as INTERRUPTED", interrupted)
-        self.media = MediaClient.start(opts.sip_ip, opts.rtp_min, opts.rtp_max)
+        self.media = MediaClient.start(opts.sip_ip, opts.rtp_min, opts.rtp_max, rtp_timeout_s=opts.rtp_timeout)
         self.media.set_event_handler(lambda ev: ED2.callFromThread(self._media_event, ev))
 
         SipConf.my_address = opts.sip_ip
@@ -150,10 +151,13 @@ class Engine:
         self.store.save_block(BlockedAddress(entry.address, entry.until, entry.reason, entry.failures))
 
     def _media_event(self, event: Any) -> None:
+        chan = self.ctx.channels_by_leg.get(getattr(event, "leg_id", ""))
+        if chan is None:
+            return
         if isinstance(event, DtmfEvent):
-            chan = self.ctx.channels_by_leg.get(event.leg_id)
-            if chan is not None:
-                chan.post(DtmfReceived(chan, event.digit, event.source))
+            chan.post(DtmfReceived(chan, event.digit, event.source))
+        elif isinstance(event, RtpTimeout):
+            chan.post(MediaTimeout(chan, event.seconds))
 
     def _housekeeping(self) -> None:
         self.registrar.expire(time.time())

@@ -24,6 +24,7 @@ from appliance.pbx.channel import (
     DtmfReceived,
     HoldChanged,
     HungUp,
+    MediaTimeout,
     TransferRequested,
 )
 from appliance.pbx.dialplan import Refused, ToExtension, ToTrunk
@@ -235,6 +236,15 @@ class Call:
                     self.pbx.media.stop_play(other.media_leg)
         elif isinstance(event, TransferRequested):
             self.pbx.transfers.requested(self, chan, event.target, event.replaces)
+        elif isinstance(event, MediaTimeout):
+            # A phone that lost power or network never sends BYE; without this the call (and
+            # its CDR, and an agent's state later) would stay up for ever. A party on hold may
+            # legitimately send nothing.
+            other = self.partner(chan)
+            if self.state == CallState.UP and not chan.held and not (other is not None and other.held):
+                log.warning("%s: no media from %s for %.0f s, releasing the call", self.id, chan.id,
+                            event.seconds, extra={"CALL_ID": self.id})
+                self._end(Cause(408, f"no RTP for {event.seconds:.0f} s"))
         elif isinstance(event, DtmfReceived):
             log.info("%s: DTMF %s from %s (%s)", self.id, event.digit, chan.id, event.source,
                      extra={"CALL_ID": self.id})

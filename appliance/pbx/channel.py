@@ -114,7 +114,16 @@ class DtmfReceived:
     source: str
 
 
-ChannelEvent = Ringing | Progress | Answered | HungUp | HoldChanged | TransferRequested | DtmfReceived
+@dataclass(frozen=True)
+class MediaTimeout:
+    """No media has arrived from the far end for `seconds` (a peer gone without a BYE)."""
+
+    channel: Channel
+    seconds: float
+
+
+ChannelEvent = (Ringing | Progress | Answered | HungUp | HoldChanged | TransferRequested | DtmfReceived
+                | MediaTimeout)
 _ids = itertools.count(1)
 
 
