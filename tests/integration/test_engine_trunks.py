@@ -134,3 +134,22 @@ def test_trunk_registers_with_digest(tmp_path: Path) -> None:
             assert state == "registered", status
         finally:
             eng.stop()
+
+
+def test_trunk_refreshes_before_its_registration_expires(tmp_path: Path) -> None:
+    with SippProcess("uas_registrar_refresh", inject=[["plateau", "trunkpass1"]], calls=1,
+                     workdir=tmp_path / "registrar") as registrar:
+        eng = Engine(tmp_path / "engine", config=_carrier_config(registrar.port, register=True))
+        eng.start()
+        t0 = time.monotonic()
+        try:
+            res = registrar.wait(timeout=10.0)
+            elapsed = time.monotonic() - t0
+            assert res.returncode == 0 and res.successful == 1, res.explain()
+            # Granted 5 s: the refresh is due at 80 % (4 s), before the binding lapses at 5 s.
+            assert 3.0 < elapsed < 4.8, elapsed
+            _, status = eng.api("GET", "/v1/status")
+            trunk = status["trunks"][0]
+            assert trunk["state"] == "registered" and 0 < trunk["expires_in"] <= 5
+        finally:
+            eng.stop()
