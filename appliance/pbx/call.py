@@ -21,6 +21,7 @@ from appliance.pbx.channel import (
     Cause,
     Channel,
     ChannelEvent,
+    ChannelState,
     DtmfReceived,
     HoldChanged,
     HungUp,
@@ -171,7 +172,8 @@ class Call:
     def _dial(self, channels: list[Channel], timeout: float, on_fail: Callable[[Cause], None]) -> None:
         for chan in channels:
             chan.owner = self
-        self.fork = Fork(channels, timeout, self.pbx.schedule, self._on_ringing, self._on_answer, on_fail)
+        self.fork = Fork(channels, timeout, self.pbx.schedule, self._on_ringing, self._on_answer, on_fail,
+                         on_early_media=self._on_early_media)
         if self.a.is_up:
             self.pbx.media.play(self.a.media_leg, self.pbx.tone("ringback"), True)
         self.fork.start()
@@ -179,15 +181,29 @@ class Call:
     def _on_ringing(self, chan: Channel) -> None:
         if self.state == CallState.ROUTING:
             self._to(CallState.RINGING)
-        self.a.ring()
+        if self.a.state == ChannelState.EARLY:
+            # The caller's phone already plays what we send (a 183 went out, e.g. before a
+            # forward): a 180 now would not make it ring back, so we play the ringback tone.
+            if chan.state != ChannelState.EARLY:
+                self.pbx.media.play(self.a.media_leg, self.pbx.tone("ringback"), True)
+        else:
+            self.a.ring()
+
+    def _on_early_media(self, chan: Channel) -> None:
+        """Let the caller hear the callee side's early media (PSTN ringback, announcements)."""
+        if self.a.is_up or self.a.is_down:
+            return
+        self.a.progress()
+        self.pbx.media.stop_play(self.a.media_leg)
+        self.pbx.media.bridge(self.bridge_id, [self.a.media_leg, chan.media_leg])
 
     def _on_answer(self, chan: Channel) -> None:
         self.fork = None
         self.b = chan
         self._adopt(chan)
-        if self.a.is_up:
-            self.pbx.media.stop_play(self.a.media_leg)
-        else:
+        if self.a.is_up or self.a.state == ChannelState.EARLY:
+            self.pbx.media.stop_play(self.a.media_leg)  # our ringback tone, if we were playing one
+        if not self.a.is_up:
             self.a.answer()
         self._to(CallState.UP)
         self.answered = True

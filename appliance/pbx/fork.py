@@ -57,6 +57,7 @@ class Fork:
         on_ringing: Callable[[Channel], None],
         on_answer: Callable[[Channel], None],
         on_fail: Callable[[Cause], None],
+        on_early_media: Callable[[Channel], None] | None = None,
     ) -> None:
         self.pending = list(channels)
         self.timeout = timeout
@@ -64,6 +65,8 @@ class Fork:
         self.on_ringing = on_ringing
         self.on_answer = on_answer
         self.on_fail = on_fail
+        self.on_early_media = on_early_media
+        self.early: Channel | None = None  # the device whose early media the caller hears
         self.causes: list[Cause] = []
         self.timer: TimerHandle | None = None
         self.done = False
@@ -101,6 +104,10 @@ class Fork:
         if self.done:
             return
         chan = event.channel
+        if isinstance(event, Progress) and self.early is None and self.on_early_media is not None:
+            # The first device to open early media (a carrier's ringback or announcement) is heard.
+            self.early = chan
+            self.on_early_media(chan)
         if isinstance(event, (Ringing, Progress)):
             if not self.ringing:
                 self.ringing = True

@@ -153,3 +153,22 @@ def test_trunk_refreshes_before_its_registration_expires(tmp_path: Path) -> None
             assert trunk["state"] == "registered" and 0 < trunk["expires_in"] <= 5
         finally:
             eng.stop()
+
+
+def test_caller_hears_the_carriers_early_media(pbx: Engine, carrier: PjPhone, tmp_path: Path) -> None:
+    """PSTN ringback and announcements arrive as early media (183 + SDP) and must reach the caller."""
+    announcement = write_tone_wav(tmp_path / "ann.wav", 1500, 3.0)
+    early = tmp_path / "early.wav"
+    with _phone(pbx, "a", "1001") as a:
+        ca = a.call(pbx.uri("0123456789"), record_wav=early)
+        cc = carrier.wait_incoming()
+        carrier.answer(cc, code=183, play_wav=announcement)
+        a.wait_state(ca, "EARLY")
+        time.sleep(2.0)
+        a.stop_record(ca)
+        carrier.answer(cc, code=200)
+        a.wait_state(ca, "CONFIRMED")
+        a.hangup(ca)
+        carrier.wait_state(cc, "DISCONNECTED")
+    rate, got = read_wav(early)
+    assert tone_ratio(got, rate, 1500) > 0.7
