@@ -11,7 +11,10 @@ step and the highest rate with fewer than 0.1 % failed calls.
 Targets:
   sippy    sippy's stock `b2bua_simple`, relaying every INVITE to the UAS (-n): the baseline.
   plateau  the Plateau engine (tests.peers.engine.Engine) with extensions 1001-1010; the UAS
-           registers as 1002 (SippProcess(register=...)) and the UAC, as 1001, calls 1002.
+           registers as 1002 (SippProcess(register=...)) and the UAC, as 1001, calls 1002,
+           answering the engine's digest challenge on every INVITE.
+  plateau-trunk  the same engine, but the UAC is a trunk recognised by its address (no digest)
+           dialling DID 1002: the path of calls arriving from a carrier.
 """
 
 from __future__ import annotations
@@ -124,6 +127,34 @@ def plateau_target(work: Path) -> Iterator[str]:
         eng.stop()
 
 
+UAC_PORT = free_port()  # fixed, so the plateau-trunk target can recognise the UAC as its carrier
+
+
+@contextlib.contextmanager
+def plateau_trunk_target(work: Path) -> Iterator[str]:
+    """The engine receiving the calls from a trunk: the UAC is a carrier recognised by its
+    address (no digest), dialling DID 1002, which routes to the SIPp UAS registered as 1002."""
+    from tests.peers.engine import default_config
+
+    cfg = default_config()
+    cfg["trunks"] = [{"name": "carrier", "host": "127.0.0.1", "port": UAC_PORT}]
+    cfg["inbound_routes"] = [{"did": "1002", "destination": "1002"}]
+    eng = Engine(work / "engine", config=cfg, extra_args=["--digest-algorithms", "MD5,SHA-256"])
+    eng.rtp_ports = free_port_range(8000)
+    eng.start()
+    try:
+        registrar = f"{eng.sip_ip}:{eng.sip_port}"
+        with SippProcess(
+            "load_uas",
+            workdir=work / "uas",
+            register=("1002", eng.secret(1002), registrar),
+            extra_args=["-max_recv_loops", "10000"],
+        ):
+            yield registrar
+    finally:
+        eng.stop()
+
+
 def run_step(
     target: str,
     rate: int,
@@ -157,6 +188,7 @@ def run_step(
         ],
         timeout=seconds + call_ms / 1000 + recv_timeout_ms / 1000 * 8 + 30,
         workdir=work / f"uac-{rate}",
+        local_port=UAC_PORT,
     )
     return StepResult(rate, res.created, res.successful, res.failed, time.monotonic() - t0)
 
@@ -165,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--target", choices=("sippy", "plateau"), default="sippy")
+    ap.add_argument("--target", choices=("sippy", "plateau", "plateau-trunk"), default="sippy")
     ap.add_argument(
         "--rates", default="50,100,150,200,300", help="calls per second, comma-separated"
     )
@@ -177,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     rates = [int(r) for r in args.rates.split(",") if r.strip()]
     work = Path(args.workdir or tempfile.mkdtemp(prefix="sip_load-"))
     work.mkdir(parents=True, exist_ok=True)
-    target_cm = sippy_target if args.target == "sippy" else plateau_target
+    target_cm = {"sippy": sippy_target, "plateau": plateau_target,
+                 "plateau-trunk": plateau_trunk_target}[args.target]
     results: list[StepResult] = []
     print(
         f"target={args.target} steps={rates} cps x {args.seconds:g} s, calls {args.call_ms} ms, "
