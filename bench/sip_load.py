@@ -36,7 +36,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 sys.modules.pop("tests", None)  # sippy installs a stray top-level `tests`; use ours
 
-from tests.peers.engine import Engine, free_port, free_port_range
+from tests.peers.engine import Engine, default_config, free_port, free_port_range
 from tests.peers.sipp import SippProcess, auth_row, run_sipp
 
 MAX_FAILED_FRACTION = 0.001
@@ -105,13 +105,10 @@ def sippy_target(work: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def plateau_target(work: Path) -> Iterator[str]:
-    """The Plateau engine with a SIPp UAS registered as 1002; yields the engine's "host:port".
-
-    Hook for the lead: extension routing details (1001 calls 1002) may still change.
-    """
+def _plateau(work: Path, config: dict | None = None) -> Iterator[str]:
+    """The Plateau engine with a SIPp UAS registered as 1002; yields the engine's "host:port"."""
     # SIPp 3.6.1 answers only the first challenge and only with MD5: offer MD5 first.
-    eng = Engine(work / "engine", extra_args=["--digest-algorithms", "MD5,SHA-256"])
+    eng = Engine(work / "engine", config=config, extra_args=["--digest-algorithms", "MD5,SHA-256"])
     eng.rtp_ports = free_port_range(8000)  # two legs per call: room for 2,000 concurrent calls
     eng.start()
     try:
@@ -130,29 +127,18 @@ def plateau_target(work: Path) -> Iterator[str]:
 UAC_PORT = free_port()  # fixed, so the plateau-trunk target can recognise the UAC as its carrier
 
 
-@contextlib.contextmanager
-def plateau_trunk_target(work: Path) -> Iterator[str]:
-    """The engine receiving the calls from a trunk: the UAC is a carrier recognised by its
-    address (no digest), dialling DID 1002, which routes to the SIPp UAS registered as 1002."""
-    from tests.peers.engine import default_config
+def plateau_target(work: Path) -> contextlib.AbstractContextManager[str]:
+    """Extension calls: the UAC, as 1001, calls 1002 and answers the digest challenge."""
+    return _plateau(work)
 
+
+def plateau_trunk_target(work: Path) -> contextlib.AbstractContextManager[str]:
+    """Carrier calls: the UAC is a trunk recognised by its address (no digest), dialling DID
+    1002, which routes to the UAS registered as 1002."""
     cfg = default_config()
     cfg["trunks"] = [{"name": "carrier", "host": "127.0.0.1", "port": UAC_PORT}]
     cfg["inbound_routes"] = [{"did": "1002", "destination": "1002"}]
-    eng = Engine(work / "engine", config=cfg, extra_args=["--digest-algorithms", "MD5,SHA-256"])
-    eng.rtp_ports = free_port_range(8000)
-    eng.start()
-    try:
-        registrar = f"{eng.sip_ip}:{eng.sip_port}"
-        with SippProcess(
-            "load_uas",
-            workdir=work / "uas",
-            register=("1002", eng.secret(1002), registrar),
-            extra_args=["-max_recv_loops", "10000"],
-        ):
-            yield registrar
-    finally:
-        eng.stop()
+    return _plateau(work, cfg)
 
 
 def run_step(

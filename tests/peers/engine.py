@@ -18,12 +18,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+import dataclasses
 from pathlib import Path
 from collections.abc import Iterator
 from typing import Any
 
 import yaml
+
+from appliance.store.models import Extension
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,28 +73,11 @@ def free_port_range(count: int = 200, host: str = "127.0.0.1") -> tuple[int, int
     raise EngineError("no free RTP port range found")
 
 
-@dataclass
-class ExtensionConfig:
-    """One extension as written to the engine's YAML config (keys = dataclass fields)."""
-
-    number: str
-    name: str
-    secret: str
-    dnd: bool = False
-    forward_always: str | None = None
-    forward_busy: str | None = None
-    forward_noanswer: str | None = None
-    noanswer_seconds: int = 20
-    # Names of outbound routes the extension may use (none: internal calls only).
-    dial_permissions: list[str] = field(default_factory=list)
-    external_caller_id: str | None = None
-    enabled: bool = True
-
-
 def default_config(numbers: range = range(1001, 1011)) -> dict[str, list[dict[str, Any]]]:
     """Extensions 1001-1010, secret "secret<number>"; no trunks or routes."""
     exts = [
-        ExtensionConfig(number=str(n), name=f"Extension {n}", secret=f"secret{n}").__dict__
+        # The store's own record, so the test config has exactly the fields the importer takes.
+        dataclasses.asdict(Extension(number=str(n), name=f"Extension {n}", secret=f"secret{n}"))
         for n in numbers
     ]
     return {"extensions": exts, "trunks": [], "inbound_routes": [], "outbound_routes": []}
