@@ -254,6 +254,10 @@ class EngineApi:
         return {"unblocked": address}
 
     def originate(self, from_ext: str, to: str, caller_id: str | None) -> dict[str, Any]:
+        if caller_id is not None:
+            # Presentation follows the extension and the outbound route (the toll-fraud and
+            # CLI rules); an API-chosen number would bypass them.
+            raise ApiError(400, "caller_id cannot be chosen here: it follows the extension and route")
         try:
             call = self.e.pbx.originate(from_ext, to)
         except PbxError as exc:
