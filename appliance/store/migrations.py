@@ -112,4 +112,27 @@ MIGRATIONS: list[str] = [
         failures INTEGER NOT NULL
     );
     """,
+    # 2: the queue log (issue 3): one row per ACD event, enough for every contact-centre KPI.
+    """
+    CREATE TABLE queue_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at DOUBLE PRECISION NOT NULL,
+        call_id TEXT NOT NULL DEFAULT '',
+        queue TEXT NOT NULL DEFAULT '',
+        agent TEXT NOT NULL DEFAULT '',
+        event TEXT NOT NULL CHECK (event IN (
+            'ENTER', 'OFFER', 'RINGNOANSWER', 'CONNECT', 'ABANDON', 'TRANSFER', 'COMPLETE',
+            'EXITWITHTIMEOUT', 'EXITFULL', 'CALLBACK_REQUESTED', 'CALLBACK_PLACED',
+            'AGENT_LOGIN', 'AGENT_LOGOUT', 'AGENT_PAUSE', 'AGENT_UNPAUSE')),
+        caller TEXT NOT NULL DEFAULT '',
+        position INTEGER,
+        wait_s DOUBLE PRECISION,
+        talk_s DOUBLE PRECISION,
+        wrap_s DOUBLE PRECISION,
+        data TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX queue_log_at ON queue_log (at);
+    CREATE INDEX queue_log_queue_at ON queue_log (queue, at);
+    CREATE INDEX queue_log_caller_at ON queue_log (caller, at);
+    """,
 ]
