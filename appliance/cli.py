@@ -119,6 +119,9 @@ def cmd_status(args: argparse.Namespace) -> int:
           f"SIP {sip.get('address')}:{sip.get('port')}")
     print(f"calls {status.get('calls')}  channels {status.get('channels')}  "
           f"registrations {status.get('registrations')}  blocked {status.get('blocked')}")
+    for t in status.get("trunks", []):
+        expiry = f", expires in {t['expires_in']} s" if t.get("expires_in") else ""
+        print(f"  trunk {t['name']}: {t['state']}{expiry}{' (' + t['detail'] + ')' if t.get('detail') else ''}")
     for r in regs:
         print(f"  {r['aor']:>6}  {r['contact']}  via {r['transport']} {r['source']}  expires in {r['expires_in']} s")
     for c in calls:

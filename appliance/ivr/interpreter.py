@@ -134,6 +134,7 @@ class Interpreter:
         }
         self.sensitive_variables: set[str] = set()  # collected in a sensitive node: never show or log them
         self.result: Route | Hangup | None = None
+        self.trace: list[tuple[str, Action]] = []  # (node id, action) for every action, in order
         self._sensitive = False
         self._after_play = "next"  # what PlaybackDone leads to: "next", "collect" or "reprompt"
         self._failures = 0
@@ -187,12 +188,12 @@ class Interpreter:
         self._set("ivr_path", ">".join(self.path), out)
         if node.sensitive != self._sensitive:
             self._sensitive = node.sensitive
-            out.append(SetSensitive(node.sensitive))
+            self._emit(out, SetSensitive(node.sensitive))
         self._failures, self._buffer = 0, ""
         if isinstance(node, PlayNode):
             self._after_play = "next"
             self.state = State.PLAYING
-            out.append(Play(self._render(node.prompt), node.sensitive))
+            self._emit(out, Play(self._render(node.prompt), node.sensitive))
         elif isinstance(node, MenuNode | CollectNode):
             self._prompt(out)
         elif isinstance(node, HoursNode):
@@ -216,15 +217,15 @@ class Interpreter:
             raise InterpreterError("prompt outside a menu or collect node")
         self._after_play, self._buffer = "collect", ""
         self.state = State.PLAYING
-        out.append(Play(self._render(node.prompt), node.sensitive, interruptible=True))
+        self._emit(out, Play(self._render(node.prompt), node.sensitive, interruptible=True))
 
     def _collect(self, out: list[Action]) -> None:
         node = self.node
         self.state = State.COLLECTING
         if isinstance(node, MenuNode):
-            out.append(CollectDigits(1, node.timeout, "", node.sensitive))
+            self._emit(out, CollectDigits(1, node.timeout, "", node.sensitive))
         elif isinstance(node, CollectNode):
-            out.append(CollectDigits(node.max_digits - len(self._buffer), node.timeout, node.terminator,
+            self._emit(out, CollectDigits(node.max_digits - len(self._buffer), node.timeout, node.terminator,
                                      node.sensitive))
 
     def _input(self, digits: str, out: list[Action], partial: bool) -> None:
@@ -283,7 +284,7 @@ class Interpreter:
             self._prompt(out)
         else:
             self._after_play, self.state = "reprompt", State.PLAYING
-            out.append(Play(self._render(notice), node.sensitive))
+            self._emit(out, Play(self._render(notice), node.sensitive))
 
     def _lookup(self, node: LookupCallerNode, out: list[Action]) -> None:
         number = self.caller.strip()
@@ -304,13 +305,17 @@ class Interpreter:
     def _render(self, prompt: Prompt) -> Prompt:
         return Prompt("say", substitute(prompt.value, self.variables)) if prompt.kind == "say" else prompt
 
+    def _emit(self, out: list[Action], action: Action) -> None:
+        out.append(action)
+        self.trace.append((self.node.id if self.node is not None else "", action))
+
     def _set(self, name: str, value: str, out: list[Action]) -> None:
         self.variables[name] = value
-        out.append(SetVar(name, value))
+        self._emit(out, SetVar(name, value))
 
     def _end(self, action: Route | Hangup, out: list[Action]) -> None:
         if self._sensitive:
             self._sensitive = False
-            out.append(SetSensitive(False))
+            self._emit(out, SetSensitive(False))
         self.state, self.result = State.DONE, action
-        out.append(action)
+        self._emit(out, action)

@@ -87,11 +87,12 @@ def simulate(flow: Flow, digits: list[str], caller: str, now: dt.datetime,
     interp = Interpreter(flow, caller, lambda: now, contacts if contacts is not None else InMemoryContacts())
     transcript = Transcript()
     answers = list(digits)
-    actions = interp.start()
+    interp.start()
+    seen = 0
     for _ in range(max_steps):
         event: Input | None = None
-        for action in actions:
-            node = interp.path[-1] if interp.path else ""
+        fresh, seen = interp.trace[seen:], len(interp.trace)
+        for node, action in fresh:
             if isinstance(action, SetVar) and action.name in ("ivr_path", "ivr_choices"):
                 continue  # visible in every line's node column already
             text, given = _describe(action), ""
@@ -110,7 +111,7 @@ def simulate(flow: Flow, digits: list[str], caller: str, now: dt.datetime,
         if event is None:
             break
         before = len(interp.path)
-        actions = interp.feed(event)
+        interp.feed(event)
         if isinstance(event, Digits | Timeout) and transcript.entries:
             last = transcript.entries[-1]
             moved = len(interp.path) > before
