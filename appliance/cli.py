@@ -63,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     imp = cfg_sub.add_parser("import")
     imp.add_argument("file", type=Path)
     imp.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    ivr = sub.add_parser("ivr", help="IVR flows")
+    ivr_sub = ivr.add_subparsers(dest="action", required=True)
+    sim = ivr_sub.add_parser("simulate", help="walk a flow without a call: FLOW --digits 1,2 --caller +33...",
+                             add_help=False)
+    sim.add_argument("args", nargs=argparse.REMAINDER)
     return p
 
 
@@ -179,6 +184,12 @@ def _reload_running_engine(data_dir: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:2] == ["ivr", "simulate"]:
+        # The simulator owns its options (--help included), so hand them over untouched.
+        from appliance.ivr.simulate import main as simulate_main
+
+        return simulate_main(argv[2:])
     args = _parser().parse_args(argv)
     handlers = {"run": cmd_run, "status": cmd_status, "config": cmd_config}
     return handlers[args.command](args)

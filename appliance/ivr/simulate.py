@@ -67,7 +67,7 @@ class Transcript:
 
 def _describe(action: Action) -> str:
     if isinstance(action, Play):
-        flags = "".join([" [sensitive]" if action.sensitive else "", " [interruptible]" if action.interruptible else ""])
+        flags = (" [sensitive]" if action.sensitive else "") + (" [interruptible]" if action.interruptible else "")
         return f"play {action.prompt}{flags}"
     if isinstance(action, CollectDigits):
         term = f", end {action.terminator}" if action.terminator else ""

@@ -54,3 +54,13 @@ def test_bad_config_is_refused_whole_and_names_the_field(tmp_path: Path) -> None
 def test_status_without_an_engine_says_so(tmp_path: Path) -> None:
     res = plateau("status", "--data-dir", str(tmp_path))
     assert res.returncode == 1 and "engine not reachable" in res.stderr
+
+
+def test_ivr_simulate_walks_the_demo_flow() -> None:
+    res = plateau("ivr", "simulate", "appliance/ivr/examples/demo.yaml", "--digits", "1,2",
+                  "--caller", "+33612345678", "--at", "2026-11-23T10:00")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().endswith("=> route queue:sales-en")
+    closed = plateau("ivr", "simulate", "appliance/ivr/examples/demo.yaml", "--digits", "1,2",
+                     "--caller", "+33612345678", "--at", "2026-11-22T10:00")  # a Sunday
+    assert "voicemail:1001" in closed.stdout.splitlines()[-1]
