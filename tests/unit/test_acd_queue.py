@@ -8,9 +8,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from appliance.acd.agent import Agent, AgentState, Answer, CallEnded, Login, NoAnswer, Offer, OfferCancelled, Pause
+from appliance.acd.agent import (
+    Agent,
+    AgentState,
+    Answer,
+    CallEnded,
+    Login,
+    NoAnswer,
+    Offer,
+    OfferCancelled,
+    Pause,
+    Unpause,
+)
 from appliance.acd.queue import CallQueue, UnknownEntry
 from appliance.acd.skills import SkillRequirements, eligible
+from appliance.acd.strategies import RingProgressively
 
 
 def agent(agent_id: str, skills: dict[str, int] | None = None, now: float = 0.0) -> Agent:
@@ -90,8 +102,7 @@ def test_ring_all_offers_everyone_and_answer_cancels_the_rest() -> None:
 
 
 def test_ring_progressively_adds_agents_over_time() -> None:
-    q = CallQueue("q", "ring-progressively", member_order={"a": 1, "b": 2, "c": 3})
-    q.strategy.step_seconds = 10  # type: ignore[attr-defined]
+    q = CallQueue("q", RingProgressively(step_seconds=10), member_order={"a": 1, "b": 2, "c": 3})
     agents = {x: agent(x) for x in "cba"}
     e = q.join("c1", now=0.0)
     [o] = q.next_assignment(agents.values(), now=0.0)
@@ -181,17 +192,17 @@ def test_simulated_queue_never_starves_an_eligible_agent(seed: int, name: str) -
     rng = random.Random(seed)
     agents = [agent(f"a{i}", {"fr": rng.randint(1, 5)}) for i in range(6)]
     q = CallQueue("q", name, SkillRequirements.build([("fr", 1)]))
-    steady = agents[0]
+    steady = agents[-1]
     waits_since_served = 0
     now = 0.0
     for step in range(200):
         now += 1.0
         q.join(f"c{step}", now=now)
-        for a in agents[1:]:  # the others flap in and out of pause
+        for a in agents[:-1]:  # the others flap in and out of pause
             if a.state is AgentState.AVAILABLE and rng.random() < 0.3:
                 a.handle(Pause("x"), now)
             elif a.state is AgentState.PAUSED and rng.random() < 0.5:
-                a.handle(Login("d") if False else a.handle.__self__ and _unpause(a, now), now)  # noqa: B018
+                a.handle(Unpause(), now)
         offers = q.next_assignment(agents, now)
         for o in offers:
             for agent_id in o.agent_ids:
