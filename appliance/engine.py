@@ -23,8 +23,8 @@ from appliance.api.apifile import write_api_file
 from appliance.api.facade import ApiError
 from appliance.api.server import ControlApiServer
 from appliance.media.client import MediaClient
-from appliance.media.events import DtmfEvent, RtpTimeout
-from appliance.pbx.channel import DtmfReceived, MediaTimeout
+from appliance.media.events import DtmfEvent, PlaybackFinished, RtpTimeout
+from appliance.pbx.channel import DtmfReceived, MediaTimeout, PlaybackEnded
 from appliance.pbx.sounds import ensure_default_moh
 from appliance.pbx.switchboard import PbxError, PbxSettings, Switchboard
 from appliance.sip.context import SipChannelFactory, SipContext
@@ -108,7 +108,9 @@ class Engine:
                                         algorithms=opts.digest_algorithms)
         moh = ensure_default_moh(opts.data_dir / "sounds" / "moh.wav")
         self.pbx = Switchboard(self.store, self.media, self._schedule,
-                               PbxSettings(opts.tone_country, opts.failure_tone_seconds, moh))
+                               PbxSettings(opts.tone_country, opts.failure_tone_seconds, moh,
+                                           flows_dir=opts.data_dir / "flows", sounds_dir=opts.data_dir / "sounds",
+                                           tts_dir=opts.data_dir / "tts"))
         self.registrar = Registrar(self.auth, self._lookup_secret, self.guard,
                                    self._persist_binding, self._forget_binding)
         now = time.time()
@@ -158,6 +160,8 @@ class Engine:
             chan.post(DtmfReceived(chan, event.digit, event.source))
         elif isinstance(event, RtpTimeout):
             chan.post(MediaTimeout(chan, event.seconds))
+        elif isinstance(event, PlaybackFinished):
+            chan.post(PlaybackEnded(chan, event.play_id))
 
     def _housekeeping(self) -> None:
         self.registrar.expire(time.time())

@@ -114,3 +114,28 @@ def tone_present(wav_path: str | Path, freq: float, min_ratio: float = 0.5) -> b
     """
     rate, data = read_wav(wav_path)
     return tone_ratio(data, rate, freq) >= min_ratio
+
+
+# ITU-T Q.23 keypad frequencies (row, column).
+DTMF_PAIRS = {"1": (697, 1209), "2": (697, 1336), "3": (697, 1477), "4": (770, 1209),
+              "5": (770, 1336), "6": (770, 1477), "7": (852, 1209), "8": (852, 1336),
+              "9": (852, 1477), "*": (941, 1209), "0": (941, 1336), "#": (941, 1477)}
+
+
+def write_dtmf_wav(path: str | Path, digits: str, rate: int = 8000, lead_s: float = 0.5,
+                   tail_s: float = 10.0) -> Path:
+    """In-band DTMF: 120 ms tone + 120 ms gap per digit, after `lead_s` of silence."""
+    t = np.arange(int(0.12 * rate)) / rate
+    chunks = [np.zeros(int(lead_s * rate))]
+    for d in digits:
+        lo, hi = DTMF_PAIRS[d]
+        chunks.append(6000 * (np.sin(2 * np.pi * lo * t) + np.sin(2 * np.pi * hi * t)))
+        chunks.append(np.zeros(int(0.12 * rate)))
+    chunks.append(np.zeros(int(tail_s * rate)))
+    path = Path(path)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(np.concatenate(chunks).astype(np.int16).tobytes())
+    return path

@@ -12,6 +12,7 @@ import logging
 from typing import TYPE_CHECKING
 from collections.abc import Callable
 
+from appliance.ivr.flow import FlowError, RouteTarget
 from appliance.pbx.channel import (
     BUSY,
     CANCELLED,
@@ -26,13 +27,15 @@ from appliance.pbx.channel import (
     HoldChanged,
     HungUp,
     MediaTimeout,
+    PlaybackEnded,
     TransferRequested,
 )
-from appliance.pbx.dialplan import Refused, ToExtension, ToTrunk
+from appliance.pbx.dialplan import Refused, ToExtension, ToIvr, ToTrunk
 from appliance.pbx.fork import Fork, TimerHandle
 from appliance.store.models import Extension
 
 if TYPE_CHECKING:
+    from appliance.ivr.session import IvrSession
     from appliance.pbx.switchboard import Switchboard
     from appliance.pbx.transfer import BlindTransfer
 
@@ -43,6 +46,7 @@ MAX_FORWARD_HOPS = 3
 
 class CallState(enum.Enum):
     ROUTING = "routing"
+    IVR = "ivr"  # answered by a flow: the caller is choosing where to go
     RINGING = "ringing"
     UP = "up"
     FAILING = "failing"  # the caller hears a busy/congestion tone before release
@@ -50,7 +54,9 @@ class CallState(enum.Enum):
 
 
 _ALLOWED = {
-    CallState.ROUTING: {CallState.RINGING, CallState.UP, CallState.FAILING, CallState.ENDED, CallState.ROUTING},
+    CallState.ROUTING: {CallState.RINGING, CallState.UP, CallState.FAILING, CallState.ENDED, CallState.ROUTING,
+                        CallState.IVR},
+    CallState.IVR: {CallState.ROUTING, CallState.FAILING, CallState.ENDED},
     CallState.RINGING: {CallState.ROUTING, CallState.UP, CallState.FAILING, CallState.ENDED},
     CallState.UP: {CallState.FAILING, CallState.ENDED},
     CallState.FAILING: {CallState.ENDED},
@@ -93,6 +99,8 @@ class Call:
         self.caller_gave_up = False
         self.fail_timer: TimerHandle | None = None
         self.transfer: BlindTransfer | None = None
+        self.ivr: IvrSession | None = None
+        self.variables: dict[str, str] = {}  # what an IVR learnt about the caller (screen pop)
         self._adopt(a)
 
     # -- state machine ------------------------------------------------------------------
@@ -128,10 +136,13 @@ class Call:
     def _route(self, number: str, holder: Extension | None, hops: int) -> None:
         self._go(self.pbx.dialplan.resolve(number, holder), hops)
 
-    def _go(self, dest: ToExtension | ToTrunk | Refused, hops: int) -> None:
+    def _go(self, dest: ToExtension | ToTrunk | ToIvr | Refused, hops: int) -> None:
         if isinstance(dest, Refused):
             log.info("%s: %s", self.id, dest.why)
             self._fail(dest.cause)
+            return
+        if isinstance(dest, ToIvr):
+            self._ivr(dest.flow, hops)
             return
         if isinstance(dest, ToTrunk):
             self._dial([self.pbx.channel_for_trunk(dest, self.a.caller)], timeout=120.0,
@@ -151,6 +162,41 @@ class Call:
             return
         self._dial(channels, timeout=float(ext.noanswer_seconds),
                    on_fail=lambda cause: self._after_failure(ext, cause, hops))
+
+    def _ivr(self, flow_name: str, hops: int) -> None:
+        """Answer and walk the caller through a flow; its route continues this call's routing."""
+        try:
+            flow = self.pbx.flow(flow_name)
+        except (FlowError, OSError) as exc:
+            log.error("%s: IVR flow %s unusable: %s", self.id, flow_name, exc)
+            self._fail(Cause(503, "Service Unavailable"))
+            return
+        self._to(CallState.IVR)
+        if not self.a.is_up:
+            self.a.answer()
+            self.answered = True  # the flow answered: a caller leaving now is not an abandon
+            if self.cdr_id is not None:
+                self.pbx.store.cdr_answer(self.cdr_id, self.a.answered_at or self.pbx.clock())
+
+        def routed(target: RouteTarget, variables: dict[str, str]) -> None:
+            self.ivr = None
+            self.variables.update(variables)
+            self._to(CallState.ROUTING)
+            if target.kind in ("extension", "external"):
+                self._route(target.value, None, hops + 1)
+            elif target.kind == "flow":
+                self._ivr(target.value, hops + 1)
+            else:  # queue and voicemail arrive with the contact-centre issue
+                log.error("%s: IVR target %s is not available yet", self.id, target)
+                self._fail(Cause(503, "Service Unavailable"))
+
+        def hung_up() -> None:
+            self.ivr = None
+            self.a.hangup(NORMAL_CLEARING)
+            self._end(NORMAL_CLEARING, by=None)
+
+        self.ivr = self.pbx.ivr_session(self.a, flow, routed, hung_up)
+        self.ivr.start()
 
     def _after_failure(self, ext: Extension, cause: Cause, hops: int) -> None:
         """Apply the callee's forward-on-busy / forward-on-no-answer before giving up."""
@@ -206,9 +252,9 @@ class Call:
         if not self.a.is_up:
             self.a.answer()
         self._to(CallState.UP)
-        self.answered = True
-        if self.cdr_id is not None:
+        if self.cdr_id is not None and not self.answered:  # an IVR may have answered already
             self.pbx.store.cdr_answer(self.cdr_id, chan.answered_at or self.a.created)
+        self.answered = True
         self._bridge()
         log.info("%s: %s answered %s", self.id, chan.callee, self.a.caller.number,
                  extra={"CALL_ID": self.id, "EXTENSION": chan.extension or ""})
@@ -261,6 +307,8 @@ class Call:
                 log.warning("%s: no media from %s for %.0f s, releasing the call", self.id, chan.id,
                             event.seconds, extra={"CALL_ID": self.id})
                 self._end(Cause(408, f"no RTP for {event.seconds:.0f} s"))
+        elif isinstance(event, (DtmfReceived, PlaybackEnded)) and self.ivr is not None and chan is self.a:
+            self.ivr.handle(event)
         elif isinstance(event, DtmfReceived):
             log.info("%s: DTMF %s from %s (%s)", self.id, event.digit, chan.id, event.source,
                      extra={"CALL_ID": self.id})
@@ -271,6 +319,9 @@ class Call:
         if self.transfer is not None and chan is self.transfer.transferor:
             self.transfer.transferor_left()
             return
+        if self.ivr is not None:
+            self.ivr.stop()
+            self.ivr = None
         if chan is self.a:
             if not self.answered and self.state != CallState.FAILING:
                 # Hanging up while hearing the busy tone is not abandoning the call.

@@ -122,8 +122,16 @@ class MediaTimeout:
     seconds: float
 
 
+@dataclass(frozen=True)
+class PlaybackEnded:
+    """A prompt played to this channel reached its end."""
+
+    channel: Channel
+    play_id: str
+
+
 ChannelEvent = (Ringing | Progress | Answered | HungUp | HoldChanged | TransferRequested | DtmfReceived
-                | MediaTimeout)
+                | MediaTimeout | PlaybackEnded)
 _ids = itertools.count(1)
 
 

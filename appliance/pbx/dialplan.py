@@ -13,6 +13,7 @@ from functools import lru_cache
 from appliance.pbx.channel import FORBIDDEN, NOT_FOUND, Cause
 from appliance.store.models import Extension, InboundRoute, OutboundRoute, Trunk
 from appliance.store.patterns import pattern_to_regex
+from appliance.store.validation import IVR_PREFIX
 
 
 MIN_DID_SUFFIX = 6
@@ -32,12 +33,17 @@ class ToTrunk:
 
 
 @dataclass(frozen=True)
+class ToIvr:
+    flow: str  # the flow's name: data/flows/<name>.yaml
+
+
+@dataclass(frozen=True)
 class Refused:
     cause: Cause
     why: str
 
 
-Destination = ToExtension | ToTrunk | Refused
+Destination = ToExtension | ToTrunk | ToIvr | Refused
 
 
 @lru_cache(maxsize=512)
@@ -76,7 +82,7 @@ class Dialplan:
         self.outbound = outbound
         self.inbound = {r.did: r.destination for r in inbound}
 
-    def resolve(self, number: str, caller: Extension | None) -> Destination:
+    def resolve(self, number: str, caller: Extension | None) -> ToExtension | ToTrunk | Refused:
         """Resolve what an extension (or, with caller None, the system itself) dialled."""
         ext = self.extensions.get(number)
         if ext is not None:
@@ -107,6 +113,8 @@ class Dialplan:
                     break
         if dest is None:
             return Refused(NOT_FOUND, f"no inbound route for DID {did}")
+        if dest.startswith(IVR_PREFIX):
+            return ToIvr(dest[len(IVR_PREFIX):])
         ext = self.extensions.get(dest)
         if ext is None or not ext.enabled:
             return Refused(NOT_FOUND, f"inbound route {did} points at unknown {dest}")

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from appliance.ivr.flow import Flow, FlowError, load_flow_file
+from appliance.ivr.session import IvrSession
+from appliance.ivr.tts import PromptCache
 from appliance.pbx.call import Call
 from appliance.pbx.channel import NOT_FOUND, Channel, Party
 from appliance.pbx.dialplan import Dialplan, ToTrunk
@@ -44,6 +47,9 @@ class PbxSettings:
     tone_country: str = "FR"
     failure_tone_seconds: float = 2.0
     moh_path: Path | None = None
+    flows_dir: Path | None = None
+    sounds_dir: Path | None = None
+    tts_dir: Path | None = None
 
 
 class Switchboard:
@@ -59,6 +65,7 @@ class Switchboard:
         self.factory: ChannelFactory | None = None
         self.calls: dict[str, Call] = {}
         self.transfers = Transfers(self)
+        self.prompts = PromptCache(settings.tts_dir or Path("tts"))
         self.dialplan = self._load_dialplan()
 
     # -- configuration --------------------------------------------------------------------
@@ -87,6 +94,17 @@ class Switchboard:
         if self.settings.moh_path is not None and self.settings.moh_path.exists():
             return str(self.settings.moh_path)
         return self.tone("ringback")
+
+    # -- IVR ------------------------------------------------------------------------------
+    def flow(self, name: str) -> Flow:
+        """The published flow `name` (data/flows/<name>.yaml), validated; raises FlowError."""
+        if self.settings.flows_dir is None:
+            raise FlowError([f"no flows directory configured for {name!r}"])
+        return load_flow_file(str(self.settings.flows_dir / f"{name}.yaml"))
+
+    def ivr_session(self, chan: Channel, flow: Flow, on_route: Any, on_hangup: Any) -> IvrSession:
+        sounds = self.settings.sounds_dir or Path(".")
+        return IvrSession(chan, flow, self.media, self.schedule, self.prompts, sounds, on_route, on_hangup)
 
     # -- calls ----------------------------------------------------------------------------
     def incoming(self, chan: Channel, dialed: str, caller_ext: Extension | None,

@@ -18,6 +18,7 @@ from appliance.store.db import Store
 from appliance.store.errors import ConfigError
 from appliance.store.models import Extension, InboundRoute, OutboundRoute, Trunk
 from appliance.store.validation import (
+    IVR_PREFIX,
     check_extension,
     check_inbound_route,
     check_outbound_route,
@@ -177,7 +178,7 @@ def parse_config(text: str) -> ConfigData:
                     "is not defined"
                 )
     for i, inbound in enumerate(data.inbound_routes):
-        if inbound.destination not in numbers:
+        if not inbound.destination.startswith(IVR_PREFIX) and inbound.destination not in numbers:
             raise ConfigError(
                 f"inbound_routes[{i}].destination: extension {inbound.destination!r} "
                 "is not defined"

@@ -46,6 +46,7 @@ from appliance.store.validation import (
     check_record_types,
     check_setting,
     check_trunk,
+    IVR_PREFIX,
 )
 
 _EXTENSION_COLUMNS = (
@@ -409,7 +410,7 @@ class Store:
         """Create or update an inbound route; its destination extension must exist."""
         check_inbound_route(route)
         with self.transaction():
-            if not self._exec(
+            if not route.destination.startswith(IVR_PREFIX) and not self._exec(
                 "SELECT 1 FROM extensions WHERE number = ?", (route.destination,)
             ).fetchone():
                 raise ConfigError(

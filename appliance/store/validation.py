@@ -176,12 +176,17 @@ def check_trunk(trunk: Trunk, where: str = "trunk") -> None:
                  "a caller number (digits, optional leading +)")
 
 
+# Where an inbound call goes: an extension, or an IVR flow (data/flows/<name>.yaml).
+DESTINATION_RE = re.compile(r"^(?:[0-9]{2,8}|ivr:[A-Za-z0-9][A-Za-z0-9_-]{0,63})$")
+IVR_PREFIX = "ivr:"
+
+
 def check_inbound_route(route: InboundRoute, where: str = "inbound_route") -> None:
     """Validate one inbound route's fields (not that its destination exists)."""
     check_record_types(route, where)
     _check_regex(route.did, DID_RE, where, "did", "a DID (digits, optional leading +)")
-    _check_regex(route.destination, EXTENSION_RE, where, "destination",
-                 "an extension number (2-8 digits)")
+    _check_regex(route.destination, DESTINATION_RE, where, "destination",
+                 "an extension number (2-8 digits) or ivr:<flow name>")
 
 
 def check_outbound_route(route: OutboundRoute, where: str = "outbound_route") -> None:

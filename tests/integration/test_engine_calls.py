@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.audio import read_wav, tone_ratio, write_tone_wav
+from tests.audio import read_wav, tone_ratio, write_dtmf_wav, write_tone_wav
 from tests.peers.engine import Engine, default_config
 from tests.peers.pjsua import PjPhone
 
@@ -310,32 +310,8 @@ def test_phone_registered_over_tcp_is_called_over_tcp(pbx: Engine, tones: dict[i
     assert tone_ratio(got, rate, 1000) > 0.7
 
 
-def _dtmf_wav(path: Path, digits: str, rate: int = 8000) -> Path:
-    """In-band DTMF (ITU-T Q.23 pairs), 120 ms tone + 120 ms gap per digit."""
-    import wave
-
-    import numpy as np
-
-    pairs = {"1": (697, 1209), "2": (697, 1336), "3": (697, 1477), "4": (770, 1209),
-             "5": (770, 1336), "6": (770, 1477), "7": (852, 1209), "8": (852, 1336),
-             "9": (852, 1477), "*": (941, 1209), "0": (941, 1336), "#": (941, 1477)}
-    t = np.arange(int(0.12 * rate)) / rate
-    chunks = [np.zeros(int(0.5 * rate))]
-    for d in digits:
-        lo, hi = pairs[d]
-        chunks.append(6000 * (np.sin(2 * np.pi * lo * t) + np.sin(2 * np.pi * hi * t)))
-        chunks.append(np.zeros(int(0.12 * rate)))
-    chunks.append(np.zeros(int(10 * rate)))
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(np.concatenate(chunks).astype(np.int16).tobytes())
-    return path
-
-
 def test_inband_dtmf_is_detected_by_the_engine(pbx: Engine, tmp_path: Path) -> None:
-    wav = _dtmf_wav(tmp_path / "dtmf.wav", "4826")
+    wav = write_dtmf_wav(tmp_path / "dtmf.wav", "4826")
     with _phone(pbx, "a", "1001") as a, _phone(pbx, "b", "1002") as b:
         ca = a.call(_uri(pbx, "1002"))
         cb = b.wait_incoming()
