@@ -134,6 +134,10 @@ class Call:
             self._route(self.dialed, self.caller_ext, hops=0)
 
     def _route(self, number: str, holder: Extension | None, hops: int) -> None:
+        flow = self.pbx.dialplan.ivr_number(number)
+        if flow is not None and number not in self.pbx.dialplan.extensions:
+            self._ivr(flow, hops)
+            return
         self._go(self.pbx.dialplan.resolve(number, holder), hops)
 
     def _go(self, dest: ToExtension | ToTrunk | ToIvr | Refused, hops: int) -> None:

@@ -120,6 +120,14 @@ class Dialplan:
             return Refused(NOT_FOUND, f"inbound route {did} points at unknown {dest}")
         return ToExtension(ext)
 
+    def ivr_number(self, number: str) -> str | None:
+        """The flow behind `number` when an inbound route sends it to an IVR: phones may dial it
+        too (e.g. 7000 for the reception menu), which is how admins test a flow from a desk."""
+        dest = self.inbound.get(number)
+        if dest is not None and dest.startswith(IVR_PREFIX):
+            return dest[len(IVR_PREFIX):]
+        return None
+
     def trunk_for_source(self, host: str, port: int) -> Trunk | None:
         """The trunk a request came from, recognised by its source address and port.
 

@@ -58,7 +58,8 @@ def carrier() -> Iterator[PjPhone]:
 def pbx(tmp_path: Path, carrier: PjPhone) -> Iterator[Engine]:
     cfg = default_config()
     cfg["trunks"] = [{"name": "carrier", "host": "127.0.0.1", "port": carrier.sip_port}]
-    cfg["inbound_routes"] = [{"did": DID, "destination": "ivr:reception"}]
+    cfg["inbound_routes"] = [{"did": DID, "destination": "ivr:reception"},
+                             {"did": "7000", "destination": "ivr:reception"}]
     eng = Engine(tmp_path / "engine", config=cfg)
     eng.data_dir.mkdir(parents=True, exist_ok=True)
     (eng.data_dir / "flows").mkdir(exist_ok=True)
@@ -104,3 +105,17 @@ def test_two_level_menu_walked_with_inband_keys(pbx: Engine, carrier: PjPhone, t
         carol.wait_state(0, "CONFIRMED", timeout=12.0)
         carrier.hangup(call)
         carol.wait_state(0, "DISCONNECTED")
+
+
+def test_a_desk_phone_dials_the_flow_by_its_number(pbx: Engine) -> None:
+    with PjPhone("alice") as alice, PjPhone("bob", auto_answer=True) as bob:
+        alice.register("1001", pbx.secret("1001"), "127.0.0.1", pbx.sip_port)
+        bob.register("1002", pbx.secret("1002"), "127.0.0.1", pbx.sip_port)
+        call = alice.call(pbx.uri("7000"))
+        alice.wait_state(call, "CONFIRMED")
+        time.sleep(0.5)
+        alice.dial_dtmf(call, "1")
+        bob.wait_state(0, "CONFIRMED", timeout=8.0)
+        assert bob.incoming_info(0)["remote_uri"].startswith("sip:1001@")
+        alice.hangup(call)
+        bob.wait_state(0, "DISCONNECTED")
