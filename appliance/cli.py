@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -74,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
 def cmd_run(args: argparse.Namespace) -> int:
     from appliance.engine import Engine, EngineOptions
     from appliance.store.db import Store
-    from appliance.store.demo import seed_demo
+    from appliance.store.demo import DEMO_FLOW, DEMO_IVR_NUMBER, seed_demo
     from appliance.system.systemd import setup_logging
 
     setup_logging(args.verbose)
@@ -86,10 +87,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         finally:
             store.close()
         if created:
+            flows = args.data_dir / "flows"
+            flows.mkdir(exist_ok=True)
+            example = Path(__file__).parent / "ivr" / "examples" / f"{DEMO_FLOW}.yaml"
+            shutil.copyfile(example, flows / f"{DEMO_FLOW}.yaml")
             print("Demo configuration created. SIP accounts (shown once, keep them):")
             for number, secret in created.items():
                 print(f"  extension {number}  password {secret}")
             print(f"  register to sip:<extension>@{args.sip_ip}:{args.sip_port} (UDP or TCP)")
+            print(f"  dial {DEMO_IVR_NUMBER} for the reception menu (data/flows/{DEMO_FLOW}.yaml)")
     opts = EngineOptions(args.data_dir, args.sip_ip, args.sip_port, args.api_port,
                          args.rtp_ports[0], args.rtp_ports[1], tone_country=args.tone_country,
                          block_failures=args.block_after, block_seconds=args.block_seconds,

@@ -6,11 +6,13 @@ import secrets
 import string
 
 from appliance.store.db import Store
-from appliance.store.models import Extension, OutboundRoute, Trunk
+from appliance.store.models import Extension, InboundRoute, OutboundRoute, Trunk
 
 _SECRET_ALPHABET = string.ascii_letters + string.digits
 DEMO_TRUNK = "demo-trunk"
 DEMO_ROUTE = "national"
+DEMO_IVR_NUMBER = "7000"  # dial it from a demo phone to hear the reception menu
+DEMO_FLOW = "reception"  # appliance/ivr/examples/reception.yaml, copied to data/flows/ by `plateau run`
 
 
 def _secret(length: int = 12) -> str:
@@ -42,4 +44,5 @@ def seed_demo(store: Store) -> dict[str, str]:
                     dial_permissions=[DEMO_ROUTE] if n in (1001, 1002) else [],
                 )
             )
+        store.put_inbound_route(InboundRoute(did=DEMO_IVR_NUMBER, destination=f"ivr:{DEMO_FLOW}"))
     return created

@@ -1,8 +1,10 @@
 """The `plateau` command line against a real engine and data directory."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -64,3 +66,41 @@ def test_ivr_simulate_walks_the_demo_flow() -> None:
     closed = plateau("ivr", "simulate", "appliance/ivr/examples/demo.yaml", "--digits", "1,2",
                      "--caller", "+33612345678", "--at", "2026-11-22T10:00")  # a Sunday
     assert "voicemail:1001" in closed.stdout.splitlines()[-1]
+
+
+def test_newcomer_demo_prints_passwords_and_its_reception_menu_routes(tmp_path: Path) -> None:
+    """What README's run command gives a newcomer: demo accounts that work, and 7000's menu."""
+    import re
+    import signal
+
+    from tests.peers.engine import free_port, free_port_range
+    from tests.peers.pjsua import PjPhone
+
+    port, (lo, hi) = free_port(), free_port_range()
+    proc = subprocess.Popen([sys.executable, "-m", "appliance.cli", "run", "--data-dir", str(tmp_path / "data"),
+                             "--sip-port", str(port), "--api-port", "0", "--rtp-ports", f"{lo}-{hi}"],
+                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            start_new_session=True)
+    try:
+        lines: list[str] = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if "engine ready" in line:
+                break
+        secrets = dict(re.findall(r"extension (\d+)\s+password (\S+)", "".join(lines)))
+        assert sorted(secrets) == [str(n) for n in range(1001, 1011)]
+        assert any("dial 7000" in line for line in lines)
+        with PjPhone("alice") as alice, PjPhone("bob", auto_answer=True) as bob:
+            alice.register("1001", secrets["1001"], "127.0.0.1", port)
+            bob.register("1002", secrets["1002"], "127.0.0.1", port)
+            call = alice.call(f"sip:7000@127.0.0.1:{port}")
+            alice.wait_state(call, "CONFIRMED")
+            time.sleep(3.0)  # the welcome prompt plays whole; keys count once the menu speaks
+            alice.dial_dtmf(call, "1")  # sales: extension 1002
+            bob.wait_state(0, "CONFIRMED", timeout=10.0)
+            alice.hangup(call)
+            bob.wait_state(0, "DISCONNECTED")
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=15)
