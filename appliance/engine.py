@@ -111,6 +111,7 @@ class Engine:
                                PbxSettings(opts.tone_country, opts.failure_tone_seconds, moh,
                                            flows_dir=opts.data_dir / "flows", sounds_dir=opts.data_dir / "sounds",
                                            tts_dir=opts.data_dir / "tts"))
+        self.pbx.preload_flows()
         self.registrar = Registrar(self.auth, self._lookup_secret, self.guard,
                                    self._persist_binding, self._forget_binding)
         now = time.time()

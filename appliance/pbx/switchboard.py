@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from appliance.ivr.flow import Flow, FlowError, load_flow_file
 from appliance.ivr.session import IvrSession
-from appliance.ivr.tts import PromptCache
+from appliance.ivr.tts import PromptCache, TtsError
 from appliance.pbx.call import Call
 from appliance.pbx.channel import NOT_FOUND, Channel, Party
 from appliance.pbx.dialplan import Dialplan, ToTrunk
@@ -66,6 +66,7 @@ class Switchboard:
         self.calls: dict[str, Call] = {}
         self.transfers = Transfers(self)
         self.prompts = PromptCache(settings.tts_dir or Path("tts"))
+        self._flows: dict[str, tuple[int, Flow]] = {}  # name -> (file mtime, parsed flow)
         self.dialplan = self._load_dialplan()
 
     # -- configuration --------------------------------------------------------------------
@@ -80,6 +81,7 @@ class Switchboard:
     def reload(self) -> None:
         """Take a new configuration snapshot; calls in progress keep the one they started with."""
         self.dialplan = self._load_dialplan()
+        self.preload_flows()
 
     @property
     def failure_tone_seconds(self) -> float:
@@ -97,10 +99,39 @@ class Switchboard:
 
     # -- IVR ------------------------------------------------------------------------------
     def flow(self, name: str) -> Flow:
-        """The published flow `name` (data/flows/<name>.yaml), validated; raises FlowError."""
+        """The published flow `name` (data/flows/<name>.yaml), validated; raises FlowError/OSError.
+
+        Parsed once per version of the file, with its spoken prompts rendered then, so a caller
+        never waits on YAML parsing or espeak-ng inside the SIP loop.
+        """
         if self.settings.flows_dir is None:
             raise FlowError([f"no flows directory configured for {name!r}"])
-        return load_flow_file(str(self.settings.flows_dir / f"{name}.yaml"))
+        path = self.settings.flows_dir / f"{name}.yaml"
+        stamp = path.stat().st_mtime_ns
+        cached = self._flows.get(name)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        flow = load_flow_file(str(path))
+        for node in flow.nodes.values():
+            for attr in ("prompt", "invalid_prompt", "timeout_prompt"):
+                prompt = getattr(node, attr, None)
+                if prompt is not None and prompt.kind == "say":
+                    try:
+                        self.prompts.path_for(prompt.value)
+                    except TtsError as exc:  # the call still runs; the session skips the prompt
+                        log.error("flow %s, node %s: %s", name, node.id, exc)
+        self._flows[name] = (stamp, flow)
+        return flow
+
+    def preload_flows(self) -> None:
+        """Parse and render every published flow now (start-up, reload), not during a call."""
+        if self.settings.flows_dir is None or not self.settings.flows_dir.is_dir():
+            return
+        for path in sorted(self.settings.flows_dir.glob("*.yaml")):
+            try:
+                self.flow(path.stem)
+            except (FlowError, OSError) as exc:
+                log.error("flow %s is not usable: %s", path.name, exc)
 
     def ivr_session(self, chan: Channel, flow: Flow, on_route: Any, on_hangup: Any) -> IvrSession:
         sounds = self.settings.sounds_dir or Path(".")
