@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import re
 import socket
 import subprocess
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
+from tests.peers.process import stop_group
 from tests.peers.engine import free_port
 
 MODULE_DIRS = (
@@ -215,18 +215,7 @@ class Baresip:
             self._sock = None
         proc = self.proc
         if proc is not None:
-            for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
-                if proc.poll() is not None:
-                    break
-                try:
-                    os.killpg(proc.pid, sig)
-                except ProcessLookupError:
-                    break
-                try:
-                    proc.wait(timeout=wait)
-                except subprocess.TimeoutExpired:
-                    continue
-            proc.wait(timeout=5.0)
+            stop_group(proc)
             self.proc = None
             self._log.close()
         if self._reader is not None:

@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from appliance.store.models import Extension
+from tests.peers.process import stop_group
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -218,12 +219,7 @@ class Engine:
         proc = self.proc
         if proc is None:
             return None
-        self._signal_group(signal.SIGTERM)
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            self._signal_group(signal.SIGKILL)
-            proc.wait(timeout=5.0)
+        stop_group(proc, term_wait=grace)
         # Children the engine left in its group die with it.
         try:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Self
 
 from tests.peers.engine import free_port
+from tests.peers.process import stop_group
 
 SCENARIO_DIR = Path(__file__).resolve().parents[1] / "sipp"
 SIPP = "sipp"
@@ -345,18 +346,7 @@ class SippProcess:
         proc = self.proc
         if proc is None:
             return
-        for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
-            if proc.poll() is not None:
-                break
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                proc.wait(timeout=wait)
-            except subprocess.TimeoutExpired:
-                continue
-        proc.wait(timeout=5.0)
+        stop_group(proc)
         if proc.stderr is not None:
             proc.stderr.close()
         self.proc = None
