@@ -1,12 +1,15 @@
 """The contacts boundary the `lookup_caller` node uses, and an in-memory twin of it.
 
-The engine will pass an adapter over the store's contacts table; tests and the simulator use
+The engine passes `StoreContacts` (the store's contacts table); tests and the simulator use
 `InMemoryContacts`. Both speak `ContactDirectory`.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from appliance.store.db import Store
 
 
 @dataclass(frozen=True)
@@ -41,4 +44,33 @@ class InMemoryContacts:
         """Record a new contact for `number` and return it."""
         contact = Contact(id=f"c{len(self.by_number) + 1}", number=number)
         self.by_number[number] = contact
+        return contact
+
+
+_FIELDS = ("company", "email", "notes")
+
+
+class StoreContacts:
+    """A `ContactDirectory` over the store's contacts table (what the engine gives the IVR)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def find_by_number(self, number: str) -> Contact | None:
+        rows = self.store._query(
+            "SELECT id, number, name, company, email, notes FROM contacts WHERE number = ?", (number,))
+        if not rows:
+            return None
+        cid, num, name, *extra = rows[0]
+        return Contact(id=str(cid), number=num, name=name,
+                       fields={k: v for k, v in zip(_FIELDS, extra, strict=True) if v})
+
+    def create(self, number: str) -> Contact:
+        """Record a new caller (an existing number keeps its contact)."""
+        with self.store.transaction():
+            self.store._exec("INSERT INTO contacts (number, created_at) VALUES (?, ?)"
+                             " ON CONFLICT (number) DO NOTHING", (number, time.time()))
+        contact = self.find_by_number(number)
+        if contact is None:
+            raise RuntimeError(f"contact {number} was not stored")
         return contact

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from appliance.ivr.contacts import ContactDirectory
 from appliance.ivr.flow import Flow, Prompt, RouteTarget
 from appliance.ivr.interpreter import (
     Action,
@@ -37,7 +38,7 @@ class IvrSession:
 
     def __init__(self, chan: Channel, flow: Flow, media: Any, schedule: Scheduler, prompts: PromptCache,
                  sounds: Path, on_route: Callable[[RouteTarget, dict[str, str]], None],
-                 on_hangup: Callable[[], None]) -> None:
+                 on_hangup: Callable[[], None], contacts: ContactDirectory | None = None) -> None:
         self.chan = chan
         self.media = media
         self.schedule = schedule
@@ -45,7 +46,7 @@ class IvrSession:
         self.sounds = sounds
         self.on_route = on_route
         self.on_hangup = on_hangup
-        self.interp = Interpreter(flow, chan.caller.number, lambda: dt.datetime.now(dt.UTC))
+        self.interp = Interpreter(flow, chan.caller.number, lambda: dt.datetime.now(dt.UTC), contacts)
         self.playing: Play | None = None
         self.play_id: str | None = None
         self.collecting: CollectDigits | None = None

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from appliance.ivr.contacts import StoreContacts
 from appliance.ivr.flow import Flow, FlowError, load_flow_file
 from appliance.ivr.session import IvrSession
 from appliance.ivr.tts import PromptCache, TtsError
@@ -67,6 +68,7 @@ class Switchboard:
         self.transfers = Transfers(self)
         self.prompts = PromptCache(settings.tts_dir or Path("tts"))
         self._flows: dict[str, tuple[int, Flow]] = {}  # name -> (file mtime, parsed flow)
+        self.contacts = StoreContacts(store)
         self.dialplan = self._load_dialplan()
 
     # -- configuration --------------------------------------------------------------------
@@ -135,7 +137,8 @@ class Switchboard:
 
     def ivr_session(self, chan: Channel, flow: Flow, on_route: Any, on_hangup: Any) -> IvrSession:
         sounds = self.settings.sounds_dir or Path(".")
-        return IvrSession(chan, flow, self.media, self.schedule, self.prompts, sounds, on_route, on_hangup)
+        return IvrSession(chan, flow, self.media, self.schedule, self.prompts, sounds, on_route, on_hangup,
+                          contacts=self.contacts)
 
     # -- calls ----------------------------------------------------------------------------
     def incoming(self, chan: Channel, dialed: str, caller_ext: Extension | None,

@@ -135,4 +135,16 @@ MIGRATIONS: list[str] = [
     CREATE INDEX queue_log_queue_at ON queue_log (queue, at);
     CREATE INDEX queue_log_caller_at ON queue_log (caller, at);
     """,
+    # 3: contacts (issue 3): who called, found by caller ID from the IVR and shown to agents.
+    """
+    CREATE TABLE contacts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        number TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL DEFAULT '',
+        company TEXT NOT NULL DEFAULT '',
+        email TEXT NOT NULL DEFAULT '',
+        notes TEXT NOT NULL DEFAULT '',
+        created_at DOUBLE PRECISION NOT NULL
+    );
+    """,
 ]

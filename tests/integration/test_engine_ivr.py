@@ -1,6 +1,7 @@
 """A carrier call answered by an IVR flow: spoken prompts, keys by RFC 4733 and in-band, routing on."""
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +17,11 @@ DID = "+33140000100"
 FLOW = """
 name: reception
 version: 1
-start: menu
+start: identify
 nodes:
+  identify:
+    type: lookup_caller
+    next: menu
   menu:
     type: menu
     prompt: "say: For Bob press 1. For the support desk press 2."
@@ -86,6 +90,9 @@ def test_spoken_menu_and_rfc4733_key_reach_the_extension(pbx: Engine, carrier: P
         assert len(calls) == 1 and calls[0]["state"] == "up"
         carrier.hangup(call)
         bob.wait_state(0, "DISCONNECTED")
+    db = sqlite3.connect(pbx.data_dir / "plateau.db")
+    assert db.execute("SELECT number FROM contacts").fetchall() == [("carrier",)]  # a new caller is recorded
+    db.close()
     rate, speech = read_wav(heard)
     # The spoken prompt (espeak-ng) reached the caller: real energy, not the silence of an idle leg.
     assert float(np.sqrt((speech.astype(float) ** 2).mean())) > 300
