@@ -27,10 +27,7 @@ SCANNER_IP = "127.0.0.2"
 
 @pytest.fixture(scope="module")
 def eng(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    cfg = default_config()
-    for ext in cfg["extensions"]:
-        ext["dial_permissions"] = []  # default_config() names an undefined route "internal"
-    engine = Engine(tmp_path_factory.mktemp("engine"), config=cfg, persistent=True,
+    engine = Engine(tmp_path_factory.mktemp("engine"), config=default_config(), persistent=True,
                     extra_args=ENGINE_ARGS)
     engine.start()
     try:

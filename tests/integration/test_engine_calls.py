@@ -18,7 +18,6 @@ from tests.peers.pjsua import PjPhone
 def _config(**overrides: dict[str, Any]) -> dict[str, Any]:
     cfg = default_config()
     for ext in cfg["extensions"]:
-        ext["dial_permissions"] = []
         ext.update(overrides.get(ext["number"], {}))
     return cfg
 

@@ -25,19 +25,9 @@ SCENARIOS = Path(__file__).resolve().parents[1] / "sipp" / "engine"
 ENGINE_ARGS = ["--digest-algorithms", "MD5,SHA-256", "-v"]
 
 
-def engine_config() -> dict:
-    """Extensions 1001-1010 (secret "secret<n>") that may call each other."""
-    cfg = default_config()
-    for ext in cfg["extensions"]:
-        # default_config() names an outbound route "internal" that it does not define, which
-        # `config import` rejects; internal calls need no outbound route.
-        ext["dial_permissions"] = []
-    return cfg
-
-
 @pytest.fixture(scope="module")
 def eng(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    engine = Engine(tmp_path_factory.mktemp("engine"), config=engine_config(), persistent=True,
+    engine = Engine(tmp_path_factory.mktemp("engine"), config=default_config(), persistent=True,
                     extra_args=ENGINE_ARGS)
     engine.start()
     try:

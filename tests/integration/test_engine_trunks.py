@@ -24,8 +24,6 @@ OUR_DID = "+33140000099"
 
 def _carrier_config(carrier_port: int, register: bool = False) -> dict[str, Any]:
     cfg = default_config()
-    for ext in cfg["extensions"]:
-        ext["dial_permissions"] = []
     exts = {e["number"]: e for e in cfg["extensions"]}
     exts["1001"].update(dial_permissions=["national"], external_caller_id="+33140000001")
     exts["1003"].update(dial_permissions=["national"], forward_always=MOBILE)
