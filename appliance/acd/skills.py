@@ -7,6 +7,7 @@ only ever grows with the wait (checked when the requirements are built).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -98,3 +99,48 @@ class SkillRequirements:
                 break
             current = step.requirements
         return current
+
+
+# -- configuration text ------------------------------------------------------------------------
+# Skills are written "french:4" (an agent's proficiency, or a queue's minimum level) and
+# escalation steps "after 30s: french:1, support:2" ("after 60s: any" drops every requirement):
+# one line an admin can read in the YAML file and type in the web form.
+_SKILL_RE = re.compile(r"^([a-z][a-z0-9_-]{0,31}):([0-9]+)$")
+_ESCALATION_RE = re.compile(r"^after ([0-9]{1,5})s:\s*(.*)$")
+
+
+def parse_skill(text: str) -> Requirement:
+    """``"french:4"`` -> ("french", 4); raises SkillError naming what is wrong."""
+    m = _SKILL_RE.match(text.strip())
+    if m is None:
+        raise SkillError(f"{text!r} is not skill:level (a lower-case name, a colon, a level 1-5)")
+    return m.group(1), check_level(m.group(1), int(m.group(2)))
+
+
+def parse_skills(items: Iterable[str]) -> dict[str, int]:
+    """A list of "name:level" strings as a skill map; a skill listed twice is an error."""
+    skills: dict[str, int] = {}
+    for item in items:
+        name, level = parse_skill(item)
+        if name in skills:
+            raise SkillError(f"skill {name!r} is listed twice")
+        skills[name] = level
+    return skills
+
+
+def parse_escalation(text: str) -> Escalation:
+    """``"after 30s: french:1, support:2"`` or ``"after 60s: any"``."""
+    m = _ESCALATION_RE.match(text.strip())
+    if m is None:
+        raise SkillError(f"{text!r} is not 'after <seconds>s: skill:level, ...' (or ': any')")
+    body = m.group(2).strip()
+    items = [] if body == "any" else [part for part in (p.strip() for p in body.split(",")) if part]
+    if not items and body != "any":
+        raise SkillError(f"{text!r}: list skills after the colon, or write 'any'")
+    return Escalation(float(m.group(1)), tuple(parse_skills(items).items()))
+
+
+def requirements_from_text(skills: Iterable[str], escalations: Iterable[str]) -> SkillRequirements:
+    """A queue's requirements from its configuration lines (SkillError if they narrow)."""
+    return SkillRequirements(tuple(parse_skills(skills).items()),
+                             tuple(parse_escalation(line) for line in escalations))

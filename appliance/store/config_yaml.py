@@ -14,14 +14,19 @@ from typing import Any
 
 import yaml
 
+from appliance.store import acd
 from appliance.store.db import Store
 from appliance.store.errors import ConfigError
-from appliance.store.models import Extension, InboundRoute, OutboundRoute, Trunk
+from appliance.store.models import AgentConfig, Extension, InboundRoute, OutboundRoute, QueueConfig, Trunk
 from appliance.store.validation import (
     IVR_PREFIX,
+    QUEUE_PREFIX,
+    VOICEMAIL_PREFIX,
+    check_agent,
     check_extension,
     check_inbound_route,
     check_outbound_route,
+    check_queue,
     check_setting,
     check_trunk,
     check_type,
@@ -29,7 +34,8 @@ from appliance.store.validation import (
 
 FORMAT_VERSION = 1
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
-_TOP_LEVEL = ("version", "settings", "extensions", "trunks", "inbound_routes", "outbound_routes")
+_TOP_LEVEL = ("version", "settings", "extensions", "trunks", "inbound_routes", "outbound_routes", "agents",
+              "queues")
 
 
 @dataclass
@@ -41,6 +47,8 @@ class ConfigData:
     inbound_routes: list[InboundRoute] = field(default_factory=list)
     outbound_routes: list[OutboundRoute] = field(default_factory=list)
     settings: dict[str, str] = field(default_factory=dict)
+    agents: list[AgentConfig] = field(default_factory=list)
+    queues: list[QueueConfig] = field(default_factory=list)
 
 
 @dataclass
@@ -52,6 +60,8 @@ class ImportReport:
     inbound_routes: int
     outbound_routes: int
     settings: int
+    agents: int = 0
+    queues: int = 0
     added_extensions: list[str] = field(default_factory=list)
     removed_extensions: list[str] = field(default_factory=list)
 
@@ -162,6 +172,16 @@ def parse_config(text: str) -> ConfigData:
         inbound = _record(InboundRoute, raw, where)
         check_inbound_route(inbound, where)
         data.inbound_routes.append(inbound)
+    for i, raw in enumerate(_section(doc, "agents")):
+        where = f"agents[{i}]"
+        agent = _record(AgentConfig, raw, where)
+        check_agent(agent, where)
+        data.agents.append(agent)
+    for i, raw in enumerate(_section(doc, "queues")):
+        where = f"queues[{i}]"
+        queue = _record(QueueConfig, raw, where)
+        check_queue(queue, where)
+        data.queues.append(queue)
 
     trunks = _unique(data.trunks, "name", "trunks")
     routes = _unique(data.outbound_routes, "name", "outbound_routes")
@@ -177,13 +197,33 @@ def parse_config(text: str) -> ConfigData:
                     f"extensions[{i}].dial_permissions[{j}]: outbound route {name!r} "
                     "is not defined"
                 )
+    agent_ids = _unique(data.agents, "agent_id", "agents")
+    queue_names = _unique(data.queues, "name", "queues")
+    _unique([q for q in data.queues if q.number], "number", "queues")
     for i, inbound in enumerate(data.inbound_routes):
-        if not inbound.destination.startswith(IVR_PREFIX) and inbound.destination not in numbers:
-            raise ConfigError(
-                f"inbound_routes[{i}].destination: extension {inbound.destination!r} "
-                "is not defined"
-            )
+        _check_destination(inbound.destination, f"inbound_routes[{i}].destination", numbers, queue_names)
+    for i, queue in enumerate(data.queues):
+        for j, member in enumerate(queue.members):
+            if member not in agent_ids:
+                raise ConfigError(f"queues[{i}].members[{j}]: agent {member!r} is not defined")
+        if queue.overflow is not None:
+            _check_destination(queue.overflow, f"queues[{i}].overflow", numbers, queue_names)
+        if queue.number in numbers:
+            raise ConfigError(f"queues[{i}].number: {queue.number} is already extension "
+                              f"extensions[{numbers[queue.number]}]")
     return data
+
+
+def _check_destination(dest: str, where: str, numbers: dict[str, int], queues: dict[str, int]) -> None:
+    if dest.startswith(IVR_PREFIX):
+        return
+    if dest.startswith(QUEUE_PREFIX):
+        if dest[len(QUEUE_PREFIX):] not in queues:
+            raise ConfigError(f"{where}: queue {dest[len(QUEUE_PREFIX):]!r} is not defined")
+        return
+    number = dest.removeprefix(VOICEMAIL_PREFIX)
+    if number not in numbers:
+        raise ConfigError(f"{where}: extension {number!r} is not defined")
 
 
 def import_config(store: Store, text: str) -> ImportReport:
@@ -191,9 +231,11 @@ def import_config(store: Store, text: str) -> ImportReport:
     data = parse_config(text)
     with store.transaction():
         before = {e.number for e in store.extensions()}
-        store.replace_config(
-            data.extensions, data.trunks, data.inbound_routes, data.outbound_routes, data.settings
-        )
+        # Inbound routes last: they may send calls to queues.
+        store.replace_config(data.extensions, data.trunks, [], data.outbound_routes, data.settings)
+        acd.replace_acd(store, data.agents, data.queues)
+        for inbound in data.inbound_routes:
+            store.put_inbound_route(inbound)
     after = {e.number for e in data.extensions}
     return ImportReport(
         extensions=len(data.extensions),
@@ -201,6 +243,8 @@ def import_config(store: Store, text: str) -> ImportReport:
         inbound_routes=len(data.inbound_routes),
         outbound_routes=len(data.outbound_routes),
         settings=len(data.settings),
+        agents=len(data.agents),
+        queues=len(data.queues),
         added_extensions=sorted(after - before),
         removed_extensions=sorted(before - after),
     )
@@ -216,6 +260,8 @@ def export_config(store: Store) -> str:
             "trunks": [dataclasses.asdict(t) for t in store.trunks()],
             "inbound_routes": [dataclasses.asdict(r) for r in store.inbound_routes()],
             "outbound_routes": [dataclasses.asdict(r) for r in store.outbound_routes()],
+            "agents": [dataclasses.asdict(a) for a in acd.agents(store)],
+            "queues": [dataclasses.asdict(q) for q in acd.queues(store)],
         }
     header = (
         "# Plateau configuration (provisioning file). It contains SIP secrets:\n"

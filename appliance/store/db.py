@@ -47,6 +47,8 @@ from appliance.store.validation import (
     check_setting,
     check_trunk,
     IVR_PREFIX,
+    QUEUE_PREFIX,
+    VOICEMAIL_PREFIX,
 )
 
 _EXTENSION_COLUMNS = (
@@ -410,16 +412,24 @@ class Store:
         """Create or update an inbound route; its destination extension must exist."""
         check_inbound_route(route)
         with self.transaction():
-            if not route.destination.startswith(IVR_PREFIX) and not self._exec(
-                "SELECT 1 FROM extensions WHERE number = ?", (route.destination,)
-            ).fetchone():
-                raise ConfigError(
-                    f"inbound_route.destination: extension {route.destination!r} does not exist"
-                )
+            self._check_destination(route.destination, "inbound_route.destination")
             self._exec(
                 _upsert_sql("inbound_routes", _INBOUND_COLUMNS, ("did",)),
                 _row_values(route, _INBOUND_COLUMNS),
             )
+
+    def _check_destination(self, destination: str, where: str) -> None:
+        """Raise ConfigError unless the extension, queue or mailbox a destination names exists."""
+        if destination.startswith(IVR_PREFIX):
+            return  # flows are files, validated when loaded
+        if destination.startswith(QUEUE_PREFIX):
+            name = destination[len(QUEUE_PREFIX):]
+            if not self._exec("SELECT 1 FROM queues WHERE name = ?", (name,)).fetchone():
+                raise ConfigError(f"{where}: queue {name!r} does not exist")
+            return
+        number = destination.removeprefix(VOICEMAIL_PREFIX)
+        if not self._exec("SELECT 1 FROM extensions WHERE number = ?", (number,)).fetchone():
+            raise ConfigError(f"{where}: extension {number!r} does not exist")
 
     def delete_inbound_route(self, did: str) -> bool:
         """Delete an inbound route; return whether it existed."""

@@ -147,4 +147,99 @@ MIGRATIONS: list[str] = [
         created_at DOUBLE PRECISION NOT NULL
     );
     """,
+    # 4: agents and queues (issue 3): ACD configuration, agent state that survives a restart,
+    # queued callbacks, and the queue log's EXITEMPTY event (rebuilt: SQLite cannot alter a CHECK).
+    """
+    CREATE TABLE agents (
+        agent_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        pin TEXT NOT NULL,
+        max_no_answer INTEGER NOT NULL DEFAULT 3,
+        ring_timeout INTEGER NOT NULL DEFAULT 20,
+        enabled BOOLEAN NOT NULL DEFAULT TRUE
+    );
+
+    CREATE TABLE agent_skills (
+        agent_id TEXT NOT NULL REFERENCES agents (agent_id) ON DELETE CASCADE,
+        skill TEXT NOT NULL,
+        level INTEGER NOT NULL CHECK (level BETWEEN 1 AND 5),
+        PRIMARY KEY (agent_id, skill)
+    );
+    CREATE INDEX agent_skills_skill ON agent_skills (skill, level);
+
+    CREATE TABLE queues (
+        name TEXT PRIMARY KEY,
+        number TEXT UNIQUE,
+        strategy TEXT NOT NULL,
+        requirements TEXT NOT NULL DEFAULT '',
+        escalations TEXT NOT NULL DEFAULT '',
+        ring_step_seconds INTEGER NOT NULL DEFAULT 10,
+        wrapup_seconds INTEGER NOT NULL DEFAULT 10,
+        max_wait_seconds INTEGER NOT NULL DEFAULT 600,
+        max_callers INTEGER NOT NULL DEFAULT 0,
+        overflow TEXT,
+        join_empty BOOLEAN NOT NULL DEFAULT FALSE,
+        leave_empty BOOLEAN NOT NULL DEFAULT TRUE,
+        announce_seconds INTEGER NOT NULL DEFAULT 30,
+        moh TEXT,
+        callback_key TEXT,
+        service_level_seconds INTEGER NOT NULL DEFAULT 20,
+        recording TEXT NOT NULL DEFAULT 'none' CHECK (recording IN ('none', 'mixed', 'stereo')),
+        survey BOOLEAN NOT NULL DEFAULT FALSE
+    );
+
+    CREATE TABLE queue_members (
+        queue TEXT NOT NULL REFERENCES queues (name) ON DELETE CASCADE,
+        agent_id TEXT NOT NULL REFERENCES agents (agent_id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        PRIMARY KEY (queue, agent_id)
+    );
+    CREATE INDEX queue_members_agent ON queue_members (agent_id);
+
+    CREATE TABLE agent_state (
+        agent_id TEXT PRIMARY KEY REFERENCES agents (agent_id) ON DELETE CASCADE,
+        state TEXT NOT NULL CHECK (state IN
+            ('logged-out', 'available', 'ringing', 'on-call', 'wrap-up', 'paused')),
+        pause_reason TEXT,
+        device TEXT,
+        since DOUBLE PRECISION NOT NULL
+    );
+
+    CREATE TABLE queue_callbacks (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        queue TEXT NOT NULL,
+        number TEXT NOT NULL,
+        name TEXT NOT NULL DEFAULT '',
+        priority INTEGER NOT NULL DEFAULT 0,
+        requested_at DOUBLE PRECISION NOT NULL,
+        call_id TEXT NOT NULL DEFAULT '',
+        done_at DOUBLE PRECISION,
+        outcome TEXT
+    );
+    CREATE INDEX queue_callbacks_pending ON queue_callbacks (queue) WHERE done_at IS NULL;
+
+    CREATE TABLE queue_log_new (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at DOUBLE PRECISION NOT NULL,
+        call_id TEXT NOT NULL DEFAULT '',
+        queue TEXT NOT NULL DEFAULT '',
+        agent TEXT NOT NULL DEFAULT '',
+        event TEXT NOT NULL CHECK (event IN (
+            'ENTER', 'OFFER', 'RINGNOANSWER', 'CONNECT', 'ABANDON', 'TRANSFER', 'COMPLETE',
+            'EXITWITHTIMEOUT', 'EXITFULL', 'EXITEMPTY', 'CALLBACK_REQUESTED', 'CALLBACK_PLACED',
+            'AGENT_LOGIN', 'AGENT_LOGOUT', 'AGENT_PAUSE', 'AGENT_UNPAUSE')),
+        caller TEXT NOT NULL DEFAULT '',
+        position INTEGER,
+        wait_s DOUBLE PRECISION,
+        talk_s DOUBLE PRECISION,
+        wrap_s DOUBLE PRECISION,
+        data TEXT NOT NULL DEFAULT ''
+    );
+    INSERT INTO queue_log_new SELECT * FROM queue_log;
+    DROP TABLE queue_log;
+    ALTER TABLE queue_log_new RENAME TO queue_log;
+    CREATE INDEX queue_log_at ON queue_log (at);
+    CREATE INDEX queue_log_queue_at ON queue_log (queue, at);
+    CREATE INDEX queue_log_caller_at ON queue_log (caller, at);
+    """,
 ]

@@ -121,3 +121,55 @@ class BlockedAddress:
     until: float
     reason: str
     failures: int
+
+
+RECORDING_MODES: tuple[str, ...] = ("none", "mixed", "stereo")
+
+
+@dataclass
+class AgentConfig:
+    """A contact-centre agent: a person who logs in on any desk phone with id and PIN."""
+
+    agent_id: str  # digits, typed at login (*61)
+    name: str
+    pin: str  # digits, never shown in logs
+    skills: list[str] = field(default_factory=list)  # "french:4": proficiency 1-5
+    max_no_answer: int = 3  # offers left ringing in a row before the agent is paused
+    ring_timeout: int = 20
+    enabled: bool = True
+
+
+@dataclass
+class QueueConfig:
+    """An ACD queue: who serves it, how callers wait, where they go when it cannot serve them."""
+
+    name: str
+    number: str | None = None  # internal number phones dial to reach the queue
+    strategy: str = "longest-idle"
+    members: list[str] = field(default_factory=list)  # agent ids in order; empty: every agent
+    skills: list[str] = field(default_factory=list)  # minimum levels, "french:4"
+    escalations: list[str] = field(default_factory=list)  # "after 30s: french:1"
+    ring_step_seconds: int = 10  # ring-progressively adds an agent this often
+    wrapup_seconds: int = 10
+    max_wait_seconds: int = 600  # 0: no limit
+    max_callers: int = 0  # 0: no limit
+    overflow: str | None = None  # extension, ivr:<flow>, queue:<name> or voicemail:<mailbox>
+    join_empty: bool = False  # callers may join while no agent is logged in
+    leave_empty: bool = True  # waiting callers go to overflow when the last agent logs out
+    announce_seconds: int = 30  # position and expected wait every N s; 0: never
+    moh: str | None = None  # WAV (in the sounds directory) callers hear while waiting
+    callback_key: str | None = None  # DTMF key a waiting caller presses to be called back
+    service_level_seconds: int = 20
+    recording: str = "none"  # none | mixed | stereo
+    survey: bool = False  # post-call CSAT/NPS/CES survey when the agent hangs up
+
+
+@dataclass
+class AgentStatus:
+    """An agent's persisted ACD state: what survives an engine restart."""
+
+    agent_id: str
+    state: str
+    pause_reason: str | None
+    device: str | None
+    since: float

@@ -15,7 +15,7 @@ from appliance.store.errors import StoreError
 
 EVENTS = frozenset({
     "ENTER", "OFFER", "RINGNOANSWER", "CONNECT", "ABANDON", "TRANSFER", "COMPLETE",
-    "EXITWITHTIMEOUT", "EXITFULL", "CALLBACK_REQUESTED", "CALLBACK_PLACED",
+    "EXITWITHTIMEOUT", "EXITFULL", "EXITEMPTY", "CALLBACK_REQUESTED", "CALLBACK_PLACED",
     "AGENT_LOGIN", "AGENT_LOGOUT", "AGENT_PAUSE", "AGENT_UNPAUSE",
 })
 FCR_WINDOW_S = 72 * 3600  # first-contact resolution: no call back from the same caller in 72 h
@@ -67,7 +67,7 @@ class Kpis:
     offered: int = 0
     answered: int = 0
     abandoned: int = 0
-    overflowed: int = 0  # left by maximum wait or length (EXITWITHTIMEOUT / EXITFULL)
+    overflowed: int = 0  # sent elsewhere: maximum wait or length, or nobody logged in (EXIT*)
     answered_within_sl: int = 0
     service_level: float | None = None  # % of offered calls answered within the threshold
     asa_s: float | None = None  # average speed of answer: mean queue wait of answered calls
@@ -119,7 +119,7 @@ def compute(evs: list[QueueEvent], sl_seconds: float, end: float,
                 answered_callers[ev.caller] = ev.at
         elif ev.event == "ABANDON":
             k.abandoned += 1
-        elif ev.event in ("EXITWITHTIMEOUT", "EXITFULL"):
+        elif ev.event in ("EXITWITHTIMEOUT", "EXITFULL", "EXITEMPTY"):
             k.overflowed += 1
         elif ev.event == "RINGNOANSWER":
             k.ring_no_answer += 1

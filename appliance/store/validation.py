@@ -15,11 +15,16 @@ import typing
 from typing import Any
 
 from appliance.store.errors import ConfigError
+from appliance.acd.skills import SkillError, parse_escalation, parse_skills, requirements_from_text
+from appliance.acd.strategies import STRATEGIES
 from appliance.store.models import (
+    RECORDING_MODES,
     TRANSPORTS,
+    AgentConfig,
     Extension,
     InboundRoute,
     OutboundRoute,
+    QueueConfig,
     Trunk,
 )
 from appliance.store.patterns import validate_pattern
@@ -176,9 +181,15 @@ def check_trunk(trunk: Trunk, where: str = "trunk") -> None:
                  "a caller number (digits, optional leading +)")
 
 
-# Where an inbound call goes: an extension, or an IVR flow (data/flows/<name>.yaml).
-DESTINATION_RE = re.compile(r"^(?:[0-9]{2,8}|ivr:[A-Za-z0-9][A-Za-z0-9_-]{0,63})$")
+# Where an inbound call (or a queue's overflow) goes: an extension, an IVR flow
+# (data/flows/<name>.yaml), a queue, or an extension's voicemail.
+DESTINATION_RE = re.compile(
+    r"^(?:[0-9]{2,8}|ivr:[A-Za-z0-9][A-Za-z0-9_-]{0,63}|queue:[A-Za-z0-9][A-Za-z0-9_.-]{0,63}|voicemail:[0-9]{2,8})$"
+)
 IVR_PREFIX = "ivr:"
+QUEUE_PREFIX = "queue:"
+VOICEMAIL_PREFIX = "voicemail:"
+DESTINATION_HELP = "an extension number (2-8 digits), ivr:<flow>, queue:<name> or voicemail:<extension>"
 
 
 def check_inbound_route(route: InboundRoute, where: str = "inbound_route") -> None:
@@ -186,7 +197,7 @@ def check_inbound_route(route: InboundRoute, where: str = "inbound_route") -> No
     check_record_types(route, where)
     _check_regex(route.did, DID_RE, where, "did", "a DID (digits, optional leading +)")
     _check_regex(route.destination, DESTINATION_RE, where, "destination",
-                 "an extension number (2-8 digits) or ivr:<flow name>")
+                 DESTINATION_HELP)
 
 
 def check_outbound_route(route: OutboundRoute, where: str = "outbound_route") -> None:
@@ -214,3 +225,75 @@ def check_setting(name: str, value: str, where: str = "settings") -> None:
     check_type(value, str, where, name)
     if len(value) > 4096:
         raise _fail(where, name, "is longer than 4096 characters")
+
+
+AGENT_ID_RE = re.compile(r"^[0-9]{2,8}$")
+PIN_RE = re.compile(r"^[0-9]{4,8}$")
+DTMF_KEY_RE = re.compile(r"^[0-9*#]$")
+
+
+def check_agent(agent: AgentConfig, where: str = "agent") -> None:
+    """Validate one agent's fields."""
+    check_record_types(agent, where)
+    _check_regex(agent.agent_id, AGENT_ID_RE, where, "agent_id", "2-8 digits")
+    _check_text(agent.name, where, "name", required=True)
+    if not PIN_RE.match(agent.pin):
+        raise _fail(where, "pin", "must be 4-8 digits (typed on the phone keypad)")
+    for i, text in enumerate(agent.skills):
+        try:
+            parse_skills([text])
+        except SkillError as exc:
+            raise _fail(where, f"skills[{i}]", str(exc)) from None
+    try:
+        parse_skills(agent.skills)
+    except SkillError as exc:
+        raise _fail(where, "skills", str(exc)) from None
+    _check_range(agent.max_no_answer, 0, 100, where, "max_no_answer")
+    _check_range(agent.ring_timeout, 5, 300, where, "ring_timeout")
+
+
+def check_queue(queue: QueueConfig, where: str = "queue") -> None:
+    """Validate one queue's fields (not that its members and overflow exist)."""
+    check_record_types(queue, where)
+    _check_regex(queue.name, NAME_RE, where, "name", "a name (letters, digits, '_', '.', '-', up to 64)")
+    _check_regex(queue.number, EXTENSION_RE, where, "number", "2-8 digits")
+    if queue.strategy not in STRATEGIES:
+        raise _fail(where, "strategy", f"{queue.strategy!r} is not one of {', '.join(sorted(STRATEGIES))}")
+    seen: set[str] = set()
+    for i, member in enumerate(queue.members):
+        _check_regex(member, AGENT_ID_RE, where, f"members[{i}]", "an agent id (2-8 digits)")
+        if member in seen:
+            raise _fail(where, f"members[{i}]", f"agent {member} is listed twice")
+        seen.add(member)
+    for i, text in enumerate(queue.skills):
+        try:
+            parse_skills([text])
+        except SkillError as exc:
+            raise _fail(where, f"skills[{i}]", str(exc)) from None
+    for i, text in enumerate(queue.escalations):
+        try:
+            parse_escalation(text)
+        except SkillError as exc:
+            raise _fail(where, f"escalations[{i}]", str(exc)) from None
+    try:
+        requirements_from_text(queue.skills, queue.escalations)
+    except SkillError as exc:
+        raise _fail(where, "escalations", str(exc)) from None
+    _check_range(queue.ring_step_seconds, 1, 300, where, "ring_step_seconds")
+    _check_range(queue.wrapup_seconds, 0, 3600, where, "wrapup_seconds")
+    _check_range(queue.max_wait_seconds, 0, 86400, where, "max_wait_seconds")
+    _check_range(queue.max_callers, 0, 10000, where, "max_callers")
+    _check_regex(queue.overflow, DESTINATION_RE, where, "overflow", DESTINATION_HELP)
+    if queue.overflow == f"{QUEUE_PREFIX}{queue.name}":
+        raise _fail(where, "overflow", "overflows the queue into itself")
+    _check_range(queue.announce_seconds, 0, 3600, where, "announce_seconds")
+    if queue.announce_seconds and queue.announce_seconds < 10:
+        raise _fail(where, "announce_seconds", "announcing more often than every 10 s leaves no music")
+    if queue.moh is not None:
+        _check_text(queue.moh, where, "moh", required=True)
+        if ".." in queue.moh.split("/") or queue.moh.startswith("/"):
+            raise _fail(where, "moh", "must be a file name in the sounds directory")
+    _check_regex(queue.callback_key, DTMF_KEY_RE, where, "callback_key", "one DTMF key (0-9, * or #)")
+    _check_range(queue.service_level_seconds, 1, 3600, where, "service_level_seconds")
+    if queue.recording not in RECORDING_MODES:
+        raise _fail(where, "recording", f"{queue.recording!r} is not one of {', '.join(RECORDING_MODES)}")

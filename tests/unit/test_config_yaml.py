@@ -73,7 +73,7 @@ def test_import_then_export_round_trips(store: Store) -> None:
     assert export_config(store) == exported
     doc = yaml.safe_load(exported)
     assert list(doc) == ["version", "settings", "extensions", "trunks", "inbound_routes",
-                         "outbound_routes"]
+                         "outbound_routes", "agents", "queues"]
     assert list(doc["extensions"][0])[:3] == ["number", "name", "secret"]
     assert doc["extensions"][0]["secret"] == "alicepass1"  # provisioning file keeps secrets
     assert [r["name"] for r in doc["outbound_routes"]] == ["emergency", "national"]
@@ -152,7 +152,7 @@ _DELETE = object()
          "settings.sip_port: must be a string, got number 5060 (quote it in YAML: '5060')"),
         ("version", 2, "version: 2 is not supported (expected 1)"),
         ("extensons", [], ("unknown section 'extensons' (known: version, settings, extensions,"
-                        " trunks, inbound_routes, outbound_routes)")),
+                        " trunks, inbound_routes, outbound_routes, agents, queues)")),
         ("trunks", {"name": "x"}, "trunks: must be a list, got dict"),
         ("extensions[0]", "1001", "extensions[0]: must be a mapping of fields, got str"),
     ],
