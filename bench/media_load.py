@@ -2,6 +2,7 @@
 
     python bench/media_load.py --calls 200 --seconds 20
     python bench/media_load.py --calls 500 --seconds 20 --max-late 100
+    python bench/media_load.py --calls 200 --seconds 20 --record-pct 50  # stereo party recordings
 
 Prints engine CPU %, late ticks %, mean/max tick time and per-call CPU cost; exits 1 if the late
 tick share exceeds --max-late percent (default 1 %).
@@ -16,6 +17,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -66,6 +68,8 @@ def main() -> int:
     ap.add_argument("--calls", type=int, default=200)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--max-late", type=float, default=1.0, help="percent of late ticks allowed")
+    ap.add_argument("--record-pct", type=float, default=0.0,
+                    help="percent of calls recorded (stereo record_parties, to a temporary dir)")
     ap.add_argument("--sender", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.sender:
@@ -73,6 +77,8 @@ def main() -> int:
         return 0
 
     n = args.calls
+    n_rec = round(n * args.record_pct / 100.0)
+    rec_dir = tempfile.TemporaryDirectory(prefix="plateau-bench-")
     client = MediaClient.start("127.0.0.1", 20000, 20000 + 4 * n + 8, rtp_timeout_s=3600)
     try:
         t0 = time.perf_counter()
@@ -83,6 +89,8 @@ def main() -> int:
                 ports.append(client.create_leg(leg))
                 client.configure_leg(leg, ("127.0.0.1", 9), "PCMU", 0, 101)
             client.bridge(f"br{i}", [f"c{i}a", f"c{i}b"])
+            if i < n_rec:  # recorded legs leave the two-party relay for the 16 kHz mix
+                client.record_parties(f"{rec_dir.name}/c{i}.wav", [f"c{i}a", f"c{i}b"], True)
         setup_us = (time.perf_counter() - t0) / n * 1e6
         proc = subprocess.Popen([sys.executable, __file__, "--seconds", str(args.seconds + 2),
                                  "--sender", json.dumps(ports)], stdout=subprocess.PIPE)
@@ -93,13 +101,14 @@ def main() -> int:
         sample = client.leg_stats("c0a")
         proc.wait()
     finally:
-        client.close()
+        client.close()  # closes the recordings too
+        rec_dir.cleanup()
     ticks = s1["ticks"] - s0["ticks"]
     late = s1["late_ticks"] - s0["late_ticks"] + s1["skipped_ticks"] - s0["skipped_ticks"]
     cpu_pct = 100.0 * (c1 - c0) / (w1 - w0)
     late_pct = 100.0 * late / max(round((w1 - w0) / 0.02), 1)  # share of the frames due
     result = {
-        "calls": n, "legs": 2 * n, "seconds": round(w1 - w0, 1), "ticks": ticks,
+        "calls": n, "legs": 2 * n, "recorded_calls": n_rec, "seconds": round(w1 - w0, 1), "ticks": ticks,
         "expected_ticks": round((w1 - w0) / 0.02), "late_ticks": late,
         "late_pct": round(late_pct, 3), "engine_cpu_pct": round(cpu_pct, 1),
         "cpu_ms_per_call_per_s": round(10.0 * cpu_pct / n, 3),

@@ -188,6 +188,44 @@ class MediaClient:
         """Finish a recording."""
         self._call("stop_record", rec_id=rec_id)
 
+    def record_parties(self, path: str, legs: list[str], stereo: bool) -> str:
+        """Record what each leg's far end sends (its decoded inbound audio) to a 16 kHz 16-bit
+        WAV: ``stereo`` (exactly 2 legs: channel 0 = legs[0], the caller; channel 1 = legs[1],
+        the agent) or mono (the clipped sum). Follows the legs whatever bridge they are in; a
+        destroyed leg records as silence until ``stop_record``. Returns the recording id."""
+        for leg_id in legs:
+            if leg_id:  # "": a party not connected yet, filled later by record_set_party
+                self._known(leg_id)
+        return str(self._call("record_parties", path=str(path), legs=list(legs),
+                              stereo=bool(stereo)))
+
+    def record_set_party(self, rec_id: str, index: int, leg_id: str) -> None:
+        """Fill party slot ``index`` of a party recording started with "" there (the agent)."""
+        self._call("record_set_party", rec_id=rec_id, index=int(index), leg_id=leg_id)
+
+    def pause_record(self, rec_id: str) -> None:
+        """Record digital silence from the next frame on (PCI: card digits); idempotent. Waits
+        for the reply, so the pause is in force when this returns."""
+        self._call("pause_record", rec_id=rec_id)
+
+    def resume_record(self, rec_id: str) -> None:
+        """Record audio again after ``pause_record``; idempotent."""
+        self._call("resume_record", rec_id=rec_id)
+
+    def monitor(self, leg_id: str, hears: list[str], whisper_to: list[str]) -> None:
+        """Supervise: leg ``leg_id`` hears the sum of what ``hears`` send, and what it sends is
+        added to what each of ``whisper_to`` hears. Listen: ``hears=[caller, agent],
+        whisper_to=[]``; whisper: ``whisper_to=[agent]``. The leg leaves any bridge it is in;
+        barge is ``bridge(call_bridge, [leg_id])``, which ends the monitor by itself."""
+        for i in (leg_id, *hears, *whisper_to):
+            self._known(i)
+        self._call("monitor", leg_id=leg_id, hears=list(hears), whisper_to=list(whisper_to))
+
+    def unmonitor(self, leg_id: str) -> None:
+        """End the monitor of ``leg_id``."""
+        self._known(leg_id)
+        self._call("unmonitor", leg_id=leg_id)
+
     def send_dtmf(self, leg_id: str, digit: str, duration_ms: int = 100) -> None:
         """Send a digit (RFC 4733 if the leg has a telephone-event PT, else in-band)."""
         self._known(leg_id)

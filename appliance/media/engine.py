@@ -12,156 +12,41 @@ import itertools
 import struct
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from appliance.media import resample
-from appliance.media.codecs import MIX_RATE, MIX_SAMPLES, CodecError, Pcma, Pcmu, codec_by_name
+from appliance.media.codecs import MIX_RATE, MIX_SAMPLES, CodecError, codec_by_name
 from appliance.media.dtmf import DtmfError, InbandDtmfDetector
 from appliance.media.events import DtmfEvent, MediaEvent, PlaybackFinished, RtpTimeout
 from appliance.media.leg import Address, Direction, Leg, LegState, Sender, TxState
-from appliance.media.mixer import clip16, mix_minus
+from appliance.media.mixer import mix_minus
 from appliance.media.protocol import MediaError
 from appliance.media.rtp import HEADER_LEN
 from appliance.media.rtp import RtpError as _RtpError
 from appliance.media.rtp import parse as _parse
+from appliance.media.recording import RecordingSet
+from appliance.media.supervision import MonitorSet
+from appliance.media.tickplan import G711_BYTES as _G711_BYTES
+from appliance.media.tickplan import G711_DECODE as _G711
+from appliance.media.tickplan import G711_ENCODE as _G711_ENC
+from appliance.media.tickplan import G711_FILL as _G711_FILL
+from appliance.media.tickplan import NARROW_RATE as _NARROW_RATE
+from appliance.media.tickplan import PKT_BYTES as _PKT_BYTES
+from appliance.media.tickplan import SendGroup as _SendGroup
+from appliance.media.tickplan import TickPlan as _TickPlan
+from appliance.media.tickplan import send_kind as _send_kind
 from appliance.media.tones import ToneGenerator, ToneSpec
-from appliance.media.wavfile import WavError, WavPlayer, WavRecorder
+from appliance.media.wavfile import WavError, WavPlayer
 
 FRAME_S = 0.020
 LATE_THRESHOLD_S = 0.010  # a tick starting half a frame after its deadline is late
-_G711 = {"PCMU": Pcmu.decode_table(), "PCMA": Pcma.decode_table()}
-_G711_ENC = {"PCMU": Pcmu.encode_table(), "PCMA": Pcma.encode_table()}
-_G711_BYTES = 160
-_NARROW_RATE = 8000
-_G711_FILL = {"PCMU": b"\xff", "PCMA": b"\xd5"}  # codes of (near) silence
-_PKT_BYTES = HEADER_LEN + _G711_BYTES
 _HOUSEKEEPING_TICKS = 50  # each leg gets RTP-timeout and RTCP checks once a second
 # RTP fixed header (RFC 3550 5.1) as a packed big-endian record: one row per packet
 _HDR_DTYPE = np.dtype([("b0", "u1"), ("b1", "u1"), ("seq", ">u2"), ("ts", ">u4"),
                        ("ssrc", ">u4")])
 _FAST_HDR = struct.Struct("!BHII")  # octets 1..11 of a header with no CSRC/extension/padding
-
-
-class _SendGroup:
-    """G.711 legs of one codec on the fast path: plain audio, sent to a known address."""
-
-    def __init__(self, legs: list[Leg]) -> None:
-        self.legs = legs
-        self.idx = np.array([leg.slot for leg in legs], dtype=np.int64)
-        self.b1 = np.array([leg.payload_type for leg in legs], dtype=np.int64)
-        self.sends = [leg.rtp_send for leg in legs]
-        self.dests = [leg.remote for leg in legs]
-        self.slices = [slice(i * _PKT_BYTES, (i + 1) * _PKT_BYTES) for i in range(len(legs))]
-
-
-class _TickPlan:
-    """Per-tick work lists, cached between ticks and rebuilt when a leg's media state changes.
-
-    Keeping the lists ready (bound methods, slot index arrays, destinations) is what keeps the
-    per-leg Python work of a tick down to one jitter-buffer read and one ``sendto``.
-    """
-
-    def __init__(self, legs: list[Leg], recorded: set[str], bridges: dict[str, set[str]],
-                 by_id: dict[str, Leg]) -> None:
-        self.rx_other: list[Leg] = []  # receiving legs of codecs decoded one at a time
-        self.slow: list[Leg] = []  # sending legs with a player, DTMF or a non-G.711 codec
-        inband: list[int] = []
-        configured: list[Leg] = []
-        kinds = {}
-        # Bridges (and lone legs) whose audio must exist at 16 kHz: a wideband codec, a player
-        # or DTMF replacing what a member hears, or a recorder. All others are narrowband: G.711
-        # in, G.711 out, mixed at 8 kHz with no resampling at all (in-band DTMF is detected on
-        # the 8 kHz audio: the Q.23 tones are all below 1.7 kHz).
-        wide_bridges: set[str | None] = set(recorded)
-        wide_legs: set[str] = set(recorded)
-        for leg in legs:
-            if leg.codec is None:
-                continue
-            configured.append(leg)
-            kinds[leg.leg_id] = kind = _send_kind(leg)
-            if kind == "slow" or leg.g711_fill is None:
-                wide_legs.add(leg.leg_id)
-                if leg.bridge is not None:
-                    wide_bridges.add(leg.bridge)
-        rx: dict[tuple[str, bool], list[Leg]] = {}
-        fast: dict[tuple[str, bool], list[Leg]] = {}
-        relay: dict[str, list[tuple[Leg, Leg]]] = {}
-        for leg in configured:
-            assert leg.codec is not None
-            name = leg.codec.name
-            wide = leg.leg_id in wide_legs or leg.bridge in wide_bridges
-            if leg.receives:
-                if leg.detect_inband and (wide or name not in _G711):
-                    inband.append(leg.slot)
-                if name in _G711:
-                    rx.setdefault((name, wide), []).append(leg)
-                else:
-                    self.rx_other.append(leg)
-            if kinds[leg.leg_id] == "fast":
-                partner = None if wide else _relay_partner(leg, bridges, by_id)
-                if partner is not None:
-                    relay.setdefault(name, []).append((leg, partner))
-                else:
-                    fast.setdefault((name, wide), []).append(leg)
-            elif kinds[leg.leg_id] == "slow":
-                self.slow.append(leg)
-        # (slots, jitter-buffer reads, silence, rows detecting in-band DTMF at 8 kHz)
-        self.rx = {key: (np.array([leg.slot for leg in group], dtype=np.int64),
-                         [leg.jb.get for leg in group], _G711_FILL[key[0]] * _G711_BYTES,
-                         np.array([i for i, leg in enumerate(group)
-                                   if leg.detect_inband and not key[1]], dtype=np.int64))
-                   for key, group in rx.items()}
-        self.fast = {key: _SendGroup(group) for key, group in fast.items()}
-        # narrowband two-party bridges of one codec: each member sends its partner's payload
-        self.relay = {name: (_SendGroup([leg for leg, _ in pairs]),
-                             np.array([p.slot for _, p in pairs], dtype=np.int64))
-                      for name, pairs in relay.items()}
-        self.narrowband = any(not wide for _, wide in fast)
-        self.wideband = bool(wide_legs or wide_bridges or any(wide for _, wide in fast))
-        self.inband = np.array(inband, dtype=np.int64)
-        self.ts_idx = np.array([leg.slot for leg in configured], dtype=np.int64)
-        self.ts_step = np.array([leg.codec.timestamp_step for leg in configured  # type: ignore
-                                 ], dtype=np.int64)
-        self.legs = legs
-
-
-def _relay_partner(leg: Leg, bridges: dict[str, set[str]], by_id: dict[str, Leg]) -> Leg | None:
-    """The other member of a narrowband two-party bridge whose received G.711 payload ``leg``
-    can send unchanged, else None.
-
-    The mix-minus of a two-member bridge is the other member's audio, and G.711 of one law
-    decodes and re-encodes to the same octets, so decode, mix and encode are skipped: a
-    measured 2 ms of the 7 ms tick at 1000 legs. The partner must receive (else it is silence)
-    in the same codec.
-    """
-    if leg.bridge is None:
-        return None
-    members = bridges.get(leg.bridge)
-    if members is None or len(members) != 2:
-        return None
-    other = next(m for m in members if m != leg.leg_id)
-    partner = by_id.get(other)
-    if (partner is None or partner.codec is None or leg.codec is None
-            or partner.codec.name != leg.codec.name or not partner.receives):
-        return None
-    return partner
-
-
-def _send_kind(leg: Leg) -> str:
-    """'fast' (batched G.711 audio), 'slow' (per-leg work this tick) or 'idle' (nothing to send)."""
-    if leg.codec is None:
-        return "idle"
-    sending = leg.sends and leg.remote is not None
-    if leg.player is not None or leg.inband_tx.busy:
-        return "slow"
-    if not sending:
-        return "idle"
-    if leg.dtmf_tx.busy or leg.g711_fill is None:
-        return "slow"
-    return "fast"
 
 
 class MediaEngine:
@@ -179,7 +64,8 @@ class MediaEngine:
         self.bridges: dict[str, set[str]] = {}
         self._bridge_index: dict[str, int] = {}
         self._free_bridge_idx: list[int] = []
-        self._recorders: dict[str, tuple[str, WavRecorder]] = {}  # rec_id -> (target, recorder)
+        self._recordings = RecordingSet()
+        self._monitors = MonitorSet()
         self._ids = itertools.count(1)
         self._cap = 0
         self._free_slots: list[int] = []
@@ -279,15 +165,15 @@ class MediaEngine:
         self._plan = None
 
     def remove_leg(self, leg_id: str) -> Leg:
-        """Forget a leg (the I/O layer closes its sockets); stops its player and recorders."""
+        """Forget a leg (the I/O layer closes its sockets); stops its player, its leg recordings
+        and its monitor; party recordings and monitors that named it get silence for it."""
         leg = self._leg(leg_id)
         if leg.bridge is not None:
             self.unbridge(leg_id)
-        for rec_id, (target, _) in list(self._recorders.items()):
-            if target == leg_id:
-                self.stop_record(rec_id)
+        self._recordings.leg_removed(leg_id)
         del self.legs[leg_id]
         del self._slot_leg[leg.slot]
+        self._monitors.leg_removed(leg_id, self.legs)
         self._free_slots.append(leg.slot)
         self._plan = None
         return leg
@@ -295,7 +181,8 @@ class MediaEngine:
     # ------------------------------------------------------------------ bridges
 
     def bridge(self, bridge_id: str, leg_ids: list[str]) -> None:
-        """Create or extend a bridge; a leg already in another bridge moves to this one."""
+        """Create or extend a bridge; a leg already in another bridge moves to this one, and a
+        monitoring leg's monitor ends (barge: see ``supervision``)."""
         legs = [self._leg(i) for i in leg_ids]
         if bridge_id not in self.bridges:
             if bridge_id in self.legs:
@@ -305,6 +192,8 @@ class MediaEngine:
                                              else len(self._bridge_index))
         idx = self._bridge_index[bridge_id]
         for leg in legs:
+            if leg.leg_id in self._monitors:
+                self._monitors.stop(leg.leg_id)
             if leg.bridge is not None and leg.bridge != bridge_id:
                 self.unbridge(leg.leg_id)
             leg.bridge = bridge_id
@@ -329,9 +218,7 @@ class MediaEngine:
             raise MediaError(f"no bridge {bridge_id!r}")
         for leg_id in list(members):
             self.unbridge(leg_id)
-        for rec_id, (target, _) in list(self._recorders.items()):
-            if target == bridge_id:
-                self.stop_record(rec_id)
+        self._recordings.stop_target(bridge_id)
         del self.bridges[bridge_id]
         self._plan = None
         self._free_bridge_idx.append(self._bridge_index.pop(bridge_id))
@@ -358,26 +245,57 @@ class MediaEngine:
         self._plan = None
 
     def record(self, target: str, path: str) -> str:
-        """Record a leg (what it says plus what it hears) or a bridge (the sum of its members)."""
+        """Record a leg (what it says plus what it hears) or a bridge (the sum of its members)
+        to a mono 16 kHz WAV."""
         if target not in self.legs and target not in self.bridges:
             raise MediaError(f"no leg or bridge {target!r}")
-        if not Path(path).parent.is_dir():
-            raise MediaError(f"cannot record to {path!r}: no such directory")
-        try:
-            rec = WavRecorder(path)
-        except OSError as exc:
-            raise MediaError(f"cannot record to {path!r}: {exc}") from exc
         rec_id = f"rec-{next(self._ids)}"
-        self._recorders[rec_id] = (target, rec)
+        self._recordings.start_target(rec_id, target, path)
         self._plan = None
         return rec_id
 
+    def record_parties(self, path: str, legs: list[str], stereo: bool) -> str:
+        """Record what each leg's far end sends (after the jitter buffer) to a 16 kHz WAV:
+        stereo (2 legs, channel 0 = legs[0], channel 1 = legs[1]) or mono (their clipped sum).
+        Follows the legs across bridges; a destroyed leg is silence until ``stop_record``."""
+        for leg_id in legs:
+            if leg_id:  # "": a party not on the call yet (the agent), silent until record_set_party
+                self._leg(leg_id)
+        rec_id = f"rec-{next(self._ids)}"
+        self._recordings.start_parties(rec_id, path, list(legs), stereo)
+        self._plan = None
+        return rec_id
+
+    def record_set_party(self, rec_id: str, index: int, leg_id: str) -> None:
+        """Put ``leg_id`` in party slot ``index`` of a party recording (the agent who answered)."""
+        self._leg(leg_id)
+        self._recordings.set_party(rec_id, index, leg_id)
+        self._plan = None
+
+    def pause_record(self, rec_id: str) -> None:
+        """Write digital silence instead of audio from the next frame on (idempotent)."""
+        self._recordings.pause(rec_id, True)
+
+    def resume_record(self, rec_id: str) -> None:
+        """Record audio again after ``pause_record`` (idempotent)."""
+        self._recordings.pause(rec_id, False)
+
     def stop_record(self, rec_id: str) -> None:
         """Finish a recording (fixes the WAV header)."""
-        item = self._recorders.pop(rec_id, None)
-        if item is None:
-            raise MediaError(f"no recording {rec_id!r}")
-        item[1].close()
+        self._recordings.stop(rec_id)
+        self._plan = None
+
+    def monitor(self, leg_id: str, hears: list[str], whisper_to: list[str]) -> None:
+        """Supervise: ``leg_id`` hears the inbound audio of ``hears``, and what it sends is added
+        to what ``whisper_to`` hear. Takes ``leg_id`` out of its bridge (see ``supervision``)."""
+        self._monitors.start(leg_id, list(hears), list(whisper_to), self.legs)
+        if self.legs[leg_id].bridge is not None:
+            self.unbridge(leg_id)
+        self._plan = None
+
+    def unmonitor(self, leg_id: str) -> None:
+        """End the monitor of ``leg_id`` (MediaError if it has none)."""
+        self._monitors.stop(leg_id)
         self._plan = None
 
     def send_dtmf(self, leg_id: str, digit: str, duration_ms: int = 100) -> None:
@@ -458,8 +376,8 @@ class MediaEngine:
             self.late_ticks += 1
         plan = self._plan
         if plan is None:
-            recorded = {target for target, _ in self._recorders.values()}
-            plan = self._plan = _TickPlan(list(self.legs.values()), recorded, self.bridges,
+            wide_ids = self._recordings.wide() | self._monitors.wide()
+            plan = self._plan = _TickPlan(list(self.legs.values()), wide_ids, self.bridges,
                                           self.legs)
         frames, frames8 = self._frames, self._frames8
         frames[:] = 0
@@ -504,6 +422,8 @@ class MediaEngine:
             out, sums = mix_minus(frames, self._bridge_of, max(n_bridges, 1))
         else:  # every bridge is narrowband: nothing at 16 kHz to mix
             out, sums = frames, self._no_sums
+        if self._monitors.active:  # its legs are wide, so ``out`` is the 16 kHz mix here
+            self._monitors.apply(frames, out)
         self._send_slow(plan.slow, out)
         out8 = mix_minus(frames8, self._bridge_of, max(n_bridges, 1))[0] if plan.narrowband else None
         for (name, wide), group in plan.fast.items():
@@ -518,7 +438,8 @@ class MediaEngine:
             self._send_fast(group, self._codes8[src])
         tx = self._tx
         tx.timestamp[plan.ts_idx] = (tx.timestamp[plan.ts_idx] + plan.ts_step) & 0xFFFFFFFF
-        self._record(frames, out, sums)
+        if self._recordings.active:
+            self._recordings.write(frames, out, sums, self.legs, self._bridge_index)
         self._housekeeping(plan.legs[self._tick_no % _HOUSEKEEPING_TICKS::_HOUSEKEEPING_TICKS],
                            now)
         self._tick_no += 1
@@ -601,14 +522,6 @@ class MediaEngine:
                              leg.marker)
                 leg.marker = False
 
-    def _record(self, frames: np.ndarray, out: np.ndarray, sums: np.ndarray) -> None:
-        for target, rec in self._recorders.values():
-            leg = self.legs.get(target)
-            if leg is not None:
-                rec.write(clip16(frames[leg.slot].astype(np.int32) + out[leg.slot]))
-            elif target in self._bridge_index:
-                rec.write(clip16(sums[self._bridge_index[target]]))
-
     def _housekeeping(self, legs: list[Leg], now: float) -> None:
         """RTP timeouts and due RTCP reports (each tick checks a 1/50 share of the legs)."""
         wall = self.wallclock()
@@ -650,11 +563,10 @@ class MediaEngine:
             "legs": len(self.legs), "bridges": len(self.bridges), "ticks": self._tick_no,
             "late_ticks": self.late_ticks, "skipped_ticks": self.skipped_ticks,
             "max_tick_ms": self._tick_max_s * 1000.0, "mean_tick_ms": self._tick_total_s * 1000.0 / n,
-            "recorders": len(self._recorders), "cpu_s": time.process_time(),
+            "recorders": len(self._recordings), "monitors": len(self._monitors), "cpu_s": time.process_time(),
         }
 
     def close(self) -> None:
         """Close all recorders."""
-        for rec_id in list(self._recorders):
-            self.stop_record(rec_id)
+        self._recordings.close()
 

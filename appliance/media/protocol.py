@@ -17,8 +17,8 @@ from appliance.media.tones import ToneSpec
 MAX_MESSAGE = 65536
 OPS = frozenset({
     "create_leg", "configure_leg", "destroy_leg", "bridge", "unbridge", "destroy_bridge", "play",
-    "stop_play", "record", "stop_record", "send_dtmf", "leg_stats", "engine_stats", "ping",
-    "shutdown",
+    "stop_play", "record", "stop_record", "record_parties", "record_set_party", "pause_record", "resume_record",
+    "monitor", "unmonitor", "send_dtmf", "leg_stats", "engine_stats", "ping", "shutdown",
 })
 
 

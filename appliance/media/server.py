@@ -186,6 +186,19 @@ class MediaServer:
             return e.record(a["target"], a["path"])
         if op == "stop_record":
             return e.stop_record(a["rec_id"])
+        if op == "record_parties":
+            return e.record_parties(a["path"], [str(i) for i in a["legs"]], bool(a["stereo"]))
+        if op == "record_set_party":
+            return e.record_set_party(a["rec_id"], int(a["index"]), str(a["leg_id"]))
+        if op == "pause_record":
+            return e.pause_record(a["rec_id"])
+        if op == "resume_record":
+            return e.resume_record(a["rec_id"])
+        if op == "monitor":
+            return e.monitor(a["leg_id"], [str(i) for i in a["hears"]],
+                             [str(i) for i in a["whisper_to"]])
+        if op == "unmonitor":
+            return e.unmonitor(a["leg_id"])
         if op == "send_dtmf":
             return e.send_dtmf(a["leg_id"], a["digit"], int(a.get("duration_ms", 100)))
         if op == "leg_stats":

@@ -16,6 +16,7 @@ import pytest
 from appliance.media.client import MediaClient
 from appliance.media.events import DtmfEvent, PlaybackFinished, RtpTimeout
 from appliance.media.protocol import MediaError
+from tests.audio import tone_ratio
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -261,3 +262,80 @@ def test_request_reply_is_cheap(media):
         client.create_leg(f"l{i % 40}") if i < 40 else client.ping()
     per_call_us = (time.perf_counter() - t0) / n * 1e6
     assert per_call_us < 2000  # ~25-150 us measured; generous for a noisy 2-core box
+
+
+def _zero_runs(x: np.ndarray) -> list[int]:
+    """Lengths of the runs of all-zero 20 ms frames (320 samples) in [samples, channels]."""
+    frames = x[:len(x) // 320 * 320].reshape(-1, 320 * x.shape[1])
+    runs, n = [], 0
+    for zero in ~frames.any(axis=1):
+        if zero:
+            n += 1
+        elif n:
+            runs.append(n)
+            n = 0
+    return runs + ([n] if n else [])
+
+
+def test_party_recording_pause_and_whisper_through_the_media_process(media, tmp_path):
+    """Caller 440 Hz (PCMU), agent 1000 Hz (PCMA), supervisor 2000 Hz (PCMU) whispering."""
+    client, _, phones = media
+    caller, agent, sup = Phone("PCMU", 0), Phone("PCMA", 8), Phone("PCMU", 0)
+    phones += [caller, agent, sup]
+    for leg, phone, codec, pt in (("caller", caller, "PCMU", 0), ("agent", agent, "PCMA", 8),
+                                  ("sup", sup, "PCMU", 0)):
+        phone.dest = ("127.0.0.1", client.create_leg(leg))
+        client.configure_leg(leg, phone.addr, codec, pt, None)
+    client.bridge("call", ["caller", "agent"])
+    stereo = client.record_parties(str(tmp_path / "s.wav"), ["caller", "agent"], stereo=True)
+    mono = client.record_parties(str(tmp_path / "m.wav"), ["caller", "agent"], stereo=False)
+    client.monitor("sup", ["caller", "agent"], ["agent"])
+
+    def produce(tick: int) -> None:
+        caller.send_audio(tone(440, 160, tick * 160, 8000))
+        agent.send_audio(tone(1000, 160, tick * 160, 8000))
+        sup.send_audio(tone(2000, 160, tick * 160, 8000))
+        if tick == 40:
+            client.pause_record(stereo)
+            client.pause_record(stereo)  # idempotent
+        if tick == 65:
+            client.resume_record(stereo)
+
+    run(phones, 2.0, produce)
+    client.stop_record(stereo)
+    client.stop_record(mono)
+
+    heard_sup, heard_agent, heard_caller = (p.audio()[1600:] for p in (sup, agent, caller))
+    assert level_at(heard_sup, 440, 8000) > 0.3 and level_at(heard_sup, 1000, 8000) > 0.3
+    assert level_at(heard_sup, 2000, 8000) < 0.05
+    assert level_at(heard_agent, 440, 8000) > 0.3 and level_at(heard_agent, 2000, 8000) > 0.3
+    assert level_at(heard_agent, 1000, 8000) < 0.05
+    assert level_at(heard_caller, 1000, 8000) > 0.6 and level_at(heard_caller, 2000, 8000) < 0.05
+
+    with wave.open(str(tmp_path / "s.wav")) as w:
+        assert (w.getnchannels(), w.getframerate()) == (2, 16000)
+        st = np.frombuffer(w.readframes(w.getnframes()), np.int16).reshape(-1, 2)
+    assert len(st) > 1.5 * 16000
+    runs = _zero_runs(st[8000:])  # past the start-up; then the pause, ~25 frames
+    assert runs and 18 <= max(runs) <= 35
+    body = st[8000:len(st) // 320 * 320].reshape(-1, 320, 2)
+    # each channel's frames with audio (paused frames, and any frame lost on the way, left out)
+    ch0, ch1 = (body[body[:, :, c].any(axis=1), :, c].ravel() for c in (0, 1))
+    assert tone_ratio(ch0, 16000, 440) > 0.6 and tone_ratio(ch0, 16000, 1000) < 0.01
+    assert tone_ratio(ch1, 16000, 1000) > 0.6 and tone_ratio(ch1, 16000, 440) < 0.01
+    for ch in (ch0, ch1):  # the whisper is what the agent hears, never what it sends
+        assert tone_ratio(ch, 16000, 2000) < 0.01
+    with wave.open(str(tmp_path / "m.wav")) as w:
+        assert (w.getnchannels(), w.getframerate()) == (1, 16000)
+        mo = np.frombuffer(w.readframes(w.getnframes()), np.int16)
+    assert tone_ratio(mo[8000:], 16000, 440) > 0.3 and tone_ratio(mo[8000:], 16000, 1000) > 0.3
+    assert tone_ratio(mo[8000:], 16000, 2000) < 0.01
+
+    client.unmonitor("sup")
+    with pytest.raises(MediaError, match="not monitoring"):
+        client.unmonitor("sup")
+    with pytest.raises(MediaError, match="no recording"):
+        client.pause_record(stereo)
+    with pytest.raises(MediaError, match="exactly 2"):
+        client.record_parties(str(tmp_path / "x.wav"), ["caller"], stereo=True)
+    assert client.engine_stats()["monitors"] == 0
