@@ -5,6 +5,8 @@ process, and the control API's threads reach the loop only through ED2.callFromT
 """
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import logging
 import os
 import secrets
@@ -26,6 +28,10 @@ from appliance.media.client import MediaClient
 from appliance.media.events import DtmfEvent, PlaybackFinished, RtpTimeout
 from appliance.pbx.channel import DtmfReceived, MediaTimeout, PlaybackEnded
 from appliance.pbx.sounds import ensure_default_moh
+from appliance.pbx.roster import AgentError
+from appliance.sip.mwi import MwiNotifier
+from appliance.store import interactions, queue_log
+from appliance.store.errors import ConfigError, StoreError
 from appliance.pbx.switchboard import PbxError, PbxSettings, Switchboard
 from appliance.sip.context import SipChannelFactory, SipContext
 from appliance.sip.digest import DigestAuthenticator
@@ -110,7 +116,9 @@ class Engine:
         self.pbx = Switchboard(self.store, self.media, self._schedule,
                                PbxSettings(opts.tone_country, opts.failure_tone_seconds, moh,
                                            flows_dir=opts.data_dir / "flows", sounds_dir=opts.data_dir / "sounds",
-                                           tts_dir=opts.data_dir / "tts"))
+                                           tts_dir=opts.data_dir / "tts",
+                                           recordings_dir=opts.data_dir / "recordings",
+                                           voicemail_dir=opts.data_dir / "voicemail"))
         self.pbx.preload_flows()
         self.registrar = Registrar(self.auth, self._lookup_secret, self.guard,
                                    self._persist_binding, self._forget_binding)
@@ -126,6 +134,9 @@ class Engine:
         self.tm = PlateauTransactionManager(self.global_config, self.router,
                                             tcp_laddress=(opts.sip_ip, opts.sip_port), guard=self.guard)
         self.global_config["_sip_tm"] = self.tm
+        self.mwi = MwiNotifier(self.global_config, self.registrar, self.pbx.mailboxes.counts)
+        self.router.mwi = self.mwi
+        self.pbx.on_message_waiting = lambda mailbox: self.mwi.notify(mailbox, *self.pbx.mailboxes.counts(mailbox))
         self.trunks = TrunkRegistrations(self.global_config, self.store)
         self.api_token = secrets.token_urlsafe(32)
         self.api = ControlApiServer("127.0.0.1", opts.api_port, self.api_token, EngineApi(self),
@@ -176,6 +187,7 @@ class Engine:
         url = f"http://127.0.0.1:{self.api.port}"
         write_api_file(self.opts.data_dir, url, self.api_token)
         self.trunks.start()
+        self.pbx.start()
         Timeout(self._housekeeping, 10.0, -1)
         interval = systemd.watchdog_interval()
         if interval:
@@ -287,3 +299,60 @@ class EngineApi:
         self.e.pbx.reload()
         self.e.trunks.reload()
         return {"reloaded": True}
+
+    def agents(self) -> list[dict[str, Any]]:
+        return self.e.pbx.distributor.agent_status()
+
+    def agent_action(self, agent_id: str, action: str, device: str | None, reason: str | None) -> dict[str, Any]:
+        roster = self.e.pbx.distributor.roster
+        try:
+            if action == "login":
+                if device not in self.e.pbx.dialplan.extensions:
+                    raise ApiError(400, f"device {device!r} is not an extension")
+                agent = roster.login(agent_id, None, device)
+            elif action == "logout":
+                agent = roster.logout(agent_id)
+            elif action == "pause":
+                agent = roster.pause(agent_id, reason or "")
+            else:
+                agent = roster.unpause(agent_id)
+        except AgentError as exc:
+            raise ApiError(exc.status, str(exc)) from exc
+        return {"agent": agent.agent_id, "state": agent.state.value, "pause_reason": agent.pause_reason}
+
+    def queues(self) -> list[dict[str, Any]]:
+        return self.e.pbx.distributor.queue_status()
+
+    def monitor(self, agent_id: str, device: str, mode: str) -> dict[str, Any]:
+        try:
+            call = self.e.pbx.features.supervision.originate(agent_id, device, mode)
+        except PbxError as exc:
+            raise ApiError(exc.status, str(exc)) from exc
+        return {"call": call.id, "agent": agent_id, "device": device, "mode": mode}
+
+    def queue_kpis(self, name: str) -> dict[str, Any]:
+        cfg = self.e.pbx.distributor.queues.get(name)
+        if cfg is None:
+            raise ApiError(404, f"no queue {name}")
+        now = time.time()
+        start = datetime.datetime.combine(datetime.date.today(), datetime.time()).timestamp()
+        k = queue_log.kpis(self.e.store, start, now, name, float(cfg.config.service_level_seconds))
+        survey = interactions.survey_kpis(self.e.store, start, now, queue=name)
+        return {"queue": name, "since": start, **dataclasses.asdict(k), "survey": dataclasses.asdict(survey)}
+
+    def interaction(self, interaction_id: str) -> dict[str, Any]:
+        found = interactions.get_interaction(self.e.store, int(interaction_id))
+        if found is None:
+            raise ApiError(404, f"no interaction {interaction_id}")
+        return dataclasses.asdict(found)
+
+    def update_interaction(self, interaction_id: str, status: str | None, disposition: str | None,
+                           notes: str | None) -> dict[str, Any]:
+        try:
+            updated = interactions.update_interaction(self.e.store, int(interaction_id), at=time.time(),
+                                                      status=status, disposition=disposition, notes=notes)
+        except ConfigError as exc:
+            raise ApiError(400, str(exc)) from exc
+        except StoreError as exc:
+            raise ApiError(404, str(exc)) from exc
+        return dataclasses.asdict(updated)

@@ -73,3 +73,34 @@ class EngineFacade(Protocol):
     def transfer(self, channel_id: str, to: str) -> dict[str, JsonValue]:
         """Blind-transfer the peer of a channel to ``to``."""
         ...
+
+    def agents(self) -> list[dict[str, JsonValue]]:
+        """ACD agents: state, pause reason, device, time in state."""
+        ...
+
+    def agent_action(self, agent_id: str, action: str, device: str | None, reason: str | None) -> dict[str, JsonValue]:
+        """login (on ``device``), logout, pause (``reason``) or unpause an agent."""
+        ...
+
+    def queues(self) -> list[dict[str, JsonValue]]:
+        """ACD queues: waiting callers with position and wait, agents per state."""
+        ...
+
+    def monitor(self, agent_id: str, device: str, mode: str) -> dict[str, JsonValue]:
+        """Ring supervisor extension ``device``; on answer it supervises the agent's call in
+        ``mode`` (listen, whisper, barge). ApiError 400 bad mode, 404 unknown agent, 409 agent
+        not on a call or no registered phone on ``device``."""
+        ...
+
+    def queue_kpis(self, name: str) -> dict[str, JsonValue]:
+        """Today's figures of a queue: service level, ASA, AHT, abandon rate... and survey scores."""
+        ...
+
+    def interaction(self, interaction_id: str) -> dict[str, JsonValue]:
+        """One interaction: contact, caller, queue, agent, status, disposition, notes, IVR path."""
+        ...
+
+    def update_interaction(self, interaction_id: str, status: str | None, disposition: str | None,
+                           notes: str | None) -> dict[str, JsonValue]:
+        """The agent's wrap-up: status (open/resolved/closed/follow-up), disposition code, notes."""
+        ...

@@ -75,6 +75,25 @@ def _hangup(f: EngineFacade, p: dict[str, str], body: Any) -> tuple[Callable[...
     return f.hangup, (p["id"],)
 
 
+def _agent_action(f: EngineFacade, p: dict[str, str], body: Any) -> tuple[Callable[..., Any], tuple]:
+    b = _obj(body, {}, {"device": str, "reason": str})
+    if p["action"] == "login" and "device" not in b:
+        raise ApiError(400, "field 'device' is required to log in")
+    return f.agent_action, (p["id"], p["action"], b.get("device"), b.get("reason"))
+
+
+def _monitor(f: EngineFacade, p: dict[str, str], body: Any) -> tuple[Callable[..., Any], tuple]:
+    b = _obj(body, {"device": str, "mode": str}, {})
+    return f.monitor, (p["id"], b["device"], b["mode"])
+
+
+def _interaction(f: EngineFacade, p: dict[str, str], body: Any) -> tuple[Callable[..., Any], tuple]:
+    b = _obj(body, {}, {"status": str, "disposition": str, "notes": str})
+    if not b:
+        raise ApiError(400, "nothing to change: give status, disposition or notes")
+    return f.update_interaction, (p["id"], b.get("status"), b.get("disposition"), b.get("notes"))
+
+
 def _no_body(name: str, *params: str) -> Callable[..., tuple[Callable[..., Any], tuple]]:
     def handler(f: EngineFacade, p: dict[str, str], body: Any) -> tuple[Callable[..., Any], tuple]:
         if body is not None:
@@ -100,6 +119,13 @@ ROUTES: tuple[_Route, ...] = (
     _route("POST", "/v1/reload", _no_body("reload")),
     _route("POST", "/v1/channels/(?P<id>[^/]+)/hangup", _hangup),
     _route("POST", "/v1/channels/(?P<id>[^/]+)/transfer", _transfer),
+    _route("GET", "/v1/agents", _no_body("agents")),
+    _route("POST", "/v1/agents/(?P<id>[^/]+)/(?P<action>login|logout|pause|unpause)", _agent_action),
+    _route("GET", "/v1/queues", _no_body("queues")),
+    _route("POST", "/v1/agents/(?P<id>[^/]+)/monitor", _monitor),
+    _route("GET", "/v1/queues/(?P<name>[^/]+)/kpis", _no_body("queue_kpis", "name")),
+    _route("GET", "/v1/interactions/(?P<id>[0-9]+)", _no_body("interaction", "id")),
+    _route("POST", "/v1/interactions/(?P<id>[0-9]+)", _interaction),
 )
 
 

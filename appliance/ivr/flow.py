@@ -21,6 +21,7 @@ import yaml
 
 NODE_TYPES = ("play", "menu", "collect", "hours", "lookup_caller", "set", "route", "hangup")
 ROUTE_KINDS = ("queue", "extension", "voicemail", "external", "flow")
+RECORD_MODES = ("none", "mixed", "stereo")
 DTMF_KEYS = "0123456789*#ABCD"
 MAX_RETRIES_CAP = 10
 MAX_TIMEOUT_S = 120.0
@@ -181,6 +182,7 @@ class Flow:
     start: str
     nodes: dict[str, Node] = field(default_factory=dict)
     description: str = ""
+    record: str = "none"  # none | mixed | stereo: record calls from the moment this flow answers
 
 
 def edges(node: Node) -> list[Edge]:
@@ -572,6 +574,9 @@ def load_flow(text: str) -> Flow:
         top.err("version", "required")
     start = top.string("start")
     description = top.string("description", "", required=False) or ""
+    record = top.string("record", "none", required=False) or "none"
+    if record not in RECORD_MODES:
+        top.err("record", f"expected one of {', '.join(RECORD_MODES)}, got {record!r}")
     raw_nodes = top.mapping("nodes")
     top.finish()
     nodes: dict[str, Node] = {}
@@ -581,7 +586,7 @@ def load_flow(text: str) -> Flow:
             nodes[nid] = node
     if errors:
         raise FlowError(errors)
-    flow = Flow(name or "", version, start or "", nodes, description)
+    flow = Flow(name or "", version, start or "", nodes, description, record)
     _check_graph(flow, errors)
     if errors:
         raise FlowError(errors)

@@ -24,6 +24,7 @@ from appliance.ivr.interpreter import (
     Play,
     PlaybackDone,
     Route,
+    SetSensitive,
     Timeout,
 )
 from appliance.ivr.tts import PromptCache
@@ -38,7 +39,8 @@ class IvrSession:
 
     def __init__(self, chan: Channel, flow: Flow, media: Any, schedule: Scheduler, prompts: PromptCache,
                  sounds: Path, on_route: Callable[[RouteTarget, dict[str, str]], None],
-                 on_hangup: Callable[[], None], contacts: ContactDirectory | None = None) -> None:
+                 on_hangup: Callable[[], None], contacts: ContactDirectory | None = None,
+                 on_sensitive: Callable[[bool], None] | None = None) -> None:
         self.chan = chan
         self.media = media
         self.schedule = schedule
@@ -46,6 +48,7 @@ class IvrSession:
         self.sounds = sounds
         self.on_route = on_route
         self.on_hangup = on_hangup
+        self.on_sensitive = on_sensitive or (lambda active: None)
         self.interp = Interpreter(flow, chan.caller.number, lambda: dt.datetime.now(dt.UTC), contacts)
         self.playing: Play | None = None
         self.play_id: str | None = None
@@ -109,7 +112,8 @@ class IvrSession:
             elif isinstance(action, Hangup):
                 self._finish()
                 self.on_hangup()
-            # SetVar needs nothing; SetSensitive will pause recording once recording exists.
+            elif isinstance(action, SetSensitive):
+                self.on_sensitive(action.active)  # PCI: the call's recording pauses, then resumes
 
     def _play(self, action: Play) -> None:
         self.playing = action

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import itertools
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from collections.abc import Callable
 
 from appliance.ivr.flow import FlowError, RouteTarget
@@ -30,12 +30,14 @@ from appliance.pbx.channel import (
     PlaybackEnded,
     TransferRequested,
 )
-from appliance.pbx.dialplan import Refused, ToExtension, ToIvr, ToTrunk
+from appliance.pbx.dialplan import Destination, Refused, ToIvr, ToQueue, ToTrunk, ToVoicemail
 from appliance.pbx.fork import Fork, TimerHandle
-from appliance.store.models import Extension
+from appliance.store.models import Extension, QueueConfig
 
 if TYPE_CHECKING:
     from appliance.ivr.session import IvrSession
+    from appliance.pbx.distributor import Waiting
+    from appliance.pbx.recording import ActiveRecording
     from appliance.pbx.switchboard import Switchboard
     from appliance.pbx.transfer import BlindTransfer
 
@@ -44,9 +46,18 @@ _ids = itertools.count(1)
 MAX_FORWARD_HOPS = 3
 
 
+class CallService(Protocol):
+    """Something the PBX runs on the caller's channel (see `Call.service`)."""
+
+    def handle(self, event: DtmfReceived | PlaybackEnded) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 class CallState(enum.Enum):
     ROUTING = "routing"
-    IVR = "ivr"  # answered by a flow: the caller is choosing where to go
+    IVR = "ivr"  # answered by a flow or a feature code: the caller is talking to the PBX
+    QUEUED = "queued"  # waiting in an ACD queue for an agent
     RINGING = "ringing"
     UP = "up"
     FAILING = "failing"  # the caller hears a busy/congestion tone before release
@@ -55,10 +66,11 @@ class CallState(enum.Enum):
 
 _ALLOWED = {
     CallState.ROUTING: {CallState.RINGING, CallState.UP, CallState.FAILING, CallState.ENDED, CallState.ROUTING,
-                        CallState.IVR},
+                        CallState.IVR, CallState.QUEUED},
     CallState.IVR: {CallState.ROUTING, CallState.FAILING, CallState.ENDED},
+    CallState.QUEUED: {CallState.UP, CallState.ROUTING, CallState.FAILING, CallState.ENDED},
     CallState.RINGING: {CallState.ROUTING, CallState.UP, CallState.FAILING, CallState.ENDED},
-    CallState.UP: {CallState.FAILING, CallState.ENDED},
+    CallState.UP: {CallState.FAILING, CallState.ENDED, CallState.IVR},  # IVR: the post-call survey
     CallState.FAILING: {CallState.ENDED},
     CallState.ENDED: set(),
 }
@@ -101,6 +113,19 @@ class Call:
         self.transfer: BlindTransfer | None = None
         self.ivr: IvrSession | None = None
         self.variables: dict[str, str] = {}  # what an IVR learnt about the caller (screen pop)
+        # The PBX itself talking with the caller: a feature-code dialogue, voicemail, a survey,
+        # a supervisor's listen/whisper/barge session. It gets the caller's keys and prompt ends.
+        self.service: CallService | None = None
+        self.queue_entry: Waiting | None = None  # set while the caller waits in a queue
+        self.queue_config: QueueConfig | None = None  # the queue whose agent took the call
+        self.agent_id: str | None = None  # the ACD agent on this call, wrap-up follows its end
+        self.agent_answered_at: float | None = None
+        self.agent_leg: Channel | None = None
+        self.hops = 0
+        self.bridged = False
+        self.recording: ActiveRecording | None = None
+        self.interaction_id: int | None = None  # what this call is about (contact, status, disposition)
+        self._keys: dict[str, tuple[str, float]] = {}  # channel id -> (recent keys, time): in-call codes
         self._adopt(a)
 
     # -- state machine ------------------------------------------------------------------
@@ -134,19 +159,29 @@ class Call:
             self._route(self.dialed, self.caller_ext, hops=0)
 
     def _route(self, number: str, holder: Extension | None, hops: int) -> None:
+        if number.startswith("*") and self.pbx.features.handles(number):
+            self._to(CallState.IVR)
+            self.pbx.features.run(self, number)
+            return
         flow = self.pbx.dialplan.ivr_number(number)
         if flow is not None and number not in self.pbx.dialplan.extensions:
             self._ivr(flow, hops)
             return
         self._go(self.pbx.dialplan.resolve(number, holder), hops)
 
-    def _go(self, dest: ToExtension | ToTrunk | ToIvr | Refused, hops: int) -> None:
+    def _go(self, dest: Destination, hops: int) -> None:
         if isinstance(dest, Refused):
             log.info("%s: %s", self.id, dest.why)
             self._fail(dest.cause)
             return
         if isinstance(dest, ToIvr):
             self._ivr(dest.flow, hops)
+            return
+        if isinstance(dest, ToQueue):
+            self._queue(dest.queue, hops)
+            return
+        if isinstance(dest, ToVoicemail):
+            self._voicemail(dest.mailbox)
             return
         if isinstance(dest, ToTrunk):
             self._dial([self.pbx.channel_for_trunk(dest, self.a.caller)], timeout=120.0,
@@ -176,11 +211,10 @@ class Call:
             self._fail(Cause(503, "Service Unavailable"))
             return
         self._to(CallState.IVR)
-        if not self.a.is_up:
-            self.a.answer()
-            self.answered = True  # the flow answered: a caller leaving now is not an abandon
-            if self.cdr_id is not None:
-                self.pbx.store.cdr_answer(self.cdr_id, self.a.answered_at or self.pbx.clock())
+        self._answer_here()
+        if flow.record != "none" and self.recording is None:
+            self.recording = self.pbx.recorder.start(self.a.dialog_key(), self.cdr_id, [self.a.media_leg, ""],
+                                                     flow.record, "ivr")
 
         def routed(target: RouteTarget, variables: dict[str, str]) -> None:
             self.ivr = None
@@ -190,17 +224,140 @@ class Call:
                 self._route(target.value, None, hops + 1)
             elif target.kind == "flow":
                 self._ivr(target.value, hops + 1)
-            else:  # queue and voicemail arrive with the contact-centre issue
-                log.error("%s: IVR target %s is not available yet", self.id, target)
-                self._fail(Cause(503, "Service Unavailable"))
+            elif target.kind == "queue":
+                self._queue(target.value, hops + 1)
+            else:
+                self._voicemail(target.value)
 
         def hung_up() -> None:
             self.ivr = None
             self.a.hangup(NORMAL_CLEARING)
             self._end(NORMAL_CLEARING, by=None)
 
-        self.ivr = self.pbx.ivr_session(self.a, flow, routed, hung_up)
+        self.ivr = self.pbx.ivr_session(self.a, flow, routed, hung_up, self._sensitive)
         self.ivr.start()
+
+    def _sensitive(self, active: bool) -> None:
+        """The caller entered (left) a sensitive IVR node: the recording must not hear the card."""
+        if self.recording is not None:
+            self.pbx.recorder.pause(self.recording, active, "sensitive IVR node")
+
+    def _record_parties(self, mode: str, reason: str, queue: str = "", agent: str = "") -> None:
+        """Record caller and callee/agent; a recording started earlier (IVR) gains its second party."""
+        if self.b is None or mode not in ("mixed", "stereo"):
+            return
+        if self.recording is None:
+            self.recording = self.pbx.recorder.start(self.a.dialog_key(), self.cdr_id,
+                                                     [self.a.media_leg, self.b.media_leg], mode, reason, queue, agent)
+        elif not self.recording.legs[1]:
+            self.pbx.recorder.add_leg(self.recording, 1, self.b.media_leg, agent, queue)
+
+    def _in_call_key(self, chan: Channel, digit: str) -> None:
+        """In-call codes from our own phones (never from a trunk: a caller must not stop the
+        recording): *1 starts/stops an on-demand recording, *2 pauses it (card details), *3 resumes."""
+        if chan.extension is None or self.state != CallState.UP:
+            return
+        now = self.pbx.clock()
+        keys, at = self._keys.get(chan.id, ("", 0.0))
+        keys = (keys if now - at < 3.0 else "") + digit
+        self._keys[chan.id] = (keys[-2:], now)
+        code = keys[-2:]
+        rec = self.recording
+        if code == "*1":
+            ext = self.pbx.dialplan.extensions.get(chan.extension)
+            if rec is not None:
+                self.pbx.recorder.stop(rec)
+                self.recording = None
+            elif ext is not None and ext.recording in ("on-demand", "always"):
+                self._record_parties("stereo", "on-demand", agent=self.agent_id or "")
+        elif code in ("*2", "*3") and rec is not None:
+            self.pbx.recorder.pause(rec, code == "*2", f"feature code from {chan.extension}")
+
+    def _answer_here(self) -> None:
+        """The PBX itself answers the caller (IVR, queue, feature code): the CDR counts from here.
+
+        An originated call's A leg is already up (the originator answered): it counts as
+        answered all the same."""
+        if self.answered:
+            return
+        if not self.a.is_up:
+            self.a.answer()
+        self.answered = True  # answered by us: a caller leaving now is not an unanswered call
+        if self.cdr_id is not None:
+            self.pbx.store.cdr_answer(self.cdr_id, self.a.answered_at or self.pbx.clock())
+
+    # -- queues ---------------------------------------------------------------------------------
+    def _queue(self, name: str, hops: int) -> None:
+        """Wait in an ACD queue; the distributor connects an agent or sends us to the overflow."""
+        if hops > MAX_FORWARD_HOPS + 2:
+            log.error("%s: queue overflow loop at %s", self.id, name)
+            self._fail(Cause(503, "Service Unavailable"))
+            return
+        self._answer_here()
+        self._to(CallState.QUEUED)
+        self.hops = hops
+        overflow = self.pbx.distributor.enqueue(self, name)
+        if overflow is not None:
+            self.overflow(overflow)
+
+    def overflow(self, dest: str) -> None:
+        """Leave the queue for `dest` (a configured destination); no destination: fail."""
+        if self.state == CallState.ENDED:
+            return
+        self.pbx.media.stop_play(self.a.media_leg)
+        self._to(CallState.ROUTING)
+        if not dest:
+            self._fail(UNAVAILABLE)
+            return
+        log.info("%s: queue overflow to %s", self.id, dest)
+        self._go(self.pbx.dialplan.destination(dest), self.hops + 1)
+
+    def connect_agent(self, chan: Channel, agent_id: str, queue: QueueConfig) -> None:
+        """An agent answered the offer of this waiting caller: bridge them."""
+        self.b = self.agent_leg = chan
+        self._adopt(chan)
+        self.agent_id, self.queue_config = agent_id, queue
+        self.agent_answered_at = self.pbx.clock()
+        self.pbx.media.stop_play(self.a.media_leg)
+        self._to(CallState.UP)
+        self._bridge()
+        if queue.recording != "none" or self.recording is not None:
+            self._record_parties(queue.recording if queue.recording != "none" else "stereo", "queue", queue.name,
+                                 agent_id)
+        log.info("%s: agent %s answered %s from queue %s", self.id, agent_id, self.a.caller.number, queue.name,
+                 extra={"CALL_ID": self.id})
+
+    def _voicemail(self, mailbox: str) -> None:
+        """Leave a message in `mailbox` (an extension's); the deposit session ends the call."""
+        if self.state == CallState.RINGING:
+            self._to(CallState.ROUTING)
+        self._to(CallState.IVR)
+        self._answer_here()
+        self.pbx.voicemail_deposit(self, mailbox)
+
+    def _survey_after_agent(self) -> bool:
+        """The agent hung up on a queue with a survey: the caller stays to answer it."""
+        queue = self.queue_config
+        if (queue is None or not queue.survey or self.agent_id is None or self.a.is_down
+                or self.state != CallState.UP or self.direction == "outbound"):
+            return False
+        agent_id = self.agent_id
+        if self.recording is not None:  # the conversation is over: the survey is not recorded
+            self.pbx.recorder.stop(self.recording)
+            self.recording = None
+        self._release_agent("agent hung up")
+        self.b = None
+        self.pbx.media_destroy_bridge(self.bridge_id)
+        self.bridged = False
+        self._to(CallState.IVR)
+        self.pbx.survey(self, queue.name, agent_id)
+        return True
+
+    def _release_agent(self, how: str) -> None:
+        """The agent is off this call: tell the distributor once (wrap-up, COMPLETE/TRANSFER)."""
+        agent_id, self.agent_id = self.agent_id, None
+        if agent_id is not None:
+            self.pbx.distributor.agent_call_ended(self, agent_id, how)
 
     def _after_failure(self, ext: Extension, cause: Cause, hops: int) -> None:
         """Apply the callee's forward-on-busy / forward-on-no-answer before giving up."""
@@ -216,6 +373,10 @@ class Call:
             if self.state == CallState.RINGING:
                 self._to(CallState.ROUTING)
             self._route(target, ext, hops + 1)
+            return
+        if ext.voicemail and cause.code in (408, 480, 486, 600, 603):
+            log.info("%s: %s %s, to voicemail", self.id, ext.number, cause.reason)
+            self._voicemail(ext.number)
             return
         self._fail(cause)
 
@@ -246,6 +407,7 @@ class Call:
         self.a.progress()
         self.pbx.media.stop_play(self.a.media_leg)
         self.pbx.media.bridge(self.bridge_id, [self.a.media_leg, chan.media_leg])
+        self.bridged = True
 
     def _on_answer(self, chan: Channel) -> None:
         self.fork = None
@@ -260,6 +422,9 @@ class Call:
             self.pbx.store.cdr_answer(self.cdr_id, chan.answered_at or self.a.created)
         self.answered = True
         self._bridge()
+        callee_ext = self.pbx.extension_of(chan)
+        if any(e is not None and e.recording == "always" for e in (callee_ext, self.caller_ext)):
+            self._record_parties("stereo", "extension")
         log.info("%s: %s answered %s", self.id, chan.callee, self.a.caller.number,
                  extra={"CALL_ID": self.id, "EXTENSION": chan.extension or ""})
 
@@ -267,6 +432,7 @@ class Call:
         if self.b is None:
             return
         self.pbx.media.bridge(self.bridge_id, [self.a.media_leg, self.b.media_leg])
+        self.bridged = True
         self.a.bridge_id = self.b.bridge_id = self.bridge_id
 
     def _fail(self, cause: Cause) -> None:
@@ -313,9 +479,14 @@ class Call:
                 self._end(Cause(408, f"no RTP for {event.seconds:.0f} s"))
         elif isinstance(event, (DtmfReceived, PlaybackEnded)) and self.ivr is not None and chan is self.a:
             self.ivr.handle(event)
+        elif isinstance(event, (DtmfReceived, PlaybackEnded)) and self.service is not None and chan is self.a:
+            self.service.handle(event)
+        elif isinstance(event, (DtmfReceived, PlaybackEnded)) and self.queue_entry is not None and chan is self.a:
+            self.pbx.distributor.caller_event(self, event)
         elif isinstance(event, DtmfReceived):
             log.info("%s: DTMF %s from %s (%s)", self.id, event.digit, chan.id, event.source,
                      extra={"CALL_ID": self.id})
+            self._in_call_key(chan, event.digit)
 
     def _party_gone(self, chan: Channel, cause: Cause) -> None:
         if self.state == CallState.ENDED:
@@ -326,6 +497,11 @@ class Call:
         if self.ivr is not None:
             self.ivr.stop()
             self.ivr = None
+        if self.service is not None:
+            self.service.stop()
+            self.service = None
+        if self.queue_entry is not None:
+            self.pbx.distributor.caller_left(self)
         if chan is self.a:
             if not self.answered and self.state != CallState.FAILING:
                 # Hanging up while hearing the busy tone is not abandoning the call.
@@ -338,6 +514,8 @@ class Call:
                 self.transfer.abandon()
             if self.b is not None:
                 self.b.hangup(NORMAL_CLEARING)
+        elif chan is self.b and self._survey_after_agent():
+            return
         elif chan is self.b:
             self.a.hangup(NORMAL_CLEARING)
             if self.transfer is not None:
@@ -365,7 +543,15 @@ class Call:
         for chan in (self.a, self.b):
             if chan is not None and not chan.is_down:
                 chan.hangup(NORMAL_CLEARING if self.answered else self.cause)
-        self.pbx.media_destroy_bridge(self.bridge_id)
+        if self.bridged:  # an IVR or feature-code call never had one
+            self.pbx.media_destroy_bridge(self.bridge_id)
+        if self.recording is not None:
+            self.pbx.recorder.stop(self.recording)
+            self.recording = None
+        if self.queue_entry is not None:
+            self.pbx.distributor.caller_left(self)
+        self._release_agent("agent hung up" if by is not None and by is self.agent_leg else
+                            "caller hung up" if by is not None else str(self.cause))
         self._close_cdr(by)
         log.info("%s: ended (%s)", self.id, self.cause, extra={"CALL_ID": self.id})
         self.pbx.call_ended(self)

@@ -13,7 +13,7 @@ from functools import lru_cache
 from appliance.pbx.channel import FORBIDDEN, NOT_FOUND, Cause
 from appliance.store.models import Extension, InboundRoute, OutboundRoute, Trunk
 from appliance.store.patterns import pattern_to_regex
-from appliance.store.validation import IVR_PREFIX
+from appliance.store.validation import IVR_PREFIX, QUEUE_PREFIX, VOICEMAIL_PREFIX
 
 
 MIN_DID_SUFFIX = 6
@@ -38,12 +38,22 @@ class ToIvr:
 
 
 @dataclass(frozen=True)
+class ToQueue:
+    queue: str
+
+
+@dataclass(frozen=True)
+class ToVoicemail:
+    mailbox: str  # an extension number
+
+
+@dataclass(frozen=True)
 class Refused:
     cause: Cause
     why: str
 
 
-Destination = ToExtension | ToTrunk | ToIvr | Refused
+Destination = ToExtension | ToTrunk | ToIvr | ToQueue | ToVoicemail | Refused
 
 
 @lru_cache(maxsize=512)
@@ -76,14 +86,19 @@ class Dialplan:
         trunks: dict[str, Trunk],
         outbound: list[OutboundRoute],
         inbound: list[InboundRoute],
+        queue_numbers: dict[str, str] | None = None,
     ) -> None:
         self.extensions = extensions
         self.trunks = trunks
         self.outbound = outbound
         self.inbound = {r.did: r.destination for r in inbound}
+        self.queue_numbers = dict(queue_numbers or {})  # internal number -> queue name
 
-    def resolve(self, number: str, caller: Extension | None) -> ToExtension | ToTrunk | Refused:
+    def resolve(self, number: str, caller: Extension | None) -> ToExtension | ToTrunk | ToQueue | Refused:
         """Resolve what an extension (or, with caller None, the system itself) dialled."""
+        queue = self.queue_numbers.get(number)
+        if queue is not None and number not in self.extensions:
+            return ToQueue(queue)
         ext = self.extensions.get(number)
         if ext is not None:
             if not ext.enabled:
@@ -113,11 +128,19 @@ class Dialplan:
                     break
         if dest is None:
             return Refused(NOT_FOUND, f"no inbound route for DID {did}")
+        return self.destination(dest)
+
+    def destination(self, dest: str) -> Destination:
+        """A configured destination (inbound route, queue overflow): extension, ivr:, queue:, voicemail:."""
         if dest.startswith(IVR_PREFIX):
             return ToIvr(dest[len(IVR_PREFIX):])
+        if dest.startswith(QUEUE_PREFIX):
+            return ToQueue(dest[len(QUEUE_PREFIX):])
+        if dest.startswith(VOICEMAIL_PREFIX):
+            return ToVoicemail(dest[len(VOICEMAIL_PREFIX):])
         ext = self.extensions.get(dest)
         if ext is None or not ext.enabled:
-            return Refused(NOT_FOUND, f"inbound route {did} points at unknown {dest}")
+            return Refused(NOT_FOUND, f"destination {dest} is not a known extension")
         return ToExtension(ext)
 
     def ivr_number(self, number: str) -> str | None:

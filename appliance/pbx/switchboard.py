@@ -17,14 +17,23 @@ from appliance.ivr.flow import Flow, FlowError, load_flow_file
 from appliance.ivr.session import IvrSession
 from appliance.ivr.tts import PromptCache, TtsError
 from appliance.pbx.call import Call
+from appliance.pbx.distributor import CallDistributor
+from appliance.pbx.features import FeatureCodes
+from appliance.pbx.recording import Recorder
+from appliance.pbx.survey import SurveyAnswers, SurveySession
+from appliance.store import interactions
+from appliance.voicemail.mailbox import Mailboxes
+from appliance.voicemail.session import DepositSession, RetrievalSession
 from appliance.pbx.channel import NOT_FOUND, Channel, Party
 from appliance.pbx.dialplan import Dialplan, ToTrunk
 from appliance.pbx.fork import Scheduler
 from appliance.pbx.transfer import Transfers
+from appliance.store import acd as acd_store
 from appliance.store.db import Store
-from appliance.store.models import Extension
+from appliance.store.models import Extension, QueueConfig
 
 log = logging.getLogger("plateau.pbx")
+RETENTION_INTERVAL_S = 6 * 3600.0  # the retention job runs at start-up and four times a day
 
 
 class ChannelFactory(Protocol):
@@ -51,6 +60,8 @@ class PbxSettings:
     flows_dir: Path | None = None
     sounds_dir: Path | None = None
     tts_dir: Path | None = None
+    recordings_dir: Path | None = None
+    voicemail_dir: Path | None = None
 
 
 class Switchboard:
@@ -70,6 +81,14 @@ class Switchboard:
         self._flows: dict[str, tuple[int, Flow]] = {}  # name -> (file mtime, parsed flow)
         self.contacts = StoreContacts(store)
         self.dialplan = self._load_dialplan()
+        self.distributor = CallDistributor(self, clock)
+        self.features = FeatureCodes(self)
+        self.recorder = Recorder(store, media, settings.recordings_dir or Path("recordings"), clock)
+        self.mailboxes = Mailboxes(store, settings.voicemail_dir or Path("voicemail"))
+        # Message-waiting indication is technology-specific (SIP NOTIFY); the engine sets this.
+        self.on_message_waiting: Callable[[str], None] = lambda mailbox: None
+        self.features.extra["*97"] = self._voicemail_own
+        self.features.extra["*98"] = self._voicemail_any
 
     # -- configuration --------------------------------------------------------------------
     def _load_dialplan(self) -> Dialplan:
@@ -78,12 +97,28 @@ class Switchboard:
             {t.name: t for t in self.store.trunks()},
             self.store.outbound_routes(),
             self.store.inbound_routes(),
+            {q.number: q.name for q in acd_store.queues(self.store) if q.number},
         )
 
     def reload(self) -> None:
         """Take a new configuration snapshot; calls in progress keep the one they started with."""
         self.dialplan = self._load_dialplan()
+        self.distributor.load()
         self.preload_flows()
+
+    def start(self) -> None:
+        """Engine start-up: agents back in their states, callbacks back in their queues, files left
+        open by a killed engine repaired, and the daily retention job."""
+        self.recorder.repair_open()
+        self.distributor.start()
+        self._retention()
+
+    def _retention(self) -> None:
+        try:
+            self.recorder.purge()
+        except Exception:  # a failed purge must not stop the next one
+            log.exception("recording retention failed")
+        self.schedule(RETENTION_INTERVAL_S, self._retention)
 
     @property
     def failure_tone_seconds(self) -> float:
@@ -135,10 +170,11 @@ class Switchboard:
             except (FlowError, OSError) as exc:
                 log.error("flow %s is not usable: %s", path.name, exc)
 
-    def ivr_session(self, chan: Channel, flow: Flow, on_route: Any, on_hangup: Any) -> IvrSession:
+    def ivr_session(self, chan: Channel, flow: Flow, on_route: Any, on_hangup: Any,
+                    on_sensitive: Callable[[bool], None] | None = None) -> IvrSession:
         sounds = self.settings.sounds_dir or Path(".")
         return IvrSession(chan, flow, self.media, self.schedule, self.prompts, sounds, on_route, on_hangup,
-                          contacts=self.contacts)
+                          contacts=self.contacts, on_sensitive=on_sensitive)
 
     # -- calls ----------------------------------------------------------------------------
     def incoming(self, chan: Channel, dialed: str, caller_ext: Extension | None,
@@ -154,6 +190,75 @@ class Switchboard:
 
     def call_ended(self, call: Call) -> None:
         self.calls.pop(call.id, None)
+
+    def call_back(self, agent_chan: Channel, number: str, agent_id: str, queue: QueueConfig) -> Call:
+        """A queue callback: the agent's answered leg becomes the A side of a call to `number`."""
+        call = Call(self, agent_chan, number, None, "outbound")
+        call.agent_id, call.queue_config, call.agent_leg = agent_id, queue, agent_chan
+        call.agent_answered_at = self.clock()
+        self.calls[call.id] = call
+        call.start()
+        return call
+
+    # -- post-call survey ---------------------------------------------------------------------------
+    def survey(self, call: Call, queue: str, agent_id: str) -> None:
+        """CSAT / NPS / CES by DTMF; answers stored with the call and its interaction."""
+
+        def done(answers: SurveyAnswers) -> None:
+            interactions.record_survey(self.store, call.a.dialog_key(), queue, agent_id, answers.csat, answers.nps,
+                                       answers.ces, self.clock(), interaction_id=call.interaction_id)
+            log.info("%s: survey %s", call.id, answers)
+            if not call.a.is_down:
+                call.hangup(call.a)
+
+        session = SurveySession(call.a, self.media, self.schedule, self.prompts, done)
+        call.service = session
+        session.start()
+
+    # -- voicemail --------------------------------------------------------------------------------
+    def voicemail_deposit(self, call: Call, mailbox: str) -> None:
+        """The answered caller leaves a message for `mailbox`; the phone's lamp follows."""
+        if mailbox not in self.dialplan.extensions:
+            log.error("%s: no mailbox %s", call.id, mailbox)
+            call.hangup(call.a)
+            return
+
+        def done(message_id: int | None) -> None:
+            log.info("%s: voicemail for %s %s", call.id, mailbox,
+                     f"message {message_id}" if message_id is not None else "left empty")
+            self.on_message_waiting(mailbox)
+            if not call.a.is_down:
+                call.hangup(call.a)
+
+        session = DepositSession(call.a, mailbox, self.mailboxes, self.media, self.schedule, self.prompts, done)
+        call.service = session
+        session.start()
+
+    def _voicemail_own(self, call: Call, rest: str) -> None:
+        """*97: the caller's own mailbox (the phone already proved who it is with digest auth)."""
+        if call.caller_ext is None or rest:
+            call._answer_here()
+            call.hangup(call.a)
+            return
+        self._retrieve(call, call.caller_ext.number, pin_required=False)
+
+    def _voicemail_any(self, call: Call, rest: str) -> None:
+        """*98: any mailbox, with its PIN (from a colleague's desk)."""
+        self._retrieve(call, None, pin_required=True)
+
+    def _retrieve(self, call: Call, mailbox: str | None, pin_required: bool) -> None:
+        call._answer_here()
+
+        def done(opened: str | None) -> None:
+            if opened:
+                self.on_message_waiting(opened)
+            if not call.a.is_down:
+                call.hangup(call.a)
+
+        session = RetrievalSession(call.a, mailbox, self.mailboxes, pin_required, self.media, self.schedule,
+                                   self.prompts, done)
+        call.service = session
+        session.start()
 
     def channels_for_extension(self, ext: Extension, caller: Party) -> list[Channel]:
         if self.factory is None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from appliance.pbx.call import Call, CallState
 from appliance.pbx.channel import BUSY, CANCELLED, NORMAL_CLEARING, Cause, Channel
-from appliance.pbx.dialplan import Refused, ToTrunk
+from appliance.pbx.dialplan import Refused, ToQueue, ToTrunk
 from appliance.pbx.fork import Fork
 from appliance.store.models import Extension
 
@@ -64,6 +64,8 @@ class Transfers:
         x1.notify_transfer(200, "OK", final=True)
         x1.listener = None
         x1.hangup(NORMAL_CLEARING)
+        if x1 is call.agent_leg:
+            call._release_agent("transfer")
         if call.a is x1:
             call.a = z
         else:
@@ -95,6 +97,11 @@ class BlindTransfer:
         if isinstance(dest, ToTrunk):
             channels = [pbx.channel_for_trunk(dest, self.transferee.party())]
             timeout = 120.0
+        elif isinstance(dest, ToQueue):
+            # A caller blind-transferred into a queue would need the call to go back to waiting;
+            # until that exists the transferor is told, and keeps the caller.
+            self._failed(Cause(501, "Transfer to a queue is not supported"))
+            return
         else:
             ext = dest.extension
             if ext.dnd:
@@ -123,6 +130,8 @@ class BlindTransfer:
         if not self.transferor.is_down:
             self.transferor.listener = None
             self.transferor.hangup(NORMAL_CLEARING)
+        if self.transferor is call.agent_leg:
+            call._release_agent("transfer")
         if call.a is self.transferor:
             call.a = chan
         else:

@@ -23,10 +23,11 @@ from appliance.sip.guard import ScannerGuard
 if TYPE_CHECKING:
     from appliance.pbx.switchboard import Switchboard
     from appliance.sip.context import SipContext
+    from appliance.sip.mwi import MwiNotifier
 
 log = logging.getLogger("plateau.sip")
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, REFER, NOTIFY, INFO"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, REFER, NOTIFY, INFO, SUBSCRIBE"
 Reply = tuple[Any, Any, Any] | None
 
 
@@ -68,9 +69,12 @@ class SipRouter:
         self.lookup_secret = lookup_secret
         self.max_queue_delay = max_queue_delay
         self.shed = 0  # INVITEs refused because the loop was behind
+        self.mwi: MwiNotifier | None = None  # set by the engine to accept message-summary SUBSCRIBEs
 
     def __call__(self, req: SipRequest, t: Any) -> Reply:
         method = req.getMethod()
+        if method == "SUBSCRIBE" and self.mwi is not None:
+            return self._subscribe(req)  # refreshes carry a To tag: the notifier knows the dialog
         if req.getHFBody("to").getTag() is not None:
             # RFC 3261 §12.2.2: an in-dialog request for a dialog we do not know.
             return (req.genResponse(481, "Call/Transaction Does Not Exist"), None, None)
@@ -119,21 +123,33 @@ class SipRouter:
         caller = Party(ext.number, display or ext.name)
         return self._start(req, t, caller, dialed, ext, None, f"{host}:{port}", transport)
 
-    def _authenticate(self, req: SipRequest, from_user: str, host: str) -> str | tuple[Any, Any, Any]:
-        """Digest-check an INVITE from a phone (RFC 3261 §22.3, 407 challenge)."""
+    def _subscribe(self, req: SipRequest) -> Reply:
+        """SUBSCRIBE (RFC 6665) from a phone: message-summary (RFC 3842) for its own mailbox."""
+        (host, _port), _transport = req.getSource(ver=2)
+        from_user = req.getHFBody("from").getUrl().username or ""
+        user = self._authenticate(req, from_user, host, "SUBSCRIBE")
+        if isinstance(user, tuple):
+            return user
+        if self.mwi is None:
+            return (req.genResponse(489, "Bad Event"), None, None)
+        return (self.mwi.handle_subscribe(req, user), None, None)
+
+    def _authenticate(self, req: SipRequest, from_user: str, host: str,
+                      method: str = "INVITE") -> str | tuple[Any, Any, Any]:
+        """Digest-check a request from a phone (RFC 3261 §22.3, 407 challenge)."""
         if req.countHFs("proxy-authorization") == 0:
             return self._challenge(req, stale=False)
         value = str(req.getHFBody("proxy-authorization"))
-        result = self.auth.verify("INVITE", value, self.lookup_secret)
+        result = self.auth.verify(method, value, self.lookup_secret)
         if result.stale:
             return self._challenge(req, stale=True)
         if not result.ok:
-            self.guard.record_failure(host, f"INVITE auth: {result.reason}")
-            log.warning("INVITE from %s: authentication failed (%s)", host, result.reason)
+            self.guard.record_failure(host, f"{method} auth: {result.reason}")
+            log.warning("%s from %s: authentication failed (%s)", method, host, result.reason)
             return self._challenge(req, stale=False)
         if result.username != from_user:
             # An extension may only call as itself: caller ID spoofing between extensions.
-            self.guard.record_failure(host, "INVITE From does not match credentials")
+            self.guard.record_failure(host, f"{method} From does not match credentials")
             return (req.genResponse(403, "Forbidden (From does not match credentials)"), None, None)
         self.guard.record_success(host)
         return result.username or ""

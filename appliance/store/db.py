@@ -53,7 +53,7 @@ from appliance.store.validation import (
 
 _EXTENSION_COLUMNS = (
     "number", "name", "secret", "dnd", "forward_always", "forward_busy", "forward_noanswer",
-    "noanswer_seconds", "external_caller_id", "enabled",
+    "noanswer_seconds", "external_caller_id", "enabled", "recording", "voicemail",
 )
 _TRUNK_COLUMNS = (
     "name", "host", "port", "transport", "username", "secret", "register", "register_expires",
@@ -69,7 +69,7 @@ _CDR_COLUMNS = (
     "id", "call_id", "start_at", "answer_at", "end_at", "caller", "caller_name", "callee",
     "direction", "disposition", "hangup_cause", "duration", "billsec", "trunk",
 )
-_BOOL_COLUMNS = frozenset({"dnd", "enabled", "register"})
+_BOOL_COLUMNS = frozenset({"dnd", "enabled", "register", "voicemail"})
 INTERRUPTED_CAUSE = "interrupted: engine stopped during the call"
 
 

@@ -242,4 +242,79 @@ MIGRATIONS: list[str] = [
     CREATE INDEX queue_log_queue_at ON queue_log (queue, at);
     CREATE INDEX queue_log_caller_at ON queue_log (caller, at);
     """,
+    # 5: recordings and voicemail (issue 3): the recordings index (files under data/recordings),
+    # per-extension recording policy and voicemail-on-no-answer, voicemail messages.
+    """
+    CREATE TABLE recordings (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        call_id TEXT NOT NULL,
+        cdr_id INTEGER REFERENCES cdr (id) ON DELETE SET NULL,
+        path TEXT NOT NULL,
+        mode TEXT NOT NULL CHECK (mode IN ('mixed', 'stereo')),
+        reason TEXT NOT NULL,
+        queue TEXT NOT NULL DEFAULT '',
+        agent TEXT NOT NULL DEFAULT '',
+        started_at DOUBLE PRECISION NOT NULL,
+        ended_at DOUBLE PRECISION,
+        paused_s DOUBLE PRECISION NOT NULL DEFAULT 0,
+        note TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX recordings_call_id ON recordings (call_id);
+    CREATE INDEX recordings_started_at ON recordings (started_at);
+    CREATE INDEX recordings_open ON recordings (id) WHERE ended_at IS NULL;
+
+    ALTER TABLE extensions ADD COLUMN recording TEXT NOT NULL DEFAULT 'none'
+        CHECK (recording IN ('none', 'always', 'on-demand'));
+    ALTER TABLE extensions ADD COLUMN voicemail BOOLEAN NOT NULL DEFAULT FALSE;
+
+    CREATE TABLE voicemail (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        mailbox TEXT NOT NULL,
+        caller TEXT NOT NULL DEFAULT '',
+        caller_name TEXT NOT NULL DEFAULT '',
+        received_at DOUBLE PRECISION NOT NULL,
+        duration_s DOUBLE PRECISION NOT NULL,
+        path TEXT NOT NULL,
+        heard BOOLEAN NOT NULL DEFAULT FALSE,
+        deleted_at DOUBLE PRECISION
+    );
+    CREATE INDEX voicemail_mailbox ON voicemail (mailbox, received_at);
+    """,
+    # 6: interactions and post-call surveys (issue 3): what each inbound call was about, its
+    # status and disposition set by the agent, and the caller's CSAT / NPS / CES answers.
+    """
+    CREATE TABLE interactions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        contact_id INTEGER REFERENCES contacts (id) ON DELETE SET NULL,
+        caller TEXT NOT NULL,
+        queue TEXT NOT NULL DEFAULT '',
+        agent TEXT NOT NULL DEFAULT '',
+        call_id TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL DEFAULT 'open'
+            CHECK (status IN ('open', 'resolved', 'closed', 'follow-up')),
+        disposition TEXT NOT NULL DEFAULT '',
+        notes TEXT NOT NULL DEFAULT '',
+        ivr_path TEXT NOT NULL DEFAULT '{}',
+        created_at DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX interactions_contact ON interactions (contact_id, created_at);
+    CREATE INDEX interactions_call_id ON interactions (call_id);
+    CREATE INDEX interactions_caller ON interactions (caller, updated_at);
+
+    CREATE TABLE survey_results (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        interaction_id INTEGER REFERENCES interactions (id) ON DELETE SET NULL,
+        call_id TEXT NOT NULL DEFAULT '',
+        queue TEXT NOT NULL DEFAULT '',
+        agent TEXT NOT NULL DEFAULT '',
+        csat INTEGER CHECK (csat BETWEEN 1 AND 5),
+        nps INTEGER CHECK (nps BETWEEN 0 AND 10),
+        ces INTEGER CHECK (ces BETWEEN 1 AND 7),
+        at DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX survey_results_at ON survey_results (at);
+    CREATE INDEX survey_results_queue_at ON survey_results (queue, at);
+    CREATE INDEX survey_results_agent_at ON survey_results (agent, at);
+    """,
 ]

@@ -38,6 +38,8 @@ class Extension:
     # Number presented on trunks for calls from this extension.
     external_caller_id: str | None = None
     enabled: bool = True
+    recording: str = "none"  # none | always | on-demand (*1 during a call)
+    voicemail: bool = False  # busy / no answer / DND without a forward go to voicemail
 
 
 @dataclass
@@ -124,6 +126,7 @@ class BlockedAddress:
 
 
 RECORDING_MODES: tuple[str, ...] = ("none", "mixed", "stereo")
+EXTENSION_RECORDING: tuple[str, ...] = ("none", "always", "on-demand")
 
 
 @dataclass

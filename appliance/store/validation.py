@@ -18,6 +18,7 @@ from appliance.store.errors import ConfigError
 from appliance.acd.skills import SkillError, parse_escalation, parse_skills, requirements_from_text
 from appliance.acd.strategies import STRATEGIES
 from appliance.store.models import (
+    EXTENSION_RECORDING,
     RECORDING_MODES,
     TRANSPORTS,
     AgentConfig,
@@ -155,6 +156,8 @@ def check_extension(ext: Extension, where: str = "extension") -> None:
         seen.add(route)
     _check_regex(ext.external_caller_id, CALLER_ID_RE, where, "external_caller_id",
                  "a caller number (digits, optional leading +)")
+    if ext.recording not in EXTENSION_RECORDING:
+        raise _fail(where, "recording", f"{ext.recording!r} is not one of {', '.join(EXTENSION_RECORDING)}")
 
 
 def check_trunk(trunk: Trunk, where: str = "trunk") -> None:

@@ -252,6 +252,10 @@ class PhoneAccount(pj.Account):
             opt.statusCode = 180
         call.answer(opt)
 
+    def onMwiInfo(self, prm: pj.OnMwiInfoParam) -> None:
+        # Solicited or unsolicited message-summary NOTIFY (RFC 3842): the whole message for the test.
+        self.phone.out.send({"event": "mwi", "message": prm.rdata.wholeMsg})
+
     def onRegState(self, prm: pj.OnRegStateParam) -> None:
         self.reg_code = int(prm.code)
         info = self.getInfo()

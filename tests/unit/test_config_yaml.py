@@ -135,7 +135,7 @@ _DELETE = object()
         ("extensions[0].nmae", "typo",
          ("extensions[0]: unknown field 'nmae' (known: number, name, secret, dnd, forward_always,"
           " forward_busy, forward_noanswer, noanswer_seconds, dial_permissions,"
-          " external_caller_id, enabled)")),
+          " external_caller_id, enabled, recording, voicemail)")),
         ("trunks[0].port", 0, "trunks[0].port: 0 is not in 1..65535"),
         ("trunks[0].port", 65536, "trunks[0].port: 65536 is not in 1..65535"),
         ("trunks[0].transport", "sctp", "trunks[0].transport: 'sctp' is not one of udp, tcp, tls"),

@@ -1,0 +1,551 @@
+"""The automatic call distributor at run time: callers waiting in queues, offers ringing agents'
+phones, the connection, and everything a waiting caller hears or may do.
+
+The decisions are `appliance.acd` (pure: which agent, which caller, expected wait); this module
+turns them into channels and timers, and writes every step to the queue log:
+
+* a caller joins (ENTER) unless the queue is full (EXITFULL) or nobody serves it (EXITEMPTY),
+  hears the queue's music, and every `announce_seconds` its position and expected wait;
+* agents are offered callers (OFFER); an offer left ringing is RINGNOANSWER and the caller keeps
+  its place; the first agent to answer is connected (CONNECT) and the others stop ringing;
+* a caller who hangs up while waiting is ABANDON (position and wait); one who waits longer than
+  `max_wait_seconds` leaves for the overflow destination (EXITWITHTIMEOUT);
+* pressing the callback key keeps the place without keeping the line (CALLBACK_REQUESTED): when
+  the turn comes the agent answers first and the caller is called back (CALLBACK_PLACED);
+* when the agent's call ends the agent wraps up for the queue's `wrapup_seconds` (COMPLETE).
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from appliance.acd.agent import Agent, AgentState, Answer, CallEnded, NoAnswer, Offer, OfferCancelled
+from appliance.acd.queue import CallQueue
+from appliance.acd.skills import requirements_from_text
+from appliance.acd.strategies import make_strategy
+from appliance.pbx.channel import ANSWERED_ELSEWHERE, CANCELLED, Cause, Channel, DtmfReceived, Party, PlaybackEnded
+from appliance.pbx.fork import Fork, TimerHandle
+from appliance.pbx.prompter import Prompter
+from appliance.pbx.roster import AgentRoster
+from appliance.store import acd as acd_store
+from appliance.store import interactions, queue_log
+from appliance.store.models import QueueConfig
+
+if TYPE_CHECKING:
+    from appliance.pbx.call import Call
+    from appliance.pbx.switchboard import Switchboard
+
+log = logging.getLogger("plateau.acd")
+TICK_SECONDS = 1.0
+FOLLOW_UP_WINDOW_S = 72 * 3600.0  # the FCR window: a call back within it is about the same thing
+RECONCILE_SECONDS = 5.0
+_entry_ids = itertools.count(1)
+
+
+@dataclass
+class Waiting:
+    """One caller in a queue: on the line (`call`), or gone with a callback promised."""
+
+    entry_id: str
+    queue: str
+    caller: Party
+    priority: int
+    entered_at: float
+    call: Call | None
+    callback_id: int | None = None
+    next_announce: float | None = None
+    prompter: Prompter | None = None  # an announcement or the callback confirmation is playing
+    interaction_id: int | None = None  # a callback's interaction (a live caller's is on its call)
+
+
+@dataclass
+class OfferLeg:
+    """An agent's phone ringing for a waiting caller."""
+
+    agent_id: str
+    entry_id: str
+    queue: str
+    fork: Fork | None = None
+    started: float = 0.0
+
+
+@dataclass
+class LiveQueue:
+    config: QueueConfig
+    calls: CallQueue
+    waiting: dict[str, Waiting] = field(default_factory=dict)
+
+
+def _strategy(cfg: QueueConfig) -> Any:
+    if cfg.strategy == "ring-progressively":
+        return make_strategy(cfg.strategy, step_seconds=float(cfg.ring_step_seconds))
+    return make_strategy(cfg.strategy)
+
+
+def announcement_text(position: int, expected_wait: float | None, callback_key: str | None) -> str:
+    """What a waiting caller is told: position, expected wait rounded up to minutes, callback offer."""
+    text = f"You are caller number {position}."
+    if expected_wait is not None:
+        minutes = int(-(-expected_wait // 60))
+        text += (" Your expected wait is less than a minute." if expected_wait < 60 else
+                 f" Your expected wait is about {minutes} minute{'s' if minutes != 1 else ''}.")
+    if callback_key:
+        text += f" To be called back without losing your place, press {callback_key}."
+    return text
+
+
+class CallDistributor:
+    """Queues, offers and agents' calls for one switchboard."""
+
+    def __init__(self, pbx: Switchboard, clock: Callable[[], float]) -> None:
+        self.pbx = pbx
+        self.store = pbx.store
+        self.clock = clock
+        self.roster = AgentRoster(pbx.store, clock)
+        self.roster.on_available = lambda agent: self.dispatch()
+        self.queues: dict[str, LiveQueue] = {}
+        self.entries: dict[str, Waiting] = {}
+        self.offers: dict[str, OfferLeg] = {}  # agent id -> offer
+        self.agent_calls: dict[str, Call] = {}  # agent id -> the call they are on
+        self._dispatching = False
+        self._again = False
+        self._timer: TimerHandle | None = None
+        self._last_reconcile = 0.0
+
+    # -- configuration and start-up ----------------------------------------------------------
+    def load(self) -> None:
+        """Take the agents and queues from the store; waiting callers keep their places."""
+        self.roster.load(acd_store.agents(self.store))
+        now = self.clock()
+        for cfg in acd_store.queues(self.store):
+            live = self.queues.get(cfg.name)
+            order = {agent_id: i for i, agent_id in enumerate(cfg.members)}
+            reqs = requirements_from_text(cfg.skills, cfg.escalations)
+            if live is None:
+                self.queues[cfg.name] = LiveQueue(cfg, CallQueue(cfg.name, _strategy(cfg), reqs, order, created_at=now))
+                continue
+            if cfg.strategy != live.config.strategy or cfg.ring_step_seconds != live.config.ring_step_seconds:
+                live.calls.strategy = _strategy(cfg)
+            live.calls.requirements, live.calls.member_order, live.config = reqs, order, cfg
+
+    def start(self) -> None:
+        """Restore agents and promised callbacks after a restart, then run the periodic tick."""
+        self.load()
+        self.roster.restore()
+        for cb_id, queue, number, name, priority, requested_at, call_id in acd_store.pending_callbacks(self.store):
+            live = self.queues.get(queue)
+            if live is None:
+                acd_store.finish_callback(self.store, cb_id, self.clock(), "queue deleted")
+                continue
+            entry = self._join(live, Party(number, name), priority, requested_at, call=None)
+            entry.callback_id = cb_id
+            known = interactions.interaction_for_call(self.store, call_id)
+            entry.interaction_id = known.id if known is not None else None
+            log.info("callback %d for %s restored in %s", cb_id, number, queue)
+        self._timer = self.pbx.schedule(TICK_SECONDS, self._tick)
+        self.dispatch()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    # -- callers -----------------------------------------------------------------------------
+    def enqueue(self, call: Call, queue_name: str) -> str | None:
+        """Put an answered caller in a queue; returns the overflow destination when it cannot wait
+        there (None: it waits, or it leaves with a failure when there is no overflow)."""
+        live = self.queues.get(queue_name)
+        if live is None:
+            log.error("%s: queue %s does not exist", call.id, queue_name)
+            return ""
+        cfg, now = live.config, self.clock()
+        caller = call.a.caller
+        if cfg.max_callers and len(live.calls) >= cfg.max_callers:
+            self._log("EXITFULL", live, call.a.dialog_key(), caller.number, position=len(live.calls) + 1)
+            return cfg.overflow or ""
+        priority = _int(call.variables.get("priority"))
+        entry = self._join(live, caller, priority, now, call)
+        self._open_interaction(call, live.config.name, now)
+        if not cfg.join_empty and not self._staffed(live):
+            self._leave(entry, "EXITEMPTY")
+            return cfg.overflow or ""
+        self.pbx.media.play(call.a.media_leg, self._moh(cfg), True)
+        if cfg.announce_seconds:
+            entry.next_announce = now  # the first announcement at once: callers want to know
+        self._announce_due()
+        self.dispatch()
+        return None
+
+    def _open_interaction(self, call: Call, queue: str, now: float) -> None:
+        """Each queued call opens an interaction, or continues the caller's open one (a caller
+        calling back about the same thing within 72 h), linked to their contact."""
+        if call.interaction_id is not None:
+            return
+        caller = call.a.caller.number
+        known = interactions.latest_open_for_caller(self.store, caller, FOLLOW_UP_WINDOW_S, now=now)
+        if known is not None:
+            call.interaction_id = known.id
+            return
+        contact_id = _int(call.variables.get("contact_id")) or None
+        if contact_id is None and caller and caller != "anonymous":
+            contact = self.pbx.contacts.find_by_number(caller) or self.pbx.contacts.create(caller)
+            contact_id = _int(contact.id) or None
+        call.interaction_id = interactions.open_interaction(self.store, caller, queue, call.a.dialog_key(), now,
+                                                           contact_id=contact_id, ivr_path=call.variables)
+
+    def _join(self, live: LiveQueue, caller: Party, priority: int, at: float, call: Call | None) -> Waiting:
+        entry_id = f"q{next(_entry_ids)}"
+        live.calls.join(caller.number, at, priority, entry_id)
+        entry = Waiting(entry_id, live.config.name, caller, priority, at, call)
+        live.waiting[entry_id] = self.entries[entry_id] = entry
+        position = live.calls.position(entry_id)
+        self._log("ENTER", live, self._call_key(entry), caller.number, position=position,
+                  data="callback" if call is None else "")
+        if call is not None:
+            call.queue_entry = entry
+        return entry
+
+    def caller_left(self, call: Call) -> None:
+        """The caller hung up while waiting: an abandon, unless a callback was promised."""
+        entry = call.queue_entry
+        call.queue_entry = None
+        if entry is None or entry.entry_id not in self.entries:
+            return
+        if entry.prompter is not None:
+            entry.prompter.stop()
+            entry.prompter = None
+        if entry.callback_id is not None:
+            entry.call = None  # keeps its place: called back when its turn comes
+            return
+        self._leave(entry, "ABANDON")
+
+    def caller_event(self, call: Call, event: DtmfReceived | PlaybackEnded) -> None:
+        """Keys and prompt ends from a waiting caller."""
+        entry = call.queue_entry
+        if entry is None:
+            return
+        if entry.prompter is not None:
+            entry.prompter.handle(event)
+            if isinstance(event, PlaybackEnded):
+                return
+        if isinstance(event, DtmfReceived):
+            cfg = self.queues[entry.queue].config
+            if cfg.callback_key and event.digit == cfg.callback_key and entry.callback_id is None:
+                self._request_callback(entry)
+
+    def _request_callback(self, entry: Waiting) -> None:
+        call = entry.call
+        if call is None:
+            return
+        live = self.queues[entry.queue]
+        entry.callback_id = acd_store.add_callback(self.store, entry.queue, entry.caller.number, entry.caller.name,
+                                                   entry.priority, entry.entered_at, call.a.dialog_key())
+        self._log("CALLBACK_REQUESTED", live, call.a.dialog_key(), entry.caller.number,
+                  position=live.calls.position(entry.entry_id), wait_s=self.clock() - entry.entered_at)
+        entry.interaction_id = call.interaction_id
+        digits = " ".join(entry.caller.number.lstrip("+"))
+        self._say(entry, f"Thank you. We will call you back at {digits} when it is your turn. Goodbye.",
+                  then=lambda: call.hangup(call.a))
+
+    def _leave(self, entry: Waiting, event: str) -> None:
+        live = self.queues[entry.queue]
+        position = live.calls.position(entry.entry_id)
+        live.calls.leave(entry.entry_id)
+        del live.waiting[entry.entry_id]
+        del self.entries[entry.entry_id]
+        if entry.prompter is not None:
+            entry.prompter.stop()
+            entry.prompter = None
+        self._log(event, live, self._call_key(entry), entry.caller.number, position=position,
+                  wait_s=self.clock() - entry.entered_at)
+        for offer in [o for o in self.offers.values() if o.entry_id == entry.entry_id]:
+            self._cancel_offer(offer)
+
+    def _overflow(self, entry: Waiting, event: str) -> None:
+        call = entry.call
+        self._leave(entry, event)
+        if call is not None:
+            call.queue_entry = None
+            call.overflow(self.queues[entry.queue].config.overflow or "")
+
+    # -- offers --------------------------------------------------------------------------------
+    def dispatch(self) -> None:
+        """Offer waiting callers to available agents, most urgent queue head first."""
+        if self._dispatching:
+            self._again = True
+            return
+        self._dispatching = True
+        try:
+            self._again = True
+            while self._again:
+                self._again = False
+                self._dispatch_once()
+        finally:
+            self._dispatching = False
+
+    def _dispatch_once(self) -> None:
+        now = self.clock()
+        busy = {a for a in self.offers}
+        heads = [(live.calls.entries()[0].sort_key, name) for name, live in self.queues.items() if len(live.calls)]
+        for _key, name in sorted(heads):
+            live = self.queues[name]
+            assignments = live.calls.next_assignment(self._members(live), now, exclude=busy)
+            for assignment in assignments:
+                for agent_id in assignment.agent_ids:
+                    busy.add(agent_id)
+                    self._offer(live, self.entries[assignment.entry_id], self.roster.agents[agent_id], now)
+
+    def _offer(self, live: LiveQueue, entry: Waiting, agent: Agent, now: float) -> None:
+        offer = self.offers[agent.agent_id] = OfferLeg(agent.agent_id, entry.entry_id, live.config.name, started=now)
+        self.roster.apply(agent, Offer(self._call_key(entry)))
+        self._log("OFFER", live, self._call_key(entry), entry.caller.number, agent=agent.agent_id)
+        ext = self.pbx.dialplan.extensions.get(agent.device or "")
+        label = "Callback" if entry.call is None else live.config.name
+        party = Party(entry.caller.number, f"[{label}] {entry.caller.name}".strip())
+        channels = self.pbx.channels_for_extension(ext, party) if ext is not None else []
+        for chan in channels:
+            chan.owner = entry.call
+        offer.fork = Fork(channels, agent.ring_timeout, self.pbx.schedule, lambda chan: None,
+                          lambda chan: self._answered(offer, chan), lambda cause: self._unanswered(offer, cause))
+        offer.fork.start()
+
+    def _answered(self, offer: OfferLeg, chan: Channel) -> None:
+        offer.fork = None
+        if self.offers.get(offer.agent_id) is not offer:
+            chan.hangup(CANCELLED)
+            return
+        del self.offers[offer.agent_id]
+        agent = self.roster.agents.get(offer.agent_id)
+        entry = self.entries.get(offer.entry_id)
+        if agent is None or entry is None:
+            chan.hangup(CANCELLED)
+            if agent is not None:
+                self.roster.apply(agent, OfferCancelled())
+            return
+        live = self.queues[entry.queue]
+        now = self.clock()
+        position = live.calls.position(entry.entry_id)
+        _entry, others = live.calls.answered(entry.entry_id, agent.agent_id, now)
+        del live.waiting[entry.entry_id]
+        del self.entries[entry.entry_id]
+        if entry.prompter is not None:
+            entry.prompter.stop()
+            entry.prompter = None
+        for other_id in others:
+            other = self.offers.get(other_id)
+            if other is not None:
+                self._cancel_offer(other, ANSWERED_ELSEWHERE)
+        self.roster.apply(agent, Answer())
+        wait = now - entry.entered_at
+        self._log("CONNECT", live, self._call_key(entry), entry.caller.number, agent=agent.agent_id,
+                  position=position, wait_s=wait)
+        interaction = entry.interaction_id if entry.call is None else entry.call.interaction_id
+        if interaction is not None:
+            interactions.assign_agent(self.store, interaction, agent.agent_id, now)
+        if entry.call is not None:
+            call = entry.call
+            entry.call.queue_entry = None
+            self.agent_calls[agent.agent_id] = call
+            call.connect_agent(chan, agent.agent_id, live.config)
+            return
+        # A callback: the agent is on the line first, now we call the customer.
+        if entry.callback_id is not None:
+            acd_store.finish_callback(self.store, entry.callback_id, now, f"placed by agent {agent.agent_id}")
+        self._log("CALLBACK_PLACED", live, self._call_key(entry), entry.caller.number, agent=agent.agent_id,
+                  wait_s=wait)
+        chan.caller = Party(agent.device or agent.agent_id, agent.name)
+        call = self.pbx.call_back(chan, entry.caller.number, agent.agent_id, live.config)
+        call.interaction_id = interaction  # the follow-up call belongs to the same interaction
+        self.agent_calls[agent.agent_id] = call
+
+    def _unanswered(self, offer: OfferLeg, cause: Cause) -> None:
+        offer.fork = None
+        if self.offers.get(offer.agent_id) is not offer:
+            return
+        del self.offers[offer.agent_id]
+        live = self.queues.get(offer.queue)
+        if live is not None:
+            live.calls.offer_ended(offer.entry_id, offer.agent_id)
+            entry = self.entries.get(offer.entry_id)
+            self._log("RINGNOANSWER", live, self._call_key(entry) if entry else "",
+                      entry.caller.number if entry else "", agent=offer.agent_id, data=str(cause))
+        agent = self.roster.agents.get(offer.agent_id)
+        if agent is not None and agent.state is AgentState.RINGING:
+            self.roster.apply(agent, NoAnswer())
+        self.dispatch()
+
+    def _cancel_offer(self, offer: OfferLeg, cause: Cause = CANCELLED) -> None:
+        """Stop an offer the agent is not at fault for (caller gone, answered elsewhere)."""
+        self.offers.pop(offer.agent_id, None)
+        if offer.fork is not None:
+            offer.fork.cancel(cause)
+            offer.fork = None
+        live = self.queues.get(offer.queue)
+        if live is not None:
+            live.calls.offer_ended(offer.entry_id, offer.agent_id)
+        agent = self.roster.agents.get(offer.agent_id)
+        if agent is not None and agent.state is AgentState.RINGING:
+            self.roster.apply(agent, OfferCancelled())
+
+    # -- agents' calls ---------------------------------------------------------------------------
+    def agent_call_ended(self, call: Call, agent_id: str, how: str) -> None:
+        """The agent is off `call` (hung up, transferred): wrap-up, and the COMPLETE row."""
+        if self.agent_calls.get(agent_id) is call:
+            del self.agent_calls[agent_id]
+        agent = self.roster.agents.get(agent_id)
+        queue = call.queue_config
+        wrap = float(queue.wrapup_seconds) if queue is not None else 0.0
+        talk = (self.clock() - call.agent_answered_at) if call.agent_answered_at else 0.0
+        live = self.queues.get(queue.name) if queue is not None else None
+        if live is not None:
+            self._log("TRANSFER" if how == "transfer" else "COMPLETE", live, call.a.dialog_key(),
+                      call.a.caller.number if call.direction != "outbound" else call.dialed, agent=agent_id,
+                      talk_s=talk, wrap_s=wrap, data=how)
+        if agent is not None and agent.state is AgentState.ON_CALL:
+            self.roster.apply(agent, CallEnded(wrap))
+            if agent.state is AgentState.WRAP_UP:
+                self.pbx.schedule(wrap, lambda: self.roster.reconcile(self._on_call(), self.offers))
+
+    # -- timers ----------------------------------------------------------------------------------
+    def _tick(self) -> None:
+        self._timer = self.pbx.schedule(TICK_SECONDS, self._tick)
+        try:
+            now = self.clock()
+            if now - self._last_reconcile >= RECONCILE_SECONDS:
+                self._last_reconcile = now
+                self.roster.reconcile(self._on_call(), self.offers)
+            for live in self.queues.values():
+                if not live.waiting:
+                    continue
+                cfg = live.config
+                empty = cfg.leave_empty and not self._staffed(live)
+                for entry in list(live.waiting.values()):
+                    if entry.call is None:
+                        continue  # a promised callback waits for an agent, however long it takes
+                    if empty:
+                        self._overflow(entry, "EXITEMPTY")
+                    elif cfg.max_wait_seconds and now - entry.entered_at >= cfg.max_wait_seconds:
+                        self._overflow(entry, "EXITWITHTIMEOUT")
+            self._announce_due()
+            self.dispatch()
+        except Exception:  # the tick must survive any one bad entry, or every queue stops
+            log.exception("ACD tick failed")
+
+    def _announce_due(self) -> None:
+        now = self.clock()
+        for entry in list(self.entries.values()):
+            if entry.call is None or entry.prompter is not None or entry.next_announce is None:
+                continue
+            if now < entry.next_announce:
+                continue
+            live = self.queues[entry.queue]
+            entry.next_announce = now + live.config.announce_seconds
+            position = live.calls.position(entry.entry_id)
+            wait = live.calls.expected_wait(position, self._staffed(live), now)
+            self._say(entry, announcement_text(position, wait, live.config.callback_key), then=None)
+
+    def _say(self, entry: Waiting, text: str, then: Callable[[], None] | None) -> None:
+        """Speak to a waiting caller over the music, then resume the music (or run `then`)."""
+        call = entry.call
+        if call is None:
+            return
+        if entry.prompter is not None:
+            entry.prompter.stop()
+        prompter = entry.prompter = Prompter(call.a, self.pbx.media, self.pbx.schedule, self.pbx.prompts)
+
+        def done() -> None:
+            if entry.prompter is prompter:
+                entry.prompter = None
+            if then is not None:
+                then()
+            elif entry.entry_id in self.entries and not call.a.is_down:
+                self.pbx.media.play(call.a.media_leg, self._moh(self.queues[entry.queue].config), True)
+
+        prompter.say(text, done)
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _members(self, live: LiveQueue) -> list[Agent]:
+        members = live.config.members
+        if not members:
+            return list(self.roster.agents.values())
+        return [self.roster.agents[a] for a in members if a in self.roster.agents]
+
+    def _staffed(self, live: LiveQueue) -> int:
+        """Agents logged in to serve the queue and not paused (the ones who will take calls)."""
+        return sum(1 for a in self._members(live) if a.state not in (AgentState.LOGGED_OUT, AgentState.PAUSED))
+
+    def _moh(self, cfg: QueueConfig) -> Any:
+        if cfg.moh:
+            path = (self.pbx.settings.sounds_dir or self.pbx.settings.flows_dir or _here()) / cfg.moh
+            if path.exists():
+                return str(path)
+            log.error("queue %s: music %s not found, using the default", cfg.name, path)
+        return self.pbx.moh_source()
+
+    def _on_call(self) -> set[str]:
+        """Agents whose call still exists (a call that ended without telling us is dropped here)."""
+        for agent_id, call in list(self.agent_calls.items()):
+            if call.id not in self.pbx.calls:
+                del self.agent_calls[agent_id]
+        return set(self.agent_calls)
+
+    @staticmethod
+    def _call_key(entry: Waiting) -> str:
+        if entry.call is not None:
+            return entry.call.a.dialog_key()
+        return f"callback-{entry.callback_id}"
+
+    def _log(self, event: str, live: LiveQueue, call_id: str, caller: str, agent: str = "",
+             position: int | None = None, wait_s: float | None = None, talk_s: float | None = None,
+             wrap_s: float | None = None, data: str = "") -> None:
+        queue_log.record(self.store, queue_log.QueueEvent(
+            at=self.clock(), event=event, call_id=call_id, queue=live.config.name, agent=agent, caller=caller,
+            position=position, wait_s=wait_s, talk_s=talk_s, wrap_s=wrap_s, data=data))
+
+    # -- status for the control API -----------------------------------------------------------
+    def queue_status(self) -> list[dict[str, object]]:
+        now = self.clock()
+        result: list[dict[str, object]] = []
+        for name, live in sorted(self.queues.items()):
+            members = self._members(live)
+            entries = live.calls.entries()
+            result.append({
+                "name": name,
+                "strategy": live.config.strategy,
+                "waiting": len(entries),
+                "longest_wait": round(now - min(e.entered_at for e in entries), 1) if entries else 0.0,
+                "callers": [{"entry": e.entry_id, "caller": e.caller_id, "position": i + 1,
+                             "wait": round(now - e.entered_at, 1), "priority": e.priority,
+                             "callback": self.entries[e.entry_id].call is None}
+                            for i, e in enumerate(entries)],
+                "agents": {state.value: sum(1 for a in members if a.state is state) for state in AgentState},
+                "service_rate": live.calls.service_rate(now),
+            })
+        return result
+
+    def agent_status(self) -> list[dict[str, object]]:
+        now = self.clock()
+        return [{
+            "agent": a.agent_id, "name": a.name, "state": a.state.value, "pause_reason": a.pause_reason,
+            "device": a.device, "since": round(now - a.state_since, 1), "calls_today": a.calls_today,
+            "call": self.agent_calls[a.agent_id].id if a.agent_id in self.agent_calls else None,
+            "caller": self.agent_calls[a.agent_id].a.caller.number if a.agent_id in self.agent_calls else None,
+            "interaction": self.agent_calls[a.agent_id].interaction_id if a.agent_id in self.agent_calls else None,
+            "skills": dict(a.skills),
+        } for a in sorted(self.roster.agents.values(), key=lambda a: a.agent_id)]
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value) if value is not None else 0
+    except ValueError:
+        return 0
+
+
+def _here() -> Any:
+    from pathlib import Path
+
+    return Path(".")

@@ -1,0 +1,182 @@
+"""Call recording: policy, files, their index in the database, PCI pauses, retention, repair.
+
+A recording holds what each party *sends* (the media engine's party recording): stereo puts the
+caller on the left channel and the agent (or callee) on the right, so a quality reviewer can
+follow each side; mixed is one channel. Files live under ``<data>/recordings/YYYY/MM/DD/`` and
+each has a row in ``recordings`` linked to the call's CDR.
+
+Pauses write silence (the timeline stays true) and are counted; they come from the agent's
+in-call feature code or, automatically, from an IVR node marked sensitive (card capture, PCI DSS).
+A file being written when the engine is killed keeps a header claiming 2 GiB; `repair_open`
+rewrites its sizes at the next start so it stays playable, and closes its row. Retention is
+a built-in job: files older than the configured days are deleted with their rows.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from appliance.media.protocol import MediaError
+from appliance.media.wavfile import WavError, repair_wav
+from appliance.store.db import Store
+
+log = logging.getLogger("plateau.recording")
+
+RETENTION_SETTING = "recording.retention_days"
+DEFAULT_RETENTION_DAYS = 90
+
+
+@dataclass
+class ActiveRecording:
+    """A recording the media engine is writing for a call."""
+
+    row_id: int
+    rec_id: str
+    path: Path
+    legs: list[str]
+    paused: bool = False
+    paused_since: float | None = None
+    paused_seconds: float = 0.0
+
+
+class Recorder:
+    """Starts, pauses and stops recordings and keeps their index; one per switchboard."""
+
+    def __init__(self, store: Store, media: Any, root: Path, clock: Callable[[], float]) -> None:
+        self.store = store
+        self.media = media
+        self.root = root
+        self.clock = clock
+
+    def start(self, call_id: str, cdr_id: int | None, legs: list[str], mode: str, reason: str,
+              queue: str = "", agent: str = "") -> ActiveRecording | None:
+        """Record `legs` (caller first) in `mode` "stereo" or "mixed"; None if it cannot start.
+
+        A leg may be "" (the agent not connected yet): its channel is silent until `add_leg`.
+        A recording that cannot start never fails the call: it is logged, the call goes on.
+        """
+        now = self.clock()
+        day = dt.datetime.fromtimestamp(now, dt.UTC)
+        directory = self.root / f"{day:%Y}" / f"{day:%m}" / f"{day:%d}"
+        safe_id = "".join(c if c.isalnum() or c in "-_." else "_" for c in call_id)[:80]
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            path = directory / f"{day:%H%M%S}-{safe_id}-{reason}.wav"
+            rec_id = self.media.record_parties(str(path), legs, mode == "stereo")
+        except (OSError, MediaError) as exc:
+            log.error("recording of %s could not start: %s", call_id, exc)
+            return None
+        with self.store.transaction():
+            cur = self.store._exec(
+                "INSERT INTO recordings (call_id, cdr_id, path, mode, reason, queue, agent, started_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (call_id, cdr_id, str(path.relative_to(self.root)), mode, reason, queue, agent, now))
+            row_id = int(cur.lastrowid or 0)
+        log.info("recording %s (%s, %s) to %s", call_id, mode, reason, path)
+        return ActiveRecording(row_id, rec_id, path, list(legs))
+
+    def add_leg(self, rec: ActiveRecording, index: int, leg_id: str, agent: str = "", queue: str = "") -> None:
+        """Fill a party slot left empty at start (the agent answered, from `queue`)."""
+        try:
+            self.media.record_set_party(rec.rec_id, index, leg_id)
+        except MediaError as exc:
+            log.error("recording %s: cannot add %s: %s", rec.rec_id, leg_id, exc)
+            return
+        rec.legs[index] = leg_id
+        if agent or queue:
+            with self.store.transaction(durable=False):
+                self.store._exec("UPDATE recordings SET agent = ?, queue = ? WHERE id = ?", (agent, queue, rec.row_id))
+
+    def pause(self, rec: ActiveRecording, paused: bool, why: str) -> None:
+        """Pause (silence) or resume; idempotent. The client waits for the media engine's reply,
+        so when this returns the card number being spoken is no longer written."""
+        if rec.paused == paused:
+            return
+        try:
+            if paused:
+                self.media.pause_record(rec.rec_id)
+            else:
+                self.media.resume_record(rec.rec_id)
+        except MediaError as exc:
+            log.error("recording %s: pause=%s failed: %s", rec.rec_id, paused, exc)
+            return
+        now = self.clock()
+        rec.paused = paused
+        if paused:
+            rec.paused_since = now
+        elif rec.paused_since is not None:
+            rec.paused_seconds += now - rec.paused_since
+            rec.paused_since = None
+        log.info("recording %s %s (%s)", rec.rec_id, "paused" if paused else "resumed", why)
+
+    def stop(self, rec: ActiveRecording) -> None:
+        """Finish the file and close its row (durably: the index must match the files)."""
+        try:
+            self.media.stop_record(rec.rec_id)
+        except MediaError as exc:  # the media engine may already have stopped it with its legs
+            log.debug("stop_record %s: %s", rec.rec_id, exc)
+        now = self.clock()
+        if rec.paused and rec.paused_since is not None:
+            rec.paused_seconds += now - rec.paused_since
+        with self.store.transaction():
+            self.store._exec(
+                "UPDATE recordings SET ended_at = ?, paused_s = ? WHERE id = ? AND ended_at IS NULL",
+                (now, rec.paused_seconds, rec.row_id))
+
+    # -- start-up and housekeeping ---------------------------------------------------------------
+    def repair_open(self) -> int:
+        """Start-up: make every file left open by a killed engine playable, and close its row."""
+        rows = self.store._query("SELECT id, path, started_at FROM recordings WHERE ended_at IS NULL")
+        for row_id, rel, started in rows:
+            path = self.root / rel
+            note = "repaired"
+            try:
+                repair_wav(path)
+                size = path.stat().st_size
+            except (OSError, WavError) as exc:
+                note, size = f"unrecoverable: {exc}", 0
+            log.warning("recording %s was open when the engine stopped: %s", path, note)
+            with self.store.transaction():
+                self.store._exec("UPDATE recordings SET ended_at = ?, note = ? WHERE id = ?",
+                                 (started + max(0, size - 44) / 32000.0 if size else started, note, row_id))
+        return len(rows)
+
+    def purge(self, now: float | None = None) -> int:
+        """Delete recordings older than the retention setting (days; 0 keeps them for ever)."""
+        raw = self.store.get_setting(RETENTION_SETTING)
+        try:
+            days = int(raw) if raw is not None else DEFAULT_RETENTION_DAYS
+        except ValueError:
+            log.error("setting %s=%r is not a number of days: nothing purged", RETENTION_SETTING, raw)
+            return 0
+        if days <= 0:
+            return 0
+        cutoff = (now if now is not None else self.clock()) - days * 86400.0
+        rows = self.store._query(
+            "SELECT id, path FROM recordings WHERE ended_at IS NOT NULL AND started_at < ?", (cutoff,))
+        for row_id, rel in rows:
+            try:
+                os.unlink(self.root / rel)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:  # keep the row: the file is still there and still counted
+                log.error("retention: cannot delete %s: %s", rel, exc)
+                continue
+            with self.store.transaction(durable=False):
+                self.store._exec("DELETE FROM recordings WHERE id = ?", (row_id,))
+        if rows:
+            log.info("retention: deleted %d recordings older than %d days", len(rows), days)
+        return len(rows)
+
+
+def recordings_for_call(store: Store, call_id: str) -> list[dict[str, Any]]:
+    """The recordings of one call (SIP Call-ID of its first leg), for the API and tests."""
+    cols = ("id", "call_id", "cdr_id", "path", "mode", "reason", "queue", "agent", "started_at", "ended_at",
+            "paused_s", "note")
+    rows = store._query(f"SELECT {', '.join(cols)} FROM recordings WHERE call_id = ? ORDER BY id", (call_id,))
+    return [dict(zip(cols, r, strict=True)) for r in rows]

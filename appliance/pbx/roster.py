@@ -1,0 +1,194 @@
+"""The agent roster at run time: who is logged in on which phone, in which state, since when.
+
+Every state change goes through `apply`, which runs the agent's state machine
+(`appliance.acd.agent`), persists the new state (so a restart, even after kill -9, finds
+agents where they were) and writes the queue-log events reports need. `reconcile` is the
+"never stuck" guarantee: an agent on a call that no longer exists, ringing for an offer
+nobody tracks, or in wrap-up past its timer is put right, at start-up and every few seconds.
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Callable, Collection
+
+from appliance.acd.agent import (
+    Agent,
+    AgentEvent,
+    AgentState,
+    CallEnded,
+    IllegalTransition,
+    Login,
+    Logout,
+    OfferCancelled,
+    Pause,
+    Unpause,
+    WrapUpDone,
+)
+from appliance.acd.skills import parse_skills
+from appliance.store import acd as acd_store
+from appliance.store import queue_log
+from appliance.store.db import Store
+from appliance.store.models import AgentConfig, AgentStatus
+
+log = logging.getLogger("plateau.acd")
+
+# Pause reason codes an agent keys after *63 (Asterisk/VICIdial sites use short numeric codes).
+PAUSE_REASONS = {"1": "break", "2": "lunch", "3": "training", "4": "meeting", "5": "back-office", "9": "other"}
+
+
+class AgentError(Exception):
+    """An agent request that cannot be honoured; `status` is the HTTP status the API answers."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class AgentRoster:
+    """Agents (state machines) keyed by id, with persistence and the queue log."""
+
+    def __init__(self, store: Store, clock: Callable[[], float]) -> None:
+        self.store = store
+        self.clock = clock
+        self.agents: dict[str, Agent] = {}
+        self.on_available: Callable[[Agent], None] = lambda agent: None
+
+    # -- configuration -------------------------------------------------------------------
+    def load(self, configs: list[AgentConfig]) -> None:
+        """Take a configuration snapshot; agents keep their state, removed agents are dropped."""
+        known = {c.agent_id for c in configs}
+        for agent_id in list(self.agents):
+            if agent_id not in known:
+                del self.agents[agent_id]
+        for cfg in configs:
+            agent = self.agents.get(cfg.agent_id)
+            if agent is None:
+                agent = self.agents[cfg.agent_id] = Agent(cfg.agent_id, cfg.name, cfg.pin)
+            agent.name, agent.pin = cfg.name, cfg.pin
+            agent.skills = parse_skills(cfg.skills)
+            agent.max_no_answer, agent.ring_timeout = cfg.max_no_answer, float(cfg.ring_timeout)
+            if not cfg.enabled and agent.state is not AgentState.LOGGED_OUT:
+                self.apply(agent, Logout())
+
+    def restore(self) -> None:
+        """Start-up: put every agent back in its persisted state, then reconcile with the calls that
+        exist now (none, after a restart: an agent who was on a call goes to wrap-up)."""
+        now = self.clock()
+        for agent_id, status in acd_store.agent_statuses(self.store).items():
+            agent = self.agents.get(agent_id)
+            if agent is None:
+                continue
+            agent.state = AgentState(status.state)
+            agent.pause_reason = status.pause_reason
+            agent.device = status.device
+            agent.state_since = agent.idle_since = status.since
+            if agent.state is AgentState.WRAP_UP:
+                agent.wrapup_until = now  # its timer died with the old process: end it now
+            if agent.state is not AgentState.LOGGED_OUT:
+                log.info("agent %s restored %s on %s", agent_id, agent.state.value, agent.device)
+        self.reconcile(on_call=(), offered=())
+
+    # -- requests from phones and the API ----------------------------------------------------
+    def get(self, agent_id: str) -> Agent:
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            raise AgentError(404, f"no agent {agent_id}")
+        return agent
+
+    def at_device(self, device: str) -> Agent | None:
+        """The agent logged in on `device` (an extension number), if any."""
+        return next((a for a in self.agents.values()
+                     if a.device == device and a.state is not AgentState.LOGGED_OUT), None)
+
+    def login(self, agent_id: str, pin: str | None, device: str) -> Agent:
+        """Log `agent_id` in on `device`; `pin` None skips the check (the admin API does)."""
+        agent = self.agents.get(agent_id)
+        if agent is None or (pin is not None and not hmac.compare_digest(agent.pin, pin)):
+            raise AgentError(403, "wrong agent number or PIN")  # same answer for both: no enumeration
+        other = self.at_device(device)
+        if other is not None and other is not agent:
+            raise AgentError(409, f"agent {other.agent_id} is already logged in on {device}")
+        if agent.state is not AgentState.LOGGED_OUT:
+            if agent.device == device:
+                return agent
+            if agent.state in (AgentState.RINGING, AgentState.ON_CALL):
+                raise AgentError(409, f"agent {agent_id} is on a call on {agent.device}")
+            self.apply(agent, Logout())  # moving desks: log out of the old phone first
+        self.apply(agent, Login(device))
+        return agent
+
+    def logout(self, agent_id: str) -> Agent:
+        agent = self.get(agent_id)
+        if agent.state is not AgentState.LOGGED_OUT:
+            self.apply(agent, Logout())
+        return agent
+
+    def pause(self, agent_id: str, reason: str) -> Agent:
+        agent = self.get(agent_id)
+        if agent.state not in (AgentState.AVAILABLE, AgentState.WRAP_UP, AgentState.PAUSED):
+            raise AgentError(409, f"agent {agent_id} is {agent.state.value}: cannot pause now")
+        self.apply(agent, Pause(PAUSE_REASONS.get(reason, reason) or "break"))
+        return agent
+
+    def unpause(self, agent_id: str) -> Agent:
+        agent = self.get(agent_id)
+        if agent.state is AgentState.WRAP_UP:
+            self.apply(agent, WrapUpDone())  # "ready" also ends wrap-up early
+        elif agent.state is AgentState.PAUSED:
+            self.apply(agent, Unpause())
+        elif agent.state is not AgentState.AVAILABLE:
+            raise AgentError(409, f"agent {agent_id} is {agent.state.value}")
+        return agent
+
+    # -- the one place states change -------------------------------------------------------
+    def apply(self, agent: Agent, event: AgentEvent) -> AgentState:
+        """Run `event` through the agent's state machine, persist, and log what reports need."""
+        before, reason_before = agent.state, agent.pause_reason
+        now = self.clock()
+        try:
+            after = agent.handle(event, now)
+        except IllegalTransition as exc:
+            log.warning("%s", exc)
+            return agent.state
+        if after is before and agent.pause_reason == reason_before:
+            return after
+        acd_store.save_agent_status(self.store, AgentStatus(agent.agent_id, after.value, agent.pause_reason,
+                                                            agent.device, agent.state_since))
+        log.info("agent %s: %s -> %s%s", agent.agent_id, before.value, after.value,
+                 f" ({agent.pause_reason})" if agent.pause_reason else "")
+        self._log_transition(agent, before, after, now)
+        if after is AgentState.AVAILABLE:
+            self.on_available(agent)
+        return after
+
+    def _log_transition(self, agent: Agent, before: AgentState, after: AgentState, now: float) -> None:
+        event = None
+        data = ""
+        if before is AgentState.LOGGED_OUT:
+            event, data = "AGENT_LOGIN", agent.device or ""
+        elif after is AgentState.LOGGED_OUT:
+            event = "AGENT_LOGOUT"
+        elif after is AgentState.PAUSED:
+            event, data = "AGENT_PAUSE", agent.pause_reason or ""
+        elif before is AgentState.PAUSED:
+            event = "AGENT_UNPAUSE"
+        if event is not None:
+            queue_log.record(self.store, queue_log.QueueEvent(at=now, event=event, agent=agent.agent_id, data=data))
+
+    # -- never stuck -------------------------------------------------------------------------
+    def reconcile(self, on_call: Collection[str], offered: Collection[str]) -> None:
+        """Repair states that contradict the calls and offers the engine actually has.
+
+        `on_call` and `offered` are the ids of agents the engine has a live call or offer for.
+        """
+        now = self.clock()
+        for agent in self.agents.values():
+            if agent.state is AgentState.ON_CALL and agent.agent_id not in on_call:
+                log.warning("agent %s was on %s, which no longer exists: wrap-up", agent.agent_id, agent.call_id)
+                self.apply(agent, CallEnded(0.0))
+            elif agent.state is AgentState.RINGING and agent.agent_id not in offered:
+                log.warning("agent %s was ringing for an offer that no longer exists", agent.agent_id)
+                self.apply(agent, OfferCancelled())
+            elif agent.state is AgentState.WRAP_UP and (agent.wrapup_until is None or now >= agent.wrapup_until):
+                self.apply(agent, WrapUpDone())

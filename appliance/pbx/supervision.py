@@ -1,0 +1,303 @@
+"""Supervision of an agent's call: listen, whisper and barge (Asterisk ChanSpy's convention).
+
+=============  =======================================================================
+``*70[id]``     listen to agent ``id``: the supervisor hears caller and agent, nobody hears it
+``*71[id]``     whisper: the agent hears the supervisor too, the caller does not
+``*72[id]``     barge: a three-way call, everybody hears everybody
+=============  =======================================================================
+
+While supervising, the supervisor switches mode with the keypad: 4 listen, 5 whisper, 6 barge
+(ChanSpy's ``d`` option). Only the desk phones listed in the setting ``acd.supervisors``
+(comma-separated extension numbers) may dial these codes; the control API
+(``POST /v1/agents/<id>/monitor``) rings a supervisor's phone and starts the session on answer.
+
+Media: listen and whisper are ``media.monitor`` of the supervisor's leg (it leaves any bridge),
+barge is ``media.bridge`` into the call's bridge (which ends the monitor). The target call is
+watched from a timer, not hooked: when it ends, or the agent or caller leg leaves it
+(a transfer), the supervisor is told and released.
+"""
+from __future__ import annotations
+
+import enum
+import logging
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from appliance.media.protocol import MediaError
+from appliance.pbx.call import CallState
+from appliance.pbx.channel import Channel, DtmfReceived, Party, PlaybackEnded
+from appliance.pbx.features import _digits
+from appliance.pbx.fork import TimerHandle
+from appliance.pbx.prompter import Prompter
+from appliance.store.validation import AGENT_ID_RE
+
+if TYPE_CHECKING:
+    from appliance.pbx.call import Call
+    from appliance.pbx.switchboard import Switchboard
+
+log = logging.getLogger("plateau.pbx")
+
+SUPERVISORS_SETTING = "acd.supervisors"
+POLL_SECONDS = 0.5  # how soon a supervisor learns that the call it watches has ended
+
+
+class Mode(enum.Enum):
+    LISTEN = "listen"
+    WHISPER = "whisper"
+    BARGE = "barge"
+
+
+PREFIXES = {"*70": Mode.LISTEN, "*71": Mode.WHISPER, "*72": Mode.BARGE}
+CODE_OF = {mode: prefix for prefix, mode in PREFIXES.items()}
+KEYS = {"4": Mode.LISTEN, "5": Mode.WHISPER, "6": Mode.BARGE}  # ChanSpy's mode keys
+
+
+class SessionState(enum.Enum):
+    SUPERVISING = "supervising"
+    CLOSING = "closing"  # the watched call is gone: the supervisor hears why, then is released
+    STOPPED = "stopped"
+
+
+_ALLOWED = {
+    SessionState.SUPERVISING: {SessionState.CLOSING, SessionState.STOPPED},
+    SessionState.CLOSING: {SessionState.STOPPED},
+    SessionState.STOPPED: set(),
+}
+
+
+def supervisors(raw: str | None) -> set[str]:
+    """The extensions of the ``acd.supervisors`` setting ("1004, 1005" -> {"1004", "1005"})."""
+    return {part.strip() for part in (raw or "").split(",") if part.strip()}
+
+
+def agent_legs(call: Call) -> tuple[Channel, Channel] | None:
+    """(caller, agent) of an agent's call while both are connected, else None.
+
+    The agent is ``call.agent_leg`` whichever side it is on (a queue call has the caller as A,
+    a callback has the agent as A); the caller is its partner.
+    """
+    agent = call.agent_leg
+    if call.state is not CallState.UP or agent is None or call.agent_id is None:
+        return None
+    caller = call.partner(agent)
+    if caller is None or agent.is_down or caller.is_down:
+        return None
+    return caller, agent
+
+
+class SupervisionSession:
+    """One supervisor's session on one agent's call; the `CallService` of the supervisor's call."""
+
+    def __init__(self, pbx: Switchboard, sup_call: Call, target: Call, agent_id: str,
+                 caller: Channel, agent: Channel) -> None:
+        self.pbx = pbx
+        self.sup_call = sup_call
+        self.sup = sup_call.a
+        self.target = target
+        self.agent_id = agent_id
+        self.caller = caller
+        self.agent = agent
+        self.mode: Mode | None = None
+        self.state = SessionState.SUPERVISING
+        self.timer: TimerHandle | None = None
+        self.prompter: Prompter | None = None
+
+    def _to(self, new: SessionState) -> None:
+        if new not in _ALLOWED[self.state]:
+            raise RuntimeError(f"supervision of {self.target.id}: illegal transition "
+                               f"{self.state.value} -> {new.value}")
+        self.state = new
+
+    def start(self, mode: Mode) -> None:
+        """Join the call in `mode` and start watching it."""
+        self.set_mode(mode)
+        if self.state is SessionState.SUPERVISING:
+            self.timer = self.pbx.schedule(POLL_SECONDS, self._poll)
+
+    def set_mode(self, mode: Mode) -> None:
+        """Listen, whisper or barge from now on (the later of monitor/bridge wins in the engine)."""
+        if self.state is not SessionState.SUPERVISING or mode is self.mode:
+            return
+        media = self.pbx.media
+        legs = [self.caller.media_leg, self.agent.media_leg]
+        try:
+            if mode is Mode.BARGE:
+                media.bridge(self.target.bridge_id, [self.sup.media_leg])
+                self.sup.bridge_id = self.target.bridge_id
+            else:
+                media.monitor(self.sup.media_leg, legs, [self.agent.media_leg] if mode is Mode.WHISPER else [])
+                self.sup.bridge_id = None
+        except MediaError as exc:  # a leg went away under us: the call is ending
+            log.info("%s: supervision of %s cannot %s: %s", self.sup_call.id, self.target.id, mode.value, exc)
+            self._target_gone()
+            return
+        log.info("%s: %s %s agent %s on %s", self.sup_call.id, self.sup.extension or self.sup.id,
+                 {"listen": "listens to", "whisper": "whispers to", "barge": "barges in on"}[mode.value],
+                 self.agent_id, self.target.id, extra={"CALL_ID": self.target.id})
+        self.mode = mode
+
+    def handle(self, event: DtmfReceived | PlaybackEnded) -> None:
+        """The supervisor's keys switch modes; prompt ends go to the closing announcement."""
+        if isinstance(event, PlaybackEnded):
+            if self.prompter is not None:
+                self.prompter.handle(event)
+            return
+        if self.state is SessionState.SUPERVISING and event.digit in KEYS:
+            self.set_mode(KEYS[event.digit])
+
+    def stop(self) -> None:
+        """The supervisor hung up (or the PBX took the call back): leave caller and agent talking."""
+        if self.state is SessionState.STOPPED:
+            return
+        self._to(SessionState.STOPPED)
+        self._cancel()
+        if self.prompter is not None:
+            self.prompter.stop()
+        self._leave_call()
+
+    # -- watching the target ---------------------------------------------------------------
+    def _still_on(self) -> bool:
+        """The call still joins the same caller and agent (not ended, not transferred away)."""
+        legs = agent_legs(self.target)
+        return legs is not None and legs == (self.caller, self.agent) and self.target.agent_id == self.agent_id
+
+    def _poll(self) -> None:
+        self.timer = None
+        if self.state is not SessionState.SUPERVISING:
+            return
+        if self._still_on():
+            self.timer = self.pbx.schedule(POLL_SECONDS, self._poll)
+            return
+        self._target_gone()
+
+    def _target_gone(self) -> None:
+        if self.state is not SessionState.SUPERVISING:
+            return
+        log.info("%s: the call of agent %s (%s) ended under supervision", self.sup_call.id, self.agent_id,
+                 self.target.id, extra={"CALL_ID": self.target.id})
+        self._to(SessionState.CLOSING)
+        self._cancel()
+        self._leave_call()
+        if self.sup.is_down:
+            return
+        self.prompter = Prompter(self.sup, self.pbx.media, self.pbx.schedule, self.pbx.prompts)
+        self.prompter.say("The call has ended. Goodbye.", self._release)
+
+    def _release(self) -> None:
+        if self.state is SessionState.CLOSING and self.sup_call.service is self and not self.sup.is_down:
+            self.sup_call.hangup(self.sup)
+
+    def _leave_call(self) -> None:
+        """Undo what this session did to the media, so only the supervisor's leg is affected.
+
+        A destroyed supervisor leg needs nothing (the engine drops its monitor and bridge place);
+        a barge into a bridge that ended with the call needs nothing either.
+        """
+        mode, self.mode = self.mode, None
+        self.sup.bridge_id = None
+        if mode is None or self.sup.is_down:
+            return
+        try:
+            if mode is Mode.BARGE:
+                if self.target.state is not CallState.ENDED:
+                    self.pbx.media.unbridge(self.sup.media_leg)
+            else:
+                self.pbx.media.unmonitor(self.sup.media_leg)
+        except MediaError as exc:
+            log.debug("%s: leaving %s: %s", self.sup_call.id, self.target.id, exc)
+
+    def _cancel(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
+class Supervision:
+    """The supervision feature codes and the control API's monitor request for one switchboard."""
+
+    def __init__(self, pbx: Switchboard) -> None:
+        self.pbx = pbx
+        # Calls the control API placed to a supervisor's phone: the API's token already
+        # authorised them, so the desk-phone list does not apply.
+        self._from_api: weakref.WeakSet[Call] = weakref.WeakSet()
+
+    def handlers(self) -> dict[str, Callable[[Call, str], None]]:
+        """Feature-code prefix -> handler, for `FeatureCodes.extra`."""
+        return {prefix: self._handler(mode) for prefix, mode in PREFIXES.items()}
+
+    def _handler(self, mode: Mode) -> Callable[[Call, str], None]:
+        def run(call: Call, rest: str) -> None:
+            self.dialled(call, rest, mode)
+
+        return run
+
+    def may_supervise(self, extension: str | None) -> bool:
+        """Whether the desk phone of `extension` is listed in ``acd.supervisors``."""
+        return extension is not None and extension in supervisors(self.pbx.store.get_setting(SUPERVISORS_SETTING))
+
+    def dialled(self, call: Call, agent_id: str, mode: Mode) -> None:
+        """A phone dialled ``*70``-``*72`` (`agent_id` may be empty: it is asked for)."""
+        call._answer_here()
+        prompter = Prompter(call.a, self.pbx.media, self.pbx.schedule, self.pbx.prompts)
+        call.service = prompter
+        device = call.caller_ext.number if call.caller_ext is not None else None
+
+        def finish(text: str) -> None:
+            prompter.say(text, lambda: call.hangup(call.a) if call.service is prompter else None)
+
+        if call not in self._from_api and not self.may_supervise(device):
+            log.warning("%s: %s dialled %s%s but is not in %s: refused", call.id, device or call.a.caller.number,
+                        CODE_OF[mode], agent_id, SUPERVISORS_SETTING, extra={"CALL_ID": call.id})
+            finish("Supervision is not allowed from this phone. Goodbye.")
+            return
+        self._from_api.discard(call)
+
+        def with_agent(digits: str) -> None:
+            if not AGENT_ID_RE.match(digits) or digits not in self.pbx.distributor.roster.agents:
+                finish("There is no such agent. Goodbye.")
+                return
+            target = self.pbx.distributor.agent_calls.get(digits)
+            legs = agent_legs(target) if target is not None else None
+            if target is None or legs is None:
+                finish(f"Agent {_digits(digits)} is not on a call. Goodbye.")
+                return
+            prompter.stop()
+            session = SupervisionSession(self.pbx, call, target, digits, *legs)
+            call.service = session
+            session.start(mode)
+
+        if agent_id:
+            with_agent(agent_id)
+        else:
+            prompter.ask("Please enter the agent number, then press hash.", 8, with_agent)
+
+    def originate(self, agent_id: str, device: str, mode: str) -> Call:
+        """Control API: ring `device`'s phones; on answer it supervises `agent_id` in `mode`.
+
+        Raises PbxError: 400 bad mode or device, 404 unknown agent, 409 agent not on a call or
+        no registered phone on `device`.
+        """
+        from appliance.pbx.switchboard import OriginateCall, PbxError
+
+        try:
+            wanted = Mode(mode)
+        except ValueError:
+            raise PbxError(400, f"mode must be one of {', '.join(m.value for m in Mode)}, not {mode!r}") from None
+        distributor = self.pbx.distributor
+        if agent_id not in distributor.roster.agents:
+            raise PbxError(404, f"no agent {agent_id}")
+        target = distributor.agent_calls.get(agent_id)
+        if target is None or agent_legs(target) is None:
+            raise PbxError(409, f"agent {agent_id} is not on a call")
+        ext = self.pbx.dialplan.extensions.get(device)
+        if ext is None or not ext.enabled:
+            raise PbxError(400, f"device {device!r} is not an extension")
+        code = CODE_OF[wanted] + agent_id
+        channels = self.pbx.channels_for_extension(ext, Party(code, f"Supervise agent {agent_id}"))
+        if not channels:
+            raise PbxError(409, f"extension {device} has no registered phone")
+        call = OriginateCall.start(self.pbx, ext, channels, code)
+        self._from_api.add(call)
+        log.info("%s: control API rings %s to %s agent %s", call.id, device, wanted.value, agent_id)
+        return call

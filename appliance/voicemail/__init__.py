@@ -1,0 +1,1 @@
+"""Voicemail: mailboxes (WAV files plus an SQLite index) and the deposit/retrieval channel drivers."""

@@ -1,0 +1,270 @@
+"""ACD with real pjsua2 phones: agents log in by feature code, skills and strategy choose who rings,
+the caller hears its position, abandons are logged, callbacks keep the place, agents survive kill -9."""
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from appliance.ivr.tts import PromptCache, resample
+from appliance.pbx.distributor import announcement_text
+from tests.audio import read_wav, tone_ratio, write_tone_wav
+from tests.peers.engine import Engine, default_config
+from tests.peers.pjsua import PjPhone
+
+CALLER, ANA_PHONE, BOB_PHONE = "1001", "1002", "1003"
+
+
+def queue_config(**overrides: Any) -> dict[str, Any]:
+    cfg: dict[str, Any] = default_config()
+    cfg["agents"] = [
+        {"agent_id": "2001", "name": "Ana", "pin": "1111", "skills": ["french:5"]},
+        {"agent_id": "2002", "name": "Bob", "pin": "2222", "skills": ["french:2"]},
+    ]
+    queue = {"name": "support", "number": "6000", "strategy": "longest-idle", "skills": ["french:4"],
+             "escalations": ["after 6s: french:1"], "wrapup_seconds": 2, "announce_seconds": 0,
+             "join_empty": True, "leave_empty": False, "callback_key": "1"}
+    queue.update(overrides)
+    cfg["queues"] = [queue]
+    return cfg
+
+
+@pytest.fixture
+def pbx(tmp_path: Path) -> Iterator[Engine]:
+    eng = Engine(tmp_path / "engine", config=queue_config())
+    eng.start()
+    try:
+        with eng.no_tracebacks():
+            yield eng
+    finally:
+        eng.stop()
+
+
+@contextlib.contextmanager
+def phone(pbx: Engine, name: str, number: str, **kw: Any) -> Iterator[PjPhone]:
+    with PjPhone(name, **kw) as p:
+        p.register(number, pbx.secret(number), "127.0.0.1", pbx.sip_port)
+        yield p
+
+
+def agent(pbx: Engine, agent_id: str) -> dict[str, Any]:
+    _, agents = pbx.api("GET", "/v1/agents")
+    return next(a for a in agents if a["agent"] == agent_id)
+
+
+def wait_agent(pbx: Engine, agent_id: str, state: str, timeout: float = 8.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        info = agent(pbx, agent_id)
+        if info["state"] == state:
+            return info
+        if time.monotonic() > deadline:
+            raise AssertionError(f"agent {agent_id} is {info['state']}, not {state}")
+        time.sleep(0.1)
+
+
+def queue_log(pbx: Engine) -> list[tuple[str, str, int | None, float | None]]:
+    db = sqlite3.connect(pbx.data_dir / "plateau.db")
+    try:
+        return db.execute("SELECT event, agent, position, wait_s FROM queue_log ORDER BY id").fetchall()
+    finally:
+        db.close()
+
+
+def events(pbx: Engine) -> list[str]:
+    return [row[0] for row in queue_log(pbx)]
+
+
+def login_by_feature_code(pbx: Engine, p: PjPhone, agent_id: str, pin: str) -> None:
+    call = p.call(pbx.uri("*61"))
+    p.wait_state(call, "CONFIRMED")
+    time.sleep(0.5)
+    p.dial_dtmf(call, agent_id + "#")
+    time.sleep(1.5)
+    p.dial_dtmf(call, pin + "#")
+    p.wait_state(call, "DISCONNECTED", timeout=10.0)  # the PBX confirms and hangs up
+
+
+def test_agent_logs_in_by_feature_code_the_skilled_agent_rings_and_tones_pass_both_ways(
+        pbx: Engine, tmp_path: Path) -> None:
+    to_agent = write_tone_wav(tmp_path / "caller.wav", 440, 30)
+    to_caller = write_tone_wav(tmp_path / "agent.wav", 1000, 30)
+    caller_heard, agent_heard = tmp_path / "caller_heard.wav", tmp_path / "agent_heard.wav"
+    with phone(pbx, "caller", CALLER) as caller, phone(pbx, "ana", ANA_PHONE) as ana, \
+            phone(pbx, "bob", BOB_PHONE) as bob:
+        login_by_feature_code(pbx, ana, "2001", "1111")
+        assert agent(pbx, "2001")["state"] == "available" and agent(pbx, "2001")["device"] == ANA_PHONE
+        status, _ = pbx.api("POST", "/v1/agents/2002/login", {"device": BOB_PHONE})
+        assert status == 200
+        call = caller.call(pbx.uri("6000"), play_wav=to_agent, record_wav=caller_heard)
+        caller.wait_state(call, "CONFIRMED")  # the queue answers and plays music
+        offered = ana.wait_incoming(timeout=5.0)  # french:5 meets french:4; Bob (french:2) does not
+        assert "[support]" in ana.incoming_info(offered)["display"]
+        assert not bob.events("incoming")
+        assert agent(pbx, "2001")["state"] == "ringing"
+        ana.answer(offered, play_wav=to_caller, record_wav=agent_heard)
+        ana.wait_state(offered, "CONFIRMED")
+        assert agent(pbx, "2001")["state"] == "on-call"
+        time.sleep(3.0)
+        caller.stop_record(call)
+        ana.stop_record(offered)
+        caller.hangup(call)
+        ana.wait_state(offered, "DISCONNECTED")
+        assert wait_agent(pbx, "2001", "wrap-up", timeout=2.0)
+        wait_agent(pbx, "2001", "available", timeout=5.0)  # wrap-up lasts the queue's 2 s
+    rate, heard = read_wav(caller_heard)
+    assert tone_ratio(heard[-rate:], rate, 1000) > 0.5
+    rate, heard = read_wav(agent_heard)
+    assert tone_ratio(heard[-rate:], rate, 440) > 0.5
+    log = queue_log(pbx)
+    assert [e for e, *_ in log if not e.startswith("AGENT")] == ["ENTER", "OFFER", "CONNECT", "COMPLETE"]
+    assert ("AGENT_LOGIN", "2001") in [(e, a) for e, a, *_ in log]
+    connect = next(row for row in log if row[0] == "CONNECT")
+    assert connect[1] == "2001" and connect[2] == 1 and connect[3] is not None and connect[3] < 5.0
+
+
+def test_requirements_widen_with_the_wait_and_an_abandon_is_logged_with_position_and_wait(
+        pbx: Engine) -> None:
+    with phone(pbx, "caller", CALLER) as caller, phone(pbx, "bob", BOB_PHONE) as bob:
+        pbx.api("POST", "/v1/agents/2002/login", {"device": BOB_PHONE})
+        call = caller.call(pbx.uri("6000"))
+        caller.wait_state(call, "CONFIRMED")
+        start = time.monotonic()
+        offered = bob.wait_incoming(timeout=10.0)  # only once "after 6s: french:1" applies
+        assert time.monotonic() - start > 4.5
+        caller.hangup(call)
+        bob.wait_state(offered, "DISCONNECTED")
+        wait_agent(pbx, "2002", "available", timeout=3.0)  # not the agent's fault: no no-answer count
+    log = queue_log(pbx)
+    abandon = next(row for row in log if row[0] == "ABANDON")
+    assert abandon[2] == 1 and abandon[3] is not None and abandon[3] > 5.0
+    assert "RINGNOANSWER" not in events(pbx) and "CONNECT" not in events(pbx)
+
+
+def test_caller_hears_its_position_then_a_callback_keeps_its_place(tmp_path: Path) -> None:
+    eng = Engine(tmp_path / "engine", config=queue_config(announce_seconds=30))
+    eng.start()
+    heard = tmp_path / "heard.wav"
+    tone = write_tone_wav(tmp_path / "tone.wav", 1000, 30)
+    try:
+        with eng.no_tracebacks(), phone(eng, "caller", CALLER) as caller, phone(eng, "ana", ANA_PHONE) as ana:
+            call = caller.call(eng.uri("6000"), record_wav=heard)
+            caller.wait_state(call, "CONFIRMED")
+            time.sleep(6.0)
+            caller.stop_record(call)
+            caller.dial_dtmf(call, "1")  # the callback key: the PBX confirms and hangs up
+            caller.wait_state(call, "DISCONNECTED", timeout=15.0)
+            assert events(eng)[-1] == "CALLBACK_REQUESTED"
+            _, queues = eng.api("GET", "/v1/queues")
+            assert queues[0]["waiting"] == 1 and queues[0]["callers"][0]["callback"] is True
+            eng.api("POST", "/v1/agents/2001/login", {"device": ANA_PHONE})
+            offered = ana.wait_incoming(timeout=5.0)  # the agent first...
+            assert "[Callback]" in ana.incoming_info(offered)["display"]
+            ana.answer(offered, play_wav=tone)
+            back = caller.wait_incoming(timeout=5.0)  # ...then the customer is called back
+            caller.answer(back, record_wav=tmp_path / "back.wav")
+            caller.wait_state(back, "CONFIRMED")
+            time.sleep(2.0)
+            caller.stop_record(back)
+            caller.hangup(back)
+            ana.wait_state(offered, "DISCONNECTED")
+        rate, back_audio = read_wav(tmp_path / "back.wav")
+        assert tone_ratio(back_audio[-rate:], rate, 1000) > 0.5
+        assert [e for e in events(eng) if not e.startswith("AGENT")] == [
+            "ENTER", "CALLBACK_REQUESTED", "OFFER", "CONNECT", "CALLBACK_PLACED", "COMPLETE"]
+    finally:
+        eng.stop()
+    # The announcement is proven by content: the caller's recording matches the rendering of
+    # "You are caller number 1..." far better than the same sentence with another number.
+    rate, audio = read_wav(heard)
+    prompts = PromptCache(tmp_path / "tts")
+    expected = announcement_text(1, None, "1")
+    assert match_score(audio, rate, prompts, expected) > 0.5
+    assert match_score(audio, rate, prompts, expected) > 1.5 * match_score(
+        audio, rate, prompts, announcement_text(7, None, "1"))
+
+
+def match_score(audio: np.ndarray, rate: int, prompts: PromptCache, text: str) -> float:
+    """Peak normalised cross-correlation of the rendered `text` within `audio`."""
+    _, ref = read_wav(prompts.path_for(text))
+    ref = resample(ref, 16000, rate).astype(np.float64)
+    x = audio.astype(np.float64)
+    n = len(x) + len(ref)
+    size = 1 << (n - 1).bit_length()
+    corr = np.fft.irfft(np.fft.rfft(x, size) * np.conj(np.fft.rfft(ref, size)), size)[: len(x)]
+    window = np.convolve(x * x, np.ones(len(ref)), "full")[len(ref) - 1: len(ref) - 1 + len(x)]
+    norm = np.sqrt(np.maximum(window, 1e-9) * float(np.dot(ref, ref)))
+    return float(np.max(np.abs(corr) / norm))
+
+
+def test_agent_states_survive_kill_9(pbx: Engine) -> None:
+    with phone(pbx, "caller", CALLER) as caller, phone(pbx, "bob", BOB_PHONE) as bob:
+        pbx.api("POST", "/v1/agents/2001/login", {"device": ANA_PHONE})
+        pbx.api("POST", "/v1/agents/2001/pause", {"reason": "2"})
+        pbx.api("POST", "/v1/agents/2002/login", {"device": BOB_PHONE})
+        call = caller.call(pbx.uri("6000"))
+        offered = bob.wait_incoming(timeout=10.0)
+        bob.answer(offered)
+        bob.wait_state(offered, "CONFIRMED")
+        assert agent(pbx, "2002")["state"] == "on-call"
+        pbx.kill9()
+        pbx.restart()
+        ana = agent(pbx, "2001")
+        assert (ana["state"], ana["pause_reason"], ana["device"]) == ("paused", "lunch", ANA_PHONE)
+        bob_state = agent(pbx, "2002")
+        # The call died with the engine: Bob is not left "on call" for ever, and stays logged in.
+        assert (bob_state["state"], bob_state["device"]) == ("available", BOB_PHONE)
+        caller.hangup(call)
+        bob.hangup(offered)
+
+
+def test_agent_api_refuses_bad_requests_with_clear_errors(pbx: Engine) -> None:
+    assert pbx.api("POST", "/v1/agents/2001/login", {}) == (400, {"error": "field 'device' is required to log in"})
+    assert pbx.api("POST", "/v1/agents/2001/login", {"device": "9999"})[0] == 400
+    assert pbx.api("POST", "/v1/agents/2999/logout")[0] == 404
+    status, body = pbx.api("POST", "/v1/agents/2001/pause", {"reason": "1"})
+    assert status == 409 and "logged-out" in body["error"]
+    assert pbx.api("POST", "/v1/agents/2001/login", {"device": ANA_PHONE})[0] == 200
+    status, body = pbx.api("POST", "/v1/agents/2002/login", {"device": ANA_PHONE})
+    assert status == 409 and "already logged in" in body["error"]
+    assert agent(pbx, "2001")["state"] == "available"
+
+
+def test_survey_after_the_agent_hangs_up_and_the_interaction_is_dispositioned(tmp_path: Path) -> None:
+    eng = Engine(tmp_path / "engine", config=queue_config(survey=True, escalations=[]))
+    eng.start()
+    try:
+        with eng.no_tracebacks(), phone(eng, "caller", CALLER) as caller, phone(eng, "ana", ANA_PHONE) as ana:
+            eng.api("POST", "/v1/agents/2001/login", {"device": ANA_PHONE})
+            call = caller.call(eng.uri("6000"))
+            offered = ana.wait_incoming(timeout=5.0)
+            ana.answer(offered)
+            ana.wait_state(offered, "CONFIRMED")
+            pop = agent(eng, "2001")  # the agent's screen pop: caller and interaction
+            assert pop["caller"] == CALLER and pop["interaction"] is not None
+            ana.hangup(offered)  # the caller stays for the survey
+            time.sleep(2.0)
+            assert caller.call_info(call)["state"] == "CONFIRMED"
+            for keys in ("4", "9#", "2"):  # CSAT 4, NPS 9 (a promoter), CES 2
+                caller.dial_dtmf(call, keys)
+                time.sleep(2.0)
+            caller.wait_state(call, "DISCONNECTED", timeout=15.0)
+            wait_agent(eng, "2001", "available", timeout=5.0)
+            _, kpis = eng.api("GET", "/v1/queues/support/kpis")
+            assert (kpis["survey"]["csat_avg"], kpis["survey"]["nps"], kpis["survey"]["ces_avg"]) == (4.0, 100.0, 2.0)
+            assert kpis["answered"] == 1 and kpis["service_level"] == 100.0
+            interaction = pop["interaction"]
+            status, body = eng.api("POST", f"/v1/interactions/{interaction}", {"status": "done"})
+            assert status == 400 and "status" in body["error"]
+            status, body = eng.api("POST", f"/v1/interactions/{interaction}",
+                                   {"status": "resolved", "disposition": "sale", "notes": "ordered 2 boxes"})
+            assert status == 200 and (body["status"], body["agent"], body["caller"]) == ("resolved", "2001", CALLER)
+            assert eng.api("GET", "/v1/interactions/99999")[0] == 404
+    finally:
+        eng.stop()

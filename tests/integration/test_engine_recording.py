@@ -1,0 +1,134 @@
+"""Call recording with real pjsua2 phones: a queue call recorded in stereo from the IVR on,
+silent while the caller keys a card number in a sensitive node (PCI), both parties' tones after;
+a file left by kill -9 is repaired at the next start."""
+from __future__ import annotations
+
+import sqlite3
+import time
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.audio import tone_ratio, write_tone_wav
+from tests.integration.test_engine_queues import ANA_PHONE, CALLER, phone, queue_config
+from tests.peers.engine import Engine
+
+PAY_FLOW = """
+name: pay
+version: 1
+record: stereo
+start: welcome
+nodes:
+  welcome:
+    type: play
+    prompt: "say: Welcome to the payment line."
+    next: card
+  card:
+    type: collect
+    sensitive: true
+    prompt: "say: Please key your card number, then hash."
+    variable: card
+    min_digits: 4
+    max_digits: 16
+    timeout: 10
+    next: agent
+  agent:
+    type: route
+    target: queue:support
+"""
+
+
+@pytest.fixture
+def pbx(tmp_path: Path) -> Iterator[Engine]:
+    cfg = queue_config(recording="stereo", escalations=[])
+    cfg["inbound_routes"] = [{"did": "7100", "destination": "ivr:pay"}]
+    eng = Engine(tmp_path / "engine", config=cfg)
+    eng.data_dir.mkdir(parents=True, exist_ok=True)
+    (eng.data_dir / "flows").mkdir(exist_ok=True)
+    (eng.data_dir / "flows" / "pay.yaml").write_text(PAY_FLOW)
+    eng.start()
+    try:
+        with eng.no_tracebacks():
+            yield eng
+    finally:
+        eng.stop()
+
+
+def recordings(pbx: Engine) -> list[dict[str, Any]]:
+    db = sqlite3.connect(pbx.data_dir / "plateau.db")
+    db.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in db.execute("SELECT * FROM recordings ORDER BY id")]
+    finally:
+        db.close()
+
+
+def read_stereo(path: Path) -> tuple[int, np.ndarray]:
+    with wave.open(str(path)) as w:
+        assert w.getnchannels() == 2
+        return w.getframerate(), np.frombuffer(w.readframes(w.getnframes()), "<i2").reshape(-1, 2)
+
+
+def longest_zero_run(x: np.ndarray) -> int:
+    nonzero = np.flatnonzero(x != 0)
+    edges = np.concatenate(([-1], nonzero, [len(x)]))
+    return int(np.max(np.diff(edges)) - 1)
+
+
+def test_queue_call_recorded_in_stereo_with_silence_while_the_card_is_keyed(pbx: Engine, tmp_path: Path) -> None:
+    to_agent = write_tone_wav(tmp_path / "caller.wav", 440, 60)
+    to_caller = write_tone_wav(tmp_path / "agent.wav", 1000, 60)
+    with phone(pbx, "caller", CALLER) as caller, phone(pbx, "ana", ANA_PHONE) as ana:
+        pbx.api("POST", "/v1/agents/2001/login", {"device": ANA_PHONE})
+        call = caller.call(pbx.uri("7100"), play_wav=to_agent)
+        caller.wait_state(call, "CONFIRMED")
+        time.sleep(5.0)  # the welcome (recorded), then the card prompt (paused from its start)
+        caller.dial_dtmf(call, "4111111111111111#")
+        offered = ana.wait_incoming(timeout=10.0)
+        ana.answer(offered, play_wav=to_caller)
+        ana.wait_state(offered, "CONFIRMED")
+        time.sleep(3.0)
+        caller.hangup(call)
+        ana.wait_state(offered, "DISCONNECTED")
+    time.sleep(0.5)
+    [rec] = recordings(pbx)
+    assert (rec["mode"], rec["reason"], rec["queue"], rec["agent"]) == ("stereo", "ivr", "support", "2001")
+    assert rec["ended_at"] is not None and rec["paused_s"] > 1.0
+    rate, data = read_stereo(pbx.data_dir / "recordings" / rec["path"])
+    caller_ch = data[:, 0]
+    assert tone_ratio(caller_ch[rate // 2: 2 * rate], rate, 440) > 0.5  # the welcome: the caller is recorded
+    assert longest_zero_run(caller_ch) > 1.0 * rate  # the card prompt and keys: digital silence
+    tail = data[-2 * rate: -rate // 2]
+    assert tone_ratio(tail[:, 0], rate, 440) > 0.5 and tone_ratio(tail[:, 0], rate, 1000) < 0.05
+    assert tone_ratio(tail[:, 1], rate, 1000) > 0.5 and tone_ratio(tail[:, 1], rate, 440) < 0.05
+    db = sqlite3.connect(pbx.data_dir / "plateau.db")
+    assert db.execute("SELECT COUNT(*) FROM cdr WHERE id = ?", (rec["cdr_id"],)).fetchone()[0] == 1
+    db.close()
+
+
+def test_recording_cut_by_kill_9_is_repaired_at_start_up(pbx: Engine, tmp_path: Path) -> None:
+    to_agent = write_tone_wav(tmp_path / "caller.wav", 440, 60)
+    with phone(pbx, "caller", CALLER) as caller, phone(pbx, "ana", ANA_PHONE) as ana:
+        pbx.api("POST", "/v1/agents/2001/login", {"device": ANA_PHONE})
+        call = caller.call(pbx.uri("6000"), play_wav=to_agent)
+        offered = ana.wait_incoming(timeout=10.0)
+        ana.answer(offered)
+        ana.wait_state(offered, "CONFIRMED")
+        time.sleep(4.0)  # the writer flushes every 2 s
+        pbx.kill9()
+        [rec] = recordings(pbx)
+        assert rec["ended_at"] is None
+        path = pbx.data_dir / "recordings" / rec["path"]
+        with open(path, "rb") as fh:
+            assert int.from_bytes(fh.read(8)[4:], "little") > 100_000_000  # the header still claims 2 GiB
+        pbx.restart()
+        caller.hangup(call)
+        ana.hangup(offered)
+    [rec] = recordings(pbx)
+    assert rec["ended_at"] is not None and rec["note"] == "repaired"
+    rate, data = read_stereo(path)  # the wave module reads it: sizes match the file
+    assert len(data) > 2 * rate and tone_ratio(data[rate:2 * rate, 0], rate, 440) > 0.5
