@@ -90,17 +90,28 @@ def test_newcomer_demo_prints_passwords_and_its_reception_menu_routes(tmp_path: 
                 break
         secrets = dict(re.findall(r"extension (\d+)\s+password (\S+)", "".join(lines)))
         assert sorted(secrets) == [str(n) for n in range(1001, 1011)]
+        pins = dict(re.findall(r"agent (\d+)\s+PIN (\d+)", "".join(lines)))
+        assert sorted(pins) == ["2001", "2002", "2003"]
         assert any("dial 7000" in line for line in lines)
-        with PjPhone("alice") as alice, PjPhone("bob", auto_answer=True) as bob:
+        with PjPhone("alice") as alice, PjPhone("bob") as bob:
             alice.register("1001", secrets["1001"], "127.0.0.1", port)
             bob.register("1002", secrets["1002"], "127.0.0.1", port)
+            login = bob.call(f"sip:*61@127.0.0.1:{port}")  # Ben logs in as a sales agent on 1002
+            bob.wait_state(login, "CONFIRMED")
+            time.sleep(0.5)
+            bob.dial_dtmf(login, "2002#")
+            time.sleep(1.5)
+            bob.dial_dtmf(login, pins["2002"] + "#")
+            bob.wait_state(login, "DISCONNECTED", timeout=10.0)
             call = alice.call(f"sip:7000@127.0.0.1:{port}")
             alice.wait_state(call, "CONFIRMED")
             time.sleep(3.0)  # the welcome prompt plays whole; keys count once the menu speaks
-            alice.dial_dtmf(call, "1")  # sales: extension 1002
-            bob.wait_state(0, "CONFIRMED", timeout=10.0)
+            alice.dial_dtmf(call, "1")  # sales: a queue whose agent Ben rings on 1002
+            offered = bob.wait_incoming(timeout=10.0)
+            bob.answer(offered)
+            bob.wait_state(offered, "CONFIRMED")
             alice.hangup(call)
-            bob.wait_state(0, "DISCONNECTED")
+            bob.wait_state(offered, "DISCONNECTED")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=15)

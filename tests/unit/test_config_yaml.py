@@ -11,6 +11,7 @@ import yaml
 
 from appliance.store import (
     ConfigError,
+    acd,
     Extension,
     Store,
     export_config,
@@ -196,8 +197,13 @@ def test_clearing_sections_explicitly(store: Store) -> None:
 
 
 def test_seed_demo(store: Store) -> None:
-    secrets = seed_demo(store)
+    accounts = seed_demo(store)
+    secrets = accounts.extensions
     assert sorted(secrets) == [str(n) for n in range(1001, 1011)]
+    assert sorted(accounts.agent_pins) == ["2001", "2002", "2003"]
+    assert all(len(p) == 4 and p.isdigit() for p in accounts.agent_pins.values())
+    assert [q.name for q in acd.queues(store)] == ["sales", "support"]
+    assert store.get_extension("1001").voicemail is True
     assert all(len(s) == 12 and s.isalnum() for s in secrets.values())
     assert len(set(secrets.values())) == 10
     ext = store.get_extension("1005")
@@ -210,11 +216,11 @@ def test_seed_demo(store: Store) -> None:
     route = store.get_outbound_route("national")
     assert (route.pattern, route.trunk) == ("_0XXXXXXXXX", "demo-trunk")
     # Idempotent: a second run changes nothing and reveals no secrets.
-    assert seed_demo(store) == {}
+    assert not seed_demo(store)
     assert store.get_extension("1005").secret == secrets["1005"]
 
 
 def test_seed_demo_skips_configured_store(store: Store) -> None:
     store.put_extension(Extension(number="200", name="Existing", secret="existing1"))
-    assert seed_demo(store) == {}
+    assert not seed_demo(store)
     assert [e.number for e in store.extensions()] == ["200"]
