@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("plateau.acd")
 TICK_SECONDS = 1.0
+MAX_DISPATCH_ROUNDS = 20
 FOLLOW_UP_WINDOW_S = 72 * 3600.0  # the FCR window: a call back within it is about the same thing
 RECONCILE_SECONDS = 5.0
 _entry_ids = itertools.count(1)
@@ -280,16 +281,29 @@ class CallDistributor:
         self._dispatching = True
         try:
             self._again = True
-            while self._again:
+            rounds = 0
+            while self._again and rounds < MAX_DISPATCH_ROUNDS:
                 self._again = False
+                rounds += 1
                 self._dispatch_once()
+            if self._again:  # offers failing as fast as they are made: the next tick retries
+                log.warning("ACD dispatch stopped after %d rounds in a row", rounds)
         finally:
             self._dispatching = False
 
     def _dispatch_once(self) -> None:
         now = self.clock()
-        busy = {a for a in self.offers}
         heads = [(live.calls.entries()[0].sort_key, name) for name, live in self.queues.items() if len(live.calls)]
+        if not heads:
+            return
+        busy = set(self.offers)
+        # An agent whose phone is unregistered or already in a call (an internal call of their
+        # own) is not offered: ringing it would only fail and count against the agent.
+        in_call = self.pbx.busy_devices()
+        for agent in self.roster.agents.values():
+            if agent.state is AgentState.AVAILABLE and (
+                    agent.device in in_call or not self.pbx.device_reachable(agent.device or "")):
+                busy.add(agent.agent_id)
         for _key, name in sorted(heads):
             live = self.queues[name]
             assignments = live.calls.next_assignment(self._members(live), now, exclude=busy)

@@ -43,6 +43,8 @@ class ChannelFactory(Protocol):
 
     def channel_for_trunk(self, dest: ToTrunk, caller: Party) -> Channel: ...
 
+    def reachable(self, number: str) -> bool: ...
+
 
 class PbxError(Exception):
     """A request the PBX cannot honour (unknown channel, nothing to transfer...)."""
@@ -259,6 +261,20 @@ class Switchboard:
                                    self.prompts, done)
         call.service = session
         session.start()
+
+    def device_reachable(self, number: str) -> bool:
+        """The extension has a device that can ring now (a registered phone)."""
+        return self.factory is not None and self.factory.reachable(number)
+
+    def busy_devices(self) -> set[str]:
+        """Extensions with a device in a call (ringing or talking): not offered ACD calls."""
+        busy: set[str] = set()
+        for call in self.calls.values():
+            legs = [call.a, call.b, *(call.fork.pending if call.fork is not None else ())]
+            if call.transfer is not None and call.transfer.fork is not None:
+                legs += call.transfer.fork.pending
+            busy.update(c.extension for c in legs if c is not None and c.extension is not None and not c.is_down)
+        return busy
 
     def channels_for_extension(self, ext: Extension, caller: Party) -> list[Channel]:
         if self.factory is None:

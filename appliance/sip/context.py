@@ -53,6 +53,10 @@ class SipChannelFactory:
             channels.append(chan)
         return channels
 
+    def reachable(self, number: str) -> bool:
+        """True when the extension has a registered device to ring."""
+        return bool(self.registrar.contacts(number))
+
     def channel_for_trunk(self, dest: ToTrunk, caller: Party) -> Channel:
         trunk = dest.trunk
         presented = Party(dest.caller_id or caller.number, caller.name)

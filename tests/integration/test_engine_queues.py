@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import time
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 
 from appliance.ivr.tts import PromptCache, resample
 from appliance.pbx.distributor import announcement_text
-from tests.audio import read_wav, tone_ratio, write_tone_wav
+from tests.audio import DTMF_PAIRS, read_wav, sine, tone_ratio, write_tone_wav
 from tests.peers.engine import Engine, default_config
 from tests.peers.pjsua import PjPhone
 
@@ -268,3 +269,87 @@ def test_survey_after_the_agent_hangs_up_and_the_interaction_is_dispositioned(tm
             assert eng.api("GET", "/v1/interactions/99999")[0] == 404
     finally:
         eng.stop()
+
+
+TWO_LEVEL_FLOW = """
+name: front
+version: 1
+start: identify
+nodes:
+  identify: {type: lookup_caller, next: menu}
+  menu:
+    type: menu
+    prompt: "say: For sales press 1. For support press 2."
+    options: {1: goodbye, 2: support}
+    timeout: 8
+  support:
+    type: menu
+    prompt: "say: For French press 3."
+    options: {3: french}
+    timeout: 8
+  french: {type: route, target: "queue:support"}
+  goodbye: {type: hangup}
+"""
+
+
+def test_two_level_ivr_by_rfc4733_and_inband_keys_to_a_skills_queue_with_announcement(tmp_path: Path) -> None:
+    cfg = queue_config(announce_seconds=30)
+    cfg["inbound_routes"] = [{"did": "7000", "destination": "ivr:front"}]
+    eng = Engine(tmp_path / "engine", config=cfg)
+    eng.data_dir.mkdir(parents=True, exist_ok=True)
+    (eng.data_dir / "flows").mkdir(exist_ok=True)
+    (eng.data_dir / "flows" / "front.yaml").write_text(TWO_LEVEL_FLOW)
+    heard, agent_heard = tmp_path / "heard.wav", tmp_path / "agent_heard.wav"
+    inband_3 = write_dtmf_then_tone(tmp_path / "key3.wav", "3", 440)
+    to_caller = write_tone_wav(tmp_path / "agent.wav", 1000, 30)
+    eng.start()
+    try:
+        with eng.no_tracebacks(), phone(eng, "caller", CALLER) as caller, phone(eng, "ana", ANA_PHONE) as ana, \
+                phone(eng, "bob", BOB_PHONE) as bob:
+            eng.api("POST", "/v1/agents/2002/login", {"device": BOB_PHONE})  # french:2, logged in first
+            eng.api("POST", "/v1/agents/2001/login", {"device": ANA_PHONE})  # french:5
+            call = caller.call(eng.uri("7000"), record_wav=heard)
+            caller.wait_state(call, "CONFIRMED")
+            time.sleep(1.0)
+            caller.dial_dtmf(call, "2")  # RFC 4733 in the first menu
+            time.sleep(1.5)
+            caller.play(call, inband_3, loop=False)  # in-band "3" in the second, then a 440 Hz voice
+            offered = ana.wait_incoming(timeout=10.0)  # french >= 4: Ana, although Bob idles longer
+            assert not bob.events("incoming")
+            time.sleep(6.0)  # Ana lets it ring while the caller hears the announcement
+            caller.stop_record(call)
+            ana.answer(offered, play_wav=to_caller, record_wav=agent_heard)
+            ana.wait_state(offered, "CONFIRMED")
+            caller.record(call, tmp_path / "connected.wav")
+            time.sleep(3.0)
+            caller.stop_record(call)
+            ana.stop_record(offered)
+            caller.hangup(call)
+            ana.wait_state(offered, "DISCONNECTED")
+            wait_agent(eng, "2001", "wrap-up", timeout=2.0)
+            wait_agent(eng, "2001", "available", timeout=5.0)
+    finally:
+        eng.stop()
+    rate, audio = read_wav(heard)
+    prompts = PromptCache(tmp_path / "tts")
+    expected = announcement_text(1, None, "1")
+    assert match_score(audio, rate, prompts, expected) > 0.5
+    rate, connected = read_wav(tmp_path / "connected.wav")
+    assert tone_ratio(connected[-rate:], rate, 1000) > 0.5
+    rate, at_agent = read_wav(agent_heard)
+    assert tone_ratio(at_agent[-rate:], rate, 440) > 0.5
+
+
+def write_dtmf_then_tone(path: Path, digit: str, freq: float) -> Path:
+    """An in-band DTMF digit, then a steady tone (the caller's voice) for 30 s."""
+    low, high = DTMF_PAIRS[digit]
+    key = (sine(low, 0.15, amplitude=6000).astype(np.int32) + sine(high, 0.15, amplitude=6000)).astype(np.int16)
+    gap = np.zeros(800, np.int16)
+    voice = sine(freq, 30.0)
+    samples = np.concatenate([gap, key, gap, voice])
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(samples.tobytes())
+    return path
