@@ -353,3 +353,36 @@ def write_dtmf_then_tone(path: Path, digit: str, freq: float) -> Path:
         w.setframerate(8000)
         w.writeframes(samples.tobytes())
     return path
+
+
+def test_overflow_when_nobody_serves_or_the_wait_is_too_long_and_no_answer_pauses_the_agent(
+        tmp_path: Path) -> None:
+    cfg = queue_config(join_empty=False, leave_empty=False, max_wait_seconds=4, overflow="1004",
+                       escalations=[])
+    cfg["agents"][0]["max_no_answer"] = 2
+    eng = Engine(tmp_path / "engine", config=cfg)
+    eng.start()
+    try:
+        with eng.no_tracebacks(), phone(eng, "caller", CALLER) as caller, phone(eng, "ana", ANA_PHONE) as ana, \
+                phone(eng, "desk", "1004", auto_answer=True) as desk:
+            first = caller.call(eng.uri("6000"))  # nobody logged in: straight to the overflow
+            desk.wait_state(0, "CONFIRMED", timeout=8.0)
+            caller.hangup(first)
+            desk.wait_state(0, "DISCONNECTED")
+            eng.api("POST", "/v1/agents/2001/login", {"device": ANA_PHONE})
+            second = caller.call(eng.uri("6000"))
+            for _ in range(2):  # Ana rejects two offers in a row: paused for no-answer
+                offered = ana.wait_incoming(timeout=8.0)
+                ana.reject(offered, 486)
+                ana.wait_state(offered, "DISCONNECTED")
+                time.sleep(0.3)
+                if agent(eng, "2001")["state"] == "paused":
+                    break
+            paused = wait_agent(eng, "2001", "paused", timeout=5.0)
+            assert paused["pause_reason"] == "no-answer"
+            desk.wait_state(1, "CONFIRMED", timeout=8.0)  # then the 4 s maximum wait: overflow
+            caller.hangup(second)
+    finally:
+        eng.stop()
+    log = [row[0] for row in queue_log(eng)]
+    assert log.count("EXITEMPTY") == 1 and log.count("EXITWITHTIMEOUT") == 1 and log.count("RINGNOANSWER") == 2
