@@ -2,13 +2,10 @@
 the caller hears its position, abandons are logged, callbacks keep the place, agents survive kill -9."""
 from __future__ import annotations
 
-import contextlib
-import sqlite3
 import time
 import wave
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -16,25 +13,19 @@ import pytest
 from appliance.ivr.tts import PromptCache, resample
 from appliance.pbx.distributor import announcement_text
 from tests.audio import DTMF_PAIRS, read_wav, sine, tone_ratio, write_tone_wav
-from tests.peers.engine import Engine, default_config
+from tests.peers.acd import (
+    ANA_PHONE,
+    BOB_PHONE,
+    CALLER,
+    agent,
+    engine_with_flows,
+    phone,
+    queue_config,
+    queue_log,
+    wait_agent,
+)
+from tests.peers.engine import Engine
 from tests.peers.pjsua import PjPhone
-
-CALLER, ANA_PHONE, BOB_PHONE = "1001", "1002", "1003"
-
-
-def queue_config(**overrides: Any) -> dict[str, Any]:
-    cfg: dict[str, Any] = default_config()
-    cfg["agents"] = [
-        {"agent_id": "2001", "name": "Ana", "pin": "1111", "skills": ["french:5"]},
-        {"agent_id": "2002", "name": "Bob", "pin": "2222", "skills": ["french:2"]},
-    ]
-    queue = {"name": "support", "number": "6000", "strategy": "longest-idle", "skills": ["french:4"],
-             "escalations": ["after 6s: french:1"], "wrapup_seconds": 2, "announce_seconds": 0,
-             "join_empty": True, "leave_empty": False, "callback_key": "1"}
-    queue.update(overrides)
-    cfg["queues"] = [queue]
-    return cfg
-
 
 @pytest.fixture
 def pbx(tmp_path: Path) -> Iterator[Engine]:
@@ -45,37 +36,6 @@ def pbx(tmp_path: Path) -> Iterator[Engine]:
             yield eng
     finally:
         eng.stop()
-
-
-@contextlib.contextmanager
-def phone(pbx: Engine, name: str, number: str, **kw: Any) -> Iterator[PjPhone]:
-    with PjPhone(name, **kw) as p:
-        p.register(number, pbx.secret(number), "127.0.0.1", pbx.sip_port)
-        yield p
-
-
-def agent(pbx: Engine, agent_id: str) -> dict[str, Any]:
-    _, agents = pbx.api("GET", "/v1/agents")
-    return next(a for a in agents if a["agent"] == agent_id)
-
-
-def wait_agent(pbx: Engine, agent_id: str, state: str, timeout: float = 8.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        info = agent(pbx, agent_id)
-        if info["state"] == state:
-            return info
-        if time.monotonic() > deadline:
-            raise AssertionError(f"agent {agent_id} is {info['state']}, not {state}")
-        time.sleep(0.1)
-
-
-def queue_log(pbx: Engine) -> list[tuple[str, str, int | None, float | None]]:
-    db = sqlite3.connect(pbx.data_dir / "plateau.db")
-    try:
-        return db.execute("SELECT event, agent, position, wait_s FROM queue_log ORDER BY id").fetchall()
-    finally:
-        db.close()
 
 
 def events(pbx: Engine) -> list[str]:
@@ -295,41 +255,34 @@ nodes:
 def test_two_level_ivr_by_rfc4733_and_inband_keys_to_a_skills_queue_with_announcement(tmp_path: Path) -> None:
     cfg = queue_config(announce_seconds=30)
     cfg["inbound_routes"] = [{"did": "7000", "destination": "ivr:front"}]
-    eng = Engine(tmp_path / "engine", config=cfg)
-    eng.data_dir.mkdir(parents=True, exist_ok=True)
-    (eng.data_dir / "flows").mkdir(exist_ok=True)
-    (eng.data_dir / "flows" / "front.yaml").write_text(TWO_LEVEL_FLOW)
     heard, agent_heard = tmp_path / "heard.wav", tmp_path / "agent_heard.wav"
     inband_3 = write_dtmf_then_tone(tmp_path / "key3.wav", "3", 440)
     to_caller = write_tone_wav(tmp_path / "agent.wav", 1000, 30)
-    eng.start()
-    try:
-        with eng.no_tracebacks(), phone(eng, "caller", CALLER) as caller, phone(eng, "ana", ANA_PHONE) as ana, \
-                phone(eng, "bob", BOB_PHONE) as bob:
-            eng.api("POST", "/v1/agents/2002/login", {"device": BOB_PHONE})  # french:2, logged in first
-            eng.api("POST", "/v1/agents/2001/login", {"device": ANA_PHONE})  # french:5
-            call = caller.call(eng.uri("7000"), record_wav=heard)
-            caller.wait_state(call, "CONFIRMED")
-            time.sleep(1.0)
-            caller.dial_dtmf(call, "2")  # RFC 4733 in the first menu
-            time.sleep(1.5)
-            caller.play(call, inband_3, loop=False)  # in-band "3" in the second, then a 440 Hz voice
-            offered = ana.wait_incoming(timeout=10.0)  # french >= 4: Ana, although Bob idles longer
-            assert not bob.events("incoming")
-            time.sleep(6.0)  # Ana lets it ring while the caller hears the announcement
-            caller.stop_record(call)
-            ana.answer(offered, play_wav=to_caller, record_wav=agent_heard)
-            ana.wait_state(offered, "CONFIRMED")
-            caller.record(call, tmp_path / "connected.wav")
-            time.sleep(3.0)
-            caller.stop_record(call)
-            ana.stop_record(offered)
-            caller.hangup(call)
-            ana.wait_state(offered, "DISCONNECTED")
-            wait_agent(eng, "2001", "wrap-up", timeout=2.0)
-            wait_agent(eng, "2001", "available", timeout=5.0)
-    finally:
-        eng.stop()
+    with engine_with_flows(tmp_path / "engine", cfg, {"front": TWO_LEVEL_FLOW}) as eng, \
+            phone(eng, "caller", CALLER) as caller, phone(eng, "ana", ANA_PHONE) as ana, \
+            phone(eng, "bob", BOB_PHONE) as bob:
+        eng.api("POST", "/v1/agents/2002/login", {"device": BOB_PHONE})  # french:2, logged in first
+        eng.api("POST", "/v1/agents/2001/login", {"device": ANA_PHONE})  # french:5
+        call = caller.call(eng.uri("7000"), record_wav=heard)
+        caller.wait_state(call, "CONFIRMED")
+        time.sleep(1.0)
+        caller.dial_dtmf(call, "2")  # RFC 4733 in the first menu
+        time.sleep(1.5)
+        caller.play(call, inband_3, loop=False)  # in-band "3" in the second, then a 440 Hz voice
+        offered = ana.wait_incoming(timeout=10.0)  # french >= 4: Ana, although Bob idles longer
+        assert not bob.events("incoming")
+        time.sleep(6.0)  # Ana lets it ring while the caller hears the announcement
+        caller.stop_record(call)
+        ana.answer(offered, play_wav=to_caller, record_wav=agent_heard)
+        ana.wait_state(offered, "CONFIRMED")
+        caller.record(call, tmp_path / "connected.wav")
+        time.sleep(3.0)
+        caller.stop_record(call)
+        ana.stop_record(offered)
+        caller.hangup(call)
+        ana.wait_state(offered, "DISCONNECTED")
+        wait_agent(eng, "2001", "wrap-up", timeout=2.0)
+        wait_agent(eng, "2001", "available", timeout=5.0)
     rate, audio = read_wav(heard)
     prompts = PromptCache(tmp_path / "tts")
     expected = announcement_text(1, None, "1")

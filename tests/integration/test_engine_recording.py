@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests.audio import tone_ratio, write_tone_wav
-from tests.integration.test_engine_queues import ANA_PHONE, CALLER, phone, queue_config
+from tests.peers.acd import ANA_PHONE, CALLER, engine_with_flows, phone, queue_config
 from tests.peers.engine import Engine
 
 PAY_FLOW = """
@@ -46,16 +46,8 @@ nodes:
 def pbx(tmp_path: Path) -> Iterator[Engine]:
     cfg = queue_config(recording="stereo", escalations=[])
     cfg["inbound_routes"] = [{"did": "7100", "destination": "ivr:pay"}]
-    eng = Engine(tmp_path / "engine", config=cfg)
-    eng.data_dir.mkdir(parents=True, exist_ok=True)
-    (eng.data_dir / "flows").mkdir(exist_ok=True)
-    (eng.data_dir / "flows" / "pay.yaml").write_text(PAY_FLOW)
-    eng.start()
-    try:
-        with eng.no_tracebacks():
-            yield eng
-    finally:
-        eng.stop()
+    with engine_with_flows(tmp_path / "engine", cfg, {"pay": PAY_FLOW}) as eng:
+        yield eng
 
 
 def recordings(pbx: Engine) -> list[dict[str, Any]]:

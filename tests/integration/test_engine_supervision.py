@@ -5,7 +5,6 @@ The caller plays 440 Hz, the agent 1000 Hz and the supervisor 2000 Hz; each phas
 every phone hears and Goertzel says which tones reached whom."""
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 
 from tests.audio import read_wav, tone_ratio, write_tone_wav
+from tests.peers.acd import phone
 from tests.peers.engine import Engine, default_config
 from tests.peers.pjsua import PjPhone
 
@@ -42,13 +42,6 @@ def pbx(tmp_path: Path) -> Iterator[Engine]:
             yield eng
     finally:
         eng.stop()
-
-
-@contextlib.contextmanager
-def phone(pbx: Engine, name: str, number: str) -> Iterator[PjPhone]:
-    with PjPhone(name) as p:
-        p.register(number, pbx.secret(number), "127.0.0.1", pbx.sip_port)
-        yield p
 
 
 def agent_call(pbx: Engine, caller: PjPhone, agent: PjPhone, tmp_path: Path) -> tuple[int, int]:

@@ -6,9 +6,7 @@ written by the engine's recorder.
 """
 from __future__ import annotations
 
-import heapq
-import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +14,7 @@ import numpy as np
 import pytest
 
 from appliance.ivr.tts import PromptCache
-from appliance.media import g711, rtp
 from appliance.media.engine import MediaEngine
-from appliance.media.events import DtmfEvent, PlaybackFinished
-from appliance.pbx.channel import NORMAL_CLEARING, Cause, Channel, DtmfReceived, Party, PlaybackEnded
 from appliance.store.db import Store
 from appliance.voicemail.mailbox import Mailboxes
 from appliance.voicemail.session import (
@@ -29,103 +24,11 @@ from appliance.voicemail.session import (
     RetrievalState,
     intro_text,
 )
-from tests.audio import goertzel_power, read_wav, tone_ratio, write_tone_wav
+from tests.audio import read_wav, tone_ratio, write_tone_wav
+from tests.session_rig import Rig, power_share
 from tests.unit.test_voicemail_mailbox import voicemail_store
 
-TICK = 0.02
 CALLER_FREQ = 440.0
-
-
-class TestChannel(Channel):
-    """A channel whose technology is this test: the driver only uses its leg and caller."""
-
-    technology = "test"
-    __test__ = False
-
-    def ring(self) -> None: ...
-    def progress(self) -> None: ...
-    def answer(self) -> None: ...
-    def hangup(self, cause: Cause = NORMAL_CLEARING) -> None: ...
-    def notify_transfer(self, status: int, reason: str, final: bool) -> None: ...
-    def remote_description(self) -> str:
-        return "rig"
-
-
-class _Timer:
-    def __init__(self) -> None:
-        self.cancelled = False
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-
-class Rig:
-    """One caller on one engine leg, a virtual clock and a Scheduler on it."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.events: list[Any] = []
-        self.engine = MediaEngine(self.events.append, clock=lambda: self.now, wallclock=lambda: self.now)
-        self.chan = TestChannel("inbound", Party("1002", "Bob"), "1001")
-        self.heard: list[bytes] = []
-        self.engine.add_leg(self.chan.media_leg, 0, lambda d, a: self.heard.append(d), lambda d, a: None)
-        self.engine.configure_leg(self.chan.media_leg, ("127.0.0.1", 4000), "PCMU", 0, 101)
-        self._timers: list[tuple[float, int, _Timer, Callable[[], None]]] = []
-        self._seq = itertools.count()
-        self._rtp_seq = 0
-        self.session: Any = None
-
-    def schedule(self, delay: float, fn: Callable[[], None]) -> _Timer:
-        handle = _Timer()
-        heapq.heappush(self._timers, (self.now + delay, next(self._seq), handle, fn))
-        return handle
-
-    def key(self, digit: str) -> None:
-        self.session.handle(DtmfReceived(self.chan, digit, "rfc4733"))
-
-    def step(self, talk: float | None) -> None:
-        if talk is not None:
-            n = np.arange(self._rtp_seq * 160, self._rtp_seq * 160 + 160)
-            pcm = (8000 * np.sin(2 * np.pi * talk * n / 8000)).astype(np.int16)
-            self.engine.rtp_received(self.engine.legs[self.chan.media_leg],
-                                     rtp.build(0, self._rtp_seq, self._rtp_seq * 160, 77,
-                                               g711.ulaw_encode(pcm).tobytes()), ("127.0.0.1", 4000), self.now)
-            self._rtp_seq += 1
-        self.engine.tick(self.now)
-        self.now += TICK
-        events, self.events[:] = list(self.events), []
-        for ev in events:  # what Engine._media_event does
-            if isinstance(ev, PlaybackFinished):
-                self.session.handle(PlaybackEnded(self.chan, ev.play_id))
-            elif isinstance(ev, DtmfEvent):
-                self.session.handle(DtmfReceived(self.chan, ev.digit, ev.source))
-        while self._timers and self._timers[0][0] <= self.now:
-            _, _, handle, fn = heapq.heappop(self._timers)
-            if not handle.cancelled:
-                fn()
-
-    def run(self, seconds: float, talk: float | None = None) -> None:
-        for _ in range(round(seconds / TICK)):
-            self.step(talk)
-
-    def run_until(self, cond: Callable[[], bool], limit: float = 30.0, talk: float | None = None) -> float:
-        """Advance until `cond()`; returns the virtual seconds it took."""
-        start = self.now
-        while not cond():
-            if self.now - start > limit:
-                raise AssertionError(f"condition not met within {limit} s (state {self.session.state})")
-            self.step(talk)
-        return self.now - start
-
-    def heard_pcm(self, since: int = 0) -> np.ndarray:
-        """What the caller heard (8 kHz) from packet `since` on."""
-        return g711.ulaw_decode(b"".join(rtp.parse(d).payload for d in self.heard[since:])).astype(np.float64)
-
-
-def power_share(pcm: np.ndarray, freq: float) -> float:
-    if pcm.size == 0 or not np.any(pcm):
-        return 0.0
-    return goertzel_power(pcm, 8000, freq) / float(np.mean(pcm ** 2))
 
 
 @pytest.fixture(scope="module")
@@ -145,11 +48,9 @@ def boxes(tmp_path: Path) -> Iterator[Mailboxes]:
 
 @pytest.fixture
 def rig() -> Iterator[Rig]:
-    r = Rig()
-    try:
+    # The caller sends RTP only while talking: no silence packets in between.
+    with Rig(send_silence=False) as r:
         yield r
-    finally:
-        r.engine.close()
 
 
 def deposit(rig: Rig, boxes: Mailboxes, prompts: PromptCache, media: Any = None,
