@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import wave
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,16 +135,17 @@ class Recorder:
         rows = self.store._query("SELECT id, path, started_at FROM recordings WHERE ended_at IS NULL")
         for row_id, rel, started in rows:
             path = self.root / rel
-            note = "repaired"
+            note, seconds = "repaired", 0.0
             try:
                 repair_wav(path)
-                size = path.stat().st_size
-            except (OSError, WavError) as exc:
-                note, size = f"unrecoverable: {exc}", 0
+                with wave.open(str(path), "rb") as w:
+                    seconds = w.getnframes() / float(w.getframerate())
+            except (OSError, WavError, wave.Error, EOFError) as exc:
+                note = f"unrecoverable: {exc}"
             log.warning("recording %s was open when the engine stopped: %s", path, note)
             with self.store.transaction():
                 self.store._exec("UPDATE recordings SET ended_at = ?, note = ? WHERE id = ?",
-                                 (started + max(0, size - 44) / 32000.0 if size else started, note, row_id))
+                                 (started + seconds, note, row_id))
         return len(rows)
 
     def purge(self, now: float | None = None) -> int:
