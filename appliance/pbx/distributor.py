@@ -20,6 +20,7 @@ import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from appliance.acd.agent import Agent, AgentState, Answer, CallEnded, NoAnswer, Offer, OfferCancelled
@@ -296,13 +297,15 @@ class CallDistributor:
         heads = [(live.calls.entries()[0].sort_key, name) for name, live in self.queues.items() if len(live.calls)]
         if not heads:
             return
+        available = [a for a in self.roster.agents.values() if a.state is AgentState.AVAILABLE]
+        if not available:
+            return
         busy = set(self.offers)
         # An agent whose phone is unregistered or already in a call (an internal call of their
         # own) is not offered: ringing it would only fail and count against the agent.
-        in_call = self.pbx.busy_devices()
-        for agent in self.roster.agents.values():
-            if agent.state is AgentState.AVAILABLE and (
-                    agent.device in in_call or not self.pbx.device_reachable(agent.device or "")):
+        for agent in available:
+            device = agent.device or ""
+            if self.pbx.device_busy(device) or not self.pbx.device_reachable(device):
                 busy.add(agent.agent_id)
         for _key, name in sorted(heads):
             live = self.queues[name]
@@ -449,6 +452,8 @@ class CallDistributor:
             log.exception("ACD tick failed")
 
     def _announce_due(self) -> None:
+        if not any(live.config.announce_seconds for live in self.queues.values()):
+            return
         now = self.clock()
         for entry in list(self.entries.values()):
             if entry.call is None or entry.prompter is not None or entry.next_announce is None:
@@ -493,7 +498,7 @@ class CallDistributor:
 
     def _moh(self, cfg: QueueConfig) -> Any:
         if cfg.moh:
-            path = (self.pbx.settings.sounds_dir or self.pbx.settings.flows_dir or _here()) / cfg.moh
+            path = (self.pbx.settings.sounds_dir or Path(".")) / cfg.moh
             if path.exists():
                 return str(path)
             log.error("queue %s: music %s not found, using the default", cfg.name, path)
@@ -558,8 +563,3 @@ def _int(value: str | None) -> int:
     except ValueError:
         return 0
 
-
-def _here() -> Any:
-    from pathlib import Path
-
-    return Path(".")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +79,7 @@ class Switchboard:
         self.clock = clock
         self.factory: ChannelFactory | None = None
         self.calls: dict[str, Call] = {}
+        self._device_channels: dict[str, weakref.WeakSet[Channel]] = {}
         self.transfers = Transfers(self)
         self.prompts = PromptCache(settings.tts_dir or Path("tts"))
         self._flows: dict[str, tuple[int, Flow]] = {}  # name -> (file mtime, parsed flow)
@@ -184,6 +186,7 @@ class Switchboard:
         """A channel arrived wanting `dialed`: start a call for it."""
         if caller_ext is not None:
             chan.extension = caller_ext.number
+            self._index_device(chan)
         direction = "inbound" if via_trunk else "internal"
         call = Call(self, chan, dialed, caller_ext, direction, via_trunk)
         self.calls[call.id] = call
@@ -266,15 +269,18 @@ class Switchboard:
         """The extension has a device that can ring now (a registered phone)."""
         return self.factory is not None and self.factory.reachable(number)
 
-    def busy_devices(self) -> set[str]:
-        """Extensions with a device in a call (ringing or talking): not offered ACD calls."""
-        busy: set[str] = set()
-        for call in self.calls.values():
-            legs = [call.a, call.b, *(call.fork.pending if call.fork is not None else ())]
-            if call.transfer is not None and call.transfer.fork is not None:
-                legs += call.transfer.fork.pending
-            busy.update(c.extension for c in legs if c is not None and c.extension is not None and not c.is_down)
-        return busy
+    def device_busy(self, number: str) -> bool:
+        """The extension has a device in a call (ringing, talking): an agent there is not offered one.
+
+        Channels are indexed by extension when they are made (weakly: an ended call's channels
+        leave the index with the call), so this costs the extension's own channels, not all calls.
+        """
+        chans = self._device_channels.get(number)
+        return chans is not None and any(not c.is_down for c in chans)
+
+    def _index_device(self, chan: Channel) -> None:
+        if chan.extension is not None:
+            self._device_channels.setdefault(chan.extension, weakref.WeakSet()).add(chan)
 
     def channels_for_extension(self, ext: Extension, caller: Party) -> list[Channel]:
         if self.factory is None:
@@ -282,6 +288,7 @@ class Switchboard:
         channels = self.factory.channels_for_extension(ext, caller)
         for chan in channels:
             chan.extension = ext.number
+            self._index_device(chan)
         return channels
 
     def channel_for_trunk(self, dest: ToTrunk, caller: Party) -> Channel:
