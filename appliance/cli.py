@@ -52,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-demo", action="store_true", help="do not create the demo extensions")
     run.add_argument("-v", "--verbose", action="store_true")
 
+    web = sub.add_parser("web", help="run the web UI (gunicorn) in the foreground")
+    web.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    web.add_argument("--bind", default="127.0.0.1:8080", help="address:port (default 127.0.0.1:8080)")
+
     st = sub.add_parser("status", help="show the running engine's state")
     st.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     st.add_argument("--json", action="store_true")
@@ -193,6 +197,13 @@ def _reload_running_engine(data_dir: Path) -> None:
         print(f"note: the running engine did not reload ({exc}); restart it to apply", file=sys.stderr)
 
 
+def cmd_web(args: argparse.Namespace) -> int:
+    from web.server import serve
+
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    return serve(args.data_dir, args.bind)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:2] == ["ivr", "simulate"]:
@@ -201,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return simulate_main(argv[2:])
     args = _parser().parse_args(argv)
-    handlers = {"run": cmd_run, "status": cmd_status, "config": cmd_config}
+    handlers = {"run": cmd_run, "status": cmd_status, "config": cmd_config, "web": cmd_web}
     return handlers[args.command](args)
 
 

@@ -317,4 +317,45 @@ MIGRATIONS: list[str] = [
     CREATE INDEX survey_results_queue_at ON survey_results (queue, at);
     CREATE INDEX survey_results_agent_at ON survey_results (agent, at);
     """,
+    # 7: the web UI (issue 4): its users and roles, the audit log of every change, and quality
+    # scorecards supervisors fill in on recorded calls.
+    """
+    CREATE TABLE web_users (
+        username TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'supervisor', 'agent')),
+        agent_id TEXT,
+        must_change BOOLEAN NOT NULL DEFAULT TRUE,
+        failed_logins INTEGER NOT NULL DEFAULT 0,
+        locked_until DOUBLE PRECISION,
+        created_at DOUBLE PRECISION NOT NULL
+    );
+
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at DOUBLE PRECISION NOT NULL,
+        username TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL DEFAULT '',
+        before_json TEXT,
+        after_json TEXT
+    );
+    CREATE INDEX audit_log_at ON audit_log (at);
+
+    CREATE TABLE quality_scores (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        recording_id INTEGER REFERENCES recordings (id) ON DELETE SET NULL,
+        call_id TEXT NOT NULL DEFAULT '',
+        agent TEXT NOT NULL,
+        supervisor TEXT NOT NULL,
+        verification INTEGER NOT NULL CHECK (verification BETWEEN 0 AND 5),
+        call_handling INTEGER NOT NULL CHECK (call_handling BETWEEN 0 AND 5),
+        call_flow INTEGER NOT NULL CHECK (call_flow BETWEEN 0 AND 5),
+        soft_skills INTEGER NOT NULL CHECK (soft_skills BETWEEN 0 AND 5),
+        resolution INTEGER NOT NULL CHECK (resolution BETWEEN 0 AND 5),
+        comment TEXT NOT NULL DEFAULT '',
+        at DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX quality_scores_agent_at ON quality_scores (agent, at);
+    """,
 ]
