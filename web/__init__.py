@@ -29,7 +29,7 @@ def create_app(data_dir: Path | str, *, testing: bool = False, api_client: Any =
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
         PERMANENT_SESSION_LIFETIME=8 * 3600,  # one shift
-        MAX_CONTENT_LENGTH=16 * 1024 * 1024,  # prompt uploads and backups
+        MAX_CONTENT_LENGTH=512 * 1024 * 1024,  # a configuration backup with its recordings
         API_CLIENT=api_client,
     )
     app.before_request(open_store)
@@ -43,7 +43,7 @@ def create_app(data_dir: Path | str, *, testing: bool = False, api_client: Any =
     app.register_blueprint(auth_bp)
     app.register_blueprint(home_bp)
     app.register_error_handler(HTTPException, _error_page)
-    for name in ("admin", "wallboard", "reports", "agent_desk", "staffing", "quality", "system"):
+    for name in ("admin", "wallboard", "reports", "agent_desk", "staffing", "quality", "system", "users"):
         _register_optional(app, name)
     return app
 

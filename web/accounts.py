@@ -144,3 +144,143 @@ def ensure_first_admin(store: Store, at: float) -> str | None:
     create_user(store, "admin", password, "admin", at, must_change=True)
     audit(store, at, "system", "user.create", "admin", after={"role": "admin"})
     return password
+
+
+# -- user administration (admin pages) --------------------------------------------------------
+LOGIN_LIMIT_PER_ADDRESS = 20  # failed logins from one source address...
+LOGIN_LIMIT_WINDOW = 600.0  # ...within this many seconds, then 429 for that address
+
+
+@dataclass
+class AuditEntry:
+    """One audit log row, its before/after decoded from JSON."""
+
+    id: int
+    at: float
+    username: str
+    action: str
+    target: str
+    before: Any
+    after: Any
+
+
+def login_throttled(store: Store, address: str, now: float) -> bool:
+    """True when `address` failed to log in too often lately (a guessing run across accounts).
+
+    The per-account lockout stops guessing one password; this stops one address trying many
+    accounts. It counts the ``login.failed`` audit rows (their target is the source address), so
+    every gunicorn worker sees the same count and a restart does not reset it.
+    """
+    if not address:
+        return False
+    rows = store._query("SELECT COUNT(*) FROM audit_log WHERE action = 'login.failed' AND target = ? AND at > ?",
+                        (address, now - LOGIN_LIMIT_WINDOW))
+    return int(rows[0][0]) >= LOGIN_LIMIT_PER_ADDRESS
+
+
+def check_agent_link(store: Store, role: str, agent_id: str | None, username: str) -> str | None:
+    """The agent id to store for a user of `role` (None unless an agent); raises ConfigError (agent_id)."""
+    if role not in ROLES:
+        raise ConfigError(f"role: {role!r} is not one of {', '.join(ROLES)}")
+    if role != "agent":
+        return None
+    from appliance.store import acd
+
+    agent_id = (agent_id or "").strip()
+    if not agent_id:
+        raise ConfigError("agent_id: an agent user must be linked to an ACD agent")
+    if acd.get_agent(store, agent_id) is None:
+        raise ConfigError(f"agent_id: there is no ACD agent {agent_id!r}")
+    taken = store._query("SELECT username FROM web_users WHERE agent_id = ? AND username != ?", (agent_id, username))
+    if taken:
+        raise ConfigError(f"agent_id: agent {agent_id} is already linked to user {taken[0][0]!r}")
+    return agent_id
+
+
+def _other_admins(store: Store, username: str) -> int:
+    rows = store._query("SELECT COUNT(*) FROM web_users WHERE role = 'admin' AND username != ?", (username,))
+    return int(rows[0][0])
+
+
+def set_role(store: Store, username: str, role: str, agent_id: str | None) -> tuple[User, User]:
+    """Change a user's role (and agent link); returns (before, after). The last admin stays an admin."""
+    with store.transaction():
+        before = get_user(store, username)
+        if before is None:
+            raise ConfigError(f"username: no user {username!r}")
+        linked = check_agent_link(store, role, agent_id, username)
+        if before.role == "admin" and role != "admin" and _other_admins(store, username) == 0:
+            raise ConfigError("role: this is the last admin; make another admin first")
+        store._exec("UPDATE web_users SET role = ?, agent_id = ? WHERE username = ?", (role, linked, username))
+        after = get_user(store, username)
+    if after is None:
+        raise ConfigError(f"username: no user {username!r}")
+    return before, after
+
+
+def reset_password(store: Store, username: str) -> str:
+    """Give `username` a new one-time password (returned, to show once) and clear any lock."""
+    password = one_time_password()
+    with store.transaction():
+        if get_user(store, username) is None:
+            raise ConfigError(f"username: no user {username!r}")
+        store._exec("UPDATE web_users SET password_hash = ?, must_change = TRUE, failed_logins = 0,"
+                    " locked_until = NULL WHERE username = ?", (hash_password(password), username))
+    return password
+
+
+def unlock(store: Store, username: str) -> User:
+    """Clear the failed-login count and lock of `username`; returns the user as it was."""
+    with store.transaction():
+        before = get_user(store, username)
+        if before is None:
+            raise ConfigError(f"username: no user {username!r}")
+        store._exec("UPDATE web_users SET failed_logins = 0, locked_until = NULL WHERE username = ?", (username,))
+    return before
+
+
+def delete_user(store: Store, username: str, acting: str) -> User:
+    """Delete `username` (never the acting user, never the last admin); returns it as it was."""
+    if username == acting:
+        raise ConfigError("username: you cannot delete yourself")
+    with store.transaction():
+        before = get_user(store, username)
+        if before is None:
+            raise ConfigError(f"username: no user {username!r}")
+        if before.role == "admin" and _other_admins(store, username) == 0:
+            raise ConfigError("username: this is the last admin")
+        store._exec("DELETE FROM web_users WHERE username = ?", (username,))
+    return before
+
+
+def audit_entries(store: Store, *, username: str = "", action: str = "", limit: int = 100,
+                  offset: int = 0) -> list[AuditEntry]:
+    """Audit rows, newest first; `action` matches exactly or as a prefix ("user" finds "user.create")."""
+    where: list[str] = []
+    params: list[Any] = []
+    if username:
+        where.append("username = ?")
+        params.append(username)
+    if action:
+        where.append("(action = ? OR substr(action, 1, ?) = ?)")
+        params += [action, len(action) + 1, action + "."]
+    sql = ("SELECT id, at, username, action, target, before_json, after_json FROM audit_log"
+           + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY at DESC, id DESC LIMIT ? OFFSET ?")
+    rows = store._query(sql, (*params, limit, offset))
+    return [AuditEntry(r[0], r[1], r[2], r[3], r[4], _json_or_text(r[5]), _json_or_text(r[6])) for r in rows]
+
+
+def audit_facets(store: Store) -> tuple[list[str], list[str]]:
+    """The user names and actions that occur in the audit log (for the viewer's filters)."""
+    names = [r[0] for r in store._query("SELECT DISTINCT username FROM audit_log ORDER BY username")]
+    actions = [r[0] for r in store._query("SELECT DISTINCT action FROM audit_log ORDER BY action")]
+    return names, actions
+
+
+def _json_or_text(raw: str | None) -> Any:
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw

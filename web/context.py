@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from flask import abort, current_app, g, redirect, request, session, url_for
 
 from appliance.api.client import ControlApiClient
+from appliance.api.facade import ApiUnavailable
 from appliance.store.db import Store
 from web import accounts
 
@@ -34,7 +35,10 @@ def engine() -> Any:
     """The control API client (raises ApiUnavailable when the engine is not running)."""
     client = current_app.config.get("API_CLIENT")
     if client is None:
-        client = ControlApiClient.from_data_dir(current_app.config["DATA_DIR"], timeout=5.0)
+        try:
+            client = ControlApiClient.from_data_dir(current_app.config["DATA_DIR"], timeout=5.0)
+        except (OSError, ValueError) as exc:  # no api.json yet: the engine never started here
+            raise ApiUnavailable(f"engine not running ({exc})") from None
     return client
 
 

@@ -6,6 +6,7 @@ through a `ChannelFactory`; everything it does to audio goes through the media c
 from __future__ import annotations
 
 import logging
+import re
 import time
 import weakref
 from collections.abc import Callable
@@ -34,7 +35,8 @@ from appliance.store.db import Store
 from appliance.store.models import Extension, QueueConfig
 
 log = logging.getLogger("plateau.pbx")
-RETENTION_INTERVAL_S = 6 * 3600.0  # the retention job runs at start-up and four times a day
+RETENTION_INTERVAL_S = 6 * 3600.0
+_KEPT_VERSION = re.compile(r"\.v[0-9]+$")  # the retention job runs at start-up and four times a day
 
 
 class ChannelFactory(Protocol):
@@ -169,6 +171,8 @@ class Switchboard:
         if self.settings.flows_dir is None or not self.settings.flows_dir.is_dir():
             return
         for path in sorted(self.settings.flows_dir.glob("*.yaml")):
+            if _KEPT_VERSION.search(path.stem):
+                continue  # <name>.v<N>.yaml: a version the web editor kept, not a published flow
             try:
                 self.flow(path.stem)
             except (FlowError, OSError) as exc:

@@ -355,13 +355,19 @@ class Store:
     def delete_extension(self, number: str) -> bool:
         """Delete an extension; refused while an inbound route points at it."""
         with self.transaction():
+            targets = (number, f"{VOICEMAIL_PREFIX}{number}")
             dids = [r[0] for r in self._exec(
-                "SELECT did FROM inbound_routes WHERE destination = ? ORDER BY did", (number,)
+                "SELECT did FROM inbound_routes WHERE destination IN (?, ?) ORDER BY did", targets
             )]
             if dids:
                 raise ConfigError(
                     f"extension {number}: inbound route(s) {', '.join(dids)} point at it"
                 )
+            queues = [r[0] for r in self._exec(
+                "SELECT name FROM queues WHERE overflow IN (?, ?) ORDER BY name", targets
+            )]
+            if queues:
+                raise ConfigError(f"extension {number}: queue(s) {', '.join(queues)} overflow to it")
             return self._exec("DELETE FROM extensions WHERE number = ?", (number,)).rowcount > 0
 
     # -- trunks ------------------------------------------------------------------------

@@ -116,3 +116,10 @@ def test_callbacks_survive_until_placed(store: Store) -> None:
 def test_parse_config_accepts_the_example() -> None:
     data = parse_config(BASE)
     assert [q.name for q in data.queues] == ["support-fr", "general"]
+
+
+def test_extension_a_queue_overflows_to_or_a_route_sends_to_voicemail_cannot_be_deleted(store: Store) -> None:
+    import_config(store, BASE)
+    with pytest.raises(ConfigError, match="queue\\(s\\) general overflow to it"):
+        store.delete_extension("1001")
+    assert store.get_extension("1001") is not None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,21 +81,24 @@ def login(client: FlaskClient, username: str, password: str = PASSWORD) -> Flask
 
 
 @pytest.fixture
-def admin(app: Flask) -> Iterator[FlaskClient]:
-    with app.test_client() as c:
-        yield login(c, "admin")
+def admin(app: Flask) -> FlaskClient:
+    # Not `with app.test_client()`: that keeps the request context (and its cached user) open,
+    # which a second client in the same test would then reuse.
+    return login(app.test_client(), "admin")
 
 
 @pytest.fixture
-def supervisor(app: Flask) -> Iterator[FlaskClient]:
-    with app.test_client() as c:
-        yield login(c, "super")
+def supervisor(app: Flask) -> FlaskClient:
+    # Not `with app.test_client()`: that keeps the request context (and its cached user) open,
+    # which a second client in the same test would then reuse.
+    return login(app.test_client(), "super")
 
 
 @pytest.fixture
-def agent(app: Flask) -> Iterator[FlaskClient]:
-    with app.test_client() as c:
-        yield login(c, "agent1")
+def agent(app: Flask) -> FlaskClient:
+    # Not `with app.test_client()`: that keeps the request context (and its cached user) open,
+    # which a second client in the same test would then reuse.
+    return login(app.test_client(), "agent1")
 
 
 def store_of(app: Flask) -> Store:

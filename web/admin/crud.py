@@ -1,0 +1,151 @@
+"""List / create / edit / delete pages for one kind of configuration record.
+
+Each admin section (extensions, trunks, routes, agents, queues) declares a `Section`; `register`
+adds its four routes to the admin blueprint. A change is validated by the store inside one
+transaction together with its audit row, so a refused change writes nothing at all.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from appliance.store.db import Store
+from appliance.store.errors import ConfigError
+from web.admin.forms import (
+    Field,
+    FormState,
+    apply_config_error,
+    audit_dict,
+    defaults_of,
+    raw_of,
+    read_form,
+    reload_engine,
+)
+from web.context import audit, login_required, store
+
+
+@dataclass
+class Section:
+    """How one record type is listed, edited and stored."""
+
+    name: str  # URL segment and endpoint prefix: "extensions"
+    title: str  # "Extensions"
+    singular: str  # "extension": audit actions are "<singular>.create|update|delete"
+    record: type
+    key: str  # the field that names a record; read-only once created
+    fields: list[Field]
+    columns: list[tuple[str, Callable[[Any], str]]]
+    load_all: Callable[[Store], list[Any]]
+    load_one: Callable[[Store, str], Any]
+    put: Callable[[Store, Any], None]
+    delete: Callable[[Store, str], bool]
+    secrets: tuple[str, ...] = ()
+    intro: str = ""
+
+    def key_of(self, record: Any) -> str:
+        return str(getattr(record, self.key))
+
+
+def register(bp: Blueprint, section: Section) -> None:
+    """Add the section's routes: /<name>/, /<name>/new, /<name>/<key>/edit, /<name>/<key>/delete."""
+    s = section
+
+    @login_required("admin")
+    def list_view() -> tuple[str, int]:
+        return _render_list(s), 200
+
+    @login_required("admin")
+    def new_view() -> str | Response | tuple[str, int]:
+        state = FormState(raw=raw_of(_Defaults(defaults_of(s.record)), s.fields))
+        if request.method == "POST":
+            return _save(s, state, existing=None)
+        return _render_form(s, state, existing=None)
+
+    @login_required("admin")
+    def edit_view(key: str) -> str | Response | tuple[str, int]:
+        existing = s.load_one(store(), key)
+        if existing is None:
+            abort(404, description=f"{s.singular} {key} does not exist")
+        state = FormState(raw=raw_of(existing, s.fields))
+        if request.method == "POST":
+            return _save(s, state, existing=existing)
+        return _render_form(s, state, existing=existing)
+
+    @login_required("admin")
+    def delete_view(key: str) -> Response | tuple[str, int]:
+        existing = s.load_one(store(), key)
+        if existing is None:
+            abort(404, description=f"{s.singular} {key} does not exist")
+        try:
+            with store().transaction():
+                s.delete(store(), key)
+                audit(f"{s.singular}.delete", key, before=audit_dict(existing, s.secrets))
+        except ConfigError as exc:
+            # In use (an inbound route points at the extension...): the store's own words.
+            return _render_list(s, error=f"Not deleted: {exc}"), 409
+        flash(f"{s.singular.capitalize()} {key} deleted.")
+        reload_engine()
+        return redirect(url_for(f"admin.{s.name}"))
+
+    bp.add_url_rule(f"/{s.name}/", s.name, list_view)
+    bp.add_url_rule(f"/{s.name}/new", f"{s.name}_new", new_view, methods=["GET", "POST"])
+    bp.add_url_rule(f"/{s.name}/<key>/edit", f"{s.name}_edit", edit_view, methods=["GET", "POST"])
+    bp.add_url_rule(f"/{s.name}/<key>/delete", f"{s.name}_delete", delete_view, methods=["POST"])
+
+
+class _Defaults:
+    """Attribute access over a dict of defaults, for `raw_of` on a record not yet made."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
+
+
+def _save(s: Section, state: FormState, existing: Any) -> Response | tuple[str, int]:
+    fields = [f for f in s.fields if not (existing is not None and f.name == s.key)]
+    values = read_form(request.form, fields, state, existing)
+    if existing is not None:
+        values[s.key] = getattr(existing, s.key)
+        state.raw[s.key] = s.key_of(existing)
+    if state.errors:
+        return _render_form(s, state, existing), 400
+    full = {**defaults_of(s.record), **_kept(existing, s), **values}
+    record = s.record(**full)
+    key = s.key_of(record)
+    try:
+        with store().transaction():
+            if existing is None and s.load_one(store(), key) is not None:
+                raise ConfigError(f"{s.singular}.{s.key}: {key} already exists")
+            s.put(store(), record)
+            audit(f"{s.singular}.{'update' if existing is not None else 'create'}", key,
+                  before=audit_dict(existing, s.secrets), after=audit_dict(record, s.secrets, existing))
+    except ConfigError as exc:
+        apply_config_error(state, str(exc), s.fields)
+        return _render_form(s, state, existing), 400
+    flash(f"{s.singular.capitalize()} {key} saved.")
+    reload_engine()
+    return redirect(url_for(f"admin.{s.name}"))
+
+
+def _kept(existing: Any, s: Section) -> dict[str, Any]:
+    """Fields of the stored record that the form does not show are kept as they are."""
+    if existing is None:
+        return {}
+    shown = {f.name for f in s.fields}
+    return {f.name: getattr(existing, f.name) for f in dataclasses.fields(existing) if f.name not in shown}
+
+
+
+def _render_list(s: Section, error: str | None = None) -> str:
+    records = s.load_all(store())
+    rows = [(s.key_of(r), [fn(r) for _label, fn in s.columns]) for r in records]
+    return render_template("admin/list.html", section=s, rows=rows, error=error)
+
+
+def _render_form(s: Section, state: FormState, existing: Any) -> str:
+    return render_template("admin/form.html", section=s, state=state, existing=existing,
+                           key=s.key_of(existing) if existing is not None else None)

@@ -1,0 +1,93 @@
+"""Appliance settings an admin changes: recording retention, supervisor phones, voicemail PINs.
+
+Every value is checked before any is written, and all are written in one transaction, so a
+refused form changes nothing. PINs are never shown or audited in clear.
+"""
+from __future__ import annotations
+
+import re
+
+from flask import flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from appliance.pbx.recording import DEFAULT_RETENTION_DAYS, RETENTION_SETTING
+from appliance.pbx.supervision import SUPERVISORS_SETTING, supervisors
+from appliance.voicemail.mailbox import PIN_SETTING_PREFIX
+from web.admin import bp
+from web.admin.forms import MASK, reload_engine
+from web.context import audit, login_required, store
+
+PIN_RE = re.compile(r"^[0-9]{4,8}$")
+MAX_RETENTION_DAYS = 3650
+
+
+def _current() -> dict[str, str]:
+    s = store()
+    return {
+        RETENTION_SETTING: s.get_setting(RETENTION_SETTING) or str(DEFAULT_RETENTION_DAYS),
+        SUPERVISORS_SETTING: ", ".join(sorted(supervisors(s.get_setting(SUPERVISORS_SETTING)))),
+    }
+
+
+def _mailboxes() -> list[tuple[str, str, bool]]:
+    """(number, name, has a PIN) of every extension with voicemail."""
+    s = store()
+    return [(e.number, e.name, bool(s.get_setting(PIN_SETTING_PREFIX + e.number)))
+            for e in s.extensions() if e.voicemail]
+
+
+def _render(form: dict[str, str], errors: dict[str, str], status: int = 200) -> tuple[str, int]:
+    return render_template("admin/settings.html", form=form, errors=errors, mailboxes=_mailboxes(),
+                           retention_key=RETENTION_SETTING, supervisors_key=SUPERVISORS_SETTING), status
+
+
+@bp.route("/settings/", methods=["GET", "POST"])
+@login_required("admin")
+def settings() -> Response | tuple[str, int]:
+    if request.method == "GET":
+        return _render(_current(), {})
+    form = {k: request.form.get(k, "").strip() for k in (RETENTION_SETTING, SUPERVISORS_SETTING)}
+    errors: dict[str, str] = {}
+    changes: dict[str, str | None] = {}  # setting -> new value (None: delete)
+    days = form[RETENTION_SETTING]
+    if not days.isdigit() or not 0 <= int(days) <= MAX_RETENTION_DAYS:
+        errors[RETENTION_SETTING] = f"a number of days from 0 to {MAX_RETENTION_DAYS}"
+    else:
+        changes[RETENTION_SETTING] = str(int(days))
+    known = {e.number for e in store().extensions()}
+    phones = [p.strip() for p in re.split(r"[,\s]+", form[SUPERVISORS_SETTING]) if p.strip()]
+    unknown = [p for p in phones if p not in known]
+    if unknown:
+        errors[SUPERVISORS_SETTING] = f"no extension {', '.join(unknown)}"
+    else:
+        changes[SUPERVISORS_SETTING] = ", ".join(dict.fromkeys(phones))
+    for number, _name, _has in _mailboxes():
+        pin = request.form.get(f"pin_{number}", "").strip()
+        if request.form.get(f"clear_{number}"):
+            changes[PIN_SETTING_PREFIX + number] = None
+        elif pin and not PIN_RE.match(pin):
+            errors[f"pin_{number}"] = "4-8 digits (typed on the phone keypad)"
+        elif pin:
+            changes[PIN_SETTING_PREFIX + number] = pin
+    if errors:
+        return _render(form, errors, 400)
+    s = store()
+    changed = 0
+    with s.transaction():
+        for name, value in changes.items():
+            before = s.get_setting(name)
+            if before == value:
+                continue
+            secret = name.startswith(PIN_SETTING_PREFIX)
+            if value is None:
+                s.delete_setting(name)
+            else:
+                s.set_setting(name, value)
+            audit("setting.update", name,
+                  before=None if before is None else {"value": MASK if secret else before},
+                  after=None if value is None else {"value": MASK if secret else value})
+            changed += 1
+    flash(f"Settings saved ({changed} changed)." if changed else "Nothing changed.")
+    if changed:
+        reload_engine()
+    return redirect(url_for("admin.settings"))

@@ -1,0 +1,253 @@
+"""The agent desk: my state, the screen pop of my caller, my notes, click-to-call.
+
+An agent user is linked to one ACD agent (`User.agent_id`). Everything the desk changes goes
+through the engine's control API (log in/out, pause, the interaction's status, disposition and
+notes, originate), so the engine stays the one owner of agent state; the desk only reads the
+contacts table and a contact's past interactions from the store. The page polls
+`/agent/state` every 2 s and fetches the screen pop again when the interaction changes; the
+last interaction stays on screen through wrap-up (the engine forgets it when the call ends).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+from flask import Blueprint, abort, jsonify, render_template, request, session, url_for
+from werkzeug.wrappers import Response
+
+from appliance.api.facade import ApiError, ApiUnavailable
+from appliance.pbx.roster import PAUSE_REASONS
+from appliance.store import interactions
+from web.context import audit, current_user, login_required, store
+from web.wallboard import (
+    EXTENSION_RE,
+    NUMBER_RE,
+    agent_record,
+    agent_view,
+    answer,
+    ask,
+    engine_failure,
+    pause_code,
+    seg,
+)
+
+bp = Blueprint("agent_desk", __name__, url_prefix="/agent")
+
+HISTORY = 10  # past interactions shown in the screen pop
+
+
+def _my_agent() -> str | None:
+    user = current_user()
+    return user.agent_id if user is not None else None
+
+
+def _state() -> dict[str, Any]:
+    """My agent as the engine sees it, and the interaction the screen pop shows."""
+    agent_id = _my_agent()
+    result: dict[str, Any] = {"at": time.time(), "engine": "up", "message": "", "linked": agent_id is not None,
+                              "agent": None, "interaction": session.get("desk_interaction")}
+    if agent_id is None:
+        return result
+    try:
+        found = agent_record(ask("GET", "/v1/agents"), agent_id)
+    except ApiUnavailable:
+        return {**result, "engine": "down", "message": ""}  # the page says "Engine not running."
+    except ApiError as exc:
+        return {**result, "engine": "down", "message": f"The engine answered {exc.status}: {exc.message}"}
+    if found is not None:
+        result["agent"] = agent_view(found)
+        if found.get("interaction") is not None and found.get("interaction") != result["interaction"]:
+            result["interaction"] = session["desk_interaction"] = int(found["interaction"])
+    return result
+
+
+def _contact(contact_id: int | None) -> dict[str, Any] | None:
+    if contact_id is None:
+        return None
+    rows = store()._query("SELECT id, number, name, company, email, notes FROM contacts WHERE id = ?",
+                          (contact_id,))
+    if not rows:
+        return None
+    return dict(zip(("id", "number", "name", "company", "email", "notes"), rows[0], strict=True))
+
+
+def _interaction_of_mine(interaction_id: int) -> dict[str, Any]:
+    """The interaction if it is mine (assigned to me, or the one my phone is on); 403/404 otherwise."""
+    found: dict[str, Any] = ask("GET", f"/v1/interactions/{interaction_id}")
+    agent_id = _my_agent()
+    if str(found.get("agent") or "") != agent_id and session.get("desk_interaction") != interaction_id:
+        abort(403, description=f"interaction {interaction_id} is not one of yours")
+    return found
+
+
+def _pop(interaction_id: int | None) -> dict[str, Any] | None:
+    """The screen pop: the interaction with its IVR path, the contact and their history."""
+    if interaction_id is None:
+        return None
+    try:
+        inter = _interaction_of_mine(interaction_id)
+    except ApiUnavailable:
+        return {"error": "The engine is not running: the caller's details come back with it."}
+    except ApiError as exc:
+        return {"error": f"Interaction {interaction_id}: {exc.message}"}
+    contact = _contact(inter.get("contact_id"))
+    history = [] if contact is None else [
+        {**dataclasses.asdict(h), "when": time.strftime("%Y-%m-%d %H:%M", time.localtime(h.created_at))}
+        for h in interactions.interactions_for_contact(store(), int(contact["id"]), HISTORY + 1)
+        if h.id != interaction_id][:HISTORY]
+    variables = dict(inter.get("ivr_path") or {})
+    return {"interaction": inter, "contact": contact, "history": history,
+            "path": str(variables.pop("ivr_path", "") or ""), "variables": variables}
+
+
+def _render_desk(errors: dict[str, str] | None = None, status: int = 200) -> tuple[str, int]:
+    state = _state()
+    return render_template("agent_desk/desk.html", state=state, pop=_pop(state["interaction"]),
+                           reasons=PAUSE_REASONS, statuses=interactions.STATUSES,
+                           extension=session.get("desk_extension", ""), errors=errors or {}), status
+
+
+def _refuse(message: str, field: str, status: int = 400) -> Any:
+    """Bad input: JSON names the field for the script; a form post gets the desk with the error there."""
+    if request.accept_mimetypes.best == "application/json":
+        return jsonify({"ok": False, "error": message, "field": field}), status
+    return _render_desk({field: message}, status)
+
+
+def _require_linked() -> str:
+    agent_id = _my_agent()
+    if agent_id is None:
+        abort(400, description="Your account is not linked to an ACD agent: ask an administrator.")
+    return agent_id
+
+
+def _agent_change(action: str, body: dict[str, str], done: str) -> Any:
+    """Send one agent action to the engine and audit the state before and after."""
+    agent_id = _require_linked()
+    back = url_for("agent_desk.desk")
+    try:
+        before = agent_record(ask("GET", "/v1/agents"), agent_id)
+        if before is None:
+            return answer(False, f"agent {agent_id} is not configured on the appliance", 404, back)
+        after = ask("POST", f"/v1/agents/{seg(agent_id)}/{action}", body)
+    except ApiError as exc:
+        message, status = engine_failure(exc)
+        return answer(False, message, status, back)
+    audit(f"agent.{action}", agent_id, {k: before.get(k) for k in ("state", "pause_reason", "device")},
+          {**body, **after})
+    return answer(True, done, 200, back, result=after)
+
+
+# -- pages and actions --------------------------------------------------------------------------------
+@bp.route("/")
+@login_required("agent")
+def desk() -> tuple[str, int]:
+    return _render_desk()
+
+
+@bp.route("/state")
+@login_required("agent")
+def state() -> Response:
+    return jsonify(_state())
+
+
+@bp.route("/pop")
+@login_required("agent")
+def pop() -> str:
+    """The screen pop fragment for interaction `id` (the page swaps it in when the caller changes)."""
+    interaction_id = request.args.get("id", type=int)
+    return render_template("agent_desk/pop.html", pop=_pop(interaction_id), statuses=interactions.STATUSES,
+                           errors={})
+
+
+@bp.route("/login", methods=["POST"])
+@login_required("agent")
+def login() -> Any:
+    _require_linked()
+    extension = request.form.get("extension", "").strip()
+    if not EXTENSION_RE.fullmatch(extension):
+        return _refuse("extension: type the number of the phone you sit at", "extension")
+    if store().get_extension(extension) is None:
+        return _refuse(f"extension: {extension} is not an extension of this appliance", "extension")
+    session["desk_extension"] = extension
+    return _agent_change("login", {"device": extension}, f"Logged in at extension {extension}.")
+
+
+@bp.route("/pause", methods=["POST"])
+@login_required("agent")
+def pause() -> Any:
+    _require_linked()
+    try:
+        code = pause_code(request.form.get("reason", ""))
+    except ValueError as exc:
+        return _refuse(str(exc), "reason")
+    return _agent_change("pause", {"reason": code}, f"Paused: {PAUSE_REASONS[code]}.")
+
+
+@bp.route("/unpause", methods=["POST"])
+@login_required("agent")
+def unpause() -> Any:
+    return _agent_change("unpause", {}, "Ready for calls.")
+
+
+@bp.route("/logout", methods=["POST"])
+@login_required("agent")
+def logout() -> Any:
+    return _agent_change("logout", {}, "Logged out of the queues.")
+
+
+@bp.route("/interactions/<int:interaction_id>", methods=["POST"])
+@login_required("agent")
+def update_interaction(interaction_id: int) -> Any:
+    """Status, disposition and notes of my interaction; only what changed is sent, all checked first."""
+    _require_linked()
+    back = url_for("agent_desk.desk")
+    wanted = {k: request.form[k] for k in ("status", "disposition", "notes") if k in request.form}
+    wanted = {k: v.strip() if k != "notes" else v.replace("\r\n", "\n") for k, v in wanted.items()}
+    if "status" in wanted and wanted["status"] not in interactions.STATUSES:
+        return _refuse(f"status: {wanted['status']!r} is not one of {', '.join(interactions.STATUSES)}", "status")
+    if wanted.get("disposition") and not interactions.DISPOSITION_RE.fullmatch(wanted["disposition"]):
+        return _refuse("disposition: a code of 1-32 letters, digits, '_' or '-'", "disposition")
+    if len(wanted.get("notes", "")) > interactions.MAX_NOTES:
+        return _refuse(f"notes: at most {interactions.MAX_NOTES} characters", "notes")
+    try:
+        before = _interaction_of_mine(interaction_id)
+        changes = {k: v for k, v in wanted.items() if v != (before.get(k) or "")}
+        for key in ("disposition", "notes"):
+            if key in changes and not changes[key]:
+                return _refuse(f"{key}: cannot be emptied once written; write a correction instead", key)
+        if not changes:
+            return answer(True, "Nothing changed.", 200, back)
+        after = ask("POST", f"/v1/interactions/{interaction_id}", changes)
+    except ApiError as exc:
+        message, status = engine_failure(exc)
+        field = str(exc.message).split(":", 1)[0].rpartition(".")[2] if status == 400 else ""
+        if field in ("status", "disposition", "notes"):
+            return _refuse(message, field, status)
+        return answer(False, message, status, back)
+    audit("interaction.update", str(interaction_id), {k: before.get(k) for k in changes},
+          {k: after.get(k) for k in changes})
+    return answer(True, f"Interaction {interaction_id} saved.", 200, back)
+
+
+@bp.route("/call", methods=["POST"])
+@login_required("agent")
+def call() -> Any:
+    """Click-to-call: the engine rings my phone, then dials `to` (POST /v1/originate)."""
+    agent_id = _require_linked()
+    back = url_for("agent_desk.desk")
+    to = request.form.get("to", "").replace(" ", "").replace("-", "")
+    if not NUMBER_RE.fullmatch(to):
+        return _refuse("to: type the number to call (digits, optionally a leading +)", "to")
+    try:
+        me = agent_record(ask("GET", "/v1/agents"), agent_id)
+        device = (me or {}).get("device") or session.get("desk_extension")
+        if not device:
+            return _refuse("to: log in at a phone first: the call rings your phone, then the number", "to", 409)
+        result = ask("POST", "/v1/originate", {"from": device, "to": to})
+    except ApiError as exc:
+        message, status = engine_failure(exc)
+        return answer(False, message, status, back)
+    audit("agent.call", to, None, {"from": device, "to": to, **result})
+    return answer(True, f"Calling {to}: pick up your phone ({device}).", 200, back, result=result)

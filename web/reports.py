@@ -1,0 +1,425 @@
+"""Reports: contact-centre KPIs for a period, charts, CSV exports, call search and recording playback.
+
+Every figure is computed from the rows (queue log, CDR, survey results) by the store's own KPI
+functions, never from stored averages, so a report for any period is exact and matches what the
+engine's API reports. Service level uses each queue's own threshold (`service_level_seconds`):
+for "all queues" the answered-within-threshold counts of each queue are added up.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, abort, current_app, render_template, request, send_file
+from markupsafe import Markup
+
+from appliance.store import acd, interactions, queue_log
+from appliance.store.models import DISPOSITIONS
+from appliance.store.queue_log import Kpis, QueueEvent
+from web import charts
+from web.context import audit, login_required, store
+
+bp = Blueprint("reports", __name__, url_prefix="/reports")
+
+ROLES = ("admin", "supervisor")
+DEFAULT_SL_SECONDS = 20
+MAX_DAYS = 366  # one year per report keeps a page under a second on the appliance
+MAX_CALL_ROWS = 500  # on screen; the CSV export takes up to MAX_CSV_ROWS
+MAX_CSV_ROWS = 100_000
+NUMBER_RE = re.compile(r"[0-9A-Za-z+*#@._-]{1,64}")
+
+
+# -- filters -----------------------------------------------------------------------------------
+@dataclass
+class Filters:
+    """A report's period (local dates, both inclusive) and what it is narrowed to."""
+
+    start: dt.date
+    end: dt.date
+    queue: str = ""
+    agent: str = ""
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def start_ts(self) -> float:
+        return day_start(self.start)
+
+    @property
+    def end_ts(self) -> float:
+        return day_start(self.end + dt.timedelta(days=1))
+
+    def days(self) -> list[dt.date]:
+        return [self.start + dt.timedelta(days=i) for i in range((self.end - self.start).days + 1)]
+
+
+def day_start(day: dt.date) -> float:
+    """Local midnight at the start of `day` (the appliance's clock is the site's)."""
+    return dt.datetime.combine(day, dt.time()).timestamp()
+
+
+def local_time(ts: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts)
+
+
+def parse_date(args: Mapping[str, str], name: str, default: dt.date, errors: dict[str, str]) -> dt.date:
+    """A YYYY-MM-DD argument, or `default` when absent; a bad one is an error on `name`."""
+    text = (args.get(name) or "").strip()
+    if not text:
+        return default
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        errors[name] = "a date as YYYY-MM-DD"
+        return default
+
+
+def parse_period(args: Mapping[str, str], default_days: int = 1) -> Filters:
+    """Start and end dates from the query string (default: today, or the last `default_days`)."""
+    errors: dict[str, str] = {}
+    today = dt.date.today()
+    start = parse_date(args, "start", today - dt.timedelta(days=default_days - 1), errors)
+    end = parse_date(args, "end", today, errors)
+    if "start" not in errors and "end" not in errors:
+        if end < start:
+            errors["end"] = "the end date is before the start date"
+        elif (end - start).days >= MAX_DAYS:
+            errors["end"] = f"a report covers at most {MAX_DAYS} days"
+    if errors:
+        start = end = today
+    return Filters(start=start, end=end, errors=errors)
+
+
+def parse_filters(args: Mapping[str, str]) -> Filters:
+    """The period plus queue and agent, each checked against the configuration."""
+    f = parse_period(args)
+    f.queue = (args.get("queue") or "").strip()
+    f.agent = (args.get("agent") or "").strip()
+    if f.queue and acd.get_queue(store(), f.queue) is None:
+        f.errors["queue"] = f"no queue named {f.queue!r}"
+        f.queue = ""
+    if f.agent and acd.get_agent(store(), f.agent) is None:
+        f.errors["agent"] = f"no agent {f.agent!r}"
+        f.agent = ""
+    return f
+
+
+# -- formatting (also used by the staffing and quality pages) -------------------------------------
+def fmt_pct(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None else f"{value:.{digits}f} %"
+
+
+def fmt_secs(value: float | None) -> str:
+    """Seconds as "42 s" or "3:05" (minutes:seconds); "—" when unknown."""
+    if value is None:
+        return "—"
+    if value == float("inf"):
+        return "∞"
+    if value < 60:
+        return f"{value:.0f} s"
+    minutes, seconds = divmod(int(round(value)), 60)
+    return f"{minutes}:{seconds:02d}"
+
+
+def fmt_num(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def csv_cell(value: Any) -> Any:
+    """Neutralise spreadsheet formulas in text a caller controls (a SIP display name can be
+    "=HYPERLINK(...)"); phone numbers like "+4930..." stay as they are."""
+    if isinstance(value, str) and value and (value[0] in "=@\t\r" or (
+            value[0] in "+-" and not re.fullmatch(r"[+-][0-9 ]*", value))):
+        return "'" + value
+    return value
+
+
+def csv_response(filename: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Response:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([csv_cell(v) for v in row])
+    return Response(out.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+# -- the KPI report ------------------------------------------------------------------------------
+@dataclass
+class Report:
+    """Everything the KPI page shows for one set of filters."""
+
+    total: Kpis
+    per_queue: list[tuple[str, int, Kpis]]  # queue, threshold (s), figures
+    volume: dict[str, int]  # CDR direction -> calls
+    survey: interactions.SurveyKpis
+    survey_per_queue: dict[str, interactions.SurveyKpis]
+    hourly_answered: list[int]
+    hourly_abandoned: list[int]
+    daily_sl: list[float | None]
+    agent_names: dict[str, str]
+    threshold: int | None  # the queue's SL threshold (s); None for all queues, each with its own
+
+    @property
+    def mean_occupancy(self) -> float | None:
+        occ = self.total.occupancy
+        return sum(occ.values()) / len(occ) if occ else None
+
+
+def thresholds() -> dict[str, int]:
+    """Each queue's service-level threshold in seconds."""
+    return {q.name: q.service_level_seconds for q in acd.queues(store())}
+
+
+def _for_agent(evs: list[QueueEvent], agent: str) -> list[QueueEvent]:
+    """An agent's own events plus the arrival of each call they answered (so SL and ASA are theirs)."""
+    calls = {e.call_id for e in evs if e.agent == agent and e.event == "CONNECT" and e.call_id}
+    return [e for e in evs if e.agent == agent or (e.event == "ENTER" and e.call_id in calls)]
+
+
+def _by_queue(evs: Iterable[QueueEvent]) -> dict[str, list[QueueEvent]]:
+    groups: dict[str, list[QueueEvent]] = defaultdict(list)
+    for e in evs:
+        if e.queue:
+            groups[e.queue].append(e)
+    return groups
+
+
+def _within_sl(evs: list[QueueEvent], limits: Mapping[str, int], end: float) -> tuple[int, int]:
+    """(answered within each queue's own threshold, offered) over several queues."""
+    within = offered = 0
+    for name, group in _by_queue(evs).items():
+        k = queue_log.compute(group, limits.get(name, DEFAULT_SL_SECONDS), end)
+        within += k.answered_within_sl
+        offered += k.offered
+    return within, offered
+
+
+def build_report(f: Filters) -> Report:
+    """The figures of the KPI page for `f` (also the CSV export)."""
+    s = store()
+    limits = thresholds()
+    queue = f.queue or None
+    evs = queue_log.events(s, f.start_ts, f.end_ts, queue)
+    later = queue_log.events(s, f.end_ts, f.end_ts + queue_log.FCR_WINDOW_S, queue)
+    if f.agent:
+        evs = _for_agent(evs, f.agent)
+    total = queue_log.compute(evs, limits.get(f.queue, DEFAULT_SL_SECONDS), f.end_ts, later)
+    total.answered_within_sl, offered = _within_sl(evs, limits, f.end_ts)
+    total.service_level = 100.0 * total.answered_within_sl / offered if offered else None
+    later_by_queue = _by_queue(later)
+    per_queue = [(name, limits.get(name, DEFAULT_SL_SECONDS),
+                  queue_log.compute(group, limits.get(name, DEFAULT_SL_SECONDS), f.end_ts,
+                                    later_by_queue.get(name, [])))
+                 for name, group in sorted(_by_queue(evs).items())]
+    volume = {d: n for d, n in s._query(
+        "SELECT direction, COUNT(*) FROM cdr WHERE start_at >= ? AND start_at < ? GROUP BY direction",
+        (f.start_ts, f.end_ts))}
+    agent = f.agent or None
+    answered, abandoned = [0] * 24, [0] * 24
+    per_day: dict[dt.date, list[QueueEvent]] = defaultdict(list)
+    for e in evs:
+        when = local_time(e.at)
+        if e.event == "CONNECT":
+            answered[when.hour] += 1
+        elif e.event == "ABANDON":
+            abandoned[when.hour] += 1
+        per_day[when.date()].append(e)
+    daily: list[float | None] = []
+    for day in f.days():
+        within, offered_day = _within_sl(per_day.get(day, []), limits, day_start(day + dt.timedelta(days=1)))
+        daily.append(100.0 * within / offered_day if offered_day else None)
+    return Report(
+        total=total, per_queue=per_queue, volume=volume,
+        survey=interactions.survey_kpis(s, f.start_ts, f.end_ts, queue, agent),
+        survey_per_queue={name: interactions.survey_kpis(s, f.start_ts, f.end_ts, name, agent)
+                          for name, _t, _k in per_queue},
+        hourly_answered=answered, hourly_abandoned=abandoned, daily_sl=daily,
+        agent_names={a.agent_id: a.name for a in acd.agents(s)},
+        threshold=limits.get(f.queue, DEFAULT_SL_SECONDS) if f.queue else None,
+    )
+
+
+def report_charts(f: Filters, r: Report) -> tuple[Markup, Markup]:
+    hours = [f"{h:02d}" for h in range(24)]
+    per_hour = charts.bar_chart("Calls per hour of day", hours, [
+        charts.Series("Answered", r.hourly_answered), charts.Series("Abandoned", r.hourly_abandoned)])
+    days = [d.strftime("%d %b") for d in f.days()]
+    per_day = charts.line_chart("Service level per day", days, [charts.Series("Service level", r.daily_sl)],
+                                unit=" %", y_max=100.0)
+    return per_hour, per_day
+
+
+KPI_CSV_HEADER = ("queue", "sl_threshold_s", "offered", "answered", "missed", "abandoned", "overflowed",
+                  "abandon_rate_pct", "service_level_pct", "asa_s", "att_s", "aht_s", "fcr_pct",
+                  "ring_no_answer", "inbound_calls", "outbound_calls", "internal_calls", "surveys",
+                  "csat_avg", "csat_pct", "nps", "ces_avg")
+
+
+def _round(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"
+
+
+def kpi_rows(f: Filters, r: Report) -> list[list[Any]]:
+    """The KPI table: one row for the whole selection, then one per queue."""
+    def row(name: str, threshold: Any, k: Kpis, survey: interactions.SurveyKpis,
+            volume: Mapping[str, int] | None) -> list[Any]:
+        vol = [volume.get(d, 0) for d in ("inbound", "outbound", "internal")] if volume is not None else ["", "", ""]
+        return [name, threshold, k.offered, k.answered, k.missed, k.abandoned, k.overflowed,
+                _round(k.abandon_rate), _round(k.service_level), _round(k.asa_s), _round(k.att_s),
+                _round(k.aht_s), _round(k.fcr), k.ring_no_answer, *vol, survey.surveys,
+                _round(survey.csat_avg), _round(survey.csat_pct), _round(survey.nps), _round(survey.ces_avg)]
+
+    rows = [row(f.queue or "all queues", "per queue" if r.threshold is None else r.threshold, r.total, r.survey,
+                r.volume)]
+    for name, threshold, k in r.per_queue:
+        rows.append(row(name, threshold, k, r.survey_per_queue[name], None))
+    return rows
+
+
+@bp.route("/")
+@login_required(*ROLES)
+def index() -> tuple[str, int]:
+    f = parse_filters(request.args)
+    r = build_report(f)
+    per_hour, per_day = report_charts(f, r)
+    return render_template(
+        "reports/index.html", f=f, r=r, per_hour=per_hour, per_day=per_day,
+        queues=acd.queues(store()), agents=acd.agents(store()), pct=fmt_pct, secs=fmt_secs, num=fmt_num,
+        csv_args=_args(f)), 400 if f.errors else 200
+
+
+def _args(f: Filters) -> dict[str, str]:
+    args = {"start": f.start.isoformat(), "end": f.end.isoformat()}
+    if f.queue:
+        args["queue"] = f.queue
+    if f.agent:
+        args["agent"] = f.agent
+    return args
+
+
+@bp.route("/kpis.csv")
+@login_required(*ROLES)
+def kpis_csv() -> Response:
+    f = parse_filters(request.args)
+    if f.errors:
+        abort(400, description="; ".join(f"{k}: {v}" for k, v in f.errors.items()))
+    r = build_report(f)
+    return csv_response(f"kpis-{f.start}-{f.end}.csv", KPI_CSV_HEADER, kpi_rows(f, r))
+
+
+# -- call search ---------------------------------------------------------------------------------
+CALL_CSV_HEADER = ("id", "start", "caller", "caller_name", "callee", "direction", "disposition",
+                   "duration_s", "billsec_s", "trunk", "call_id", "recording_id")
+
+
+@dataclass(frozen=True)
+class CallRow:
+    id: int
+    start: float
+    caller: str
+    caller_name: str
+    callee: str
+    direction: str
+    disposition: str | None
+    duration: float | None
+    billsec: float | None
+    trunk: str | None
+    call_id: str
+    recording_id: int | None
+
+
+def call_filters(args: Mapping[str, str]) -> tuple[Filters, str, str]:
+    f = parse_period(args)
+    number = (args.get("number") or "").strip()
+    disposition = (args.get("disposition") or "").strip()
+    if number and not NUMBER_RE.fullmatch(number):
+        f.errors["number"] = "digits, letters or + * # @ . _ - (up to 64)"
+        number = ""
+    if disposition and disposition not in DISPOSITIONS:
+        f.errors["disposition"] = f"one of {', '.join(DISPOSITIONS)}"
+        disposition = ""
+    return f, number, disposition
+
+
+def search_calls(f: Filters, number: str, disposition: str, limit: int) -> list[CallRow]:
+    """Call records started in the period, newest first, with the call's first recording."""
+    sql = ("SELECT c.id, c.start_at, c.caller, c.caller_name, c.callee, c.direction, c.disposition,"
+           " c.duration, c.billsec, c.trunk, c.call_id,"
+           " (SELECT r.id FROM recordings r WHERE r.cdr_id = c.id OR r.call_id = c.call_id ORDER BY r.id LIMIT 1)"
+           " FROM cdr c WHERE c.start_at >= ? AND c.start_at < ?")
+    params: list[Any] = [f.start_ts, f.end_ts]
+    if number:
+        like = "%" + re.sub(r"([%_\\])", r"\\\1", number) + "%"
+        sql += " AND (c.caller LIKE ? ESCAPE '\\' OR c.callee LIKE ? ESCAPE '\\')"
+        params += [like, like]
+    if disposition:
+        sql += " AND c.disposition = ?"
+        params.append(disposition)
+    sql += " ORDER BY c.start_at DESC, c.id DESC LIMIT ?"
+    params.append(int(limit))
+    return [CallRow(*row) for row in store()._query(sql, params)]
+
+
+@bp.route("/calls")
+@login_required(*ROLES)
+def calls() -> tuple[str, int]:
+    f, number, disposition = call_filters(request.args)
+    rows = search_calls(f, number, disposition, MAX_CALL_ROWS + 1)
+    args = {"start": f.start.isoformat(), "end": f.end.isoformat(), "number": number, "disposition": disposition}
+    return render_template(
+        "reports/calls.html", f=f, number=number, disposition=disposition, dispositions=DISPOSITIONS,
+        rows=rows[:MAX_CALL_ROWS], truncated=len(rows) > MAX_CALL_ROWS, secs=fmt_secs, local_time=local_time,
+        csv_args={k: v for k, v in args.items() if v}), 400 if f.errors else 200
+
+
+@bp.route("/calls.csv")
+@login_required(*ROLES)
+def calls_csv() -> Response:
+    f, number, disposition = call_filters(request.args)
+    if f.errors:
+        abort(400, description="; ".join(f"{k}: {v}" for k, v in f.errors.items()))
+    rows = search_calls(f, number, disposition, MAX_CSV_ROWS)
+    return csv_response(f"calls-{f.start}-{f.end}.csv", CALL_CSV_HEADER, (
+        [c.id, local_time(c.start).isoformat(sep=" ", timespec="seconds"), c.caller, c.caller_name, c.callee,
+         c.direction, c.disposition or "", _round(c.duration), _round(c.billsec), c.trunk or "", c.call_id,
+         c.recording_id or ""] for c in rows))
+
+
+# -- recordings ----------------------------------------------------------------------------------
+def recordings_root() -> Path:
+    return Path(current_app.config["DATA_DIR"]) / "recordings"
+
+
+def recording_file(rel: str) -> Path:
+    """The file of a recording whose index row says `rel`; 403 if it points outside the recordings
+    directory (a row written by hand or by a bug must not become a way to read any file)."""
+    root = recordings_root().resolve()
+    target = (root / rel).resolve()
+    if not target.is_relative_to(root):
+        abort(403, description="this recording's path points outside the recordings directory")
+    if not target.is_file():
+        abort(404, description="the recording's file is missing (deleted by retention?)")
+    return target
+
+
+@bp.route("/recordings/<int:recording_id>.wav")
+@login_required(*ROLES)
+def recording(recording_id: int) -> Response:
+    rows = store()._query("SELECT path, call_id, agent, queue FROM recordings WHERE id = ?", (recording_id,))
+    if not rows:
+        abort(404, description=f"no recording {recording_id}")
+    rel, call_id, agent, queue = rows[0]
+    target = recording_file(rel)
+    # A browser fetches a WAV in several ranges while it plays; audit the first one only.
+    range_header = request.headers.get("Range", "")
+    if not range_header or range_header.replace(" ", "").startswith("bytes=0-"):
+        audit("recording.play", str(recording_id),
+              after={"call_id": call_id, "agent": agent, "queue": queue, "path": rel})
+    return send_file(target, mimetype="audio/wav", conditional=True, max_age=0)

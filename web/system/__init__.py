@@ -1,0 +1,166 @@
+"""System pages (admin only): health, configuration backup download, and restore from an archive.
+
+A restore is two steps: the upload is checked completely and a report shown (nothing written but
+the pending archive, kept under data/restore-pending/ for the confirming click); "Restore now"
+checks it again, applies it and asks the engine to reload.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, session, url_for
+from werkzeug.wrappers import Response
+
+from appliance.api.facade import ApiError, ApiUnavailable
+from appliance.store import acd
+from web.context import audit, engine, login_required, store
+from web.system import health as health_mod
+from web.system.backup import BackupError, RestorePlan, apply_backup, check_backup, write_backup
+
+bp = Blueprint("system", __name__, url_prefix="/system")
+
+PENDING_DIR = "restore-pending"
+PENDING_MAX_AGE = 3600.0  # an unconfirmed upload is dropped after an hour
+_TOKEN = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _data_dir() -> Path:
+    return Path(current_app.config["DATA_DIR"])
+
+
+@bp.route("/")
+@login_required("admin")
+def index() -> str:
+    return render_template("system/index.html", health=health_mod.collect(_data_dir(), store(), engine()))
+
+
+@bp.route("/backup", methods=["GET"])
+@login_required("admin")
+def backup_page() -> str:
+    return render_template("system/backup.html", errors=[])
+
+
+@bp.route("/backup", methods=["POST"])
+@login_required("admin")
+def backup_download() -> Response:
+    include = request.form.get("include_recordings") == "1"
+    out = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)  # noqa: SIM115 - send_file closes it
+    manifest = write_backup(out, store(), _data_dir(), health_mod.web_version(), include_recordings=include)
+    out.seek(0)
+    audit("backup.download", "configuration", after={
+        "created_at": manifest["created_at"], "include_recordings": include, "files": len(manifest["files"])})
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = f"plateau-backup-{socket.gethostname()}-{stamp}.tar.gz"
+    resp = send_file(out, mimetype="application/gzip", as_attachment=True, download_name=name)
+    resp.headers["Cache-Control"] = "no-store"  # it holds SIP secrets
+    return resp
+
+
+def _pending_dir() -> Path:
+    path = _data_dir() / PENDING_DIR
+    path.mkdir(mode=0o700, exist_ok=True)
+    now = time.time()
+    for old in path.glob("*.tar.gz"):
+        if now - old.stat().st_mtime > PENDING_MAX_AGE:
+            old.unlink(missing_ok=True)
+    return path
+
+
+def _current_summary() -> dict[str, Any]:
+    s = store()
+    flows = _data_dir() / "flows"
+    return {"extensions": len(s.extensions()), "trunks": len(s.trunks()), "agents": len(acd.agents(s)),
+            "queues": len(acd.queues(s)),
+            "flows": sorted(p.name for p in flows.glob("*")) if flows.is_dir() else []}
+
+
+@bp.route("/restore", methods=["POST"])
+@login_required("admin")
+def restore_check() -> tuple[str, int]:
+    upload = request.files.get("archive")
+    if upload is None or not upload.filename:
+        return render_template("system/backup.html", errors=[], field_error="Choose a backup archive (.tar.gz)."), 400
+    token = secrets.token_hex(16)
+    path = _pending_dir() / f"{token}.tar.gz"
+    upload.save(str(path))
+    try:
+        with open(path, "rb") as fh:
+            plan = check_backup(fh, store(), _data_dir())
+    except BackupError as exc:
+        path.unlink(missing_ok=True)
+        audit("restore.refused", upload.filename, after={"errors": exc.errors[:50]})
+        return render_template("system/backup.html", errors=exc.errors, filename=upload.filename), 400
+    session["restore_token"] = token
+    return render_template("system/restore_report.html", plan=plan, summary=plan.summary(), token=token,
+                           filename=upload.filename, current=_current_summary()), 200
+
+
+def _reload_engine() -> str:
+    try:
+        engine().request("POST", "/v1/reload")
+    except ApiUnavailable:
+        return " The engine is not running: it takes the restored configuration when it starts."
+    except ApiError as exc:
+        return f" The engine refused to reload ({exc.message}): restart it to take the restored configuration."
+    return " The engine reloaded it."
+
+
+@bp.route("/restore/apply", methods=["POST"])
+@login_required("admin")
+def restore_apply() -> Response | tuple[str, int]:
+    token = request.form.get("token", "")
+    if not _TOKEN.match(token) or session.get("restore_token") != token:
+        abort(400, description="this restore is not pending any more: upload the archive again")
+    path = _pending_dir() / f"{token}.tar.gz"
+    if not path.exists():
+        abort(400, description="this restore expired: upload the archive again")
+    before = _current_summary()
+    try:
+        with open(path, "rb") as fh:
+            plan: RestorePlan = check_backup(fh, store(), _data_dir())  # again: the store may have changed
+        result = apply_backup(plan, store(), _data_dir())
+    except BackupError as exc:
+        return render_template("system/backup.html", errors=exc.errors), 400
+    finally:
+        path.unlink(missing_ok=True)
+        session.pop("restore_token", None)
+    audit("restore.apply", plan.manifest.get("created_at", ""), before=before, after=plan.summary())
+    flash(f"Backup of {plan.manifest.get('created_at')} restored: {result['extensions']} extensions, "
+          f"{result['queues']} queues, {result['flows']} flows, {result['sounds']} prompts"
+          + (f", {result['recordings_added']} recordings added" if result["recordings_added"] else "")
+          + "." + _reload_engine())
+    return redirect(url_for("system.index"))
+
+
+@bp.app_template_filter("sys_bytes")
+def human_bytes(n: int | float | None) -> str:
+    """1536 -> "1.5 KiB"."""
+    if n is None:
+        return "–"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+@bp.app_template_filter("sys_duration")
+def human_duration(seconds: float | None) -> str:
+    """93784 -> "1 d 2 h 3 min"."""
+    if seconds is None:
+        return "–"
+    s = int(seconds)
+    days, hours, minutes = s // 86400, s % 86400 // 3600, s % 3600 // 60
+    if days:
+        return f"{days} d {hours} h {minutes} min"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min {s % 60} s"

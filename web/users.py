@@ -1,0 +1,195 @@
+"""Web users (admin only): create with a one-time password, change role, reset, unlock, delete; the audit
+log viewer; and the per-address limit on failed logins (the account lockout stops guessing one
+password, this stops one address trying many accounts)."""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from appliance.store import acd
+from appliance.store.errors import ConfigError
+from web import accounts
+from web.context import audit, current_user, login_required, store
+
+bp = Blueprint("users", __name__, url_prefix="/users")
+
+AUDIT_PAGE = 100
+
+
+@bp.before_app_request
+def throttle_logins() -> tuple[str, int] | None:
+    """Refuse login attempts (429) from an address with too many recent failures."""
+    if request.endpoint != "auth.login" or request.method != "POST":
+        return None
+    if not accounts.login_throttled(store(), request.remote_addr or "", time.time()):
+        return None
+    minutes = int(accounts.LOGIN_LIMIT_WINDOW // 60)
+    error = (f"Too many failed logins from your address ({request.remote_addr}): wait {minutes} minutes,"
+             " or ask an admin.")
+    return render_template("login.html", error=error), 429
+
+
+def _record(user: accounts.User) -> dict[str, Any]:
+    return {"username": user.username, "role": user.role, "agent_id": user.agent_id}
+
+
+def _field_errors(exc: ConfigError) -> dict[str, str]:
+    field, _, message = str(exc).partition(": ")
+    return {field: message} if message else {"form": str(exc)}
+
+
+def _acting() -> str:
+    user = current_user()
+    return user.username if user else ""
+
+
+def _render_index(errors: dict[str, str] | None = None, form: dict[str, str] | None = None,
+                  status: int = 200) -> tuple[str, int]:
+    s = store()
+    return render_template("users/index.html", users=accounts.users(s), agents=acd.agents(s),
+                           roles=accounts.ROLES, errors=errors or {}, form=form or {}, now=time.time(),
+                           me=_acting()), status
+
+
+@bp.route("/")
+@login_required("admin")
+def index() -> tuple[str, int]:
+    return _render_index()
+
+
+@bp.route("/create", methods=["POST"])
+@login_required("admin")
+def create() -> Response | tuple[str, int]:
+    form = {k: request.form.get(k, "").strip() for k in ("username", "role", "agent_id")}
+    password = accounts.one_time_password()
+    s = store()
+    try:
+        with s.transaction():
+            agent_id = accounts.check_agent_link(s, form["role"], form["agent_id"], form["username"])
+            user = accounts.create_user(s, form["username"], password, form["role"], time.time(),
+                                        agent_id=agent_id, must_change=True)
+    except ConfigError as exc:
+        return _render_index(_field_errors(exc), form, 400)
+    audit("user.create", user.username, after=_record(user))
+    return _show_once(user.username, password, created=True)
+
+
+def _show_once(username: str, password: str, created: bool) -> Response:
+    """The one-time password page; never kept in a browser or proxy cache."""
+    resp = make_response(render_template("users/password.html", username=username, password=password,
+                                         created=created))
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def _user_or_404(username: str) -> accounts.User:
+    user = accounts.get_user(store(), username)
+    if user is None:
+        abort(404, description=f"there is no user {username!r}")
+    return user
+
+
+@bp.route("/<username>/role", methods=["POST"])
+@login_required("admin")
+def change_role(username: str) -> Response | tuple[str, int]:
+    _user_or_404(username)
+    role, agent_id = request.form.get("role", ""), request.form.get("agent_id", "")
+    try:
+        before, after = accounts.set_role(store(), username, role, agent_id)
+    except ConfigError as exc:
+        errors = {f"{username}.{k}": v for k, v in _field_errors(exc).items()}
+        return _render_index(errors, status=400)
+    audit("user.role", username, before=_record(before), after=_record(after))
+    flash(f"{username} is now {after.role}" + (f" (agent {after.agent_id})." if after.agent_id else "."))
+    return redirect(url_for("users.index"))
+
+
+@bp.route("/<username>/reset", methods=["POST"])
+@login_required("admin")
+def reset(username: str) -> Response:
+    user = _user_or_404(username)
+    password = accounts.reset_password(store(), username)
+    audit("user.reset_password", username, before={"must_change": user.must_change, "locked": _locked(user)},
+          after={"must_change": True, "locked": False})
+    return _show_once(username, password, created=False)
+
+
+def _locked(user: accounts.User) -> bool:
+    return user.locked_until is not None and user.locked_until > time.time()
+
+
+@bp.route("/<username>/unlock", methods=["POST"])
+@login_required("admin")
+def unlock(username: str) -> Response:
+    _user_or_404(username)
+    before = accounts.unlock(store(), username)
+    audit("user.unlock", username, before={"failed_logins": before.failed_logins, "locked_until": before.locked_until},
+          after={"failed_logins": 0, "locked_until": None})
+    flash(f"{username} is unlocked.")
+    return redirect(url_for("users.index"))
+
+
+@bp.route("/<username>/delete", methods=["POST"])
+@login_required("admin")
+def delete(username: str) -> Response | tuple[str, int]:
+    _user_or_404(username)
+    try:
+        before = accounts.delete_user(store(), username, _acting())
+    except ConfigError as exc:
+        return _render_index({f"{username}.delete": str(exc).partition(": ")[2]}, status=400)
+    audit("user.delete", username, before=_record(before))
+    flash(f"User {username} deleted.")
+    return redirect(url_for("users.index"))
+
+
+# -- audit log ----------------------------------------------------------------------------------
+def _changes(before: Any, after: Any) -> list[tuple[str, str, str, bool]] | None:
+    """Field-by-field rows (field, before, after, changed) when both sides are records; else None."""
+    if not isinstance(before, (dict, type(None))) or not isinstance(after, (dict, type(None))):
+        return None
+    if before is None and after is None:
+        return []
+    b, a = before or {}, after or {}
+    rows = []
+    for key in sorted(set(b) | set(a)):
+        old = _show(b[key]) if key in b else ""
+        new = _show(a[key]) if key in a else ""
+        rows.append((key, old, new, before is not None and after is not None and b.get(key) != a.get(key)))
+    return rows
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+@bp.route("/audit")
+@login_required("admin")
+def audit_log() -> str:
+    username = request.args.get("user", "").strip()
+    action = request.args.get("action", "").strip()
+    try:
+        offset = max(0, int(request.args.get("offset", "0")))
+    except ValueError:
+        abort(400, description="offset: must be a whole number")
+    s = store()
+    entries = accounts.audit_entries(s, username=username, action=action, limit=AUDIT_PAGE + 1, offset=offset)
+    names, actions = accounts.audit_facets(s)
+    prefixes = sorted({a.split(".", 1)[0] for a in actions if "." in a} - set(actions))
+    rows = [(e, _changes(e.before, e.after)) for e in entries[:AUDIT_PAGE]]
+    return render_template("users/audit.html", rows=rows, names=names, actions=sorted(set(actions) | set(prefixes)),
+                           user=username, action=action, offset=offset, more=len(entries) > AUDIT_PAGE,
+                           page=AUDIT_PAGE, pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False))
+
+
+@bp.app_template_filter("sys_time")
+def local_time(at: float) -> str:
+    """An audit timestamp in the appliance's local time, to the second."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))

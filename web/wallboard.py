@@ -1,0 +1,293 @@
+"""The supervisor's wallboard: queues and agents, live, with one-click supervision actions.
+
+The board is a snapshot of the engine (GET /v1/queues, /v1/agents and each queue's
+/v1/queues/<name>/kpis) pushed to the browser with server-sent events (HTML Living Standard
+§9.2, `text/event-stream`). One snapshot is built per interval for every open board of the
+process (`BoardFeed`), so ten wallboards cost the engine what one does; the KPIs, which scan
+today's queue log, are refreshed less often than the live counts.
+
+The engine access helpers (`ask`, `engine_failure`, `pause_code`) are shared with the agent desk.
+"""
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+
+from appliance.api.facade import ApiError, ApiUnavailable
+from appliance.pbx.roster import PAUSE_REASONS
+from web.context import audit, engine, login_required, store
+
+bp = Blueprint("wallboard", __name__, url_prefix="/wallboard")
+
+ROLES = ("admin", "supervisor")
+MONITOR_MODES = ("listen", "whisper", "barge")
+KPI_SECONDS = 10.0  # the KPIs scan today's queue log: refreshed less often than the live counts
+EXTENSION_RE = re.compile(r"[0-9A-Za-z_.+*#-]{1,32}")
+NUMBER_RE = re.compile(r"\+?[0-9*#]{1,32}")
+
+Ask = Callable[..., Any]
+
+
+# -- engine access (shared with the agent desk) ----------------------------------------------------
+def ask(method: str, path: str, body: Any = None) -> Any:
+    """One control-API request; ApiUnavailable when the engine is not running (no api.json too)."""
+    try:
+        client = engine()
+    except (OSError, ValueError) as exc:  # api.json absent or half-written: the engine is not up
+        raise ApiUnavailable(f"engine not running ({exc})") from None
+    return client.request(method, path, body)
+
+
+def seg(value: str) -> str:
+    """A path segment for the control API (an id typed or taken from a URL)."""
+    return urllib.parse.quote(value, safe="")
+
+
+def engine_failure(exc: ApiError) -> tuple[str, int]:
+    """The message and HTTP status the browser gets when the engine refuses or is down."""
+    if isinstance(exc, ApiUnavailable):
+        return "The engine is not running: try again when it is back.", 503
+    if 400 <= exc.status < 500:
+        return exc.message, exc.status
+    return f"The engine failed: {exc.message}", 502
+
+
+def pause_code(reason: str) -> str:
+    """The PAUSE_REASONS code for `reason` (a code or its name); ValueError for anything else."""
+    reason = reason.strip()
+    if reason in PAUSE_REASONS:
+        return reason
+    for code, name in PAUSE_REASONS.items():
+        if reason == name:
+            return code
+    raise ValueError(f"reason: {reason!r} is not one of "
+                     + ", ".join(f"{c} ({n})" for c, n in PAUSE_REASONS.items()))
+
+
+def wants_json() -> bool:
+    """A fetch() from our scripts (it asks for JSON); a plain form post gets a redirect instead."""
+    return request.accept_mimetypes.best == "application/json"
+
+
+def answer(ok: bool, message: str, status: int, back: str, **extra: Any) -> Any:
+    """JSON for scripts, flash-and-redirect for forms (errors keep their 4xx status either way)."""
+    if wants_json():
+        body = {"ok": ok, "message" if ok else "error": message, **extra}
+        return jsonify(body), status
+    if ok:
+        flash(message)
+        return redirect(back)
+    return render_template("error.html", code=status, name="Not done", description=message), status
+
+
+def agent_record(agents: list[dict[str, Any]], agent_id: str) -> dict[str, Any] | None:
+    return next((a for a in agents if str(a.get("agent")) == agent_id), None)
+
+
+def agent_view(a: dict[str, Any]) -> dict[str, Any]:
+    """What a board or desk shows of one agent from /v1/agents."""
+    return {"agent": str(a.get("agent", "")), "name": a.get("name") or "", "state": a.get("state") or "",
+            "pause_reason": a.get("pause_reason") or "", "device": a.get("device") or "",
+            "since": a.get("since") or 0, "calls_today": a.get("calls_today") or 0,
+            "call": a.get("call"), "caller": a.get("caller") or "", "interaction": a.get("interaction")}
+
+
+# -- the snapshot ------------------------------------------------------------------------------------
+def _queue_view(q: dict[str, Any], kpis: dict[str, Any] | None) -> dict[str, Any]:
+    agents = q.get("agents") or {}
+    return {
+        "name": q.get("name", ""), "strategy": q.get("strategy", ""),
+        "waiting": q.get("waiting", 0), "longest_wait": q.get("longest_wait", 0.0),
+        "callers": [{"caller": c.get("caller", ""), "wait": c.get("wait", 0)} for c in q.get("callers") or []],
+        "available": agents.get("available", 0),
+        "on_call": agents.get("on-call", 0) + agents.get("ringing", 0),
+        "wrap_up": agents.get("wrap-up", 0),
+        "paused": agents.get("paused", 0),
+        "service_level": None if kpis is None else kpis.get("service_level"),
+        "offered": None if kpis is None else kpis.get("offered"),
+        "answered": None if kpis is None else kpis.get("answered"),
+        "abandoned": None if kpis is None else kpis.get("abandoned"),
+        "asa_s": None if kpis is None else kpis.get("asa_s"),
+    }
+
+
+def down_snapshot(now: float, message: str) -> dict[str, Any]:
+    return {"at": now, "engine": "down", "message": message, "queues": [], "agents": []}
+
+
+@dataclass
+class BoardFeed:
+    """One snapshot per `interval` for all boards of this process; KPIs every KPI_SECONDS."""
+
+    interval: float
+    kpi_seconds: float = KPI_SECONDS
+    open_streams: int = 0
+    _last: dict[str, Any] | None = None
+    _last_at: float = float("-inf")
+    _kpis: dict[str, tuple[float, dict[str, Any] | None]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def snapshot(self, fetch: Ask, now: float) -> dict[str, Any]:
+        with self._lock:
+            if self._last is None or now - self._last_at >= self.interval * 0.9:
+                self._last, self._last_at = self._build(fetch, now), now
+            return self._last
+
+    def count_stream(self, delta: int) -> None:
+        with self._lock:
+            self.open_streams += delta
+
+    def _build(self, fetch: Ask, now: float) -> dict[str, Any]:
+        try:
+            queues = fetch("GET", "/v1/queues")
+            agents = fetch("GET", "/v1/agents")
+            views = [_queue_view(q, self._queue_kpis(fetch, str(q.get("name", "")), now)) for q in queues]
+        except ApiUnavailable:
+            return down_snapshot(now, "")  # the page says "Engine not running."
+        except ApiError as exc:
+            return down_snapshot(now, f"The engine answered {exc.status}: {exc.message}")
+        return {"at": now, "engine": "up", "message": "", "queues": views,
+                "agents": [agent_view(a) for a in agents]}
+
+    def _queue_kpis(self, fetch: Ask, name: str, now: float) -> dict[str, Any] | None:
+        cached = self._kpis.get(name)
+        if cached is not None and now - cached[0] < self.kpi_seconds:
+            return cached[1]
+        try:
+            value: dict[str, Any] | None = fetch("GET", f"/v1/queues/{seg(name)}/kpis")
+        except ApiUnavailable:
+            raise
+        except ApiError:
+            value = None  # a queue removed between the two requests: no figures this time
+        self._kpis[name] = (now, value)
+        return value
+
+
+def feed() -> BoardFeed:
+    """This app's shared feed (interval from WALLBOARD_INTERVAL, seconds)."""
+    app = current_app
+    found = app.extensions.get("wallboard")
+    if found is None:  # setdefault: two first requests at once still share one feed
+        found = app.extensions.setdefault("wallboard", BoardFeed(float(app.config.get("WALLBOARD_INTERVAL", 1.0))))
+    return found  # type: ignore[no-any-return]
+
+
+def _events(app: Flask, board: BoardFeed, interval: float, lifetime: float) -> Iterator[str]:
+    """The event stream: one `data:` line of JSON per interval.
+
+    The WSGI server closes this generator (GeneratorExit at the `yield`) when the browser goes
+    away; after `lifetime` it ends by itself and EventSource reconnects (`retry`, HTML §9.2.4),
+    so a half-open connection never lives for ever and a logged-out user is refused on reconnect.
+    """
+    board.count_stream(+1)
+    try:
+        yield "retry: 2000\n\n"
+        end = time.monotonic() + lifetime
+        while True:
+            with app.app_context():
+                snap = board.snapshot(ask, time.time())
+            yield f"data: {json.dumps(snap, separators=(',', ':'))}\n\n"
+            if time.monotonic() >= end:
+                return
+            time.sleep(interval)
+    finally:
+        board.count_stream(-1)
+
+
+# -- pages --------------------------------------------------------------------------------------------
+@bp.route("/")
+@login_required(*ROLES)
+def board() -> str:
+    snap = feed().snapshot(ask, time.time())
+    return render_template("wallboard/board.html", snap=snap, reasons=PAUSE_REASONS, modes=MONITOR_MODES,
+                           my_extension=session.get("my_extension", ""))
+
+
+@bp.route("/snapshot")
+@login_required(*ROLES)
+def snapshot() -> Response:
+    return jsonify(feed().snapshot(ask, time.time()))
+
+
+@bp.route("/stream")
+@login_required(*ROLES)
+def stream() -> Response:
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    board = feed()
+    events = _events(app, board, board.interval, float(app.config.get("WALLBOARD_STREAM_SECONDS", 900)))
+    return Response(events, mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@bp.route("/my-extension", methods=["POST"])
+@login_required(*ROLES)
+def my_extension() -> Any:
+    back = url_for("wallboard.board")
+    number = request.form.get("extension", "").strip()
+    if not EXTENSION_RE.fullmatch(number):
+        return answer(False, "extension: type the number of the phone you supervise from", 400, back)
+    if store().get_extension(number) is None:
+        return answer(False, f"extension: {number} is not an extension of this appliance", 400, back)
+    before = session.get("my_extension")
+    session["my_extension"] = number
+    audit("wallboard.my_extension", number, before, number)
+    return answer(True, f"Listening, whispering and barging will ring extension {number}.", 200, back)
+
+
+@bp.route("/agents/<agent_id>/<action>", methods=["POST"])
+@login_required(*ROLES)
+def agent_action(agent_id: str, action: str) -> Any:
+    """listen / whisper / barge (action ``monitor`` with ``mode``), ``pause`` (reason), ``unpause``, ``logout``."""
+    back = url_for("wallboard.board")
+    form = request.form if request.form else (request.get_json(silent=True) or {})
+    body: dict[str, str]
+    if action == "monitor":
+        mode = str(form.get("mode", ""))
+        device = session.get("my_extension", "")
+        if mode not in MONITOR_MODES:
+            return answer(False, f"mode: {mode!r} is not one of {', '.join(MONITOR_MODES)}", 400, back)
+        if not device:
+            return answer(False, "my extension: set the extension you supervise from first", 400, back)
+        path, body = f"/v1/agents/{seg(agent_id)}/monitor", {"device": device, "mode": mode}
+    elif action == "pause":
+        try:
+            code = pause_code(str(form.get("reason", "")))
+        except ValueError as exc:
+            return answer(False, str(exc), 400, back)
+        path, body = f"/v1/agents/{seg(agent_id)}/pause", {"reason": code}
+    elif action in ("unpause", "logout"):
+        path, body = f"/v1/agents/{seg(agent_id)}/{action}", {}
+    else:
+        return answer(False, f"{action!r} is not an agent action", 404, back)
+    try:
+        before = agent_record(ask("GET", "/v1/agents"), agent_id)
+        if before is None:
+            return answer(False, f"there is no agent {agent_id}", 404, back)
+        after = ask("POST", path, body)
+    except ApiError as exc:
+        message, status = engine_failure(exc)
+        return answer(False, message, status, back)
+    label = body.get("mode", action)
+    audit(f"agent.{label}", agent_id,
+          {k: before.get(k) for k in ("state", "pause_reason", "device")}, {**body, **after})
+    return answer(True, f"Agent {agent_id}: {label} done.", 200, back, result=after)
