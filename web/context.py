@@ -38,8 +38,19 @@ def engine() -> Any:
         try:
             client = ControlApiClient.from_data_dir(current_app.config["DATA_DIR"], timeout=5.0)
         except (OSError, ValueError) as exc:  # no api.json yet: the engine never started here
-            raise ApiUnavailable(f"engine not running ({exc})") from None
+            return _EngineNeverStarted(str(exc))
     return client
+
+
+class _EngineNeverStarted:
+    """Stands in for the client when the engine has not written api.json: every request says so,
+    the same way a stopped engine's does, so pages have one case to handle."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        raise ApiUnavailable(f"engine not running ({self.why})")
 
 
 def current_user() -> accounts.User | None:

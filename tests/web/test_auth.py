@@ -86,3 +86,22 @@ def test_logout(admin) -> None:  # type: ignore[no-untyped-def]
     resp = admin.post("/logout", data={"csrf_token": admin.csrf})
     assert resp.status_code == 302 and admin.get("/").status_code == 302
     assert time.time() > 0
+
+
+def test_every_page_renders_when_the_engine_never_started(tmp_path: Path) -> None:
+    """No api.json at all (a fresh box): pages say the engine is down, none fails with a 500."""
+    data = tmp_path / "data"
+    store = Store((data / "plateau.db") if data.mkdir(parents=True) is None else data)
+    try:
+        for name, role, agent in (("admin", "admin", None), ("ana", "agent", "2001")):
+            accounts.create_user(store, name, PASSWORD, role, time.time(), must_change=False, agent_id=agent)
+    finally:
+        store.close()
+    app = create_app(data, testing=True, secret_key="k")
+    pages = {"admin": ["/", "/admin/", "/wallboard/", "/wallboard/snapshot", "/system/", "/users/", "/reports/",
+                       "/reports/calls", "/staffing/", "/quality/"],
+             "ana": ["/agent/", "/agent/state"]}
+    for user, paths in pages.items():
+        client = login(app.test_client(), user)
+        for path in paths:
+            assert client.get(path).status_code < 500, path
