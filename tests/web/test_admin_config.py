@@ -273,3 +273,14 @@ def test_other_roles_get_403(request: pytest.FixtureRequest, who: str) -> None:
     for url in ("/admin/extensions/new", "/admin/extensions/1001/delete", "/admin/flows/demo",
                 "/admin/prompts/upload", "/admin/settings/"):
         assert post(client, url, {"number": "1009"}).status_code == 403, url
+
+
+def test_extensions_list_shows_the_registered_devices(seeded: Flask, admin: FlaskClient,
+                                                      engine_api: FakeEngineApi) -> None:
+    engine_api.responses[("GET", "/v1/registrations")] = [
+        {"aor": "1001", "contact": "sip:1001@192.0.2.7:5062", "source": "192.0.2.7:5062", "transport": "udp",
+         "expires_in": 300, "user_agent": "Yealink T46U"}]
+    page = admin.get("/admin/extensions/").get_data(as_text=True)
+    assert "Yealink T46U (192.0.2.7:5062, udp)" in page
+    engine_api.responses[("GET", "/v1/registrations")] = ApiUnavailable("down")
+    assert "engine not running" in admin.get("/admin/extensions/").get_data(as_text=True)

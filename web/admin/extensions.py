@@ -5,7 +5,10 @@ from appliance.store.models import EXTENSION_RECORDING, Extension
 from web.admin import bp
 from web.admin.crud import Section, register
 from web.admin.forms import BOOL, INT, MULTI, OPTIONAL, SECRET, SELECT, Field
-from web.context import store
+from flask import g
+
+from appliance.api.facade import ApiError
+from web.context import engine, store
 
 
 def _routes() -> list[tuple[str, str]]:
@@ -33,6 +36,20 @@ FIELDS = [
 ]
 
 
+def _devices(e: Extension) -> str:
+    """The phones registered on this extension now (user agent and address), from the engine."""
+    if "registrations" not in g:
+        try:
+            g.registrations = engine().request("GET", "/v1/registrations")
+        except ApiError:  # ApiUnavailable included: the list still shows, without devices
+            g.registrations = None
+    if g.registrations is None:
+        return "engine not running"
+    found = [f"{r.get('user_agent') or 'phone'} ({r['source']}, {r['transport']})"
+             for r in g.registrations if r.get("aor") == e.number]
+    return "; ".join(found) or "not registered"
+
+
 def _flags(e: Extension) -> str:
     flags = [label for on, label in ((not e.enabled, "disabled"), (e.dnd, "DND"), (e.voicemail, "voicemail"),
                                      (e.recording != "none", f"rec: {e.recording}")) if on]
@@ -44,7 +61,7 @@ SECTION = Section(
     fields=FIELDS,
     columns=[("Number", lambda e: e.number), ("Name", lambda e: e.name),
              ("Forward", lambda e: e.forward_always or ""), ("Dial out", lambda e: ", ".join(e.dial_permissions)),
-             ("Options", _flags)],
+             ("Options", _flags), ("Devices", _devices)],
     load_all=lambda s: s.extensions(), load_one=lambda s, k: s.get_extension(k),
     put=lambda s, r: s.put_extension(r), delete=lambda s, k: s.delete_extension(k),
     secrets=("secret",),
