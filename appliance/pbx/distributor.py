@@ -243,6 +243,13 @@ class CallDistributor:
         if call is None:
             return
         live = self.queues[entry.queue]
+        refusal = self.pbx.callback_refusal(entry.caller.number)
+        if refusal is not None:
+            # A caller ID is whatever the caller's network says: calling it back through a
+            # trunk nobody allowed for callbacks would let a spoofed number run up the bill.
+            log.warning("%s: callback to %s refused: %s", call.id, entry.caller.number, refusal)
+            self._say(entry, "Sorry, we cannot call you back at this number. Please stay on the line.", then=None)
+            return
         entry.callback_id = acd_store.add_callback(self.store, entry.queue, entry.caller.number, entry.caller.name,
                                                    entry.priority, entry.entered_at, call.a.dialog_key())
         self._log("CALLBACK_REQUESTED", live, call.a.dialog_key(), entry.caller.number,

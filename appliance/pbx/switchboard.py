@@ -27,7 +27,7 @@ from appliance.store import interactions
 from appliance.voicemail.mailbox import Mailboxes
 from appliance.voicemail.session import DepositSession, RetrievalSession
 from appliance.pbx.channel import NOT_FOUND, Channel, Party
-from appliance.pbx.dialplan import Dialplan, ToTrunk
+from appliance.pbx.dialplan import Dialplan, ToExtension, ToTrunk
 from appliance.pbx.fork import Scheduler
 from appliance.pbx.transfer import Transfers
 from appliance.store import acd as acd_store
@@ -36,6 +36,7 @@ from appliance.store.models import Extension, QueueConfig
 
 log = logging.getLogger("plateau.pbx")
 RETENTION_INTERVAL_S = 6 * 3600.0
+CALLBACK_ROUTES_SETTING = "acd.callback_routes"
 _KEPT_VERSION = re.compile(r"\.v[0-9]+$")  # the retention job runs at start-up and four times a day
 
 
@@ -199,6 +200,22 @@ class Switchboard:
 
     def call_ended(self, call: Call) -> None:
         self.calls.pop(call.id, None)
+
+    def callback_refusal(self, number: str) -> str | None:
+        """Why a queue may not call `number` back (None: it may).
+
+        An extension always may; an outside number only through an outbound route named in the
+        setting `acd.callback_routes` (comma-separated; none by default): the toll-fraud guard
+        for calls the system places by itself."""
+        dest = self.dialplan.resolve(number, None)
+        if isinstance(dest, ToExtension):
+            return None
+        if isinstance(dest, ToTrunk):
+            allowed = {r.strip() for r in (self.store.get_setting(CALLBACK_ROUTES_SETTING) or "").split(",")}
+            if dest.route.name in allowed:
+                return None
+            return f"route {dest.route.name} is not in {CALLBACK_ROUTES_SETTING}"
+        return "not a number the system can call"
 
     def call_back(self, agent_chan: Channel, number: str, agent_id: str, queue: QueueConfig) -> Call:
         """A queue callback: the agent's answered leg becomes the A side of a call to `number`."""

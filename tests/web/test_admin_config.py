@@ -284,3 +284,20 @@ def test_extensions_list_shows_the_registered_devices(seeded: Flask, admin: Flas
     assert "Yealink T46U (192.0.2.7:5062, udp)" in page
     engine_api.responses[("GET", "/v1/registrations")] = ApiUnavailable("down")
     assert "engine not running" in admin.get("/admin/extensions/").get_data(as_text=True)
+
+
+def test_callback_routes_setting_names_existing_routes(seeded: Flask, admin: FlaskClient) -> None:
+    base = {"recording.retention_days": "90", "acd.supervisors": ""}
+    resp = post(admin, "/admin/settings/", {**base, "acd.callback_routes": "national, nowhere"})
+    assert resp.status_code == 400 and "no outbound route nowhere" in resp.get_data(as_text=True)
+    s = store_of(seeded)
+    try:
+        assert s.get_setting("acd.callback_routes") is None
+    finally:
+        s.close()
+    assert post(admin, "/admin/settings/", {**base, "acd.callback_routes": "national"}).status_code == 302
+    s = store_of(seeded)
+    try:
+        assert s.get_setting("acd.callback_routes") == "national"
+    finally:
+        s.close()

@@ -12,6 +12,7 @@ from werkzeug.wrappers import Response
 
 from appliance.pbx.recording import DEFAULT_RETENTION_DAYS, RETENTION_SETTING
 from appliance.pbx.supervision import SUPERVISORS_SETTING, supervisors
+from appliance.pbx.switchboard import CALLBACK_ROUTES_SETTING
 from appliance.voicemail.mailbox import PIN_SETTING_PREFIX
 from web.admin import bp
 from web.admin.forms import MASK, reload_engine
@@ -26,6 +27,7 @@ def _current() -> dict[str, str]:
     return {
         RETENTION_SETTING: s.get_setting(RETENTION_SETTING) or str(DEFAULT_RETENTION_DAYS),
         SUPERVISORS_SETTING: ", ".join(sorted(supervisors(s.get_setting(SUPERVISORS_SETTING)))),
+        CALLBACK_ROUTES_SETTING: s.get_setting(CALLBACK_ROUTES_SETTING) or "",
     }
 
 
@@ -38,7 +40,8 @@ def _mailboxes() -> list[tuple[str, str, bool]]:
 
 def _render(form: dict[str, str], errors: dict[str, str], status: int = 200) -> tuple[str, int]:
     return render_template("admin/settings.html", form=form, errors=errors, mailboxes=_mailboxes(),
-                           retention_key=RETENTION_SETTING, supervisors_key=SUPERVISORS_SETTING), status
+                           retention_key=RETENTION_SETTING, supervisors_key=SUPERVISORS_SETTING,
+                           callback_key=CALLBACK_ROUTES_SETTING), status
 
 
 @bp.route("/settings/", methods=["GET", "POST"])
@@ -46,7 +49,8 @@ def _render(form: dict[str, str], errors: dict[str, str], status: int = 200) -> 
 def settings() -> Response | tuple[str, int]:
     if request.method == "GET":
         return _render(_current(), {})
-    form = {k: request.form.get(k, "").strip() for k in (RETENTION_SETTING, SUPERVISORS_SETTING)}
+    form = {k: request.form.get(k, "").strip()
+            for k in (RETENTION_SETTING, SUPERVISORS_SETTING, CALLBACK_ROUTES_SETTING)}
     errors: dict[str, str] = {}
     changes: dict[str, str | None] = {}  # setting -> new value (None: delete)
     days = form[RETENTION_SETTING]
@@ -61,6 +65,12 @@ def settings() -> Response | tuple[str, int]:
         errors[SUPERVISORS_SETTING] = f"no extension {', '.join(unknown)}"
     else:
         changes[SUPERVISORS_SETTING] = ", ".join(dict.fromkeys(phones))
+    routes = [r.strip() for r in form[CALLBACK_ROUTES_SETTING].split(",") if r.strip()]
+    missing = [r for r in routes if store().get_outbound_route(r) is None]
+    if missing:
+        errors[CALLBACK_ROUTES_SETTING] = f"no outbound route {', '.join(missing)}"
+    else:
+        changes[CALLBACK_ROUTES_SETTING] = ", ".join(dict.fromkeys(routes)) or None
     for number, _name, _has in _mailboxes():
         pin = request.form.get(f"pin_{number}", "").strip()
         if request.form.get(f"clear_{number}"):
