@@ -175,7 +175,12 @@ def flow_edit(name: str) -> str | Response | tuple[str, int]:
             if sim_error:
                 errors, status = [sim_error], 400
         elif flow is not None and action == "save":
-            return _save(folder, name, text, flow, old_text, old_flow)
+            try:
+                publish_flow(name, text)
+            except FlowError as exc:
+                errors, status = exc.errors, 400
+            else:
+                return redirect(url_for("admin.flow_edit", name=name))
         elif flow is not None:
             flash(f"Flow {name} is valid ({len(flow.nodes)} nodes). Not published yet.")
     return render_template("admin/flow_edit.html", name=name, text=text, errors=errors, sim=sim,
@@ -183,27 +188,35 @@ def flow_edit(name: str) -> str | Response | tuple[str, int]:
                            published=old_flow, kept=kept_versions(folder, name)), status
 
 
-def _save(folder: Path, name: str, text: str, flow: Flow, old_text: str | None,
-          old_flow: Flow | None) -> Response | tuple[str, int]:
+def publish_flow(name: str, text: str, action: str | None = None) -> Flow:
+    """Validate `text` and publish it as flow `name`: the one way a flow is published.
+
+    The version is raised above the published one when the text does not already do so, the replaced
+    document is kept as ``<name>.v<old>.yaml``, the write is atomic, the change is audited (as `action`,
+    default ``flow.update``/``flow.create``) and the engine is asked to reload. Raises FlowError, with
+    nothing written, when the document is not valid.
+    """
+    folder = flows_dir()
+    old_text, old_flow = _current(folder, name)
+    flow = load_flow(text)
+    if flow.name != name:
+        raise FlowError([f"name: must stay {name!r} (the file name; create a new flow to rename)"])
     if old_flow is not None and flow.version <= old_flow.version:
         # Publishing always makes a new version: raise the number for the admin when we can.
         bumped = old_flow.version + 1
         new_text, count = _VERSION_LINE_RE.subn(f"version: {bumped}", text, count=1)
         if count != 1:
-            return render_template(
-                "admin/flow_edit.html", name=name, text=text, sim={"digits": "", "caller": "", "at": ""},
-                errors=[f"version: must be above the published version {old_flow.version}"], transcript=None,
-                exists=True, published=old_flow, kept=kept_versions(folder, name)), 400
+            raise FlowError([f"version: must be above the published version {old_flow.version}"])
         text, flow = new_text, load_flow(new_text)
     publish(folder, name, text, old_flow)
-    audit("flow.update" if old_text is not None else "flow.create", name,
+    audit(action or ("flow.update" if old_text is not None else "flow.create"), name,
           before=None if old_text is None else {"name": name, "version": old_flow.version if old_flow else None,
                                                 "text": old_text},
           after={"name": name, "version": flow.version, "text": text})
     flash(f"Flow {name} version {flow.version} published."
           + (f" Version {old_flow.version} is kept." if old_flow is not None else ""))
     reload_engine()
-    return redirect(url_for("admin.flow_edit", name=name))
+    return flow
 
 
 def _simulate(flow: Flow, sim: dict[str, str]) -> tuple[Transcript | None, str | None]:
