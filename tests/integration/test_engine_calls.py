@@ -244,6 +244,9 @@ def test_attended_transfer_with_replaces(pbx: Engine, tones: dict[int, Path], tm
         cb1 = b.wait_incoming()
         b.answer(cb1)
         a.wait_state(ca, "CONFIRMED")
+        # B's dialog is confirmed by the ACK, which can arrive after A's side confirms on a
+        # loaded machine: a re-INVITE for hold before it is refused by pjsua.
+        b.wait_state(cb1, "CONFIRMED")
         b.hold(cb1)
         cb2 = b.call(_uri(pbx, "1009"))
         cc = c.wait_incoming()
