@@ -130,6 +130,13 @@ class Engine:
         )
         self.ctx = SipContext(self.global_config, self.media, opts.sip_ip)
         self.pbx.factory = SipChannelFactory(self.ctx, self.registrar)
+        # Line boards (FXS phones, FXO lines) when data/hardware.yaml exists; started in run().
+        self.hardware: Any = None
+        if (opts.data_dir / "hardware.yaml").exists():
+            from hw.manager import HardwareManager
+
+            self.hardware = HardwareManager(self.pbx, self.media, self._schedule, opts.data_dir / "hardware.yaml",
+                                            channels_by_leg=self.ctx.channels_by_leg, media_host=opts.sip_ip)
         self.router = SipRouter(self.ctx, self.pbx, self.registrar, self.auth, self.guard, self._lookup_secret)
         self.tm = PlateauTransactionManager(self.global_config, self.router,
                                             tcp_laddress=(opts.sip_ip, opts.sip_port), guard=self.guard)
@@ -188,6 +195,8 @@ class Engine:
         write_api_file(self.opts.data_dir, url, self.api_token)
         self.trunks.start()
         self.pbx.start()
+        if self.hardware is not None:
+            self.hardware.start()
         Timeout(self._housekeeping, 10.0, -1)
         interval = systemd.watchdog_interval()
         if interval:
@@ -214,6 +223,8 @@ class Engine:
     def shutdown(self) -> None:
         self.api.stop()
         self.trunks.stop()
+        if self.hardware is not None:
+            self.hardware.stop()
         try:
             os.unlink(self.opts.data_dir / "api.json")
         except FileNotFoundError:
@@ -242,7 +253,13 @@ class EngineApi:
             "blocked": len(e.guard.blocked()),
             "trunks": e.trunks.status(),
             "media": e.media.engine_stats(),
+            "hardware": e.hardware.status() if e.hardware is not None else None,
         }
+
+    def hardware(self) -> dict[str, Any]:
+        if self.e.hardware is None:
+            return {"config": None, "error": None, "boards": []}
+        return dict(self.e.hardware.status())
 
     def registrations(self) -> list[dict[str, Any]]:
         return [{"aor": b.aor, "contact": b.contact_uri, "source": f"{b.source[0]}:{b.source[1]}",

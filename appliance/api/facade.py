@@ -50,6 +50,10 @@ class EngineFacade(Protocol):
         """Live calls (channels grouped by call)."""
         ...
 
+    def hardware(self) -> dict[str, JsonValue]:
+        """Line boards: link state, counters, and each port's state, line figures and alarms."""
+        ...
+
     def blocked(self) -> list[dict[str, JsonValue]]:
         """Source addresses currently blocked after auth failures."""
         ...

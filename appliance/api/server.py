@@ -113,6 +113,7 @@ ROUTES: tuple[_Route, ...] = (
     _route("GET", "/v1/channels", _no_body("channels")),
     _route("GET", "/v1/bridges", _no_body("bridges")),
     _route("GET", "/v1/calls", _no_body("calls")),
+    _route("GET", "/v1/hardware", _no_body("hardware")),
     _route("GET", "/v1/blocked", _no_body("blocked")),
     _route("DELETE", "/v1/blocked/(?P<addr>[^/]+)", _no_body("unblock", "addr")),
     _route("POST", "/v1/originate", _originate),

@@ -1,0 +1,116 @@
+"""data/hardware.yaml: which line boards exist and what each port is.
+
+    boards:
+      - device: /dev/serial/by-id/usb-Plateau_LineBoard_VB0001-if00   # or /dev/ttyACM0, a pty...
+        name: board0                      # optional, defaults to board<i>
+        ports:
+          0: {fxs: "1005"}                # an analog phone as extension 1005
+          1: {fxs: {extension: "1006", cadence: UK, cid: dtmf}}
+          2: {fxo: {did: "0140000000", trunk_name: analog}}
+
+Errors name the field (``boards[0].ports.2.fxo.did: required``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hw.frames import MAX_PORT, Cadence, CidMode
+from hw.fxo import CID_WAIT_S, FxoConfig
+from hw.fxs import FxsConfig
+
+_CID = {"none": CidMode.NONE, "etsi": CidMode.ETSI_FSK, "bell": CidMode.BELL_FSK, "dtmf": CidMode.DTMF}
+
+
+class HardwareConfigError(ValueError):
+    """hardware.yaml is not usable; the message names the field."""
+
+
+@dataclass(frozen=True)
+class BoardConfig:
+    device: str
+    name: str
+    ports: dict[int, FxsConfig | FxoConfig] = field(default_factory=dict)
+
+
+def _str(value: Any, where: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or str(value) == "":
+        raise HardwareConfigError(f"{where}: must be a non-empty string")
+    return str(value)
+
+
+def _port(value: Any, where: str) -> FxsConfig | FxoConfig:
+    if not isinstance(value, dict) or len(value) != 1:
+        raise HardwareConfigError(f"{where}: must be {{fxs: ...}} or {{fxo: ...}}")
+    (kind, spec), = value.items()
+    if kind == "fxs":
+        if not isinstance(spec, dict):
+            return FxsConfig(_str(spec, f"{where}.fxs"))
+        unknown = set(spec) - {"extension", "cadence", "cid"}
+        if unknown:
+            raise HardwareConfigError(f"{where}.fxs: unknown field {sorted(unknown)[0]!r}")
+        cadence = str(spec.get("cadence", "FR")).upper()
+        if cadence not in Cadence.__members__:
+            raise HardwareConfigError(f"{where}.fxs.cadence: one of {', '.join(Cadence.__members__)}")
+        cid = str(spec.get("cid", "etsi")).lower()
+        if cid not in _CID:
+            raise HardwareConfigError(f"{where}.fxs.cid: one of {', '.join(_CID)}")
+        return FxsConfig(_str(spec.get("extension"), f"{where}.fxs.extension"), Cadence[cadence], _CID[cid])
+    if kind == "fxo":
+        if not isinstance(spec, dict):
+            raise HardwareConfigError(f"{where}.fxo: must be a mapping with did and trunk_name")
+        unknown = set(spec) - {"did", "trunk_name", "answer_on_dial", "cid_wait_s"}
+        if unknown:
+            raise HardwareConfigError(f"{where}.fxo: unknown field {sorted(unknown)[0]!r}")
+        if "did" not in spec:
+            raise HardwareConfigError(f"{where}.fxo.did: required")
+        wait = spec.get("cid_wait_s", CID_WAIT_S)
+        if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= 10:
+            raise HardwareConfigError(f"{where}.fxo.cid_wait_s: a number of seconds, 0-10")
+        answer = spec.get("answer_on_dial", False)
+        if not isinstance(answer, bool):
+            raise HardwareConfigError(f"{where}.fxo.answer_on_dial: true or false")
+        return FxoConfig(_str(spec["did"], f"{where}.fxo.did"),
+                         _str(spec.get("trunk_name", "analog"), f"{where}.fxo.trunk_name"), answer, float(wait))
+    raise HardwareConfigError(f"{where}: unknown port kind {kind!r} (fxs or fxo)")
+
+
+def parse(data: Any) -> list[BoardConfig]:
+    """Check a loaded hardware.yaml document; raises HardwareConfigError."""
+    if not isinstance(data, dict) or not isinstance(data.get("boards"), list):
+        raise HardwareConfigError("boards: required, a list")
+    boards: list[BoardConfig] = []
+    for i, raw in enumerate(data["boards"]):
+        where = f"boards[{i}]"
+        if not isinstance(raw, dict):
+            raise HardwareConfigError(f"{where}: must be a mapping")
+        unknown = set(raw) - {"device", "name", "ports"}
+        if unknown:
+            raise HardwareConfigError(f"{where}: unknown field {sorted(unknown)[0]!r}")
+        device = _str(raw.get("device"), f"{where}.device")
+        ports_raw = raw.get("ports") or {}
+        if not isinstance(ports_raw, dict):
+            raise HardwareConfigError(f"{where}.ports: must be a mapping of port number to port")
+        ports: dict[int, FxsConfig | FxoConfig] = {}
+        for key, spec in ports_raw.items():
+            try:
+                index = int(key)
+            except (TypeError, ValueError):
+                raise HardwareConfigError(f"{where}.ports.{key}: port numbers are 0-{MAX_PORT}") from None
+            if not 0 <= index <= MAX_PORT:
+                raise HardwareConfigError(f"{where}.ports.{key}: port numbers are 0-{MAX_PORT}")
+            ports[index] = _port(spec, f"{where}.ports.{key}")
+        boards.append(BoardConfig(device, _str(raw.get("name", f"board{i}"), f"{where}.name"), ports))
+    return boards
+
+
+def load(path: Path) -> list[BoardConfig]:
+    """Read and check hardware.yaml; raises HardwareConfigError (OSError if unreadable)."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise HardwareConfigError(f"{path}: not valid YAML: {exc}") from exc
+    return parse(data)

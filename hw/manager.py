@@ -1,0 +1,207 @@
+"""The engine's hardware: line boards from data/hardware.yaml, their links, ports and status.
+
+Threads: each `BoardLink` posts events on its reader thread; AUDIO goes straight to the audio
+relay, everything else is handed to the engine loop with `call_soon` (sippy's
+ED2.callFromThread in the engine), where ports and channels run like SIP channels do.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from appliance.pbx.channel import Channel
+from hw import config as hwconfig
+from hw.factory import HardwareChannelFactory
+from hw.frames import (
+    Audio,
+    BusyTone,
+    CallerId,
+    Dtmf,
+    Flash,
+    Message,
+    OffHookEvent,
+    OnHookEvent,
+    Polarity,
+    PortKind,
+    RingStart,
+    RingStop,
+    Status,
+)
+from hw.fxo import FxoPort
+from hw.fxs import FxsConfig, FxsPort
+from hw.line import HwContext, LinePort
+from hw.link import BoardGone, BoardLink, BoardRefused, BoardUp, LinkEvent, Received
+from hw.relay import AudioRelay
+
+log = logging.getLogger("plateau.hw")
+
+
+def _ed2_call_soon(fn: Callable[[], None]) -> None:
+    from sippy.Core.EventDispatcher import ED2
+
+    ED2.callFromThread(fn)
+
+
+class Board:
+    """One configured board: its link and its ports."""
+
+    def __init__(self, ctx: HwContext, cfg: hwconfig.BoardConfig, call_soon: Callable[[Callable[[], None]], None],
+                 link_options: dict[str, Any]) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self.call_soon = call_soon
+        self.refused_version: int | None = None
+        self.link = BoardLink(cfg.device, self._on_link_event, **link_options)
+        self.ports: dict[int, FxsPort | FxoPort] = {}
+        for index, pcfg in sorted(cfg.ports.items()):
+            if isinstance(pcfg, FxsConfig):
+                self.ports[index] = FxsPort(ctx, cfg.name, index, self.link.send, pcfg)
+            else:
+                self.ports[index] = FxoPort(ctx, cfg.name, index, self.link.send, pcfg)
+
+    # -- reader thread ------------------------------------------------------------------------
+    def _on_link_event(self, event: LinkEvent) -> None:
+        if isinstance(event, Received) and isinstance(event.frame.message, Audio):
+            port = self.ports.get(event.frame.message.port)
+            if port is not None:
+                port.audio_from_board(event.frame.message.ulaw)
+            return
+        self.call_soon(lambda: self._dispatch(event))
+
+    # -- engine loop --------------------------------------------------------------------------
+    def _dispatch(self, event: LinkEvent) -> None:
+        try:
+            if isinstance(event, BoardUp):
+                self._board_up(event)
+            elif isinstance(event, BoardGone):
+                log.warning("%s: board gone (%s): releasing its calls", self.name, event.reason)
+                for port in self.ports.values():
+                    port.board_gone()
+            elif isinstance(event, BoardRefused):
+                self.refused_version = event.protocol_version
+            else:
+                self._message(event.frame.message)
+        except Exception:  # one bad event must not stop the engine loop's other work
+            log.exception("%s: handling %s", self.name, event)
+
+    def _board_up(self, event: BoardUp) -> None:
+        self.refused_version = None
+        caps = event.caps.ports
+        for index, port in self.ports.items():
+            want = PortKind.FXS if isinstance(port, FxsPort) else PortKind.FXO
+            if index >= len(caps) or caps[index].kind != want:
+                have = caps[index].kind.name if index < len(caps) else "nothing"
+                log.error("%s: port %d is configured %s but the board has %s there: unused", self.name, index,
+                          want.name, have)
+                continue
+            if not caps[index].audio_on_link:
+                log.error("%s: port %d carries no audio on the link (USB audio is not supported yet)",
+                          self.name, index)
+            port.board_up()
+
+    def _message(self, msg: Message) -> None:
+        if isinstance(msg, Status):
+            for index, st in enumerate(msg.ports):
+                port = self.ports.get(index)
+                if port is not None:
+                    port.board_state, port.line, port.alarms = st.state, st.line, st.alarms
+            return
+        port = self.ports.get(msg.port)
+        if port is None:
+            return
+        if isinstance(port, FxsPort):
+            self._fxs(port, msg)
+        else:
+            self._fxo(port, msg)
+
+    @staticmethod
+    def _fxs(port: FxsPort, msg: Message) -> None:
+        if isinstance(msg, OffHookEvent):
+            port.off_hook()
+        elif isinstance(msg, OnHookEvent):
+            port.on_hook()
+        elif isinstance(msg, Flash):
+            port.flash()
+        elif isinstance(msg, Dtmf):
+            port.dtmf(msg.digit)
+
+    @staticmethod
+    def _fxo(port: FxoPort, msg: Message) -> None:
+        if isinstance(msg, RingStart):
+            port.ring_start()
+        elif isinstance(msg, CallerId):
+            port.caller_id(msg.number, msg.name)
+        elif isinstance(msg, RingStop):
+            port.ring_stop()
+        elif isinstance(msg, Polarity):
+            port.polarity(msg.reversed)
+        elif isinstance(msg, BusyTone):
+            port.busy_tone()
+        elif isinstance(msg, OnHookEvent):
+            port.line_released()
+        elif isinstance(msg, Dtmf):
+            port.dtmf(msg.digit)
+
+    def status(self) -> dict[str, Any]:
+        out = self.link.status()
+        out["name"] = self.name
+        if self.refused_version is not None:
+            out["refused_protocol_version"] = self.refused_version
+        out["ports"] = [p.status() for p in self.ports.values()]
+        return out
+
+
+class HardwareManager:
+    """Everything under data/hardware.yaml, started with the engine (see module docstring)."""
+
+    def __init__(self, pbx: Any, media: Any, schedule: Callable[[float, Callable[[], None]], Any], path: Path,
+                 *, call_soon: Callable[[Callable[[], None]], None] | None = None,
+                 channels_by_leg: dict[str, Channel] | None = None, media_host: str = "127.0.0.1",
+                 link_options: dict[str, Any] | None = None) -> None:
+        self.pbx = pbx
+        self.path = Path(path)
+        self.error: str | None = None
+        self.relay = AudioRelay(media_host)
+        self.ctx = HwContext(pbx, media, schedule, self.relay, media_host,
+                             channels_by_leg if channels_by_leg is not None else {})
+        self.boards: list[Board] = []
+        self._started = False
+        try:
+            configs = hwconfig.load(self.path)
+        except (hwconfig.HardwareConfigError, OSError) as exc:
+            # A typo in hardware.yaml must not keep the SIP side down: the error shows in the status.
+            self.error = str(exc)
+            log.error("hardware configuration %s not used: %s", self.path, exc)
+            configs = []
+        soon = call_soon or _ed2_call_soon
+        self.boards = [Board(self.ctx, c, soon, dict(link_options or {})) for c in configs]
+
+    def start(self) -> HardwareManager:
+        """Open every board and offer its ports to the PBX (wrapping its ChannelFactory)."""
+        if not self._started:
+            self._started = True
+            self.pbx.factory = HardwareChannelFactory(self.pbx.factory, self)
+            for board in self.boards:
+                board.link.start()
+        return self
+
+    def stop(self) -> None:
+        for board in self.boards:
+            board.link.close()
+        self.relay.stop()
+
+    def ports(self) -> list[LinePort]:
+        return [p for b in self.boards for p in b.ports.values()]
+
+    def fxs_ports(self, extension: str) -> list[FxsPort]:
+        return [p for p in self.ports() if isinstance(p, FxsPort) and p.config.extension == extension]
+
+    def fxo_ports(self, trunk_name: str) -> list[FxoPort]:
+        return [p for p in self.ports() if isinstance(p, FxoPort) and p.config.trunk_name == trunk_name]
+
+    def status(self) -> dict[str, Any]:
+        """Boards, ports, states, line figures, alarms, counters (JSON-able)."""
+        return {"config": str(self.path), "error": self.error, "boards": [b.status() for b in self.boards]}
+

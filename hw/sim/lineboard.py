@@ -1,0 +1,402 @@
+"""A software twin of the line board: the protocol of hw/PROTOCOL.md on a pty, lines driven by tests.
+
+The twin answers HELLO with CAPS, PING with PONG and every command with ACK, sends STATUS every
+second and on change, and AUDIO every 20 ms for each active port (off-hook FXS, seized FXO):
+a sine the test chooses, or silence. It records the AUDIO it receives per port so a test can
+Goertzel it. Tests act as the phone or the carrier: `off_hook`, `press` (DTMF), `flash`,
+`ring_in` with caller ID, `polarity`, `busy_tone`.
+
+`path` is a stable symlink to the pty (like /dev/serial/by-id/...): `unplug` closes the pty
+(the device vanishes), `plug` makes a new one behind the same symlink.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import select
+import termios
+import threading
+import time
+import tty
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from appliance.media.g711 import ulaw_decode, ulaw_encode
+from hw.frames import (
+    AUDIO_BYTES,
+    PROTOCOL_VERSION,
+    Ack,
+    AckStatus,
+    Audio,
+    BusyTone,
+    CallerId,
+    Caps,
+    Deframer,
+    Dial,
+    Dtmf,
+    Flash,
+    Frame,
+    FrameError,
+    Hello,
+    Message,
+    OffHookEvent,
+    OffhookCommand,
+    OnHookEvent,
+    OnhookCommand,
+    Ping,
+    Polarity,
+    Pong,
+    PortCaps,
+    PortKind,
+    PortStatus,
+    Ring,
+    RingStart,
+    RingStop,
+    SetGain,
+    Status,
+    StopRing,
+    Tone,
+    ToneKind,
+    encode_frame,
+)
+
+FXS_IDLE, FXS_OFFHOOK, FXS_RINGING = 0, 1, 2
+FXO_IDLE, FXO_RINGING, FXO_OFFHOOK = 0, 1, 2
+FRAME_S = 0.020
+RATE = 8000
+
+
+@dataclass
+class SimPort:
+    """One simulated line: its state as STATUS reports it, and its audio."""
+
+    index: int
+    kind: PortKind
+    state: int = 0
+    tone: ToneKind = ToneKind.OFF
+    ring: Ring | None = None  # the last RING command (FXS), with its caller ID
+    dialed: str = ""  # digits DIALled on this FXO line
+    gain: tuple[int, int] = (0, 0)
+    line: int = 480  # FXO: 48.0 V idle line; FXS: loop current in 0.1 mA
+    alarms: int = 0
+    tx_freq: float | None = None
+    tx_amplitude: int = 8000
+    tx_phase: float = 0.0
+    rx: list[bytes] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        """Audio flows on off-hook FXS and seized FXO ports."""
+        return self.state == (FXS_OFFHOOK if self.kind == PortKind.FXS else FXO_OFFHOOK)
+
+
+class LineBoardSim:
+    """The twin (see module docstring). Use as a context manager."""
+
+    def __init__(self, kinds: Sequence[str] = ("fxs", "fxo"), link: str | Path | None = None,
+                 serial: str = "VB0001", protocol_version: int = PROTOCOL_VERSION,
+                 firmware: tuple[int, int] = (1, 0)) -> None:
+        self.ports = [SimPort(i, PortKind[k.upper()]) for i, k in enumerate(kinds)]
+        for p in self.ports:
+            p.line = 0 if p.kind == PortKind.FXS else 480  # 48.0 V on an idle analog line
+        self.link = Path(link) if link is not None else None
+        self.serial = serial
+        self.protocol_version = protocol_version
+        self.firmware = firmware
+        self.received: list[Frame] = []  # every frame from the host, AUDIO excepted
+        self.errors: list[FrameError] = []
+        self.hung = False  # True: a hung firmware, answers nothing
+        self._master: int | None = None
+        self._slave: int | None = None
+        self._slave_name = ""
+        self._seq = 0
+        self._tx_lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._status_due = True
+
+    # -- lifetime ------------------------------------------------------------------------------------
+    def start(self) -> LineBoardSim:
+        self.plug()
+        for target, name in ((self._read_loop, "sim-rx"), (self._tick_loop, "sim-tick")):
+            t = threading.Thread(target=target, name=f"lineboard-{name}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(3.0)
+        self.unplug()
+
+    def __enter__(self) -> LineBoardSim:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def path(self) -> str:
+        """What the host opens: the symlink if one was asked for, else the pty itself."""
+        return str(self.link) if self.link is not None else self._slave_name
+
+    def plug(self) -> None:
+        """Attach (again): a new pty appears behind `path`."""
+        master, slave = os.openpty()
+        tty.setraw(slave, termios.TCSANOW)  # no echo, no line discipline: a byte pipe like CDC-ACM
+        os.set_blocking(master, False)
+        self._slave_name = os.ttyname(slave)
+        self._seq = 0
+        with self._tx_lock:
+            self._master, self._slave = master, slave
+        if self.link is not None:
+            tmp = self.link.with_name(self.link.name + ".new")
+            tmp.unlink(missing_ok=True)
+            tmp.symlink_to(self._slave_name)
+            tmp.replace(self.link)
+
+    def unplug(self) -> None:
+        """Detach: the pty disappears, as a USB device pulled out."""
+        with self._tx_lock:
+            master, slave = self._master, self._slave
+            self._master = self._slave = None
+        if self.link is not None:
+            self.link.unlink(missing_ok=True)
+        for fd in (master, slave):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+    # -- sending -------------------------------------------------------------------------------------
+    def send(self, msg: Message) -> None:
+        """Send one frame to the host (dropped while unplugged or when the host does not read)."""
+        with self._tx_lock:
+            if self._master is None:
+                return
+            data = encode_frame(msg, self._seq)
+            self._seq = (self._seq + 1) & 0xFF
+            self._write(data)
+
+    def inject(self, raw: bytes) -> None:
+        """Write raw bytes to the host: corrupted frames, noise."""
+        with self._tx_lock:
+            if self._master is not None:
+                self._write(raw)
+
+    def skip_seq(self, n: int) -> None:
+        """Pretend `n` frames were lost on the way (the host should count a gap)."""
+        with self._tx_lock:
+            self._seq = (self._seq + n) & 0xFF
+
+    def _write(self, data: bytes) -> None:
+        if self._master is None:
+            return
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._master, data)  # a full pty buffer: the frame is lost, as on a stalled USB pipe
+
+    # -- the phone on an FXS port --------------------------------------------------------------------
+    def off_hook(self, port: int) -> None:
+        p = self.ports[port]
+        p.state = FXS_OFFHOOK
+        p.tone = ToneKind.OFF
+        self.send(OffHookEvent(port))
+        self._status_due = True
+
+    def on_hook(self, port: int) -> None:
+        p = self.ports[port]
+        p.state = FXS_IDLE
+        p.tone = ToneKind.OFF
+        self.send(OnHookEvent(port))
+        self._status_due = True
+
+    def flash(self, port: int) -> None:
+        self.send(Flash(port))
+
+    def press(self, port: int, digits: str, duration_ms: int = 100, gap_s: float = 0.0) -> None:
+        """Key digits: one DTMF event each (sent at the end of the digit, as the board does)."""
+        for d in digits:
+            self.send(Dtmf(port, d, duration_ms))
+            if gap_s:
+                time.sleep(gap_s)
+
+    # -- the carrier on an FXO port --------------------------------------------------------------------
+    def ring_in(self, port: int, number: str, name: str = "") -> None:
+        """An inbound call: ring voltage, then the FSK caller ID of the first silence."""
+        self.ports[port].state = FXO_RINGING
+        self.send(RingStart(port))
+        if number or name:
+            self.send(CallerId(port, number, name))
+        self._status_due = True
+
+    def ring_stop(self, port: int) -> None:
+        """The caller gave up before the line was seized."""
+        self.ports[port].state = FXO_IDLE
+        self.send(RingStop(port))
+        self._status_due = True
+
+    def polarity(self, port: int, reversed_: bool) -> None:
+        self.send(Polarity(port, reversed_))
+
+    def busy_tone(self, port: int) -> None:
+        self.send(BusyTone(port))
+
+    # -- audio -----------------------------------------------------------------------------------
+    def play(self, port: int, freq: float | None, amplitude: int = 8000) -> None:
+        """What the phone (or line) sends from now on: a sine of `freq` Hz, or silence (None)."""
+        p = self.ports[port]
+        p.tx_freq, p.tx_amplitude = freq, amplitude
+
+    def recorded(self, port: int) -> np.ndarray:
+        """The audio received from the host for `port`, decoded to int16 samples."""
+        with self._cond:
+            data = b"".join(self.ports[port].rx)
+        return ulaw_decode(data).astype(np.int16)
+
+    def clear_recorded(self, port: int) -> None:
+        with self._cond:
+            self.ports[port].rx.clear()
+
+    def wait_for(self, predicate: Callable[[], object], timeout: float = 5.0) -> object:
+        """Wait until `predicate()` is truthy (it is re-checked on every frame); returns its value."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                value = predicate()
+                if value:
+                    return value
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"twin: condition not met in {timeout}s; got {self.commands()[-10:]}")
+                self._cond.wait(min(left, 0.1))
+
+    def tones(self, port: int) -> list[ToneKind]:
+        """Every TONE the host asked `port` to play, in order."""
+        return [m.tone for m in self.commands(Tone, port) if isinstance(m, Tone)]
+
+    def commands(self, kind: type | None = None, port: int | None = None) -> list[Message]:
+        """Messages received from the host so far (AUDIO excepted)."""
+        with self._cond:
+            return [f.message for f in self.received
+                    if (kind is None or isinstance(f.message, kind))
+                    and (port is None or f.message.port == port)]
+
+    # -- board firmware ------------------------------------------------------------------------
+    def _read_loop(self) -> None:
+        deframer = Deframer()
+        fd_seen: int | None = None
+        while not self._stop.is_set():
+            fd = self._master
+            if fd is None:
+                time.sleep(0.02)
+                continue
+            if fd != fd_seen:
+                deframer, fd_seen = Deframer(), fd
+            try:
+                ready, _, _ = select.select([fd], [], [], 0.1)
+                if not ready:
+                    continue
+                data = os.read(fd, 4096)
+            except (OSError, ValueError):
+                time.sleep(0.02)  # unplugged under us, or no reader on the other side yet
+                continue
+            for item in deframer.feed(data):
+                if isinstance(item, FrameError):
+                    self.errors.append(item)
+                elif not self.hung:
+                    self._handle(item)
+
+    def _handle(self, frame: Frame) -> None:
+        msg = frame.message
+        if isinstance(msg, Audio):
+            with self._cond:
+                if 0 <= msg.port < len(self.ports):
+                    self.ports[msg.port].rx.append(msg.ulaw)
+            return
+        with self._cond:
+            self.received.append(frame)
+            self._cond.notify_all()
+        if isinstance(msg, Hello):
+            caps = Caps(self.protocol_version, self.firmware[0], self.firmware[1],
+                        tuple(PortCaps(p.kind, 1) for p in self.ports), self.serial)
+            self.send(caps)
+            self._status_due = True
+        elif isinstance(msg, Ping):
+            self.send(Pong(msg.token))
+        elif isinstance(msg, (Ring, StopRing, OffhookCommand, OnhookCommand, Dial, SetGain, Tone)):
+            status = self._command(msg)
+            self.send(Ack(frame.seq, status))
+            with self._cond:
+                self._cond.notify_all()
+
+    def _command(self, msg: Message) -> AckStatus:
+        if not 0 <= msg.port < len(self.ports):
+            return AckStatus.BAD_PORT
+        p = self.ports[msg.port]
+        fxs = p.kind == PortKind.FXS
+        if isinstance(msg, SetGain):
+            p.gain = (msg.tx_db, msg.rx_db)
+            return AckStatus.OK
+        if isinstance(msg, (Ring, StopRing, Tone)) and not fxs:
+            return AckStatus.UNSUPPORTED
+        if isinstance(msg, (OffhookCommand, OnhookCommand, Dial)) and fxs:
+            return AckStatus.UNSUPPORTED
+        if isinstance(msg, Ring):
+            if p.state != FXS_IDLE:
+                return AckStatus.BAD_STATE
+            p.state, p.ring = FXS_RINGING, msg
+        elif isinstance(msg, StopRing):
+            if p.state == FXS_RINGING:
+                p.state = FXS_IDLE
+        elif isinstance(msg, Tone):
+            p.tone = msg.tone
+        elif isinstance(msg, OffhookCommand):
+            p.state = FXO_OFFHOOK
+        elif isinstance(msg, OnhookCommand):
+            p.state = FXO_IDLE
+            p.dialed = ""
+        elif isinstance(msg, Dial):
+            if p.state != FXO_OFFHOOK:
+                return AckStatus.BAD_STATE
+            p.dialed += msg.digits
+        self._status_due = True
+        return AckStatus.OK
+
+    def answer_ring(self, port: int) -> None:
+        """The phone on a ringing FXS port is lifted (the board stops ringing, reports OFF_HOOK)."""
+        self.off_hook(port)
+
+    def _tick_loop(self) -> None:
+        next_at = time.monotonic()
+        next_status = next_at
+        while not self._stop.is_set():
+            next_at += FRAME_S
+            if not self.hung and self._master is not None:
+                for p in self.ports:
+                    if p.active:
+                        self.send(Audio(p.index, self._samples(p)))
+                now = time.monotonic()
+                if self._status_due or now >= next_status:
+                    self._status_due = False
+                    next_status = now + 1.0
+                    self.send(Status(tuple(PortStatus(p.state, p.line, p.alarms) for p in self.ports)))
+            delay = next_at - time.monotonic()
+            if delay < -0.2:
+                next_at = time.monotonic()  # far behind (a stalled test machine): do not burst
+            elif delay > 0:
+                time.sleep(delay)
+
+    @staticmethod
+    def _samples(p: SimPort) -> bytes:
+        if p.tx_freq is None:
+            return bytes([0xFF]) * AUDIO_BYTES  # µ-law silence
+        step = 2.0 * math.pi * p.tx_freq / RATE
+        phase = p.tx_phase + step * np.arange(AUDIO_BYTES)
+        p.tx_phase = float((p.tx_phase + step * AUDIO_BYTES) % (2.0 * math.pi))
+        pcm = np.round(p.tx_amplitude * np.sin(phase)).astype(np.int16)
+        return ulaw_encode(pcm).tobytes()
