@@ -73,6 +73,18 @@ def _parser() -> argparse.ArgumentParser:
     sim = ivr_sub.add_parser("simulate", help="walk a flow without a call: FLOW --digits 1,2 --caller +33...",
                              add_help=False)
     sim.add_argument("args", nargs=argparse.REMAINDER)
+
+    lt = sub.add_parser("linetest", help="test call: tone, RTCP jitter/loss, round trip, E-model MOS")
+    lt.add_argument("target", help="extension, trunk number or sip: URI to call")
+    lt.add_argument("--server", metavar="HOST:PORT", help="the PBX (registrar and proxy)")
+    lt.add_argument("--user", metavar="EXT", help="register as this extension first")
+    lt.add_argument("--password", default="", help="SIP password of --user")
+    lt.add_argument("--seconds", type=float, default=5.0, help="how long to play the tone (default 5)")
+    lt.add_argument("--tone", type=float, default=1000.0, metavar="HZ", help="tone frequency (default 1000)")
+    lt.add_argument("--expect-echo", action="store_true",
+                    help="the target loops audio back: FAIL (exit 1) unless the tone returns")
+    lt.add_argument("--codecs", default="PCMU,PCMA", help="offered codecs in order (PCMU, PCMA, G722)")
+    lt.add_argument("--log-level", type=int, default=0, help="pjsua2 log level on stderr (0-6)")
     return p
 
 
@@ -204,6 +216,12 @@ def cmd_web(args: argparse.Namespace) -> int:
     return serve(args.data_dir, args.bind)
 
 
+def cmd_linetest(args: argparse.Namespace) -> int:
+    from appliance.linetest import cli
+
+    return cli(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:2] == ["ivr", "simulate"]:
@@ -212,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return simulate_main(argv[2:])
     args = _parser().parse_args(argv)
-    handlers = {"run": cmd_run, "status": cmd_status, "config": cmd_config, "web": cmd_web}
+    handlers = {"run": cmd_run, "status": cmd_status, "config": cmd_config, "web": cmd_web,
+                "linetest": cmd_linetest}
     return handlers[args.command](args)
 
 
