@@ -258,7 +258,7 @@ class EngineApi:
 
     def hardware(self) -> dict[str, Any]:
         if self.e.hardware is None:
-            return {"config": None, "error": None, "boards": []}
+            return {"config": None, "error": None, "boards": [], "modems": []}
         return dict(self.e.hardware.status())
 
     def registrations(self) -> list[dict[str, Any]]:

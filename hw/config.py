@@ -7,8 +7,11 @@
           0: {fxs: "1005"}                # an analog phone as extension 1005
           1: {fxs: {extension: "1006", cadence: UK, cid: dtmf}}
           2: {fxo: {did: "0140000000", trunk_name: analog}}
+    modems:                               # V.253 voice modems, each an analog line (hw/modem_line.py)
+      - {device: /dev/ttyACM1, did: "0140000001", trunk_name: analog-modem}   # name: modem<i>, cid_wait_s
 
-Errors name the field (``boards[0].ports.2.fxo.did: required``).
+Either section may be left out, not both. Errors name the field (``boards[0].ports.2.fxo.did: required``,
+``modems[0].did: required``).
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import yaml
 from hw.frames import MAX_PORT, Cadence, CidMode
 from hw.fxo import CID_WAIT_S, FxoConfig
 from hw.fxs import FxsConfig
+from hw.modem_line import ModemLineConfig
 
 _CID = {"none": CidMode.NONE, "etsi": CidMode.ETSI_FSK, "bell": CidMode.BELL_FSK, "dtmf": CidMode.DTMF}
 
@@ -36,10 +40,24 @@ class BoardConfig:
     ports: dict[int, FxsConfig | FxoConfig] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class HardwareConfig:
+    """The whole of hardware.yaml."""
+
+    boards: list[BoardConfig] = field(default_factory=list)
+    modems: list[ModemLineConfig] = field(default_factory=list)
+
+
 def _str(value: Any, where: str) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)) or str(value) == "":
         raise HardwareConfigError(f"{where}: must be a non-empty string")
     return str(value)
+
+
+def _cid_wait(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 10:
+        raise HardwareConfigError(f"{where}: a number of seconds, 0-10")
+    return float(value)
 
 
 def _port(value: Any, where: str) -> FxsConfig | FxoConfig:
@@ -67,23 +85,18 @@ def _port(value: Any, where: str) -> FxsConfig | FxoConfig:
             raise HardwareConfigError(f"{where}.fxo: unknown field {sorted(unknown)[0]!r}")
         if "did" not in spec:
             raise HardwareConfigError(f"{where}.fxo.did: required")
-        wait = spec.get("cid_wait_s", CID_WAIT_S)
-        if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= 10:
-            raise HardwareConfigError(f"{where}.fxo.cid_wait_s: a number of seconds, 0-10")
+        wait = _cid_wait(spec.get("cid_wait_s", CID_WAIT_S), f"{where}.fxo.cid_wait_s")
         answer = spec.get("answer_on_dial", False)
         if not isinstance(answer, bool):
             raise HardwareConfigError(f"{where}.fxo.answer_on_dial: true or false")
         return FxoConfig(_str(spec["did"], f"{where}.fxo.did"),
-                         _str(spec.get("trunk_name", "analog"), f"{where}.fxo.trunk_name"), answer, float(wait))
+                         _str(spec.get("trunk_name", "analog"), f"{where}.fxo.trunk_name"), answer, wait)
     raise HardwareConfigError(f"{where}: unknown port kind {kind!r} (fxs or fxo)")
 
 
-def parse(data: Any) -> list[BoardConfig]:
-    """Check a loaded hardware.yaml document; raises HardwareConfigError."""
-    if not isinstance(data, dict) or not isinstance(data.get("boards"), list):
-        raise HardwareConfigError("boards: required, a list")
+def _boards(items: list[Any]) -> list[BoardConfig]:
     boards: list[BoardConfig] = []
-    for i, raw in enumerate(data["boards"]):
+    for i, raw in enumerate(items):
         where = f"boards[{i}]"
         if not isinstance(raw, dict):
             raise HardwareConfigError(f"{where}: must be a mapping")
@@ -107,10 +120,61 @@ def parse(data: Any) -> list[BoardConfig]:
     return boards
 
 
-def load(path: Path) -> list[BoardConfig]:
+def _modems(items: list[Any]) -> list[ModemLineConfig]:
+    modems: list[ModemLineConfig] = []
+    for i, raw in enumerate(items):
+        where = f"modems[{i}]"
+        if not isinstance(raw, dict):
+            raise HardwareConfigError(f"{where}: must be a mapping with device and did")
+        unknown = set(raw) - {"device", "did", "trunk_name", "name", "cid_wait_s"}
+        if unknown:
+            raise HardwareConfigError(f"{where}: unknown field {sorted(unknown)[0]!r}")
+        for required in ("device", "did"):
+            if required not in raw:
+                raise HardwareConfigError(f"{where}.{required}: required")
+        modems.append(ModemLineConfig(
+            device=_str(raw["device"], f"{where}.device"), did=_str(raw["did"], f"{where}.did"),
+            trunk_name=_str(raw.get("trunk_name", "analog"), f"{where}.trunk_name"),
+            name=_str(raw.get("name", f"modem{i}"), f"{where}.name"),
+            cid_wait_s=_cid_wait(raw.get("cid_wait_s", CID_WAIT_S), f"{where}.cid_wait_s")))
+    return modems
+
+
+def parse_hardware(data: Any) -> HardwareConfig:
+    """Check a loaded hardware.yaml document (boards and modems); raises HardwareConfigError."""
+    if not isinstance(data, dict) or ("boards" not in data and "modems" not in data):
+        raise HardwareConfigError("boards: required, a list (or modems:, a list)")
+    for section in ("boards", "modems"):
+        if section in data and not isinstance(data[section], list):
+            raise HardwareConfigError(f"{section}: must be a list")
+    cfg = HardwareConfig(_boards(data.get("boards", [])), _modems(data.get("modems", [])))
+    # One serial device is one piece of hardware: a board and a modem cannot share it.
+    owner = {b.device: f"boards[{i}]" for i, b in enumerate(cfg.boards)}
+    for i, m in enumerate(cfg.modems):
+        if m.device in owner:
+            raise HardwareConfigError(f"modems[{i}].device: {m.device} is already used by {owner[m.device]}")
+        owner[m.device] = f"modems[{i}]"
+    names = [m.name for m in cfg.modems]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise HardwareConfigError(f"modems[{i}].name: {name!r} is used twice")
+    return cfg
+
+
+def parse(data: Any) -> list[BoardConfig]:
+    """Check a loaded hardware.yaml document; its boards (see `parse_hardware` for everything)."""
+    return parse_hardware(data).boards
+
+
+def load_hardware(path: Path) -> HardwareConfig:
     """Read and check hardware.yaml; raises HardwareConfigError (OSError if unreadable)."""
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise HardwareConfigError(f"{path}: not valid YAML: {exc}") from exc
-    return parse(data)
+    return parse_hardware(data)
+
+
+def load(path: Path) -> list[BoardConfig]:
+    """Read and check hardware.yaml; its boards (see `load_hardware`)."""
+    return load_hardware(path).boards

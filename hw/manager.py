@@ -1,8 +1,9 @@
-"""The engine's hardware: line boards from data/hardware.yaml, their links, ports and status.
+"""The engine's hardware: line boards and voice modems from data/hardware.yaml, their ports and status.
 
-Threads: each `BoardLink` posts events on its reader thread; AUDIO goes straight to the audio
-relay, everything else is handed to the engine loop with `call_soon` (sippy's
-ED2.callFromThread in the engine), where ports and channels run like SIP channels do.
+Threads: each `BoardLink` posts events on its reader thread, each `VoiceModem` on its control
+thread; audio goes straight to the audio relay, everything else is handed to the engine loop
+with `call_soon` (sippy's ED2.callFromThread in the engine), where ports and channels run like
+SIP channels do.
 """
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from typing import Any
 
 from appliance.pbx.channel import Channel
 from hw import config as hwconfig
-from hw.factory import HardwareChannelFactory
 from hw.frames import (
     Audio,
     BusyTone,
@@ -33,6 +33,7 @@ from hw.fxo import FxoPort
 from hw.fxs import FxsConfig, FxsPort
 from hw.line import HwContext, LinePort
 from hw.link import BoardGone, BoardLink, BoardRefused, BoardUp, LinkEvent, Received
+from hw.modem_line import ModemLineFactory, ModemLinePort
 from hw.relay import AudioRelay
 
 log = logging.getLogger("plateau.hw")
@@ -159,7 +160,7 @@ class HardwareManager:
     def __init__(self, pbx: Any, media: Any, schedule: Callable[[float, Callable[[], None]], Any], path: Path,
                  *, call_soon: Callable[[Callable[[], None]], None] | None = None,
                  channels_by_leg: dict[str, Channel] | None = None, media_host: str = "127.0.0.1",
-                 link_options: dict[str, Any] | None = None) -> None:
+                 link_options: dict[str, Any] | None = None, modem_options: dict[str, Any] | None = None) -> None:
         self.pbx = pbx
         self.path = Path(path)
         self.error: str | None = None
@@ -167,29 +168,35 @@ class HardwareManager:
         self.ctx = HwContext(pbx, media, schedule, self.relay, media_host,
                              channels_by_leg if channels_by_leg is not None else {})
         self.boards: list[Board] = []
+        self.modems: list[ModemLinePort] = []
         self._started = False
         try:
-            configs = hwconfig.load(self.path)
+            configs = hwconfig.load_hardware(self.path)
         except (hwconfig.HardwareConfigError, OSError) as exc:
             # A typo in hardware.yaml must not keep the SIP side down: the error shows in the status.
             self.error = str(exc)
             log.error("hardware configuration %s not used: %s", self.path, exc)
-            configs = []
+            configs = hwconfig.HardwareConfig()
         soon = call_soon or _ed2_call_soon
-        self.boards = [Board(self.ctx, c, soon, dict(link_options or {})) for c in configs]
+        self.boards = [Board(self.ctx, c, soon, dict(link_options or {})) for c in configs.boards]
+        self.modems = [ModemLinePort(self.ctx, m, soon, modem_options) for m in configs.modems]
 
     def start(self) -> HardwareManager:
-        """Open every board and offer its ports to the PBX (wrapping its ChannelFactory)."""
+        """Open every board and modem and offer their ports to the PBX (wrapping its ChannelFactory)."""
         if not self._started:
             self._started = True
-            self.pbx.factory = HardwareChannelFactory(self.pbx.factory, self)
+            self.pbx.factory = ModemLineFactory(self.pbx.factory, self)
             for board in self.boards:
                 board.link.start()
+            for modem in self.modems:
+                modem.start()
         return self
 
     def stop(self) -> None:
         for board in self.boards:
             board.link.close()
+        for modem in self.modems:
+            modem.close()
         self.relay.stop()
 
     def ports(self) -> list[LinePort]:
@@ -201,7 +208,11 @@ class HardwareManager:
     def fxo_ports(self, trunk_name: str) -> list[FxoPort]:
         return [p for p in self.ports() if isinstance(p, FxoPort) and p.config.trunk_name == trunk_name]
 
+    def modem_ports(self, trunk_name: str) -> list[ModemLinePort]:
+        return [m for m in self.modems if m.config.trunk_name == trunk_name]
+
     def status(self) -> dict[str, Any]:
-        """Boards, ports, states, line figures, alarms, counters (JSON-able)."""
-        return {"config": str(self.path), "error": self.error, "boards": [b.status() for b in self.boards]}
+        """Boards, ports, modems, states, line figures, alarms, counters (JSON-able)."""
+        return {"config": str(self.path), "error": self.error, "boards": [b.status() for b in self.boards],
+                "modems": [m.status() for m in self.modems]}
 
