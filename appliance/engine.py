@@ -137,6 +137,13 @@ class Engine:
 
             self.hardware = HardwareManager(self.pbx, self.media, self._schedule, opts.data_dir / "hardware.yaml",
                                             channels_by_leg=self.ctx.channels_by_leg, media_host=opts.sip_ip)
+        # USB headsets (one pjsua2 softphone process each) when data/headsets.yaml exists.
+        self.headsets: Any = None
+        if (opts.data_dir / "headsets.yaml").exists():
+            from hw.headsets import HeadsetSupervisor
+
+            registrar = "127.0.0.1" if opts.sip_ip in ("", "0.0.0.0") else opts.sip_ip
+            self.headsets = HeadsetSupervisor.from_file(opts.data_dir / "headsets.yaml", registrar, opts.sip_port)
         self.router = SipRouter(self.ctx, self.pbx, self.registrar, self.auth, self.guard, self._lookup_secret)
         self.tm = PlateauTransactionManager(self.global_config, self.router,
                                             tcp_laddress=(opts.sip_ip, opts.sip_port), guard=self.guard)
@@ -197,6 +204,8 @@ class Engine:
         self.pbx.start()
         if self.hardware is not None:
             self.hardware.start()
+        if self.headsets is not None:
+            self.headsets.start()  # their REGISTERs wait in the socket until ED2.loop() runs
         Timeout(self._housekeeping, 10.0, -1)
         interval = systemd.watchdog_interval()
         if interval:
@@ -225,6 +234,8 @@ class Engine:
         self.trunks.stop()
         if self.hardware is not None:
             self.hardware.stop()
+        if self.headsets is not None:
+            self.headsets.stop()
         try:
             os.unlink(self.opts.data_dir / "api.json")
         except FileNotFoundError:
@@ -253,13 +264,40 @@ class EngineApi:
             "blocked": len(e.guard.blocked()),
             "trunks": e.trunks.status(),
             "media": e.media.engine_stats(),
-            "hardware": e.hardware.status() if e.hardware is not None else None,
+            "hardware": self.hardware() if e.hardware is not None or e.headsets is not None else None,
         }
 
     def hardware(self) -> dict[str, Any]:
         if self.e.hardware is None:
-            return {"config": None, "error": None, "boards": [], "modems": []}
-        return dict(self.e.hardware.status())
+            out: dict[str, Any] = {"config": None, "error": None, "boards": [], "modems": []}
+        else:
+            out = dict(self.e.hardware.status())
+        if self.e.headsets is not None:
+            out["headsets"] = self.e.headsets.status()
+            if self.e.headsets.error:
+                out["headsets_error"] = self.e.headsets.error
+        return out
+
+    def headsets(self) -> list[dict[str, Any]]:
+        return self.e.headsets.status() if self.e.headsets is not None else []
+
+    def headset_action(self, extension: str, action: str) -> dict[str, Any]:
+        """Runs in the API thread, not the loop (the route says so): it waits for the headset's process."""
+        from hw.headsets import HeadsetCommandError, HeadsetRefused, HeadsetTimeout, UnknownHeadset
+
+        if self.e.headsets is None:
+            raise ApiError(404, f"no headset on extension {extension}")
+        try:
+            reply = self.e.headsets.command(extension, action)
+        except UnknownHeadset as exc:
+            raise ApiError(404, str(exc)) from exc
+        except HeadsetRefused as exc:  # IllegalTransition: nothing rings, no call to hang up...
+            raise ApiError(409, str(exc)) from exc
+        except HeadsetTimeout as exc:
+            raise ApiError(504, str(exc)) from exc
+        except HeadsetCommandError as exc:  # its process is down or restarting
+            raise ApiError(503, str(exc)) from exc
+        return {"extension": extension, "action": action, "state": reply.get("state")}
 
     def registrations(self) -> list[dict[str, Any]]:
         return [{"aor": b.aor, "contact": b.contact_uri, "source": f"{b.source[0]}:{b.source[1]}",

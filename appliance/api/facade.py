@@ -27,7 +27,8 @@ class EngineFacade(Protocol):
     """The running engine as the control API sees it; every method returns JSON-able data.
 
     Methods are called in the engine's event-loop thread (through ``call_in_loop``)
-    and raise ApiError for client errors.
+    and raise ApiError for client errors; ``headset_action`` alone is called in the API
+    thread (it waits for a headset's process and must not stall the loop).
     """
 
     def status(self) -> dict[str, JsonValue]:
@@ -102,6 +103,15 @@ class EngineFacade(Protocol):
 
     def interaction(self, interaction_id: str) -> dict[str, JsonValue]:
         """One interaction: contact, caller, queue, agent, status, disposition, notes, IVR path."""
+        ...
+
+    def headsets(self) -> list[dict[str, JsonValue]]:
+        """USB headsets: extension, process state and pid, restarts, registered, call state, peer."""
+        ...
+
+    def headset_action(self, extension: str, action: str) -> dict[str, JsonValue]:
+        """answer or hangup on the headset of ``extension``. ApiError 404 no such headset, 409 the
+        call state does not allow it, 503 its process is not up, 504 it did not answer in time."""
         ...
 
     def update_interaction(self, interaction_id: str, status: str | None, disposition: str | None,

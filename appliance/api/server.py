@@ -35,6 +35,9 @@ class _Route:
     method: str
     pattern: re.Pattern[str]
     handler: Callable[[EngineFacade, dict[str, str], Any], tuple[Callable[..., Any], tuple[Any, ...]]]
+    # False for facade methods that are thread-safe and wait on another process (a headset):
+    # run in the API thread so the wait never stalls SIP in the engine loop.
+    in_loop: bool = True
 
 
 def _obj(body: Any, required: dict[str, type], optional: dict[str, type]) -> dict[str, Any]:
@@ -103,8 +106,13 @@ def _no_body(name: str, *params: str) -> Callable[..., tuple[Callable[..., Any],
     return handler
 
 
-def _route(method: str, path: str, handler: Any) -> _Route:
-    return _Route(method, re.compile("^" + path + "$"), handler)
+def _headset_action(f: EngineFacade, p: dict[str, str], body: Any) -> tuple[Callable[..., Any], tuple]:
+    _obj(body, {}, {})
+    return f.headset_action, (p["ext"], p["action"])
+
+
+def _route(method: str, path: str, handler: Any, in_loop: bool = True) -> _Route:
+    return _Route(method, re.compile("^" + path + "$"), handler, in_loop)
 
 
 ROUTES: tuple[_Route, ...] = (
@@ -127,6 +135,8 @@ ROUTES: tuple[_Route, ...] = (
     _route("GET", "/v1/queues/(?P<name>[^/]+)/kpis", _no_body("queue_kpis", "name")),
     _route("GET", "/v1/interactions/(?P<id>[0-9]+)", _no_body("interaction", "id")),
     _route("POST", "/v1/interactions/(?P<id>[0-9]+)", _interaction),
+    _route("GET", "/v1/headsets", _no_body("headsets")),
+    _route("POST", "/v1/headsets/(?P<ext>[^/]+)/(?P<action>answer|hangup)", _headset_action, in_loop=False),
 )
 
 
@@ -253,7 +263,7 @@ class _Handler(BaseHTTPRequestHandler):
             params = {k: urllib.parse.unquote(v) for k, v in match.groupdict().items()}
             try:
                 fn, args = route.handler(api.facade, params, body)
-                result = api.call_in_loop(fn, *args)
+                result = api.call_in_loop(fn, *args) if route.in_loop else fn(*args)
             except ApiError as exc:
                 self._error(exc.status, exc.message)
                 return

@@ -1,0 +1,475 @@
+"""The engine's USB headsets: one `hw.headset_service` process per headset in data/headsets.yaml.
+
+pjsua2 allows one Endpoint per process, so each headset (a pjsua2 softphone registered as an
+extension, hw/headset.py) runs in its own child process and talks to the engine over its
+stdin/stdout (the protocol is in hw/headset_service.py). `HeadsetSupervisor` starts them,
+restarts one that exits after `restart_delay` (doubling, up to `max_restart_delay`, while it
+keeps failing to start: a headset unplugged at boot is retried until it is back), stops them
+at shutdown, logs their events and keeps their status. A headset whose REGISTER is refused
+(401/403: a wrong password in the file) is not retried: each try costs the engine's scanner
+guard several failures, and ten in a minute block the loopback address for every headset.
+
+data/headsets.yaml is a list:
+
+    - extension: "1005"
+      password: "..."
+      input_device: "Jabra EVOLVE 20"     # PyAudio device name, or a part only it has
+      output_device: ""                    # optional: empty means input_device
+      rate: 8000                           # optional: 8000 (G.711) or 16000 (G.722)
+      codecs: [PCMU, PCMA]                 # optional
+      sip_port: 0                          # optional: a fixed port keeps the Contact across restarts
+
+Threads: one supervising thread per headset owns its process (spawn, read stdout, wait,
+back off, respawn); commands may come from any thread (the control API's) and wait for their
+reply on a Future. Nothing here runs in, or blocks, the SIP event loop except `status()`,
+which only copies records under a lock.
+"""
+from __future__ import annotations
+
+import enum
+import itertools
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+from hw.headset import RATES, HeadsetConfig, HeadsetEvent, HungUp, Incoming, Registered
+from hw.headset_service import ProtocolError, ServiceFailed, ServiceReady, config_to_wire, event_from_wire
+
+log = logging.getLogger("plateau.headsets")
+
+RESTART_DELAY = 2.0
+MAX_RESTART_DELAY = 60.0
+STOP_GRACE = 3.0  # the service hangs up and unregisters (about 1 s) before exiting
+_PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+_FIELDS = {"extension", "password", "input_device", "output_device", "rate", "codecs", "sip_port"}
+
+
+# -- errors -----------------------------------------------------------------------------------------
+class HeadsetsConfigError(ValueError):
+    """data/headsets.yaml is not a valid headset list; the message names the field."""
+
+
+class HeadsetCommandError(Exception):
+    """Base of the errors a command to a headset can end with."""
+
+
+class UnknownHeadset(HeadsetCommandError):
+    """No headset is configured on that extension."""
+
+
+class HeadsetUnavailable(HeadsetCommandError):
+    """The headset's process is not up (starting, crashed and waiting to restart, stopped)."""
+
+
+class HeadsetRefused(HeadsetCommandError):
+    """The headset refused the command (`kind` is its error: IllegalTransition, HeadsetError...)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class HeadsetTimeout(HeadsetCommandError):
+    """The headset did not answer the command in time."""
+
+
+# -- configuration ----------------------------------------------------------------------------------
+def parse_headsets(doc: Any, registrar_host: str, registrar_port: int) -> list[HeadsetConfig]:
+    """The headsets of a parsed headsets.yaml, registering with the engine at host:port."""
+    if doc is None:
+        return []
+    if not isinstance(doc, list):
+        raise HeadsetsConfigError("headsets.yaml: must be a list of headsets")
+    out: list[HeadsetConfig] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(doc):
+        where = f"headsets[{i}]"
+        if not isinstance(entry, dict):
+            raise HeadsetsConfigError(f"{where}: must be a mapping")
+        unknown = sorted(str(k) for k in entry if k not in _FIELDS)
+        if unknown:
+            raise HeadsetsConfigError(f"{where}: unknown field {unknown[0]!r}")
+        ext = entry.get("extension")
+        if isinstance(ext, int) and not isinstance(ext, bool):
+            ext = str(ext)
+        if not isinstance(ext, str) or not ext.isdigit():
+            raise HeadsetsConfigError(f"{where}.extension: required, digits only")
+        if ext in seen:
+            raise HeadsetsConfigError(f"{where}.extension: {ext} is already a headset")
+        seen.add(ext)
+        for name in ("password", "input_device"):
+            if not isinstance(entry.get(name), str) or not entry[name]:
+                raise HeadsetsConfigError(f"{where}.{name}: required, a non-empty string")
+        output = entry.get("output_device", "")
+        if not isinstance(output, str):
+            raise HeadsetsConfigError(f"{where}.output_device: must be a string")
+        rate = entry.get("rate", 8000)
+        if rate not in RATES or isinstance(rate, bool):
+            raise HeadsetsConfigError(f"{where}.rate: must be one of {', '.join(map(str, RATES))}")
+        codecs = entry.get("codecs", ["PCMU", "PCMA"])
+        if not isinstance(codecs, list) or not codecs or not all(c in ("PCMU", "PCMA", "G722") for c in codecs):
+            raise HeadsetsConfigError(f"{where}.codecs: a non-empty list of PCMU, PCMA, G722")
+        port = entry.get("sip_port", 0)
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+            raise HeadsetsConfigError(f"{where}.sip_port: a port number (0: any)")
+        out.append(HeadsetConfig(
+            extension=ext, password=entry["password"], registrar_host=registrar_host,
+            registrar_port=registrar_port, input_device=entry["input_device"], output_device=output,
+            rate=rate, codecs=tuple(codecs), bind_ip=registrar_host, sip_port=port,
+        ))
+    return out
+
+
+def load_headsets(path: Path, registrar_host: str, registrar_port: int) -> list[HeadsetConfig]:
+    """Read and check data/headsets.yaml."""
+    try:
+        doc = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as exc:
+        raise HeadsetsConfigError(f"{path}: not YAML: {exc}") from exc
+    return parse_headsets(doc, registrar_host, registrar_port)
+
+
+# -- one supervised process -------------------------------------------------------------------------
+class ProcessState(enum.Enum):
+    """Where a headset's process is in its life."""
+
+    IDLE = "idle"  # not started yet
+    STARTING = "starting"  # spawned, registering
+    UP = "up"  # registered: commands accepted
+    BACKOFF = "backoff"  # exited; waiting to restart
+    FAILED = "failed"  # the PBX refused its credentials: not retried (see the module docstring)
+    STOPPED = "stopped"
+
+
+_TRANSITIONS: dict[ProcessState, frozenset[ProcessState]] = {
+    ProcessState.IDLE: frozenset({ProcessState.STARTING, ProcessState.STOPPED}),
+    ProcessState.STARTING: frozenset({ProcessState.UP, ProcessState.BACKOFF, ProcessState.FAILED,
+                                      ProcessState.STOPPED}),
+    ProcessState.UP: frozenset({ProcessState.BACKOFF, ProcessState.STOPPED}),
+    ProcessState.BACKOFF: frozenset({ProcessState.STARTING, ProcessState.STOPPED}),
+    ProcessState.FAILED: frozenset({ProcessState.STOPPED}),
+    ProcessState.STOPPED: frozenset(),
+}
+
+
+@dataclass
+class HeadsetRecord:
+    """What the engine knows of one headset (the control API's view)."""
+
+    extension: str
+    process: str = ProcessState.IDLE.value
+    pid: int | None = None
+    restarts: int = 0
+    registered: bool = False
+    state: str = "stopped"  # the headset's call state (hw.headset.HeadsetState), as last reported
+    peer: str = ""
+    since: float = field(default_factory=time.time)  # when `process` last changed
+    last_exit: int | None = None
+    error: str = ""  # why the last start failed; cleared once it registers
+
+
+class SupervisedHeadset:
+    """One headset's process: spawned, watched and respawned by its own thread."""
+
+    def __init__(self, config: HeadsetConfig, *, python: str = sys.executable,
+                 restart_delay: float = RESTART_DELAY, max_restart_delay: float = MAX_RESTART_DELAY,
+                 on_event: Callable[[str, HeadsetEvent], None] | None = None) -> None:
+        self.config = config
+        self.python = python
+        self.restart_delay = restart_delay
+        self.max_restart_delay = max_restart_delay
+        self.on_event = on_event
+        self._state = ProcessState.IDLE
+        self._record = HeadsetRecord(config.extension)
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[str] | None = None
+        self._pending: dict[int, Future[dict[str, Any]]] = {}
+        self._ids = itertools.count(1)
+        self._stopping = threading.Event()
+        self._refused = False  # the last start ended in a refused REGISTER
+        self._thread: threading.Thread | None = None
+
+    @property
+    def state(self) -> ProcessState:
+        return self._state
+
+    def _set_state(self, new: ProcessState) -> None:
+        """The one place the process state changes (caller holds the lock)."""
+        if new is self._state:
+            return
+        if new not in _TRANSITIONS[self._state]:
+            raise RuntimeError(f"headset {self.config.extension}: process {self._state.value} -> {new.value}")
+        self._state = new
+        self._record.process = new.value
+        self._record.since = time.time()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._supervise, name=f"headset-{self.config.extension}",
+                                        daemon=True)
+        self._thread.start()
+
+    def begin_stop(self) -> None:
+        """Ask the process to end: closing its stdin makes it hang up, unregister and exit."""
+        self._stopping.set()
+        with self._lock:
+            proc = self._proc
+            if self._thread is None:
+                self._set_state(ProcessState.STOPPED)
+        if proc is not None and proc.stdin is not None:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass  # already gone
+
+    def finish_stop(self, grace: float = STOP_GRACE) -> None:
+        """Wait for the process (SIGTERM, then SIGKILL, when it lingers) and the thread."""
+        with self._lock:
+            proc = self._proc
+        if proc is not None:
+            for signal_it, wait in ((None, grace), (proc.terminate, 2.0), (proc.kill, 5.0)):
+                if signal_it is not None and proc.poll() is None:
+                    signal_it()
+                try:
+                    proc.wait(timeout=wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        if self._thread is not None:
+            self._thread.join(timeout=10.0)
+            self._thread = None
+
+    def stop(self, grace: float = STOP_GRACE) -> None:
+        self.begin_stop()
+        self.finish_stop(grace)
+
+    # -- the supervising thread ---------------------------------------------------------------
+    def _supervise(self) -> None:
+        failures = 0  # consecutive starts that never registered
+        first = True
+        while not self._stopping.is_set():
+            if not first:
+                with self._lock:
+                    self._record.restarts += 1
+            first = False
+            ready = False
+            try:
+                proc = self._spawn()
+            except OSError as exc:
+                if self._stopping.is_set():
+                    break
+                log.error("headset %s: cannot start its process: %s", self.config.extension, exc)
+                with self._lock:
+                    self._record.error = str(exc)
+                    self._set_state(ProcessState.BACKOFF)
+            else:
+                ready = self._pump(proc)
+                self._exited(proc.wait())
+            if self._stopping.is_set():
+                break
+            if self._refused:
+                log.error("headset %s: credentials refused: not retried until the engine restarts",
+                          self.config.extension)
+                with self._lock:
+                    self._set_state(ProcessState.FAILED)
+                self._stopping.wait()
+                break
+            failures = 0 if ready else failures + 1
+            delay = min(self.restart_delay * 2 ** max(0, failures - 1), self.max_restart_delay)
+            log.warning("headset %s: restarting in %.1f s", self.config.extension, delay)
+            self._stopping.wait(delay)
+        with self._lock:
+            self._set_state(ProcessState.STOPPED)
+
+    def _spawn(self) -> subprocess.Popen[str]:
+        env = dict(os.environ)
+        env.setdefault("JACK_NO_START_SERVER", "1")  # PortAudio probes JACK: never spawn jackd
+        with self._lock:
+            if self._stopping.is_set():
+                raise OSError("stopping")
+            self._set_state(ProcessState.STARTING)
+            # Same process group as the engine: whatever stops the engine's group stops these.
+            proc = subprocess.Popen(
+                [self.python, "-m", "hw.headset_service", "-"], cwd=_PACKAGE_ROOT, env=env,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8", bufsize=1,
+            )
+            self._proc = proc
+            self._record.pid = proc.pid
+        try:
+            if proc.stdin is not None:  # always, with stdin=PIPE
+                proc.stdin.write(json.dumps(config_to_wire(self.config)) + "\n")  # the password stays off argv
+                proc.stdin.flush()
+        except OSError:
+            pass  # it died at once: _pump sees EOF
+        log.info("headset %s: process %d started", self.config.extension, proc.pid)
+        return proc
+
+    def _pump(self, proc: subprocess.Popen[str]) -> bool:
+        """Read the process's lines until it exits; True if it got as far as `ready`."""
+        ready = False
+        out: IO[str] | None = proc.stdout
+        if out is None:
+            return False
+        for line in out:
+            try:
+                msg = json.loads(line)
+                if not isinstance(msg, dict):
+                    raise ProtocolError("not a JSON object")
+                if "reply" in msg:
+                    self._on_reply(msg)
+                else:
+                    event, state = event_from_wire(msg)
+                    ready = self._on_event(event, state) or ready
+            except (json.JSONDecodeError, ProtocolError, TypeError) as exc:
+                log.error("headset %s: bad line %r: %s", self.config.extension, line[:200], exc)
+        return ready
+
+    def _on_reply(self, msg: dict[str, Any]) -> None:
+        with self._lock:
+            if msg.get("state"):
+                self._record.state = str(msg["state"])
+            fut = self._pending.pop(msg["reply"], None) if isinstance(msg.get("reply"), int) else None
+        if fut is None:
+            log.error("headset %s: reply to no command: %s", self.config.extension, msg)
+        elif msg.get("ok"):
+            fut.set_result(msg)
+        else:
+            fut.set_exception(HeadsetRefused(str(msg.get("kind", "")), str(msg.get("error", ""))))
+
+    def _on_event(self, event: HeadsetEvent, state: str) -> bool:
+        ext = self.config.extension
+        with self._lock:
+            rec = self._record
+            rec.state = state or rec.state
+            if isinstance(event, ServiceReady):
+                self._set_state(ProcessState.UP)
+                rec.registered, rec.error = True, ""
+            elif isinstance(event, Registered):
+                rec.registered = event.active
+            elif isinstance(event, Incoming):
+                rec.peer = event.caller
+            elif isinstance(event, ServiceFailed):
+                rec.error = f"{event.kind}: {event.error}"
+                self._refused = event.code in (401, 403)  # RFC 3261 22.2/22.4: credentials refused
+        if isinstance(event, ServiceFailed):
+            log.error("headset %s: failed to start: %s: %s", ext, event.kind, event.error)
+        elif isinstance(event, Registered) and not event.active:
+            log.warning("headset %s: not registered (%d %s)", ext, event.code, event.reason)
+        elif isinstance(event, Incoming):
+            log.info("headset %s: ringing, call from %s", ext, event.caller)
+        elif isinstance(event, HungUp):
+            log.info("headset %s: call ended (%d %s)", ext, event.code, event.reason)
+        elif isinstance(event, ServiceReady):
+            log.info("headset %s: registered and ready", ext)
+        else:
+            log.info("headset %s: %s (%s)", ext, type(event).__name__.lower(), state)
+        if self.on_event is not None:
+            try:
+                self.on_event(ext, event)
+            except Exception:  # a faulty listener must not stop the supervision
+                log.exception("headset %s: on_event(%r) raised", ext, event)
+        return isinstance(event, ServiceReady)
+
+    def _exited(self, code: int) -> None:
+        with self._lock:
+            self._proc = None
+            rec = self._record
+            rec.last_exit, rec.registered, rec.state, rec.pid = code, False, "stopped", None
+            pending, self._pending = self._pending, {}
+            if not self._stopping.is_set() and not self._refused:
+                self._set_state(ProcessState.BACKOFF)
+        for fut in pending.values():
+            fut.set_exception(HeadsetUnavailable(f"headset {self.config.extension}: process exited ({code})"))
+        if self._stopping.is_set():
+            log.info("headset %s: process stopped (%d)", self.config.extension, code)
+        else:
+            log.warning("headset %s: process exited with %d", self.config.extension, code)
+
+    # -- any thread ---------------------------------------------------------------------------
+    def command(self, cmd: str, timeout: float = 5.0, **args: Any) -> dict[str, Any]:
+        """Send `cmd` (answer, hangup, dial, status) and wait for its reply."""
+        fut: Future[dict[str, Any]] = Future()
+        with self._lock:
+            proc = self._proc
+            if self._state is not ProcessState.UP or proc is None or proc.stdin is None:
+                raise HeadsetUnavailable(f"headset {self.config.extension} is {self._state.value}")
+            cmd_id = next(self._ids)
+            self._pending[cmd_id] = fut
+            try:
+                proc.stdin.write(json.dumps({"id": cmd_id, "cmd": cmd, **args}) + "\n")
+                proc.stdin.flush()
+            except (OSError, ValueError) as exc:  # pipe closed: the process is ending
+                self._pending.pop(cmd_id, None)
+                raise HeadsetUnavailable(f"headset {self.config.extension}: {exc}") from exc
+        try:
+            return fut.result(timeout)
+        except FutureTimeout:
+            with self._lock:
+                self._pending.pop(cmd_id, None)
+            raise HeadsetTimeout(f"headset {self.config.extension}: no answer to {cmd} in {timeout} s") from None
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            return asdict(self._record)
+
+
+# -- all of them --------------------------------------------------------------------------------
+class HeadsetSupervisor:
+    """Every headset of data/headsets.yaml, each in its own supervised process."""
+
+    def __init__(self, configs: list[HeadsetConfig], *, error: str | None = None, config_path: str = "",
+                 **options: Any) -> None:
+        self.error = error
+        self.config_path = config_path
+        self.headsets = {c.extension: SupervisedHeadset(c, **options) for c in configs}
+
+    @classmethod
+    def from_file(cls, path: Path, registrar_host: str, registrar_port: int, **options: Any) -> HeadsetSupervisor:
+        """From data/headsets.yaml; a bad file leaves no headset and its error in the status."""
+        try:
+            configs = load_headsets(path, registrar_host, registrar_port)
+        except (HeadsetsConfigError, OSError) as exc:
+            # A typo in headsets.yaml must not keep the SIP side down.
+            log.error("headsets configuration %s not used: %s", path, exc)
+            return cls([], error=str(exc), config_path=str(path), **options)
+        return cls(configs, config_path=str(path), **options)
+
+    def start(self) -> HeadsetSupervisor:
+        for hs in self.headsets.values():
+            hs.start()
+        return self
+
+    def stop(self, grace: float = STOP_GRACE) -> None:
+        """Stop every process, all at once."""
+        for hs in self.headsets.values():
+            hs.begin_stop()
+        for hs in self.headsets.values():
+            hs.finish_stop(grace)
+
+    def get(self, extension: str) -> SupervisedHeadset:
+        hs = self.headsets.get(extension)
+        if hs is None:
+            raise UnknownHeadset(f"no headset on extension {extension}")
+        return hs
+
+    def command(self, extension: str, cmd: str, timeout: float = 5.0, **args: Any) -> dict[str, Any]:
+        """Run `cmd` on the headset of `extension`; raises a `HeadsetCommandError`."""
+        return self.get(extension).command(cmd, timeout, **args)
+
+    def status(self) -> list[dict[str, Any]]:
+        """One record per headset (JSON-able)."""
+        return [hs.status() for hs in self.headsets.values()]
