@@ -7,6 +7,7 @@
           0: {fxs: "1005"}                # an analog phone as extension 1005
           1: {fxs: {extension: "1006", cadence: UK, cid: dtmf}}
           2: {fxo: {did: "0140000000", trunk_name: analog}}
+          3: {bri: {dids: ["0140000010"], trunk_name: isdn}}   # or did_prefix: "01400000"; ptp: false
     modems:                               # V.253 voice modems, each an analog line (hw/modem_line.py)
       - {device: /dev/ttyACM1, did: "0140000001", trunk_name: analog-modem}   # name: modem<i>, cid_wait_s
 
@@ -21,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from hw.bri import BriConfig
 from hw.frames import MAX_PORT, Cadence, CidMode
 from hw.fxo import CID_WAIT_S, FxoConfig
 from hw.fxs import FxsConfig
@@ -37,7 +39,7 @@ class HardwareConfigError(ValueError):
 class BoardConfig:
     device: str
     name: str
-    ports: dict[int, FxsConfig | FxoConfig] = field(default_factory=dict)
+    ports: dict[int, FxsConfig | FxoConfig | BriConfig] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -60,9 +62,9 @@ def _cid_wait(value: Any, where: str) -> float:
     return float(value)
 
 
-def _port(value: Any, where: str) -> FxsConfig | FxoConfig:
+def _port(value: Any, where: str) -> FxsConfig | FxoConfig | BriConfig:
     if not isinstance(value, dict) or len(value) != 1:
-        raise HardwareConfigError(f"{where}: must be {{fxs: ...}} or {{fxo: ...}}")
+        raise HardwareConfigError(f"{where}: must be {{fxs: ...}}, {{fxo: ...}} or {{bri: ...}}")
     (kind, spec), = value.items()
     if kind == "fxs":
         if not isinstance(spec, dict):
@@ -91,7 +93,27 @@ def _port(value: Any, where: str) -> FxsConfig | FxoConfig:
             raise HardwareConfigError(f"{where}.fxo.answer_on_dial: true or false")
         return FxoConfig(_str(spec["did"], f"{where}.fxo.did"),
                          _str(spec.get("trunk_name", "analog"), f"{where}.fxo.trunk_name"), answer, wait)
-    raise HardwareConfigError(f"{where}: unknown port kind {kind!r} (fxs or fxo)")
+    if kind == "bri":
+        return _bri(spec, f"{where}.bri")
+    raise HardwareConfigError(f"{where}: unknown port kind {kind!r} (fxs, fxo or bri)")
+
+
+def _bri(spec: Any, where: str) -> BriConfig:
+    """An ISDN BRI port (hw/bri.py): `dids` and/or `did_prefix`, `trunk_name`, `ptp`."""
+    if not isinstance(spec, dict):
+        raise HardwareConfigError(f"{where}: must be a mapping with trunk_name and dids or did_prefix")
+    unknown = set(spec) - {"dids", "did_prefix", "trunk_name", "ptp"}
+    if unknown:
+        raise HardwareConfigError(f"{where}: unknown field {sorted(unknown)[0]!r}")
+    dids = spec.get("dids", [])
+    if not isinstance(dids, list):
+        raise HardwareConfigError(f"{where}.dids: must be a list of numbers")
+    ptp = spec.get("ptp", True)
+    if not isinstance(ptp, bool):
+        raise HardwareConfigError(f"{where}.ptp: true or false")
+    prefix = _str(spec["did_prefix"], f"{where}.did_prefix") if "did_prefix" in spec else ""
+    return BriConfig(_str(spec.get("trunk_name", "isdn"), f"{where}.trunk_name"),
+                     tuple(_str(d, f"{where}.dids[{i}]") for i, d in enumerate(dids)), prefix, ptp)
 
 
 def _boards(items: list[Any]) -> list[BoardConfig]:
@@ -107,7 +129,7 @@ def _boards(items: list[Any]) -> list[BoardConfig]:
         ports_raw = raw.get("ports") or {}
         if not isinstance(ports_raw, dict):
             raise HardwareConfigError(f"{where}.ports: must be a mapping of port number to port")
-        ports: dict[int, FxsConfig | FxoConfig] = {}
+        ports: dict[int, FxsConfig | FxoConfig | BriConfig] = {}
         for key, spec in ports_raw.items():
             try:
                 index = int(key)

@@ -14,10 +14,12 @@ from typing import Any
 
 from appliance.pbx.channel import Channel
 from hw import config as hwconfig
+from hw.bri import BriChannelFactory, BriConfig, BriLinePort
 from hw.frames import (
     Audio,
     BusyTone,
     CallerId,
+    DChan,
     Dtmf,
     Flash,
     Message,
@@ -55,10 +57,12 @@ class Board:
         self.call_soon = call_soon
         self.refused_version: int | None = None
         self.link = BoardLink(cfg.device, self._on_link_event, **link_options)
-        self.ports: dict[int, FxsPort | FxoPort] = {}
+        self.ports: dict[int, FxsPort | FxoPort | BriLinePort] = {}
         for index, pcfg in sorted(cfg.ports.items()):
             if isinstance(pcfg, FxsConfig):
                 self.ports[index] = FxsPort(ctx, cfg.name, index, self.link.send, pcfg)
+            elif isinstance(pcfg, BriConfig):
+                self.ports[index] = BriLinePort(ctx, cfg.name, index, self.link.send, pcfg)
             else:
                 self.ports[index] = FxoPort(ctx, cfg.name, index, self.link.send, pcfg)
 
@@ -91,7 +95,8 @@ class Board:
         self.refused_version = None
         caps = event.caps.ports
         for index, port in self.ports.items():
-            want = PortKind.FXS if isinstance(port, FxsPort) else PortKind.FXO
+            want = (PortKind.FXS if isinstance(port, FxsPort) else PortKind.BRI if isinstance(port, BriLinePort)
+                    else PortKind.FXO)
             if index >= len(caps) or caps[index].kind != want:
                 have = caps[index].kind.name if index < len(caps) else "nothing"
                 log.error("%s: port %d is configured %s but the board has %s there: unused", self.name, index,
@@ -114,6 +119,9 @@ class Board:
             return
         if isinstance(port, FxsPort):
             self._fxs(port, msg)
+        elif isinstance(port, BriLinePort):
+            if isinstance(msg, DChan):
+                port.dchan(msg.lapd)  # its timers are re-armed on the engine's scheduler by the port
         else:
             self._fxo(port, msg)
 
@@ -185,7 +193,7 @@ class HardwareManager:
         """Open every board and modem and offer their ports to the PBX (wrapping its ChannelFactory)."""
         if not self._started:
             self._started = True
-            self.pbx.factory = ModemLineFactory(self.pbx.factory, self)
+            self.pbx.factory = BriChannelFactory(ModemLineFactory(self.pbx.factory, self), self)
             for board in self.boards:
                 board.link.start()
             for modem in self.modems:
@@ -195,6 +203,9 @@ class HardwareManager:
     def stop(self) -> None:
         for board in self.boards:
             board.link.close()
+            for port in board.ports.values():
+                if isinstance(port, BriLinePort):
+                    port.close()
         for modem in self.modems:
             modem.close()
         self.relay.stop()
@@ -207,6 +218,9 @@ class HardwareManager:
 
     def fxo_ports(self, trunk_name: str) -> list[FxoPort]:
         return [p for p in self.ports() if isinstance(p, FxoPort) and p.config.trunk_name == trunk_name]
+
+    def bri_ports(self, trunk_name: str) -> list[BriLinePort]:
+        return [p for p in self.ports() if isinstance(p, BriLinePort) and p.config.trunk_name == trunk_name]
 
     def modem_ports(self, trunk_name: str) -> list[ModemLinePort]:
         return [m for m in self.modems if m.config.trunk_name == trunk_name]

@@ -6,6 +6,11 @@ a sine the test chooses, or silence. It records the AUDIO it receives per port s
 Goertzel it. Tests act as the phone or the carrier: `off_hook`, `press` (DTMF), `flash`,
 `ring_in` with caller ID, `polarity`, `busy_tone`.
 
+A BRI port's line side is the network: `nt[port]` is a libpri in NT mode (`SimBri`) whose LAPD
+frames travel as DCHAN frames, so a test places calls from the network and sees, answers or
+refuses the calls the PBX places. Its B channel flows as AUDIO while a call is active; the
+line's A-law (EuroISDN) is converted to and from the link's µ-law, as the board does.
+
 `path` is a stable symlink to the pty (like /dev/serial/by-id/...): `unplug` closes the pty
 (the device vanishes), `plug` makes a new one behind the same symlink.
 """
@@ -25,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.media.g711 import ulaw_decode, ulaw_encode
+from appliance.media.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+from hw import libpri
 from hw.frames import (
     AUDIO_BYTES,
     PROTOCOL_VERSION,
@@ -35,6 +41,7 @@ from hw.frames import (
     BusyTone,
     CallerId,
     Caps,
+    DChan,
     Deframer,
     Dial,
     Dtmf,
@@ -66,6 +73,7 @@ from hw.frames import (
 
 FXS_IDLE, FXS_OFFHOOK, FXS_RINGING = 0, 1, 2
 FXO_IDLE, FXO_RINGING, FXO_OFFHOOK = 0, 1, 2
+BRI_IDLE, BRI_ACTIVE = 0, 1  # STATUS of a BRI port: a call's B channel is through-connected or not
 FRAME_S = 0.020
 RATE = 8000
 
@@ -90,8 +98,133 @@ class SimPort:
 
     @property
     def active(self) -> bool:
-        """Audio flows on off-hook FXS and seized FXO ports."""
+        """Audio flows on off-hook FXS and seized FXO ports, and on BRI ports with an active call."""
+        if self.kind == PortKind.BRI:
+            return self.state == BRI_ACTIVE
         return self.state == (FXS_OFFHOOK if self.kind == PortKind.FXS else FXO_OFFHOOK)
+
+
+@dataclass
+class NtCall:
+    """A call as the network side of a BRI sees it."""
+
+    handle: int  # libpri's call pointer on the NT side
+    direction: str  # "to-pbx" (the network placed it) or "from-pbx" (the PBX's SETUP)
+    calling: str
+    called: str
+    channel: int  # the B channel (1 or 2)
+    state: str = "setup"  # setup, proceeding, alerting, active, cleared
+    cause: int | None = None  # Q.850 cause once cleared (ours or theirs)
+
+
+class SimBri:
+    """The network (NT) side of one BRI port of the twin: libpri in NT mode, frames as DCHAN.
+
+    Thread-safe: the twin's reader feeds it, its tick runs the timers, the test places and
+    answers calls. Every change wakes `LineBoardSim.wait_for`.
+    """
+
+    def __init__(self, sim: LineBoardSim, port: int) -> None:
+        self.sim = sim
+        self.port = port
+        self.link_up = False
+        self.calls: list[NtCall] = []
+        self.events: list[libpri.PriEvent] = []
+        self._lock = threading.RLock()
+        self.pri = libpri.Pri(libpri.Node.NETWORK, self._send, ptp=True, name=f"twin-nt{port}")
+
+    def _send(self, lapd: bytes) -> None:
+        self.sim.send(DChan(self.port, lapd))
+
+    def _call(self, handle: int) -> NtCall | None:
+        return next((c for c in self.calls if c.handle == handle and c.state != "cleared"), None)
+
+    def _free_b(self) -> int:
+        used = {c.channel for c in self.calls if c.state != "cleared"}
+        return next((b for b in (1, 2) if b not in used), 1)
+
+    def _took(self, events: list[libpri.PriEvent]) -> None:
+        """Act on the NT's events as the exchange's upper layer would (under the lock)."""
+        for ev in events:
+            self.events.append(ev)
+            if isinstance(ev, libpri.DchanUp):
+                self.link_up = True
+            elif isinstance(ev, libpri.DchanDown):
+                self.link_up = False
+            elif isinstance(ev, libpri.Ring):
+                self.calls.append(NtCall(ev.call, "from-pbx", ev.calling_number, ev.called_number, self._free_b()))
+            elif isinstance(ev, (libpri.Answer, libpri.Ringing, libpri.Proceeding)):
+                call = self._call(ev.call)
+                if call is not None and call.state != "active":
+                    call.state = ("active" if isinstance(ev, libpri.Answer)
+                                  else "alerting" if isinstance(ev, libpri.Ringing) else call.state)
+            elif isinstance(ev, libpri.Hangup):
+                call = self._call(ev.call)
+                if call is not None:
+                    call.state, call.cause = "cleared", ev.cause
+                if ev.kind in (libpri.EventType.HANGUP_REQ, libpri.EventType.HANGUP):
+                    # DISCONNECT received: send RELEASE; RELEASE received: free the record (RELEASE COMPLETE).
+                    self._took(self.pri.hangup(ev.call, ev.cause))
+        active = any(c.state == "active" for c in self.calls)
+        p = self.sim.ports[self.port]
+        if p.active != active:
+            p.state = BRI_ACTIVE if active else BRI_IDLE
+            self.sim._status_due = True
+
+    def _run(self, fn: Callable[[], list[libpri.PriEvent]]) -> None:
+        with self._lock:
+            self._took(fn())
+        with self.sim._cond:  # not under our lock: wait_for predicates read us holding _cond
+            self.sim._cond.notify_all()
+
+    def feed(self, lapd: bytes) -> None:
+        self._run(lambda: self.pri.feed(lapd))
+
+    def tick(self) -> None:
+        due = self.pri.next_timer()
+        if due is not None and due <= time.time():
+            self._run(self.pri.run_timers)
+
+    # -- the network's actions (test thread) ----------------------------------------------------
+    def place_call(self, called: str, calling: str, name: str = "") -> NtCall:
+        """SETUP towards the PBX on a free B channel (exclusive: the network chose it)."""
+        with self._lock:
+            b = self._free_b()
+            handle, events = self.pri.setup(called, calling, name, channel=b, exclusive=True)
+            call = NtCall(handle, "to-pbx", calling, called, b)
+            self.calls.append(call)
+        self._run(lambda: events)
+        return call
+
+    def proceeding(self, call: NtCall) -> None:
+        self._run(lambda: self._mark(call, "proceeding", self.pri.proceeding(call.handle, call.channel)))
+
+    def alert(self, call: NtCall) -> None:
+        self._run(lambda: self._mark(call, "alerting", self.pri.acknowledge(call.handle, call.channel)))
+
+    def answer(self, call: NtCall) -> None:
+        self._run(lambda: self._mark(call, "active", self.pri.answer(call.handle, call.channel)))
+
+    def hangup(self, call: NtCall, cause: int) -> None:
+        """Clear (or refuse) with a Q.850 cause: RELEASE COMPLETE, DISCONNECT or RELEASE as the state needs."""
+        self._run(lambda: self._mark(call, "cleared", self.pri.hangup(call.handle, cause), cause))
+
+    @staticmethod
+    def _mark(call: NtCall, state: str, events: list[libpri.PriEvent],
+              cause: int | None = None) -> list[libpri.PriEvent]:
+        if call.state != "cleared":
+            call.state = state
+            if cause is not None:
+                call.cause = cause
+        return events
+
+    def from_pbx(self) -> list[NtCall]:
+        """The calls the PBX placed (SETUPs received), oldest first."""
+        return [c for c in list(self.calls) if c.direction == "from-pbx"]
+
+    def close(self) -> None:
+        with self._lock:
+            self.pri.close()
 
 
 class LineBoardSim:
@@ -102,7 +235,7 @@ class LineBoardSim:
                  firmware: tuple[int, int] = (1, 0)) -> None:
         self.ports = [SimPort(i, PortKind[k.upper()]) for i, k in enumerate(kinds)]
         for p in self.ports:
-            p.line = 0 if p.kind == PortKind.FXS else 480  # 48.0 V on an idle analog line
+            p.line = 480 if p.kind == PortKind.FXO else 0  # 48.0 V on an idle analog line
         self.link = Path(link) if link is not None else None
         self.serial = serial
         self.protocol_version = protocol_version
@@ -119,6 +252,7 @@ class LineBoardSim:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._status_due = True
+        self.nt = {p.index: SimBri(self, p.index) for p in self.ports if p.kind == PortKind.BRI}
 
     # -- lifetime ------------------------------------------------------------------------------------
     def start(self) -> LineBoardSim:
@@ -133,6 +267,8 @@ class LineBoardSim:
         self._stop.set()
         for t in self._threads:
             t.join(3.0)
+        for nt in self.nt.values():
+            nt.close()
         self.unplug()
 
     def __enter__(self) -> LineBoardSim:
@@ -256,7 +392,10 @@ class LineBoardSim:
         """The audio received from the host for `port`, decoded to int16 samples."""
         with self._cond:
             data = b"".join(self.ports[port].rx)
-        return ulaw_decode(data).astype(np.int16)
+        pcm = ulaw_decode(data).astype(np.int16)
+        if self.ports[port].kind == PortKind.BRI:
+            pcm = alaw_decode(alaw_encode(pcm)).astype(np.int16)  # the board re-encodes for the A-law line
+        return pcm
 
     def clear_recorded(self, port: int) -> None:
         with self._cond:
@@ -321,7 +460,11 @@ class LineBoardSim:
         with self._cond:
             self.received.append(frame)
             self._cond.notify_all()
-        if isinstance(msg, Hello):
+        if isinstance(msg, DChan):
+            nt = self.nt.get(msg.port)
+            if nt is not None:
+                nt.feed(msg.lapd)
+        elif isinstance(msg, Hello):
             caps = Caps(self.protocol_version, self.firmware[0], self.firmware[1],
                         tuple(PortCaps(p.kind, 1) for p in self.ports), self.serial)
             self.send(caps)
@@ -342,6 +485,8 @@ class LineBoardSim:
         if isinstance(msg, SetGain):
             p.gain = (msg.tx_db, msg.rx_db)
             return AckStatus.OK
+        if p.kind == PortKind.BRI:
+            return AckStatus.UNSUPPORTED  # a BRI port is driven by its D channel only
         if isinstance(msg, (Ring, StopRing, Tone)) and not fxs:
             return AckStatus.UNSUPPORTED
         if isinstance(msg, (OffhookCommand, OnhookCommand, Dial)) and fxs:
@@ -377,6 +522,8 @@ class LineBoardSim:
         while not self._stop.is_set():
             next_at += FRAME_S
             if not self.hung and self._master is not None:
+                for nt in self.nt.values():
+                    nt.tick()
                 for p in self.ports:
                     if p.active:
                         self.send(Audio(p.index, self._samples(p)))
@@ -399,4 +546,6 @@ class LineBoardSim:
         phase = p.tx_phase + step * np.arange(AUDIO_BYTES)
         p.tx_phase = float((p.tx_phase + step * AUDIO_BYTES) % (2.0 * math.pi))
         pcm = np.round(p.tx_amplitude * np.sin(phase)).astype(np.int16)
+        if p.kind == PortKind.BRI:
+            pcm = alaw_decode(alaw_encode(pcm)).astype(np.int16)  # the line is A-law; the link µ-law
         return ulaw_encode(pcm).tobytes()

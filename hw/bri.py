@@ -1,0 +1,436 @@
+"""ISDN BRI on a line-board port, working as a trunk: the port and the PBX channel on it.
+
+The board carries the port's D channel as `DCHAN` frames (bare Q.921 LAPD) and the B channel
+of its call as `AUDIO` (20 ms µ-law; EuroISDN's bearer is A-law, the board converts, see
+hw/PROTOCOL.md). Q.921/Q.931 run in libpri through `hw.isdn.BriPort` (TE, user side); this
+module makes its calls PBX channels, in the shape of hw/fxo.py:
+
+- Inbound: a SETUP becomes a channel routed by its DID (`Switchboard.incoming` with
+  `via_trunk`, so inbound DID routes apply), presenting the calling number. We send CALL
+  PROCEEDING at once (Q.931 5.2.5.2: en-bloc number, we are routing it) so the network's
+  T303 does not expire while the PBX works; the PBX's ring becomes ALERTING, early media
+  PROGRESS, answer CONNECT.
+- Outbound: a trunk whose name is the port's `trunk_name` sends a SETUP; ALERTING, PROGRESS
+  and CONNECT become Ringing, Progress and Answered.
+- Clearing either way carries its cause mapped between Q.850 and SIP (RFC 3398, hw/isdn.py).
+
+One call per port: the board's AUDIO stream for a BRI port is the B channel of that port's
+call, so a second SETUP while a call is up is refused with cause 34 (no circuit available).
+
+Timers: libpri's Q.921/Q.931 timers (T200, T203, T303, T309...) run from the engine's
+scheduler, re-armed from `BriPort.next_timer()` after every frame, request and poll.
+"""
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from appliance.pbx.channel import (
+    CANCELLED,
+    CONGESTION,
+    NORMAL_CLEARING,
+    Answered,
+    Cause,
+    Channel,
+    ChannelState,
+    HungUp,
+    Party,
+    Progress,
+    Ringing,
+)
+from appliance.pbx.dialplan import ToTrunk
+from appliance.store.models import Extension
+from hw import isdn
+from hw.frames import DChan
+from hw.isdn import BriPort, BriUnavailable, CallState, IsdnCall, IsdnEvent
+from hw.libpri import PriError
+from hw.line import BOARD_GONE, HwContext, IllegalPortTransition, LineChannel, LinePort
+
+if TYPE_CHECKING:
+    from hw.manager import HardwareManager
+
+log = logging.getLogger("plateau.hw")
+D_CHANNEL_DOWN = Cause(503, "ISDN D channel down")
+# Q.850 causes we clear with on our own initiative.
+Q850_UNALLOCATED = 1  # the called number is not one of this port's DIDs
+Q850_NO_CIRCUIT = 34  # the port's one call is in use
+Q850_TEMPORARY_FAILURE = 41  # no media leg could be had
+
+
+@dataclass(frozen=True)
+class BriConfig:
+    """hardware.yaml `bri:` port: which called numbers are ours, and the trunk it serves."""
+
+    trunk_name: str = "isdn"
+    dids: tuple[str, ...] = ()  # the numbers this access answers (empty: every number)
+    did_prefix: str = ""  # prepended to a short called number (a DDI line sends only the last digits)
+    ptp: bool = True  # point-to-point (a PBX access) or point-to-multipoint (the basic-access bus)
+
+    def did_for(self, called: str) -> str | None:
+        """The DID to route a SETUP by, from its called number; None when it is not ours."""
+        number = called
+        if self.did_prefix and not called.startswith(self.did_prefix):
+            number = self.did_prefix + called
+        if self.dids and number not in self.dids and called not in self.dids:
+            return None
+        return number
+
+
+class BriLineState(enum.Enum):
+    OUT_OF_SERVICE = "out-of-service"  # no board, or the D channel is down
+    IDLE = "idle"
+    IN_CALL = "in-call"  # the port's call is offered, dialling or up
+
+
+_ALLOWED: dict[BriLineState, set[BriLineState]] = {
+    BriLineState.OUT_OF_SERVICE: {BriLineState.IDLE},
+    BriLineState.IDLE: {BriLineState.IN_CALL},
+    BriLineState.IN_CALL: {BriLineState.IDLE},
+}
+
+
+class BriLinePort(LinePort):
+    """One BRI port of a board, its libpri TE, and the channel of its call."""
+
+    kind = "bri"
+
+    def __init__(self, ctx: HwContext, board: str, index: int, send: Any, config: BriConfig) -> None:
+        super().__init__(ctx, board, index, send)
+        self.config = config
+        self.state = BriLineState.OUT_OF_SERVICE
+        self.channel: BriChannel | None = None
+        self.bri: BriPort | None = None
+        self.counters = {"calls_in": 0, "calls_out": 0, "refused_in": 0, "frames_in": 0}
+        self._timer: Any = None
+        self._timer_due: float | None = None
+
+    def _to(self, new: BriLineState) -> None:
+        if new != self.state and new not in _ALLOWED[self.state] and new != BriLineState.OUT_OF_SERVICE:
+            raise IllegalPortTransition(f"{self.label()}: {self.state.value} -> {new.value}")
+        log.debug("%s: %s -> %s", self.label(), self.state.value, new.value)
+        self.state = new
+
+    @property
+    def in_service(self) -> bool:
+        return self.bri is not None and self.bri.link_up
+
+    @property
+    def available(self) -> bool:
+        return self.state == BriLineState.IDLE and self.in_service
+
+    def status(self) -> dict[str, object]:
+        did = ", ".join(self.config.dids) or (f"{self.config.did_prefix}…" if self.config.did_prefix else "any")
+        return {"port": self.index, "kind": "bri", "did": did, "trunk": self.config.trunk_name,
+                "dids": list(self.config.dids),
+                "did_prefix": self.config.did_prefix, "state": self.state.value,
+                "d_channel": "up" if self.in_service else "down", "board_state": self.board_state,
+                "alarms": self.alarms, "channel": self.channel.id if self.channel else None,
+                "counters": dict(self.counters)}
+
+    # -- board up / gone (engine loop) ------------------------------------------------------------
+    def board_up(self) -> None:
+        """The board (re)started: a fresh TE, whose first SABME (or TEI request) goes out now."""
+        self._drop_controller(BOARD_GONE)
+        self.bri = BriPort(f"{self.board}-bri{self.index}", self._send_lapd, self._on_isdn, ptp=self.config.ptp)
+        self._arm_timer()
+
+    def board_gone(self) -> None:
+        self._drop_controller(BOARD_GONE)
+
+    def close(self) -> None:
+        """The engine stops: drop the controller, its calls and timer."""
+        self._drop_controller(BOARD_GONE)
+
+    def _drop_controller(self, cause: Cause) -> None:
+        self._cancel_timer()
+        bri, self.bri = self.bri, None
+        if bri is not None:
+            bri.close()
+        chan, self.channel = self.channel, None
+        self._to(BriLineState.OUT_OF_SERVICE)
+        if chan is not None:
+            chan.remote_gone(cause)
+
+    def _send_lapd(self, frame: bytes) -> None:
+        self.send(DChan(self.index, frame))
+
+    # -- D channel and timers (engine loop) -----------------------------------------------------------
+    def dchan(self, lapd: bytes) -> None:
+        """One DCHAN frame from the board."""
+        if self.bri is None:
+            return  # before CAPS: nothing to talk to yet
+        self.counters["frames_in"] += 1
+        self.bri.feed(lapd)
+        self._arm_timer()
+
+    def _poll(self) -> None:
+        self._timer = self._timer_due = None
+        if self.bri is not None:
+            self.bri.poll()
+            self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        due = self.bri.next_timer() if self.bri is not None else None
+        if due == self._timer_due and self._timer is not None:
+            return
+        self._cancel_timer()
+        if due is not None:
+            self._timer_due = due
+            self._timer = self.ctx.schedule(max(0.0, due - time.time()), self._poll)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._timer_due = None
+
+    def _after_request(self) -> None:
+        """A request (dial, alert, answer, hangup) may have armed a Q.931 timer (T303, T305, T308...)."""
+        self._arm_timer()
+
+    # -- ISDN events (called from inside feed/poll/requests) ------------------------------------------
+    def _on_isdn(self, event: IsdnEvent) -> None:
+        try:
+            self._isdn_event(event)
+        except Exception:  # noqa: BLE001 - one bad event must not leave libpri's dispatch half done
+            log.exception("%s: handling %s", self.label(), event)
+
+    def _isdn_event(self, event: IsdnEvent) -> None:
+        if isinstance(event, isdn.LinkUp):
+            log.info("%s: D channel up", self.label())
+            if self.state == BriLineState.OUT_OF_SERVICE:
+                self._to(BriLineState.IDLE)
+        elif isinstance(event, isdn.LinkDown):
+            # A call survives a short layer-2 outage (Q.931 5.8.9, T309); libpri clears it if not.
+            log.warning("%s: D channel down", self.label())
+            if self.state == BriLineState.IDLE:
+                self._to(BriLineState.OUT_OF_SERVICE)
+        elif isinstance(event, isdn.IncomingCall):
+            self._incoming(event.call)
+        else:
+            chan = self.channel
+            if chan is None or chan.isdn is not event.call:
+                return
+            if isinstance(event, isdn.CallCleared):
+                self._call_over()
+                chan.far_end_cleared(event.q850, event.cause)
+            elif isinstance(event, isdn.CallAlerting):
+                chan.far_end_alerting()
+            elif isinstance(event, isdn.CallProgress):
+                chan.far_end_progress()
+            elif isinstance(event, isdn.CallConnected):
+                chan.far_end_answered()
+
+    def _call_over(self) -> None:
+        self.channel = None
+        self._to(BriLineState.IDLE if self.in_service else BriLineState.OUT_OF_SERVICE)
+
+    # -- inbound ----------------------------------------------------------------------------------------
+    def _refuse(self, call: IsdnCall, q850: int, why: str) -> None:
+        log.info("%s: SETUP %r -> %r refused with cause %d (%s)", self.label(), call.calling, call.called, q850, why)
+        self.counters["refused_in"] += 1
+        if self.bri is not None:
+            self.bri.hangup(call, q850)
+
+    def _incoming(self, call: IsdnCall) -> None:
+        if self.channel is not None or self.state != BriLineState.IDLE:
+            self._refuse(call, Q850_NO_CIRCUIT, "the port's call is in use")
+            return
+        did = self.config.did_for(call.called)
+        if did is None:
+            self._refuse(call, Q850_UNALLOCATED, "not one of this port's DIDs")
+            return
+        chan = BriChannel(self, "inbound", Party(call.calling, call.calling_name), did)
+        chan.isdn = call
+        try:
+            chan.open_media()
+        except Exception:  # noqa: BLE001 - any media failure refuses this call, not the port
+            log.exception("%s: no media leg for an inbound call", self.label())
+            chan.release_media()
+            self._refuse(call, Q850_TEMPORARY_FAILURE, "no media leg")
+            return
+        bri = self.bri
+        if bri is None:  # closed while the event was being handled
+            chan.release_media()
+            return
+        self.channel = chan
+        self._to(BriLineState.IN_CALL)
+        self.counters["calls_in"] += 1
+        bri.proceeding(call)
+        log.info("%s: inbound call from %r to DID %s", self.label(), call.calling, did)
+        self.ctx.pbx.incoming(chan, did, None, via_trunk=self.config.trunk_name)
+
+    # -- what the channel asks ----------------------------------------------------------------------------
+    def request(self, chan: BriChannel, what: str) -> None:
+        """ALERTING, PROGRESS or CONNECT for the inbound call on `chan` (ignored once cleared)."""
+        call, bri = chan.isdn, self.bri
+        if call is None or bri is None or self.channel is not chan or call.is_cleared:
+            return
+        if what == "alert":
+            if call.state in (CallState.CALL_PRESENT, CallState.INCOMING_PROCEEDING):
+                bri.alert(call)
+        elif what == "progress":
+            if call.state in (CallState.CALL_PRESENT, CallState.INCOMING_PROCEEDING, CallState.CALL_RECEIVED):
+                bri.progress(call)
+        elif what == "answer":
+            bri.answer(call)
+        self._after_request()
+
+    def dial_out(self, chan: BriChannel) -> Cause | None:
+        """SETUP for `chan`'s callee; returns why not (None when sent)."""
+        if self.bri is None or not self.bri.link_up:
+            return D_CHANNEL_DOWN
+        if self.state != BriLineState.IDLE:
+            return CONGESTION
+        digits = "".join(d for d in chan.callee if d in "0123456789*#")
+        if not digits:
+            return Cause(484, "Address Incomplete")
+        self.channel = chan
+        self._to(BriLineState.IN_CALL)
+        self.counters["calls_out"] += 1
+        try:
+            chan.isdn = self.bri.dial(digits, chan.caller.number, chan.caller.name)
+        except (BriUnavailable, PriError) as exc:
+            log.warning("%s: SETUP refused locally: %s", self.label(), exc)
+            self._call_over()
+            return CONGESTION
+        self._after_request()
+        return None
+
+    def channel_ended(self, chan: BriChannel, cause: Cause) -> None:
+        """The PBX ended `chan`: clear the call with `cause` mapped to Q.850 (RFC 3398 7.2.4.1)."""
+        if self.channel is not chan:
+            return
+        self._call_over()
+        if chan.isdn is not None and self.bri is not None:
+            self.bri.hangup(chan.isdn, cause)
+            self._after_request()
+
+
+class BriChannel(LineChannel):
+    """A call leg on a BRI port: inbound from the network, or outbound through it."""
+
+    technology = "bri"
+    port: BriLinePort
+
+    def __init__(self, port: BriLinePort, direction: str, caller: Party, callee: str) -> None:
+        super().__init__(port, direction, caller, callee)
+        self.isdn: IsdnCall | None = None
+        self._in_dial = False
+
+    def open_media(self) -> None:
+        super().open_media()
+        # Unlike an analog port, the board reports no keys on a B channel: detect DTMF in-band.
+        ctx = self.port.ctx
+        ctx.media.configure_leg(self.media_leg, (ctx.media_host, self.relay_port), "PCMU", 0, None,
+                                "sendrecv", True)
+
+    def _post(self, event: Any) -> None:
+        # Events raised while dial() runs reach the PBX on the next loop turn (see post_later).
+        if self._in_dial:
+            self.post_later(event)
+        else:
+            self.post(event)
+
+    # -- inbound ---------------------------------------------------------------------------------------
+    def ring(self) -> None:
+        if self.is_down or self.is_up:
+            return
+        self.port.request(self, "alert")
+        self.set_state(ChannelState.RINGING)
+
+    def progress(self) -> None:
+        if self.is_down or self.is_up:
+            return
+        self.port.request(self, "progress")  # the caller now hears our B channel (ringback, prompts)
+        self.set_state(ChannelState.EARLY)
+
+    def answer(self) -> None:
+        if self.is_down or self.is_up:
+            return
+        self.port.request(self, "answer")
+        self.set_state(ChannelState.UP)
+
+    def hangup(self, cause: Cause = NORMAL_CLEARING) -> None:
+        if self.is_down:
+            return
+        self.set_state_down()
+        self.port.channel_ended(self, cause)
+
+    # -- outbound ----------------------------------------------------------------------------------------
+    def dial(self) -> None:
+        if not self.port.available:
+            self.set_state_down()
+            self.post_later(HungUp(self, D_CHANNEL_DOWN if not self.port.in_service else CONGESTION, remote=True))
+            return
+        self.open_media()
+        self._in_dial = True
+        try:
+            refused = self.port.dial_out(self)
+        finally:
+            self._in_dial = False
+        if refused is not None and not self.is_down:
+            self.set_state_down()
+            self.post_later(HungUp(self, refused, remote=True))
+
+    # -- from the network ----------------------------------------------------------------------------------
+    def far_end_alerting(self) -> None:
+        if self.direction == "outbound" and not (self.is_down or self.is_up):
+            self.set_state(ChannelState.RINGING)
+            self._post(Ringing(self))
+
+    def far_end_progress(self) -> None:
+        """PROGRESS with in-band information: the caller hears the network's tones as early media."""
+        if self.direction == "outbound" and not (self.is_down or self.is_up):
+            self.set_state(ChannelState.EARLY)
+            self._post(Progress(self))
+
+    def far_end_answered(self) -> None:
+        if self.direction == "outbound" and not (self.is_down or self.is_up):
+            self.set_state(ChannelState.UP)
+            self._post(Answered(self))
+
+    def far_end_cleared(self, q850: int, cause: Cause) -> None:
+        """DISCONNECT/RELEASE from the network with Q.850 `q850`, already mapped to `cause`."""
+        if self.is_down:
+            return
+        if not self.is_up and cause.code < 300:
+            # "Normal clearing" before an answer: the caller gave up (inbound), or the network
+            # ended an unanswered call (outbound); neither may reach a SIP caller as a 2xx.
+            cause = CANCELLED if self.direction == "inbound" else Cause(480, f"Q.850 cause {q850} before answer")
+        log.info("%s: cleared by the network, Q.850 %d -> %s", self.id, q850, cause)
+        self.set_state_down()
+        self._post(HungUp(self, cause, remote=True))
+
+    def remote_description(self) -> str:
+        return f"{self.port.label()} (ISDN {self.isdn.channel if self.isdn and self.isdn.channel else '-'})"
+
+    def info_extra(self) -> dict[str, object]:
+        out = super().info_extra()
+        if self.isdn is not None:
+            out.update({"q931_state": self.isdn.state.value, "b_channel": self.isdn.channel, "q850": self.isdn.q850})
+        return out
+
+
+class BriChannelFactory:
+    """Wraps the hardware channel factory: calls out of a trunk named like a BRI port's `trunk_name` use it."""
+
+    def __init__(self, inner: Any, hw: HardwareManager) -> None:
+        self.inner = inner
+        self.hw = hw
+
+    def channels_for_extension(self, ext: Extension, caller: Party) -> list[Channel]:
+        return list(self.inner.channels_for_extension(ext, caller))
+
+    def channel_for_trunk(self, dest: ToTrunk, caller: Party) -> Channel:
+        ports = self.hw.bri_ports(dest.trunk.name)
+        if not ports:
+            return self.inner.channel_for_trunk(dest, caller)  # FXO, modem or SIP
+        # The first free access of the group; all busy: the first, whose dial() reports why.
+        port = next((p for p in ports if p.available), ports[0])
+        return BriChannel(port, "outbound", Party(dest.caller_id or caller.number, caller.name), dest.number)
+
+    def reachable(self, number: str) -> bool:
+        return bool(self.inner.reachable(number))
