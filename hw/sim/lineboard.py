@@ -86,7 +86,8 @@ class SimPort:
     kind: PortKind
     state: int = 0
     tone: ToneKind = ToneKind.OFF
-    ring: Ring | None = None  # the last RING command (FXS), with its caller ID
+    ring: Ring | None = None  # the RING that started the current ringing (FXS), with its caller ID
+    ring_started: float | None = None  # monotonic time the cadence started (firmware's ring_start)
     dialed: str = ""  # digits DIALled on this FXO line
     gain: tuple[int, int] = (0, 0)
     line: int = 480  # FXO: 48.0 V idle line; FXS: loop current in 0.1 mA
@@ -492,9 +493,13 @@ class LineBoardSim:
         if isinstance(msg, (OffhookCommand, OnhookCommand, Dial)) and fxs:
             return AckStatus.UNSUPPORTED
         if isinstance(msg, Ring):
+            if p.state == FXS_RINGING:
+                # A repeated RING (its ACK was lost) changes nothing: ACK 0, the cadence and caller ID
+                # of the first one go on (firmware/src/fxs.c fxs_ring; PROTOCOL.md: commands are idempotent).
+                return AckStatus.OK
             if p.state != FXS_IDLE:
                 return AckStatus.BAD_STATE
-            p.state, p.ring = FXS_RINGING, msg
+            p.state, p.ring, p.ring_started = FXS_RINGING, msg, time.monotonic()
         elif isinstance(msg, StopRing):
             if p.state == FXS_RINGING:
                 p.state = FXS_IDLE

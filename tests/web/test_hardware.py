@@ -1,4 +1,4 @@
-"""System › Hardware: boards, ports and modems from GET /v1/hardware, in every state, admin only.
+"""System › Hardware: boards, ports, modems and USB headsets from GET /v1/hardware, in every state, admin only.
 
 The engine's answer is made by the real hw.manager.HardwareManager (not started: no serial device
 is opened) from a hardware.yaml, with its links and ports put in the states a running engine would
@@ -7,7 +7,9 @@ reach, so the page is tested against the shape the engine really sends.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +21,13 @@ from appliance.api.facade import ApiError, ApiUnavailable
 from appliance.store.db import Store
 from appliance.store.models import Extension
 from hw.frames import Caps, PortCaps, PortKind
+from hw.headset import HeadsetConfig
+from hw.headsets import HeadsetRecord, HeadsetSupervisor
 from hw.link import LinkState
 from hw.manager import HardwareManager
 from tests.web.conftest import PASSWORD, FakeEngineApi, login, store_of
 from web import accounts, create_app
-from web.system.hardware import alarm_words, format_value
+from web.system.hardware import alarm_words, duration_text, format_value
 
 HW = ("GET", "/v1/hardware")
 
@@ -282,3 +286,95 @@ def test_alarm_words_and_values() -> None:
     assert alarm_words(["fuse blown"]) == ["fuse blown"]
     assert format_value(None) == "–" and format_value(True) == "yes" and format_value([1, "a"]) == "1, a"
     assert format_value({"a": None}) == "a: –" and format_value(2.50) == "2.5"
+
+
+def _headsets_status() -> list[dict[str, Any]]:
+    """hw/headsets.py HeadsetSupervisor.status(): one record per headset, in the states a running engine reaches."""
+    now = time.time()
+    fresh = HeadsetSupervisor([HeadsetConfig("1010", "pw-1010", "127.0.0.1", 5060, "Plantronics")]).status()
+    return [
+        asdict(HeadsetRecord("1007", process="up", pid=4242, restarts=0, registered=True, state="talking",
+                             peer="sip:1005@127.0.0.1", since=now - 300, last_exit=None, error="")),
+        asdict(HeadsetRecord("1008", process="backoff", pid=4250, restarts=3, registered=False, state="talking",
+                             peer="sip:stale@x", since=now - 5, last_exit=1,
+                             error="<b>no such audio device</b> 'Jabra EVOLVE 20'")),
+        asdict(HeadsetRecord("1009", process="failed", pid=None, restarts=1, registered=False, state="stopped",
+                             since=now - 7200, last_exit=0, error="REGISTER refused: 403 Forbidden")),
+        *fresh,
+    ]
+
+
+def test_usb_headsets_in_every_state(app: Flask, admin: FlaskClient, engine_api: FakeEngineApi,
+                                     engine_status: dict[str, Any]) -> None:
+    _add_extension(app, "1007", "Sales headset")
+    status = dict(engine_status)
+    status["headsets"] = _headsets_status()
+    engine_api.responses[HW] = status
+    code, html = _page(admin)
+    assert code == 200
+    section = html[html.index("USB headsets"):]
+    rows = {m.group(1): m.group(2) for m in re.finditer(r'<tr data-headset="(\d+)">(.*?)</tr>', section, re.S)}
+    assert list(rows) == ["1007", "1008", "1009", "1010"]
+    up, backoff, failed, fresh = (rows[k] for k in ("1007", "1008", "1009", "1010"))
+    # Up: green process badge, registered, in a call with its peer, no restarts, no error.
+    assert 'hw-state ok" title="running and registered' in up and ">up<" in up
+    assert "Sales headset" in _text(up) and "for 5 min" in _text(up) and "pid 4242" in _text(up)
+    assert re.search(r'hw-state ok">yes<', up)
+    assert '<span class="dot busy"></span> talking' in up and "sip:1005@127.0.0.1" in up
+    assert re.search(r'hw-counter "><strong>0</strong>', up) and "none" in _text(up)
+    # Backing off: amber, restarts counted as trouble, its error (escaped) and exit code; its last call is stale.
+    assert "hw-state warn" in backoff and ">backoff<" in backoff and "restarting it shortly" in _text(backoff)
+    assert 'hw-state idle">no<' in backoff
+    assert "talking" not in backoff and "sip:stale" not in backoff and "pid 4250" not in backoff
+    assert re.search(r'hw-counter trouble"><strong>3</strong>', backoff)
+    assert "&lt;b&gt;no such audio device&lt;/b&gt;" in backoff and "<b>no such" not in html
+    assert "last exit code 1" in _text(backoff)
+    assert "Extension 1008" not in _text(backoff) and "not configured in Admin" in _text(backoff)
+    # Failed (credentials refused): red, registered "no" in red, the reason, not retried; exit 0 not shown.
+    assert "hw-state bad" in failed and ">failed<" in failed and 'hw-state bad">no<' in failed
+    assert "REGISTER refused: 403 Forbidden" in failed and "not retried" in _text(failed)
+    assert "for 2 h 0 min" in _text(failed) and "last exit code" not in failed
+    # Not started yet (a supervisor that has not started): grey, no call.
+    assert "hw-state idle" in fresh and ">idle<" in fresh and "Not started yet." in _text(fresh)
+    assert re.search(r"<td><span class=\"muted\">–</span></td>", fresh)
+    assert "headsets" not in _text(html[html.index('data-board="front-desk"'):html.index("USB headsets")]).lower()
+    assert "The headset configuration is not used" not in html
+
+
+def test_headsets_only_without_hardware_yaml(admin: FlaskClient, engine_api: FakeEngineApi) -> None:
+    """EngineApi.hardware with headsets.yaml and no hardware.yaml: the headsets, not "No hardware configured"."""
+    engine_api.responses[HW] = {"config": None, "error": None, "boards": [], "modems": [],
+                                "headsets": _headsets_status()[:1]}
+    code, html = _page(admin)
+    assert code == 200 and 'data-headset="1007"' in html
+    assert "No hardware configured" not in html and "No boards or modems" not in html
+    assert "Configuration:" not in html and "Other" not in _text(html)
+    json_view = admin.get("/system/hardware.json").json
+    assert json_view is not None and json_view["configured"] is True and 'data-headset="1007"' in json_view["html"]
+
+
+def test_headsets_error_is_shown(admin: FlaskClient, engine_api: FakeEngineApi, tmp_path: Path) -> None:
+    path = tmp_path / "headsets.yaml"
+    path.write_text('- {extension: "1007", input_device: Jabra}\n')
+    supervisor = HeadsetSupervisor.from_file(path, "127.0.0.1", 5060)
+    assert supervisor.error  # the real message of a bad file
+    engine_api.responses[HW] = {"config": None, "error": None, "boards": [], "modems": [],
+                                "headsets": supervisor.status(), "headsets_error": supervisor.error}
+    code, html = _page(admin)
+    assert code == 200
+    assert "The headset configuration is not used" in html and "headsets[0].password: required" in html
+    assert "data/headsets.yaml" in html and 'class="error hw-headsets-error" role="alert"' in html
+    assert "No hardware configured" not in html and "USB headsets" not in html  # no headset is running
+    assert "headsets error" not in html  # not repeated as an unknown fact
+
+
+def test_no_hardware_mentions_headsets(admin: FlaskClient, engine_api: FakeEngineApi) -> None:
+    engine_api.responses[HW] = {"config": None, "error": None, "boards": []}
+    _code, html = _page(admin)
+    assert "No hardware configured" in html and "data/headsets.yaml" in html and "data-headset" not in html
+
+
+def test_duration_text() -> None:
+    assert duration_text(0) == "0 s" and duration_text(59.9) == "59 s" and duration_text(61) == "1 min"
+    assert duration_text(3600 + 180) == "1 h 3 min" and duration_text(86400 * 3 + 3600 * 4) == "3 d 4 h"
+    assert duration_text(-1) == "" and duration_text(None) == "" and duration_text(True) == ""

@@ -1,4 +1,5 @@
-"""System › Hardware (admin only): line boards, their ports and voice modems, as the engine reports them.
+"""System › Hardware (admin only): line boards, their ports, voice modems and USB headsets, as the engine
+reports them.
 
 The engine's `GET /v1/hardware` (hw/manager.py HardwareManager.status) is turned into a view
 model here so the page and its 5 s refresh (`hardware.json`, the same fragment re-rendered) show
@@ -50,7 +51,25 @@ _PORT_KEYS = {"port", "kind", "extension", "did", "trunk", "state", "board_state
               "alarms", "channel"}
 _MODEM_KEYS = {"name", "kind", "device", "did", "trunk", "extension", "state", "modem_state", "error", "channel",
                "counters"}
-_TOP_KEYS = {"config", "error", "boards", "modems"}
+_HEADSET_KEYS = {"extension", "process", "pid", "restarts", "registered", "state", "peer", "since", "last_exit",
+                 "error"}
+_TOP_KEYS = {"config", "error", "boards", "modems", "headsets", "headsets_error"}
+
+# A headset's process (hw/headsets.py ProcessState) as an admin reads it: (dot/badge class, explanation).
+HEADSET_PROCESS: dict[str, tuple[str, str]] = {
+    "up": ("ok", "running and registered: it takes calls"),
+    "starting": ("warn", "started, registering with the PBX"),
+    "backoff": ("warn", "its process exited: restarting it shortly (a headset unplugged is retried until it is back)"),
+    "failed": ("bad", "the PBX refused its credentials: not retried until the password in data/headsets.yaml "
+                      "is fixed and the engine restarted"),
+    "stopped": ("idle", "stopped"),
+    "idle": ("idle", "not started yet"),
+}
+# A headset's call state (hw/headset.py HeadsetState) -> dot class.
+HEADSET_CALL_CLASS: dict[str, str] = {
+    "idle": "ok", "registering": "warn", "ringing": "warn", "dialing": "warn", "talking": "busy",
+    "stopped": "idle", "closed": "idle",
+}
 
 
 @dataclass
@@ -89,6 +108,28 @@ class ModemView:
 
 
 @dataclass
+class HeadsetView:
+    """One USB headset: its supervised process and the softphone's call (hw/headsets.py HeadsetRecord)."""
+
+    extension: str
+    mapped_note: str
+    mapped_warn: bool
+    process: str
+    process_class: str
+    process_note: str
+    since: str
+    pid: str
+    registered: bool
+    call_state: str
+    call_class: str
+    peer: str
+    restarts: int
+    last_exit: str
+    error: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class BoardView:
     name: str
     device: str
@@ -118,6 +159,8 @@ class HardwareView:
     config_error: str = ""
     boards: list[BoardView] = field(default_factory=list)
     modems: list[ModemView] = field(default_factory=list)
+    headsets: list[HeadsetView] = field(default_factory=list)
+    headsets_error: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     updated_at: float = 0.0
 
@@ -160,6 +203,20 @@ def format_value(value: Any) -> str:
 def line_state_class(state: Any) -> str:
     """The dot colour of a port or modem state: ok, warn, busy, bad, or idle for one not known here."""
     return LINE_STATE_CLASS.get(str(state), "idle") if state else "idle"
+
+
+def duration_text(seconds: Any) -> str:
+    """How long ago, short: 42 s, 5 min, 2 h 3 min, 3 d 4 h; "" for a value that is not a duration."""
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
+        return ""
+    s = int(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    return f"{s // 86400} d {s % 86400 // 3600} h"
 
 
 def _line_figure(port: dict[str, Any]) -> str:
@@ -231,6 +288,30 @@ def _modem_view(raw: Any, index: int, extensions: dict[str, str]) -> ModemView:
         extra={k: v for k, v in modem.items() if k not in _MODEM_KEYS})
 
 
+def _headset_view(raw: Any, extensions: dict[str, str], now: float) -> HeadsetView:
+    hs = raw if isinstance(raw, dict) else {"process": raw}
+    ext = str(hs.get("extension") or "?")
+    _mapped, note, warn = _mapping({"extension": ext}, extensions)
+    process = str(hs.get("process") or "unknown")
+    cls, process_note = HEADSET_PROCESS.get(process, ("idle", ""))
+    up = process == "up"
+    running = process in ("up", "starting")  # a pid outside these is the last, exited, process's
+    since = hs.get("since")
+    call = str(hs.get("state") or "") if up else ""  # a process that is not up has no call: its last report is stale
+    restarts = hs.get("restarts")
+    last_exit = hs.get("last_exit")
+    return HeadsetView(
+        extension=ext, mapped_note=note, mapped_warn=warn, process=process, process_class=cls,
+        process_note=process_note,
+        since=duration_text(now - since) if isinstance(since, (int, float)) and not isinstance(since, bool) else "",
+        pid=str(hs["pid"]) if running and hs.get("pid") is not None else "",
+        registered=hs.get("registered") is True, call_state=call,
+        call_class=HEADSET_CALL_CLASS.get(call, "idle"), peer=str(hs.get("peer") or "") if up else "",
+        restarts=restarts if isinstance(restarts, int) and not isinstance(restarts, bool) else 0,
+        last_exit="" if last_exit is None else str(last_exit), error=str(hs.get("error") or ""),
+        extra={k: v for k, v in hs.items() if k not in _HEADSET_KEYS})
+
+
 def build_view(status: dict[str, Any], extensions: dict[str, str]) -> HardwareView:
     """The engine's hardware status (HardwareManager.status shape) as the page's view model."""
     view = HardwareView(engine_up=True, updated_at=time.time())
@@ -240,7 +321,11 @@ def build_view(status: dict[str, Any], extensions: dict[str, str]) -> HardwareVi
     view.boards = [_board_view(b, extensions) for b in status.get("boards") or [] if isinstance(b, dict)]
     modems = status.get("modems")
     view.modems = [_modem_view(m, i, extensions) for i, m in enumerate(modems if isinstance(modems, list) else [])]
-    view.configured = view.configured or bool(view.boards or view.modems)
+    headsets = status.get("headsets")
+    view.headsets = [_headset_view(h, extensions, view.updated_at)
+                     for h in (headsets if isinstance(headsets, list) else [])]
+    view.headsets_error = str(status.get("headsets_error") or "")
+    view.configured = view.configured or bool(view.boards or view.modems or view.headsets or view.headsets_error)
     view.extra = {k: v for k, v in status.items() if k not in _TOP_KEYS}
     return view
 
