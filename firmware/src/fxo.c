@@ -1,5 +1,6 @@
 /* fxo.c - FXO port state machine (hw/PROTOCOL.md: RING_START, RING_STOP after
- * 6 s, CALLER_ID from FSK or DTMF CLIP, POLARITY, seizure and DIAL). */
+ * 6 s, CALLER_ID from FSK or DTMF CLIP, POLARITY, seizure, DIAL and
+ * BUSY_TONE). */
 #include "fxo.h"
 #include "hal.h"
 #include <string.h>
@@ -75,6 +76,7 @@ enum cmd_status fxo_offhook(fxo_t *f)
     if (f->state != FXO_OFFHOOK) {
         f->state = FXO_OFFHOOK;
         f->clip_active = false;
+        busytone_init(&f->busy);          /* the 2 s count from the seizure */
         hal_daa_offhook(f->port, true);
     }
     return CMD_OK;
@@ -109,8 +111,13 @@ enum cmd_status fxo_dial(fxo_t *f, const char *digits, int len)
 void fxo_audio_in(fxo_t *f, uint32_t now, const int16_t *x, int n, const dtmf_hit_t *hits,
                   int nhits, evq_t *q)
 {
-    if (f->state == FXO_OFFHOOK)
-        return;                           /* in a call: DTMF goes to the host as DTMF */
+    if (f->state == FXO_OFFHOOK) {
+        /* In a call: DTMF goes to the host as DTMF; a busy cadence means the
+         * far end has gone (the exchange gives no other sign on many lines). */
+        if (busytone_process(&f->busy, x, n))
+            evq_post(q, FT_EV_BUSY_TONE, f->port, NULL, 0);
+        return;
+    }
     /* Both demodulators run: the sender's standard is not signalled.  A Bell
      * 202 burst may also decode as V.23, so one message gives one event. */
     cid_t a, b;

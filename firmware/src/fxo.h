@@ -1,9 +1,10 @@
 /* fxo.h - FXO port (DAA, a carrier line plugged in): ring detect, caller-ID
- * receive, polarity, seizure and DTMF dialling. */
+ * receive, polarity, seizure, DTMF dialling and busy-tone detection. */
 #ifndef PLATEAU_FXO_H
 #define PLATEAU_FXO_H
 #include <stdbool.h>
 #include <stdint.h>
+#include "busytone.h"
 #include "debounce.h"
 #include "dtmf.h"
 #include "events.h"
@@ -34,19 +35,22 @@ typedef struct {
     uint32_t clip_last;
     /* dialling */
     dtmf_gen_t dial;
+    /* far end gone: busy/congestion cadence while seized, one BUSY_TONE per seizure */
+    busytone_t busy;
 } fxo_t;
 
 void fxo_init(fxo_t *f, uint8_t port, uint32_t now);
 /** Sample ring detect and polarity and run timers; posts RING_START,
  *  RING_STOP, POLARITY and (DTMF CLIP timeout) CALLER_ID. */
 void fxo_poll(fxo_t *f, uint32_t now, evq_t *q);
-/** OFFHOOK command: seize the line. */
+/** OFFHOOK command: seize the line (re-arms busy-tone detection). */
 enum cmd_status fxo_offhook(fxo_t *f);
 /** ONHOOK command: release (posts ON_HOOK if it was seized). */
 enum cmd_status fxo_onhook(fxo_t *f, evq_t *q);
 /** DIAL command: queue DTMF digits (100 ms on / 100 ms off). */
 enum cmd_status fxo_dial(fxo_t *f, const char *digits, int len);
-/** Line audio received (n samples): caller-ID receive while idle/ringing. */
+/** Line audio received (n samples): caller-ID receive while idle/ringing;
+ *  while seized, busy-tone detection (posts BUSY_TONE once per seizure). */
 void fxo_audio_in(fxo_t *f, uint32_t now, const int16_t *x, int n, const dtmf_hit_t *hits,
                   int nhits, evq_t *q);
 /** Audio to the line: true (out written) while dialling. */

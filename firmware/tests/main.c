@@ -7,6 +7,7 @@ void suite_dsp(void);
 void suite_fxs(void);
 void suite_fxo(void);
 void suite_protocol(void);
+void suite_busytone(void);
 
 int main(void)
 {
@@ -15,6 +16,7 @@ int main(void)
     suite_fxs();
     suite_fxo();
     suite_protocol();
+    suite_busytone();
     printf("%d tests, %d checks, %d failures\n", tl_tests, tl_checks, tl_failures);
     return tl_failures ? 1 : 0;
 }

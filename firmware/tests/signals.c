@@ -29,6 +29,26 @@ void sig_add_noise(int16_t *x, int n, float dbm0, uint32_t *seed)
     }
 }
 
+void sig_add_cadence(int16_t *x, int n, float f1, float f2, float dbm0, const int *ms, int nms)
+{
+    float a = DBM0_AMPLITUDE * powf(10.0f, dbm0 / 20.0f);
+    int period = 0;
+    for (int k = 0; k < nms; k++)
+        period += ms[k] * 8;
+    for (int i = 0; i < n; i++) {
+        int t = i % period, k = 0;
+        while (t >= ms[k] * 8) {
+            t -= ms[k] * 8;
+            k++;
+        }
+        if (k % 2 == 0) {
+            float ph = 2.0f * 3.14159265f * (float)(i % 8000) / 8000.0f;   /* whole Hz: exact per second */
+            float v = a * sinf(f1 * ph) + (f2 > 0.0f ? a * sinf(f2 * ph) : 0.0f);
+            x[i] = sat((float)x[i] + v);
+        }
+    }
+}
+
 void sig_ulaw(int16_t *x, int n)
 {
     for (int i = 0; i < n; i++)

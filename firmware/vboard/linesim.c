@@ -23,6 +23,9 @@ typedef struct {
     dtmf_gen_t keys;
     fsk_mod_t cid;
     bool cid_on;
+    /* exchange busy/congestion cadence ("busy P ..."); busy_on == 0: none */
+    float busy_hz[2], busy_dbm0, busy_phase[2];
+    uint32_t busy_on, busy_off, busy_sample;   /* samples */
     /* out of the codec */
     dtmf_det_t det;
     fsk_demod_t v23, bell;
@@ -82,6 +85,16 @@ void linesim_capture(uint8_t port, uint32_t now, uint8_t ulaw[HAL_FRAME_SAMPLES]
         dtmf_gen_fill(&l->keys, tmp, HAL_FRAME_SAMPLES);
         for (int i = 0; i < HAL_FRAME_SAMPLES; i++)
             mix[i] = (int16_t)(mix[i] + tmp[i]);
+    }
+    if (l->busy_on > 0) {
+        for (int t = 0; t < 2 && l->busy_hz[t] > 0.0f; t++) {
+            /* the phase runs on through the gaps, as an exchange's oscillator does */
+            sine_fill(l->busy_hz[t], l->busy_dbm0, &l->busy_phase[t], tmp, HAL_FRAME_SAMPLES);
+            for (int i = 0; i < HAL_FRAME_SAMPLES; i++)
+                if ((l->busy_sample + (uint32_t)i) % (l->busy_on + l->busy_off) < l->busy_on)
+                    mix[i] = (int16_t)(mix[i] + tmp[i]);
+        }
+        l->busy_sample = (l->busy_sample + HAL_FRAME_SAMPLES) % (l->busy_on + l->busy_off);
     }
     if (l->cid_on) {
         fsk_mod_fill(&l->cid, tmp, HAL_FRAME_SAMPLES);
@@ -240,6 +253,38 @@ static bool get_port(const char *s, uint8_t kind, int *port)
     return true;
 }
 
+/* Busy/congestion cadences of "busy P NAME" (ITU-T E.180 and the national
+ * specifications: FR 440 Hz, UK 400 Hz, US 480+620 Hz). */
+static const struct {
+    const char *name;
+    float hz[2], dbm0;
+    uint16_t on_ms, off_ms;
+} BUSY_CADENCES[] = {
+    {"FR", {440.0f, 0.0f}, -20.0f, 500, 500},
+    {"UK", {400.0f, 0.0f}, -20.0f, 375, 375},
+    {"US", {480.0f, 620.0f}, -24.0f, 500, 500},
+    {"congestion", {440.0f, 0.0f}, -20.0f, 250, 250},
+};
+
+static bool set_busy(line_t *l, const char *name)
+{
+    if (!strcmp(name, "off")) {
+        l->busy_on = 0;
+        return true;
+    }
+    for (size_t i = 0; i < sizeof BUSY_CADENCES / sizeof BUSY_CADENCES[0]; i++)
+        if (!strcmp(name, BUSY_CADENCES[i].name)) {
+            l->busy_hz[0] = BUSY_CADENCES[i].hz[0];
+            l->busy_hz[1] = BUSY_CADENCES[i].hz[1];
+            l->busy_dbm0 = BUSY_CADENCES[i].dbm0;
+            l->busy_on = BUSY_CADENCES[i].on_ms * 8u;
+            l->busy_off = BUSY_CADENCES[i].off_ms * 8u;
+            l->busy_sample = 0;              /* the cadence starts with a burst now */
+            return true;
+        }
+    return false;
+}
+
 static void send_cid(line_t *l, enum fsk_std std, const char *number, const char *name)
 {
     uint8_t msg[CID_MSG_MAX];
@@ -304,6 +349,11 @@ bool linesim_command(const char *text, uint32_t now)
         char clip[24];
         snprintf(clip, sizeof clip, "A%sC", a2);
         dtmf_gen_start(&lines[p].keys, clip, (int)strlen(clip), 70, 70, -10.0f);
+    } else if (!strcmp(cmd, "busy")) {
+        if (!get_port(a1, HAL_PORT_FXO, &p))
+            return false;
+        if (!a2 || !set_busy(&lines[p], a2))
+            return fail("busy P FR|UK|US|congestion|off");
     } else if (!strcmp(cmd, "polarity")) {
         if (!get_port(a1, HAL_PORT_FXO, &p))
             return false;

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hw.frames import CallerId, Dtmf, OffHookEvent, OnHookEvent, Ring, RingStart
+from hw.frames import BusyTone, CallerId, Dtmf, OffhookCommand, OffHookEvent, OnHookEvent, Ring, RingStart
 from hw.link import BoardLink, BoardUp, LinkEvent, Received
 
 FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
@@ -117,3 +117,14 @@ def test_handshake_hook_dtmf_and_caller_id_against_the_firmware(
     assert vb.wait_report("ringing 0 on")
     assert "0140000099" in vb.wait_report("cid 0", timeout=8.0)
     assert link.counters.crc_errors == 0 and link.counters.framing_errors == 0
+
+
+def test_busy_tone_on_a_seized_fxo_line_against_the_firmware(
+        board: tuple[VBoard, BoardLink, queue.Queue[LinkEvent]]) -> None:
+    vb, link, events = board
+    wait_event(events, BoardUp)
+    link.send(OffhookCommand(1))  # seize the FXO line: the firmware listens for the far end's busy cadence
+    assert vb.wait_report("offhook 1")
+    vb.command("busy 1 FR")  # 440 Hz 0.5 s on / 0.5 s off from the simulated exchange
+    busy = wait_event(events, BusyTone, timeout=4.0)
+    assert isinstance(busy, BusyTone) and busy.port == 1
