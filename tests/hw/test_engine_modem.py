@@ -155,7 +155,9 @@ def test_inbound_call_with_caller_id_tones_dtmf_and_far_end_hangup(rig: tuple[En
         assert info["display"] == "DUPONT JEAN"
         b.wait_state(cb, "CONFIRMED", timeout=5.0)
         _wait(lambda: twin.mode == "vtr" and twin.off_hook, 3.0, "modem off-hook, duplex voice stream open")
-        assert _modem(eng)["state"] == "connected"
+        # The line turns "connected" when the engine loop has handled the modem's answer, a moment
+        # after the twin sees the stream open.
+        _wait(lambda: _modem(eng)["state"] == "connected", 3.0, "the modem line connected")
         time.sleep(2.0)
         heard_on_line = twin.received_audio()[sent_before:]
         twin.send_dtmf("42#")  # the caller presses keys: the modem reports <DLE>4 <DLE>2 <DLE>#
