@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 from appliance.pbx.channel import (
     CANCELLED,
     CONGESTION,
-    NORMAL_CLEARING,
     Answered,
     Cause,
     Channel,
@@ -353,17 +352,11 @@ class BriChannel(LineChannel):
         self.port.request(self, "answer")
         self.set_state(ChannelState.UP)
 
-    def hangup(self, cause: Cause = NORMAL_CLEARING) -> None:
-        if self.is_down:
-            return
-        self.set_state_down()
-        self.port.channel_ended(self, cause)
 
     # -- outbound ----------------------------------------------------------------------------------------
     def dial(self) -> None:
         if not self.port.available:
-            self.set_state_down()
-            self.post_later(HungUp(self, D_CHANNEL_DOWN if not self.port.in_service else CONGESTION, remote=True))
+            self.refuse_dial(D_CHANNEL_DOWN if not self.port.in_service else CONGESTION)
             return
         self.open_media()
         self._in_dial = True
@@ -372,8 +365,7 @@ class BriChannel(LineChannel):
         finally:
             self._in_dial = False
         if refused is not None and not self.is_down:
-            self.set_state_down()
-            self.post_later(HungUp(self, refused, remote=True))
+            self.refuse_dial(refused)
 
     # -- from the network ----------------------------------------------------------------------------------
     def far_end_alerting(self) -> None:

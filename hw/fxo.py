@@ -25,7 +25,6 @@ from appliance.pbx.channel import (
     Cause,
     ChannelState,
     DtmfReceived,
-    HungUp,
     Party,
     Progress,
 )
@@ -216,7 +215,7 @@ class FxoPort(LinePort):
             self.send(Dial(self.index, digits))
         chan.dialled()
 
-    def channel_ended(self, chan: FxoChannel) -> None:
+    def channel_ended(self, chan: FxoChannel, cause: Cause) -> None:
         """The PBX ended `chan`: release the line if seized; refuse a still-ringing call."""
         if self.channel is not chan:
             return
@@ -254,21 +253,14 @@ class FxoChannel(LineChannel):
         self.port.seize(self)
         self.set_state(ChannelState.UP)
 
-    def hangup(self, cause: Cause = NORMAL_CLEARING) -> None:
-        if self.is_down:
-            return
-        self.set_state_down()
-        self.port.channel_ended(self)
 
     # -- outbound ------------------------------------------------------------------------------------
     def dial(self) -> None:
         if self.port.state == FxoState.OUT_OF_SERVICE:
-            self.set_state_down()
-            self.post_later(HungUp(self, BOARD_GONE, remote=True))
+            self.refuse_dial(BOARD_GONE)
             return
         if not self.port.available:
-            self.set_state_down()
-            self.post_later(HungUp(self, CONGESTION, remote=True))
+            self.refuse_dial(CONGESTION)
             return
         self.open_media()
         self.port.dial_out(self)

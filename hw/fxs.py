@@ -24,7 +24,6 @@ from appliance.pbx.channel import (
     ChannelState,
     DtmfReceived,
     HoldChanged,
-    HungUp,
     Party,
     Ringing,
     TransferRequested,
@@ -252,12 +251,10 @@ class FxsChannel(LineChannel):
     # -- outbound: the PBX rings the phone ---------------------------------------------------------
     def dial(self) -> None:
         if self.port.state == FxsState.OUT_OF_SERVICE:
-            self.set_state_down()
-            self.post_later(HungUp(self, BOARD_GONE, remote=True))
+            self.refuse_dial(BOARD_GONE)
             return
         if not self.port.available:
-            self.set_state_down()
-            self.post_later(HungUp(self, BUSY, remote=True))
+            self.refuse_dial(BUSY)
             return
         self.open_media()
         self.port.ring_phone(self)
@@ -290,11 +287,6 @@ class FxsChannel(LineChannel):
             self.port.tone(ToneKind.OFF)
         self.set_state(ChannelState.UP)
 
-    def hangup(self, cause: Cause = NORMAL_CLEARING) -> None:
-        if self.is_down:
-            return
-        self.set_state_down()
-        self.port.channel_ended(self, cause)
 
 
 def fxs_extension_map(ports: list[FxsPort]) -> dict[str, list[FxsPort]]:

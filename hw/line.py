@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from appliance.pbx.channel import Cause, Channel, ChannelState, HungUp, Party
+from appliance.pbx.channel import NORMAL_CLEARING, Cause, Channel, ChannelState, HungUp, Party
 from hw.frames import Audio, Message
 from hw.relay import AudioRelay
 
@@ -67,6 +67,10 @@ class LinePort:
         """Relay thread: 20 ms for the line."""
         self.send(Audio(self.index, ulaw))
 
+    def channel_ended(self, chan: Any, cause: Cause) -> None:
+        """The PBX ended `chan` with `cause`: release the line as this kind of port requires."""
+        raise NotImplementedError(f"{type(self).__name__} does not take calls")
+
 
 class LineChannel(Channel):
     """A PBX channel on a line port: owns one media leg bridged to the port's audio."""
@@ -112,6 +116,18 @@ class LineChannel(Channel):
     def set_state_down(self) -> None:
         self.set_state(ChannelState.DOWN)
         self.release_media()
+
+    def hangup(self, cause: Cause = NORMAL_CLEARING) -> None:
+        """The PBX ends the call: the port releases the line as its kind requires."""
+        if self.is_down:
+            return
+        self.set_state_down()
+        self.port.channel_ended(self, cause)
+
+    def refuse_dial(self, cause: Cause) -> None:
+        """The call cannot go out on this port: down at once, the PBX told on the next loop turn."""
+        self.set_state_down()
+        self.post_later(HungUp(self, cause, remote=True))
 
     def post_later(self, event: Any) -> None:
         """Post from the next loop turn: the PBX must not hear about a dial() inside dial()."""

@@ -39,7 +39,6 @@ from appliance.pbx.channel import (
     Channel,
     ChannelState,
     DtmfReceived,
-    HungUp,
     Party,
     Ringing,
 )
@@ -313,7 +312,7 @@ class ModemLinePort(LinePort):
         self._release_line()
         chan.remote_gone(CONGESTION)
 
-    def channel_ended(self, chan: ModemLineChannel) -> None:
+    def channel_ended(self, chan: ModemLineChannel, cause: Cause) -> None:
         """The PBX ended `chan`: hang up the line if off-hook; leave a refused ringing call to ring out."""
         if self.channel is not chan:
             return
@@ -363,27 +362,19 @@ class ModemLineChannel(LineChannel):
         self.port.answer(self)
         self.set_state(ChannelState.UP)
 
-    def hangup(self, cause: Cause = NORMAL_CLEARING) -> None:
-        if self.is_down:
-            return
-        self.set_state_down()
-        self.port.channel_ended(self)
 
     # -- outbound ------------------------------------------------------------------------------------
     def dial(self) -> None:
         port = self.port
         if not port.in_service:
-            self.set_state_down()
-            self.post_later(HungUp(self, MODEM_DOWN, remote=True))
+            self.refuse_dial(MODEM_DOWN)
             return
         if not port.available:
-            self.set_state_down()
-            self.post_later(HungUp(self, CONGESTION, remote=True))
+            self.refuse_dial(CONGESTION)
             return
         self.open_media()
         if not port.dial_out(self):
-            self.set_state_down()
-            self.post_later(HungUp(self, Cause(484, "Address Incomplete"), remote=True))
+            self.refuse_dial(Cause(484, "Address Incomplete"))
 
     def dialled(self) -> None:
         """The dial string is out: the far end is being called (no early media in voice dial mode)."""
