@@ -20,23 +20,16 @@ from hw import libpri
 from hw.bri import BriConfig
 from hw.config import HardwareConfigError, parse_hardware
 from hw.sim.lineboard import LineBoardSim, SimBri
-from tests.audio import read_wav, tone_ratio, write_tone_wav
+from tests.audio import read_wav, tone_ratio
 from tests.peers.engine import Engine, default_config
 from tests.peers.pjsua import PjPhone
+from tests.peers.polling import wait_until as _wait
 
 DID = "0140000010"
 CALLER = "0612345678"
 TRUNK = "isdn"
 
 
-def _wait(predicate: Any, timeout: float = 5.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not met in {timeout}s")
 
 
 # -- configuration ------------------------------------------------------------------------------------
@@ -106,9 +99,6 @@ def _idle(eng: Engine, sim: LineBoardSim) -> None:
     assert not sim.ports[0].active
 
 
-@pytest.fixture
-def tones(tmp_path: Path) -> dict[int, Path]:
-    return {f: write_tone_wav(tmp_path / f"tone{f}.wav", f, 4.0, rate=8000, amplitude=8000) for f in (1000, 2000)}
 
 
 def test_status_shows_the_bri_port_and_the_network_sees_layer2(rig: tuple[Engine, LineBoardSim]) -> None:

@@ -40,6 +40,7 @@ from hw.headsets import (
 from tests.audio import read_wav, sine, tone_ratio, write_tone_wav
 from tests.peers.acd import CALLER, phone, queue_config, wait_agent
 from tests.peers.engine import Engine
+from tests.peers.polling import wait_until as _wait
 
 ASOUNDRC = Path(__file__).with_name("asoundrc")
 HEADSET = "1005"
@@ -48,15 +49,6 @@ MIC_HZ = 1400.0  # what the headset's microphone "hears"
 TALK_S = 2.0
 
 
-def _wait(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met in {timeout}s")
-        time.sleep(0.05)
 
 
 def headset_status(pbx: Engine, ext: str = HEADSET) -> dict[str, Any]:

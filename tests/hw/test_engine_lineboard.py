@@ -16,21 +16,14 @@ import yaml
 
 from hw.frames import Dial, OffhookCommand, Ring, ToneKind
 from hw.sim.lineboard import FXS_RINGING, LineBoardSim
-from tests.audio import read_wav, tone_ratio, write_tone_wav
+from tests.audio import read_wav, tone_ratio
 from tests.peers.engine import Engine, default_config
 from tests.peers.pjsua import PjPhone
+from tests.peers.polling import wait_until as _wait
 
 DID = "0140000000"
 
 
-def _wait(predicate: Any, timeout: float = 5.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not met in {timeout}s")
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +61,6 @@ def _port_state(eng: Engine, index: int) -> str:
     return str(_board(eng)["ports"][index]["state"])
 
 
-@pytest.fixture
-def tones(tmp_path: Path) -> dict[int, Path]:
-    return {f: write_tone_wav(tmp_path / f"tone{f}.wav", f, 4.0, rate=8000, amplitude=8000) for f in (1000, 2000)}
 
 
 def test_status_lists_board_ports_and_counters(rig: tuple[Engine, LineBoardSim]) -> None:

@@ -19,22 +19,15 @@ from hw.config import HardwareConfigError, parse_hardware
 from hw.manager import HardwareManager
 from hw.modem_line import ModemLineConfig
 from hw.sim.modem import ModemTwin, ulaw_tone
-from tests.audio import read_wav, tone_ratio, write_tone_wav
+from tests.audio import read_wav, tone_ratio
 from tests.peers.engine import Engine, default_config
 from tests.peers.pjsua import PjPhone
+from tests.peers.polling import wait_until as _wait
 
 DID = "0140000001"
 TRUNK = "analog-modem"
 
 
-def _wait(predicate: Any, timeout: float = 5.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not met in {timeout}s")
 
 
 def test_modems_section_accepted_alone_or_beside_boards() -> None:
@@ -124,9 +117,6 @@ def _modem_channel(eng: Engine) -> dict[str, Any] | None:
     return next((c for c in channels if c["technology"] == "modem"), None)
 
 
-@pytest.fixture
-def tones(tmp_path: Path) -> dict[int, Path]:
-    return {f: write_tone_wav(tmp_path / f"tone{f}.wav", f, 4.0, rate=8000, amplitude=8000) for f in (1000, 2000)}
 
 
 def test_status_shows_the_modem(rig: tuple[Engine, ModemTwin]) -> None:
