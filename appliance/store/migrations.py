@@ -358,4 +358,81 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX quality_scores_agent_at ON quality_scores (agent, at);
     """,
+    # 8: outbound campaigns (issue 7): campaigns, their prospect lists and leads, every dial
+    # attempt, the do-not-call list, and the audit log of every dialer decision.
+    """
+    CREATE TABLE campaigns (
+        name TEXT PRIMARY KEY,
+        config TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'paused' CHECK (state IN ('paused', 'running', 'finished')),
+        created_at DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL
+    );
+
+    CREATE TABLE lead_lists (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        campaign TEXT NOT NULL REFERENCES campaigns (name) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        imported_at DOUBLE PRECISION NOT NULL,
+        imported_by TEXT NOT NULL DEFAULT '',
+        report TEXT NOT NULL DEFAULT '{}'
+    );
+
+    CREATE TABLE leads (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        list_id INTEGER NOT NULL REFERENCES lead_lists (id) ON DELETE CASCADE,
+        campaign TEXT NOT NULL REFERENCES campaigns (name) ON DELETE CASCADE,
+        number TEXT NOT NULL,
+        timezone TEXT NOT NULL,
+        fields TEXT NOT NULL DEFAULT '{}',
+        status TEXT NOT NULL DEFAULT 'new'
+            CHECK (status IN ('new', 'retry', 'callback', 'dialing', 'done', 'dnc', 'exhausted')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_outcome TEXT NOT NULL DEFAULT '',
+        disposition TEXT NOT NULL DEFAULT '',
+        next_at DOUBLE PRECISION,
+        callback_agent TEXT NOT NULL DEFAULT '',
+        updated_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE UNIQUE INDEX leads_campaign_number ON leads (campaign, number);
+    CREATE INDEX leads_due ON leads (campaign, status, next_at);
+
+    CREATE TABLE dial_attempts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        campaign TEXT NOT NULL,
+        lead_id INTEGER REFERENCES leads (id) ON DELETE SET NULL,
+        number TEXT NOT NULL,
+        call_id TEXT NOT NULL DEFAULT '',
+        placed_at DOUBLE PRECISION NOT NULL,
+        answered_at DOUBLE PRECISION,
+        connected_at DOUBLE PRECISION,
+        ended_at DOUBLE PRECISION,
+        outcome TEXT NOT NULL DEFAULT '',
+        amd TEXT NOT NULL DEFAULT '',
+        agent TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX dial_attempts_campaign_at ON dial_attempts (campaign, placed_at);
+    CREATE INDEX dial_attempts_number_at ON dial_attempts (number, placed_at);
+
+    CREATE TABLE dnc (
+        number TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        note TEXT NOT NULL DEFAULT '',
+        added_by TEXT NOT NULL DEFAULT '',
+        added_at DOUBLE PRECISION NOT NULL
+    );
+
+    CREATE TABLE dialer_audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at DOUBLE PRECISION NOT NULL,
+        campaign TEXT NOT NULL DEFAULT '',
+        lead_id INTEGER,
+        number TEXT NOT NULL DEFAULT '',
+        decision TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX dialer_audit_at ON dialer_audit (at);
+    CREATE INDEX dialer_audit_campaign_at ON dialer_audit (campaign, at);
+    """,
 ]
