@@ -13,8 +13,8 @@ Public calls (`answer`, `hangup`, `dial`) are posted to it and return a `Future`
 port's two frame callbacks run on pjmedia's clock thread. pjsua2 allows one Endpoint per
 process, so one `Headset` per process.
 
-HID hook-switch buttons are not handled here: answer/hang up come from `answer()`/`hangup()`
-(and the control API that the engine will route to them).
+HID hook-switch buttons are not handled here: hw/headset_service.py reads them
+(hw/headset_hid.py) and calls `answer()`/`hangup()`, as the control API does.
 """
 
 from __future__ import annotations
@@ -97,6 +97,8 @@ class HeadsetConfig:
     sip_port: int = 0  # 0: the kernel picks one
     register_expires: int = 300
     pj_log_level: int = 1
+    hid: str = ""  # the hook button's /dev/hidrawN, "auto" (same USB device as the audio), "" none
+    hid_descriptor: str = ""  # its report descriptor file; "": sysfs (hw/headset_hid.py)
 
 
 class HeadsetState(enum.Enum):
@@ -304,6 +306,11 @@ class Headset:
         if not _NUMBER.match(number):
             raise ValueError(f"not a dialable number: {number!r}")
         return self._post(lambda: self._do_dial(number))
+
+    def set_mute(self, muted: bool) -> None:
+        """Send silence instead of the microphone (the headset's mute button), until unmuted."""
+        if self._port is not None:
+            self._port.muted = muted
 
     def status(self) -> Future[HeadsetStatus]:
         """State, registration and audio counters of the current (or last) call."""

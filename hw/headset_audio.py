@@ -89,6 +89,10 @@ class HeadsetPort(pj.AudioMediaPort):
         self._buf = bytearray()
         self._started = 0.0
         self._captured = 0  # samples read from the microphone since attach()
+        # Set from the control thread (the headset's mute button), read on the clock thread: a
+        # bool assignment is atomic in CPython. The microphone is still read while muted so its
+        # buffer does not fill up and replay stale speech on unmute.
+        self.muted = False
         self.stats = AudioStats()
         fmt = pj.MediaFormatAudio()
         fmt.init(pj.PJMEDIA_FORMAT_L16, rate, 1, FRAME_MS * 1000, 16)
@@ -121,6 +125,8 @@ class HeadsetPort(pj.AudioMediaPort):
         with self._lock:
             if self._mic is not None:
                 data = self._next_mic_frame()
+                if self.muted:
+                    data = self._silence
         frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
         frame.buf = pj.ByteVector(data)
         frame.size = len(data)

@@ -17,10 +17,18 @@ Protocol: one JSON object per line, UTF-8, in both directions.
                      {"event": "hungup", "code": 200, "reason": "Normal call clearing", "state": "idle"}
                      {"event": "ready", "extension": "1005", "state": "idle"}   (registered; commands accepted)
                      {"event": "failed", "kind": "RegistrationFailed", "error": "...", "code": 403}  (exit 1)
+                     {"event": "hid", "device": "/dev/hidraw2", "connected": true, "off_hook": false,
+                      "muted": false, "error": "", "state": "idle"}   (the hook button; config `hid`)
 
 `state` is the headset's call state (`HeadsetState`) right after the event or command.
 End of stdin (the engine closed the pipe or died) or SIGTERM: hang up, unregister, exit 0.
 Anything C code prints goes to stderr: stdout carries the protocol only.
+
+The hook button (config `hid`: a hidraw node, or `auto`; hw/headset_hid.py) is read on its
+own thread: going off hook while a call rings answers it; going on hook while talking or
+dialing hangs up. Off hook while idle is ignored (there is no dial tone: dial from the API),
+and so is on hook while ringing (the caller keeps ringing until answered or the API hangs
+up). Its LEDs follow the call: Ring while ringing, Off-Hook while dialing or talking.
 """
 
 from __future__ import annotations
@@ -42,10 +50,12 @@ from hw.headset import (
     HeadsetConfig,
     HeadsetError,
     HeadsetEvent,
+    HeadsetState,
     HungUp,
     Incoming,
     Registered,
 )
+from hw.headset_hid import HidError, HidEvent, HidrawReader, HidStatus, HookOff, HookOn, MuteToggled, find_hidraw
 
 log = logging.getLogger("plateau.headset_service")
 
@@ -77,6 +87,17 @@ class ServiceFailed(HeadsetEvent):
     code: int = 0
 
 
+@dataclass(frozen=True)
+class HidState(HeadsetEvent):
+    """The hook button's device: opened (`connected`), its hook and mute state, or why it is not read."""
+
+    device: str
+    connected: bool
+    off_hook: bool
+    muted: bool
+    error: str = ""
+
+
 _EVENT_NAMES: dict[type[HeadsetEvent], str] = {
     Registered: "registered",
     Incoming: "incoming",
@@ -84,6 +105,7 @@ _EVENT_NAMES: dict[type[HeadsetEvent], str] = {
     HungUp: "hungup",
     ServiceReady: "ready",
     ServiceFailed: "failed",
+    HidState: "hid",
 }
 _EVENT_TYPES = {name: kind for kind, name in _EVENT_NAMES.items()}
 
@@ -167,6 +189,7 @@ class HeadsetService:
         self._out = out
         self._write_lock = threading.Lock()
         self.headset = Headset(config, on_event=self._on_event)
+        self.hid: HidrawReader | None = None
 
     def send(self, msg: dict[str, Any]) -> None:
         """Write one protocol line (any thread); a closed pipe means the engine is gone."""
@@ -181,6 +204,47 @@ class HeadsetService:
     def _on_event(self, event: HeadsetEvent) -> None:
         # On the headset's control thread, so `state` is the one right after the event.
         self.send(event_to_wire(event, self.headset.state.value))
+        if self.hid is not None and isinstance(event, (Incoming, Answered, HungUp)):
+            state = self.headset.state
+            self.hid.set_call(off_hook=state in (HeadsetState.TALKING, HeadsetState.DIALING),
+                              ring=state is HeadsetState.RINGING)
+
+    # -- the hook button (reader thread) ----------------------------------------------------------
+    def start_hid(self) -> None:
+        """Start reading the hook button of config `hid`; a missing device is logged, not fatal."""
+        device = self.config.hid
+        if not device:
+            return
+        if device == "auto":
+            try:
+                device = str(find_hidraw(self.config.input_device))
+            except HidError as exc:
+                log.error("headset %s: %s", self.config.extension, exc)
+                self._on_hid_status(HidStatus("auto", False, False, False, str(exc)))
+                return
+        self.hid = HidrawReader(device, self._on_hid, descriptor=self.config.hid_descriptor or None,
+                                on_status=self._on_hid_status).start()
+
+    def _on_hid_status(self, st: HidStatus) -> None:
+        ev = HidState(st.device, st.connected, st.off_hook, st.muted, st.error)
+        self.send(event_to_wire(ev, self.headset.state.value))
+
+    def _on_hid(self, event: HidEvent) -> None:
+        state = self.headset.state
+        fut: Future[Any] | None = None
+        if isinstance(event, HookOff) and state is HeadsetState.RINGING:
+            fut = self.headset.answer()
+        elif isinstance(event, HookOn) and state in (HeadsetState.TALKING, HeadsetState.DIALING):
+            fut = self.headset.hangup()
+        elif isinstance(event, MuteToggled):
+            self.headset.set_mute(event.muted)
+            log.info("headset %s: mute button: %s", self.config.extension, "muted" if event.muted else "unmuted")
+        else:
+            log.info("headset %s: %s ignored while %s", self.config.extension, type(event).__name__, state.value)
+        if fut is not None:
+            action = type(event).__name__
+            fut.add_done_callback(lambda f: f.exception() is not None and log.warning(
+                "headset %s: %s: %s", self.config.extension, action, f.exception()))
 
     def start(self) -> bool:
         """Register; emits `ready` or `failed`."""
@@ -192,6 +256,7 @@ class HeadsetService:
             self.send(event_to_wire(ServiceFailed(type(exc).__name__, str(exc), code), self.headset.state.value))
             return False
         self.send(event_to_wire(ServiceReady(self.config.extension), self.headset.state.value))
+        self.start_hid()
         return True
 
     def handle(self, line: str) -> None:
@@ -233,6 +298,9 @@ class HeadsetService:
                 self.handle(line)
 
     def close(self) -> None:
+        if self.hid is not None:
+            self.hid.stop()
+            self.hid = None
         self.headset.close()
 
 

@@ -18,6 +18,8 @@ data/headsets.yaml is a list:
       rate: 8000                           # optional: 8000 (G.711) or 16000 (G.722)
       codecs: [PCMU, PCMA]                 # optional
       sip_port: 0                          # optional: a fixed port keeps the Contact across restarts
+      hid: /dev/hidraw2                    # optional: the hook button (hw/headset_hid.py); "auto" finds
+                                           # the hidraw node on the same USB device as input_device
 
 Threads: one supervising thread per headset owns its process (spawn, read stdout, wait,
 back off, respawn); commands may come from any thread (the control API's) and wait for their
@@ -45,7 +47,14 @@ from typing import IO, Any
 import yaml
 
 from hw.headset import RATES, HeadsetConfig, HeadsetEvent, HungUp, Incoming, Registered
-from hw.headset_service import ProtocolError, ServiceFailed, ServiceReady, config_to_wire, event_from_wire
+from hw.headset_service import (
+    HidState,
+    ProtocolError,
+    ServiceFailed,
+    ServiceReady,
+    config_to_wire,
+    event_from_wire,
+)
 
 log = logging.getLogger("plateau.headsets")
 
@@ -53,7 +62,7 @@ RESTART_DELAY = 2.0
 MAX_RESTART_DELAY = 60.0
 STOP_GRACE = 3.0  # the service hangs up and unregisters (about 1 s) before exiting
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]
-_FIELDS = {"extension", "password", "input_device", "output_device", "rate", "codecs", "sip_port"}
+_FIELDS = {"extension", "password", "input_device", "output_device", "rate", "codecs", "sip_port", "hid"}
 
 
 # -- errors -----------------------------------------------------------------------------------------
@@ -124,10 +133,13 @@ def parse_headsets(doc: Any, registrar_host: str, registrar_port: int) -> list[H
         port = entry.get("sip_port", 0)
         if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
             raise HeadsetsConfigError(f"{where}.sip_port: a port number (0: any)")
+        hid = entry.get("hid", "")
+        if not isinstance(hid, str) or not (hid in ("", "auto") or hid.startswith("/")):
+            raise HeadsetsConfigError(f"{where}.hid: 'auto' or the absolute path of a hidraw node (/dev/hidrawN)")
         out.append(HeadsetConfig(
             extension=ext, password=entry["password"], registrar_host=registrar_host,
             registrar_port=registrar_port, input_device=entry["input_device"], output_device=output,
-            rate=rate, codecs=tuple(codecs), bind_ip=registrar_host, sip_port=port,
+            rate=rate, codecs=tuple(codecs), bind_ip=registrar_host, sip_port=port, hid=hid,
         ))
     return out
 
@@ -178,6 +190,10 @@ class HeadsetRecord:
     since: float = field(default_factory=time.time)  # when `process` last changed
     last_exit: int | None = None
     error: str = ""  # why the last start failed; cleared once it registers
+    hid: str = ""  # the hook button's hidraw node, once the process has opened it
+    hid_hook: str = ""  # "on-hook"/"off-hook" as the button last said; "" without a HID device
+    hid_muted: bool = False
+    hid_error: str = ""  # why the HID device is not read (not found, unplugged...)
 
 
 class SupervisedHeadset:
@@ -365,6 +381,9 @@ class SupervisedHeadset:
             elif isinstance(event, ServiceFailed):
                 rec.error = f"{event.kind}: {event.error}"
                 self._refused = event.code in (401, 403)  # RFC 3261 22.2/22.4: credentials refused
+            elif isinstance(event, HidState):
+                rec.hid, rec.hid_error, rec.hid_muted = event.device, event.error, event.muted
+                rec.hid_hook = ("off-hook" if event.off_hook else "on-hook") if event.connected else ""
         if isinstance(event, ServiceFailed):
             log.error("headset %s: failed to start: %s: %s", ext, event.kind, event.error)
         elif isinstance(event, Registered) and not event.active:
@@ -375,6 +394,10 @@ class SupervisedHeadset:
             log.info("headset %s: call ended (%d %s)", ext, event.code, event.reason)
         elif isinstance(event, ServiceReady):
             log.info("headset %s: registered and ready", ext)
+        elif isinstance(event, HidState):
+            log.info("headset %s: hook button %s: %s%s", ext, event.device or "-",
+                     ("off-hook" if event.off_hook else "on-hook") if event.connected else "not read",
+                     f" ({event.error})" if event.error else "")
         else:
             log.info("headset %s: %s (%s)", ext, type(event).__name__.lower(), state)
         if self.on_event is not None:
@@ -389,6 +412,7 @@ class SupervisedHeadset:
             self._proc = None
             rec = self._record
             rec.last_exit, rec.registered, rec.state, rec.pid = code, False, "stopped", None
+            rec.hid_hook = ""
             pending, self._pending = self._pending, {}
             if not self._stopping.is_set() and not self._refused:
                 self._set_state(ProcessState.BACKOFF)

@@ -99,7 +99,7 @@ def pbx(tmp_path_factory: pytest.TempPathFactory, sim_env: tuple[Path, Path]) ->
     ([{"extension": 1005, "password": "p"}], r"headsets\[0\].input_device: required"),
     ([{"extension": 1005, "password": "p", "input_device": "x", "rate": 44100}], r"headsets\[0\].rate"),
     ([{"extension": 1005, "password": "p", "input_device": "x", "codecs": ["opus"]}], r"headsets\[0\].codecs"),
-    ([{"extension": 1005, "password": "p", "input_device": "x", "hid": 1}], "unknown field 'hid'"),
+    ([{"extension": 1005, "password": "p", "input_device": "x", "hid": 1}], r"headsets\[0\].hid: .auto. or"),
     ([{"extension": 1005, "password": "p", "input_device": "x"},
       {"extension": "1005", "password": "q", "input_device": "y"}], r"headsets\[1\].extension: 1005 is already"),
 ])
