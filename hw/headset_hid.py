@@ -193,10 +193,10 @@ def parse_report_descriptor(desc: bytes) -> tuple[list[ReportField], dict[tuple[
             elif tag == 0x1:
                 usage_min = ext
             elif tag == 0x2 and usage_min is not None:
-                page = usage_min[0] if usage_min[0] is not None else ext[0]
+                range_page = usage_min[0] if usage_min[0] is not None else ext[0]
                 if ext[1] - usage_min[1] > 0xFFFF:
                     raise DescriptorError(f"byte {i - 1 - size}: usage range too large")
-                usages.extend((page, u) for u in range(usage_min[1], ext[1] + 1))
+                usages.extend((range_page, u) for u in range(usage_min[1], ext[1] + 1))
                 usage_min = None
     if depth:
         raise DescriptorError("a Collection is not closed")
@@ -533,8 +533,10 @@ class HidrawReader:
                 self._wait(self.reopen_delay)
                 continue
             fd = self._fd
+            if fd is None:
+                continue
             ready, _, _ = select.select([fd, self._wake_r], [], [])
-            if self._wake_r in ready or fd is None:
+            if self._wake_r in ready:
                 continue
             try:
                 chunk = os.read(fd, MAX_REPORT)

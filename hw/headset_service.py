@@ -243,8 +243,11 @@ class HeadsetService:
             log.info("headset %s: %s ignored while %s", self.config.extension, type(event).__name__, state.value)
         if fut is not None:
             action = type(event).__name__
-            fut.add_done_callback(lambda f: f.exception() is not None and log.warning(
-                "headset %s: %s: %s", self.config.extension, action, f.exception()))
+            fut.add_done_callback(lambda f: self._hid_action_done(action, f))
+
+    def _hid_action_done(self, action: str, fut: Future[Any]) -> None:
+        if fut.exception() is not None:
+            log.warning("headset %s: %s: %s", self.config.extension, action, fut.exception())
 
     def start(self) -> bool:
         """Register; emits `ready` or `failed`."""
