@@ -1,9 +1,12 @@
 """ISDN BRI on a line-board port, working as a trunk: the port and the PBX channel on it.
 
-The board carries the port's D channel as `DCHAN` frames (bare Q.921 LAPD) and the B channel
-of its call as `AUDIO` (20 ms µ-law; EuroISDN's bearer is A-law, the board converts, see
-hw/PROTOCOL.md). Q.921/Q.931 run in libpri through `hw.isdn.BriPort` (TE, user side); this
-module makes its calls PBX channels, in the shape of hw/fxo.py:
+The board carries the port's D channel as `DCHAN` frames (bare Q.921 LAPD) and its B channels
+as 20 ms µ-law (EuroISDN's bearer is A-law, the board converts, see hw/PROTOCOL.md): a board
+whose CAPS sets bit 2 on the port carries both B channels as `BAUDIO` (each frame names its B
+channel), so the port takes two calls at once, as a basic-rate access does (ITU-T I.430: 2B+D);
+an older board carries only the B channel of one call as `AUDIO`, and the port takes one call.
+Q.921/Q.931 run in libpri through `hw.isdn.BriPort` (TE, user side); this module makes its
+calls PBX channels, in the shape of hw/fxo.py:
 
 - Inbound: a SETUP becomes a channel routed by its DID (`Switchboard.incoming` with
   `via_trunk`, so inbound DID routes apply), presenting the calling number. We send CALL
@@ -14,8 +17,12 @@ module makes its calls PBX channels, in the shape of hw/fxo.py:
   and CONNECT become Ringing, Progress and Answered.
 - Clearing either way carries its cause mapped between Q.850 and SIP (RFC 3398, hw/isdn.py).
 
-One call per port: the board's AUDIO stream for a BRI port is the B channel of that port's
-call, so a second SETUP while a call is up is refused with cause 34 (no circuit available).
+B channels: each call is bound to the B channel Q.931's channel identification gives it
+(clause 4.5.13): inbound, the one the network chose in SETUP (or, when the network left the
+choice to us, a free one we name in CALL PROCEEDING, 5.2.3.2); outbound, we ask for "any channel"
+and take the one CALL PROCEEDING, ALERTING or CONNECT indicates (5.1.2). A SETUP beyond the
+port's calls (two, or one on an AUDIO-only board) is refused with cause 34 (no circuit/channel
+available, SIP 503); one naming a B channel already ours with cause 44.
 
 Timers: libpri's Q.921/Q.931 timers (T200, T203, T303, T309...) run from the engine's
 scheduler, re-armed from `BriPort.next_timer()` after every frame, request and poll.
@@ -43,7 +50,7 @@ from appliance.pbx.channel import (
 from appliance.pbx.dialplan import ToTrunk
 from appliance.store.models import Extension
 from hw import isdn
-from hw.frames import DChan
+from hw.frames import B_CHANNELS, BAudio, DChan, PortCaps
 from hw.isdn import BriPort, BriUnavailable, CallState, IsdnCall, IsdnEvent
 from hw.libpri import PriError
 from hw.line import BOARD_GONE, HwContext, IllegalPortTransition, LineChannel, LinePort
@@ -55,7 +62,8 @@ log = logging.getLogger("plateau.hw")
 D_CHANNEL_DOWN = Cause(503, "ISDN D channel down")
 # Q.850 causes we clear with on our own initiative.
 Q850_UNALLOCATED = 1  # the called number is not one of this port's DIDs
-Q850_NO_CIRCUIT = 34  # the port's one call is in use
+Q850_NO_CIRCUIT = 34  # every B channel of the port is in use
+Q850_CHANNEL_UNAVAILABLE = 44  # the network named a B channel we already use (requested channel not available)
 Q850_TEMPORARY_FAILURE = 41  # no media leg could be had
 
 
@@ -81,7 +89,7 @@ class BriConfig:
 class BriLineState(enum.Enum):
     OUT_OF_SERVICE = "out-of-service"  # no board, or the D channel is down
     IDLE = "idle"
-    IN_CALL = "in-call"  # the port's call is offered, dialling or up
+    IN_CALL = "in-call"  # at least one call is offered, dialling or up
 
 
 _ALLOWED: dict[BriLineState, set[BriLineState]] = {
@@ -92,7 +100,7 @@ _ALLOWED: dict[BriLineState, set[BriLineState]] = {
 
 
 class BriLinePort(LinePort):
-    """One BRI port of a board, its libpri TE, and the channel of its call."""
+    """One BRI port of a board, its libpri TE, and the channels of its calls (one per B channel)."""
 
     kind = "bri"
 
@@ -100,7 +108,10 @@ class BriLinePort(LinePort):
         super().__init__(ctx, board, index, send)
         self.config = config
         self.state = BriLineState.OUT_OF_SERVICE
-        self.channel: BriChannel | None = None
+        self.calls: list[BriChannel] = []  # oldest first
+        self.max_calls = 1  # 2 once the board's CAPS says both B channels travel as BAUDIO
+        # B channel -> the channel using it; the link's reader thread reads it for BAUDIO frames.
+        self.b_owner: dict[int, BriChannel] = {}
         self.bri: BriPort | None = None
         self.counters = {"calls_in": 0, "calls_out": 0, "refused_in": 0, "frames_in": 0}
         self._timer: Any = None
@@ -117,22 +128,46 @@ class BriLinePort(LinePort):
         return self.bri is not None and self.bri.link_up
 
     @property
+    def two_b(self) -> bool:
+        """Both B channels travel on the link as BAUDIO (the board's CAPS bit 2)."""
+        return self.max_calls == 2
+
+    @property
+    def channel(self) -> BriChannel | None:
+        """The oldest call's channel (what a one-call port had)."""
+        return self.calls[0] if self.calls else None
+
+    @property
     def available(self) -> bool:
-        return self.state == BriLineState.IDLE and self.in_service
+        return self.state != BriLineState.OUT_OF_SERVICE and self.in_service and len(self.calls) < self.max_calls
 
     def status(self) -> dict[str, object]:
         did = ", ".join(self.config.dids) or (f"{self.config.did_prefix}…" if self.config.did_prefix else "any")
+        b_channels = []
+        for b in B_CHANNELS:
+            chan = self.b_owner.get(b)
+            b_channels.append({"b": b, "state": "in-call" if chan else "idle", "channel": chan.id if chan else None,
+                               "q931_state": chan.isdn.state.value if chan and chan.isdn else None})
         return {"port": self.index, "kind": "bri", "did": did, "trunk": self.config.trunk_name,
                 "dids": list(self.config.dids),
                 "did_prefix": self.config.did_prefix, "state": self.state.value,
                 "d_channel": "up" if self.in_service else "down", "board_state": self.board_state,
                 "alarms": self.alarms, "channel": self.channel.id if self.channel else None,
+                "calls": len(self.calls), "max_calls": self.max_calls,
+                "b_audio": "BAUDIO" if self.two_b else "AUDIO", "b_channels": b_channels,
                 "counters": dict(self.counters)}
 
     # -- board up / gone (engine loop) ------------------------------------------------------------
-    def board_up(self) -> None:
-        """The board (re)started: a fresh TE, whose first SABME (or TEI request) goes out now."""
+    def board_up(self, caps: PortCaps | None = None) -> None:
+        """The board (re)started: a fresh TE, whose first SABME (or TEI request) goes out now.
+
+        `caps` is the port's CAPS entry: bit 2 set, both B channels travel as BAUDIO and the
+        port takes two calls; otherwise (an older board) one call on AUDIO.
+        """
         self._drop_controller(BOARD_GONE)
+        self.max_calls = caps.b_channels if caps is not None else 1
+        log.info("%s: %d call(s) at once (%s)", self.label(), self.max_calls,
+                 "BAUDIO, both B channels" if self.two_b else "AUDIO, one B channel")
         self.bri = BriPort(f"{self.board}-bri{self.index}", self._send_lapd, self._on_isdn, ptp=self.config.ptp)
         self._arm_timer()
 
@@ -148,13 +183,26 @@ class BriLinePort(LinePort):
         bri, self.bri = self.bri, None
         if bri is not None:
             bri.close()
-        chan, self.channel = self.channel, None
+        calls, self.calls = self.calls, []
+        self.b_owner.clear()
         self._to(BriLineState.OUT_OF_SERVICE)
-        if chan is not None:
+        for chan in calls:
             chan.remote_gone(cause)
 
     def _send_lapd(self, frame: bytes) -> None:
         self.send(DChan(self.index, frame))
+
+    # -- B channels (reader and relay threads) -----------------------------------------------------
+    def b_audio_from_board(self, b_channel: int, ulaw: bytes) -> None:
+        """Reader thread: one BAUDIO frame: to the media leg of the call on that B channel, if any."""
+        chan = self.b_owner.get(b_channel)
+        if chan is not None:
+            self.ctx.relay.from_board(chan.media_leg, ulaw)
+
+    def audio_from_board(self, ulaw: bytes) -> None:
+        """Reader thread: one AUDIO frame: the one call's B channel, on a board without BAUDIO."""
+        if not self.two_b:
+            super().audio_from_board(ulaw)
 
     # -- D channel and timers (engine loop) -----------------------------------------------------------
     def dchan(self, lapd: bytes) -> None:
@@ -209,22 +257,54 @@ class BriLinePort(LinePort):
         elif isinstance(event, isdn.IncomingCall):
             self._incoming(event.call)
         else:
-            chan = self.channel
-            if chan is None or chan.isdn is not event.call:
+            chan = next((c for c in self.calls if c.isdn is event.call), None)
+            if chan is None:
                 return
             if isinstance(event, isdn.CallCleared):
-                self._call_over()
+                self._call_over(chan)
                 chan.far_end_cleared(event.q850, event.cause)
-            elif isinstance(event, isdn.CallAlerting):
+                return
+            if not self._bind(chan):
+                # Q.931 5.1.2: the network indicated a B channel; one we already use cannot be had.
+                self._call_over(chan)
+                if self.bri is not None and chan.isdn is not None:
+                    self.bri.hangup(chan.isdn, Q850_CHANNEL_UNAVAILABLE)
+                    self._after_request()
+                chan.far_end_cleared(Q850_CHANNEL_UNAVAILABLE, isdn.q850_to_sip(Q850_CHANNEL_UNAVAILABLE))
+                return
+            if isinstance(event, isdn.CallAlerting):
                 chan.far_end_alerting()
             elif isinstance(event, isdn.CallProgress):
                 chan.far_end_progress()
             elif isinstance(event, isdn.CallConnected):
                 chan.far_end_answered()
 
-    def _call_over(self) -> None:
-        self.channel = None
-        self._to(BriLineState.IDLE if self.in_service else BriLineState.OUT_OF_SERVICE)
+    def _call_over(self, chan: BriChannel) -> None:
+        if chan in self.calls:
+            self.calls.remove(chan)
+        if chan.b_channel is not None and self.b_owner.get(chan.b_channel) is chan:
+            del self.b_owner[chan.b_channel]
+        if not self.calls:
+            self._to(BriLineState.IDLE if self.in_service else BriLineState.OUT_OF_SERVICE)
+
+    def _free_b(self) -> int | None:
+        return next((b for b in B_CHANNELS if b not in self.b_owner), None)
+
+    def _bind(self, chan: BriChannel) -> bool:
+        """Bind `chan` to the B channel its call now names (Q.931 4.5.13); False if another call has it."""
+        b = chan.isdn.channel if chan.isdn is not None else None
+        if b is None or b == chan.b_channel:
+            return True
+        owner = self.b_owner.get(b)
+        if owner is not None and owner is not chan:
+            log.warning("%s: the network put %s on B%d, already used by %s", self.label(), chan.id, b, owner.id)
+            return False
+        if chan.b_channel is not None and self.b_owner.get(chan.b_channel) is chan:
+            del self.b_owner[chan.b_channel]  # the network moved the call (a later message overrides)
+        chan.b_channel = b
+        self.b_owner[b] = chan
+        log.debug("%s: %s on B%d", self.label(), chan.id, b)
+        return True
 
     # -- inbound ----------------------------------------------------------------------------------------
     def _refuse(self, call: IsdnCall, q850: int, why: str) -> None:
@@ -234,13 +314,19 @@ class BriLinePort(LinePort):
             self.bri.hangup(call, q850)
 
     def _incoming(self, call: IsdnCall) -> None:
-        if self.channel is not None or self.state != BriLineState.IDLE:
-            self._refuse(call, Q850_NO_CIRCUIT, "the port's call is in use")
+        if self.state == BriLineState.OUT_OF_SERVICE or len(self.calls) >= self.max_calls:
+            self._refuse(call, Q850_NO_CIRCUIT, f"{len(self.calls)} of {self.max_calls} call(s) in use")
+            return
+        if call.channel is not None and call.channel in self.b_owner:
+            self._refuse(call, Q850_CHANNEL_UNAVAILABLE, f"B{call.channel} is in use")
             return
         did = self.config.did_for(call.called)
         if did is None:
             self._refuse(call, Q850_UNALLOCATED, "not one of this port's DIDs")
             return
+        if call.channel is None:
+            # "Any channel" (or none) in SETUP: the user picks and names it in CALL PROCEEDING (Q.931 5.2.3.2).
+            call.channel = self._free_b()
         chan = BriChannel(self, "inbound", Party(call.calling, call.calling_name), did)
         chan.isdn = call
         try:
@@ -254,18 +340,19 @@ class BriLinePort(LinePort):
         if bri is None:  # closed while the event was being handled
             chan.release_media()
             return
-        self.channel = chan
+        self.calls.append(chan)
+        self._bind(chan)
         self._to(BriLineState.IN_CALL)
         self.counters["calls_in"] += 1
         bri.proceeding(call)
-        log.info("%s: inbound call from %r to DID %s", self.label(), call.calling, did)
+        log.info("%s: inbound call from %r to DID %s on B%s", self.label(), call.calling, did, call.channel)
         self.ctx.pbx.incoming(chan, did, None, via_trunk=self.config.trunk_name)
 
     # -- what the channel asks ----------------------------------------------------------------------------
     def request(self, chan: BriChannel, what: str) -> None:
         """ALERTING, PROGRESS or CONNECT for the inbound call on `chan` (ignored once cleared)."""
         call, bri = chan.isdn, self.bri
-        if call is None or bri is None or self.channel is not chan or call.is_cleared:
+        if call is None or bri is None or chan not in self.calls or call.is_cleared:
             return
         if what == "alert":
             if call.state in (CallState.CALL_PRESENT, CallState.INCOMING_PROCEEDING):
@@ -281,28 +368,29 @@ class BriLinePort(LinePort):
         """SETUP for `chan`'s callee; returns why not (None when sent)."""
         if self.bri is None or not self.bri.link_up:
             return D_CHANNEL_DOWN
-        if self.state != BriLineState.IDLE:
-            return CONGESTION
+        if len(self.calls) >= self.max_calls:
+            return CONGESTION  # every B channel in use (SIP 503, as cause 34 maps)
         digits = "".join(d for d in chan.callee if d in "0123456789*#")
         if not digits:
             return Cause(484, "Address Incomplete")
-        self.channel = chan
+        self.calls.append(chan)
         self._to(BriLineState.IN_CALL)
         self.counters["calls_out"] += 1
         try:
+            # "Any channel": the network's CALL PROCEEDING/ALERTING/CONNECT names the B channel (_bind).
             chan.isdn = self.bri.dial(digits, chan.caller.number, chan.caller.name)
         except (BriUnavailable, PriError) as exc:
             log.warning("%s: SETUP refused locally: %s", self.label(), exc)
-            self._call_over()
+            self._call_over(chan)
             return CONGESTION
         self._after_request()
         return None
 
     def channel_ended(self, chan: BriChannel, cause: Cause) -> None:
         """The PBX ended `chan`: clear the call with `cause` mapped to Q.850 (RFC 3398 7.2.4.1)."""
-        if self.channel is not chan:
+        if chan not in self.calls:
             return
-        self._call_over()
+        self._call_over(chan)
         if chan.isdn is not None and self.bri is not None:
             self.bri.hangup(chan.isdn, cause)
             self._after_request()
@@ -317,14 +405,27 @@ class BriChannel(LineChannel):
     def __init__(self, port: BriLinePort, direction: str, caller: Party, callee: str) -> None:
         super().__init__(port, direction, caller, callee)
         self.isdn: IsdnCall | None = None
+        self.b_channel: int | None = None  # the B channel this call is bound to, once Q.931 names it
         self._in_dial = False
 
     def open_media(self) -> None:
         super().open_media()
-        # Unlike an analog port, the board reports no keys on a B channel: detect DTMF in-band.
         ctx = self.port.ctx
+        if self.port.two_b and self.rtp_port is not None:
+            # BAUDIO: the port has no single audio stream; our leg's audio goes to our own B channel
+            # (the relay replaces the endpoint the line channel opened for the port's AUDIO).
+            if self.port.audio_key == self.media_leg:
+                self.port.audio_key = None
+            self.relay_port = ctx.relay.open(self.media_leg, (ctx.media_host, self.rtp_port), self._to_line)
+        # Unlike an analog port, the board reports no keys on a B channel: detect DTMF in-band.
         ctx.media.configure_leg(self.media_leg, (ctx.media_host, self.relay_port), "PCMU", 0, None,
                                 "sendrecv", True)
+
+    def _to_line(self, ulaw: bytes) -> None:
+        """Relay thread: 20 ms for our B channel (dropped until the network has named it)."""
+        b = self.b_channel
+        if b is not None:
+            self.port.send(BAudio(self.port.index, b, ulaw))
 
     def _post(self, event: Any) -> None:
         # Events raised while dial() runs reach the PBX on the next loop turn (see post_later).

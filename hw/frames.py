@@ -21,6 +21,14 @@ MAX_PAYLOAD = 320
 MIN_FRAME = 5  # type, seq, port, CRC
 MAX_FRAME = 3 + MAX_PAYLOAD + 2
 AUDIO_BYTES = 160  # 20 ms of 8 kHz G.711 µ-law
+B_CHANNELS = (1, 2)  # the B channels of a basic-rate access (ITU-T I.430)
+# HELLO `host_features` bits (an optional second HELLO byte; a v1 board ignores it).
+HOST_BAUDIO = 0x01  # the host takes both B channels of a BRI port as BAUDIO
+HOST_FEATURES = HOST_BAUDIO  # what this host asks for
+# CAPS per-port `flags` bits.
+CAPS_AUDIO_ON_LINK = 0x01
+CAPS_USB_AUDIO = 0x02
+CAPS_TWO_B = 0x04  # BRI: both B channels on the link as BAUDIO (two calls per port)
 DELIMITER = b"\x00"
 
 
@@ -49,6 +57,7 @@ class FrameType(enum.IntEnum):
     BUSY_TONE = 0x28
     AUDIO = 0x30
     DCHAN = 0x31
+    BAUDIO = 0x32
 
 
 class PortKind(enum.IntEnum):
@@ -117,11 +126,16 @@ class UnknownType(FrameError):
 @dataclass(frozen=True)
 class PortCaps:
     kind: PortKind
-    flags: int  # bit 0: audio on this link; bit 1: USB audio interface
+    flags: int  # bit 0: audio on this link; bit 1: USB audio interface; bit 2: BRI, two B channels (BAUDIO)
 
     @property
     def audio_on_link(self) -> bool:
-        return bool(self.flags & 1)
+        return bool(self.flags & CAPS_AUDIO_ON_LINK)
+
+    @property
+    def b_channels(self) -> int:
+        """Calls the port carries at once: 2 on a BRI port whose B channels both travel as BAUDIO, else 1."""
+        return 2 if self.kind == PortKind.BRI and self.flags & CAPS_TWO_B else 1
 
 
 @dataclass(frozen=True)
@@ -135,6 +149,7 @@ class PortStatus:
 class Hello:
     protocol_version: int = PROTOCOL_VERSION
     port: int = BOARD
+    features: int = HOST_FEATURES  # 0: the one-byte HELLO of a host that asks for nothing (HOST_* bits)
 
 
 @dataclass(frozen=True)
@@ -285,9 +300,18 @@ class DChan:
     lapd: bytes
 
 
+@dataclass(frozen=True)
+class BAudio:
+    """BAUDIO (0x32): 20 ms of µ-law for one B channel (1 or 2) of a BRI port whose CAPS has bit 2."""
+
+    port: int
+    b_channel: int
+    ulaw: bytes  # 160 bytes, 20 ms
+
+
 Message = (Hello | Caps | Ack | Ping | Pong | Status | Ring | StopRing | OffhookCommand | OnhookCommand | Dial
            | SetGain | Tone | OffHookEvent | OnHookEvent | Flash | RingStart | RingStop | CallerId | Polarity | Dtmf
-           | BusyTone | Audio | DChan)
+           | BusyTone | Audio | DChan | BAudio)
 
 
 @dataclass(frozen=True)
@@ -353,7 +377,8 @@ def _payload(msg: Message) -> tuple[FrameType, bytes]:
     if type(msg) in _EMPTY:
         return _EMPTY[type(msg)], b""
     if isinstance(msg, Hello):
-        return FrameType.HELLO, bytes([msg.protocol_version])
+        # The features byte only when there is something to ask: a host asking nothing sends v1's one byte.
+        return FrameType.HELLO, bytes([msg.protocol_version]) + (bytes([msg.features]) if msg.features else b"")
     if isinstance(msg, Caps):
         body = bytes([msg.protocol_version, msg.fw_major, msg.fw_minor, len(msg.ports)])
         for p in msg.ports:
@@ -397,6 +422,12 @@ def _payload(msg: Message) -> tuple[FrameType, bytes]:
         return FrameType.AUDIO, bytes(msg.ulaw)
     if isinstance(msg, DChan):
         return FrameType.DCHAN, bytes(msg.lapd)
+    if isinstance(msg, BAudio):
+        if msg.b_channel not in B_CHANNELS:
+            raise PayloadError(f"BAUDIO B channel must be 1 or 2, not {msg.b_channel}")
+        if len(msg.ulaw) != AUDIO_BYTES:
+            raise PayloadError(f"BAUDIO carries {AUDIO_BYTES} bytes, not {len(msg.ulaw)}")
+        return FrameType.BAUDIO, bytes([msg.b_channel]) + bytes(msg.ulaw)
     raise TypeError(f"not a line-board message: {msg!r}")
 
 
@@ -410,7 +441,9 @@ def _message(ftype: int, port: int, payload: bytes) -> Message:
     if kind in _EMPTY_BY_TYPE:
         msg = _EMPTY_BY_TYPE[kind](port)
     elif kind == FrameType.HELLO:
-        msg = Hello(r.u8(), port)
+        version = r.u8()
+        features = r.u8() if len(payload) > 1 else 0  # v1 hosts send the version alone
+        msg = Hello(version, port, features)
     elif kind == FrameType.CAPS:
         version = r.u8()
         if version != PROTOCOL_VERSION:
@@ -470,6 +503,11 @@ def _message(ftype: int, port: int, payload: bytes) -> Message:
         msg = Dtmf(port, digit, duration)
     elif kind == FrameType.AUDIO:
         msg = Audio(port, r.take(AUDIO_BYTES))
+    elif kind == FrameType.BAUDIO:
+        b = r.u8()
+        if b not in B_CHANNELS:
+            raise PayloadError(f"BAUDIO: B channel {b} is not 1 or 2")
+        msg = BAudio(port, b, r.take(AUDIO_BYTES))
     else:  # DCHAN
         msg = DChan(port, r.take(len(payload)))
     r.end()

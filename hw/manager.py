@@ -17,6 +17,7 @@ from hw import config as hwconfig
 from hw.bri import BriChannelFactory, BriConfig, BriLinePort
 from hw.frames import (
     Audio,
+    BAudio,
     BusyTone,
     CallerId,
     DChan,
@@ -73,6 +74,11 @@ class Board:
             if port is not None:
                 port.audio_from_board(event.frame.message.ulaw)
             return
+        if isinstance(event, Received) and isinstance(event.frame.message, BAudio):
+            port = self.ports.get(event.frame.message.port)
+            if isinstance(port, BriLinePort):
+                port.b_audio_from_board(event.frame.message.b_channel, event.frame.message.ulaw)
+            return
         self.call_soon(lambda: self._dispatch(event))
 
     # -- engine loop --------------------------------------------------------------------------
@@ -105,7 +111,10 @@ class Board:
             if not caps[index].audio_on_link:
                 log.error("%s: port %d carries no audio on the link (USB audio is not supported yet)",
                           self.name, index)
-            port.board_up()
+            if isinstance(port, BriLinePort):
+                port.board_up(caps[index])  # its CAPS flags say one call (AUDIO) or two (BAUDIO)
+            else:
+                port.board_up()
 
     def _message(self, msg: Message) -> None:
         if isinstance(msg, Status):

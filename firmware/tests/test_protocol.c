@@ -50,6 +50,32 @@ static void test_hello_caps_golden(void)
     CHECK_EQ(f.seq, 1);
 }
 
+/* PROTOCOL.md "Two B channels": a host asking for BAUDIO (HELLO host_features bit 0) gets the
+ * same CAPS from this firmware, which has no BRI port: no flags bit 2, so the host keeps AUDIO;
+ * a stray BAUDIO (0x32) is not a command: neither ACKed nor played. */
+static void test_hello_with_host_features_and_stray_baudio(void)
+{
+    frame_t f;
+    setup();
+    const uint8_t hello[2] = {1, 0x01};
+    mock_host_send(FT_HELLO, 0xFF, hello, 2);
+    mock_run(&board, 1);
+    CHECK(mock_host_expect(FT_CAPS, &f));
+    const uint8_t want[] = {1, 1, 0, 2, 1, 1, 2, 1, 6, 'M', 'O', 'C', 'K', '0', '1'};
+    CHECK_EQ(f.len, sizeof want);
+    CHECK(memcmp(f.payload, want, sizeof want) == 0);
+    uint8_t baudio[1 + HAL_FRAME_SAMPLES];
+    memset(baudio, 0x55, sizeof baudio);
+    baudio[0] = 1;
+    mock_host_flush();
+    mock_host_send(0x32, 0, baudio, sizeof baudio);
+    mock_run(&board, 2);
+    CHECK(!mock_host_expect(FT_ACK, &f));
+    mock_host_send(FT_PING, 0xFF, (const uint8_t[]){0, 0, 0, 7}, 4);   /* the link still answers */
+    mock_run(&board, 1);
+    CHECK(mock_host_expect(FT_PONG, &f));
+}
+
 static void test_ping_pong(void)
 {
     frame_t f;
@@ -293,6 +319,7 @@ static void test_watchdog_and_tx_drops(void)
 void suite_protocol(void)
 {
     RUN(test_hello_caps_golden);
+    RUN(test_hello_with_host_features_and_stray_baudio);
     RUN(test_ping_pong);
     RUN(test_ack_status_codes);
     RUN(test_status_period_and_changes);

@@ -8,8 +8,12 @@ Goertzel it. Tests act as the phone or the carrier: `off_hook`, `press` (DTMF), 
 
 A BRI port's line side is the network: `nt[port]` is a libpri in NT mode (`SimBri`) whose LAPD
 frames travel as DCHAN frames, so a test places calls from the network and sees, answers or
-refuses the calls the PBX places. Its B channel flows as AUDIO while a call is active; the
-line's A-law (EuroISDN) is converted to and from the link's µ-law, as the board does.
+refuses the calls the PBX places. The line's A-law (EuroISDN) is converted to and from the
+link's µ-law, as the board does. A host whose HELLO asks for BAUDIO (features bit 0) gets CAPS
+bit 2 on each BRI port and both B channels as BAUDIO, each B channel with an active call sending
+its own tone (`play(port, freq, b=...)`) and recording what the host sends it
+(`recorded(port, b=...)`); otherwise (a v1 host, or `two_b=False`: an older board) the B
+channel of the active call flows as AUDIO, as before.
 
 `path` is a stable symlink to the pty (like /dev/serial/by-id/...): `unplug` closes the pty
 (the device vanishes), `plug` makes a new one behind the same symlink.
@@ -34,10 +38,15 @@ from appliance.media.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_enc
 from hw import libpri
 from hw.frames import (
     AUDIO_BYTES,
+    B_CHANNELS,
+    CAPS_AUDIO_ON_LINK,
+    CAPS_TWO_B,
+    HOST_BAUDIO,
     PROTOCOL_VERSION,
     Ack,
     AckStatus,
     Audio,
+    BAudio,
     BusyTone,
     CallerId,
     Caps,
@@ -74,8 +83,20 @@ from hw.frames import (
 FXS_IDLE, FXS_OFFHOOK, FXS_RINGING = 0, 1, 2
 FXO_IDLE, FXO_RINGING, FXO_OFFHOOK = 0, 1, 2
 BRI_IDLE, BRI_ACTIVE = 0, 1  # STATUS of a BRI port: a call's B channel is through-connected or not
+# With BAUDIO, STATUS of a BRI port is a bit mask of the through-connected B channels: bit 0 B1, bit 1 B2.
 FRAME_S = 0.020
 RATE = 8000
+
+
+@dataclass
+class SimB:
+    """One B channel of a BRI port: what the network sends on it, and what the host sent it."""
+
+    tx_freq: float | None = None
+    tx_amplitude: int = 8000
+    tx_own: bool = False  # False: it plays the port's tone (`play` without `b`)
+    tx_phase: float = 0.0
+    rx: list[bytes] = field(default_factory=list)
 
 
 @dataclass
@@ -95,13 +116,15 @@ class SimPort:
     tx_freq: float | None = None
     tx_amplitude: int = 8000
     tx_phase: float = 0.0
-    rx: list[bytes] = field(default_factory=list)
+    rx: list[bytes] = field(default_factory=list)  # every AUDIO (and BAUDIO, any B channel) from the host
+    b: dict[int, SimB] = field(default_factory=lambda: {b: SimB() for b in B_CHANNELS})
+    b_active: tuple[int, ...] = ()  # BRI: the B channels whose call is active
 
     @property
     def active(self) -> bool:
         """Audio flows on off-hook FXS and seized FXO ports, and on BRI ports with an active call."""
         if self.kind == PortKind.BRI:
-            return self.state == BRI_ACTIVE
+            return self.state != BRI_IDLE
         return self.state == (FXS_OFFHOOK if self.kind == PortKind.FXS else FXO_OFFHOOK)
 
 
@@ -113,7 +136,7 @@ class NtCall:
     direction: str  # "to-pbx" (the network placed it) or "from-pbx" (the PBX's SETUP)
     calling: str
     called: str
-    channel: int  # the B channel (1 or 2)
+    channel: int  # the B channel (1 or 2; 0 offered with none: both were busy)
     state: str = "setup"  # setup, proceeding, alerting, active, cleared
     cause: int | None = None  # Q.850 cause once cleared (ours or theirs)
 
@@ -141,8 +164,9 @@ class SimBri:
         return next((c for c in self.calls if c.handle == handle and c.state != "cleared"), None)
 
     def _free_b(self) -> int:
+        """A B channel no live call holds, or 0 when both are busy."""
         used = {c.channel for c in self.calls if c.state != "cleared"}
-        return next((b for b in (1, 2) if b not in used), 1)
+        return next((b for b in B_CHANNELS if b not in used), 0)
 
     def _took(self, events: list[libpri.PriEvent]) -> None:
         """Act on the NT's events as the exchange's upper layer would (under the lock)."""
@@ -166,10 +190,12 @@ class SimBri:
                 if ev.kind in (libpri.EventType.HANGUP_REQ, libpri.EventType.HANGUP):
                     # DISCONNECT received: send RELEASE; RELEASE received: free the record (RELEASE COMPLETE).
                     self._took(self.pri.hangup(ev.call, ev.cause))
-        active = any(c.state == "active" for c in self.calls)
+        active = tuple(sorted({c.channel for c in self.calls if c.state == "active" and c.channel}))
         p = self.sim.ports[self.port]
-        if p.active != active:
-            p.state = BRI_ACTIVE if active else BRI_IDLE
+        state = sum(1 << (b - 1) for b in active) if self.sim.baudio else (BRI_ACTIVE if active else BRI_IDLE)
+        p.b_active = active
+        if p.state != state:
+            p.state = state
             self.sim._status_due = True
 
     def _run(self, fn: Callable[[], list[libpri.PriEvent]]) -> None:
@@ -188,10 +214,13 @@ class SimBri:
 
     # -- the network's actions (test thread) ----------------------------------------------------
     def place_call(self, called: str, calling: str, name: str = "") -> NtCall:
-        """SETUP towards the PBX on a free B channel (exclusive: the network chose it)."""
+        """SETUP towards the PBX on a free B channel (exclusive: the network chose it).
+
+        With both B channels busy the SETUP names none (a waiting call, Q.931 5.2.3.1 c).
+        """
         with self._lock:
             b = self._free_b()
-            handle, events = self.pri.setup(called, calling, name, channel=b, exclusive=True)
+            handle, events = self.pri.setup(called, calling, name, channel=b or -1, exclusive=bool(b))
             call = NtCall(handle, "to-pbx", calling, called, b)
             self.calls.append(call)
         self._run(lambda: events)
@@ -233,7 +262,7 @@ class LineBoardSim:
 
     def __init__(self, kinds: Sequence[str] = ("fxs", "fxo"), link: str | Path | None = None,
                  serial: str = "VB0001", protocol_version: int = PROTOCOL_VERSION,
-                 firmware: tuple[int, int] = (1, 0)) -> None:
+                 firmware: tuple[int, int] = (1, 0), two_b: bool = True) -> None:
         self.ports = [SimPort(i, PortKind[k.upper()]) for i, k in enumerate(kinds)]
         for p in self.ports:
             p.line = 480 if p.kind == PortKind.FXO else 0  # 48.0 V on an idle analog line
@@ -241,6 +270,8 @@ class LineBoardSim:
         self.serial = serial
         self.protocol_version = protocol_version
         self.firmware = firmware
+        self.two_b = two_b  # False: an older board, one B channel (one call) per BRI port as AUDIO
+        self.baudio = False  # both B channels as BAUDIO: two_b and the last HELLO asked for it
         self.received: list[Frame] = []  # every frame from the host, AUDIO excepted
         self.errors: list[FrameError] = []
         self.hung = False  # True: a hung firmware, answers nothing
@@ -384,15 +415,25 @@ class LineBoardSim:
         self.send(BusyTone(port))
 
     # -- audio -----------------------------------------------------------------------------------
-    def play(self, port: int, freq: float | None, amplitude: int = 8000) -> None:
-        """What the phone (or line) sends from now on: a sine of `freq` Hz, or silence (None)."""
-        p = self.ports[port]
-        p.tx_freq, p.tx_amplitude = freq, amplitude
+    def play(self, port: int, freq: float | None, amplitude: int = 8000, b: int | None = None) -> None:
+        """What the phone (or line) sends from now on: a sine of `freq` Hz, or silence (None).
 
-    def recorded(self, port: int) -> np.ndarray:
-        """The audio received from the host for `port`, decoded to int16 samples."""
+        `b` (BRI with BAUDIO): on that B channel only; without it, on the port (every B channel
+        that has no tone of its own).
+        """
+        p = self.ports[port]
+        if b is None:
+            p.tx_freq, p.tx_amplitude = freq, amplitude
+            for sb in p.b.values():
+                sb.tx_own = False
+        else:
+            sb = p.b[b]
+            sb.tx_freq, sb.tx_amplitude, sb.tx_own = freq, amplitude, True
+
+    def recorded(self, port: int, b: int | None = None) -> np.ndarray:
+        """The audio received from the host for `port` (or only its B channel `b`), decoded to int16 samples."""
         with self._cond:
-            data = b"".join(self.ports[port].rx)
+            data = b"".join(self.ports[port].rx if b is None else self.ports[port].b[b].rx)
         pcm = ulaw_decode(data).astype(np.int16)
         if self.ports[port].kind == PortKind.BRI:
             pcm = alaw_decode(alaw_encode(pcm)).astype(np.int16)  # the board re-encodes for the A-law line
@@ -401,6 +442,8 @@ class LineBoardSim:
     def clear_recorded(self, port: int) -> None:
         with self._cond:
             self.ports[port].rx.clear()
+            for sb in self.ports[port].b.values():
+                sb.rx.clear()
 
     def wait_for(self, predicate: Callable[[], object], timeout: float = 5.0) -> object:
         """Wait until `predicate()` is truthy (it is re-checked on every frame); returns its value."""
@@ -458,6 +501,12 @@ class LineBoardSim:
                 if 0 <= msg.port < len(self.ports):
                     self.ports[msg.port].rx.append(msg.ulaw)
             return
+        if isinstance(msg, BAudio):
+            with self._cond:
+                if 0 <= msg.port < len(self.ports) and self.ports[msg.port].kind == PortKind.BRI and self.baudio:
+                    self.ports[msg.port].rx.append(msg.ulaw)
+                    self.ports[msg.port].b[msg.b_channel].rx.append(msg.ulaw)
+            return
         with self._cond:
             self.received.append(frame)
             self._cond.notify_all()
@@ -466,8 +515,12 @@ class LineBoardSim:
             if nt is not None:
                 nt.feed(msg.lapd)
         elif isinstance(msg, Hello):
+            # The host's features byte chooses, per HELLO, how BRI B channels travel (hw/PROTOCOL.md).
+            self.baudio = self.two_b and bool(msg.features & HOST_BAUDIO)
+            two_b = CAPS_TWO_B if self.baudio else 0
             caps = Caps(self.protocol_version, self.firmware[0], self.firmware[1],
-                        tuple(PortCaps(p.kind, 1) for p in self.ports), self.serial)
+                        tuple(PortCaps(p.kind, CAPS_AUDIO_ON_LINK | (two_b if p.kind == PortKind.BRI else 0))
+                              for p in self.ports), self.serial)
             self.send(caps)
             self._status_due = True
         elif isinstance(msg, Ping):
@@ -530,7 +583,10 @@ class LineBoardSim:
                 for nt in self.nt.values():
                     nt.tick()
                 for p in self.ports:
-                    if p.active:
+                    if p.kind == PortKind.BRI and self.baudio:
+                        for b in p.b_active:
+                            self.send(BAudio(p.index, b, self._samples(p, p.b[b])))
+                    elif p.active:
                         self.send(Audio(p.index, self._samples(p)))
                 now = time.monotonic()
                 if self._status_due or now >= next_status:
@@ -544,13 +600,16 @@ class LineBoardSim:
                 time.sleep(delay)
 
     @staticmethod
-    def _samples(p: SimPort) -> bytes:
-        if p.tx_freq is None:
+    def _samples(p: SimPort, sb: SimB | None = None) -> bytes:
+        """20 ms of the port's tone, or of B channel `sb`'s (its own, or the port's, with its own phase)."""
+        gen: SimPort | SimB = p if sb is None else sb
+        freq, amplitude = (sb.tx_freq, sb.tx_amplitude) if sb is not None and sb.tx_own else (p.tx_freq, p.tx_amplitude)
+        if freq is None:
             return bytes([0xFF]) * AUDIO_BYTES  # µ-law silence
-        step = 2.0 * math.pi * p.tx_freq / RATE
-        phase = p.tx_phase + step * np.arange(AUDIO_BYTES)
-        p.tx_phase = float((p.tx_phase + step * AUDIO_BYTES) % (2.0 * math.pi))
-        pcm = np.round(p.tx_amplitude * np.sin(phase)).astype(np.int16)
+        step = 2.0 * math.pi * freq / RATE
+        phase = gen.tx_phase + step * np.arange(AUDIO_BYTES)
+        gen.tx_phase = float((gen.tx_phase + step * AUDIO_BYTES) % (2.0 * math.pi))
+        pcm = np.round(amplitude * np.sin(phase)).astype(np.int16)
         if p.kind == PortKind.BRI:
             pcm = alaw_decode(alaw_encode(pcm)).astype(np.int16)  # the line is A-law; the link µ-law
         return ulaw_encode(pcm).tobytes()

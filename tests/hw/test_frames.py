@@ -10,6 +10,7 @@ from hw.frames import (
     Ack,
     AckStatus,
     Audio,
+    BAudio,
     BusyTone,
     Cadence,
     CallerId,
@@ -44,6 +45,7 @@ from hw.frames import (
     Tone,
     ToneKind,
     UnknownType,
+    decode_body,
     decode_frame,
     encode_frame,
     frame_body,
@@ -91,9 +93,12 @@ def test_crc16_ccitt_false_check_values() -> None:
 
 def test_protocol_example_hello_and_caps() -> None:
     """The example of hw/PROTOCOL.md, byte for byte."""
-    hello = frame_body(Hello(1), 0)
-    assert hello[:4] == bytes.fromhex("0100ff01")
-    assert hello[4:] == crc16_ccitt_false(hello[:4]).to_bytes(2, "big")
+    hello = frame_body(Hello(1), 0)  # this host asks for BAUDIO: features byte 0x01
+    assert hello[:5] == bytes.fromhex("0100ff0101")
+    assert hello[5:] == crc16_ccitt_false(hello[:5]).to_bytes(2, "big")
+    # A host that asks for nothing sends v1's one-byte HELLO (CRC 0xE1AA, firmware/tests/test_framing.c).
+    assert frame_body(Hello(1, features=0), 0) == bytes.fromhex("0100ff01e1aa")
+    assert decode_body(bytes.fromhex("0100ff01e1aa")) == Frame(0, Hello(1, features=0))
     caps_head = bytes.fromhex("0200ff0101000201010201") + b"\x06VB0001"
     wire = cobs.encode(caps_head + crc16_ccitt_false(caps_head).to_bytes(2, "big"))
     frame = decode_frame(wire)
@@ -107,7 +112,8 @@ MESSAGES = [
     OnhookCommand(1), Dial(1, "0140*#9"), SetGain(2, -12, 12), Tone(0, ToneKind.CONGESTION),
     OffHookEvent(0), OnHookEvent(15), Flash(0), RingStart(1), RingStop(1), CallerId(1, "0612", "Éric"),
     Polarity(1, True), Dtmf(0, "#", 120), Dtmf(0, "D", 40), BusyTone(1), Audio(0, bytes(range(160))),
-    DChan(4, b"\x02\x01\x7f"), DChan(4, b"\x00" * 320),
+    DChan(4, b"\x02\x01\x7f"), DChan(4, b"\x00" * 320), Hello(1, features=0), BAudio(2, 1, bytes(range(160))),
+    BAudio(15, 2, b"\xff" * 160),
 ]
 
 
@@ -151,6 +157,8 @@ def _wire(body: bytes) -> bytes:
     (bytes.fromhex("200010"), PayloadError),  # port 16
     (bytes.fromhex("0300ff0109"), PayloadError),  # unknown ACK status
     (bytes.fromhex("0600ff010203"), PayloadError),  # STATUS not 4 bytes per port
+    (bytes.fromhex("32000003") + b"\x01" * 160, PayloadError),  # BAUDIO: B channel 3 on a BRI
+    (bytes.fromhex("32000001") + b"\x01" * 159, PayloadError),  # BAUDIO must carry 160 bytes
 ])
 def test_bad_frames_raise_typed_errors(body: bytes, error: type) -> None:
     with pytest.raises(error):
@@ -173,7 +181,18 @@ def test_other_protocol_version_caps_decodes_only_its_version() -> None:
 
 @pytest.mark.parametrize("msg", [Audio(0, b"\x00" * AUDIO_BYTES + b"\x00"), Dial(0, "12a"), Dial(0, ""),
                                  SetGain(0, 13, 0), Dtmf(0, "E"), Ping(1, port=16),
-                                 Status((PortStatus(0, 40000, 0),))])
+                                 Status((PortStatus(0, 40000, 0),)), BAudio(0, 0, b"\x00" * AUDIO_BYTES),
+                                 BAudio(0, 1, b"")])
 def test_encoder_refuses_what_the_protocol_cannot_carry(msg: object) -> None:
     with pytest.raises(PayloadError):
         encode_frame(msg, 0)  # type: ignore[arg-type]
+
+
+def test_caps_flags_say_how_many_calls_a_bri_port_takes() -> None:
+    """CAPS bit 2 (BAUDIO, both B channels) makes a BRI port take two calls; nothing else does."""
+    assert PortCaps(PortKind.BRI, 0x05).b_channels == 2
+    assert PortCaps(PortKind.BRI, 0x01).b_channels == 1  # an older board: one call on AUDIO
+    assert PortCaps(PortKind.FXO, 0x05).b_channels == 1
+    # hw/PROTOCOL.md's BRI example: one BRI port, flags 05 (audio on the link, both B channels as BAUDIO).
+    body = frame_body(Caps(1, 1, 0, (PortCaps(PortKind.BRI, 0x05),), "VB0002"), 0)
+    assert body[:-2] == bytes.fromhex("0200ff01010001030506") + b"VB0002"
