@@ -35,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the engine in the foreground")
     run.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    run.add_argument("--sip-ip", default="127.0.0.1", help="address for SIP and RTP (default 127.0.0.1)")
+    run.add_argument("--sip-ip", default="127.0.0.1",
+                     help="address for SIP and RTP (default 127.0.0.1); 'auto': the default route's source address")
     run.add_argument("--sip-port", type=_port, default=5060)
     run.add_argument("--api-port", type=_port, default=5080, help="control API port on 127.0.0.1 (0: any)")
     run.add_argument("--rtp-ports", type=_port_range, default=(20000, 29999))
@@ -55,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     web = sub.add_parser("web", help="run the web UI (gunicorn) in the foreground")
     web.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     web.add_argument("--bind", default="127.0.0.1:8080", help="address:port (default 127.0.0.1:8080)")
+    web.add_argument("--certfile", type=Path, help="TLS certificate (PEM): serve HTTPS (with --keyfile)")
+    web.add_argument("--keyfile", type=Path, help="TLS private key (PEM) of --certfile")
 
     st = sub.add_parser("status", help="show the running engine's state")
     st.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
@@ -85,6 +88,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="the target loops audio back: FAIL (exit 1) unless the tone returns")
     lt.add_argument("--codecs", default="PCMU,PCMA", help="offered codecs in order (PCMU, PCMA, G722)")
     lt.add_argument("--log-level", type=int, default=0, help="pjsua2 log level on stderr (0-6)")
+    _add_update_parser(sub)
+    _add_firstboot_parser(sub)
+    _add_health_parser(sub)
+    _add_backup_parser(sub)
     return p
 
 
@@ -94,7 +101,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from appliance.store.demo import DEMO_FLOW, DEMO_IVR_NUMBER, seed_demo
     from appliance.system.systemd import setup_logging
 
+    from appliance.system.netaddr import NoAddressError, resolve_sip_ip
+
     setup_logging(args.verbose)
+    try:
+        args.sip_ip = resolve_sip_ip(args.sip_ip)
+    except NoAddressError as exc:
+        print(f"plateau: cannot start: {exc}", file=sys.stderr)
+        return 1
     args.data_dir.mkdir(parents=True, exist_ok=True)
     if not args.no_demo:
         store = Store(args.data_dir / "plateau.db")
@@ -213,13 +227,218 @@ def cmd_web(args: argparse.Namespace) -> int:
     from web.server import serve
 
     args.data_dir.mkdir(parents=True, exist_ok=True)
-    return serve(args.data_dir, args.bind)
+    return serve(args.data_dir, args.bind, certfile=args.certfile, keyfile=args.keyfile)
 
 
 def cmd_linetest(args: argparse.Namespace) -> int:
     from appliance.linetest import cli
 
     return cli(args)
+
+
+def _add_firstboot_parser(sub: argparse._SubParsersAction) -> None:
+    fb = sub.add_parser("firstboot", help="first-boot setup: TLS certificate, first web admin (idempotent)")
+    fb.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    fb.add_argument("--hostname", help="name for the certificate (default: this host's name)")
+
+
+def cmd_firstboot(args: argparse.Namespace) -> int:
+    from appliance.system.firstboot import FirstbootError, run_firstboot
+
+    try:
+        report = run_firstboot(args.data_dir, hostname=args.hostname)
+    except (FirstbootError, OSError) as exc:
+        print(f"plateau firstboot: {exc}", file=sys.stderr)
+        return 1
+    if report.already_done:
+        print(f"plateau firstboot: already done ({report.directory / 'done'}); nothing changed")
+        return 0
+    print(f"plateau firstboot: created {', '.join(report.created)} in {report.directory}")
+    if report.admin_password is not None:
+        print("Plateau web administration: https://<this box>/  user admin, one-time password "
+              f"{report.admin_password} (you choose your own at first login; also in "
+              f"{report.directory / 'admin-password'})", flush=True)
+    return 0
+
+
+def _add_health_parser(sub: argparse._SubParsersAction) -> None:
+    h = sub.add_parser("health", help="exit 0 when the engine answers its control API and a SIP OPTIONS")
+    h.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    h.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="keep trying for this long before declaring the engine unhealthy (default 0: once)")
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from appliance.system.health import wait_healthy
+
+    report = wait_healthy(args.data_dir, args.wait)
+    word = "healthy" if report.healthy else "NOT healthy"
+    print(f"plateau health: {word} after {report.waited:.1f} s: {report.reason}", flush=True)
+    return 0 if report.healthy else 1
+
+
+def _add_update_parser(sub: argparse._SubParsersAction) -> None:
+    from appliance.system import update as upd
+
+    up = sub.add_parser("update", help="write an update bundle to the inactive root slot, or check one after boot",
+                        description="plateau update IMAGE | --status | --after-boot")
+    up.add_argument("image", nargs="?", type=Path, help="the plateau-<version>.update bundle")
+    up.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    up.add_argument("--status", action="store_true", help="show slots, boot entries, pending update, history")
+    up.add_argument("--after-boot", action="store_true",
+                    help="confirm or roll back the pending update (run by plateau-update-check.service)")
+    up.add_argument("--json", action="store_true", help="with --status: machine-readable output")
+    up.add_argument("--esp", type=Path, default=upd.DEFAULT_ESP, help="where the ESP is mounted (/boot/efi)")
+    up.add_argument("--data-dir", type=Path, default=upd.DEFAULT_DATA_DIR, help="data partition (/var/lib/plateau)")
+    up.add_argument("--cmdline", help="kernel command line to use instead of /proc/cmdline")
+    up.add_argument("--slot-device", default=upd.DEFAULT_SLOT_DEVICE,
+                    help="slot device, {slot} replaced by a or b (default %(default)s)")
+    up.add_argument("--key", type=Path, action="append", metavar="PEM",
+                    help="update public key (repeatable; default /etc/plateau/update-key.pub and "
+                         "<data-dir>/update-key.pub); any existing key makes a signature required")
+    up.add_argument("--require-signature", action="store_true", help="refuse unsigned bundles even with no key")
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from appliance.system import update as upd
+
+    modes = [bool(args.image), args.status, args.after_boot]
+    if sum(modes) != 1:
+        print("plateau update: give exactly one of IMAGE, --status, --after-boot", file=sys.stderr)
+        return 2
+    paths = upd.UpdatePaths(esp=args.esp, data_dir=args.data_dir, slot_device=args.slot_device,
+                            key_paths=tuple(args.key) if args.key else None)
+    cmdline = args.cmdline if args.cmdline is not None else upd.read_cmdline()
+    try:
+        if args.status:
+            st = upd.status(cmdline, paths)
+            if args.json:
+                print(json.dumps(dataclasses.asdict(st), indent=2, default=str))
+                return 0
+            print(f"running slot: {st.running.value if st.running else 'unknown'}")
+            for i, e in enumerate(st.entries):
+                print(f"  {'*' if i == 0 else ' '} {e['file']:<24} slot {e['slot'] or '-'}  "
+                      f"version {e['version']}  {e['assessment']}")
+            if st.pending:
+                p = st.pending
+                verdict = f" ({st.outcome.outcome.value}: {st.outcome.reason})" if st.outcome else ""
+                print(f"pending: {p.version} on slot {p.slot.value}, from {p.from_slot.value} "
+                      f"({p.from_version}){verdict}")
+            else:
+                print("pending: none")
+            for h in st.history:
+                print(f"  {h.get('at')}  {h.get('event'):<14} slot {h.get('slot')}  {h.get('version')}  "
+                      f"{h.get('detail')}")
+            return 0
+        if args.after_boot:
+            report = upd.after_boot(cmdline, paths)
+            print(f"update check: {report.decision.outcome.value}: {report.decision.reason}")
+            if report.restored_from:
+                print(f"database restored from {report.restored_from}")
+            if report.error:
+                print(f"plateau update: {report.error}", file=sys.stderr)
+                return 1
+            return 0
+        prepared = upd.prepare(args.image, cmdline, paths, require_signature=args.require_signature)
+    except upd.UpdateError as exc:
+        print(f"plateau update: {exc}; nothing written", file=sys.stderr)
+        return 2
+    plan, bundle = prepared.plan, prepared.bundle
+    signed = f"signature OK ({bundle.signed_with})" if bundle.signed_with else "not signed (no update key)"
+    print(f"{bundle.path}: version {bundle.manifest.version}, checksums OK, {signed}")
+    print(f"running slot {plan.from_slot.value} ({plan.from_version}); will write slot {plan.slot.value} "
+          f"({prepared.device})")
+    if not args.yes:
+        try:
+            answer = input(f"Write version {bundle.manifest.version} to slot {plan.slot.value}? [y/N] ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing written")
+            return 1
+    try:
+        upd.apply(prepared, paths, progress=lambda msg: print(msg, flush=True))
+    except (upd.UpdateError, OSError) as exc:
+        print(f"plateau update: write failed: {exc}; slot {plan.from_slot.value} still boots", file=sys.stderr)
+        return 2
+    print(f"done: restart to run {bundle.manifest.version}; if it does not become healthy, the box "
+          f"falls back to slot {plan.from_slot.value}")
+    return 0
+
+
+def _add_backup_parser(sub: argparse._SubParsersAction) -> None:
+    bk = sub.add_parser("backup", help="back up or restore configuration and database as one archive")
+    bk_sub = bk.add_subparsers(dest="action", required=True)
+    create = bk_sub.add_parser("create", help="write a .tar.gz of the configuration, database, flows, prompts")
+    create.add_argument("output", type=Path, help="the archive to write (plateau-backup-....tar.gz)")
+    create.add_argument("--recordings", action="store_true", help="include the call recordings")
+    create.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    restore = bk_sub.add_parser("restore", help="check an archive, then restore it (the engine must be stopped"
+                                " unless --config-only)")
+    restore.add_argument("archive", type=Path)
+    restore.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    restore.add_argument("--config-only", action="store_true",
+                         help="restore the configuration, flows and prompts only, live (as the web UI does)")
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    import importlib.metadata
+
+    from appliance.store.db import Store
+    from appliance.store.errors import StoreError
+    from appliance.system import backup as bk
+
+    db = args.data_dir / bk.DB_NAME
+    if args.action == "create":
+        if not db.is_file():
+            print(f"plateau backup: no database at {db}", file=sys.stderr)
+            return 2
+        try:
+            version = importlib.metadata.version("plateau")
+        except importlib.metadata.PackageNotFoundError:
+            version = "unknown"
+        tmp = args.output.with_name(f".{args.output.name}.tmp")
+        try:
+            with Store(db) as store, open(tmp, "wb") as out:
+                manifest = bk.write_backup(out, store, args.data_dir, version, include_recordings=args.recordings,
+                                           include_database=True)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, args.output)
+        except (OSError, StoreError) as exc:
+            tmp.unlink(missing_ok=True)
+            print(f"plateau backup: {exc}", file=sys.stderr)
+            return 1
+        print(f"{args.output}: {len(manifest['files'])} files, database schema {manifest['schema_version']}"
+              f"{', recordings included' if args.recordings else ''}")
+        return 0
+    try:
+        with open(args.archive, "rb") as fh:
+            if args.config_only:
+                with Store(db) as store:
+                    plan = bk.check_backup(fh, store, args.data_dir)
+                    result = bk.apply_backup(plan, store, args.data_dir)
+            else:
+                running = bk.engine_running(args.data_dir)
+                if running:  # before reading a large archive for nothing
+                    raise bk.BackupError([f"the engine is running ({running}): stop it first, or use --config-only"])
+                plan = bk.check_backup(fh, None, args.data_dir, keep_database=True)
+                result = bk.restore_database(plan, args.data_dir)
+    except bk.BackupError as exc:
+        print("plateau backup: not restored, nothing changed:\n  " + "\n  ".join(exc.errors), file=sys.stderr)
+        return 2
+    except (OSError, StoreError) as exc:
+        print(f"plateau backup: {exc}", file=sys.stderr)
+        return 1
+    print(f"restored the backup of {plan.manifest.get('created_at')}: " + ", ".join(
+        f"{k.replace('_', ' ')} {v}" for k, v in result.items()))
+    if args.config_only:
+        _reload_running_engine(args.data_dir)
+    else:
+        print("restart plateau-web if it is running, so it opens the restored database")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,7 +450,9 @@ def main(argv: list[str] | None = None) -> int:
         return simulate_main(argv[2:])
     args = _parser().parse_args(argv)
     handlers = {"run": cmd_run, "status": cmd_status, "config": cmd_config, "web": cmd_web,
-                "linetest": cmd_linetest}
+                "linetest": cmd_linetest, "update": cmd_update,
+                "firstboot": cmd_firstboot, "health": cmd_health,
+                "backup": cmd_backup}
     return handlers[args.command](args)
 
 

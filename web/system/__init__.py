@@ -23,7 +23,7 @@ from appliance.store import acd
 from web.context import audit, engine, login_required, store
 from web.system import hardware as hardware_mod
 from web.system import health as health_mod
-from web.system.backup import BackupError, RestorePlan, apply_backup, check_backup, write_backup
+from appliance.system.backup import BackupError, RestorePlan, apply_backup, check_backup, write_backup
 
 bp = Blueprint("system", __name__, url_prefix="/system")
 hardware_mod.register(bp)  # the Hardware tab: /system/hardware and its refresh, hardware.json
