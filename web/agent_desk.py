@@ -10,8 +10,10 @@ last interaction stays on screen through wrap-up (the engine forgets it when the
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import time
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Blueprint, abort, jsonify, render_template, request, session, url_for
 from werkzeug.wrappers import Response
@@ -104,7 +106,7 @@ def _pop(interaction_id: int | None) -> dict[str, Any] | None:
 def _render_desk(errors: dict[str, str] | None = None, status: int = 200) -> tuple[str, int]:
     state = _state()
     return render_template("agent_desk/desk.html", state=state, pop=_pop(state["interaction"]),
-                           reasons=PAUSE_REASONS, statuses=interactions.STATUSES,
+                           panel=_lead_panel(), reasons=PAUSE_REASONS, statuses=interactions.STATUSES,
                            extension=session.get("desk_extension", ""), errors=errors or {}), status
 
 
@@ -251,3 +253,186 @@ def call() -> Any:
         return answer(False, message, status, back)
     audit("agent.call", to, None, {"from": device, "to": to, **result})
     return answer(True, f"Calling {to}: pick up your phone ({device}).", 200, back, result=result)
+
+
+# -- outbound campaigns: the lead on my line, preview, disposition, do-not-call ------------------------
+# The dialer in the engine owns leads: the desk asks it which lead is on my line
+# (GET /v1/agents/<me>/lead) or waiting for my decision in preview mode (GET /v1/agents/<me>/preview),
+# and every action names a lead the engine has just confirmed is mine, so an agent acts only for
+# their own agent id and never on a lead that has moved on.
+DEFAULT_ZONE = "Europe/Paris"
+MAX_DNC_NOTE = 200
+
+
+def _site_zone() -> ZoneInfo:
+    """The appliance's time zone: callbacks are typed in it (the agent and the prospect agreed on it)."""
+    try:
+        return ZoneInfo(store().get_setting("site.timezone") or DEFAULT_ZONE)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(DEFAULT_ZONE)
+
+
+def _lead_view(data: Any) -> dict[str, Any] | None:
+    """A lead from the engine's answer ({lead: {...}, script, dispositions} or the lead itself)."""
+    if not isinstance(data, dict):
+        return None
+    lead = data.get("lead", data)
+    if not isinstance(lead, dict) or lead.get("id") is None:
+        return None
+    raw = lead.get("fields")
+    fields: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    return {"id": int(lead["id"]), "number": str(lead.get("number") or ""), "campaign": str(lead.get("campaign") or ""),
+            "attempts": int(lead.get("attempts") or 0), "fields": {str(k): str(v) for k, v in fields.items()}}
+
+
+def _ask_lead(kind: str, agent_id: str) -> dict[str, Any] | None:
+    """GET /v1/agents/<me>/<kind>: the engine's answer, None when it has none for me (404)."""
+    try:
+        found = ask("GET", f"/v1/agents/{seg(agent_id)}/{kind}")
+    except ApiUnavailable:
+        raise
+    except ApiError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return found if isinstance(found, dict) else None
+
+
+def _lead_panel() -> dict[str, Any]:
+    """What the campaign panel of the desk shows: my connected lead with its script, or my preview."""
+    panel: dict[str, Any] = {"engine": "up", "message": "", "lead": None, "script": "", "dispositions": [],
+                             "preview": None, "zone": str(_site_zone()), "key": "none"}
+    agent_id = _my_agent()
+    if agent_id is None:
+        return panel
+    try:
+        found = _ask_lead("lead", agent_id)
+        if found is not None and _lead_view(found) is not None:
+            panel.update(lead=_lead_view(found), script=str(found.get("script") or ""),
+                         dispositions=[str(d) for d in found.get("dispositions") or []])
+            panel["key"] = f"lead:{panel['lead']['id']}"
+            return panel
+        preview = _ask_lead("preview", agent_id)
+    except ApiUnavailable:
+        return {**panel, "engine": "down", "key": "down"}
+    except ApiError as exc:
+        return {**panel, "message": f"The engine did not say which lead is yours: {exc.message}", "key": "error"}
+    if preview is not None and _lead_view(preview) is not None:
+        panel.update(preview=_lead_view(preview), script=str(preview.get("script") or ""))
+        panel["key"] = f"preview:{panel['preview']['id']}"
+    return panel
+
+
+def _mine(kind: str, lead_id: int) -> dict[str, Any]:
+    """The engine's current lead (or preview) of mine if it is `lead_id`; ApiError 409 otherwise."""
+    agent_id = _require_linked()
+    found = _ask_lead(kind, agent_id)
+    view = _lead_view(found)
+    if found is None or view is None or view["id"] != lead_id:
+        raise ApiError(409, f"lead {lead_id} is no longer {'on your line' if kind == 'lead' else 'your preview'}")
+    return found
+
+
+@bp.route("/lead")
+@login_required("agent")
+def lead() -> Any:
+    """The campaign panel (HTML fragment; JSON for scripts that ask for it)."""
+    panel = _lead_panel()
+    if request.accept_mimetypes.best == "application/json":
+        return jsonify(panel)
+    return render_template("agent_desk/lead.html", panel=panel, errors={})
+
+
+def parse_callback(day: str, at: str, zone: ZoneInfo, now: float) -> float | None:
+    """Epoch seconds of a callback typed as a date and a time in `zone`; None when both are empty."""
+    day, at = day.strip(), at.strip()
+    if not day and not at:
+        return None
+    if not day or not at:
+        raise ValueError("callback: give both the date and the time, or neither")
+    try:
+        when = dt.datetime.combine(dt.date.fromisoformat(day), dt.time.fromisoformat(at), tzinfo=zone)
+    except ValueError:
+        raise ValueError("callback: a date like 2026-03-14 and a time like 14:30") from None
+    epoch = when.timestamp()
+    if epoch <= now + 60:
+        raise ValueError(f"callback: {day} {at} is not in the future ({zone.key} time)")
+    return epoch
+
+
+@bp.route("/lead/<int:lead_id>/disposition", methods=["POST"])
+@login_required("agent")
+def lead_disposition(lead_id: int) -> Any:
+    """Close my lead with a disposition code, optionally scheduling a personal callback."""
+    agent_id = _require_linked()
+    back = url_for("agent_desk.desk")
+    code = request.form.get("code", "").strip()
+    try:
+        callback_at = parse_callback(request.form.get("callback_date", ""), request.form.get("callback_time", ""),
+                                     _site_zone(), time.time())
+    except ValueError as exc:
+        return _refuse(str(exc), "callback")
+    try:
+        found = _mine("lead", lead_id)
+        codes = [str(d) for d in found.get("dispositions") or []]
+        if code not in codes:
+            return _refuse(f"code: pick one of {', '.join(codes)}" if code else "code: pick a disposition", "code")
+        body: dict[str, Any] = {"code": code, "agent": agent_id}
+        if callback_at is not None:
+            body["callback_at"] = callback_at
+        result = ask("POST", f"/v1/leads/{lead_id}/disposition", body)
+    except ApiError as exc:
+        message, status = engine_failure(exc)
+        field = str(exc.message).split(":", 1)[0].rpartition(".")[2] if status == 400 else ""
+        if field in ("code", "callback_at"):
+            return _refuse(message, "callback" if field == "callback_at" else field, status)
+        return answer(False, message, status, back)
+    audit("lead.disposition", str(lead_id), {"campaign": (found.get("lead") or {}).get("campaign")},
+          {**body, "result": result})
+    done = f"Lead {lead_id}: {code}"
+    if callback_at is not None:
+        done += ", call back " + dt.datetime.fromtimestamp(callback_at, _site_zone()).strftime("%Y-%m-%d %H:%M")
+    return answer(True, done + ".", 200, back, result=result)
+
+
+@bp.route("/lead/<int:lead_id>/dnc", methods=["POST"])
+@login_required("agent")
+def lead_dnc(lead_id: int) -> Any:
+    """The prospect asked not to be called again: their number goes on the do-not-call list."""
+    agent_id = _require_linked()
+    back = url_for("agent_desk.desk")
+    note = request.form.get("note", "").strip() or f"asked agent {agent_id} not to be called"
+    if len(note) > MAX_DNC_NOTE:
+        return _refuse(f"note: at most {MAX_DNC_NOTE} characters", "dnc")
+    try:
+        view = _lead_view(_mine("lead", lead_id)) or {}
+        body = {"number": view["number"], "note": note, "campaign": view["campaign"]}
+        result = ask("POST", "/v1/dnc", body)
+    except ApiError as exc:
+        message, status = engine_failure(exc)
+        return answer(False, message, status, back)
+    audit("dnc.add", view["number"], None, {**body, "agent": agent_id, "lead": lead_id})
+    return answer(True, f"{view['number']} is on the do-not-call list: no campaign will call it again.", 200, back,
+                  result=result)
+
+
+@bp.route("/preview/<int:lead_id>", methods=["POST"])
+@login_required("agent")
+def preview_action(lead_id: int) -> Any:
+    """Preview mode: dial the lead I am looking at, or skip it."""
+    agent_id = _require_linked()
+    back = url_for("agent_desk.desk")
+    action = request.form.get("action", "")
+    if action not in ("dial", "skip"):
+        return _refuse("action: dial or skip", "preview")
+    try:
+        view = _lead_view(_mine("preview", lead_id))
+        result = ask("POST", f"/v1/agents/{seg(agent_id)}/preview", {"action": action})
+    except ApiError as exc:
+        message, status = engine_failure(exc)
+        return answer(False, message, status, back)
+    audit("lead.preview", str(lead_id), None, {"action": action, "number": view["number"] if view else "",
+                                               "agent": agent_id})
+    done = f"Dialling {view['number'] if view else lead_id}: your phone rings first." if action == "dial" \
+        else f"Lead {lead_id} skipped."
+    return answer(True, done, 200, back, result=result)

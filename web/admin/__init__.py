@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template
 
-from appliance.store import acd
+from appliance.store import acd, dialer
 from web.context import login_required, store
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -12,6 +12,12 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 # Sections register their routes on import (they need `bp` defined above).
 from web.admin import agents, extensions, flows, hours, prompts, queues, routes, settings, trunks  # noqa: E402
 from web.admin.forms import engine_status  # noqa: E402
+from web.admin import campaigns, dnc  # noqa: E402
+
+# Outbound campaigns are nested blueprints ("admin.campaigns.*", "admin.dnc.*") so supervisors,
+# who may watch and start campaigns, get their own sidebar entry rather than the admin tabs.
+bp.register_blueprint(campaigns.bp)
+bp.register_blueprint(dnc.bp)
 
 SECTIONS = (
     ("admin.extensions", "Extensions", "Phones, forwards, recording, voicemail"),
@@ -24,6 +30,7 @@ SECTIONS = (
     ("admin.hours", "Business hours", "Opening hours and holidays of every flow"),
     ("admin.prompts", "Prompts", "Recorded and spoken messages"),
     ("admin.settings", "Settings", "Recording retention, supervisors, voicemail PINs"),
+    ("admin.campaigns.index", "Outbound campaigns", "Prospect lists, dialling modes, do-not-call list"),
 )
 
 
@@ -37,8 +44,10 @@ def index() -> str:
         "admin.outbound": len(s.outbound_routes()), "admin.inbound": len(s.inbound_routes()),
         "admin.agents": len(acd.agents(s)), "admin.queues": len(acd.queues(s)),
         "admin.flows": len(flows.published_names(data_dir)), "admin.prompts": len(prompts.prompt_infos()),
+        "admin.campaigns.index": len(dialer.campaigns(s)),
     }
     return render_template("admin/index.html", sections=SECTIONS, counts=counts, status=engine_status())
 
 
-__all__ = ["agents", "bp", "extensions", "flows", "hours", "prompts", "queues", "routes", "settings", "trunks"]
+__all__ = ["agents", "bp", "campaigns", "dnc", "extensions", "flows", "hours", "prompts", "queues", "routes",
+           "settings", "trunks"]
