@@ -25,8 +25,10 @@ from appliance.api.apifile import write_api_file
 from appliance.api.facade import ApiError
 from appliance.api.server import ControlApiServer
 from appliance.media.client import MediaClient
-from appliance.media.events import DtmfEvent, PlaybackFinished, RtpTimeout
+from appliance.media.events import DtmfEvent, MachineDetected, PlaybackFinished, RtpTimeout
 from appliance.pbx.channel import DtmfReceived, MediaTimeout, PlaybackEnded
+from appliance.pbx.dialer import Dialer
+from appliance.pbx.dialer_api import DialerApi
 from appliance.pbx.sounds import ensure_default_moh
 from appliance.pbx.roster import AgentError
 from appliance.sip.mwi import MwiNotifier
@@ -120,6 +122,7 @@ class Engine:
                                            recordings_dir=opts.data_dir / "recordings",
                                            voicemail_dir=opts.data_dir / "voicemail"))
         self.pbx.preload_flows()
+        self.dialer = Dialer(self.pbx)
         self.registrar = Registrar(self.auth, self._lookup_secret, self.guard,
                                    self._persist_binding, self._forget_binding)
         now = time.time()
@@ -179,6 +182,9 @@ class Engine:
         self.store.save_block(BlockedAddress(entry.address, entry.until, entry.reason, entry.failures))
 
     def _media_event(self, event: Any) -> None:
+        if isinstance(event, MachineDetected):
+            self.dialer.machine_detected(event.leg_id, event.verdict, event.cause, event.ms)
+            return
         chan = self.ctx.channels_by_leg.get(getattr(event, "leg_id", ""))
         if chan is None:
             return
@@ -202,6 +208,7 @@ class Engine:
         write_api_file(self.opts.data_dir, url, self.api_token)
         self.trunks.start()
         self.pbx.start()
+        self.dialer.start()
         if self.hardware is not None:
             self.hardware.start()
         if self.headsets is not None:
@@ -244,7 +251,7 @@ class Engine:
         self.store.close()
 
 
-class EngineApi:
+class EngineApi(DialerApi):
     """The control API's view of the engine (runs in the engine loop)."""
 
     def __init__(self, engine: Engine) -> None:
@@ -352,6 +359,7 @@ class EngineApi:
 
     def reload(self) -> dict[str, Any]:
         self.e.pbx.reload()
+        self.e.dialer.reload()
         self.e.trunks.reload()
         return {"reloaded": True}
 

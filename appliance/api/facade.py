@@ -118,3 +118,40 @@ class EngineFacade(Protocol):
                            notes: str | None) -> dict[str, JsonValue]:
         """The agent's wrap-up: status (open/resolved/closed/follow-up), disposition code, notes."""
         ...
+
+    # -- outbound dialer -------------------------------------------------------------------
+    def campaigns(self) -> list[dict[str, JsonValue]]:
+        """Campaigns with live figures: name, state, mode, queue, agents_free, agents_busy, in_flight,
+        placed/answered/abandoned_today, answer_rate, abandon_rate (over the campaign's window),
+        abandon_cap, dial_rate_per_min, last_decision (the pacer's latest)."""
+        ...
+
+    def campaign_action(self, name: str, action: str) -> dict[str, JsonValue]:
+        """start or pause a campaign (its status after the change); ApiError 404 unknown campaign."""
+        ...
+
+    def agent_lead(self, agent_id: str) -> dict[str, JsonValue]:
+        """{lead: {id, number, fields, campaign, attempts}, script, dispositions} of the agent's
+        campaign call (current, or last not yet dispositioned); ApiError 404 when none."""
+        ...
+
+    def lead_disposition(self, lead_id: str, code: str, callback_at: float | str | None,
+                         agent: str | None) -> dict[str, JsonValue]:
+        """The agent's disposition of a lead; ``callback_at`` (epoch or ISO 8601) schedules a
+        callback. ApiError 400 unknown code or past time, 404 unknown lead."""
+        ...
+
+    def add_dnc(self, number: str, note: str | None, campaign: str | None) -> dict[str, JsonValue]:
+        """Put a number on the do-not-call list, normalised in the campaign's or the site's country
+        ({number: E.164, added}); ApiError 400 when it is not a number."""
+        ...
+
+    def agent_preview(self, agent_id: str) -> dict[str, JsonValue]:
+        """Reserve and show the next lead of the agent's preview campaigns (same shape as
+        ``agent_lead``); ApiError 404 when there is none."""
+        ...
+
+    def agent_preview_action(self, agent_id: str, action: str) -> dict[str, JsonValue]:
+        """dial (the agent's phone rings, then the lead) or skip the reserved lead; ApiError 409
+        with the compliance reason when the lead may not be dialled now (nothing is dialled)."""
+        ...

@@ -111,6 +111,31 @@ def _headset_action(f: EngineFacade, p: dict[str, str], body: Any) -> tuple[Call
     return f.headset_action, (p["ext"], p["action"])
 
 
+def _campaign_action(f: EngineFacade, p: dict[str, str], body: Any) -> tuple[Callable[..., Any], tuple]:
+    _obj(body, {}, {})
+    return f.campaign_action, (p["name"], p["action"])
+
+
+def _disposition(f: EngineFacade, p: dict[str, str], body: Any) -> tuple[Callable[..., Any], tuple]:
+    when = body.get("callback_at") if isinstance(body, dict) else None
+    numeric = isinstance(when, (int, float)) and not isinstance(when, bool)
+    b = _obj(body, {"code": str}, {"callback_at": float if isinstance(when, float) else int if numeric else str,
+                                   "agent": str})
+    return f.lead_disposition, (p["id"], b["code"], b.get("callback_at"), b.get("agent"))
+
+
+def _dnc(f: EngineFacade, _p: dict[str, str], body: Any) -> tuple[Callable[..., Any], tuple]:
+    b = _obj(body, {"number": str}, {"note": str, "campaign": str})
+    return f.add_dnc, (b["number"], b.get("note"), b.get("campaign"))
+
+
+def _preview_action(f: EngineFacade, p: dict[str, str], body: Any) -> tuple[Callable[..., Any], tuple]:
+    b = _obj(body, {"action": str}, {})
+    if b["action"] not in ("dial", "skip"):
+        raise ApiError(400, "field 'action' must be 'dial' or 'skip'")
+    return f.agent_preview_action, (p["id"], b["action"])
+
+
 def _route(method: str, path: str, handler: Any, in_loop: bool = True) -> _Route:
     return _Route(method, re.compile("^" + path + "$"), handler, in_loop)
 
@@ -136,6 +161,13 @@ ROUTES: tuple[_Route, ...] = (
     _route("GET", "/v1/interactions/(?P<id>[0-9]+)", _no_body("interaction", "id")),
     _route("POST", "/v1/interactions/(?P<id>[0-9]+)", _interaction),
     _route("GET", "/v1/headsets", _no_body("headsets")),
+    _route("GET", "/v1/campaigns", _no_body("campaigns")),
+    _route("POST", "/v1/campaigns/(?P<name>[^/]+)/(?P<action>start|pause)", _campaign_action),
+    _route("GET", "/v1/agents/(?P<id>[^/]+)/lead", _no_body("agent_lead", "id")),
+    _route("GET", "/v1/agents/(?P<id>[^/]+)/preview", _no_body("agent_preview", "id")),
+    _route("POST", "/v1/agents/(?P<id>[^/]+)/preview", _preview_action),
+    _route("POST", "/v1/leads/(?P<id>[0-9]+)/disposition", _disposition),
+    _route("POST", "/v1/dnc", _dnc),
     _route("POST", "/v1/headsets/(?P<ext>[^/]+)/(?P<action>answer|hangup)", _headset_action, in_loop=False),
 )
 

@@ -231,6 +231,17 @@ class MediaClient:
         self._known(leg_id)
         self._cast("send_dtmf", leg_id=leg_id, digit=digit, duration_ms=duration_ms)
 
+    def detect_machine(self, leg_id: str, params: dict[str, Any] | None = None) -> None:
+        """Run answering-machine detection on what the leg receives; one ``MachineDetected``
+        event carries the verdict. ``params`` are the detector's (``appliance.dialer.amd``)."""
+        self._known(leg_id)
+        self._call("detect_machine", leg_id=leg_id, params=dict(params or {}))
+
+    def stop_detect_machine(self, leg_id: str) -> None:
+        """Stop a running detection without a verdict (idempotent)."""
+        self._known(leg_id)
+        self._cast("stop_detect_machine", leg_id=leg_id)
+
     def leg_stats(self, leg_id: str) -> dict[str, Any]:
         """Counters and quality of a leg."""
         return dict(self._call("leg_stats", leg_id=leg_id))

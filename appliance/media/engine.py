@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from appliance.media import resample
+from appliance.media.amd_tap import AmdTap
 from appliance.media.codecs import MIX_RATE, MIX_SAMPLES, CodecError, codec_by_name
 from appliance.media.dtmf import DtmfError, InbandDtmfDetector
 from appliance.media.events import DtmfEvent, MediaEvent, PlaybackFinished, RtpTimeout
@@ -66,6 +67,7 @@ class MediaEngine:
         self._free_bridge_idx: list[int] = []
         self._recordings = RecordingSet()
         self._monitors = MonitorSet()
+        self._amd: dict[str, AmdTap] = {}  # leg id -> answering-machine detection running on it
         self._ids = itertools.count(1)
         self._cap = 0
         self._free_slots: list[int] = []
@@ -171,6 +173,7 @@ class MediaEngine:
         if leg.bridge is not None:
             self.unbridge(leg_id)
         self._recordings.leg_removed(leg_id)
+        self._amd.pop(leg_id, None)  # a leg hung up mid-greeting: no verdict, nothing to report
         del self.legs[leg_id]
         del self._slot_leg[leg.slot]
         self._monitors.leg_removed(leg_id, self.legs)
@@ -310,6 +313,29 @@ class MediaEngine:
             raise MediaError(str(exc)) from exc
         self._plan = None
 
+    def detect_machine(self, leg_id: str, params: dict[str, Any] | None = None) -> None:
+        """Run answering-machine detection on what the leg's far end sends, from the next tick;
+        one ``MachineDetected`` event reports the verdict (a new call replaces a running one)."""
+        self._leg(leg_id)
+        self._amd[leg_id] = AmdTap(leg_id, params)
+        self._plan = None  # the leg must be decoded at 16 kHz from now on
+
+    def stop_detect_machine(self, leg_id: str) -> None:
+        """Stop a detection without a verdict (idempotent)."""
+        if self._amd.pop(leg_id, None) is not None:
+            self._plan = None
+
+    def _detect_machines(self, frames: np.ndarray) -> None:
+        for leg_id, tap in list(self._amd.items()):
+            leg = self.legs.get(leg_id)
+            if leg is None or leg.codec is None:
+                continue  # not configured yet: the greeting has not started
+            event = tap.feed(frames[leg.slot], MIX_RATE)
+            if event is not None:
+                del self._amd[leg_id]
+                self._plan = None
+                self.emit(event)
+
     # ------------------------------------------------------------------ receive path (per packet)
 
     def rtp_received(self, leg: Leg, data: bytes, addr: Address, now: float) -> None:
@@ -376,7 +402,7 @@ class MediaEngine:
             self.late_ticks += 1
         plan = self._plan
         if plan is None:
-            wide_ids = self._recordings.wide() | self._monitors.wide()
+            wide_ids = self._recordings.wide() | self._monitors.wide() | set(self._amd)
             plan = self._plan = _TickPlan(list(self.legs.values()), wide_ids, self.bridges,
                                           self.legs)
         frames, frames8 = self._frames, self._frames8
@@ -417,6 +443,8 @@ class MediaEngine:
                 frames[leg.slot, :len(pcm)] = pcm
         if plan.inband.size:
             self._detect_inband(plan.inband, frames[plan.inband], MIX_RATE)
+        if self._amd:
+            self._detect_machines(frames)
         n_bridges = len(self._bridge_index) + len(self._free_bridge_idx)
         if plan.wideband:
             out, sums = mix_minus(frames, self._bridge_of, max(n_bridges, 1))

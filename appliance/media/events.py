@@ -31,8 +31,22 @@ class RtpTimeout:
     seconds: float
 
 
-MediaEvent = DtmfEvent | PlaybackFinished | RtpTimeout
-EVENT_TYPES: dict[str, type] = {c.__name__: c for c in (DtmfEvent, PlaybackFinished, RtpTimeout)}
+@dataclass(frozen=True)
+class MachineDetected:
+    """The answering-machine detector's one verdict on a leg (``detect_machine``).
+
+    ``verdict`` is HUMAN, MACHINE or NOTSURE; ``cause`` says what decided it (long greeting,
+    silence after a short hello...); ``ms`` is how much received audio it took.
+    """
+
+    leg_id: str
+    verdict: str
+    cause: str
+    ms: int
+
+
+MediaEvent = DtmfEvent | PlaybackFinished | RtpTimeout | MachineDetected
+EVENT_TYPES: dict[str, type] = {c.__name__: c for c in (DtmfEvent, PlaybackFinished, RtpTimeout, MachineDetected)}
 
 
 def event_to_dict(ev: MediaEvent) -> dict[str, Any]:

@@ -18,7 +18,8 @@ MAX_MESSAGE = 65536
 OPS = frozenset({
     "create_leg", "configure_leg", "destroy_leg", "bridge", "unbridge", "destroy_bridge", "play",
     "stop_play", "record", "stop_record", "record_parties", "record_set_party", "pause_record", "resume_record",
-    "monitor", "unmonitor", "send_dtmf", "leg_stats", "engine_stats", "ping", "shutdown",
+    "monitor", "unmonitor", "send_dtmf", "detect_machine", "stop_detect_machine", "leg_stats", "engine_stats",
+    "ping", "shutdown",
 })
 
 

@@ -201,6 +201,10 @@ class MediaServer:
             return e.unmonitor(a["leg_id"])
         if op == "send_dtmf":
             return e.send_dtmf(a["leg_id"], a["digit"], int(a.get("duration_ms", 100)))
+        if op == "detect_machine":
+            return e.detect_machine(a["leg_id"], a.get("params") or None)
+        if op == "stop_detect_machine":
+            return e.stop_detect_machine(a["leg_id"])
         if op == "leg_stats":
             return e.leg_stats(a["leg_id"])
         if op == "engine_stats":

@@ -126,6 +126,11 @@ class Call:
         self.recording: ActiveRecording | None = None
         self.interaction_id: int | None = None  # what this call is about (contact, status, disposition)
         self._keys: dict[str, tuple[str, float]] = {}  # channel id -> (recent keys, time): in-call codes
+        # Observers for a service that owns this call from outside (the outbound dialer): an agent
+        # took it from a queue, it answered (b leg), it ended. Called after the call's own work.
+        self.on_agent_connected: Callable[[Call], None] | None = None
+        self.on_answered: Callable[[Call], None] | None = None
+        self.on_ended: Callable[[Call], None] | None = None
         self._adopt(a)
 
     # -- state machine ------------------------------------------------------------------
@@ -157,6 +162,48 @@ class Call:
             self._go(self.pbx.dialplan.resolve_did(self.dialed), hops=0)
         else:
             self._route(self.dialed, self.caller_ext, hops=0)
+
+    def start_to(self, dest: Destination) -> None:
+        """Like `start`, but to a destination already decided (the dialer's campaign trunk)."""
+        self.cdr_id = self.pbx.store.cdr_open(
+            self.a.dialog_key(), self.a.caller.number, self.a.caller.name, self.dialed,
+            self.direction, self.a.created, trunk=self.via_trunk,
+        )
+        log.info("%s: %s calls %s", self.id, self.a.caller.number, self.dialed, extra={"CALL_ID": self.id})
+        self._go(dest, hops=0)
+
+    def adopt_answered(self) -> None:
+        """The A leg is a callee the system itself called and that answered (the dialer): open
+        the CDR as answered, and let a service talk to it (IVR state) until it queues."""
+        self.cdr_id = self.pbx.store.cdr_open(
+            self.a.dialog_key(), self.a.caller.number, self.a.caller.name, self.dialed,
+            self.direction, self.a.created, trunk=self.via_trunk,
+        )
+        self._to(CallState.IVR)
+        self._answer_here()
+
+    def wait_in_queue(self, name: str) -> bool:
+        """Wait in queue `name` with no overflow (the dialer's answered callee, whose only way
+        out is an agent or the abandon message); False when the queue will not take it."""
+        if self.state == CallState.IVR:
+            self._to(CallState.ROUTING)
+        self._answer_here()
+        self._to(CallState.QUEUED)
+        if self.pbx.distributor.enqueue(self, name) is None and self.queue_entry is not None:
+            return True
+        self._to(CallState.ROUTING)
+        self._to(CallState.IVR)
+        return False
+
+    def leave_queue(self, event: str) -> bool:
+        """Take the caller out of its queue (offers cancelled), logging `event`; False if it was
+        not waiting (an agent took it meanwhile). The call goes back to the IVR state."""
+        if self.state != CallState.QUEUED or not self.pbx.distributor.withdraw(self, event):
+            return False
+        self.pbx.media.stop_play(self.a.media_leg)
+        self._to(CallState.ROUTING)
+        self._to(CallState.IVR)
+        return True
 
     def _route(self, number: str, holder: Extension | None, hops: int) -> None:
         if number.startswith("*") and self.pbx.features.handles(number):
@@ -326,6 +373,8 @@ class Call:
                                  agent_id)
         log.info("%s: agent %s answered %s from queue %s", self.id, agent_id, self.a.caller.number, queue.name,
                  extra={"CALL_ID": self.id})
+        if self.on_agent_connected is not None:
+            self.on_agent_connected(self)
 
     def _voicemail(self, mailbox: str) -> None:
         """Leave a message in `mailbox` (an extension's); the deposit session ends the call."""
@@ -427,6 +476,8 @@ class Call:
             self._record_parties("stereo", "extension")
         log.info("%s: %s answered %s", self.id, chan.callee, self.a.caller.number,
                  extra={"CALL_ID": self.id, "EXTENSION": chan.extension or ""})
+        if self.on_answered is not None:
+            self.on_answered(self)
 
     def _bridge(self) -> None:
         if self.b is None:
@@ -555,6 +606,8 @@ class Call:
         self._close_cdr(by)
         log.info("%s: ended (%s)", self.id, self.cause, extra={"CALL_ID": self.id})
         self.pbx.call_ended(self)
+        if self.on_ended is not None:
+            self.on_ended(self)
 
     def _close_cdr(self, by: Channel | None) -> None:
         if self.cdr_id is None:

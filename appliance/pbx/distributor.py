@@ -44,6 +44,11 @@ TICK_SECONDS = 1.0
 MAX_DISPATCH_ROUNDS = 20
 FOLLOW_UP_WINDOW_S = 72 * 3600.0  # the FCR window: a call back within it is about the same thing
 RECONCILE_SECONDS = 5.0
+# Queue priorities of blended queues: a customer the dialer reached goes before ordinary
+# callers (every second it waits counts towards an abandon), and an inbound caller past the
+# queue's service-level target is raised above the dialer's calls.
+DIALER_PRIORITY = 1000
+PAST_SERVICE_LEVEL_PRIORITY = 1001
 _entry_ids = itertools.count(1)
 
 
@@ -223,6 +228,40 @@ class CallDistributor:
             entry.call = None  # keeps its place: called back when its turn comes
             return
         self._leave(entry, "ABANDON")
+
+    def withdraw(self, call: Call, event: str) -> bool:
+        """Take a waiting caller out of its queue for the PBX's own reasons (the dialer's
+        abandon deadline), logging `event`; its offers stop. False if it was not waiting."""
+        entry = call.queue_entry
+        if entry is None or entry.entry_id not in self.entries:
+            return False
+        call.queue_entry = None
+        self._leave(entry, event)
+        return True
+
+    def waiting_beyond_service_level(self, queue_name: str, now: float) -> int:
+        """Callers on the line in `queue_name` waiting longer than its service-level target:
+        in a blended queue the dialer leaves the agents they need free (and they go first)."""
+        live = self.queues.get(queue_name)
+        if live is None:
+            return 0
+        limit = float(live.config.service_level_seconds)
+        return sum(1 for e in live.waiting.values()
+                   if e.call is not None and now - e.entered_at > limit and e.priority < DIALER_PRIORITY)
+
+    def promote(self, call: Call, priority: int) -> bool:
+        """Raise a waiting caller's priority (keeping its arrival time); False if it is not
+        waiting or is being offered right now (its offer stands; the next tick tries again)."""
+        entry = call.queue_entry
+        if entry is None or entry.entry_id not in self.entries or entry.priority >= priority:
+            return False
+        live = self.queues[entry.queue]
+        if any(o.entry_id == entry.entry_id for o in self.offers.values()):
+            return False
+        live.calls.leave(entry.entry_id)
+        live.calls.join(entry.caller.number, entry.entered_at, priority, entry.entry_id)
+        entry.priority = priority
+        return True
 
     def caller_event(self, call: Call, event: DtmfReceived | PlaybackEnded) -> None:
         """Keys and prompt ends from a waiting caller."""
