@@ -15,7 +15,8 @@ from appliance.api.facade import ApiError
 from appliance.dialer.numbers import try_normalise
 from appliance.pbx.call import Call
 from appliance.pbx.channel import Cause, Channel, Party
-from appliance.pbx.dialer import AgentLead, Dialer, site_country, site_timezone
+from appliance.dialer.site import site_country, site_timezone
+from appliance.pbx.dialer import AgentLead, Dialer
 from appliance.pbx.dialer_call import PreviewAttempt
 from appliance.pbx.distributor import OfferLeg
 from appliance.pbx.fork import Fork

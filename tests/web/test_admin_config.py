@@ -301,3 +301,34 @@ def test_callback_routes_setting_names_existing_routes(seeded: Flask, admin: Fla
         assert s.get_setting("acd.callback_routes") == "national"
     finally:
         s.close()
+
+
+def test_site_settings_for_the_dialer_are_checked_and_unset_when_empty(seeded: Flask, admin: FlaskClient) -> None:
+    base = {"recording.retention_days": "90", "acd.supervisors": "", "acd.callback_routes": ""}
+    bad = {**base, "site.country": "XX", "site.timezone": "Mars/Olympus", "dialer.number_limit": "-1",
+           "dialer.number_limit_hours": "0"}
+    resp = post(admin, "/admin/settings/", bad)
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 400
+    assert "not a country code" in page and "not a time zone" in page and "from 0 to 50" in page
+    assert "from 1 to 720" in page
+    s = store_of(seeded)
+    try:
+        assert s.get_setting("site.country") is None and s.get_setting("site.timezone") is None
+    finally:
+        s.close()
+    good = {**base, "site.country": "gb", "site.timezone": "Europe/London", "dialer.number_limit": "2",
+            "dialer.number_limit_hours": "48"}
+    assert post(admin, "/admin/settings/", good).status_code == 302
+    s = store_of(seeded)
+    try:
+        assert [s.get_setting(k) for k in ("site.country", "site.timezone", "dialer.number_limit",
+                                           "dialer.number_limit_hours")] == ["GB", "Europe/London", "2", "48"]
+    finally:
+        s.close()
+    assert post(admin, "/admin/settings/", {**base, "site.country": ""}).status_code == 302
+    s = store_of(seeded)
+    try:
+        assert s.get_setting("site.country") is None and s.get_setting("site.timezone") is None
+    finally:
+        s.close()

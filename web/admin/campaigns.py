@@ -17,6 +17,7 @@ from flask import Blueprint, abort, flash, jsonify, redirect, render_template, r
 from werkzeug.wrappers import Response
 
 from appliance.api.facade import ApiError, ApiUnavailable
+from appliance.dialer import site
 from appliance.dialer.campaign import MACHINE_ACTIONS, MODES, RETRYABLE, CampaignConfig
 from appliance.dialer.numbers import NumberError, check_country
 from appliance.store import acd
@@ -41,7 +42,6 @@ from web.context import audit, engine, login_required, store
 bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
 
 VIEWERS = ("admin", "supervisor")  # who may watch, start and pause campaigns
-DEFAULT_COUNTRY, DEFAULT_ZONE = "FR", "Europe/Paris"
 
 _MODE_HELP = {
     "preview": "Preview: the agent sees the lead first and decides to dial or skip",
@@ -61,11 +61,11 @@ def _trunks() -> list[tuple[str, str]]:
 
 
 def site_country() -> str:
-    return (store().get_setting("site.country") or DEFAULT_COUNTRY).upper()
+    return site.site_country(store())
 
 
 def site_zone() -> str:
-    return store().get_setting("site.timezone") or DEFAULT_ZONE
+    return site.site_timezone(store())
 
 
 FIELDS = [

@@ -1,4 +1,5 @@
-"""Appliance settings an admin changes: recording retention, supervisor phones, voicemail PINs.
+"""Appliance settings an admin changes: recording retention, supervisor phones, voicemail PINs, and
+the site values the outbound dialer uses (country for national numbers, time zone, per-number limit).
 
 Every value is checked before any is written, and all are written in one transaction, so a
 refused form changes nothing. PINs are never shown or audited in clear.
@@ -6,10 +7,20 @@ refused form changes nothing. PINs are never shown or audited in clear.
 from __future__ import annotations
 
 import re
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from appliance.dialer.numbers import NumberError, check_country
+from appliance.dialer.site import (
+    COUNTRY_SETTING,
+    DEFAULT_NUMBER_HOURS,
+    DEFAULT_NUMBER_LIMIT,
+    NUMBER_HOURS_SETTING,
+    NUMBER_LIMIT_SETTING,
+    TIMEZONE_SETTING,
+)
 from appliance.pbx.recording import DEFAULT_RETENTION_DAYS, RETENTION_SETTING
 from appliance.pbx.supervision import SUPERVISORS_SETTING, supervisors
 from appliance.pbx.switchboard import CALLBACK_ROUTES_SETTING
@@ -20,6 +31,8 @@ from web.context import audit, login_required, store
 
 PIN_RE = re.compile(r"^[0-9]{4,8}$")
 MAX_RETENTION_DAYS = 3650
+# Empty means "not set": the dialer then uses its default (FR, /etc/timezone, 3 calls per 24 h).
+SITE_KEYS = (COUNTRY_SETTING, TIMEZONE_SETTING, NUMBER_LIMIT_SETTING, NUMBER_HOURS_SETTING)
 
 
 def _current() -> dict[str, str]:
@@ -28,6 +41,7 @@ def _current() -> dict[str, str]:
         RETENTION_SETTING: s.get_setting(RETENTION_SETTING) or str(DEFAULT_RETENTION_DAYS),
         SUPERVISORS_SETTING: ", ".join(sorted(supervisors(s.get_setting(SUPERVISORS_SETTING)))),
         CALLBACK_ROUTES_SETTING: s.get_setting(CALLBACK_ROUTES_SETTING) or "",
+        **{key: s.get_setting(key) or "" for key in SITE_KEYS},
     }
 
 
@@ -41,7 +55,29 @@ def _mailboxes() -> list[tuple[str, str, bool]]:
 def _render(form: dict[str, str], errors: dict[str, str], status: int = 200) -> tuple[str, int]:
     return render_template("admin/settings.html", form=form, errors=errors, mailboxes=_mailboxes(),
                            retention_key=RETENTION_SETTING, supervisors_key=SUPERVISORS_SETTING,
-                           callback_key=CALLBACK_ROUTES_SETTING), status
+                           callback_key=CALLBACK_ROUTES_SETTING, country_key=COUNTRY_SETTING,
+                           timezone_key=TIMEZONE_SETTING, limit_key=NUMBER_LIMIT_SETTING,
+                           hours_key=NUMBER_HOURS_SETTING, default_limit=DEFAULT_NUMBER_LIMIT,
+                           default_hours=DEFAULT_NUMBER_HOURS), status
+
+
+def _check_site(form: dict[str, str], errors: dict[str, str], changes: dict[str, str | None]) -> None:
+    """The dialer's site values; each empty field unsets its setting."""
+    country, zone = form[COUNTRY_SETTING], form[TIMEZONE_SETTING]
+    try:
+        changes[COUNTRY_SETTING] = check_country(country) if country else None
+    except NumberError as exc:
+        errors[COUNTRY_SETTING] = str(exc)
+    try:
+        changes[TIMEZONE_SETTING] = ZoneInfo(zone).key if zone else None
+    except (ZoneInfoNotFoundError, ValueError):
+        errors[TIMEZONE_SETTING] = f"{zone!r} is not a time zone (like Europe/Paris, America/New_York)"
+    for key, low, high in ((NUMBER_LIMIT_SETTING, 0, 50), (NUMBER_HOURS_SETTING, 1, 720)):
+        value = form[key]
+        if value and not (value.isdigit() and low <= int(value) <= high):
+            errors[key] = f"a whole number from {low} to {high}"
+        else:
+            changes[key] = str(int(value)) if value else None
 
 
 @bp.route("/settings/", methods=["GET", "POST"])
@@ -50,7 +86,7 @@ def settings() -> Response | tuple[str, int]:
     if request.method == "GET":
         return _render(_current(), {})
     form = {k: request.form.get(k, "").strip()
-            for k in (RETENTION_SETTING, SUPERVISORS_SETTING, CALLBACK_ROUTES_SETTING)}
+            for k in (RETENTION_SETTING, SUPERVISORS_SETTING, CALLBACK_ROUTES_SETTING, *SITE_KEYS)}
     errors: dict[str, str] = {}
     changes: dict[str, str | None] = {}  # setting -> new value (None: delete)
     days = form[RETENTION_SETTING]
@@ -71,6 +107,7 @@ def settings() -> Response | tuple[str, int]:
         errors[CALLBACK_ROUTES_SETTING] = f"no outbound route {', '.join(missing)}"
     else:
         changes[CALLBACK_ROUTES_SETTING] = ", ".join(dict.fromkeys(routes)) or None
+    _check_site(form, errors, changes)
     for number, _name, _has in _mailboxes():
         pin = request.form.get(f"pin_{number}", "").strip()
         if request.form.get(f"clear_{number}"):
