@@ -16,7 +16,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from appliance.acd.agent import AgentState
@@ -25,6 +24,12 @@ from appliance.dialer.campaign import CampaignConfig
 from appliance.pbx.channel import Party
 from appliance.pbx.dialer_call import DialerAttempt, PreviewAttempt
 from appliance.dialer.pacing import DialerSnapshot, Pacer, PacingDecision
+from appliance.dialer.site import (
+    DEFAULT_NUMBER_HOURS,
+    DEFAULT_NUMBER_LIMIT,
+    NUMBER_HOURS_SETTING,
+    NUMBER_LIMIT_SETTING,
+)
 from appliance.pbx.dialer_pacing import decision_dict, make_pacer, pacing_key, seed
 from appliance.pbx.dialplan import ToTrunk
 from appliance.pbx.distributor import PAST_SERVICE_LEVEL_PRIORITY
@@ -36,29 +41,8 @@ from appliance.store.models import OutboundRoute
 log = logging.getLogger("plateau.dialer")
 TICK_SECONDS = 1.0
 RING_TIMEOUT_SETTING = "dialer.ring_seconds"
-NUMBER_LIMIT_SETTING = "dialer.number_limit"
-NUMBER_HOURS_SETTING = "dialer.number_limit_hours"
-COUNTRY_SETTING = "site.country"
-TIMEZONE_SETTING = "site.timezone"
 DEFAULT_RING_S = 25.0
-DEFAULT_NUMBER_LIMIT = 3
-DEFAULT_NUMBER_HOURS = 24
 Attempt = DialerAttempt | PreviewAttempt
-
-
-def site_timezone(store: Any) -> str:
-    """`site.timezone`, else /etc/timezone, else UTC."""
-    zone = store.get_setting(TIMEZONE_SETTING)
-    if zone:
-        return str(zone)
-    try:
-        return Path("/etc/timezone").read_text().strip() or "UTC"
-    except OSError:
-        return "UTC"
-
-
-def site_country(store: Any) -> str:
-    return str(store.get_setting(COUNTRY_SETTING) or "FR").upper()
 
 
 @dataclass
@@ -154,16 +138,9 @@ class Dialer:
     def _blend(self, live: LiveCampaign) -> None:
         """Inbound callers past the queue's service level go before the dialer's calls."""
         dist = self.pbx.distributor
-        queue = dist.queues.get(live.config.queue)
-        if queue is None:
-            return
-        now = self.clock()
-        limit = float(queue.config.service_level_seconds)
-        for entry in list(queue.waiting.values()):
-            call = entry.call
-            if call is not None and "lead_id" not in call.variables and now - entry.entered_at > limit:
-                if dist.promote(call, PAST_SERVICE_LEVEL_PRIORITY):
-                    log.info("%s: past the service level in %s, ahead of dialer calls", call.id, entry.queue)
+        for call in dist.inbound_past_service_level(live.config.queue, self.clock()):
+            if dist.promote(call, PAST_SERVICE_LEVEL_PRIORITY):
+                log.info("%s: past the service level in %s, ahead of dialer calls", call.id, live.config.queue)
 
     def free_agents(self, live: LiveCampaign, now: float) -> tuple[int, int, list[float], list[float]]:
         """(agents free for the dialer, agents kept for inbound callers past their service level,
@@ -190,7 +167,7 @@ class Dialer:
                 talking.append(max(0.0, now - since))
             elif agent.state is AgentState.WRAP_UP:
                 wrapping.append(max(0.0, now - agent.state_since))
-        reserved = dist.waiting_beyond_service_level(live.config.queue, now)
+        reserved = len(dist.inbound_past_service_level(live.config.queue, now))
         return max(0, available - reserved), reserved, talking, wrapping
 
     def snapshot(self, live: LiveCampaign, now: float) -> DialerSnapshot:

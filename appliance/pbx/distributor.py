@@ -239,15 +239,16 @@ class CallDistributor:
         self._leave(entry, event)
         return True
 
-    def waiting_beyond_service_level(self, queue_name: str, now: float) -> int:
-        """Callers on the line in `queue_name` waiting longer than its service-level target:
-        in a blended queue the dialer leaves the agents they need free (and they go first)."""
+    def inbound_past_service_level(self, queue_name: str, now: float) -> list[Call]:
+        """Inbound callers on the line in `queue_name` waiting longer than its service-level
+        target (a dialer's call carries its lead): in a blended queue they go before the dialer's
+        calls and the dialer leaves them the agents they need."""
         live = self.queues.get(queue_name)
         if live is None:
-            return 0
+            return []
         limit = float(live.config.service_level_seconds)
-        return sum(1 for e in live.waiting.values()
-                   if e.call is not None and now - e.entered_at > limit and e.priority < DIALER_PRIORITY)
+        return [e.call for e in live.waiting.values()
+                if e.call is not None and "lead_id" not in e.call.variables and now - e.entered_at > limit]
 
     def promote(self, call: Call, priority: int) -> bool:
         """Raise a waiting caller's priority (keeping its arrival time); False if it is not

@@ -188,3 +188,122 @@ def carrier(work: Path, behaviour: dict[str, str], tone_hz: float = 440.0) -> It
         finally:
             net.stop()
             thread.join(2.0)
+
+
+# -- a SIPp carrier with simulated answer rates (many concurrent calls) -------------------------
+@dataclass(frozen=True)
+class AnswerRates:
+    """What a dialled number does, as probabilities: a person answers, a machine answers, it rings
+    until the dialer gives up, or it is busy (the rest). `ring_s`: an answer comes after 1-4 s;
+    `talk_s`: an answered callee hangs up this long after its answer (uas_dialer_carrier.xml), or
+    after 60 s with `hold`."""
+
+    human: float = 0.35
+    machine: float = 0.10
+    ring: float = 0.25
+    answer_ring_s: tuple[float, float] = (1.0, 4.0)
+    talk_s: float = 7.0
+    hold: bool = False  # answered callees stay on the line (60 s) until the dialer's side hangs up
+
+    @property
+    def busy(self) -> float:
+        return 1.0 - self.human - self.machine - self.ring
+
+
+def write_ulaw_wav(path: Path, samples: np.ndarray) -> Path:
+    """A mu-law WAV (format tag 7) that SIPp's rtp_stream sends as payload type 0."""
+    from appliance.media.g711 import ulaw_encode
+
+    data = ulaw_encode(np.clip(np.round(samples), -32768, 32767).astype(np.int16)).tobytes()
+    fmt = ((7).to_bytes(2, "little") + (1).to_bytes(2, "little") + RATE.to_bytes(4, "little")
+           + RATE.to_bytes(4, "little") + (1).to_bytes(2, "little") + (8).to_bytes(2, "little"))
+    body = b"WAVE" + b"fmt " + len(fmt).to_bytes(4, "little") + fmt + b"data" + len(data).to_bytes(4, "little") + data
+    path.write_bytes(b"RIFF" + len(body).to_bytes(4, "little") + body)
+    return path
+
+
+def amd_verdict(samples: np.ndarray) -> str:
+    """The engine's detector (default parameters) on a whole clip: HUMAN, MACHINE or NOTSURE."""
+    from appliance.dialer.amd import AmdDetector
+
+    detector = AmdDetector()
+    pcm = samples.astype(np.int16)
+    for i in range(0, pcm.size - 159, 160):
+        result = detector.feed(pcm[i:i + 160])
+        if result is not None:
+            return result.verdict.value
+    return "NOTSURE"
+
+
+def carrier_clips(work: Path) -> dict[str, Path]:
+    """human.ulaw.wav ("Hello?" spoken by espeak-ng, then silence) and machine.ulaw.wav (a long
+    voicemail greeting), 6 s each on a noisy line (tests/amd_corpus.py), each checked against the
+    detector offline so a wrong verdict in the engine is the engine's."""
+    from tests import amd_corpus
+
+    cache = work / "espeak"
+    cache.mkdir(parents=True, exist_ok=True)
+    human, _, _ = amd_corpus.human(np.random.default_rng(2), cache, texts=("Hello?",))
+    machine, _, _ = amd_corpus.machine(np.random.default_rng(2), cache, texts=(amd_corpus.MACHINE_TEXTS[0],))
+    clips = {"human": human, "machine": machine}
+    for kind, samples in clips.items():
+        verdict = amd_verdict(samples)
+        if verdict != kind.upper():
+            raise AssertionError(f"the {kind} clip reads as {verdict} offline")
+    return {kind: write_ulaw_wav(work / f"{kind}.ulaw.wav", samples) for kind, samples in clips.items()}
+
+
+@contextlib.contextmanager
+def sipp_carrier(work: Path, rates: AnswerRates) -> Iterator[Any]:
+    """A SIPp UAS (tests/sipp/uas_dialer_carrier.xml) answering per `rates`; yields the SippProcess
+    (its `.port` goes in the campaign trunk). Killed on exit, whatever happened."""
+    from tests.peers.sipp import SippProcess
+
+    work.mkdir(parents=True, exist_ok=True)
+    carrier_clips(work)
+    cumulative = {"p_human": rates.human, "p_machine": rates.human + rates.machine,
+                  "p_ring": rates.human + rates.machine + rates.ring}
+    extra = [a for name, p in cumulative.items() for a in ("-set", name, f"{p:.4f}")]
+    extra += ["-set", "hold", "1" if rates.hold else "0"]
+    with SippProcess("uas_dialer_carrier", workdir=work, extra_args=extra) as uas:
+        yield uas
+
+
+def seed_history(eng: Engine, campaign: str, count: int, rates: AnswerRates, *, hours: float = 4.0,
+                 ring_timeout_s: float = 8.0, seed: int = 5) -> dict[str, int]:
+    """`count` finished dial attempts of `campaign` spread over the last `hours`, drawn from `rates`
+    with the carrier's ring times and the talk time its callees keep (answer -> AMD ~2.3 s -> agent
+    -> hang-up at `talk_s`), none abandoned: the pacer starts out of its cold start. Returns the
+    outcome counts. The rows have no lead (numbers no lead has), as leads deleted since would."""
+    rng = np.random.default_rng(seed)
+    now = time.time()
+    counts: dict[str, int] = {}
+    rows = []
+    for i in range(count):
+        placed = now - 3600.0 * hours + i * 3600.0 * hours / count
+        r = rng.random()
+        answered = connected = None
+        agent = amd = ""
+        if r < rates.human + rates.machine:
+            answered = placed + rng.uniform(*rates.answer_ring_s) + 0.1
+            if r < rates.human:
+                outcome, amd, agent = "connected", "HUMAN", "3001"
+                connected = answered + rng.uniform(2.0, 2.6)
+                ended = answered + rates.talk_s + rng.uniform(0.0, 0.3)
+            else:
+                outcome, amd, ended = "machine", "MACHINE", answered + rng.uniform(2.0, 2.6)
+        elif r < rates.human + rates.machine + rates.ring:
+            outcome, ended = "no-answer", placed + ring_timeout_s
+        else:
+            outcome, ended = "busy", placed + 0.05
+        counts[outcome] = counts.get(outcome, 0) + 1
+        rows.append((campaign, f"+3361999{i:04d}", placed, answered, connected, ended, outcome, amd, agent))
+    db = sqlite3.connect(eng.data_dir / "plateau.db")
+    try:
+        db.executemany("INSERT INTO dial_attempts (campaign, lead_id, number, call_id, placed_at, answered_at,"
+                       " connected_at, ended_at, outcome, amd, agent) VALUES (?, NULL, ?, '', ?, ?, ?, ?, ?, ?, ?)",
+                       rows)
+        db.commit()
+    finally:
+        db.close()
+    return counts
