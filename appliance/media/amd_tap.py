@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from appliance.dialer.amd import AmdDetector, AmdParams
 from appliance.media.events import MachineDetected
 from appliance.media.protocol import MediaError
 
@@ -22,12 +23,10 @@ class AmdTap:
     """One running detection: feed frames until it returns its event, then it is done."""
 
     def __init__(self, leg_id: str, params: dict[str, Any] | None) -> None:
-        from appliance.dialer import amd
-
         self.leg_id = leg_id
-        self.frames = 0
         try:
-            self.detector = amd.AmdDetector(_params(amd, params or {}))
+            # Unknown names are a TypeError, bad values the params' own ValueError (ConfigError).
+            self.detector = AmdDetector(AmdParams(**(params or {})))
         except (TypeError, ValueError) as exc:
             raise MediaError(f"detect_machine: bad parameters: {exc}") from exc
         self.done = False
@@ -39,21 +38,8 @@ class AmdTap:
         if rate == 2 * AMD_RATE:
             pairs = frame.astype(np.int32).reshape(-1, 2)
             frame = (pairs.sum(axis=1) // 2).astype(np.int16)
-        self.frames += 1
         result = self.detector.feed(frame)
         if result is None:
             return None
         self.done = True
-        verdict = getattr(result.verdict, "value", result.verdict)
-        ms = int(getattr(result, "ms", self.frames * 20))
-        return MachineDetected(self.leg_id, str(verdict).upper(), str(getattr(result, "cause", "")), ms)
-
-
-def _params(amd: Any, given: dict[str, Any]) -> Any:
-    """The detector's parameter record from the JSON the PBX sent (unknown names are errors)."""
-    cls = getattr(amd, "AmdParams", None)
-    if cls is None:
-        if given:
-            raise ValueError("this detector takes no parameters")
-        return None
-    return cls(**given)
+        return MachineDetected(self.leg_id, result.verdict.value, result.cause, result.ms)
