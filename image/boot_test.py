@@ -97,6 +97,8 @@ class Vm:
     image: Path
     workdir: Path
     extra_drives: list[Path] = field(default_factory=list)
+    # Read-only raw disks the guest finds as /dev/disk/by-id/virtio-<name> (image/update_test.py).
+    named_drives: dict[str, Path] = field(default_factory=dict)
     memory_mib: int = 1536
     sip_port: int = 0
     web_port: int = 0
@@ -166,6 +168,9 @@ class Vm:
         ]
         for extra in self.extra_drives:
             cmd += ["-drive", f"if=virtio,format=raw,readonly=on,file={extra}"]
+        for i, (name, path) in enumerate(self.named_drives.items()):
+            cmd += ["-drive", f"if=none,id=named{i},format=raw,readonly=on,file={path}",
+                    "-device", f"virtio-blk-pci,drive=named{i},serial={name}"]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         self.started = time.monotonic()
