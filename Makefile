@@ -6,7 +6,7 @@
 # Variables: PYTHON (builds the wheels; CPython 3.11 like Debian 12), SIGN_KEY (ed25519 PEM to sign the
 # update bundle), IMAGE (the image to boot), BOOT_TIMEOUT (seconds to READY).
 
-PYTHON ?= $(firstword $(wildcard .venv/bin/python) python3)
+PYTHON ?= $(firstword $(abspath $(wildcard .venv/bin/python)) python3)
 SIGN_KEY ?=
 IMAGE ?=
 BOOT_TIMEOUT ?= 900
