@@ -3,18 +3,25 @@
 Import validates everything before touching the database, then replaces the
 configuration in one transaction, so a bad file changes nothing. Unknown and
 duplicate keys are errors: a typo must not pass silently.
+
+Outbound campaigns are configuration too (their settings, run state included), but their
+prospect lists, leads and dial attempts are data: an import keeps the leads of every campaign
+it keeps, and refuses to drop a campaign that still has leads rather than delete them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
+from appliance.dialer.campaign import CampaignConfig, check_campaign
 from appliance.store import acd
+from appliance.store import dialer as dstore
 from appliance.store.db import Store
 from appliance.store.errors import ConfigError
 from appliance.store.models import AgentConfig, Extension, InboundRoute, OutboundRoute, QueueConfig, Trunk
@@ -35,7 +42,7 @@ from appliance.store.validation import (
 FORMAT_VERSION = 1
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 _TOP_LEVEL = ("version", "settings", "extensions", "trunks", "inbound_routes", "outbound_routes", "agents",
-              "queues")
+              "queues", "campaigns")
 
 
 @dataclass
@@ -49,6 +56,7 @@ class ConfigData:
     settings: dict[str, str] = field(default_factory=dict)
     agents: list[AgentConfig] = field(default_factory=list)
     queues: list[QueueConfig] = field(default_factory=list)
+    campaigns: list[CampaignConfig] = field(default_factory=list)
 
 
 @dataclass
@@ -64,6 +72,8 @@ class ImportReport:
     queues: int = 0
     added_extensions: list[str] = field(default_factory=list)
     removed_extensions: list[str] = field(default_factory=list)
+    campaigns: int = 0
+    removed_campaigns: list[str] = field(default_factory=list)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -81,8 +91,12 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def _record(cls: type, raw: Any, where: str) -> Any:
-    """Build one dataclass record from a YAML mapping, checking keys and types."""
+def _record(cls: type, raw: Any, where: str, *, typed: bool = True) -> Any:
+    """Build one dataclass record from a YAML mapping, checking keys and (if ``typed``) types.
+
+    ``typed=False`` is for records whose own check validates every field's type (campaigns:
+    check_type knows no mappings such as ``retry_minutes``).
+    """
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: must be a mapping of fields, got {type(raw).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -98,7 +112,8 @@ def _record(cls: type, raw: Any, where: str) -> Any:
             if required:
                 raise ConfigError(f"{where}.{name}: is required")
             continue
-        check_type(raw[name], hints[name], where, name)
+        if typed:
+            check_type(raw[name], hints[name], where, name)
     return cls(**raw)
 
 
@@ -109,6 +124,18 @@ def _section(doc: dict[str, Any], name: str) -> list[Any]:
     if not isinstance(raw, list):
         raise ConfigError(f"{name}: must be a list, got {type(raw).__name__}")
     return raw
+
+
+def _records(doc: dict[str, Any], name: str, cls: type, check: Callable[[Any, str], None], *,
+             typed: bool = True) -> list[Any]:
+    """Every record of list section ``name``, each built and checked as ``name[i]``."""
+    items = []
+    for i, raw in enumerate(_section(doc, name)):
+        where = f"{name}[{i}]"
+        item = _record(cls, raw, where, typed=typed)
+        check(item, where)
+        items.append(item)
+    return items
 
 
 def _unique(items: list[Any], key: str, section: str) -> dict[str, int]:
@@ -152,36 +179,13 @@ def parse_config(text: str) -> ConfigData:
         check_setting(name, value)
         data.settings[name] = value
 
-    for i, raw in enumerate(_section(doc, "trunks")):
-        where = f"trunks[{i}]"
-        trunk = _record(Trunk, raw, where)
-        check_trunk(trunk, where)
-        data.trunks.append(trunk)
-    for i, raw in enumerate(_section(doc, "outbound_routes")):
-        where = f"outbound_routes[{i}]"
-        route = _record(OutboundRoute, raw, where)
-        check_outbound_route(route, where)
-        data.outbound_routes.append(route)
-    for i, raw in enumerate(_section(doc, "extensions")):
-        where = f"extensions[{i}]"
-        ext = _record(Extension, raw, where)
-        check_extension(ext, where)
-        data.extensions.append(ext)
-    for i, raw in enumerate(_section(doc, "inbound_routes")):
-        where = f"inbound_routes[{i}]"
-        inbound = _record(InboundRoute, raw, where)
-        check_inbound_route(inbound, where)
-        data.inbound_routes.append(inbound)
-    for i, raw in enumerate(_section(doc, "agents")):
-        where = f"agents[{i}]"
-        agent = _record(AgentConfig, raw, where)
-        check_agent(agent, where)
-        data.agents.append(agent)
-    for i, raw in enumerate(_section(doc, "queues")):
-        where = f"queues[{i}]"
-        queue = _record(QueueConfig, raw, where)
-        check_queue(queue, where)
-        data.queues.append(queue)
+    data.trunks = _records(doc, "trunks", Trunk, check_trunk)
+    data.outbound_routes = _records(doc, "outbound_routes", OutboundRoute, check_outbound_route)
+    data.extensions = _records(doc, "extensions", Extension, check_extension)
+    data.inbound_routes = _records(doc, "inbound_routes", InboundRoute, check_inbound_route)
+    data.agents = _records(doc, "agents", AgentConfig, check_agent)
+    data.queues = _records(doc, "queues", QueueConfig, check_queue)
+    data.campaigns = _records(doc, "campaigns", CampaignConfig, check_campaign, typed=False)
 
     trunks = _unique(data.trunks, "name", "trunks")
     routes = _unique(data.outbound_routes, "name", "outbound_routes")
@@ -211,6 +215,12 @@ def parse_config(text: str) -> ConfigData:
         if queue.number in numbers:
             raise ConfigError(f"queues[{i}].number: {queue.number} is already extension "
                               f"extensions[{numbers[queue.number]}]")
+    _unique(data.campaigns, "name", "campaigns")
+    for i, campaign in enumerate(data.campaigns):
+        if campaign.queue not in queue_names:
+            raise ConfigError(f"campaigns[{i}].queue: queue {campaign.queue!r} is not defined")
+        if campaign.trunk not in trunks:
+            raise ConfigError(f"campaigns[{i}].trunk: trunk {campaign.trunk!r} is not defined")
     return data
 
 
@@ -226,16 +236,48 @@ def _check_destination(dest: str, where: str, numbers: dict[str, int], queues: d
         raise ConfigError(f"{where}: extension {number!r} is not defined")
 
 
+def removal_errors(store: Store, data: ConfigData) -> list[str]:
+    """Why importing ``data`` into ``store`` would lose data: campaigns it drops that still have leads.
+
+    A campaign's leads are data, not configuration; deleting the campaign would delete them, so
+    the admin must do it on purpose (web UI) or keep the campaign in the file.
+    """
+    keep = {c.name for c in data.campaigns}
+    errors = []
+    for campaign in dstore.campaigns(store):
+        if campaign.name in keep:
+            continue
+        leads = sum(dstore.lead_counts(store, campaign.name).values())
+        if leads:
+            errors.append(f"campaigns: campaign {campaign.name!r} has {leads} lead{'s' if leads != 1 else ''}: "
+                          "delete it in the web UI first or keep it in the file")
+    return errors
+
+
 def import_config(store: Store, text: str) -> ImportReport:
-    """Validate ``text`` completely, then replace the whole configuration atomically."""
+    """Validate ``text`` completely, then replace the whole configuration atomically.
+
+    Campaigns are upserted (their lists and leads stay) and those missing from the file are
+    deleted; ConfigError, with nothing changed, if one of those still has leads.
+    """
     data = parse_config(text)
     with store.transaction():
+        errors = removal_errors(store, data)
+        if errors:
+            raise ConfigError("; ".join(errors))
         before = {e.number for e in store.extensions()}
         # Inbound routes last: they may send calls to queues.
         store.replace_config(data.extensions, data.trunks, [], data.outbound_routes, data.settings)
         acd.replace_acd(store, data.agents, data.queues)
         for inbound in data.inbound_routes:
             store.put_inbound_route(inbound)
+        # Campaigns name queues and trunks without a foreign key: put them once those are in.
+        keep = {c.name for c in data.campaigns}
+        removed = [c.name for c in dstore.campaigns(store) if c.name not in keep]
+        for name in removed:
+            dstore.delete_campaign(store, name)
+        for campaign in data.campaigns:
+            dstore.put_campaign(store, campaign)
     after = {e.number for e in data.extensions}
     return ImportReport(
         extensions=len(data.extensions),
@@ -247,6 +289,8 @@ def import_config(store: Store, text: str) -> ImportReport:
         queues=len(data.queues),
         added_extensions=sorted(after - before),
         removed_extensions=sorted(before - after),
+        campaigns=len(data.campaigns),
+        removed_campaigns=removed,
     )
 
 
@@ -263,6 +307,11 @@ def export_config(store: Store) -> str:
             "agents": [dataclasses.asdict(a) for a in acd.agents(store)],
             "queues": [dataclasses.asdict(q) for q in acd.queues(store)],
         }
+        # Only when there are some, so files of sites without campaigns are unchanged; an
+        # absent section means no campaigns, exactly like an empty one.
+        campaigns = sorted(dstore.campaigns(store), key=lambda c: c.name)
+        if campaigns:
+            doc["campaigns"] = [dataclasses.asdict(c) for c in campaigns]
     header = (
         "# Plateau configuration (provisioning file). It contains SIP secrets:\n"
         "# keep it private. Import replaces the whole configuration.\n"

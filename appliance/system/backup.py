@@ -44,7 +44,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from appliance.ivr.flow import FlowError, load_flow
-from appliance.store.config_yaml import ConfigData, export_config, import_config, parse_config
+from appliance.store.config_yaml import ConfigData, export_config, import_config, parse_config, removal_errors
 from appliance.store.db import Store
 from appliance.store.errors import ConfigError
 
@@ -477,6 +477,9 @@ def _check_files(files: dict[str, bytes], database: _Spooled | None, store: Stor
         try:
             text = files["config.yaml"].decode("utf-8")
             config = parse_config(text)
+            if store is not None and not keep_database:
+                # Applied into the current database: campaigns it would drop must have no leads.
+                errors.extend(f"config.yaml: {e}" for e in removal_errors(store, config))
         except UnicodeDecodeError:
             errors.append("config.yaml: not UTF-8 text")
         except ConfigError as exc:

@@ -153,7 +153,7 @@ _DELETE = object()
          "settings.sip_port: must be a string, got number 5060 (quote it in YAML: '5060')"),
         ("version", 2, "version: 2 is not supported (expected 1)"),
         ("extensons", [], ("unknown section 'extensons' (known: version, settings, extensions,"
-                        " trunks, inbound_routes, outbound_routes, agents, queues)")),
+                        " trunks, inbound_routes, outbound_routes, agents, queues, campaigns)")),
         ("trunks", {"name": "x"}, "trunks: must be a list, got dict"),
         ("extensions[0]", "1001", "extensions[0]: must be a mapping of fields, got str"),
     ],
