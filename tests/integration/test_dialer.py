@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 
 from tests.audio import read_wav, tone_ratio, write_tone_wav
@@ -55,6 +56,13 @@ def lead_row(eng: Engine, number: str) -> tuple[Any, ...]:
                         " WHERE number = ?", (number,))[0]
 
 
+def best_second(samples: np.ndarray, rate: int, hz: float) -> float:
+    """The tone's share in the best one-second window: when in the call it was heard depends on
+    how fast a loaded machine answered, connected and hung up, what was heard does not."""
+    starts = range(0, max(1, len(samples) - rate + 1), rate // 4)
+    return max(tone_ratio(samples[i:i + rate], rate, hz) for i in starts)
+
+
 def test_progressive_one_call_per_free_agent_person_to_agent_busy_retried_machine_never_offered(
         tmp_path: Path) -> None:
     behaviour = {HUMAN_A: "answer", BUSY: "busy", MACHINE: "machine", HUMAN_B: "answer"}
@@ -67,7 +75,7 @@ def test_progressive_one_call_per_free_agent_person_to_agent_busy_retried_machin
                                  30.0, "two people connected to agents")
             assert {a[0] for a in connected} == {HUMAN_A, HUMAN_B}
             wait_for(lambda: any(a[0] == MACHINE and a[1] for a in attempts(eng)), 30.0, "the machine's outcome")
-            time.sleep(3.0)  # the person's tone starts 3 s after the answer: let both ways be heard
+            time.sleep(4.5)  # the person's tone starts 3 s after the answer: let both ways be heard (with margin)
             _, campaigns = eng.api("GET", "/v1/campaigns")
             assert campaigns[0]["name"] == "promo" and campaigns[0]["agents_busy"] == 2
             _, card = eng.api("GET", "/v1/agents/3001/lead")
@@ -98,10 +106,10 @@ def test_progressive_one_call_per_free_agent_person_to_agent_busy_retried_machin
     for i, p in enumerate(phones):
         assert len(p.events("incoming")) == 1
         rate, heard = read_wav(tmp_path / f"agent{i}_0.wav")
-        assert tone_ratio(heard[-rate:], rate, CUSTOMER_TONE) > 0.5
+        assert best_second(heard, rate, CUSTOMER_TONE) > 0.5
     for number in (HUMAN_A, HUMAN_B):
         rate, heard = read_wav(tmp_path / "carrier" / f"{number}.wav")
-        assert tone_ratio(heard[-rate:], rate, AGENT_TONE) > 0.5
+        assert best_second(heard, rate, AGENT_TONE) > 0.5
 
 
 @pytest.mark.parametrize("refusal", ["dnc", "outside-window"])
@@ -159,9 +167,9 @@ def test_preview_agent_sees_the_card_dials_and_talks(tmp_path: Path) -> None:
         row = attempts(eng)[0]
     assert row[0] == HUMAN_A and row[1] == "connected" and row[4] == "3001"
     rate, heard = read_wav(tmp_path / "agent0_0.wav")
-    assert tone_ratio(heard[-rate:], rate, CUSTOMER_TONE) > 0.5
+    assert best_second(heard, rate, CUSTOMER_TONE) > 0.5
     rate, heard = read_wav(tmp_path / "carrier" / f"{HUMAN_A}.wav")
-    assert tone_ratio(heard[-rate:], rate, AGENT_TONE) > 0.5
+    assert best_second(heard, rate, AGENT_TONE) > 0.5
 
 
 def test_no_agent_within_two_seconds_is_abandoned_with_the_message_and_9_puts_the_number_on_dnc(
