@@ -19,7 +19,8 @@ from typing import Any
 
 import yaml
 
-from appliance.dialer.campaign import CampaignConfig, check_campaign
+# The module, not its names (see appliance/store/dialer.py: an import cycle through appliance.store).
+from appliance.dialer import campaign as cmp
 from appliance.store import acd
 from appliance.store import dialer as dstore
 from appliance.store.db import Store
@@ -56,7 +57,7 @@ class ConfigData:
     settings: dict[str, str] = field(default_factory=dict)
     agents: list[AgentConfig] = field(default_factory=list)
     queues: list[QueueConfig] = field(default_factory=list)
-    campaigns: list[CampaignConfig] = field(default_factory=list)
+    campaigns: list[cmp.CampaignConfig] = field(default_factory=list)
 
 
 @dataclass
@@ -185,7 +186,7 @@ def parse_config(text: str) -> ConfigData:
     data.inbound_routes = _records(doc, "inbound_routes", InboundRoute, check_inbound_route)
     data.agents = _records(doc, "agents", AgentConfig, check_agent)
     data.queues = _records(doc, "queues", QueueConfig, check_queue)
-    data.campaigns = _records(doc, "campaigns", CampaignConfig, check_campaign, typed=False)
+    data.campaigns = _records(doc, "campaigns", cmp.CampaignConfig, cmp.check_campaign, typed=False)
 
     trunks = _unique(data.trunks, "name", "trunks")
     routes = _unique(data.outbound_routes, "name", "outbound_routes")

@@ -14,7 +14,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from appliance.dialer.campaign import RETRYABLE, STATES, CampaignConfig, check_campaign
+# The module, not its names: appliance.dialer.campaign imports appliance.store (errors, validation),
+# whose __init__ imports this module, so names would not exist yet when campaign is imported first.
+from appliance.dialer import campaign as cmp
 from appliance.dialer.prospects import ImportReport, Lead
 from appliance.store.db import Store
 from appliance.store.errors import ConfigError, StoreError
@@ -52,9 +54,9 @@ def _lead(row: Sequence[Any]) -> LeadRecord:
 
 
 # -- campaigns -------------------------------------------------------------------------------
-def put_campaign(store: Store, campaign: CampaignConfig, now: float | None = None) -> None:
+def put_campaign(store: Store, campaign: cmp.CampaignConfig, now: float | None = None) -> None:
     """Create or update a campaign; its queue and trunk must exist."""
-    check_campaign(campaign)
+    cmp.check_campaign(campaign)
     now = time.time() if now is None else now
     config = dataclasses.asdict(campaign)
     with store.transaction():
@@ -69,24 +71,24 @@ def put_campaign(store: Store, campaign: CampaignConfig, now: float | None = Non
             (campaign.name, json.dumps(config, sort_keys=True), campaign.state, now, now))
 
 
-def _campaign(config: str, state: str) -> CampaignConfig:
+def _campaign(config: str, state: str) -> cmp.CampaignConfig:
     data = json.loads(config)
     data["state"] = state
-    return CampaignConfig(**data)
+    return cmp.CampaignConfig(**data)
 
 
-def campaigns(store: Store) -> list[CampaignConfig]:
+def campaigns(store: Store) -> list[cmp.CampaignConfig]:
     return [_campaign(c, s) for c, s in store._query("SELECT config, state FROM campaigns ORDER BY name")]
 
 
-def get_campaign(store: Store, name: str) -> CampaignConfig | None:
+def get_campaign(store: Store, name: str) -> cmp.CampaignConfig | None:
     rows = store._query("SELECT config, state FROM campaigns WHERE name = ?", (name,))
     return _campaign(*rows[0]) if rows else None
 
 
 def set_campaign_state(store: Store, name: str, state: str, now: float | None = None) -> None:
-    if state not in STATES:
-        raise ConfigError(f"campaign.state: {state!r} is not one of {', '.join(STATES)}")
+    if state not in cmp.STATES:
+        raise ConfigError(f"campaign.state: {state!r} is not one of {', '.join(cmp.STATES)}")
     with store.transaction():
         cur = store._exec("UPDATE campaigns SET state = ?, updated_at = ? WHERE name = ?",
                           (state, time.time() if now is None else now, name))
@@ -184,7 +186,7 @@ def mark_attempt(store: Store, attempt_id: int, *, answered_at: float | None = N
             store._exec(f"UPDATE dial_attempts SET {', '.join(sets)} WHERE id = ?", (*values, attempt_id))
 
 
-def finish_attempt(store: Store, attempt_id: int, outcome: str, campaign: CampaignConfig, now: float) -> LeadRecord:
+def finish_attempt(store: Store, attempt_id: int, outcome: str, campaign: cmp.CampaignConfig, now: float) -> LeadRecord:
     """Close an attempt and move its lead on: retry after the rule's delay, or end it; returns the lead."""
     with store.transaction():
         row = store._query("SELECT lead_id FROM dial_attempts WHERE id = ?", (attempt_id,))
@@ -198,9 +200,9 @@ def finish_attempt(store: Store, attempt_id: int, outcome: str, campaign: Campai
         if outcome == "opt-out":
             status, next_at = "dnc", None
         elif lead.status == "dialing":
-            if outcome in RETRYABLE and outcome in campaign.retry_minutes and lead.attempts < campaign.max_attempts:
+            if outcome in cmp.RETRYABLE and outcome in campaign.retry_minutes and lead.attempts < campaign.max_attempts:
                 status, next_at = "retry", now + 60.0 * campaign.retry_minutes[outcome]
-            elif outcome in RETRYABLE and lead.attempts >= campaign.max_attempts:
+            elif outcome in cmp.RETRYABLE and lead.attempts >= campaign.max_attempts:
                 status, next_at = "exhausted", None
             else:
                 status, next_at = "done", None
@@ -211,7 +213,7 @@ def finish_attempt(store: Store, attempt_id: int, outcome: str, campaign: Campai
     return updated
 
 
-def set_disposition(store: Store, lead_id: int, campaign: CampaignConfig, code: str, *,
+def set_disposition(store: Store, lead_id: int, campaign: cmp.CampaignConfig, code: str, *,
                     callback_at: float | None = None, agent: str = "", now: float | None = None) -> LeadRecord:
     """The agent's disposition of a lead; `callback_at` schedules a personal callback at the lead's request."""
     now = time.time() if now is None else now

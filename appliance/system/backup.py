@@ -598,7 +598,8 @@ def engine_running(data_dir: Path, timeout: float = 2.0) -> str | None:
     return client.base_url
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new file in `path` durable (the directory entry itself)."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -654,7 +655,7 @@ def restore_database(plan: RestorePlan, data_dir: Path) -> dict[str, Any]:
             Path(f"{live}{suffix}").unlink(missing_ok=True)
         os.replace(plan.database, live)
         plan.database = None
-        _fsync_dir(data_dir)
+        fsync_dir(data_dir)
         added = sum(_write_new(data_dir / "recordings" / rel, data) for rel, data in plan.recordings.items())
         added_vm = sum(_write_new(data_dir / "voicemail" / rel, data) for rel, data in plan.voicemail.items())
     finally:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.system import slots
-from appliance.system.backup import snapshot_database
+from appliance.system.backup import fsync_dir, snapshot_database
 from appliance.system.slots import AfterBoot, BootEntry, Outcome, Pending, Slot
 
 log = logging.getLogger(__name__)
@@ -239,14 +239,6 @@ def check_bundle(path: Path, key_paths: Sequence[Path], *, require_signature: bo
 
 # -- files on the ESP and the data partition ------------------------------------------------
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write ``path`` via a hidden tmp file, fsync, rename, fsync the directory."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -259,7 +251,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def entries_dir(esp: Path) -> Path:
@@ -369,7 +361,7 @@ def snapshot_db(db: Path, dest: Path) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, dest)
-    _fsync_dir(dest.parent)
+    fsync_dir(dest.parent)
 
 
 def restore_db(snapshot: Path, db: Path) -> None:
@@ -450,7 +442,7 @@ def _copy_to_esp(tar: tarfile.TarFile, member: tarfile.TarInfo, expected: Payloa
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(dest.parent)
+    fsync_dir(dest.parent)
 
 
 # -- plateau update IMAGE -----------------------------------------------------------------
@@ -521,7 +513,7 @@ def apply(prepared: Prepared, paths: UpdatePaths, progress: Callable[[str], None
     for name in plan.stale_entries:
         # Its filesystem is about to be overwritten: no entry may point at it meanwhile.
         (edir / name).unlink(missing_ok=True)
-    _fsync_dir(edir)
+    fsync_dir(edir)
     with _open_tar(prepared.bundle.path) as (tar, members):
         progress(f"writing rootfs.ext4 ({manifest.files['rootfs.ext4'].size} bytes) to {prepared.device}")
         _write_slot(tar, members["rootfs.ext4"], manifest.files["rootfs.ext4"], prepared.device)

@@ -22,6 +22,7 @@ from appliance.store import dialer as dstore
 from appliance.store.db import Store
 from tests.peers.engine import Engine, default_config
 from tests.peers.pjsua import PeerError, PjPhone
+from tests.peers.polling import wait_until
 
 ALWAYS = ["mon-sun 00:00-24:00"]
 RATE = 8000
@@ -82,15 +83,7 @@ def audit(eng: Engine) -> list[tuple[str, str, str]]:
     return db_rows(eng, "SELECT decision, reason, number FROM dialer_audit ORDER BY id")
 
 
-def wait_for(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met in {timeout}s")
-        time.sleep(0.1)
+wait_for = wait_until  # the tests here were written against this name
 
 
 # -- audio -----------------------------------------------------------------------------------

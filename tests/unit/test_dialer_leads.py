@@ -236,3 +236,15 @@ def test_disposition_callback_and_dnc(store: Store) -> None:
     dstore.audit(store, "refused", compliance.DNC, campaign="winter", lead_id=b.id, number=b.number, now=1201.0)
     assert dstore.audit_log(store, "winter")[0]["reason"] == "dnc"
     assert dstore.lead_counts(store, "winter")["dnc"] == 1
+
+
+@pytest.mark.parametrize("module", ["appliance.dialer.campaign", "appliance.dialer.compliance",
+                                    "appliance.store.dialer", "appliance.store"])
+def test_each_module_imports_first_in_a_fresh_interpreter(module: str) -> None:
+    # appliance.dialer.campaign and appliance.store import each other's modules: whichever a
+    # process imports first (the web UI, the engine, a CLI command) must load.
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
