@@ -41,16 +41,6 @@ def agents(eng: Engine, tmp: Path, count: int) -> Iterator[list[PjPhone]]:
         yield phones
 
 
-@contextlib.contextmanager
-def running(eng: Engine) -> Iterator[Engine]:
-    eng.start()
-    try:
-        with eng.no_tracebacks():
-            yield eng
-    finally:
-        eng.stop()
-
-
 def lead_row(eng: Engine, number: str) -> tuple[Any, ...]:
     return db_rows(eng, "SELECT id, status, attempts, next_at, disposition, last_outcome FROM leads"
                         " WHERE number = ?", (number,))[0]
@@ -69,7 +59,7 @@ def test_progressive_one_call_per_free_agent_person_to_agent_busy_retried_machin
     with carrier(tmp_path / "carrier", behaviour, CUSTOMER_TONE) as net:
         eng = Engine(tmp_path / "engine", config=dialer_config(net.phone.sip_port, agents=2))
         seed_campaign(eng, [HUMAN_A, BUSY, MACHINE, HUMAN_B])
-        with running(eng), agents(eng, tmp_path, 2) as phones:
+        with eng.running(), agents(eng, tmp_path, 2) as phones:
             connected = wait_for(lambda: [a for a in attempts(eng) if a[3] is not None and a[0] != MACHINE]
                                  if len([a for a in attempts(eng) if a[3] is not None]) >= 2 else None,
                                  30.0, "two people connected to agents")
@@ -122,7 +112,7 @@ def test_refused_leads_are_audited_and_nothing_is_dialled(tmp_path: Path, refusa
             windows = [f"mon-sun {start:02d}:00-{start + 1:02d}:00"]
         seed_campaign(eng, [HUMAN_A], windows=windows)
         if refusal == "dnc":
-            with running(eng):
+            with eng.running():
                 status, body = eng.api("POST", "/v1/dnc", {"number": "06 12 34 56 01", "note": "asked"})
                 assert (status, body) == (200, {"number": HUMAN_A, "added": True})
                 assert eng.api("POST", "/v1/dnc", {"number": "not a number"})[0] == 400
@@ -131,7 +121,7 @@ def test_refused_leads_are_audited_and_nothing_is_dialled(tmp_path: Path, refusa
                              10.0, "the DNC lead ended")
                     time.sleep(2.0)
         else:
-            with running(eng), agents(eng, tmp_path, 1):
+            with eng.running(), agents(eng, tmp_path, 1):
                 wait_for(lambda: any(r[0] == "refused" for r in audit(eng)), 10.0, "a refusal in the audit log")
                 time.sleep(2.0)
     assert net.seen == []  # the carrier never saw an INVITE
@@ -149,7 +139,7 @@ def test_preview_agent_sees_the_card_dials_and_talks(tmp_path: Path) -> None:
     with carrier(tmp_path / "carrier", {HUMAN_A: "answer", BUSY: "busy"}, CUSTOMER_TONE) as net:
         eng = Engine(tmp_path / "engine", config=dialer_config(net.phone.sip_port, agents=1))
         seed_campaign(eng, [HUMAN_A, BUSY], mode="preview")
-        with running(eng), agents(eng, tmp_path, 1) as (phone,):
+        with eng.running(), agents(eng, tmp_path, 1) as (phone,):
             time.sleep(2.0)
             assert net.seen == []  # preview never dials by itself
             status, card = eng.api("GET", "/v1/agents/3001/preview")
@@ -184,7 +174,7 @@ def test_no_agent_within_two_seconds_is_abandoned_with_the_message_and_9_puts_th
         prompts = PromptCache(tmp_path / "tts")
         rate, rendered = read_wav(prompts.path_for(text))
         message_s = len(rendered) / rate
-        with running(eng), PjPhone("agent-away") as agent:  # registered and logged in, never answers
+        with eng.running(), PjPhone("agent-away") as agent:  # registered and logged in, never answers
             agent.register("1001", eng.secret("1001"), "127.0.0.1", eng.sip_port)
             assert eng.api("POST", "/v1/agents/3001/login", {"device": "1001"})[0] == 200
             wait_for(lambda: any(r[0] == "abandoned" for r in audit(eng)), 20.0, "the abandon")

@@ -19,7 +19,7 @@ from typing import Any
 
 from appliance.store import dialer as dstore
 from appliance.store.db import Store
-from tests.integration.test_dialer import agents, running
+from tests.integration.test_dialer import agents
 from tests.peers.acd import phone
 from tests.peers.dialer import AnswerRates, db_rows, dialer_config, seed_campaign, seed_history, sipp_carrier, wait_for
 from tests.peers.engine import Engine
@@ -60,7 +60,7 @@ def predictive_campaign(tmp_path: Path, rates: AnswerRates = RATES,
         seed_campaign(eng, numbers(LEADS), settings={"dialer.ring_seconds": str(RING_S)}, mode="predictive",
                       abandon_cap=CAP)
         seeded = seed_history(eng, "promo", HISTORY, rates, hours=8.0, ring_timeout_s=RING_S)
-        with running(eng), agents(eng, tmp_path, 5) as phones:
+        with eng.running(), agents(eng, tmp_path, 5) as phones:
             yield eng, phones, seeded
             assert eng.api("POST", "/v1/campaigns/promo/pause")[0] == 200
             # Paused: no new calls; the live ones end (a ring-out after 8 s, a talk after 7 s, or the

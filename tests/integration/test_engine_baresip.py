@@ -18,12 +18,8 @@ def pbx(tmp_path: Path) -> Iterator[Engine]:
     # baresip 1.0's libre gives up (ENOSYS) on any challenge whose algorithm it does not know, even
     # beside an MD5 one: sites with such phones offer MD5 alone, which this setting does.
     eng = Engine(tmp_path / "engine", extra_args=["--digest-algorithms", "MD5"])
-    eng.start()
-    try:
-        with eng.no_tracebacks():
-            yield eng
-    finally:
-        eng.stop()
+    with eng.running():
+        yield eng
 
 
 def test_baresip_calls_a_pjsua2_phone_through_the_engine(pbx: Engine, tmp_path: Path) -> None:

@@ -36,12 +36,8 @@ def pbx(tmp_path: Path) -> Iterator[Engine]:
            "1005": {"forward_busy": "1002", "noanswer_seconds": 2},
            "1006": {"forward_noanswer": "1002", "noanswer_seconds": 2},
            "1007": {"noanswer_seconds": 2}}))
-    eng.start()
-    try:
-        with eng.no_tracebacks():
-            yield eng
-    finally:
-        eng.stop()
+    with eng.running():
+        yield eng
 
 
 @contextmanager

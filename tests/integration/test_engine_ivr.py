@@ -68,12 +68,8 @@ def pbx(tmp_path: Path, carrier: PjPhone) -> Iterator[Engine]:
     eng.data_dir.mkdir(parents=True, exist_ok=True)
     (eng.data_dir / "flows").mkdir(exist_ok=True)
     (eng.data_dir / "flows" / "reception.yaml").write_text(FLOW)
-    eng.start()
-    try:
-        with eng.no_tracebacks():
-            yield eng
-    finally:
-        eng.stop()
+    with eng.running():
+        yield eng
 
 
 def test_spoken_menu_and_rfc4733_key_reach_the_extension(pbx: Engine, carrier: PjPhone, tmp_path: Path) -> None:

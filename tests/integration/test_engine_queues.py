@@ -30,12 +30,8 @@ from tests.peers.pjsua import PjPhone
 @pytest.fixture
 def pbx(tmp_path: Path) -> Iterator[Engine]:
     eng = Engine(tmp_path / "engine", config=queue_config())
-    eng.start()
-    try:
-        with eng.no_tracebacks():
-            yield eng
-    finally:
-        eng.stop()
+    with eng.running():
+        yield eng
 
 
 def events(pbx: Engine) -> list[str]:
@@ -199,36 +195,32 @@ def test_agent_api_refuses_bad_requests_with_clear_errors(pbx: Engine) -> None:
 
 def test_survey_after_the_agent_hangs_up_and_the_interaction_is_dispositioned(tmp_path: Path) -> None:
     eng = Engine(tmp_path / "engine", config=queue_config(survey=True, escalations=[]))
-    eng.start()
-    try:
-        with eng.no_tracebacks(), phone(eng, "caller", CALLER) as caller, phone(eng, "ana", ANA_PHONE) as ana:
-            eng.api("POST", "/v1/agents/2001/login", {"device": ANA_PHONE})
-            call = caller.call(eng.uri("6000"))
-            offered = ana.wait_incoming(timeout=5.0)
-            ana.answer(offered)
-            ana.wait_state(offered, "CONFIRMED")
-            pop = agent(eng, "2001")  # the agent's screen pop: caller and interaction
-            assert pop["caller"] == CALLER and pop["interaction"] is not None
-            ana.hangup(offered)  # the caller stays for the survey
+    with eng.running(), phone(eng, "caller", CALLER) as caller, phone(eng, "ana", ANA_PHONE) as ana:
+        eng.api("POST", "/v1/agents/2001/login", {"device": ANA_PHONE})
+        call = caller.call(eng.uri("6000"))
+        offered = ana.wait_incoming(timeout=5.0)
+        ana.answer(offered)
+        ana.wait_state(offered, "CONFIRMED")
+        pop = agent(eng, "2001")  # the agent's screen pop: caller and interaction
+        assert pop["caller"] == CALLER and pop["interaction"] is not None
+        ana.hangup(offered)  # the caller stays for the survey
+        time.sleep(2.0)
+        assert caller.call_info(call)["state"] == "CONFIRMED"
+        for keys in ("4", "9#", "2"):  # CSAT 4, NPS 9 (a promoter), CES 2
+            caller.dial_dtmf(call, keys)
             time.sleep(2.0)
-            assert caller.call_info(call)["state"] == "CONFIRMED"
-            for keys in ("4", "9#", "2"):  # CSAT 4, NPS 9 (a promoter), CES 2
-                caller.dial_dtmf(call, keys)
-                time.sleep(2.0)
-            caller.wait_state(call, "DISCONNECTED", timeout=15.0)
-            wait_agent(eng, "2001", "available", timeout=5.0)
-            _, kpis = eng.api("GET", "/v1/queues/support/kpis")
-            assert (kpis["survey"]["csat_avg"], kpis["survey"]["nps"], kpis["survey"]["ces_avg"]) == (4.0, 100.0, 2.0)
-            assert kpis["answered"] == 1 and kpis["service_level"] == 100.0
-            interaction = pop["interaction"]
-            status, body = eng.api("POST", f"/v1/interactions/{interaction}", {"status": "done"})
-            assert status == 400 and "status" in body["error"]
-            status, body = eng.api("POST", f"/v1/interactions/{interaction}",
-                                   {"status": "resolved", "disposition": "sale", "notes": "ordered 2 boxes"})
-            assert status == 200 and (body["status"], body["agent"], body["caller"]) == ("resolved", "2001", CALLER)
-            assert eng.api("GET", "/v1/interactions/99999")[0] == 404
-    finally:
-        eng.stop()
+        caller.wait_state(call, "DISCONNECTED", timeout=15.0)
+        wait_agent(eng, "2001", "available", timeout=5.0)
+        _, kpis = eng.api("GET", "/v1/queues/support/kpis")
+        assert (kpis["survey"]["csat_avg"], kpis["survey"]["nps"], kpis["survey"]["ces_avg"]) == (4.0, 100.0, 2.0)
+        assert kpis["answered"] == 1 and kpis["service_level"] == 100.0
+        interaction = pop["interaction"]
+        status, body = eng.api("POST", f"/v1/interactions/{interaction}", {"status": "done"})
+        assert status == 400 and "status" in body["error"]
+        status, body = eng.api("POST", f"/v1/interactions/{interaction}",
+                               {"status": "resolved", "disposition": "sale", "notes": "ordered 2 boxes"})
+        assert status == 200 and (body["status"], body["agent"], body["caller"]) == ("resolved", "2001", CALLER)
+        assert eng.api("GET", "/v1/interactions/99999")[0] == 404
 
 
 TWO_LEVEL_FLOW = """

@@ -36,12 +36,8 @@ def supervision_config() -> dict[str, Any]:
 @pytest.fixture
 def pbx(tmp_path: Path) -> Iterator[Engine]:
     eng = Engine(tmp_path / "engine", config=supervision_config())
-    eng.start()
-    try:
-        with eng.no_tracebacks():
-            yield eng
-    finally:
-        eng.stop()
+    with eng.running():
+        yield eng
 
 
 def agent_call(pbx: Engine, caller: PjPhone, agent: PjPhone, tmp_path: Path) -> tuple[int, int]:

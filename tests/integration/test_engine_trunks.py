@@ -51,12 +51,8 @@ def carrier() -> Iterator[PjPhone]:
 @pytest.fixture
 def pbx(tmp_path: Path, carrier: PjPhone) -> Iterator[Engine]:
     eng = Engine(tmp_path / "engine", config=_carrier_config(carrier.sip_port))
-    eng.start()
-    try:
-        with eng.no_tracebacks():
-            yield eng
-    finally:
-        eng.stop()
+    with eng.running():
+        yield eng
 
 
 def test_outbound_call_goes_out_of_the_trunk_with_the_external_caller_id(

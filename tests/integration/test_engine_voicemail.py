@@ -20,12 +20,8 @@ def pbx(tmp_path: Path) -> Iterator[Engine]:
     bob = next(e for e in cfg["extensions"] if e["number"] == "1002")
     bob.update(voicemail=True, noanswer_seconds=3)
     eng = Engine(tmp_path / "engine", config=cfg)
-    eng.start()
-    try:
-        with eng.no_tracebacks():
-            yield eng
-    finally:
-        eng.stop()
+    with eng.running():
+        yield eng
 
 
 def wait_mwi(phone: PjPhone, counts: str, timeout: float = 8.0) -> str:

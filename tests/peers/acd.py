@@ -69,9 +69,5 @@ def engine_with_flows(work_dir: Any, config: dict[str, Any], flows: dict[str, st
     (eng.data_dir / "flows").mkdir(parents=True, exist_ok=True)
     for name, text in flows.items():
         (eng.data_dir / "flows" / f"{name}.yaml").write_text(text)
-    eng.start()
-    try:
-        with eng.no_tracebacks():
-            yield eng
-    finally:
-        eng.stop()
+    with eng.running():
+        yield eng

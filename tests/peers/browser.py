@@ -46,3 +46,8 @@ def screenshot(page: Any, directory: Path, name: str) -> Path:
     path = directory / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def submit(page: Any) -> None:
+    """Click the page's main form button (not the sidebar's log-out button)."""
+    page.click("main form button.primary")

@@ -250,6 +250,16 @@ class Engine:
             return ""
 
     @contextlib.contextmanager
+    def running(self) -> Iterator[Engine]:
+        """Start the engine, fail the test if it prints a traceback or dies meanwhile, stop it."""
+        self.start()
+        try:
+            with self.no_tracebacks():
+                yield self
+        finally:
+            self.stop()
+
+    @contextlib.contextmanager
     def no_tracebacks(self) -> Iterator[None]:
         """Fail the enclosed test if the engine printed a traceback or died meanwhile."""
         before = len(self.stdout_text())

@@ -19,7 +19,7 @@ from appliance.store import queue_log
 from appliance.store.db import Store
 from tests.audio import write_tone_wav
 from tests.peers.acd import phone
-from tests.peers.browser import browser_page, screenshot
+from tests.peers.browser import browser_page, screenshot, submit
 from tests.peers.engine import Engine, default_config
 from tests.peers.webui import WebUi
 
@@ -33,17 +33,8 @@ def site(tmp_path: Path) -> Iterator[tuple[Engine, WebUi]]:
     cfg: dict[str, Any] = default_config()
     cfg["agents"] = [{"agent_id": "2001", "name": "Ana", "pin": "1111", "skills": ["english:4"]}]
     eng = Engine(tmp_path / "engine", config=cfg)
-    eng.start()
-    try:
-        with eng.no_tracebacks(), WebUi(eng.data_dir) as web:
-            yield eng, web
-    finally:
-        eng.stop()
-
-
-def submit(page: Any) -> None:
-    """Click the page's main form button (not the sidebar's log-out button)."""
-    page.click("main form button.primary")
+    with eng.running(), WebUi(eng.data_dir) as web:
+        yield eng, web
 
 
 def test_admin_journey_in_chromium(site: tuple[Engine, WebUi], tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ import pytest
 from appliance.store import dialer as dstore
 from appliance.store.db import Store
 from appliance.store.models import QueueConfig, Trunk
-from tests.peers.browser import browser_page, screenshot
+from tests.peers.browser import browser_page, screenshot, submit
 from tests.peers.engine import Engine, default_config
 from tests.peers.webui import WebUi
 
@@ -43,16 +43,8 @@ def site(tmp_path: Path) -> Iterator[tuple[Engine, WebUi]]:
     cfg["queues"] = [dataclasses.asdict(QueueConfig(name="outbound", members=["2001"]))]
     cfg["trunks"] = [dataclasses.asdict(Trunk(name="carrier", host="127.0.0.1", port=5999))]
     eng = Engine(tmp_path / "engine", config=cfg)
-    eng.start()
-    try:
-        with eng.no_tracebacks(), WebUi(eng.data_dir) as web:
-            yield eng, web
-    finally:
-        eng.stop()
-
-
-def submit(page: Any) -> None:
-    page.click("main form button.primary")
+    with eng.running(), WebUi(eng.data_dir) as web:
+        yield eng, web
 
 
 def test_import_a_prospect_list_in_chromium(site: tuple[Engine, WebUi], tmp_path: Path) -> None:
