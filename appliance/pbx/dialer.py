@@ -149,8 +149,7 @@ class Dialer:
         queue = dist.queues.get(live.config.queue)
         if queue is None:
             return 0, 0, [], []
-        members = ([dist.roster.agents[a] for a in queue.config.members if a in dist.roster.agents]
-                   if queue.config.members else list(dist.roster.agents.values()))
+        members = dist.members(queue)
         available = 0
         talking: list[float] = []
         wrapping: list[float] = []

@@ -356,7 +356,7 @@ class CallDistributor:
                 busy.add(agent.agent_id)
         for _key, name in sorted(heads):
             live = self.queues[name]
-            assignments = live.calls.next_assignment(self._members(live), now, exclude=busy)
+            assignments = live.calls.next_assignment(self.members(live), now, exclude=busy)
             for assignment in assignments:
                 for agent_id in assignment.agent_ids:
                     busy.add(agent_id)
@@ -533,7 +533,8 @@ class CallDistributor:
         prompter.say(text, done)
 
     # -- helpers ---------------------------------------------------------------------------------
-    def _members(self, live: LiveQueue) -> list[Agent]:
+    def members(self, live: LiveQueue) -> list[Agent]:
+        """The queue's agents (every agent when it names none), in its member order."""
         members = live.config.members
         if not members:
             return list(self.roster.agents.values())
@@ -541,7 +542,7 @@ class CallDistributor:
 
     def _staffed(self, live: LiveQueue) -> int:
         """Agents logged in to serve the queue and not paused (the ones who will take calls)."""
-        return sum(1 for a in self._members(live) if a.state not in (AgentState.LOGGED_OUT, AgentState.PAUSED))
+        return sum(1 for a in self.members(live) if a.state not in (AgentState.LOGGED_OUT, AgentState.PAUSED))
 
     def _moh(self, cfg: QueueConfig) -> Any:
         if cfg.moh:
@@ -576,7 +577,7 @@ class CallDistributor:
         now = self.clock()
         result: list[dict[str, object]] = []
         for name, live in sorted(self.queues.items()):
-            members = self._members(live)
+            members = self.members(live)
             entries = live.calls.entries()
             result.append({
                 "name": name,
