@@ -239,12 +239,16 @@ def check_bundle(path: Path, key_paths: Sequence[Path], *, require_signature: bo
 
 # -- files on the ESP and the data partition ------------------------------------------------
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``path`` via a hidden tmp file, fsync, rename, fsync the directory."""
+def _atomic_write(path: Path, fill: bytes | Callable[[Callable[[bytes], object]], None]) -> None:
+    """Write ``path`` via a hidden tmp file, fsync, rename, fsync the directory; ``fill`` is the
+    bytes, or a function that writes them through the write function it is given (streaming)."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            if isinstance(fill, bytes):
+                f.write(fill)
+            else:
+                fill(f.write)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -432,17 +436,7 @@ def _write_slot(tar: tarfile.TarFile, member: tarfile.TarInfo, expected: Payload
 
 
 def _copy_to_esp(tar: tarfile.TarFile, member: tarfile.TarInfo, expected: PayloadFile, dest: Path) -> None:
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            _stream(tar, member, expected, f.write)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(dest.parent)
+    _atomic_write(dest, lambda write: _stream(tar, member, expected, write))
 
 
 # -- plateau update IMAGE -----------------------------------------------------------------
