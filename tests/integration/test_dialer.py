@@ -194,5 +194,5 @@ def test_no_agent_within_two_seconds_is_abandoned_with_the_message_and_9_puts_th
     assert campaigns[0]["abandoned_today"] == 1 and campaigns[0]["abandon_rate"] == 1.0
     # What the callee heard after its answer is the abandon message with the opt-out offer.
     rate, heard = read_wav(tmp_path / "carrier" / f"{HUMAN_A}.wav")
-    assert match_score(heard, rate, prompts, text) > 0.5
+    assert match_score(heard, rate, prompts, text, parts=3) > 0.5  # each third of the message
     assert match_score(heard, rate, prompts, text) > 1.5 * match_score(heard, rate, prompts, "Please hold the line.")
