@@ -21,11 +21,20 @@ import contextlib
 import os
 import pathlib
 import sqlite3
+import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Self
 
+from appliance.store.deferred import (
+    DEFAULT_LIMIT,
+    DeferredWrites,
+    PendingWrite,
+    StorageStatus,
+    statements,
+    storage_fault,
+)
 from appliance.store.errors import ConfigError, StoreError
 from appliance.store.migrations import MIGRATIONS
 from appliance.store.models import (
@@ -51,6 +60,8 @@ from appliance.store.validation import (
     VOICEMAIL_PREFIX,
 )
 
+log = logging.getLogger("plateau.store")
+
 _EXTENSION_COLUMNS = (
     "number", "name", "secret", "dnd", "forward_always", "forward_busy", "forward_noanswer",
     "noanswer_seconds", "external_caller_id", "enabled", "recording", "voicemail",
@@ -71,6 +82,11 @@ _CDR_COLUMNS = (
 )
 _BOOL_COLUMNS = frozenset({"dnd", "enabled", "register", "voicemail"})
 INTERRUPTED_CAUSE = "interrupted: engine stopped during the call"
+# How long a deferrable write waits for another connection's write lock (the web app's) before it
+# is deferred instead: the engine loop must not stall a call for a web transaction.
+WRITE_BUSY_MS = 50
+FLUSH_INTERVAL_S = 0.25  # how often the flusher retries while writes are deferred
+FLUSH_BATCH = 500  # deferred writes replayed per transaction
 
 
 def _upsert_sql(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
@@ -127,9 +143,21 @@ def _cdr_from_row(row: Sequence[Any]) -> Cdr:
 class Store:
     """The appliance database. Every public method commits before it returns."""
 
-    def __init__(self, path: pathlib.Path, *, busy_timeout_ms: int = 5000) -> None:
-        """Open (creating if needed, mode 0600: it holds secrets) and migrate ``path``."""
+    def __init__(self, path: pathlib.Path, *, busy_timeout_ms: int = 5000,
+                 write_busy_ms: int = WRITE_BUSY_MS, pending_limit: int = DEFAULT_LIMIT) -> None:
+        """Open (creating if needed, mode 0600: it holds secrets) and migrate ``path``.
+
+        ``write_busy_ms`` bounds how long a deferrable write (`record_write`) waits for another
+        connection's write lock before it is deferred; ``pending_limit`` bounds the deferred queue.
+        """
         self.path = pathlib.Path(path)
+        self.busy_timeout_ms = int(busy_timeout_ms)
+        self.write_busy_ms = int(write_busy_ms)
+        self.deferred = DeferredWrites(pending_limit)
+        self._allocated: dict[str, int] = {}  # table -> highest id handed out to a deferred insert
+        self._flusher: threading.Thread | None = None
+        self._flusher_lock = threading.Lock()
+        self._closing = threading.Event()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self.path.exists():
             fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
@@ -175,8 +203,18 @@ class Store:
             return
 
     def close(self) -> None:
-        """Close the connection; the Store cannot be used afterwards."""
+        """Flush what was deferred (one last try) and close; the Store cannot be used afterwards."""
+        self._closing.set()
+        flusher = self._flusher
+        if flusher is not None:
+            flusher.join(timeout=5.0)
         with self._lock:
+            if len(self.deferred):
+                self.flush_deferred(busy_ms=self.busy_timeout_ms)
+            lost = len(self.deferred)
+            if lost:
+                log.error("storage: closing with %d deferred write(s) the database never accepted (%s)",
+                          lost, self.deferred.status().last_error)
             self._conn.close()
 
     def __enter__(self) -> Self:
@@ -186,13 +224,15 @@ class Store:
         self.close()
 
     @contextlib.contextmanager
-    def transaction(self, *, durable: bool = True, read_only: bool = False) -> Iterator[None]:
+    def transaction(self, *, durable: bool = True, read_only: bool = False,
+                    busy_ms: int | None = None) -> Iterator[None]:
         """Group several writes into one transaction (nested calls join the outer one).
 
         ``BEGIN IMMEDIATE`` takes the write lock at once so a concurrent writer waits
         on ``busy_timeout`` instead of failing at commit. ``durable`` fsyncs the WAL
         on commit (``synchronous=FULL``). ``read_only`` opens a deferred transaction:
-        a consistent snapshot that does not block writers.
+        a consistent snapshot that does not block writers. ``busy_ms`` replaces the busy
+        timeout for this transaction (a short one for the engine loop's deferrable writes).
         """
         with self._lock:
             if self._depth:
@@ -205,6 +245,8 @@ class Store:
             durable = durable and not read_only
             if durable:
                 self._conn.execute("PRAGMA synchronous = FULL")
+            if busy_ms is not None:
+                self._conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
             try:
                 self._conn.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
                 self._depth = 1
@@ -213,11 +255,15 @@ class Store:
                     self._conn.execute("COMMIT")
                 except BaseException:
                     if self._conn.in_transaction:
-                        self._conn.execute("ROLLBACK")
+                        # After SQLITE_FULL or an I/O error SQLite may have rolled back already.
+                        with contextlib.suppress(sqlite3.OperationalError):
+                            self._conn.execute("ROLLBACK")
                     raise
                 finally:
                     self._depth = 0
             finally:
+                if busy_ms is not None:
+                    self._conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
                 if durable:
                     self._conn.execute("PRAGMA synchronous = NORMAL")
 
@@ -227,6 +273,141 @@ class Store:
 
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         return self._conn.execute(sql, params)
+
+    # -- deferrable writes (disk full, database locked) ------------------------------
+
+    def record_write(
+        self, kind: str, pairs: Sequence[tuple[str, Sequence[Any]]], *, durable: bool = False,
+        check: Callable[[list[sqlite3.Cursor]], None] | None = None, expect_row: bool = False,
+    ) -> bool:
+        """Run a write the engine must not lose; True if committed now, False if deferred.
+
+        Deferred (appliance/store/deferred.py) when the database refuses it for a storage fault
+        (disk full, I/O error, locked past ``write_busy_ms``), or when earlier writes are still
+        deferred: order is kept. ``check`` sees the cursors of a write run now and may raise
+        StoreError (the transaction is rolled back); a replayed write has ``expect_row`` instead.
+        """
+        frozen = statements(*pairs)
+        if not len(self.deferred):
+            with self._lock:
+                if not len(self.deferred):
+                    try:
+                        with self.transaction(durable=durable, busy_ms=self.write_busy_ms):
+                            cursors = [self._exec(sql, params) for sql, params in frozen]
+                            if check is not None:
+                                check(cursors)
+                        return True
+                    except sqlite3.Error as exc:
+                        fault = storage_fault(exc)
+                        if fault is None:
+                            raise
+                        self.deferred.failed(fault, exc, kind)
+        self._defer(PendingWrite(kind, frozen, durable, time.time(), expect_row))
+        return False
+
+    def insert_row(self, kind: str, table: str, columns: Sequence[str], values: Sequence[Any], *,
+                   durable: bool = False) -> int:
+        """INSERT one row the engine must not lose and return its id (see `record_write`).
+
+        A deferred insert gets its id here, above every id the table has used (AUTOINCREMENT
+        tables never reuse one) and every id handed out before, so later writes can name the
+        row before it reaches the table. Only the engine inserts into these tables.
+        """
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+        if not len(self.deferred):
+            with self._lock:
+                if not len(self.deferred):
+                    try:
+                        with self.transaction(durable=durable, busy_ms=self.write_busy_ms):
+                            row_id = self._exec(sql, values).lastrowid
+                        if row_id is None:
+                            raise StoreError(f"{table} insert returned no id")
+                        return int(row_id)
+                    except sqlite3.Error as exc:
+                        fault = storage_fault(exc)
+                        if fault is None:
+                            raise
+                        self.deferred.failed(fault, exc, kind)
+        row_id = self._allocate_id(table)
+        sql = f"INSERT INTO {table} (id, {', '.join(columns)}) VALUES (?, {', '.join('?' for _ in columns)})"
+        self._defer(PendingWrite(kind, statements((sql, (row_id, *values))), durable, time.time()))
+        return row_id
+
+    def _allocate_id(self, table: str) -> int:
+        with self._lock:
+            used = self._allocated.get(table, 0)
+            try:
+                seq = self._conn.execute(
+                    "SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
+                top = self._conn.execute(f"SELECT MAX(id) FROM {table}").fetchone()
+                used = max(used, int(seq[0]) if seq else 0, int(top[0] or 0))
+            except sqlite3.Error as exc:  # reads still work on a full disk; if not, ids go on
+                if not used:
+                    raise StoreError(f"cannot allocate a {table} id: {exc}") from exc
+            self._allocated[table] = used + 1
+            return used + 1
+
+    def _defer(self, write: PendingWrite) -> None:
+        self.deferred.push(write)
+        with self._flusher_lock:
+            if self._flusher is None and not self._closing.is_set():
+                self._flusher = threading.Thread(target=self._flush_loop, name="store-flusher", daemon=True)
+                self._flusher.start()
+
+    def _flush_loop(self) -> None:
+        """Replay deferred writes every FLUSH_INTERVAL_S until none is left (or the Store closes)."""
+        while not self._closing.wait(FLUSH_INTERVAL_S):
+            try:
+                self.flush_deferred()
+            except Exception:  # the flusher must outlive any one bad replay; logged, retried
+                log.exception("storage: replaying deferred writes failed")
+            with self._flusher_lock:
+                if not len(self.deferred):
+                    self._flusher = None
+                    return
+        with self._flusher_lock:
+            self._flusher = None
+
+    def flush_deferred(self, busy_ms: int | None = None) -> bool:
+        """Replay deferred writes, oldest first, in batches; True when none is left."""
+        while True:
+            with self._lock:
+                batch = self.deferred.head(FLUSH_BATCH)
+                if not batch:
+                    return True
+                rejected = 0
+                try:
+                    with self.transaction(durable=any(w.durable for w in batch),
+                                          busy_ms=self.write_busy_ms if busy_ms is None else busy_ms):
+                        for write in batch:
+                            rejected += not self._replay(write)
+                except sqlite3.Error as exc:
+                    fault = storage_fault(exc)
+                    if fault is None:
+                        raise
+                    self.deferred.failed(fault, exc, batch[0].kind)
+                    return False
+                self.deferred.committed(len(batch), rejected)
+
+    def _replay(self, write: PendingWrite) -> bool:
+        """Run one deferred write inside the flush transaction; False if refused for good."""
+        self._exec("SAVEPOINT deferred_write")
+        try:
+            changed = [self._exec(sql, params).rowcount for sql, params in write.statements]
+            if write.expect_row and not all(changed):
+                raise StoreError("it changed no row")
+        except (sqlite3.IntegrityError, StoreError) as exc:
+            self._exec("ROLLBACK TO deferred_write")
+            self._exec("RELEASE deferred_write")
+            log.error("storage: deferred %s write queued at %.3f refused on replay: %s",
+                      write.kind, write.queued_at, exc)
+            return False
+        self._exec("RELEASE deferred_write")
+        return True
+
+    def storage_status(self) -> StorageStatus:
+        """Deferred writes, faults and losses, for ``/v1/status`` and the health page."""
+        return self.deferred.status()
 
     def schema_version(self) -> int:
         """Return the number of migrations applied."""
@@ -501,30 +682,34 @@ class Store:
     # -- registrations -----------------------------------------------------------------
 
     def save_registration(self, reg: Registration) -> None:
-        """Insert or refresh a contact binding (keyed on aor + contact)."""
+        """Insert or refresh a contact binding (keyed on aor + contact); deferred on a fault."""
         check_record_types(reg, "registration")
-        with self.transaction(durable=False):
-            self._exec(
-                _upsert_sql("registrations", _REGISTRATION_COLUMNS, ("aor", "contact")),
-                _row_values(reg, _REGISTRATION_COLUMNS),
-            )
+        self.record_write("registration", [(
+            _upsert_sql("registrations", _REGISTRATION_COLUMNS, ("aor", "contact")),
+            _row_values(reg, _REGISTRATION_COLUMNS),
+        )])
 
     def delete_registration(self, aor: str, contact: str) -> bool:
-        """Remove one binding; return whether it existed."""
-        with self.transaction(durable=False):
-            return self._exec(
-                "DELETE FROM registrations WHERE aor = ? AND contact = ?", (aor, contact)
-            ).rowcount > 0
+        """Remove one binding; return whether it existed (True when deferred: it is going)."""
+        changed: list[int] = []
+        now = self.record_write(
+            "registration", [("DELETE FROM registrations WHERE aor = ? AND contact = ?", (aor, contact))],
+            check=lambda cursors: changed.append(cursors[0].rowcount))
+        return bool(changed[0]) if now else True
 
     def delete_registrations(self, aor: str) -> int:
-        """Remove every binding of an AOR (REGISTER with ``Contact: *``); return the count."""
-        with self.transaction(durable=False):
-            return self._exec("DELETE FROM registrations WHERE aor = ?", (aor,)).rowcount
+        """Remove every binding of an AOR (REGISTER with ``Contact: *``); the count (0 if deferred)."""
+        changed: list[int] = []
+        self.record_write("registration", [("DELETE FROM registrations WHERE aor = ?", (aor,))],
+                          check=lambda cursors: changed.append(cursors[0].rowcount))
+        return changed[0] if changed else 0
 
     def purge_registrations(self, now: float) -> int:
-        """Delete bindings expired at ``now``; return the count."""
-        with self.transaction(durable=False):
-            return self._exec("DELETE FROM registrations WHERE expires_at <= ?", (now,)).rowcount
+        """Delete bindings expired at ``now``; the count (0 if deferred)."""
+        changed: list[int] = []
+        self.record_write("registration", [("DELETE FROM registrations WHERE expires_at <= ?", (now,))],
+                          check=lambda cursors: changed.append(cursors[0].rowcount))
+        return changed[0] if changed else 0
 
     def registrations(self, now: float | None = None, aor: str | None = None) -> list[Registration]:
         """Return bindings (only unexpired ones when ``now`` is given), by aor and contact."""
@@ -548,7 +733,7 @@ class Store:
         self, call_id: str, caller: str, caller_name: str, callee: str, direction: str,
         start: float, trunk: str | None = None,
     ) -> int:
-        """Open a call record and return its id.
+        """Open a call record and return its id (deferred, with its id, on a storage fault).
 
         Committed to the WAL before returning, so a crash of the engine never loses it; the
         fsync against power loss comes with the next durable commit (any call's close), which
@@ -556,54 +741,55 @@ class Store:
         """
         if direction not in DIRECTIONS:
             raise StoreError(f"cdr direction {direction!r} is not one of {', '.join(DIRECTIONS)}")
-        with self.transaction(durable=False):
-            cur = self._exec(
-                "INSERT INTO cdr (call_id, start_at, caller, caller_name, callee, direction, trunk)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (call_id, start, caller, caller_name, callee, direction, trunk),
-            )
-            row_id = cur.lastrowid
-        if row_id is None:
-            raise StoreError("cdr insert returned no id")
-        return int(row_id)
+        return self.insert_row(
+            "cdr", "cdr", ("call_id", "start_at", "caller", "caller_name", "callee", "direction", "trunk"),
+            (call_id, start, caller, caller_name, callee, direction, trunk))
 
-    def _open_cdr_row(self, cdr_id: int) -> tuple[float, float | None]:
+    def _cdr_refusal(self, cdr_id: int, disposition: str | None = None) -> StoreError:
+        """Why an UPDATE of an open CDR changed nothing."""
         row = self._exec(
             "SELECT start_at, answer_at, end_at FROM cdr WHERE id = ?", (cdr_id,)
         ).fetchone()
         if row is None:
-            raise StoreError(f"cdr {cdr_id} does not exist")
+            return StoreError(f"cdr {cdr_id} does not exist")
         if row[2] is not None:
-            raise StoreError(f"cdr {cdr_id} is already closed")
-        return row[0], row[1]
+            return StoreError(f"cdr {cdr_id} is already closed")
+        if disposition is None:
+            return StoreError(f"cdr {cdr_id} is already answered")
+        return StoreError(f"cdr {cdr_id}: ANSWERED but no answer time was recorded")
 
     def cdr_answer(self, cdr_id: int, t: float) -> None:
-        """Record the answer time of an open, unanswered call."""
-        with self.transaction(durable=False):
-            _start, answer = self._open_cdr_row(cdr_id)
-            if answer is not None:
-                raise StoreError(f"cdr {cdr_id} is already answered")
-            self._exec("UPDATE cdr SET answer_at = ? WHERE id = ?", (t, cdr_id))
+        """Record the answer time of an open, unanswered call (deferred on a storage fault)."""
+        def check(cursors: list[sqlite3.Cursor]) -> None:
+            if not cursors[0].rowcount:
+                raise self._cdr_refusal(cdr_id)
+
+        self.record_write("cdr", [(
+            "UPDATE cdr SET answer_at = ? WHERE id = ? AND answer_at IS NULL AND end_at IS NULL",
+            (t, cdr_id),
+        )], check=check, expect_row=True)
 
     def cdr_close(self, cdr_id: int, end: float, disposition: str, hangup_cause: str | None) -> None:
         """Close an open call record (durably), computing duration and billsec.
 
-        Times are wall clock; if the clock stepped back during the call the
-        durations are clamped at 0 rather than losing the record.
+        Times are wall clock; if the clock stepped back during the call the durations are
+        clamped at 0 rather than losing the record. The durations are computed in the UPDATE
+        itself, so a close deferred by a storage fault is right whenever it is replayed.
         """
         if disposition not in DISPOSITIONS:
             raise StoreError(f"cdr disposition {disposition!r} is not one of {DISPOSITIONS}")
-        with self.transaction():
-            start, answer = self._open_cdr_row(cdr_id)
-            if disposition == "ANSWERED" and answer is None:
-                raise StoreError(f"cdr {cdr_id}: ANSWERED but no answer time was recorded")
-            duration = max(0.0, end - start)
-            billsec = max(0.0, end - answer) if answer is not None else 0.0
-            self._exec(
-                "UPDATE cdr SET end_at = ?, disposition = ?, hangup_cause = ?, duration = ?,"
-                " billsec = ? WHERE id = ?",
-                (end, disposition, hangup_cause, duration, billsec, cdr_id),
-            )
+
+        def check(cursors: list[sqlite3.Cursor]) -> None:
+            if not cursors[0].rowcount:
+                raise self._cdr_refusal(cdr_id, disposition)
+
+        self.record_write("cdr", [(
+            "UPDATE cdr SET end_at = ?, disposition = ?, hangup_cause = ?,"
+            " duration = CASE WHEN ? > start_at THEN ? - start_at ELSE 0.0 END,"
+            " billsec = CASE WHEN answer_at IS NULL OR ? <= answer_at THEN 0.0 ELSE ? - answer_at END"
+            " WHERE id = ? AND end_at IS NULL AND (? <> 'ANSWERED' OR answer_at IS NOT NULL)",
+            (end, disposition, hangup_cause, end, end, end, end, cdr_id, disposition),
+        )], durable=True, check=check, expect_row=True)
 
     def close_interrupted(self, now: float) -> int:
         """Close every open CDR as INTERRUPTED at ``now`` (call at engine start); return count."""
@@ -634,23 +820,22 @@ class Store:
     # -- blocked addresses -------------------------------------------------------------
 
     def save_block(self, block: BlockedAddress) -> None:
-        """Insert or update a blocked source address."""
+        """Insert or update a blocked source address (deferred on a storage fault)."""
         check_record_types(block, "blocked_address")
-        with self.transaction(durable=False):
-            self._exec(
-                "INSERT INTO blocked_addresses (address, until_at, reason, failures)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (address) DO UPDATE SET"
-                " until_at = excluded.until_at, reason = excluded.reason,"
-                " failures = excluded.failures",
-                (block.address, block.until, block.reason, block.failures),
-            )
+        self.record_write("block", [(
+            "INSERT INTO blocked_addresses (address, until_at, reason, failures)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (address) DO UPDATE SET"
+            " until_at = excluded.until_at, reason = excluded.reason,"
+            " failures = excluded.failures",
+            (block.address, block.until, block.reason, block.failures),
+        )])
 
     def delete_block(self, address: str) -> bool:
-        """Unblock an address; return whether it was blocked."""
-        with self.transaction(durable=False):
-            return self._exec(
-                "DELETE FROM blocked_addresses WHERE address = ?", (address,)
-            ).rowcount > 0
+        """Unblock an address; return whether it was blocked (True when deferred)."""
+        changed: list[int] = []
+        now = self.record_write("block", [("DELETE FROM blocked_addresses WHERE address = ?", (address,))],
+                                check=lambda cursors: changed.append(cursors[0].rowcount))
+        return bool(changed[0]) if now else True
 
     def blocks(self, now: float | None = None) -> list[BlockedAddress]:
         """Return blocks (only those still in force when ``now`` is given), by address."""
