@@ -271,6 +271,7 @@ class EngineApi(DialerApi):
             "blocked": len(e.guard.blocked()),
             "trunks": e.trunks.status(),
             "media": e.media.engine_stats(),
+            "storage": e.store.storage_status().as_dict(),  # disk full / locked: writes deferred
             "hardware": self.hardware() if e.hardware is not None or e.headsets is not None else None,
         }
 

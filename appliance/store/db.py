@@ -287,7 +287,16 @@ class Store:
         deferred: order is kept. ``check`` sees the cursors of a write run now and may raise
         StoreError (the transaction is rolled back); a replayed write has ``expect_row`` instead.
         """
-        frozen = statements(*pairs)
+        t0 = time.perf_counter()
+        try:
+            return self._record_write(kind, statements(*pairs), durable, check, expect_row)
+        finally:
+            self.deferred.timed(kind, time.perf_counter() - t0)
+
+    def _record_write(
+        self, kind: str, frozen: tuple[tuple[str, tuple[Any, ...]], ...], durable: bool,
+        check: Callable[[list[sqlite3.Cursor]], None] | None, expect_row: bool,
+    ) -> bool:
         if not len(self.deferred):
             with self._lock:
                 if not len(self.deferred):
@@ -313,6 +322,14 @@ class Store:
         tables never reuse one) and every id handed out before, so later writes can name the
         row before it reaches the table. Only the engine inserts into these tables.
         """
+        t0 = time.perf_counter()
+        try:
+            return self._insert_row(kind, table, columns, values, durable)
+        finally:
+            self.deferred.timed(kind, time.perf_counter() - t0)
+
+    def _insert_row(self, kind: str, table: str, columns: Sequence[str], values: Sequence[Any],
+                    durable: bool) -> int:
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
         if not len(self.deferred):
             with self._lock:
@@ -742,7 +759,7 @@ class Store:
         if direction not in DIRECTIONS:
             raise StoreError(f"cdr direction {direction!r} is not one of {', '.join(DIRECTIONS)}")
         return self.insert_row(
-            "cdr", "cdr", ("call_id", "start_at", "caller", "caller_name", "callee", "direction", "trunk"),
+            "cdr_open", "cdr", ("call_id", "start_at", "caller", "caller_name", "callee", "direction", "trunk"),
             (call_id, start, caller, caller_name, callee, direction, trunk))
 
     def _cdr_refusal(self, cdr_id: int, disposition: str | None = None) -> StoreError:
@@ -764,7 +781,7 @@ class Store:
             if not cursors[0].rowcount:
                 raise self._cdr_refusal(cdr_id)
 
-        self.record_write("cdr", [(
+        self.record_write("cdr_answer", [(
             "UPDATE cdr SET answer_at = ? WHERE id = ? AND answer_at IS NULL AND end_at IS NULL",
             (t, cdr_id),
         )], check=check, expect_row=True)
@@ -783,7 +800,7 @@ class Store:
             if not cursors[0].rowcount:
                 raise self._cdr_refusal(cdr_id, disposition)
 
-        self.record_write("cdr", [(
+        self.record_write("cdr_close", [(
             "UPDATE cdr SET end_at = ?, disposition = ?, hangup_cause = ?,"
             " duration = CASE WHEN ? > start_at THEN ? - start_at ELSE 0.0 END,"
             " billsec = CASE WHEN answer_at IS NULL OR ? <= answer_at THEN 0.0 ELSE ? - answer_at END"

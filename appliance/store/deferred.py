@@ -93,13 +93,15 @@ class StorageStatus:
     dropped: dict[str, int] = field(default_factory=dict)  # refused at the bound, by kind
     rejected: int = 0  # replayed writes the database refused for good (logged)
     failures: dict[str, int] = field(default_factory=dict)  # failed attempts, by fault
+    # How long the caller (the engine loop) waited for each kind of write: count, mean_ms, max_ms.
+    write_ms: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok, "fault": self.fault, "since": self.since, "last_error": self.last_error,
             "pending": self.pending, "limit": self.limit, "deferred": self.deferred,
             "flushed": self.flushed, "dropped": dict(self.dropped), "rejected": self.rejected,
-            "failures": dict(self.failures),
+            "failures": dict(self.failures), "write_ms": {k: dict(v) for k, v in self.write_ms.items()},
         }
 
 
@@ -145,6 +147,7 @@ class DeferredWrites:
         self.rejected = 0
         self.dropped: dict[str, int] = {}
         self.failures: dict[str, int] = {}
+        self._timing: dict[str, list[float]] = {}  # kind -> [count, total s, max s]
 
     def __len__(self) -> int:
         with self._lock:
@@ -161,6 +164,14 @@ class DeferredWrites:
             pending = len(self._queue)
         self.faults.error(fault, "%s write refused (%s); %d write(s) kept in memory until it accepts "
                           "writes again", kind, exc, pending + 1)
+
+    def timed(self, kind: str, seconds: float) -> None:
+        """A write of ``kind`` kept its caller ``seconds`` (committed or deferred)."""
+        with self._lock:
+            t = self._timing.setdefault(kind, [0, 0.0, 0.0])
+            t[0] += 1
+            t[1] += seconds
+            t[2] = max(t[2], seconds)
 
     def push(self, write: PendingWrite) -> bool:
         """Queue a write; False (and counted in ``dropped``) when the queue is at its bound."""
@@ -205,6 +216,8 @@ class DeferredWrites:
                 since=self.since, last_error=self.last_error, pending=pending, limit=self.limit,
                 deferred=self.deferred, flushed=self.flushed, dropped=dict(self.dropped),
                 rejected=self.rejected, failures=dict(self.failures),
+                write_ms={k: {"count": n, "mean_ms": round(1e3 * total / n, 3), "max_ms": round(1e3 * top, 3)}
+                          for k, (n, total, top) in self._timing.items()},
             )
 
 

@@ -6,10 +6,8 @@ second sqlite3 connection, as the web app's Flask process does.
 """
 from __future__ import annotations
 
-import errno
 import logging
 import sqlite3
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,38 +18,15 @@ from appliance.store import queue_log
 from appliance.store.db import Store
 from appliance.store.deferred import DISK_FULL, LOCKED, FaultLog
 from appliance.store.models import Registration
+from tests.peers.filesystem import fill, small_tmpfs
 from tests.peers.polling import wait_until
 
 
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MiB tmpfs (the tests run as root in CI), unmounted at the end whatever happens."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mount)], check=True)
-    try:
+    """A 4 MiB tmpfs, unmounted at the end whatever happens."""
+    with small_tmpfs(tmp_path / "small", "4m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(directory: Path) -> Path:
-    """Write a filler file until the filesystem answers ENOSPC; return it."""
-    filler = directory / "filler"
-    chunk = b"\0" * 65536
-    with open(filler, "wb", buffering=0) as f:
-        try:
-            while True:
-                f.write(chunk)
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC, exc
-    with open(filler, "ab", buffering=0) as f:  # the last partial block too
-        try:
-            while True:
-                f.write(b"\0" * 512)
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC, exc
-    return filler
 
 
 def _reg(n: int, now: float) -> Registration:
