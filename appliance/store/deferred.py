@@ -18,6 +18,8 @@ failures not logged, so a full disk under load writes one line a minute, not one
 from __future__ import annotations
 
 import logging
+import os
+import pathlib
 import sqlite3
 import threading
 import time
@@ -224,3 +226,77 @@ class DeferredWrites:
 def statements(*pairs: tuple[str, Sequence[Any]]) -> tuple[tuple[str, tuple[Any, ...]], ...]:
     """Freeze (sql, params) pairs for a `PendingWrite`."""
     return tuple((sql, tuple(params)) for sql, params in pairs)
+
+
+class WalSyncer:
+    """Fsyncs the WAL file shortly after a commit that must survive a power cut (a call start).
+
+    ``synchronous=FULL`` would fsync inside the commit, on the SIP loop: measured with
+    bench/pbx_load.py at 100 calls it took the CDR open from 0.6 ms to 2.1 ms mean (9 ms max) on
+    a virtio disk, and more on eMMC. This thread does the same sync of the WAL file
+    (https://www.sqlite.org/pragma.html#pragma_synchronous: FULL in WAL mode adds "a sync
+    operation of the WAL file ... after each transaction commit") a moment later, off the loop,
+    one fsync for every commit made while the previous one ran (group commit). Linux's fsync
+    persists every written page of the file, whichever descriptor wrote it. The WAL header was
+    synced when SQLite began reusing the file (NORMAL does that), so after this fsync the commit
+    is recovered after a power cut. The window is the time from commit to this fsync's return,
+    counted as ``wal_sync`` in the storage status' ``write_ms``.
+    """
+
+    def __init__(self, wal: pathlib.Path, stats: DeferredWrites) -> None:
+        self.wal = wal
+        self.stats = stats
+        self._cond = threading.Condition()
+        self._since: float | None = None  # perf_counter of the oldest commit not yet synced
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    def request(self) -> None:
+        """A commit was just made: have it fsynced soon."""
+        with self._cond:
+            if self._stopping:
+                return
+            if self._since is None:
+                self._since = time.perf_counter()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="store-wal-sync", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def stop(self) -> None:
+        """Sync what is pending and stop the thread."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout=5.0)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._since is None and not self._stopping:
+                    self._cond.wait()
+                since, self._since = self._since, None
+                stopping = self._stopping
+            if since is not None:
+                self._sync(since)
+            if stopping:
+                return
+
+    def _sync(self, since: float) -> None:
+        try:
+            fd = os.open(self.wal, os.O_RDONLY)
+        except FileNotFoundError:  # the last connection closed: SQLite checkpointed and synced it
+            return
+        except OSError as exc:
+            self.stats.failed(IO_ERROR, exc, "wal sync")
+            return
+        try:
+            os.fsync(fd)
+        except OSError as exc:  # EIO: the disk lost the data; report it, the next sync retries
+            self.stats.failed(IO_ERROR, exc, "wal sync")
+            return
+        finally:
+            os.close(fd)
+        self.stats.timed("wal_sync", time.perf_counter() - since)

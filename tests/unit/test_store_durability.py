@@ -149,3 +149,15 @@ def test_storage_faults_are_logged_once_per_kind_per_minute(caplog: pytest.LogCa
     assert logged.count(True) == 1
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 3 and "99 more since the last report" in lines[2]
+
+
+def test_a_call_start_is_fsynced_off_the_caller_right_after_its_commit(tmp_path: Path) -> None:
+    store = Store(tmp_path / "plateau.db")
+    try:
+        store.cdr_open("call-1", "1001", "A", "1002", "internal", 100.0)
+        synced = wait_until(lambda: store.storage_status().write_ms.get("wal_sync"), timeout=5.0,
+                            what="the WAL syncer's fsync of the call start")
+        assert synced["count"] >= 1 and synced["max_ms"] < 1000.0
+        assert store.storage_status().write_ms["cdr_open"]["count"] == 1
+    finally:
+        store.close()
