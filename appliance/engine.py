@@ -25,7 +25,7 @@ from appliance.api.apifile import write_api_file
 from appliance.api.facade import ApiError
 from appliance.api.server import ControlApiServer
 from appliance.media.client import MediaClient
-from appliance.media.events import DtmfEvent, MachineDetected, PlaybackFinished, RtpTimeout
+from appliance.media.events import DtmfEvent, MachineDetected, PlaybackFinished, RecordingFailed, RtpTimeout
 from appliance.pbx.channel import DtmfReceived, MediaTimeout, PlaybackEnded
 from appliance.pbx.dialer import Dialer
 from appliance.pbx.dialer_api import DialerApi
@@ -184,6 +184,9 @@ class Engine:
     def _media_event(self, event: Any) -> None:
         if isinstance(event, MachineDetected):
             self.dialer.machine_detected(event.leg_id, event.verdict, event.cause, event.ms)
+            return
+        if isinstance(event, RecordingFailed):
+            self.pbx.recorder.failed(event.path, event.error, event.seconds)
             return
         chan = self.ctx.channels_by_leg.get(getattr(event, "leg_id", ""))
         if chan is None:

@@ -127,6 +127,18 @@ class Recorder:
             "UPDATE recordings SET ended_at = ?, paused_s = ? WHERE id = ? AND ended_at IS NULL",
             (now, rec.paused_seconds, rec.row_id))], durable=True)
 
+    def failed(self, path: str, error: str, seconds: float) -> None:
+        """The media engine stopped a recording the disk refused (ENOSPC): the file keeps a valid
+        WAV of its first ``seconds``; its row says so (written, or deferred, like the CDR)."""
+        try:
+            rel = str(Path(path).relative_to(self.root))
+        except ValueError:
+            rel = path
+        log.error("recording %s stopped after %.1f s: %s (the call goes on)", rel, seconds, error)
+        self.store.record_write("recording", [(
+            "UPDATE recordings SET ended_at = started_at + ?, note = ? WHERE path = ?",
+            (seconds, f"stopped after {seconds:.1f} s: {error}", rel))], durable=True)
+
     # -- start-up and housekeeping ---------------------------------------------------------------
     def repair_open(self) -> int:
         """Start-up: make every file left open by a killed engine playable, and close its row."""

@@ -6,14 +6,18 @@ second sqlite3 connection, as the web app's Flask process does.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import sqlite3
 import time
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from appliance.media.wavfile import WavRecorder
 from appliance.store import queue_log
 from appliance.store.db import Store
 from appliance.store.deferred import DISK_FULL, LOCKED, FaultLog
@@ -161,3 +165,19 @@ def test_a_call_start_is_fsynced_off_the_caller_right_after_its_commit(tmp_path:
         assert store.storage_status().write_ms["cdr_open"]["count"] == 1
     finally:
         store.close()
+
+
+def test_a_wav_recorder_that_meets_a_full_disk_keeps_a_valid_wav_of_what_was_written(tmp_path: Path) -> None:
+    with small_tmpfs(tmp_path / "small", "1m") as mount:
+        rec = WavRecorder(mount / "call.wav", 16000, 2)
+        frame = np.full((320, 2), 1000, dtype=np.int16)
+        with pytest.raises(OSError) as refused:
+            for _ in range(10_000):  # 200 s of stereo: far more than 1 MiB
+                rec.write(frame)
+        assert refused.value.errno == errno.ENOSPC
+        seconds = rec.abort()
+        size = (mount / "call.wav").stat().st_size
+        with wave.open(str(mount / "call.wav"), "rb") as w:
+            assert (w.getnchannels(), w.getframerate()) == (2, 16000)
+            assert w.getnframes() * 4 == size - 44 and w.getnframes() > 16000  # > 1 s kept
+            assert seconds == w.getnframes() / 16000
