@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+import shutil
 import sqlite3
 import logging
 import threading
@@ -443,7 +444,12 @@ class Store:
 
     def storage_status(self) -> StorageStatus:
         """Deferred writes, faults and losses, for ``/v1/status`` and the health page."""
-        return self.deferred.status()
+        status = self.deferred.status()
+        try:
+            status.free_bytes = shutil.disk_usage(self.path.parent).free
+        except OSError:
+            status.free_bytes = None
+        return status
 
     def schema_version(self) -> int:
         """Return the number of migrations applied."""

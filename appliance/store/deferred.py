@@ -97,6 +97,7 @@ class StorageStatus:
     failures: dict[str, int] = field(default_factory=dict)  # failed attempts, by fault
     # How long the caller (the engine loop) waited for each kind of write: count, mean_ms, max_ms.
     write_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+    free_bytes: int | None = None  # room left on the database's filesystem
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -104,6 +105,7 @@ class StorageStatus:
             "pending": self.pending, "limit": self.limit, "deferred": self.deferred,
             "flushed": self.flushed, "dropped": dict(self.dropped), "rejected": self.rejected,
             "failures": dict(self.failures), "write_ms": {k: dict(v) for k, v in self.write_ms.items()},
+            "free_bytes": self.free_bytes,
         }
 
 

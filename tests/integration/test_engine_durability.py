@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from appliance.system.health import check_once
 from tests.audio import read_wav, tone_ratio, write_tone_wav
 from tests.peers.acd import ANA_PHONE, CALLER, phone, queue_config, queue_log, wait_agent
 from tests.peers.engine import Engine, default_config
@@ -74,6 +75,9 @@ def test_a_queue_call_goes_on_while_the_disk_is_full_and_every_row_lands_when_sp
         storage = wait_until(lambda: (s := _storage(pbx))["fault"] == "disk full" and s,
                              timeout=5.0, what="/v1/status reporting the full disk")
         assert not storage["ok"] and storage["pending"] >= 1 and "full" in storage["last_error"]
+        assert storage["free_bytes"] < 64 * 1024
+        report = check_once(pbx.data_dir)  # `plateau health`: loud, but no reason to boot the old slot
+        assert report.healthy and report.storage.startswith("disk full"), report
         time.sleep(2.0)  # the conversation, on a full disk
         ana.stop_record(offered)
         caller.hangup(call)
