@@ -33,23 +33,13 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
-import shutil
 import sqlite3
-import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Self
 
-from appliance.store.deferred import (
-    DEFAULT_LIMIT,
-    DeferredWrites,
-    PendingWrite,
-    StorageStatus,
-    WalSyncer,
-    statements,
-    storage_fault,
-)
+from appliance.store.deferred import DEFAULT_LIMIT
 from appliance.store.errors import ConfigError, StoreError
 from appliance.store.migrations import MIGRATIONS
 from appliance.store.models import (
@@ -74,8 +64,7 @@ from appliance.store.validation import (
     QUEUE_PREFIX,
     VOICEMAIL_PREFIX,
 )
-
-log = logging.getLogger("plateau.store")
+from appliance.store.writes import WRITE_BUSY_MS, DeferredWriting
 
 _EXTENSION_COLUMNS = (
     "number", "name", "secret", "dnd", "forward_always", "forward_busy", "forward_noanswer",
@@ -97,11 +86,6 @@ _CDR_COLUMNS = (
 )
 _BOOL_COLUMNS = frozenset({"dnd", "enabled", "register", "voicemail"})
 INTERRUPTED_CAUSE = "interrupted: engine stopped during the call"
-# How long a deferrable write waits for another connection's write lock (the web app's) before it
-# is deferred instead: the engine loop must not stall a call for a web transaction.
-WRITE_BUSY_MS = 50
-FLUSH_INTERVAL_S = 0.25  # how often the flusher retries while writes are deferred
-FLUSH_BATCH = 500  # deferred writes replayed per transaction
 
 
 def _upsert_sql(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
@@ -155,7 +139,7 @@ def _cdr_from_row(row: Sequence[Any]) -> Cdr:
     )
 
 
-class Store:
+class Store(DeferredWriting):
     """The appliance database. Every public method commits before it returns."""
 
     def __init__(self, path: pathlib.Path, *, busy_timeout_ms: int = 5000,
@@ -167,13 +151,7 @@ class Store:
         """
         self.path = pathlib.Path(path)
         self.busy_timeout_ms = int(busy_timeout_ms)
-        self.write_busy_ms = int(write_busy_ms)
-        self.deferred = DeferredWrites(pending_limit)
-        self._allocated: dict[str, int] = {}  # table -> highest id handed out to a deferred insert
-        self._flusher: threading.Thread | None = None
-        self._flusher_lock = threading.Lock()
-        self._closing = threading.Event()
-        self._wal_sync = WalSyncer(pathlib.Path(f"{self.path}-wal"), self.deferred)
+        self._init_deferred(write_busy_ms, pending_limit)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self.path.exists():
             fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
@@ -220,18 +198,8 @@ class Store:
 
     def close(self) -> None:
         """Flush what was deferred (one last try) and close; the Store cannot be used afterwards."""
-        self._closing.set()
-        self._wal_sync.stop()
-        flusher = self._flusher
-        if flusher is not None:
-            flusher.join(timeout=5.0)
+        self._stop_deferred()
         with self._lock:
-            if len(self.deferred):
-                self.flush_deferred(busy_ms=self.busy_timeout_ms)
-            lost = len(self.deferred)
-            if lost:
-                log.error("storage: closing with %d deferred write(s) the database never accepted (%s)",
-                          lost, self.deferred.status().last_error)
             self._conn.close()
 
     def __enter__(self) -> Self:
@@ -290,166 +258,6 @@ class Store:
 
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         return self._conn.execute(sql, params)
-
-    # -- deferrable writes (disk full, database locked) ------------------------------
-
-    def record_write(
-        self, kind: str, pairs: Sequence[tuple[str, Sequence[Any]]], *, durable: bool = False,
-        check: Callable[[list[sqlite3.Cursor]], None] | None = None, expect_row: bool = False,
-    ) -> bool:
-        """Run a write the engine must not lose; True if committed now, False if deferred.
-
-        Deferred (appliance/store/deferred.py) when the database refuses it for a storage fault
-        (disk full, I/O error, locked past ``write_busy_ms``), or when earlier writes are still
-        deferred: order is kept. ``check`` sees the cursors of a write run now and may raise
-        StoreError (the transaction is rolled back); a replayed write has ``expect_row`` instead.
-        """
-        t0 = time.perf_counter()
-        try:
-            return self._record_write(kind, statements(*pairs), durable, check, expect_row)
-        finally:
-            self.deferred.timed(kind, time.perf_counter() - t0)
-
-    def _record_write(
-        self, kind: str, frozen: tuple[tuple[str, tuple[Any, ...]], ...], durable: bool,
-        check: Callable[[list[sqlite3.Cursor]], None] | None, expect_row: bool,
-    ) -> bool:
-        if not len(self.deferred):
-            with self._lock:
-                if not len(self.deferred):
-                    try:
-                        with self.transaction(durable=durable, busy_ms=self.write_busy_ms):
-                            cursors = [self._exec(sql, params) for sql, params in frozen]
-                            if check is not None:
-                                check(cursors)
-                        return True
-                    except sqlite3.Error as exc:
-                        fault = storage_fault(exc)
-                        if fault is None:
-                            raise
-                        self.deferred.failed(fault, exc, kind)
-        self._defer(PendingWrite(kind, frozen, durable, time.time(), expect_row))
-        return False
-
-    def insert_row(self, kind: str, table: str, columns: Sequence[str], values: Sequence[Any], *,
-                   durable: bool = False, sync_soon: bool = False) -> int:
-        """INSERT one row the engine must not lose and return its id (see `record_write`).
-
-        A deferred insert gets its id here, above every id the table has used (AUTOINCREMENT
-        tables never reuse one) and every id handed out before, so later writes can name the
-        row before it reaches the table. Only the engine inserts into these tables.
-        """
-        t0 = time.perf_counter()
-        try:
-            row_id = self._insert_row(kind, table, columns, values, durable)
-        finally:
-            self.deferred.timed(kind, time.perf_counter() - t0)
-        if sync_soon and not durable:
-            self._wal_sync.request()
-        return row_id
-
-    def _insert_row(self, kind: str, table: str, columns: Sequence[str], values: Sequence[Any],
-                    durable: bool) -> int:
-        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
-        if not len(self.deferred):
-            with self._lock:
-                if not len(self.deferred):
-                    try:
-                        with self.transaction(durable=durable, busy_ms=self.write_busy_ms):
-                            row_id = self._exec(sql, values).lastrowid
-                        if row_id is None:
-                            raise StoreError(f"{table} insert returned no id")
-                        return int(row_id)
-                    except sqlite3.Error as exc:
-                        fault = storage_fault(exc)
-                        if fault is None:
-                            raise
-                        self.deferred.failed(fault, exc, kind)
-        row_id = self._allocate_id(table)
-        sql = f"INSERT INTO {table} (id, {', '.join(columns)}) VALUES (?, {', '.join('?' for _ in columns)})"
-        self._defer(PendingWrite(kind, statements((sql, (row_id, *values))), durable, time.time()))
-        return row_id
-
-    def _allocate_id(self, table: str) -> int:
-        with self._lock:
-            used = self._allocated.get(table, 0)
-            try:
-                seq = self._conn.execute(
-                    "SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
-                top = self._conn.execute(f"SELECT MAX(id) FROM {table}").fetchone()
-                used = max(used, int(seq[0]) if seq else 0, int(top[0] or 0))
-            except sqlite3.Error as exc:  # reads still work on a full disk; if not, ids go on
-                if not used:
-                    raise StoreError(f"cannot allocate a {table} id: {exc}") from exc
-            self._allocated[table] = used + 1
-            return used + 1
-
-    def _defer(self, write: PendingWrite) -> None:
-        self.deferred.push(write)
-        with self._flusher_lock:
-            if self._flusher is None and not self._closing.is_set():
-                self._flusher = threading.Thread(target=self._flush_loop, name="store-flusher", daemon=True)
-                self._flusher.start()
-
-    def _flush_loop(self) -> None:
-        """Replay deferred writes every FLUSH_INTERVAL_S until none is left (or the Store closes)."""
-        while not self._closing.wait(FLUSH_INTERVAL_S):
-            try:
-                self.flush_deferred()
-            except Exception:  # the flusher must outlive any one bad replay; logged, retried
-                log.exception("storage: replaying deferred writes failed")
-            with self._flusher_lock:
-                if not len(self.deferred):
-                    self._flusher = None
-                    return
-        with self._flusher_lock:
-            self._flusher = None
-
-    def flush_deferred(self, busy_ms: int | None = None) -> bool:
-        """Replay deferred writes, oldest first, in batches; True when none is left."""
-        while True:
-            with self._lock:
-                batch = self.deferred.head(FLUSH_BATCH)
-                if not batch:
-                    return True
-                rejected = 0
-                try:
-                    with self.transaction(durable=any(w.durable for w in batch),
-                                          busy_ms=self.write_busy_ms if busy_ms is None else busy_ms):
-                        for write in batch:
-                            rejected += not self._replay(write)
-                except sqlite3.Error as exc:
-                    fault = storage_fault(exc)
-                    if fault is None:
-                        raise
-                    self.deferred.failed(fault, exc, batch[0].kind)
-                    return False
-                self.deferred.committed(len(batch), rejected)
-
-    def _replay(self, write: PendingWrite) -> bool:
-        """Run one deferred write inside the flush transaction; False if refused for good."""
-        self._exec("SAVEPOINT deferred_write")
-        try:
-            changed = [self._exec(sql, params).rowcount for sql, params in write.statements]
-            if write.expect_row and not all(changed):
-                raise StoreError("it changed no row")
-        except (sqlite3.IntegrityError, StoreError) as exc:
-            self._exec("ROLLBACK TO deferred_write")
-            self._exec("RELEASE deferred_write")
-            log.error("storage: deferred %s write queued at %.3f refused on replay: %s",
-                      write.kind, write.queued_at, exc)
-            return False
-        self._exec("RELEASE deferred_write")
-        return True
-
-    def storage_status(self) -> StorageStatus:
-        """Deferred writes, faults and losses, for ``/v1/status`` and the health page."""
-        status = self.deferred.status()
-        try:
-            status.free_bytes = shutil.disk_usage(self.path.parent).free
-        except OSError:
-            status.free_bytes = None
-        return status
 
     def schema_version(self) -> int:
         """Return the number of migrations applied."""
@@ -835,16 +643,18 @@ class Store:
         )], durable=True, check=check, expect_row=True)
 
     def close_interrupted(self, now: float) -> int:
-        """Close every open CDR as INTERRUPTED at ``now`` (call at engine start); return count."""
-        with self.transaction():
-            return self._exec(
-                "UPDATE cdr SET end_at = ?, disposition = 'INTERRUPTED', hangup_cause = ?,"
-                " duration = CASE WHEN ? > start_at THEN ? - start_at ELSE 0 END,"
-                " billsec = CASE WHEN answer_at IS NULL OR ? <= answer_at THEN 0"
-                " ELSE ? - answer_at END"
-                " WHERE end_at IS NULL",
-                (now, INTERRUPTED_CAUSE, now, now, now, now),
-            ).rowcount
+        """Close every open CDR as INTERRUPTED at ``now`` (call at engine start); return count
+        (0 when deferred: an engine restarted on a full disk still starts and takes calls)."""
+        changed: list[int] = []
+        self.record_write("cdr_close", [(
+            "UPDATE cdr SET end_at = ?, disposition = 'INTERRUPTED', hangup_cause = ?,"
+            " duration = CASE WHEN ? > start_at THEN ? - start_at ELSE 0 END,"
+            " billsec = CASE WHEN answer_at IS NULL OR ? <= answer_at THEN 0"
+            " ELSE ? - answer_at END"
+            " WHERE end_at IS NULL",
+            (now, INTERRUPTED_CAUSE, now, now, now, now),
+        )], durable=True, check=lambda cursors: changed.append(cursors[0].rowcount))
+        return changed[0] if changed else 0
 
     def get_cdr(self, cdr_id: int) -> Cdr | None:
         """Return one call record, or None."""
