@@ -124,15 +124,12 @@ class DeferredWriting:
         """
         t0 = time.perf_counter()
         try:
-            row_id = self._insert_row(kind, table, columns, values, durable)
+            return self._insert_row(kind, table, columns, values, durable, sync_soon and not durable)
         finally:
             self.deferred.timed(kind, time.perf_counter() - t0)
-        if sync_soon and not durable:
-            self._wal_sync.request()
-        return row_id
 
     def _insert_row(self, kind: str, table: str, columns: Sequence[str], values: Sequence[Any],
-                    durable: bool) -> int:
+                    durable: bool, sync_soon: bool) -> int:
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
         if not len(self.deferred):
             with self._lock:
@@ -142,6 +139,8 @@ class DeferredWriting:
                             row_id = self._exec(sql, values).lastrowid
                         if row_id is None:
                             raise StoreError(f"{table} insert returned no id")
+                        if sync_soon:  # committed NORMAL: the WAL syncer fsyncs it right after
+                            self._wal_sync.request()
                         return int(row_id)
                     except sqlite3.Error as exc:
                         fault = storage_fault(exc)
@@ -197,7 +196,8 @@ class DeferredWriting:
                     return True
                 rejected = 0
                 try:
-                    with self.transaction(durable=any(w.durable for w in batch),
+                    # Always fsynced: one sync per batch, and a replayed call start is as safe as any.
+                    with self.transaction(durable=True,
                                           busy_ms=self.write_busy_ms if busy_ms is None else busy_ms):
                         for write in batch:
                             rejected += not self._replay(write)
