@@ -13,15 +13,16 @@ happens after each transaction commit"); because the WAL is sequential, that fsy
 also persists any earlier NORMAL commits. A call start (CDR open) is committed NORMAL
 in the SIP loop and fsynced by the WAL syncer thread right after (deferred.WalSyncer):
 a power cut loses no call start older than that fsync, measured at 1.8 ms mean and
-9 ms max at 100 calls (bench/pbx_load.py, ``wal_sync``), while FULL in the loop cost
-each call 2.1 ms instead of 0.6 ms. Registrations, answer times and blocks stay NORMAL:
+8.6 ms max at 200 calls (bench/pbx_load.py, ``wal_sync``; the open itself costs the loop
+0.5 ms), while FULL in the loop cost each open 2.1 ms instead of 0.6 ms at 100 calls.
+Registrations, answer times and blocks stay NORMAL:
 phones re-register, a lost answer time is rewritten by the durable close, and a lost
 block is re-earned by the attacker's next failures.
 
 Storage faults (disk full, I/O error, the web app's write lock held past
 ``write_busy_ms``) never fail a call: the engine's writes go through `record_write` /
 `insert_row`, which keep a refused write in order in memory and replay it later
-(appliance/store/deferred.py).
+(appliance/store/writes.py, appliance/store/deferred.py).
 
 Threads: one connection per Store, guarded by a lock, so the engine may hand it
 between threads; another process (the web app) opens its own Store and WAL lets it

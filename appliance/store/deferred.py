@@ -235,7 +235,8 @@ class WalSyncer:
 
     ``synchronous=FULL`` would fsync inside the commit, on the SIP loop: measured with
     bench/pbx_load.py at 100 calls it took the CDR open from 0.6 ms to 2.1 ms mean (9 ms max) on
-    a virtio disk, and more on eMMC. This thread does the same sync of the WAL file
+    a virtio disk, and more on eMMC. With this thread, at 200 calls: the open 0.5 ms in the loop,
+    the window 1.8 ms mean, 8.6 ms max. This thread does the same sync of the WAL file
     (https://www.sqlite.org/pragma.html#pragma_synchronous: FULL in WAL mode adds "a sync
     operation of the WAL file ... after each transaction commit") a moment later, off the loop,
     one fsync for every commit made while the previous one ran (group commit). Linux's fsync
