@@ -261,7 +261,7 @@ class WalSyncer:
                 return
             if self._since is None:
                 self._since = time.perf_counter()
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="store-wal-sync", daemon=True)
                 self._thread.start()
             self._cond.notify()

@@ -27,6 +27,7 @@ from appliance.store.deferred import (
     storage_fault,
 )
 from appliance.store.errors import StoreError
+from appliance.system.liveness import Heartbeat, PartHealth
 
 log = logging.getLogger("plateau.store")
 
@@ -58,6 +59,7 @@ class DeferredWriting:
         self._allocated: dict[str, int] = {}  # table -> highest id handed out to a deferred insert
         self._flusher: threading.Thread | None = None
         self._flusher_lock = threading.Lock()
+        self._flusher_beat = Heartbeat()
         self._closing = threading.Event()
         self._wal_sync = WalSyncer(pathlib.Path(f"{self.path}-wal"), self.deferred)
 
@@ -169,16 +171,33 @@ class DeferredWriting:
     def _defer(self, write: PendingWrite) -> None:
         self.deferred.push(write)
         with self._flusher_lock:
-            if self._flusher is None and not self._closing.is_set():
+            if self._closing.is_set():
+                return
+            if self._flusher is not None and not self._flusher.is_alive():  # died: start another
+                self._flusher_beat.died("store-flusher thread ended with writes pending")
+                self._flusher_beat.restarted()
+                self._flusher = None
+            if self._flusher is None:
                 self._flusher = threading.Thread(target=self._flush_loop, name="store-flusher", daemon=True)
                 self._flusher.start()
+
+    def parts(self) -> list[PartHealth]:
+        """The flusher's liveness for the engine's supervisor, while it runs (it exits when the
+        queue is empty, so no flusher is no fault); its beat is its last replay attempt."""
+        with self._flusher_lock:
+            flusher = self._flusher
+        if flusher is None:
+            return []
+        return [self._flusher_beat.health("store-flusher", flusher.is_alive())]
 
     def _flush_loop(self) -> None:
         """Replay deferred writes every FLUSH_INTERVAL_S until none is left (or the Store closes)."""
         while not self._closing.wait(FLUSH_INTERVAL_S):
+            self._flusher_beat.beat()
             try:
                 self.flush_deferred()
-            except Exception:  # the flusher must outlive any one bad replay; logged, retried
+            except Exception as exc:  # the flusher must outlive any one bad replay; logged, retried
+                self._flusher_beat.died(exc)
                 log.exception("storage: replaying deferred writes failed")
             with self._flusher_lock:
                 if not len(self.deferred):

@@ -97,8 +97,11 @@ def test_a_write_lock_held_by_the_web_process_defers_the_cdr_instead_of_stalling
         assert store.storage_status().fault == LOCKED
         time.sleep(0.6)  # the flusher retries meanwhile, and must not write through the lock
         assert store.storage_status().pending == 3
+        [flusher] = store.parts()  # supervised while it runs, beating at each attempt
+        assert flusher.name == "store-flusher" and flusher.alive and time.monotonic() - flusher.last_progress < 1.0
         web.execute("COMMIT")
         wait_until(lambda: store.storage_status().pending == 0, timeout=5.0, what="the CDR flushed")
+        wait_until(lambda: store.parts() == [], timeout=2.0, what="the flusher to finish")
         row = store.get_cdr(cdr)
         assert row is not None and (row.disposition, row.billsec, row.duration) == ("ANSWERED", 4.0, 5.0)
         assert store.storage_status().ok
