@@ -91,6 +91,8 @@ def test_a_queue_call_goes_on_while_the_disk_is_full_and_every_row_lands_when_sp
         assert _cdrs(pbx.data_dir / "plateau.db")[-1][:4] == (CALLER, "6000", "ANSWERED", 1)
         events = [e for e, *_ in queue_log(pbx) if not e.startswith("AGENT")]
         assert events == ["ENTER", "OFFER", "CONNECT", "COMPLETE"]
+        log = pbx.stderr_path.read_text()  # one line for the whole episode, not one per refused write
+        assert log.count("storage disk full:") == 1 and "storage recovered from disk full" in log, log[-3000:]
         [rec] = _recordings(pbx.data_dir / "plateau.db")
     # The recording the disk refused stopped cleanly: a valid WAV of what was written, marked.
     assert "No space left on device" in rec["note"] and rec["ended_at"] is not None, rec
