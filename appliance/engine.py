@@ -25,7 +25,7 @@ from appliance.api.apifile import write_api_file
 from appliance.api.facade import ApiError
 from appliance.api.server import ControlApiServer
 from appliance.media.client import MediaClient
-from appliance.media.events import DtmfEvent, MachineDetected, PlaybackFinished, RtpTimeout
+from appliance.media.events import DtmfEvent, MachineDetected, PlaybackFinished, RecordingFailed, RtpTimeout
 from appliance.pbx.channel import DtmfReceived, MediaTimeout, PlaybackEnded
 from appliance.pbx.dialer import Dialer
 from appliance.pbx.dialer_api import DialerApi
@@ -185,6 +185,9 @@ class Engine:
         if isinstance(event, MachineDetected):
             self.dialer.machine_detected(event.leg_id, event.verdict, event.cause, event.ms)
             return
+        if isinstance(event, RecordingFailed):
+            self.pbx.recorder.failed(event.path, event.error, event.seconds)
+            return
         chan = self.ctx.channels_by_leg.get(getattr(event, "leg_id", ""))
         if chan is None:
             return
@@ -271,6 +274,7 @@ class EngineApi(DialerApi):
             "blocked": len(e.guard.blocked()),
             "trunks": e.trunks.status(),
             "media": e.media.engine_stats(),
+            "storage": e.store.storage_status().as_dict(),  # disk full / locked: writes deferred
             "hardware": self.hardware() if e.hardware is not None or e.headsets is not None else None,
         }
 

@@ -136,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
           f"mean tick {m1['mean_tick_ms']:.1f} ms, max tick {m1['max_tick_ms']:.1f} ms")
     print(f"frames lost {lost} of {frames} ({lost_pct:.2f} %); packets in {pin / (t1 - t0):.0f}/s, "
           f"out {pout / (t1 - t0):.0f}/s")
+    for kind, t in sorted(s1.get("storage", {}).get("write_ms", {}).items()):  # what the loop waits on disk
+        what = "commits fsynced off the loop, commit-to-fsync window" if kind == "wal_sync" else \
+            "writes in the SIP loop, time in the loop"
+        print(f"store {kind}: {t['count']} {what} mean {t['mean_ms']:.3f} ms, max {t['max_ms']:.3f} ms")
     ok = up >= args.calls and late_pct <= args.max_late and lost_pct <= args.max_late
     print("PASS" if ok else "FAIL", f"(target: {args.calls} calls, <= {args.max_late} % late or lost)")
     return 0 if ok else 1

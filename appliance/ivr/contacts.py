@@ -66,10 +66,14 @@ class StoreContacts:
                        fields={k: v for k, v in zip(_FIELDS, extra, strict=True) if v})
 
     def create(self, number: str) -> Contact:
-        """Record a new caller (an existing number keeps its contact)."""
-        with self.store.transaction():
-            self.store._exec("INSERT INTO contacts (number, created_at) VALUES (?, ?)"
-                             " ON CONFLICT (number) DO NOTHING", (number, time.time()))
+        """Record a new caller (an existing number keeps its contact).
+
+        While the database refuses writes (disk full, locked) the insert is deferred
+        (Store.record_write) and the contact has no id yet: the call goes on unlinked."""
+        if not self.store.record_write("contact", [("INSERT INTO contacts (number, created_at) VALUES (?, ?)"
+                                                    " ON CONFLICT (number) DO NOTHING", (number, time.time()))],
+                                       durable=True):
+            return Contact(id="", number=number, name="", fields={})
         contact = self.find_by_number(number)
         if contact is None:
             raise RuntimeError(f"contact {number} was not stored")

@@ -65,7 +65,7 @@ class MediaEngine:
         self.bridges: dict[str, set[str]] = {}
         self._bridge_index: dict[str, int] = {}
         self._free_bridge_idx: list[int] = []
-        self._recordings = RecordingSet()
+        self._recordings = RecordingSet(self.emit)  # RecordingFailed: disk full, the calls go on
         self._monitors = MonitorSet()
         self._amd: dict[str, AmdTap] = {}  # leg id -> answering-machine detection running on it
         self._ids = itertools.count(1)

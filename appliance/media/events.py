@@ -45,8 +45,20 @@ class MachineDetected:
     ms: int
 
 
-MediaEvent = DtmfEvent | PlaybackFinished | RtpTimeout | MachineDetected
-EVENT_TYPES: dict[str, type] = {c.__name__: c for c in (DtmfEvent, PlaybackFinished, RtpTimeout, MachineDetected)}
+@dataclass(frozen=True)
+class RecordingFailed:
+    """A recording could not be written (ENOSPC on the data directory, an I/O error): it was
+    stopped, and ``path`` keeps a valid WAV of what was written (``seconds`` of audio)."""
+
+    rec_id: str
+    path: str
+    error: str
+    seconds: float
+
+
+MediaEvent = DtmfEvent | PlaybackFinished | RtpTimeout | MachineDetected | RecordingFailed
+EVENT_TYPES: dict[str, type] = {c.__name__: c for c in (DtmfEvent, PlaybackFinished, RtpTimeout, MachineDetected,
+                                                         RecordingFailed)}
 
 
 def event_to_dict(ev: MediaEvent) -> dict[str, Any]:

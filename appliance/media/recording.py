@@ -19,16 +19,18 @@ sensitive authentication data stored after authorisation).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from appliance.media.codecs import MIX_RATE, MIX_SAMPLES
+from appliance.media.events import RecordingFailed
 from appliance.media.leg import Leg
 from appliance.media.mixer import clip16
 from appliance.media.protocol import MediaError
-from appliance.media.wavfile import WavRecorder
+from appliance.media.wavfile import WavError, WavRecorder
 
 _SILENCE = np.zeros(MIX_SAMPLES, dtype=np.int16)
 _SILENCE2 = np.zeros((MIX_SAMPLES, 2), dtype=np.int16)
@@ -49,8 +51,9 @@ class Recording:
 class RecordingSet:
     """The engine's running recordings; ``write`` appends one 20 ms frame to each of them."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_failed: Callable[[RecordingFailed], None] | None = None) -> None:
         self.active: dict[str, Recording] = {}
+        self.on_failed = on_failed  # the engine's event sink: the PBX marks the recording
 
     def __len__(self) -> int:
         return len(self.active)
@@ -97,8 +100,13 @@ class RecordingSet:
 
     def stop(self, rec_id: str) -> None:
         """Finish a recording (true sizes written into the WAV header)."""
-        self.get(rec_id)
-        self.active.pop(rec_id).writer.close()
+        rec = self.get(rec_id)
+        try:
+            rec.writer.close()
+        except OSError as exc:  # the buffered tail met a full disk
+            self._abort(rec, exc)
+            return
+        self.active.pop(rec_id)
 
     def pause(self, rec_id: str, paused: bool) -> None:
         """Write silence from the next frame on (``paused``), or audio again; idempotent."""
@@ -130,30 +138,50 @@ class RecordingSet:
         """Append this tick's frame to every recording.
 
         ``frames``: what each slot received (16 kHz rows), ``out``: what it hears, ``sums``:
-        each bridge's sum of members.
+        each bridge's sum of members. A recording whose write fails (ENOSPC on a full data
+        directory) is stopped with a valid WAV of what was written; the calls go on.
         """
-        for rec in self.active.values():
-            if rec.parties:
-                slots = [legs[p].slot if p is not None else -1 for p in rec.parties]
-                if rec.paused:
-                    rec.writer.write(_SILENCE2 if rec.stereo else _SILENCE)
-                    continue
-                rows = frames[slots]
-                if -1 in slots:
-                    rows[[i for i, s in enumerate(slots) if s < 0]] = 0
-                if rec.stereo:
-                    rec.writer.write(rows.T)  # [samples, 2]: interleaved on write
-                else:
-                    rec.writer.write(clip16(rows.sum(axis=0, dtype=np.int32)))
-                continue
-            target = rec.target
-            leg = legs.get(target) if target is not None else None
+        for rec in list(self.active.values()):
+            try:
+                self._write_one(rec, frames, out, sums, legs, bridge_index)
+            except OSError as exc:
+                self._abort(rec, exc)
+
+    def _abort(self, rec: Recording, exc: OSError) -> None:
+        """The disk refused this recording: stop it, keep what was written, report it."""
+        self.active.pop(rec.rec_id, None)
+        error = exc.strerror or str(exc)
+        try:
+            seconds = rec.writer.abort()
+        except (OSError, WavError) as repair:  # e.g. not even the header reached the disk
+            seconds, error = 0.0, f"{error}; the file is unplayable: {repair}"
+        if self.on_failed is not None:
+            self.on_failed(RecordingFailed(rec.rec_id, str(rec.writer.path), error, seconds))
+
+    @staticmethod
+    def _write_one(rec: Recording, frames: np.ndarray, out: np.ndarray, sums: np.ndarray,
+                   legs: dict[str, Leg], bridge_index: dict[str, int]) -> None:
+        if rec.parties:
+            slots = [legs[p].slot if p is not None else -1 for p in rec.parties]
             if rec.paused:
-                rec.writer.write(_SILENCE)
-            elif leg is not None:
-                rec.writer.write(clip16(frames[leg.slot].astype(np.int32) + out[leg.slot]))
-            elif target in bridge_index:
-                rec.writer.write(clip16(sums[bridge_index[target]]))
+                rec.writer.write(_SILENCE2 if rec.stereo else _SILENCE)
+                return
+            rows = frames[slots]
+            if -1 in slots:
+                rows[[i for i, s in enumerate(slots) if s < 0]] = 0
+            if rec.stereo:
+                rec.writer.write(rows.T)  # [samples, 2]: interleaved on write
+            else:
+                rec.writer.write(clip16(rows.sum(axis=0, dtype=np.int32)))
+            return
+        target = rec.target
+        leg = legs.get(target) if target is not None else None
+        if rec.paused:
+            rec.writer.write(_SILENCE)
+        elif leg is not None:
+            rec.writer.write(clip16(frames[leg.slot].astype(np.int32) + out[leg.slot]))
+        elif target in bridge_index:
+            rec.writer.write(clip16(sums[bridge_index[target]]))
 
     def close(self) -> None:
         """Finish every recording."""

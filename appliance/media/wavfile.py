@@ -103,6 +103,7 @@ class WavRecorder:
         self.channels = channels
         self._f = open(self.path, "wb")  # noqa: SIM115 - kept open across ticks
         self._f.write(_header(rate, MAX_DATA, channels))
+        self._f.flush()  # the header on disk now: a disk that fills later still leaves a valid WAV
         self._data_len = 0
         self._since_fix = 0
         self.closed = False
@@ -121,6 +122,18 @@ class WavRecorder:
         if self._since_fix >= self.FIX_EVERY_S * self.rate:
             self._since_fix = 0
             self._f.flush()
+
+    def abort(self) -> float:
+        """The disk refused a write (ENOSPC, EIO): close, and give the file the true sizes of
+        what reached it (rewriting the header in place needs no new block). Return its seconds."""
+        self.closed = True
+        try:
+            self._f.close()  # the buffered tail fails again to flush; the descriptor is closed anyway
+        except OSError:
+            pass
+        repair_wav(self.path)
+        frame = 2 * self.channels
+        return ((self.path.stat().st_size - 44) // frame) / float(self.rate)
 
     def close(self) -> None:
         """Write the true sizes into the header and close."""

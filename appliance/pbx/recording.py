@@ -72,12 +72,11 @@ class Recorder:
         except (OSError, MediaError) as exc:
             log.error("recording of %s could not start: %s", call_id, exc)
             return None
-        with self.store.transaction():
-            cur = self.store._exec(
-                "INSERT INTO recordings (call_id, cdr_id, path, mode, reason, queue, agent, started_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (call_id, cdr_id, str(path.relative_to(self.root)), mode, reason, queue, agent, now))
-            row_id = int(cur.lastrowid or 0)
+        row_id = self.store.insert_row(  # kept in memory while the disk is full (store/deferred.py)
+            "recording", "recordings",
+            ("call_id", "cdr_id", "path", "mode", "reason", "queue", "agent", "started_at"),
+            (call_id, cdr_id, str(path.relative_to(self.root)), mode, reason, queue, agent, now),
+            durable=True)
         log.info("recording %s (%s, %s) to %s", call_id, mode, reason, path)
         return ActiveRecording(row_id, rec_id, path, list(legs))
 
@@ -90,8 +89,8 @@ class Recorder:
             return
         rec.legs[index] = leg_id
         if agent or queue:
-            with self.store.transaction(durable=False):
-                self.store._exec("UPDATE recordings SET agent = ?, queue = ? WHERE id = ?", (agent, queue, rec.row_id))
+            self.store.record_write("recording", [
+                ("UPDATE recordings SET agent = ?, queue = ? WHERE id = ?", (agent, queue, rec.row_id))])
 
     def pause(self, rec: ActiveRecording, paused: bool, why: str) -> None:
         """Pause (silence) or resume; idempotent. The client waits for the media engine's reply,
@@ -124,10 +123,21 @@ class Recorder:
         now = self.clock()
         if rec.paused and rec.paused_since is not None:
             rec.paused_seconds += now - rec.paused_since
-        with self.store.transaction():
-            self.store._exec(
-                "UPDATE recordings SET ended_at = ?, paused_s = ? WHERE id = ? AND ended_at IS NULL",
-                (now, rec.paused_seconds, rec.row_id))
+        self.store.record_write("recording", [(
+            "UPDATE recordings SET ended_at = ?, paused_s = ? WHERE id = ? AND ended_at IS NULL",
+            (now, rec.paused_seconds, rec.row_id))], durable=True)
+
+    def failed(self, path: str, error: str, seconds: float) -> None:
+        """The media engine stopped a recording the disk refused (ENOSPC): the file keeps a valid
+        WAV of its first ``seconds``; its row says so (written, or deferred, like the CDR)."""
+        try:
+            rel = str(Path(path).relative_to(self.root))
+        except ValueError:
+            rel = path
+        log.error("recording %s stopped after %.1f s: %s (the call goes on)", rel, seconds, error)
+        self.store.record_write("recording", [(
+            "UPDATE recordings SET ended_at = started_at + ?, note = ? WHERE path = ?",
+            (seconds, f"stopped after {seconds:.1f} s: {error}", rel))], durable=True)
 
     # -- start-up and housekeeping ---------------------------------------------------------------
     def repair_open(self) -> int:

@@ -147,14 +147,14 @@ def _without_overflow(queue: QueueConfig) -> QueueConfig:
 # -- agent state ---------------------------------------------------------------------------
 def save_agent_status(store: Store, status: AgentStatus) -> None:
     """Persist an agent's state (not fsynced: losing the last change to a power cut is repaired
-    by the reconcile at start-up, and agents change state on every call)."""
-    with store.transaction(durable=False):
-        store._exec(
-            "INSERT INTO agent_state (agent_id, state, pause_reason, device, since) VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT (agent_id) DO UPDATE SET state = excluded.state, pause_reason = excluded.pause_reason,"
-            " device = excluded.device, since = excluded.since",
-            (status.agent_id, status.state, status.pause_reason, status.device, status.since),
-        )
+    by the reconcile at start-up, and agents change state on every call). Kept in order in memory
+    while the database refuses writes (Store.record_write): an agent's state never fails a call."""
+    store.record_write("agent_state", [(
+        "INSERT INTO agent_state (agent_id, state, pause_reason, device, since) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (agent_id) DO UPDATE SET state = excluded.state, pause_reason = excluded.pause_reason,"
+        " device = excluded.device, since = excluded.since",
+        (status.agent_id, status.state, status.pause_reason, status.device, status.since),
+    )])
 
 
 def agent_statuses(store: Store) -> dict[str, AgentStatus]:

@@ -17,6 +17,7 @@ the function returns.
 from __future__ import annotations
 
 import json
+import sqlite3
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -166,19 +167,14 @@ def open_interaction(store: Store, caller: str, queue: str, call_id: str, at: fl
     path = _ivr_json(ivr_path)
     if contact_id is not None and (isinstance(contact_id, bool) or not isinstance(contact_id, int)):
         raise ConfigError(f"interaction.contact_id: expected an integer, got {contact_id!r}")
-    with store.transaction():
-        if contact_id is not None and store._exec(
-                "SELECT 1 FROM contacts WHERE id = ?", (contact_id,)).fetchone() is None:
-            raise ConfigError(f"interaction.contact_id: contact {contact_id} does not exist")
-        cur = store._exec(
-            "INSERT INTO interactions (contact_id, caller, queue, call_id, status, ivr_path, created_at,"
-            " updated_at) VALUES (?, ?, ?, ?, 'open', ?, ?, ?)",
-            (contact_id, caller, queue, call_id, path, at, at),
-        )
-        row_id = cur.lastrowid
-    if row_id is None:
-        raise StoreError("interaction insert returned no id")
-    return int(row_id)
+    if contact_id is not None and not store._query("SELECT 1 FROM contacts WHERE id = ?", (contact_id,)):
+        raise ConfigError(f"interaction.contact_id: contact {contact_id} does not exist")
+    # Kept in memory, with its id, while the database refuses writes (Store.insert_row): a call
+    # entering a queue on a full disk must still be served.
+    return store.insert_row(
+        "interaction", "interactions",
+        ("contact_id", "caller", "queue", "call_id", "status", "ivr_path", "created_at", "updated_at"),
+        (contact_id, caller, queue, call_id, "open", path, at, at), durable=True)
 
 
 def assign_agent(store: Store, interaction_id: int, agent: str, at: float) -> None:
@@ -186,10 +182,12 @@ def assign_agent(store: Store, interaction_id: int, agent: str, at: float) -> No
     _text(agent, "agent", 64)
     if not agent:
         raise ConfigError("interaction.agent: must not be empty")
-    with store.transaction():
-        _require(store, interaction_id)
-        store._exec("UPDATE interactions SET agent = ?, updated_at = ? WHERE id = ?",
-                    (agent, at, interaction_id))
+    def check(cursors: list[sqlite3.Cursor]) -> None:
+        if not cursors[0].rowcount:
+            _require(store, interaction_id)
+
+    store.record_write("interaction", [("UPDATE interactions SET agent = ?, updated_at = ? WHERE id = ?",
+                                        (agent, at, interaction_id))], durable=True, check=check, expect_row=True)
 
 
 def update_interaction(store: Store, interaction_id: int, *, at: float, status: str | None = None,

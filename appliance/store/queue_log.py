@@ -38,14 +38,14 @@ class QueueEvent:
 
 
 def record(store: Store, ev: QueueEvent) -> None:
-    """Append one event; committed before returning (the log is what reports are built on)."""
+    """Append one event; committed before returning (the log is what reports are built on),
+    or kept in order in memory while the database refuses writes (Store.record_write)."""
     if ev.event not in EVENTS:
         raise StoreError(f"queue log event {ev.event!r} is not one of {', '.join(sorted(EVENTS))}")
-    with store.transaction(durable=False):
-        store._exec(
-            f"INSERT INTO queue_log ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
-            tuple(getattr(ev, c) for c in _COLUMNS),
-        )
+    store.record_write("queue_log", [(
+        f"INSERT INTO queue_log ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+        tuple(getattr(ev, c) for c in _COLUMNS),
+    )])
 
 
 def events(store: Store, start: float, end: float, queue: str | None = None) -> list[QueueEvent]:

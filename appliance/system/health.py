@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass
@@ -40,6 +41,7 @@ class HealthReport:
     sip_address: str = ""
     sip_port: int = 0
     options: OptionsResult | None = None
+    storage: str = ""  # a storage fault the engine reports (disk full...): loud, but still healthy
 
 
 def sip_options(host: str, port: int, timeout: float = 2.0) -> OptionsResult | None:
@@ -84,8 +86,23 @@ def sip_options(host: str, port: int, timeout: float = 2.0) -> OptionsResult | N
             return None
 
 
-def _engine_sip(data_dir: Path) -> tuple[str, int]:
-    """The engine's SIP address and port from its control API (raises OSError/ValueError/ApiError)."""
+def storage_fault(status: dict[str, Any]) -> str:
+    """What the engine's ``storage`` status block reports, "" when all is well.
+
+    Not a reason to fail the boot gate: a full data disk is not cured by the previous slot, and
+    the engine keeps calls up and their records in memory meanwhile (appliance/store/deferred.py).
+    """
+    storage = status.get("storage")
+    if not isinstance(storage, dict) or storage.get("ok", True):
+        return ""
+    dropped = sum((storage.get("dropped") or {}).values())
+    return (f"{storage.get('fault') or 'writes lost'}: {storage.get('pending', 0)} write(s) deferred"
+            + (f", {dropped} dropped" if dropped else ""))
+
+
+def _engine_sip(data_dir: Path) -> tuple[str, int, str]:
+    """The engine's SIP address and port, and its storage fault, from its control API
+    (raises OSError/ValueError/ApiError)."""
     from appliance.api.client import ControlApiClient
 
     status = ControlApiClient.from_data_dir(data_dir, timeout=3.0).status()
@@ -95,7 +112,7 @@ def _engine_sip(data_dir: Path) -> tuple[str, int]:
     address = str(sip["address"])
     if ipaddress.ip_address(address).is_unspecified:  # bound to every address: ask on loopback
         address = "::1" if ipaddress.ip_address(address).version == 6 else "127.0.0.1"
-    return address, int(sip["port"])
+    return address, int(sip["port"]), storage_fault(status)
 
 
 def check_once(data_dir: Path) -> HealthReport:
@@ -103,7 +120,7 @@ def check_once(data_dir: Path) -> HealthReport:
     from appliance.api.facade import ApiError
 
     try:
-        address, port = _engine_sip(data_dir)
+        address, port, storage = _engine_sip(data_dir)
     except FileNotFoundError:
         return HealthReport(False, f"engine not started: no {data_dir / 'api.json'}", 0.0)
     except (ApiError, OSError, ValueError) as exc:
@@ -115,7 +132,8 @@ def check_once(data_dir: Path) -> HealthReport:
         return HealthReport(False, f"SIP OPTIONS on {address}:{port} answered {answer.status_line!r}",
                             0.0, address, port, answer)
     return HealthReport(True, f"SIP OPTIONS on {address}:{port}: {answer.status_line} in "
-                              f"{answer.round_trip * 1000:.1f} ms", 0.0, address, port, answer)
+                              f"{answer.round_trip * 1000:.1f} ms" + (f"; storage {storage}" if storage else ""),
+                        0.0, address, port, answer, storage)
 
 
 def wait_healthy(data_dir: Path, wait: float, *, interval: float = 1.0,

@@ -45,6 +45,7 @@ class Health:
     disk: DiskUsage | None = None
     database_bytes: int = 0
     recordings: int = 0
+    storage: dict[str, Any] | None = None  # the engine's deferred writes (disk full, database locked)
 
 
 def web_version() -> str:
@@ -91,6 +92,8 @@ def collect(data_dir: Path, store: Store, engine: Any) -> Health:
         health.registrations = status.get("registrations")
         health.blocked = status.get("blocked")
         health.trunks = list(status.get("trunks") or [])
+        storage = status.get("storage")
+        health.storage = storage if isinstance(storage, dict) else None
     health.disk = disk_usage(data_dir)
     health.database_bytes = database_bytes(store.path)
     health.recordings = int(store._query("SELECT COUNT(*) FROM recordings")[0][0])
