@@ -12,6 +12,7 @@ from werkzeug.wrappers import Response
 
 from appliance.store import acd
 from appliance.store.errors import ConfigError
+from appliance.store import web_sessions
 from web import accounts
 from web.context import audit, current_user, login_required, store
 
@@ -113,6 +114,7 @@ def change_role(username: str) -> Response | tuple[str, int]:
 def reset(username: str) -> Response:
     user = _user_or_404(username)
     password = accounts.reset_password(store(), username)
+    web_sessions.revoke_user_sessions(store(), username, time.time())
     audit("user.reset_password", username, before={"must_change": user.must_change, "locked": _locked(user)},
           after={"must_change": True, "locked": False})
     return _show_once(username, password, created=False)
@@ -139,6 +141,7 @@ def delete(username: str) -> Response | tuple[str, int]:
     _user_or_404(username)
     try:
         before = accounts.delete_user(store(), username, _acting())
+        web_sessions.revoke_user_sessions(store(), username, time.time())
     except ConfigError as exc:
         return _render_index({f"{username}.delete": str(exc).partition(": ")[2]}, status=400)
     audit("user.delete", username, before=_record(before))
