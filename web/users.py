@@ -19,6 +19,7 @@ from web.context import audit, current_user, login_required, store
 bp = Blueprint("users", __name__, url_prefix="/users")
 
 AUDIT_PAGE = 100
+MAX_OFFSET = 10**12
 
 
 @bp.before_app_request
@@ -178,10 +179,13 @@ def _show(value: Any) -> str:
 def audit_log() -> str:
     username = request.args.get("user", "").strip()
     action = request.args.get("action", "").strip()
-    try:
-        offset = max(0, int(request.args.get("offset", "0")))
-    except ValueError:
-        abort(400, description="offset: must be a whole number")
+    raw = request.args.get("offset", "0").strip()
+    # SQLite's OFFSET is a signed 64-bit integer: 10^23 raised OverflowError (a 500).
+    if not raw.isdecimal() or len(raw) > 12:
+        abort(400, description=f"offset: a whole number from 0 to {MAX_OFFSET}")
+    offset = int(raw)
+    if offset > MAX_OFFSET:
+        abort(400, description=f"offset: a whole number from 0 to {MAX_OFFSET}")
     s = store()
     entries = accounts.audit_entries(s, username=username, action=action, limit=AUDIT_PAGE + 1, offset=offset)
     names, actions = accounts.audit_facets(s)
