@@ -142,3 +142,56 @@ def test_cookie_is_secure_and_hsts_is_sent_under_tls(web_tls: WebUi) -> None:
         cookies = resp.headers.get_all("Set-Cookie") or []
         assert cookies and all("Secure" in c for c in cookies), cookies
         assert "max-age=" in (resp.headers.get("Strict-Transport-Security") or "")
+
+
+def test_wallboard_streams_are_capped_and_do_not_stop_the_ui(tmp_path: Path) -> None:
+    """One supervisor opening stream after stream (16 took the UI down): beyond the per-login
+    cap they get a 429 with a reason, and the pages still answer while the streams run."""
+    from appliance.store.db import Store
+    from web import accounts
+    from web.wallboard import STREAMS_PER_SESSION
+
+    data = tmp_path / "data"
+    data.mkdir()
+    store = Store(data / "plateau.db")
+    try:
+        accounts.create_user(store, "sup", "violet-kettle-harbour", "supervisor", time.time(), must_change=False)
+    finally:
+        store.close()
+    with WebUi(data) as web:
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        with opener.open(web.url + "/login", timeout=10) as resp:
+            m = re.search(r'name="csrf_token" value="([^"]+)"', resp.read().decode())
+        assert m
+        form = urllib.parse.urlencode({"username": "sup", "password": "violet-kettle-harbour",
+                                       "csrf_token": m.group(1)}).encode()
+        opener.open(web.url + "/login", data=form, timeout=10).close()
+        cookie = "; ".join(f"{c.name}={c.value}" for c in jar)
+        streams: list[socket.socket] = []
+        statuses: list[bytes] = []
+        try:
+            for _ in range(20):
+                s = socket.create_connection(("127.0.0.1", web.port), timeout=10)
+                s.sendall(f"GET /wallboard/stream HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\r\n".encode())
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    head += chunk
+                statuses.append(head.split(b"\r\n", 1)[0])
+                streams.append(s)
+            opened = [h for h in statuses if b" 200 " in h]
+            refused = [h for h in statuses if b" 429 " in h]
+            assert len(opened) == STREAMS_PER_SESSION and len(refused) == 20 - STREAMS_PER_SESSION, statuses
+            # The UI still answers, to this supervisor and to anyone logging in.
+            start = time.monotonic()
+            with opener.open(web.url + "/wallboard/snapshot", timeout=10) as resp:
+                assert resp.status == 200
+            with urllib.request.urlopen(web.url + "/login", timeout=10) as resp:
+                assert resp.status == 200
+            assert time.monotonic() - start < LOGIN_BOUND
+        finally:
+            for s in streams:
+                s.close()
