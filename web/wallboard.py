@@ -281,7 +281,7 @@ def _events(board: BoardFeed, lifetime: float, unsubscribe: Callable[[], None]) 
     try:
         yield "retry: 2000\n\n"
         end = time.monotonic() + lifetime
-        seen = -1
+        seen = 0  # generation 0: nothing published yet
         while True:
             seen, snap = board.next_snapshot(seen, timeout=max(5.0, board.interval * 5))
             if snap is not None:
