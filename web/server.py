@@ -4,6 +4,7 @@ each instead of one of a few threads."""
 from __future__ import annotations
 
 import os
+import resource
 import sys
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,15 @@ def check_tls_files(certfile: Path | None, keyfile: Path | None) -> str | None:
     return None
 
 
+def _raise_open_files() -> None:
+    """Lift the soft open-file limit towards WORKER_CONNECTIONS (a socket each); the usual
+    default of 1024 would make accept() fail with EMFILE well before the worker is full."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = WORKER_CONNECTIONS + 256 if hard == resource.RLIM_INFINITY else min(hard, WORKER_CONNECTIONS + 256)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
 def serve(data_dir: Path, bind: str, *, certfile: Path | None = None, keyfile: Path | None = None) -> int:
     from web import first_start
 
@@ -70,6 +80,7 @@ def serve(data_dir: Path, bind: str, *, certfile: Path | None = None, keyfile: P
     if password is not None:
         print("Web UI: first start. Log in as 'admin' with this one-time password (shown once, "
               f"you will choose your own): {password}", flush=True)
+    _raise_open_files()
     scheme = "https" if certfile is not None else "http"
     print(f"Plateau web UI on {scheme}://{bind}/", flush=True)
     WebServer(data_dir, bind, certfile=certfile, keyfile=keyfile).run()
