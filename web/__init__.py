@@ -14,12 +14,13 @@ from flask import Flask
 from werkzeug.exceptions import HTTPException
 
 from web import accounts
+from web.security import security_headers
 from web.context import close_store, csrf_protect, inject_template_globals, open_store
 
 
 def create_app(data_dir: Path | str, *, testing: bool = False, api_client: Any = None,
-               secret_key: str | None = None) -> Flask:
-    """The web app for the appliance whose data lives in `data_dir`."""
+               secret_key: str | None = None, tls: bool = False) -> Flask:
+    """The web app for the appliance whose data lives in `data_dir` (`tls`: served over HTTPS)."""
     app = Flask(__name__)
     data = Path(data_dir)
     app.config.update(
@@ -28,6 +29,8 @@ def create_app(data_dir: Path | str, *, testing: bool = False, api_client: Any =
         SECRET_KEY=secret_key or _secret_key(data),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
+        # Never sent over plain HTTP once the UI is HTTPS (the cookie names a live session).
+        SESSION_COOKIE_SECURE=tls,
         PERMANENT_SESSION_LIFETIME=8 * 3600,  # one shift
         MAX_CONTENT_LENGTH=512 * 1024 * 1024,  # a configuration backup with its recordings
         API_CLIENT=api_client,
@@ -35,6 +38,7 @@ def create_app(data_dir: Path | str, *, testing: bool = False, api_client: Any =
     app.before_request(open_store)
     app.before_request(csrf_protect)
     app.teardown_appcontext(close_store)
+    app.after_request(security_headers)
     app.context_processor(inject_template_globals)
 
     from web.auth import bp as auth_bp

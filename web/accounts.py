@@ -13,11 +13,14 @@ import string
 from dataclasses import dataclass
 from typing import Any
 
+from zxcvbn import zxcvbn
+
 from appliance.store.db import Store
 from appliance.store.errors import ConfigError
 
 ROLES = ("admin", "supervisor", "agent")
 MIN_PASSWORD = 10
+MIN_STRENGTH = 3  # zxcvbn score, 0-4
 LOCK_AFTER = 5  # failed logins in a row
 LOCK_SECONDS = 300.0
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
@@ -57,6 +60,13 @@ def check_password_rules(password: str, username: str) -> None:
         raise ConfigError(f"password: at least {MIN_PASSWORD} characters")
     if password.lower() == username.lower():
         raise ConfigError("password: must not be the user name")
+    # Length alone let "aaaaaaaaaa" through. zxcvbn (Wheeler, USENIX Security 2016) estimates the
+    # guesses an attacker needs from dictionaries, keyboard walks, repeats and dates; score 3 is
+    # about 10^8 guesses, its "safely unguessable" bar for an online attack on a throttled login.
+    estimate = zxcvbn(password, user_inputs=[username, "plateau"])
+    if estimate["score"] < MIN_STRENGTH:
+        hint = estimate["feedback"].get("warning") or "it is too easy to guess"
+        raise ConfigError(f"password: {hint.rstrip('.')}; use a few unrelated words or more varied characters")
 
 
 def one_time_password() -> str:
@@ -99,23 +109,51 @@ def create_user(store: Store, username: str, password: str, role: str, at: float
     return user
 
 
-def authenticate(store: Store, username: str, password: str, now: float) -> User | None:
-    """The user if the password is right and the account not locked; counts failures."""
+# A well-formed hash no password matches, checked for unknown users so that every login costs
+# one scrypt whatever the user name (no user enumeration by timing).
+_DUMMY_HASH = f"scrypt${_SCRYPT['n']}${_SCRYPT['r']}${_SCRYPT['p']}${'00' * 16}${'00' * 32}"
+
+
+def authenticate(store: Store, username: str, password: str, now: float, address: str = "") -> User | None:
+    """The user if the password is right and the account not locked for `address`; counts failures.
+
+    Every path runs scrypt once (unknown user, locked, wrong or right password), so the answer
+    time says nothing about which users exist or are locked. The lock holds the guessing address
+    only (`locked_for`): a stranger's failures never keep the admin out from another address.
+    """
     with store.transaction():
-        rows = store._query("SELECT password_hash, locked_until FROM web_users WHERE username = ?", (username,))
+        rows = store._query("SELECT password_hash FROM web_users WHERE username = ?", (username,))
+        right = verify_password(password, rows[0][0] if rows else _DUMMY_HASH)
         if not rows:
-            hash_password(password)  # same time as a real check: no user enumeration by timing
             return None
-        stored, locked_until = rows[0]
-        if locked_until is not None and now < locked_until:
+        if locked_for(store, username, address, now):
             return None
-        if not verify_password(password, stored):
-            store._exec("UPDATE web_users SET failed_logins = failed_logins + 1,"
-                        " locked_until = CASE WHEN failed_logins + 1 >= ? THEN ? ELSE locked_until END"
-                        " WHERE username = ?", (LOCK_AFTER, now + LOCK_SECONDS, username))
+        if not right:
+            # The count starts again once a lock has expired (issue 12: it never did).
+            store._exec("UPDATE web_users SET"
+                        " failed_logins = CASE WHEN locked_until IS NOT NULL AND locked_until <= ? THEN 1"
+                        " ELSE failed_logins + 1 END,"
+                        " locked_until = CASE WHEN locked_until IS NOT NULL AND locked_until <= ? THEN NULL"
+                        " WHEN failed_logins + 1 >= ? THEN ? ELSE locked_until END"
+                        " WHERE username = ?", (now, now, LOCK_AFTER, now + LOCK_SECONDS, username))
             return None
         store._exec("UPDATE web_users SET failed_logins = 0, locked_until = NULL WHERE username = ?", (username,))
     return get_user(store, username)
+
+
+def locked_for(store: Store, username: str, address: str, now: float) -> bool:
+    """True when `address` failed LOCK_AFTER times for `username` within LOCK_SECONDS.
+
+    Counted from the ``login.failed`` audit rows (user name, source address) since the later of
+    the window's start and the account's last good login or admin unlock, so a lock expires by
+    itself and an unlock or a good login ends it.
+    """
+    rows = store._query(
+        "SELECT COUNT(*) FROM audit_log WHERE action = 'login.failed' AND username = ? AND target = ?"
+        " AND at > ? AND at > COALESCE((SELECT MAX(at) FROM audit_log WHERE (action = 'login' AND username = ?)"
+        " OR (action IN ('user.unlock', 'user.reset_password') AND target = ?)), 0)",
+        (username, address, now - LOCK_SECONDS, username, username))
+    return int(rows[0][0]) >= LOCK_AFTER
 
 
 def set_password(store: Store, username: str, password: str) -> None:

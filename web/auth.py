@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from appliance.store import web_sessions
 from appliance.store.errors import ConfigError
 from web import accounts
-from web.context import audit, current_user, login_required, store
+from web.context import audit, current_user, end_session, login_required, start_session, store
+from web.security import safe_next
 
 bp = Blueprint("auth", __name__)
 
@@ -16,20 +18,17 @@ bp = Blueprint("auth", __name__)
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> str | Response:
     error = None
+    target = safe_next(request.args.get("next", ""), url_for("home.index"))  # 400 before any work
     if request.method == "POST":
-        username = request.form.get("username", "").strip()
-        user = accounts.authenticate(store(), username, request.form.get("password", ""), time.time())
+        username = request.form.get("username", "").strip()[:256]
+        address = request.remote_addr or ""
+        user = accounts.authenticate(store(), username, request.form.get("password", ""), time.time(), address)
         if user is None:
             error = "Wrong user name or password, or the account is locked for a few minutes."
-            accounts.audit(store(), time.time(), username or "?", "login.failed", request.remote_addr or "")
+            accounts.audit(store(), time.time(), username or "?", "login.failed", address)
         else:
-            session.clear()
-            session["user"] = user.username
-            session.permanent = True
-            audit("login", request.remote_addr or "")
-            target = request.args.get("next", "")
-            if not target.startswith("/") or target.startswith("//"):
-                target = url_for("home.index")
+            start_session(user.username)
+            audit("login", address)
             return redirect(target)
     return render_template("login.html", error=error), 200 if error is None else 401  # type: ignore[return-value]
 
@@ -38,7 +37,7 @@ def login() -> str | Response:
 def logout() -> Response:
     if current_user() is not None:
         audit("logout")
-    session.clear()
+    end_session()
     return redirect(url_for("auth.login"))
 
 
@@ -51,7 +50,7 @@ def change_password() -> str | Response:
     if request.method == "POST":
         new, again = request.form.get("new_password", ""), request.form.get("new_password_again", "")
         if accounts.authenticate(store(), user.username, request.form.get("current_password", ""),
-                                 time.time()) is None:
+                                 time.time(), request.remote_addr or "") is None:
             error = "The current password is wrong."
         elif new != again:
             error = "The two new passwords differ."
@@ -62,6 +61,10 @@ def change_password() -> str | Response:
                 error = str(exc).split(": ", 1)[-1]
             else:
                 audit("password.change", user.username)
+                # Every other session of this user ends (a thief's stolen cookie too); this
+                # browser gets a fresh one.
+                web_sessions.revoke_user_sessions(store(), user.username, time.time())
+                start_session(user.username)
                 flash("Password changed.")
                 return redirect(url_for("home.index"))
     return render_template("password.html", error=error, forced=user.must_change)

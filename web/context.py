@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import hmac
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -11,6 +12,7 @@ from flask import abort, current_app, g, redirect, request, session, url_for
 
 from appliance.api.client import ControlApiClient
 from appliance.api.facade import ApiUnavailable
+from appliance.store import web_sessions
 from appliance.store.db import Store
 from web import accounts
 
@@ -54,12 +56,36 @@ class _EngineNeverStarted:
 
 
 def current_user() -> accounts.User | None:
-    username = session.get("user")
-    if not username:
-        return None
-    if "user" not in g:
-        g.user = accounts.get_user(store(), username)
-    return g.user  # type: ignore[no-any-return]
+    """The logged-in user: the cookie's session token must name a live server-side session."""
+    if "user" in g:
+        return g.user  # type: ignore[no-any-return]
+    username, token = session.get("user"), session.get("sid")
+    user = None
+    if username and token:
+        live = web_sessions.find_session(store(), str(token), time.time())
+        if live is not None and live.username == username:
+            user = accounts.get_user(store(), username)
+    g.user = user
+    return user
+
+
+def start_session(username: str) -> None:
+    """Log `username` in on this browser: a fresh cookie and a new server-side session."""
+    lifetime = float(current_app.permanent_session_lifetime.total_seconds())
+    session.clear()  # nothing from before the login carries over (session fixation)
+    session["user"] = username
+    session["sid"] = web_sessions.open_session(store(), username, time.time(), lifetime)
+    session.permanent = True
+    g.pop("user", None)
+
+
+def end_session() -> None:
+    """Log out: the server-side session is revoked, so a copy of the cookie is worth nothing."""
+    token = session.get("sid")
+    if token:
+        web_sessions.revoke_session(store(), str(token), time.time())
+    session.clear()
+    g.pop("user", None)
 
 
 def login_required(*roles: str) -> Callable[[F], F]:
@@ -99,8 +125,6 @@ def csrf_protect() -> None:
 
 
 def audit(action: str, target: str = "", before: Any = None, after: Any = None) -> None:
-    import time
-
     user = current_user()
     accounts.audit(store(), time.time(), user.username if user else "anonymous", action, target, before, after)
 

@@ -7,12 +7,10 @@ for "all queues" the answered-within-threshold counts of each queue are added up
 """
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,12 +22,14 @@ from appliance.store import acd, interactions, queue_log
 from appliance.store.models import DISPOSITIONS
 from appliance.store.queue_log import Kpis, QueueEvent
 from web import charts
+from web.csv_export import csv_response
 from web.context import audit, login_required, store
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
 ROLES = ("admin", "supervisor")
 DEFAULT_SL_SECONDS = 20
+FIRST_YEAR, LAST_YEAR = 1970, 9000  # the Unix epoch, and far from date.max
 MAX_DAYS = 366  # one year per report keeps a page under a second on the appliance
 MAX_CALL_ROWS = 500  # on screen; the CSV export takes up to MAX_CSV_ROWS
 MAX_CSV_ROWS = 100_000
@@ -74,10 +74,15 @@ def parse_date(args: Mapping[str, str], name: str, default: dt.date, errors: dic
     if not text:
         return default
     try:
-        return dt.date.fromisoformat(text)
+        day = dt.date.fromisoformat(text)
     except ValueError:
         errors[name] = "a date as YYYY-MM-DD"
         return default
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        # Year 1 or 9999 overflowed the day arithmetic and the platform's mktime (a 500).
+        errors[name] = f"a date between {FIRST_YEAR} and {LAST_YEAR}"
+        return default
+    return day
 
 
 def parse_period(args: Mapping[str, str], default_days: int = 1) -> Filters:
@@ -129,25 +134,6 @@ def fmt_secs(value: float | None) -> str:
 
 def fmt_num(value: float | None, digits: int = 1) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
-
-
-def csv_cell(value: Any) -> Any:
-    """Neutralise spreadsheet formulas in text a caller controls (a SIP display name can be
-    "=HYPERLINK(...)"); phone numbers like "+4930..." stay as they are."""
-    if isinstance(value, str) and value and (value[0] in "=@\t\r" or (
-            value[0] in "+-" and not re.fullmatch(r"[+-][0-9 ]*", value))):
-        return "'" + value
-    return value
-
-
-def csv_response(filename: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Response:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow([csv_cell(v) for v in row])
-    return Response(out.getvalue(), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 # -- the KPI report ------------------------------------------------------------------------------

@@ -12,12 +12,14 @@ from werkzeug.wrappers import Response
 
 from appliance.store import acd
 from appliance.store.errors import ConfigError
+from appliance.store import web_sessions
 from web import accounts
 from web.context import audit, current_user, login_required, store
 
 bp = Blueprint("users", __name__, url_prefix="/users")
 
 AUDIT_PAGE = 100
+MAX_OFFSET = 10**12
 
 
 @bp.before_app_request
@@ -113,6 +115,7 @@ def change_role(username: str) -> Response | tuple[str, int]:
 def reset(username: str) -> Response:
     user = _user_or_404(username)
     password = accounts.reset_password(store(), username)
+    web_sessions.revoke_user_sessions(store(), username, time.time())
     audit("user.reset_password", username, before={"must_change": user.must_change, "locked": _locked(user)},
           after={"must_change": True, "locked": False})
     return _show_once(username, password, created=False)
@@ -139,6 +142,7 @@ def delete(username: str) -> Response | tuple[str, int]:
     _user_or_404(username)
     try:
         before = accounts.delete_user(store(), username, _acting())
+        web_sessions.revoke_user_sessions(store(), username, time.time())
     except ConfigError as exc:
         return _render_index({f"{username}.delete": str(exc).partition(": ")[2]}, status=400)
     audit("user.delete", username, before=_record(before))
@@ -175,10 +179,13 @@ def _show(value: Any) -> str:
 def audit_log() -> str:
     username = request.args.get("user", "").strip()
     action = request.args.get("action", "").strip()
-    try:
-        offset = max(0, int(request.args.get("offset", "0")))
-    except ValueError:
-        abort(400, description="offset: must be a whole number")
+    raw = request.args.get("offset", "0").strip()
+    # SQLite's OFFSET is a signed 64-bit integer: 10^23 raised OverflowError (a 500).
+    if not raw.isdecimal() or len(raw) > 12:
+        abort(400, description=f"offset: a whole number from 0 to {MAX_OFFSET}")
+    offset = int(raw)
+    if offset > MAX_OFFSET:
+        abort(400, description=f"offset: a whole number from 0 to {MAX_OFFSET}")
     s = store()
     entries = accounts.audit_entries(s, username=username, action=action, limit=AUDIT_PAGE + 1, offset=offset)
     names, actions = accounts.audit_facets(s)

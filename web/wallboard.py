@@ -42,6 +42,8 @@ bp = Blueprint("wallboard", __name__, url_prefix="/wallboard")
 ROLES = ("admin", "supervisor")
 MONITOR_MODES = ("listen", "whisper", "barge")
 KPI_SECONDS = 10.0  # the KPIs scan today's queue log: refreshed less often than the live counts
+STREAMS_PER_SESSION = 4  # live boards one login may hold open (tabs, a second screen)
+STREAMS_TOTAL = 200  # live boards of the whole process
 EXTENSION_RE = re.compile(r"[0-9A-Za-z_.+*#-]{1,32}")
 NUMBER_RE = re.compile(r"\+?[0-9*#]{1,32}")
 
@@ -135,17 +137,39 @@ def down_snapshot(now: float, message: str) -> dict[str, Any]:
     return {"at": now, "engine": "down", "message": message, "queues": [], "agents": []}
 
 
+class StreamRefused(Exception):
+    """A wallboard stream beyond a cap: 429 for one session's, 503 for the process's."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
 @dataclass
 class BoardFeed:
-    """One snapshot per `interval` for all boards of this process; KPIs every KPI_SECONDS."""
+    """One snapshot per `interval` for all boards of this process; KPIs every KPI_SECONDS.
+
+    Streams are a fan-out: one producer thread builds each snapshot while any stream is open and
+    wakes every subscriber, so N boards cost the engine what one does and hold no thread each.
+    A session may hold `per_session` streams and the process `total` (a tab left open in every
+    browser of a floor is fine; a script opening thousands is refused, issue 12 finding 5).
+    """
 
     interval: float
     kpi_seconds: float = KPI_SECONDS
+    per_session: int = STREAMS_PER_SESSION
+    total: int = STREAMS_TOTAL
     open_streams: int = 0
     _last: dict[str, Any] | None = None
     _last_at: float = float("-inf")
     _kpis: dict[str, tuple[float, dict[str, Any] | None]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _cond: threading.Condition = field(default_factory=threading.Condition)
+    _by_session: dict[str, int] = field(default_factory=dict)
+    _generation: int = 0
+    _published: dict[str, Any] | None = None
+    _producer: threading.Thread | None = None
 
     def snapshot(self, fetch: Ask, now: float) -> dict[str, Any]:
         with self._lock:
@@ -153,9 +177,62 @@ class BoardFeed:
                 self._last, self._last_at = self._build(fetch, now), now
             return self._last
 
-    def count_stream(self, delta: int) -> None:
-        with self._lock:
-            self.open_streams += delta
+    def subscribe(self, key: str, app: Flask) -> Callable[[], None]:
+        """Count one more stream of session `key`; returns its (idempotent) unsubscribe.
+
+        StreamRefused beyond a cap."""
+        with self._cond:
+            if self._by_session.get(key, 0) >= self.per_session:
+                raise StreamRefused(429, f"at most {self.per_session} live wallboards per login:"
+                                         " close another tab first")
+            if self.open_streams >= self.total:
+                raise StreamRefused(503, f"this appliance serves at most {self.total} live wallboards at once")
+            self._by_session[key] = self._by_session.get(key, 0) + 1
+            self.open_streams += 1
+            if self._producer is None or not self._producer.is_alive():
+                self._producer = threading.Thread(target=self._produce, args=(app,), name="wallboard-feed",
+                                                  daemon=True)
+                self._producer.start()
+        done = threading.Event()
+
+        def unsubscribe() -> None:
+            if not done.is_set():
+                done.set()
+                self._unsubscribe(key)
+        return unsubscribe
+
+    def _unsubscribe(self, key: str) -> None:
+        with self._cond:
+            left = self._by_session.get(key, 0) - 1
+            if left > 0:
+                self._by_session[key] = left
+            else:
+                self._by_session.pop(key, None)
+            self.open_streams = max(0, self.open_streams - 1)
+            self._cond.notify_all()
+
+    def next_snapshot(self, seen: int, timeout: float) -> tuple[int, dict[str, Any] | None]:
+        """The first snapshot published after generation `seen` (or the latest after `timeout`)."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._generation > seen, timeout)
+            return self._generation, self._published
+
+    def _produce(self, app: Flask) -> None:
+        """Build and publish one snapshot per interval while any stream is open."""
+        while True:
+            with app.app_context():
+                snap = self.snapshot(ask, time.time())
+            with self._cond:
+                self._published = snap
+                self._generation += 1
+                self._cond.notify_all()
+                if self.open_streams == 0:
+                    self._producer = None
+                    return
+                self._cond.wait(self.interval)
+                if self.open_streams == 0:
+                    self._producer = None
+                    return
 
     def _build(self, fetch: Ask, now: float) -> dict[str, Any]:
         try:
@@ -188,30 +265,31 @@ def feed() -> BoardFeed:
     app = current_app
     found = app.extensions.get("wallboard")
     if found is None:  # setdefault: two first requests at once still share one feed
-        found = app.extensions.setdefault("wallboard", BoardFeed(float(app.config.get("WALLBOARD_INTERVAL", 1.0))))
+        found = app.extensions.setdefault("wallboard", BoardFeed(
+            float(app.config.get("WALLBOARD_INTERVAL", 1.0)),
+            per_session=int(app.config.get("WALLBOARD_STREAMS_PER_SESSION", STREAMS_PER_SESSION)),
+            total=int(app.config.get("WALLBOARD_STREAMS_TOTAL", STREAMS_TOTAL))))
     return found  # type: ignore[no-any-return]
 
 
-def _events(app: Flask, board: BoardFeed, interval: float, lifetime: float) -> Iterator[str]:
-    """The event stream: one `data:` line of JSON per interval.
+def _events(board: BoardFeed, lifetime: float, unsubscribe: Callable[[], None]) -> Iterator[str]:
+    """The event stream: one `data:` line of JSON per snapshot the feed publishes.
 
-    The WSGI server closes this generator (GeneratorExit at the `yield`) when the browser goes
-    away; after `lifetime` it ends by itself and EventSource reconnects (`retry`, HTML §9.2.4),
-    so a half-open connection never lives for ever and a logged-out user is refused on reconnect.
+    After `lifetime` it ends by itself and EventSource reconnects (`retry`, HTML §9.2.4), so a
+    half-open connection never lives for ever and a logged-out user is refused on reconnect.
     """
-    board.count_stream(+1)
     try:
         yield "retry: 2000\n\n"
         end = time.monotonic() + lifetime
+        seen = 0  # generation 0: nothing published yet
         while True:
-            with app.app_context():
-                snap = board.snapshot(ask, time.time())
-            yield f"data: {json.dumps(snap, separators=(',', ':'))}\n\n"
+            seen, snap = board.next_snapshot(seen, timeout=max(5.0, board.interval * 5))
+            if snap is not None:
+                yield f"data: {json.dumps(snap, separators=(',', ':'))}\n\n"
             if time.monotonic() >= end:
                 return
-            time.sleep(interval)
     finally:
-        board.count_stream(-1)
+        unsubscribe()
 
 
 # -- pages --------------------------------------------------------------------------------------------
@@ -234,9 +312,18 @@ def snapshot() -> Response:
 def stream() -> Response:
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     board = feed()
-    events = _events(app, board, board.interval, float(app.config.get("WALLBOARD_STREAM_SECONDS", 900)))
-    return Response(events, mimetype="text/event-stream",
+    key = str(session.get("sid") or session.get("user") or "")
+    try:
+        unsubscribe = board.subscribe(key, app)
+    except StreamRefused as exc:
+        return Response(exc.message + "\n", status=exc.status, mimetype="text/plain",
+                        headers={"Retry-After": "30"})
+    events = _events(board, float(app.config.get("WALLBOARD_STREAM_SECONDS", 900)), unsubscribe)
+    resp = Response(events, mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    # Runs when the server closes the response, whether or not the stream ever started.
+    resp.call_on_close(unsubscribe)
+    return resp
 
 
 @bp.route("/my-extension", methods=["POST"])

@@ -40,6 +40,34 @@ class _Route:
     in_loop: bool = True
 
 
+MAX_NUMBER_DIGITS = 20  # any count, port or id of ours fits in 64 bits (19 digits) plus a sign
+
+
+class JsonNumberError(ValueError):
+    """A JSON number we refuse before converting it."""
+
+
+def _bounded_int(text: str) -> int:
+    # A 5000-digit integer made int() raise ValueError (CPython's 4300-digit limit) outside the
+    # JSONDecodeError handler, and the connection closed with no answer (issue 12).
+    if len(text.lstrip("-")) > MAX_NUMBER_DIGITS:
+        raise JsonNumberError(f"number too long: at most {MAX_NUMBER_DIGITS} digits")
+    return int(text)
+
+
+def _bounded_float(text: str) -> float:
+    if len(text) > 2 * MAX_NUMBER_DIGITS:
+        raise JsonNumberError(f"number too long: at most {2 * MAX_NUMBER_DIGITS} characters")
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise JsonNumberError(f"number out of range: {text[:24]}")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise JsonNumberError(f"{name} is not JSON (RFC 8259 §6)")
+
+
 def _obj(body: Any, required: dict[str, type], optional: dict[str, type]) -> dict[str, Any]:
     """Check a JSON body is an object with exactly the allowed keys and types."""
     if body is None:
@@ -269,9 +297,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, "body shorter than Content-Length")
             return False, None
         try:
-            return True, json.loads(data.decode("utf-8"))
+            return True, json.loads(data.decode("utf-8"), parse_int=_bounded_int, parse_float=_bounded_float,
+                                    parse_constant=_no_constant)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             self._error(400, f"malformed JSON: {exc}")
+            return False, None
+        except JsonNumberError as exc:
+            self._error(400, str(exc))
             return False, None
 
     def _dispatch(self) -> None:

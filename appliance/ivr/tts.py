@@ -48,7 +48,9 @@ class PromptCache:
             raise TtsError("espeak-ng is not installed (Debian package espeak-ng)")
         self.directory.mkdir(parents=True, exist_ok=True)
         raw = self.directory / f"{key}.raw.wav"
-        done = subprocess.run([engine, "-v", self.voice, "-s", str(self.speed), "-w", str(raw), text],
+        # "--" ends the options (getopt): a prompt text such as "-f/etc/shadow" is spoken, never read
+        # as espeak-ng's -f (speak a file), which would let a flow author read any file.
+        done = subprocess.run([engine, "-v", self.voice, "-s", str(self.speed), "-w", str(raw), "--", text],
                               capture_output=True, text=True, timeout=30)
         if done.returncode != 0 or not raw.exists():
             raise TtsError(f"espeak-ng failed: {done.stderr.strip() or done.returncode}")

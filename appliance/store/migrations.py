@@ -435,4 +435,16 @@ MIGRATIONS: list[str] = [
     CREATE INDEX dialer_audit_at ON dialer_audit (at);
     CREATE INDEX dialer_audit_campaign_at ON dialer_audit (campaign, at);
     """,
+    # 9: web UI sessions kept server-side (issue 12, appliance/store/web_sessions.py): revoked on logout and
+    # on a password change.
+    """
+    CREATE TABLE web_sessions (
+        token_sha256 TEXT PRIMARY KEY,
+        username TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL,
+        revoked_at DOUBLE PRECISION
+    );
+    CREATE INDEX web_sessions_username ON web_sessions (username);
+    """,
 ]

@@ -58,6 +58,12 @@ MAX_DATABASE = 16 * 1024**3
 _COPY = 1 << 20
 MAX_MEMBERS = 20_000
 MAX_UNPACKED = 512 * 1024 * 1024  # a gzip bomb stops here, before it fills the disk or memory
+# A member may unpack to at most MAX_RATIO times the whole upload (with a floor for small
+# archives): real databases and recordings compress a few times, a bomb of zeros about 1000x,
+# so a 600 MiB member of a 1 MiB upload is refused from its header, before a byte is written.
+MAX_RATIO = 50
+RATIO_FLOOR = 64 * 1024 * 1024
+DISK_RESERVE = 256 * 1024 * 1024  # left free on the data disk after spooling a database
 FLOW_SUFFIXES = (".yaml", ".yml", ".json")
 SOUND_RATES = (8000, 16000)  # what the media engine plays (appliance/media/wavfile.py)
 _PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -262,6 +268,30 @@ def _spool(fh: IO[bytes], dest: Path) -> _Spooled:
     return _Spooled(dest, digest.hexdigest(), size)
 
 
+def _upload_size(blob: IO[bytes]) -> int:
+    """The size of a seekable upload (its position kept), or -1."""
+    try:
+        here = blob.tell()
+        end = blob.seek(0, os.SEEK_END)
+        blob.seek(here)
+    except (OSError, AttributeError, ValueError):
+        return -1
+    return int(end) - int(here)
+
+
+def _member_bound(blob: IO[bytes]) -> int | None:
+    """The most any member (and the non-database members together) may unpack to."""
+    size = _upload_size(blob)
+    return None if size < 0 else max(RATIO_FLOOR, MAX_RATIO * size)
+
+
+def _check_room(name: str, size: int, directory: Path) -> None:
+    """Refuse a member the data disk cannot hold with DISK_RESERVE to spare (before writing it)."""
+    free = shutil.disk_usage(directory).free
+    if size + DISK_RESERVE > free:
+        raise BackupError([f"{name}: {size // 2**20} MiB does not fit on the data disk ({free // 2**20} MiB free)"])
+
+
 def _read_members(blob: IO[bytes], spool_to: Path | None = None) -> tuple[dict[str, bytes], _Spooled | None]:
     """Every file of the archive by name (the database spooled to `spool_to`, never held in memory);
     BackupError on anything unsafe or unreadable."""
@@ -269,6 +299,7 @@ def _read_members(blob: IO[bytes], spool_to: Path | None = None) -> tuple[dict[s
     files: dict[str, bytes] = {}
     database: _Spooled | None = None
     total = 0
+    bound = _member_bound(blob)
     try:
         with tarfile.open(fileobj=blob, mode="r:gz") as tar:
             for count, info in enumerate(tar, 1):
@@ -286,10 +317,16 @@ def _read_members(blob: IO[bytes], spool_to: Path | None = None) -> tuple[dict[s
                 if name == DB_MEMBER:
                     if info.size > MAX_DATABASE:
                         raise BackupError([f"{name}: larger than {MAX_DATABASE // 2**30} GiB"])
+                    if spool_to is not None:
+                        _check_room(name, info.size, spool_to.parent)
                 else:
                     total += info.size
                 if total > MAX_UNPACKED:
                     raise BackupError([f"the archive unpacks to more than {MAX_UNPACKED // 2**20} MiB"])
+                if bound is not None and max(info.size, total) > bound:
+                    raise BackupError([f"{name}: unpacks to {max(info.size, total) // 2**20} MiB, more than"
+                                       f" {MAX_RATIO} times the {_upload_size(blob) // 1024} KiB upload"
+                                       " (a compression bomb?)"])
                 fh = tar.extractfile(info)
                 if fh is None:
                     errors.append(f"{name}: cannot be read")

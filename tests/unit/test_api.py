@@ -251,6 +251,21 @@ def test_malformed_bodies(server: ControlApiServer) -> None:
     assert status == 400
 
 
+@pytest.mark.parametrize("number", ["9" * 5000, "-" + "9" * 5000, "1" + "0" * 400 + ".5", "1e999", "NaN",
+                                    "-Infinity"])
+def test_huge_or_non_finite_json_numbers_are_a_400(engine, number: str) -> None:  # type: ignore[no-untyped-def]
+    # 5000 digits made int() raise outside the JSON error handler: the connection closed, no reply.
+    fake, call_in_loop = engine
+    srv = ControlApiServer("127.0.0.1", 0, TOKEN, fake, call_in_loop, max_body=65536)
+    srv.start()
+    try:
+        body = ('{"from": "1001", "to": "1002", "caller_id": ' + number + '}').encode()
+        status, _h, answer = raw(srv, "POST", "/v1/originate", body, {"Content-Type": "application/json"})
+    finally:
+        srv.stop()
+    assert status == 400 and answer["error"], answer
+
+
 def test_oversize_body_is_413(server: ControlApiServer, engine) -> None:
     fake, _ = engine
     big = json.dumps({"from": "1001", "to": "1" * 200_000}).encode()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -286,3 +287,25 @@ def test_actions_need_the_csrf_token(supervisor: FlaskClient, live: FakeEngineAp
     resp = supervisor.post("/wallboard/agents/2001/logout", headers=JSON)
     assert resp.status_code == 400
     assert not [r for r in live.requests if r[0] == "POST"]
+
+
+def test_streams_are_capped_per_login_and_in_total(app: Flask, supervisor: FlaskClient, admin: FlaskClient,
+                                                   live: FakeEngineApi) -> None:
+    app.config.update(WALLBOARD_STREAMS_PER_SESSION=2, WALLBOARD_STREAMS_TOTAL=3)
+    first, second = supervisor.get("/wallboard/stream"), supervisor.get("/wallboard/stream")
+    third = supervisor.get("/wallboard/stream")
+    assert (first.status_code, second.status_code, third.status_code) == (200, 200, 429)
+    assert "per login" in third.get_data(as_text=True) and third.headers["Retry-After"]
+    other = admin.get("/wallboard/stream")  # another login still gets one: the total is 3
+    assert other.status_code == 200
+    full = admin.get("/wallboard/stream")
+    assert full.status_code == 503 and "at most 3" in full.get_data(as_text=True)
+    # One producer thread feeds all three streams.
+    read_events(first, 2), read_events(other, 2)
+    assert [t.name for t in threading.enumerate()].count("wallboard-feed") == 1
+    for resp in (first, second, other):
+        resp.close()
+    assert app.extensions["wallboard"].open_streams == 0
+    again = supervisor.get("/wallboard/stream")  # room again
+    assert again.status_code == 200
+    again.close()

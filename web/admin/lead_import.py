@@ -28,6 +28,7 @@ from appliance.dialer.prospects import ProspectFileError, decode, read_prospects
 from appliance.store import dialer as dstore
 from web.admin.campaigns import VIEWERS, bp, get_or_404, site_country, site_zone
 from web.context import audit, current_user, login_required, store
+from web.csv_export import csv_response
 
 MAX_UPLOAD = 20 * 1024 * 1024  # bytes of CSV; a 200 000-row list with a few columns fits
 PREVIEW_ROWS = 5
@@ -279,11 +280,7 @@ def list_report(name: str, list_id: int) -> str:
 def list_problems_csv(name: str, list_id: int) -> Response:
     get_or_404(name)
     lst = _list_or_404(name, list_id)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["line", "reason", "detail", "number"])
-    for p in lst["report"].get("problems", []):
-        writer.writerow([p["line"], p["reason"], p["detail"], p["number"]])
     filename = re.sub(r"[^\w.-]+", "_", f"{name}-{lst['name']}-problems.csv")
-    return Response("\ufeff" + out.getvalue(), mimetype="text/csv",  # the BOM makes Excel read UTF-8
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return csv_response(filename, ["line", "reason", "detail", "number"],
+                        ([p["line"], p["reason"], p["detail"], p["number"]] for p in lst["report"].get("problems", [])),
+                        excel_bom=True)
