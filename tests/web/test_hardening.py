@@ -116,13 +116,14 @@ def test_locked_unknown_and_unlocked_users_answer_in_the_same_time(app: Flask) -
         return took
 
     samples: dict[str, list[float]] = {"super": [], "admin": [], "nobody": []}
-    for _ in range(7):  # interleaved, so machine load hits each kind alike
+    for _ in range(9):  # interleaved, so machine load hits each kind alike
         for name, runs in samples.items():
             runs.append(timed(name))
     medians = {name: statistics.median(runs) for name, runs in samples.items()}
-    # scrypt (~40 ms) dominates every path; skipping it (3 ms) fails by a factor of ten.
+    # scrypt (~40 ms) dominates every path; skipping it (3 ms) is a factor of ten. The bar sits
+    # well inside that gap, because a loaded CI worker stretches single samples (seen: 0.55).
     slowest = max(medians.values())
-    assert all(m > 0.6 * slowest for m in medians.values()), medians
+    assert all(m > 0.3 * slowest for m in medians.values()), medians
 
 
 def test_a_stranger_cannot_lock_the_admin_out(app: Flask) -> None:
