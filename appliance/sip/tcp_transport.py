@@ -38,6 +38,7 @@ from sippy.Network_server import Network_server, Network_server_opts, Remote_add
 from sippy.Time.MonoTime import MonoTime
 
 from appliance.sip.errors import MAX_MESSAGE_SIZE, build_error_response
+from appliance.sip.malformed import MalformedLog
 
 log = logging.getLogger(__name__)
 
@@ -164,9 +165,12 @@ class Tcp_server_opts(Network_server_opts):
     accept_filter: Callable[[str], bool] | None = None
     #: Called in the ED2 loop with the peer (host, port) when a connection closes.
     on_close: Callable[[tuple[str, int]], None] | None = None
+    #: Where framing errors are counted and logged (rate-limited); None: plain log lines.
+    malformed: MalformedLog | None = None
 
     _EXTRA = ("family", "idle_timeout", "connect_timeout", "max_message_size",
-              "max_connections", "max_outbuf", "advertised", "accept_filter", "on_close")
+              "max_connections", "max_outbuf", "advertised", "accept_filter", "on_close",
+              "malformed")
 
     def __init__(self, *args, family: int | None = None, o: Tcp_server_opts | None = None):
         super().__init__(*args, o=o)
@@ -408,7 +412,11 @@ class Tcp_server(Network_server):
                 self._writable(conn)
             else:
                 reply = build_error_response(ev.head, ev.code, ev.reason, conn.peer)
-                log.info("SIP TCP from %s: %d %s", conn.peer, ev.code, ev.reason)
+                what = f"framing lost, answered {ev.code} {ev.reason} and closed"
+                if self.uopts.malformed is not None:
+                    self.uopts.malformed.report(conn.peer, "tcp_framing_errors", what)
+                else:
+                    log.info("SIP TCP from %s: %s", conn.peer, what)
                 if reply is not None:
                     conn.out += reply
                 conn.closing = True

@@ -9,7 +9,12 @@
   (§17.2.1) are only for unreliable transports.  2xx retransmission by the INVITE
   UAS core (§13.3.1.4) is kept on every transport, as the RFC asks;
 * drops traffic from addresses the ``ScannerGuard`` has blocked, and answers
-  junk that sippy would silently drop: 513 above 64 KiB, 400 for invalid UTF-8.
+  junk that sippy would silently drop: 513 above 64 KiB, 400 for invalid UTF-8;
+* parses and range-checks every new message (``wellformed``) before sippy sees it, so
+  a malformed request gets a 400 naming the header instead of a sippy traceback, and a
+  malformed response is dropped; each is counted in ``counters`` and logged at most
+  once per source per minute (``MalformedLog``);
+* ignores RFC 5626 §4.4.1 CRLF keep-alives on UDP silently (counted).
 
 Responses to TCP requests go back on the request's connection automatically: the
 ``Tcp_server`` remembers which connection each request's top Via branch came on.
@@ -18,6 +23,7 @@ Responses to TCP requests go back on the request's connection automatically: the
 from __future__ import annotations
 
 import logging
+from hashlib import md5
 
 from sippy.Exceptions.SipParseError import SipParseError
 from sippy.Network_server import Network_server, Remote_address
@@ -30,8 +36,10 @@ from appliance.sip.errors import (
     request_problem,
 )
 from appliance.sip.guard import ScannerGuard
+from appliance.sip.malformed import EdgeCounters, MalformedLog
 from appliance.sip.tcp_transport import Tcp_server, Tcp_server_opts
-from appliance.sip.udp_transport import model_udp_server
+from appliance.sip.udp_transport import GLOBAL_KEY, model_udp_server
+from appliance.sip.wellformed import request_verdict, response_verdict
 
 __all__ = ["RELIABLE_TRANSPORTS", "PlateauTransactionManager"]
 
@@ -59,6 +67,9 @@ class PlateauTransactionManager(SipTransactionManager):
         self.guard = guard
         self.max_message_size = max_message_size
         self.tcp_server: Tcp_server | None = None
+        self.counters = EdgeCounters()
+        self.malformed = MalformedLog(self.counters)
+        global_config[GLOBAL_KEY] = self.malformed
         super().__init__(global_config, req_cb)
         if tcp_laddress is not None:
             self.add_tcp_server(tcp_laddress, **(tcp_opts or {}))
@@ -69,6 +80,7 @@ class PlateauTransactionManager(SipTransactionManager):
             raise RuntimeError("a TCP server is already attached")
         topts = Tcp_server_opts(laddress, self.handleIncoming)
         topts.max_message_size = self.max_message_size
+        topts.malformed = self.malformed
         if self.guard is not None:
             guard = self.guard
             topts.accept_filter = lambda ip: not guard.is_blocked(ip)
@@ -95,20 +107,42 @@ class PlateauTransactionManager(SipTransactionManager):
         if self.guard is not None and self.guard.is_blocked(ra.address[0]):
             return  # a blocked scanner gets nothing, not even an error
         raw = data_in if isinstance(data_in, bytes) else str(data_in).encode("utf-8", "surrogateescape")
+        if not raw.strip(b"\r\n"):
+            # RFC 5626 §4.4.1 keep-alive (CRLF on UDP; TCP pings never get here): ignore.
+            self.counters.add("keepalives")
+            return
+        checksum = md5(raw).digest()
+        if checksum in self.l1rcache or checksum in self.l2rcache:
+            # A retransmission sippy answers from its cache: it was checked the first time.
+            super().handleIncoming(data_in, ra, server, rtime)
+            return
         problem = problem_with(raw, self.max_message_size) or request_problem(raw)
+        if problem is None:
+            if raw.startswith(b"SIP/2.0 "):
+                why = response_verdict(raw.decode())
+                if why is not None:
+                    # RFC 3261 §18.1.2: a malformed response is discarded, never answered.
+                    self.malformed.report(ra.address, "responses_dropped", f"response dropped: {why}")
+                    return
+            else:
+                problem = request_verdict(raw.decode())
         if problem is not None:
-            code, reason = problem
-            if not reply_to_unparseable(raw, ra.address, server.send_to, code, reason):
-                log.info("dropped unparseable message from %s:%s (%s)", *ra.address[:2], reason)
+            self._refuse(raw, ra, server, *problem)
             return
         try:
             super().handleIncoming(data_in, ra, server, rtime)
         except _PARSE_ERRORS as exc:
-            # sippy parses header bodies lazily, so a malformed From/To/Contact/... raises
-            # only once the request is handled; without this the request is dropped
-            # silently (RFC 3261 §8.2: answer 400 where a reply can be routed).
-            log.warning("unparseable request from %s:%s: %r", *ra.address[:2], exc)
-            reply_to_unparseable(raw, ra.address, server.send_to, 400, "Bad Request")
+            # sippy parses header bodies lazily, so a header no check above reads (e.g. a
+            # malformed Refer-To) raises only once the request is handled; without this the
+            # request is dropped silently (RFC 3261 §8.2: answer 400 where a reply can be routed).
+            self._refuse(raw, ra, server, 400, f"Bad Request ({type(exc).__name__})")
+
+    def _refuse(self, raw: bytes, ra: Remote_address, server, code: int, reason: str) -> None:
+        """Answer ``code reason`` statelessly where a Via allows it, else drop; count and log."""
+        if reply_to_unparseable(raw, ra.address, server.send_to, code, reason):
+            self.malformed.report(ra.address, f"answered_{code}", f"answered {code} {reason}")
+        else:
+            self.malformed.report(ra.address, "dropped", f"dropped unparseable message ({reason})")
 
     # -- send path ----------------------------------------------------------------
 

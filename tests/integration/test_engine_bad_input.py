@@ -81,9 +81,12 @@ def _collect(s: socket.socket, wait: float) -> list[bytes]:
     while (left := deadline - time.monotonic()) > 0 and final(replies) is None:
         s.settimeout(left)
         try:
-            replies.append(s.recv(70000))
+            chunk = s.recv(70000)
         except TimeoutError:
             break
+        if not chunk:
+            break  # TCP: the engine closed the connection
+        replies.append(chunk)
     return replies
 
 
@@ -281,3 +284,90 @@ def test_scanner_is_blocked_listed_and_unblocked(eng: Engine, tmp_path: Path) ->
         assert final(replies) == 200, replies
     finally:
         eng.api("DELETE", f"/v1/blocked/{SCANNER_IP}")
+
+
+# -- one message must never stop a transport (issue 12, finding 1) -----------------------------
+def tcp_exchange(eng: Engine, data: bytes, wait: float = 1.5) -> list[bytes]:
+    """Send `data` on a new TCP connection and collect the replies."""
+    with socket.create_connection((eng.sip_ip, eng.sip_port), timeout=3) as s:
+        s.sendall(data)
+        return _collect(s, wait)
+
+
+def assert_udp_and_tcp_answer(eng: Engine) -> None:
+    assert final(udp_exchange(eng, request(eng, "OPTIONS"))) == 200
+    assert final(tcp_exchange(eng, request(eng, "OPTIONS", transport="TCP"))) == 200
+
+
+def with_top_via(data: bytes, via: str) -> bytes:
+    return re.sub(rb"^Via: [^\r\n]*", b"Via: " + via.encode(), data, count=1, flags=re.MULTILINE)
+
+
+def test_udp_via_port_out_of_range_gets_400_and_udp_goes_on(eng: Engine) -> None:
+    # No rport: the reply would go to the Via's port, 99999 (sendto: OverflowError, which
+    # killed the sender thread and with it every UDP reply).
+    data = with_top_via(request(eng, "OPTIONS"), f"SIP/2.0/UDP 127.0.0.1:99999;branch=z9hG4bK{uuid.uuid4().hex}")
+    replies = udp_exchange(eng, data)
+    assert final(replies) == 400, replies
+    assert replies[-1].split(b"\r\n")[0].endswith(b"(Via)"), replies
+    assert_udp_and_tcp_answer(eng)
+
+
+def test_tcp_framing_error_with_an_empty_via_is_dropped_and_tcp_goes_on(eng: Engine) -> None:
+    # No Content-Length: framing is lost, the error reply needs a Via, and "Via: ," has none
+    # (an IndexError in build_error_response killed the sip-tcp thread).
+    data = with_top_via(request(eng, "OPTIONS", transport="TCP"), ",")
+    data = re.sub(rb"Content-Length: \d+\r\n", b"", data)
+    assert tcp_exchange(eng, data, wait=0.5) == []
+    assert_udp_and_tcp_answer(eng)
+
+
+@pytest.mark.parametrize("via", ["SIP/2.0/TCP", "SIP/2.0/TCP 127.0.0.1:5999:6000;branch=z9hG4bKx",
+                                 "SIP/2.0/TCP [::1;branch=z9hG4bKx", "SIP/2.0/TCP 127.0.0.1:-1;branch=z9hG4bKx"])
+def test_tcp_via_sippy_cannot_parse_gets_400_naming_via(eng: Engine, via: str) -> None:
+    replies = tcp_exchange(eng, with_top_via(request(eng, "OPTIONS", transport="TCP"), via))
+    assert final(replies) == 400, replies
+    assert replies[-1].split(b"\r\n")[0].endswith(b"(Via)"), replies
+    assert_udp_and_tcp_answer(eng)
+
+
+# -- logging that no one can flood, and keep-alives (issue 12, finding 8) ---------------------
+def sip_counters(eng: Engine) -> dict[str, int]:
+    status, body = eng.api("GET", "/v1/status")
+    assert status == 200, body
+    return body["sip"]["counters"]
+
+
+def test_malformed_messages_log_one_line_per_source_and_are_counted(eng: Engine) -> None:
+    before = sip_counters(eng)
+    log_before = len(eng.stderr_tail(10**8))
+    bad = [with_top_via(request(eng, "OPTIONS", port=5999), "SIP/2.0/UDP 127.0.0.1:70000"),  # 400
+           request(eng, "OPTIONS", extra="Expires: never"),  # 400 naming Expires
+           request(eng, "OPTIONS").replace(b"From: <sip:", b"From: <sap:"),  # sippy: unsupported scheme
+           request(eng, "OPTIONS", omit=("Via",), extra="Via: SIP/2.0/UDP")]  # no usable Via
+    for n in range(10):
+        for data in bad:
+            udp_exchange(eng, data, wait=0.2 if n else 0.5)
+    after = sip_counters(eng)
+    answered = after.get("answered_400", 0) - before.get("answered_400", 0)
+    assert answered >= 30, (before, after)
+    new_log = eng.stderr_tail(10**8)[log_before:]
+    lines = [line for line in new_log.splitlines() if "SIP from 127.0.0.1" in line]
+    assert len(lines) <= 1, new_log[-3000:]  # one line per source per minute
+    assert "Traceback" not in new_log and "Traceback" not in eng.stdout_text()
+    assert final(udp_exchange(eng, request(eng, "OPTIONS"))) == 200
+
+
+def test_udp_crlf_keepalive_is_ignored_silently_and_tcp_ping_gets_pong(eng: Engine) -> None:
+    before = sip_counters(eng).get("keepalives", 0)
+    log_before = len(eng.stderr_tail(10**8))
+    for ping in (b"\r\n", b"\r\n\r\n"):  # RFC 5626 §4.4.1: CRLF on UDP (some phones send two)
+        assert udp_exchange(eng, ping, wait=0.3) == []
+    assert sip_counters(eng).get("keepalives", 0) == before + 2
+    new_log = eng.stderr_tail(10**8)[log_before:]
+    assert [line for line in new_log.splitlines() if "HTTP/1.1" not in line] == [], new_log
+    with socket.create_connection((eng.sip_ip, eng.sip_port), timeout=3) as s:
+        s.sendall(b"\r\n\r\n")  # RFC 5626 §4.4.1: CRLFCRLF ping, CRLF pong
+        assert s.recv(16) == b"\r\n"
+        s.sendall(request(eng, "OPTIONS", transport="TCP"))
+        assert final(_collect(s, 2)) == 200
