@@ -18,7 +18,11 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 
-__all__ = ["EdgeCounters", "MalformedLog"]
+__all__ = ["GLOBAL_KEY", "EdgeCounters", "MalformedLog"]
+
+#: sippy's ``global_config`` key of the engine's ``MalformedLog`` (sippy builds the UDP
+#: servers itself, so they and the router find it there).
+GLOBAL_KEY = "_plateau_malformed"
 
 log = logging.getLogger("plateau.sip")
 

@@ -19,6 +19,7 @@ from appliance.sip import sdp
 from appliance.sip.channel import SipChannel
 from appliance.sip.digest import DigestAuthenticator
 from appliance.sip.guard import ScannerGuard
+from appliance.sip.malformed import GLOBAL_KEY, MalformedLog
 
 if TYPE_CHECKING:
     from appliance.pbx.switchboard import Switchboard
@@ -140,12 +141,23 @@ class SipRouter:
         if req.countHFs("proxy-authorization") == 0:
             return self._challenge(req, stale=False)
         value = str(req.getHFBody("proxy-authorization"))
-        result = self.auth.verify(method, value, self.lookup_secret)
+        result = self.auth.verify(method, value, self.lookup_secret, str(req.getRURI()))
+        if result.uri_mismatch:
+            # RFC 2617 §3.2.2.5: credentials for another resource (a replay, or a broken client).
+            self.guard.record_failure(host, f"{method} auth: {result.reason}")
+            return (req.genResponse(400, "Bad Request - Digest uri does not match the Request-URI"),
+                    None, None)
         if result.stale:
             return self._challenge(req, stale=True)
         if not result.ok:
             self.guard.record_failure(host, f"{method} auth: {result.reason}")
-            log.warning("%s from %s: authentication failed (%s)", method, host, result.reason)
+            edge_log = self.ctx.global_config.get(GLOBAL_KEY)
+            what = f"{method}: authentication failed ({result.reason})"
+            if isinstance(edge_log, MalformedLog):
+                # A scanner fails thousands of times: one line per source per minute.
+                edge_log.report(host, "auth_failed", what, logging.WARNING)
+            else:
+                log.warning("%s from %s: %s", method, host, what)
             return self._challenge(req, stale=False)
         if result.username != from_user:
             # An extension may only call as itself: caller ID spoofing between extensions.

@@ -360,13 +360,13 @@ class Tcp_server(Network_server):
         try:
             ai = socket.getaddrinfo(host, peer[1], self.uopts.family, socket.SOCK_STREAM)
         except OSError as ex:
-            log.warning("SIP TCP: cannot resolve %s: %s", peer, ex)
+            self._warn(peer, "tcp_connect_failed", f"SIP TCP: cannot resolve: {ex}")
             return None
         sock = socket.socket(self.uopts.family, socket.SOCK_STREAM)
         sock.setblocking(False)
         rc = sock.connect_ex(ai[0][4])
         if rc not in (0, errno.EINPROGRESS):
-            log.warning("SIP TCP: connect to %s failed: %s", peer, errno.errorcode.get(rc, rc))
+            self._warn(peer, "tcp_connect_failed", f"SIP TCP: connect failed: {errno.errorcode.get(rc, rc)}")
             sock.close()
             return None
         return self._add(sock, peer, connecting=True)
@@ -412,11 +412,8 @@ class Tcp_server(Network_server):
                 self._writable(conn)
             else:
                 reply = build_error_response(ev.head, ev.code, ev.reason, conn.peer)
-                what = f"framing lost, answered {ev.code} {ev.reason} and closed"
-                if self.uopts.malformed is not None:
-                    self.uopts.malformed.report(conn.peer, "tcp_framing_errors", what)
-                else:
-                    log.info("SIP TCP from %s: %s", conn.peer, what)
+                self._warn(conn.peer, "tcp_framing_errors",
+                           f"SIP TCP: framing lost, answered {ev.code} {ev.reason} and closed")
                 if reply is not None:
                     conn.out += reply
                 conn.closing = True
@@ -438,7 +435,8 @@ class Tcp_server(Network_server):
         if conn.connecting:
             err = conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if err:
-                log.warning("SIP TCP: connect to %s failed: %s", conn.peer, errno.errorcode.get(err))
+                self._warn(conn.peer, "tcp_connect_failed",
+                           f"SIP TCP: connect failed: {errno.errorcode.get(err, err)}")
                 self._close(conn)
                 return
             conn.connecting = False
@@ -481,10 +479,18 @@ class Tcp_server(Network_server):
                 self._close(conn)
                 continue
             if conn.connecting and now - conn.started > self.uopts.connect_timeout:
-                log.warning("SIP TCP: connect to %s timed out", conn.peer)
+                self._warn(conn.peer, "tcp_connect_failed", "SIP TCP: connect timed out")
                 self._close(conn)
             elif not conn.out and now - conn.last > self.uopts.idle_timeout:
                 self._close(conn)
+
+    def _warn(self, peer: tuple[str, int], counter: str, what: str) -> None:
+        """Log a per-peer fault: counted and rate-limited when a ``MalformedLog`` is set
+        (a peer, or a forged Via/Contact, can make these happen at any rate)."""
+        if self.uopts.malformed is not None:
+            self.uopts.malformed.report(peer, counter, what, logging.WARNING)
+        else:
+            log.warning("%s: %s", peer, what)
 
     def _close(self, conn: _Conn, notify: bool = True) -> None:
         if self._conns.get(conn.peer) is conn:

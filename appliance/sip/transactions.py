@@ -36,9 +36,9 @@ from appliance.sip.errors import (
     request_problem,
 )
 from appliance.sip.guard import ScannerGuard
-from appliance.sip.malformed import EdgeCounters, MalformedLog
+from appliance.sip.malformed import GLOBAL_KEY, EdgeCounters, MalformedLog
 from appliance.sip.tcp_transport import Tcp_server, Tcp_server_opts
-from appliance.sip.udp_transport import GLOBAL_KEY, model_udp_server
+from appliance.sip.udp_transport import model_udp_server
 from appliance.sip.wellformed import request_verdict, response_verdict
 
 __all__ = ["RELIABLE_TRANSPORTS", "PlateauTransactionManager"]
@@ -46,7 +46,7 @@ __all__ = ["RELIABLE_TRANSPORTS", "PlateauTransactionManager"]
 RELIABLE_TRANSPORTS = frozenset({"tcp", "tls", "ws", "wss"})
 log = logging.getLogger("plateau.sip")
 # What sippy's lazy header parsing raises on malformed input.
-_PARSE_ERRORS = (SipParseError, ValueError, IndexError, TypeError, AttributeError, KeyError,
+_PARSE_ERRORS = (SipParseError, ValueError, IndexError, TypeError, AttributeError, KeyError, NameError,
                  UnicodeError)
 
 

@@ -27,12 +27,10 @@ from sippy.Network_server import Remote_address
 from sippy.Time.MonoTime import MonoTime
 from sippy.Udp_server import Udp_server, Udp_server_opts
 
-from appliance.sip.malformed import MalformedLog
+from appliance.sip.malformed import GLOBAL_KEY, MalformedLog
 
 __all__ = ["OrderedUdpServer", "OrderedUdpServerOpts", "model_udp_server"]
 
-#: ``global_config`` key of the transport-wide ``MalformedLog``.
-GLOBAL_KEY = "_plateau_malformed"
 _RECV_BUF = 65536 + 1  # more than any UDP payload and than MAX_MESSAGE_SIZE
 _SOCKET_BUFFER = 4 * 1024 * 1024
 

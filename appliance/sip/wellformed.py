@@ -34,7 +34,8 @@ MAX_FORWARDS = 255
 #: RFC 3261 §20.19 / §25.1: Expires is delta-seconds, a 32-bit value.
 MAX_EXPIRES = 2**32 - 1
 # What sippy's header parsers raise on malformed input.
-_PARSE_ERRORS = (ValueError, IndexError, TypeError, AttributeError, KeyError, UnicodeError)
+_PARSE_ERRORS = (ValueError, IndexError, TypeError, AttributeError, KeyError, UnicodeError,
+                 NameError)  # NameError: sippy's SipAddress raises UnboundLocalError on some input
 
 
 class _Bad(Exception):

@@ -244,18 +244,48 @@ def test_unsupported_method_gets_405_or_501(eng: Engine, tmp_path: Path, method:
 # -- scanners ----------------------------------------------------------------------------------
 def _wrong_digest_register(eng: Engine, challenge: bytes, n: int) -> bytes:
     """A REGISTER from the scanner address answering `challenge` with a wrong password."""
-    www = header(challenge, "WWW-Authenticate")
-    md5 = next(v for v in www if "MD5" in v)
+    return _digest_request(eng, challenge, "REGISTER", f"guess{n}", src=SCANNER_IP)
+
+
+def _digest_request(eng: Engine, challenge: bytes, method: str, password: str, *, src: str = "127.0.0.1",
+                    uri: str | None = None, user: str = "1001") -> bytes:
+    """`method` from 1001 to `user` answering `challenge` (MD5) for digest `uri` (default: the R-URI)."""
+    name = "WWW-Authenticate" if method == "REGISTER" else "Proxy-Authenticate"
+    md5 = next(v for v in header(challenge, name) if "MD5" in v)
     params = dict(re.findall(r'(\w+)="?([^",]+)"?', md5))
-    uri = f"sip:{eng.sip_ip}:{eng.sip_port}"
-    ha1 = hashlib.md5(f"1001:{params['realm']}:guess{n}".encode()).hexdigest()
-    ha2 = hashlib.md5(f"REGISTER:{uri}".encode()).hexdigest()
+    uri = uri or f"sip:{user}@{eng.sip_ip}:{eng.sip_port}"  # the Request-URI of request(user=...)
+    ha1 = hashlib.md5(f"1001:{params['realm']}:{password}".encode()).hexdigest()
+    ha2 = hashlib.md5(f"{method}:{uri}".encode()).hexdigest()
     cnonce, nc = "0a4f113b", "00000001"
     resp = hashlib.md5(f"{ha1}:{params['nonce']}:{nc}:{cnonce}:auth:{ha2}".encode()).hexdigest()
-    auth = (f'Authorization: Digest username="1001", realm="{params["realm"]}", '
-            f'nonce="{params["nonce"]}", uri="{uri}", response="{resp}", algorithm=MD5, '
-            f'cnonce="{cnonce}", nc={nc}, qop=auth, opaque="{params.get("opaque", "")}"')
-    return request(eng, "REGISTER", user="1001", src=SCANNER_IP, extra=auth)
+    auth = (f'{"Authorization" if method == "REGISTER" else "Proxy-Authorization"}: Digest username="1001", '
+            f'realm="{params["realm"]}", nonce="{params["nonce"]}", uri="{uri}", response="{resp}", '
+            f'algorithm=MD5, cnonce="{cnonce}", nc={nc}, qop=auth, opaque="{params.get("opaque", "")}"')
+    body = SDP_OFFER if method == "INVITE" else ""
+    extra = auth + ("\r\nContent-Type: application/sdp" if body else "")
+    return request(eng, method, user=user, src=src, extra=extra, body=body)
+
+
+SDP_OFFER = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+             "m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
+
+
+@pytest.mark.parametrize("method", ["REGISTER", "INVITE"])
+def test_digest_uri_must_match_the_request_uri(eng: Engine, method: str) -> None:
+    """Credentials computed (with the right password) for another URI are refused with 400."""
+    user = "1001" if method == "REGISTER" else "1002"
+    challenge = udp_exchange(eng, request(eng, method, user=user, body=SDP_OFFER if method == "INVITE" else ""))
+    assert final(challenge) in (401, 407), challenge
+    other = f"sip:1009@{eng.sip_ip}:{eng.sip_port}"
+    replies = udp_exchange(eng, _digest_request(eng, challenge[-1], method, eng.secret("1001"), uri=other,
+                                                user=user))
+    assert final(replies) == 400, replies
+    assert b"Digest uri does not match the Request-URI" in replies[-1].split(b"\r\n")[0]
+    # The same credentials for the Request-URI itself are good (REGISTER: 200), so the 400 is the uri.
+    if method == "REGISTER":
+        challenge = udp_exchange(eng, request(eng, method, user=user))
+        good = udp_exchange(eng, _digest_request(eng, challenge[-1], method, eng.secret("1001"), user=user))
+        assert final(good) == 200, good
 
 
 def test_scanner_is_blocked_listed_and_unblocked(eng: Engine, tmp_path: Path) -> None:

@@ -137,6 +137,11 @@ def _base_args(
     ]
     if service is not None:
         args += ["-s", service]
+        # SIPp's digest uri defaults to sip:remote_ip:remote_port; the engine requires the
+        # Request-URI (RFC 2617 §3.2.2.5), which the INVITE scenarios build as
+        # sip:[service]@[remote_ip]:[remote_port] (REGISTER scenarios run without a service).
+        if "-auth_uri" not in (extra_args or []):
+            args += ["-auth_uri", f"{service}@{target}"]
     if inject:
         args += ["-inf", str(write_injection(workdir / "inject.csv", inject))]
     for k, v in (keys or {}).items():
