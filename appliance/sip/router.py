@@ -98,6 +98,10 @@ class SipRouter:
 
     # -- INVITE -----------------------------------------------------------------------
     def _invite(self, req: SipRequest, t: Any) -> Reply:
+        if req.countHFs("max-forwards") and req.getHFBody("max-forwards").getNum() <= 0:
+            # RFC 3261 §16.3 item 3: a request we would pass on with Max-Forwards 0 gets 483;
+            # a B2BUA places a new leg for every INVITE, so a routing loop ends here.
+            return (req.genResponse(483, "Too Many Hops", server=self.ctx.server_header()), None, None)
         (host, port), transport = req.getSource(ver=2)
         rtime = getattr(req, "rtime", None)
         if rtime is not None and MonoTime().monot - rtime.monot > self.max_queue_delay:

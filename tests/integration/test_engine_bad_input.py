@@ -190,6 +190,27 @@ def test_near_64k_udp_datagram_is_read_whole(eng: Engine) -> None:
 
 
 # -- routing and dialogs --------------------------------------------------------------------
+def test_invite_with_max_forwards_0_gets_483_and_options_200(eng: Engine) -> None:
+    """RFC 3261 §16.3: Max-Forwards 0 ends a loop (483); OPTIONS is answered by us (§11)."""
+    invite = request(eng, "INVITE").replace(b"Max-Forwards: 70", b"Max-Forwards: 0")
+    assert final(udp_exchange(eng, invite)) == 483
+    options = request(eng, "OPTIONS").replace(b"Max-Forwards: 70", b"Max-Forwards: 0")
+    assert final(udp_exchange(eng, options)) == 200
+    replies = udp_exchange(eng, request(eng, "INVITE").replace(b"Max-Forwards: 70", b"Max-Forwards: 256"))
+    assert final(replies) == 400 and replies[-1].split(b"\r\n")[0].endswith(b"(Max-Forwards)"), replies
+
+
+@pytest.mark.parametrize(("header", "bad"), [("CSeq", "2147483648 OPTIONS"), ("Expires", "4294967296"),
+                                             ("Contact", "<sip:1001@127.0.0.1:70000>")])
+def test_numbers_out_of_range_get_400_naming_the_header(eng: Engine, header: str, bad: str) -> None:
+    data = re.sub(rb"(?m)^" + header.encode() + rb": [^\r]*", f"{header}: {bad}".encode(),
+                  request(eng, "OPTIONS", extra="Expires: 60"), count=1)
+    replies = udp_exchange(eng, data)
+    assert final(replies) == 400, replies
+    first = replies[-1].split(b"\r\n")[0]
+    assert header.encode() in first, first
+
+
 def test_unknown_extension_called_gets_404_after_auth(eng: Engine, tmp_path: Path) -> None:
     # Before authentication every INVITE gets 407, so the dial plan cannot be probed.
     first = udp_exchange(eng, request(eng, "INVITE", user="1999"))
