@@ -264,7 +264,7 @@ class EngineApi(DialerApi):
             "uptime": round(time.time() - e.started, 1),
             "hostname": socket.gethostname(),
             "sip": {"address": e.opts.sip_ip, "port": e.opts.sip_port, "transports": ["udp", "tcp"],
-                    "counters": e.tm.counters.snapshot()},
+                    **e.tm.edge_status()},
             "calls": len(e.pbx.calls),
             "invites_shed": e.router.shed,
             "channels": len(e.pbx.all_channels()),

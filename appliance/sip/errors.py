@@ -133,8 +133,11 @@ def build_error_response(
     code: int,
     reason: str,
     source: tuple[str, int] | None = None,
+    extra: tuple[str, ...] = (),
 ) -> bytes | None:
     """Build ``SIP/2.0 <code> <reason>`` for the request in ``data``, or None.
+
+    ``extra`` are whole header lines added before Content-Length (e.g. ``Retry-After: 2``).
 
     None means: do not answer (a response, an ACK (RFC 3261 §17.2.1: never answered),
     no request line, or no usable Via).  From, To, Call-ID and CSeq are copied when
@@ -184,7 +187,7 @@ def build_error_response(
     for canon in ("Call-ID", "CSeq"):
         if canon in found:
             lines.append(f"{canon}: {found[canon][0]}")
-    lines += ["Server: Plateau", "Content-Length: 0", "", ""]
+    lines += ["Server: Plateau", *extra, "Content-Length: 0", "", ""]
     return "\r\n".join(lines).encode("utf-8")
 
 

@@ -109,7 +109,7 @@ class SipRouter:
             # media ports. Shedding new calls at once keeps the calls we have (RFC 3261 §21.5.4).
             self.shed += 1
             resp = req.genResponse(503, "Service Unavailable (overloaded)", server=self.ctx.server_header())
-            resp.appendHeader(raw_header("retry-after", "2"))
+            resp.appendHeader(raw_header("Retry-After", "2"))
             return (resp, None, None)
         dialed = req.getRURI().username or ""
         frm = req.getHFBody("from")
@@ -195,7 +195,7 @@ class SipRouter:
             log.warning("INVITE from %s refused: media unavailable (%s)", source, exc)
             self.ctx.release_leg(chan.media_leg)
             resp = req.genResponse(503, "Service Unavailable", server=self.ctx.server_header())
-            resp.appendHeader(raw_header("retry-after", "5"))
+            resp.appendHeader(raw_header("Retry-After", "5"))
             return (resp, None, None)
         rval = chan.ua.recvRequest(req, t) if chan.ua is not None else None
         self.pbx.incoming(chan, dialed, ext, via_trunk=trunk)

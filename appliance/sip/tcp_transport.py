@@ -39,6 +39,7 @@ from sippy.Time.MonoTime import MonoTime
 
 from appliance.sip.errors import MAX_MESSAGE_SIZE, build_error_response
 from appliance.sip.malformed import MalformedLog
+from appliance.sip.overload import OverloadGate
 
 log = logging.getLogger(__name__)
 
@@ -167,10 +168,12 @@ class Tcp_server_opts(Network_server_opts):
     on_close: Callable[[tuple[str, int]], None] | None = None
     #: Where framing errors are counted and logged (rate-limited); None: plain log lines.
     malformed: MalformedLog | None = None
+    #: Early shedding of new INVITEs under overload (``overload.OverloadGate``), or None.
+    gate: OverloadGate | None = None
 
     _EXTRA = ("family", "idle_timeout", "connect_timeout", "max_message_size",
               "max_connections", "max_outbuf", "advertised", "accept_filter", "on_close",
-              "malformed")
+              "malformed", "gate")
 
     def __init__(self, *args, family: int | None = None, o: Tcp_server_opts | None = None):
         super().__init__(*args, o=o)
@@ -421,6 +424,11 @@ class Tcp_server(Network_server):
                 return
 
     def _deliver(self, conn: _Conn, data: bytes) -> None:
+        gate = self.uopts.gate
+        if gate is not None:
+            if gate.refuse(data, conn.peer, lambda reply, _peer: self._queue_reply(conn, reply)):
+                return
+            gate.posted()
         if not data.startswith(b"SIP/2.0 "):
             branch = top_via_branch(data)
             if branch is not None:
@@ -430,6 +438,12 @@ class Tcp_server(Network_server):
                     self._branches.popitem(last=False)
         ED2.callFromThread(self.handle_read, data, Remote_address(conn.peer, self.transport),
                            MonoTime())
+
+    def _queue_reply(self, conn: _Conn, reply: bytes) -> None:
+        """Write a reply made in this thread on the connection its request came on."""
+        if not conn.closing:
+            conn.out += reply
+            self._writable(conn)
 
     def _writable(self, conn: _Conn) -> None:
         if conn.connecting:

@@ -23,10 +23,14 @@ Responses to TCP requests go back on the request's connection automatically: the
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from hashlib import md5
 
+import sippy.SipTransactionManager as _stm
 from sippy.Exceptions.SipParseError import SipParseError
 from sippy.Network_server import Network_server, Remote_address
+from sippy.SipRequest import SipRequest
+from sippy.SipResponse import SipResponse
 from sippy.SipTransactionManager import SipTransaction, SipTransactionManager
 
 from appliance.sip.errors import (
@@ -37,9 +41,10 @@ from appliance.sip.errors import (
 )
 from appliance.sip.guard import ScannerGuard
 from appliance.sip.malformed import GLOBAL_KEY, EdgeCounters, MalformedLog
+from appliance.sip.overload import GATE_KEY, OverloadGate
 from appliance.sip.tcp_transport import Tcp_server, Tcp_server_opts
 from appliance.sip.udp_transport import model_udp_server
-from appliance.sip.wellformed import request_verdict, response_verdict
+from appliance.sip.wellformed import check_request, check_response
 
 __all__ = ["RELIABLE_TRANSPORTS", "PlateauTransactionManager"]
 
@@ -48,6 +53,38 @@ log = logging.getLogger("plateau.sip")
 # What sippy's lazy header parsing raises on malformed input.
 _PARSE_ERRORS = (SipParseError, ValueError, IndexError, TypeError, AttributeError, KeyError, NameError,
                  UnicodeError)
+
+
+class _Handover:
+    """Stands in for ``SipRequest``/``SipResponse`` inside sippy's transaction manager module.
+
+    ``SipTransactionManager.handleIncoming`` parses the text it is given itself; we have just
+    parsed and checked the same text, so the message is handed over instead of being parsed
+    a second time (a full parse costs about as much again as the rest of a message's
+    handling).  Anything else sippy builds there goes to the real class.
+    """
+
+    def __init__(self) -> None:
+        self.text: str | None = None
+        self.msg: object | None = None
+
+    def give(self, text: str, msg: object | None) -> None:
+        self.text, self.msg = text, msg
+
+    def factory(self, real: type) -> Callable[..., object]:
+        def make(*args: object, **kwargs: object) -> object:
+            msg = self.msg
+            if (msg is not None and len(args) == 1 and not kwargs and isinstance(msg, real)
+                    and args[0] == self.text):
+                self.text = self.msg = None
+                return msg
+            return real(*args, **kwargs)
+        return make
+
+
+_HANDOVER = _Handover()
+_stm.SipRequest = _HANDOVER.factory(SipRequest)  # type: ignore[attr-defined]
+_stm.SipResponse = _HANDOVER.factory(SipResponse)  # type: ignore[attr-defined]
 
 
 class PlateauTransactionManager(SipTransactionManager):
@@ -69,7 +106,9 @@ class PlateauTransactionManager(SipTransactionManager):
         self.tcp_server: Tcp_server | None = None
         self.counters = EdgeCounters()
         self.malformed = MalformedLog(self.counters)
+        self.gate = OverloadGate(self.counters)
         global_config[GLOBAL_KEY] = self.malformed
+        global_config[GATE_KEY] = self.gate
         super().__init__(global_config, req_cb)
         if tcp_laddress is not None:
             self.add_tcp_server(tcp_laddress, **(tcp_opts or {}))
@@ -81,6 +120,7 @@ class PlateauTransactionManager(SipTransactionManager):
         topts = Tcp_server_opts(laddress, self.handleIncoming)
         topts.max_message_size = self.max_message_size
         topts.malformed = self.malformed
+        topts.gate = self.gate
         if self.guard is not None:
             guard = self.guard
             topts.accept_filter = lambda ip: not guard.is_blocked(ip)
@@ -101,9 +141,14 @@ class PlateauTransactionManager(SipTransactionManager):
             return self.l4r.getServer(address)
         raise ValueError(f"unsupported transport {transport!r}")
 
+    def edge_status(self) -> dict[str, object]:
+        """For /v1/status: bad-input counters and the overload gate's state."""
+        return {"counters": self.counters.snapshot(), "overload": self.gate.status()}
+
     # -- receive path -------------------------------------------------------------
 
     def handleIncoming(self, data_in, ra: Remote_address, server, rtime) -> None:
+        self.gate.handled(rtime.monot)
         if self.guard is not None and self.guard.is_blocked(ra.address[0]):
             return  # a blocked scanner gets nothing, not even an error
         raw = data_in if isinstance(data_in, bytes) else str(data_in).encode("utf-8", "surrogateescape")
@@ -118,14 +163,17 @@ class PlateauTransactionManager(SipTransactionManager):
             return
         problem = problem_with(raw, self.max_message_size) or request_problem(raw)
         if problem is None:
+            text = raw.decode()
             if raw.startswith(b"SIP/2.0 "):
-                why = response_verdict(raw.decode())
+                resp, why = check_response(text)
                 if why is not None:
                     # RFC 3261 §18.1.2: a malformed response is discarded, never answered.
                     self.malformed.report(ra.address, "responses_dropped", f"response dropped: {why}")
                     return
+                _HANDOVER.give(text, resp)
             else:
-                problem = request_verdict(raw.decode())
+                req, problem = check_request(text)
+                _HANDOVER.give(text, req)
         if problem is not None:
             self._refuse(raw, ra, server, *problem)
             return

@@ -28,6 +28,7 @@ from sippy.Time.MonoTime import MonoTime
 from sippy.Udp_server import Udp_server, Udp_server_opts
 
 from appliance.sip.malformed import GLOBAL_KEY, MalformedLog
+from appliance.sip.overload import GATE_KEY, OverloadGate
 
 __all__ = ["OrderedUdpServer", "OrderedUdpServerOpts", "model_udp_server"]
 
@@ -117,6 +118,12 @@ class _Receiver(threading.Thread):
             # accept (64 KiB), so the transaction manager answers it 513.
             if srv.uopts.family == socket.AF_INET6:
                 address = (f"[{address[0]}]", address[1])
+            gate = srv.gate
+            if gate is not None:
+                # Overload: a new INVITE is refused here, before the loop's queue and parser.
+                if gate.refuse(data, address, srv.send_to):
+                    continue
+                gate.posted()
             ED2.callFromThread(srv.handle_read, data, Remote_address(address, srv.transport), rtime)
 
 
@@ -127,6 +134,8 @@ class OrderedUdpServer(Udp_server):
     #: Where send failures are counted: ``global_config["_plateau_malformed"]``, set by
     #: the transaction manager (sippy builds the servers, so it cannot pass it directly).
     malformed: MalformedLog | None = None
+    #: ``global_config["_plateau_overload"]``: early shedding of new INVITEs, or None.
+    gate: OverloadGate | None = None
     asenders: list[threading.Thread] | None
     areceivers: list[threading.Thread] | None
 
@@ -136,6 +145,7 @@ class OrderedUdpServer(Udp_server):
             uopts = OrderedUdpServerOpts(o=uopts)
         super().__init__(global_config, uopts)
         self.malformed = global_config.get(GLOBAL_KEY)
+        self.gate = global_config.get(GATE_KEY)
         for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
             try:
                 self.skt.setsockopt(socket.SOL_SOCKET, opt, _SOCKET_BUFFER)

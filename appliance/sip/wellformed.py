@@ -21,6 +21,8 @@ __all__ = [
     "MAX_CSEQ",
     "MAX_EXPIRES",
     "MAX_FORWARDS",
+    "check_request",
+    "check_response",
     "port_ok",
     "request_verdict",
     "response_verdict",
@@ -132,33 +134,43 @@ def _check_common(msg: Any) -> None:
         _number(body, "Expires", MAX_EXPIRES)
 
 
-def request_verdict(data: str) -> tuple[int, str] | None:
-    """``(400, reason)`` if sippy cannot parse the request or a number is out of range, else None."""
+def check_request(data: str) -> tuple[SipRequest | None, tuple[int, str] | None]:
+    """Parse and check a request: ``(request, None)``, or ``(None, (400, reason))``."""
     try:
         req = SipRequest(data)
     except _PARSE_ERRORS:
-        return 400, "Bad Request - Malformed Request-Line or header line"
+        return None, (400, "Bad Request - Malformed Request-Line or header line")
     try:
         _check_common(req)
         _url_ok(req.getRURI(), "Request-URI")
         for body in _bodies(req, "max-forwards", "Max-Forwards"):
             _number(body, "Max-Forwards", MAX_FORWARDS)
     except _Bad as bad:
-        return 400, f"Bad Request - {bad.what} ({bad.header})"
-    return None
+        return None, (400, f"Bad Request - {bad.what} ({bad.header})")
+    return req, None
 
 
-def response_verdict(data: str) -> str | None:
-    """Why a response must be dropped (sippy cannot parse it, or a number is out of range), else None."""
+def check_response(data: str) -> tuple[SipResponse | None, str | None]:
+    """Parse and check a response: ``(response, None)``, or ``(None, why it must be dropped)``."""
     try:
         resp = SipResponse(data)
         code = resp.getSCode()[0]
     except _PARSE_ERRORS:
-        return "malformed Status-Line or header line"
+        return None, "malformed Status-Line or header line"
     if not 100 <= code <= 699:
-        return "status code out of range"  # RFC 3261 §7.2: 1xx-6xx
+        return None, "status code out of range"  # RFC 3261 §7.2: 1xx-6xx
     try:
         _check_common(resp)
     except _Bad as bad:
-        return f"{bad.what.lower()} {bad.header}"
-    return None
+        return None, f"{bad.what.lower()} {bad.header}"
+    return resp, None
+
+
+def request_verdict(data: str) -> tuple[int, str] | None:
+    """``(400, reason)`` if sippy cannot parse the request or a number is out of range, else None."""
+    return check_request(data)[1]
+
+
+def response_verdict(data: str) -> str | None:
+    """Why a response must be dropped (sippy cannot parse it, or a number is out of range), else None."""
+    return check_response(data)[1]
