@@ -134,10 +134,12 @@ def build_error_response(
     reason: str,
     source: tuple[str, int] | None = None,
     extra: tuple[str, ...] = (),
+    to_tag: str | None = None,
 ) -> bytes | None:
     """Build ``SIP/2.0 <code> <reason>`` for the request in ``data``, or None.
 
-    ``extra`` are whole header lines added before Content-Length (e.g. ``Retry-After: 2``).
+    ``extra`` are whole header lines added before Content-Length (e.g. ``Retry-After: 2``);
+    ``to_tag`` is the To tag to add when the request has none (default: a random one).
 
     None means: do not answer (a response, an ACK (RFC 3261 §17.2.1: never answered),
     no request line, or no usable Via).  From, To, Call-ID and CSeq are copied when
@@ -182,7 +184,7 @@ def build_error_response(
     if "To" in found:
         to = found["To"][0]
         if code > 100 and not _TAG.search(to):
-            to += ";tag=" + secrets.token_hex(8)  # RFC 3261 §8.2.6.2
+            to += ";tag=" + (to_tag or secrets.token_hex(8))  # RFC 3261 §8.2.6.2
         lines.append(f"To: {to}")
     for canon in ("Call-ID", "CSeq"):
         if canon in found:

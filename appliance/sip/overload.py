@@ -21,19 +21,24 @@ from __future__ import annotations
 import itertools
 import random
 import re
+import secrets
 import time
 from collections.abc import Callable
 
 from appliance.sip.errors import build_error_response
 from appliance.sip.malformed import EdgeCounters
 
-__all__ = ["GATE_KEY", "OverloadGate", "is_new_unauthenticated_invite"]
+__all__ = ["GATE_KEY", "SHED_TAG", "OverloadGate", "is_new_unauthenticated_invite"]
 
 #: sippy's ``global_config`` key of the engine's gate (sippy builds the UDP servers).
 GATE_KEY = "_plateau_overload"
 
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _TO_TAG = re.compile(rb"\n(?:to|t)[ \t]*:[^\r\n]*;[ \t]*tag[ \t]*=", re.IGNORECASE)
+#: To tag of our early 503s: an ACK or BYE for one names it, and is settled in the
+#: transport thread too (there is no transaction or dialog behind a stateless 503).
+SHED_TAG = "pshed"
+_SHED_TO = re.compile(rb"\n(?:to|t)[ \t]*:[^\r\n]*;[ \t]*tag[ \t]*=[ \t]*" + SHED_TAG.encode(), re.IGNORECASE)
 _CREDENTIALS = re.compile(rb"\n(?:proxy-)?authorization[ \t]*:", re.IGNORECASE)
 
 
@@ -57,7 +62,7 @@ class OverloadGate:
     RFC 3261's T1 (500 ms), the delay at which clients start retransmitting.
     """
 
-    def __init__(self, counters: EdgeCounters, low: float = 0.1, high: float = 0.4,
+    def __init__(self, counters: EdgeCounters, low: float = 0.2, high: float = 0.45,
                  max_pending: int = 500, retry_after: tuple[int, int] = (2, 5),
                  clock: Callable[[], float] = time.monotonic,
                  rng: Callable[[], float] = random.random) -> None:
@@ -78,6 +83,7 @@ class OverloadGate:
         self._posted = 0
         self._handled = 0
         self._delay = 0.0  # smoothed queueing delay, seconds
+        self._shed_tag_seen = False  # no follow-up to look for before the first early 503
         self._delay_at = 0.0
 
     # -- reported by the transports and the loop ----------------------------------------------
@@ -113,7 +119,21 @@ class OverloadGate:
         return self.shed_fraction() > 0.0
 
     def refuse(self, data: bytes, source: tuple[str, int], send: Callable[[bytes, tuple], None]) -> bool:
-        """Answer ``data`` 503 and return True if it is a new INVITE picked for shedding."""
+        """Answer ``data`` 503 and return True if it is a new INVITE picked for shedding.
+
+        Also True (settled here) for a request in the "dialog" of one of our early 503s:
+        the ACK of the 503 (RFC 3261 §17.1.1.3) is dropped, anything else (a client's BYE
+        after aborting) gets a stateless 481; neither is worth the loop's time.
+        """
+        if self._shed_tag_seen and b"tag=" + SHED_TAG.encode() in data[:4096] and not data.startswith(b"SIP/2.0 "):
+            m = _HEAD_END.search(data)
+            if _SHED_TO.search(data[: m.start()] if m else data):
+                if not data.startswith(b"ACK "):
+                    reply = build_error_response(data, 481, "Call/Transaction Does Not Exist", source)
+                    if reply is not None:
+                        send(reply, source)
+                self.counters.add("shed_followups")
+                return True
         if not data.startswith(b"INVITE "):
             return False
         share = self.shed_fraction()
@@ -123,7 +143,9 @@ class OverloadGate:
             return False
         retry = random.randint(*self.retry_after)  # spread the retries (RFC 3261 §21.5.4)
         reply = build_error_response(data, 503, "Service Unavailable (overloaded)", source,
-                                     extra=(f"Retry-After: {retry}",))
+                                     extra=(f"Retry-After: {retry}",),
+                                     to_tag=SHED_TAG + secrets.token_hex(6))
+        self._shed_tag_seen = True
         self.counters.add("invites_shed_early")
         if reply is not None:
             send(reply, source)

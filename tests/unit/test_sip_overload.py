@@ -81,3 +81,21 @@ def test_a_stuck_loop_with_a_long_queue_sheds_everything():
     for _ in range(11):
         gate.posted()
     assert gate.shed_fraction() == 1.0 and gate.status()["pending"] == 11
+
+
+def test_ack_and_bye_after_an_early_503_are_settled_in_the_transport():
+    gate, _, counters = gate_with_delay(1.0)
+    sent: list[bytes] = []
+    assert gate.refuse(INVITE, ("192.0.2.9", 4000), lambda d, a: sent.append(d))
+    tag = re.search(rb"\r\nTo: <sip:1002@pbx>;tag=(\w+)\r\n", sent[0]).group(1)
+    assert tag.startswith(b"pshed")
+    to = b"To: <sip:1002@pbx>;tag=" + tag
+    ack = INVITE.replace(b"INVITE sip", b"ACK sip", 1).replace(b"To: <sip:1002@pbx>", to)
+    bye = INVITE.replace(b"INVITE sip", b"BYE sip", 1).replace(b"To: <sip:1002@pbx>", to)
+    assert gate.refuse(ack, ("192.0.2.9", 4000), lambda d, a: sent.append(d))  # absorbed (§17.1.1.3)
+    assert len(sent) == 1
+    assert gate.refuse(bye, ("192.0.2.9", 4000), lambda d, a: sent.append(d))
+    assert sent[1].startswith(b"SIP/2.0 481 ")
+    assert counters["shed_followups"] == 2
+    other = bye.replace(tag, b"0123abcd")  # a real dialog's BYE always reaches the loop
+    assert not gate.refuse(other, ("192.0.2.9", 4000), lambda d, a: sent.append(d))

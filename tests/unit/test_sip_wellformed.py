@@ -49,3 +49,17 @@ def test_malformed_responses_are_named_for_the_drop():
     assert response_verdict(resp.replace("10.1.1.1:5062", "10.1.1.1:99999")) == "sent-by port out of range Via"
     assert response_verdict(resp.replace("180 Ringing", "999 Odd")) == "status code out of range"
     assert response_verdict(resp.replace("180 Ringing", "x Odd")) is not None
+
+
+def test_checked_request_is_handed_to_sippy_instead_of_parsed_again():
+    import sippy.SipTransactionManager as stm
+
+    from appliance.sip import transactions
+    from appliance.sip.wellformed import check_request
+
+    req, problem = check_request(HEAD)
+    assert problem is None and req is not None
+    transactions._HANDOVER.give(HEAD, req)
+    assert stm.SipRequest(HEAD) is req          # what sippy's handleIncoming builds
+    again = stm.SipRequest(HEAD)                # handed over once only
+    assert again is not req and again.getMethod() == "INVITE"
