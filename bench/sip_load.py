@@ -1,12 +1,16 @@
 """SIP signalling load through a B2BUA: SIPp UAC -> target -> SIPp UAS, stepped call rates.
 
-    python bench/sip_load.py [--target sippy|plateau] [--rates 50,100,150,200,300]
+    python bench/sip_load.py [--targets sippy,plateau] [--rates 50,100,150,200,300]
                              [--seconds 10] [--call-ms 1000] [--recv-timeout-ms 5000]
+                             [--overload 3] [--capacity CPS] [--goodput-target 0.9]
 
-For each rate the UAC (tests/sipp/load_uac.xml; provisionals are optional="global" so a 180
-relayed after the 200 OK is tolerated) places rate*seconds calls of --call-ms each; any message
-not answered within --recv-timeout-ms fails its call. Prints attempted/completed/failed per
-step and the highest rate with fewer than 0.1 % failed calls.
+For each target in turn and each rate the UAC (tests/sipp/load_uac.xml; provisionals are
+optional="global" so a 180 relayed after the 200 OK is tolerated) places rate*seconds calls of
+--call-ms each; any message not answered within --recv-timeout-ms fails its call. Prints
+offered/attempted/completed/failed and goodput (completed calls per second) per step, the
+highest rate with fewer than 0.1 % failed calls (the capacity), then an overload step at
+--overload x capacity with --standing-calls long calls set up before it. Exits 1 when a Plateau
+target's overload goodput is below --goodput-target x capacity or a standing call failed.
 
 Targets:
   sippy    sippy's stock `b2bua_simple`, relaying every INVITE to the UAS (-n): the baseline.
@@ -26,6 +30,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -179,56 +184,146 @@ def run_step(
     return StepResult(rate, res.created, res.successful, res.failed, time.monotonic() - t0)
 
 
+@dataclass
+class OverloadResult:
+    """The step at ``factor`` x capacity, with the standing calls placed before it."""
+
+    capacity: int
+    step: StepResult
+    seconds: float
+    standing: int
+    standing_ok: int
+
+    @property
+    def goodput(self) -> float:
+        return self.step.completed / self.seconds
+
+    @property
+    def ratio(self) -> float:
+        return self.goodput / self.capacity if self.capacity else 0.0
+
+
+def overload_step(target: str, capacity: int, factor: float, args: argparse.Namespace,
+                  work: Path) -> OverloadResult:
+    """Calls already up (``--standing-calls`` long calls at a low rate), then ``factor`` x capacity.
+
+    The standing calls last the whole step; they must all complete (calls up are unaffected).
+    """
+    rate = max(1, round(capacity * factor))
+    standing_rate = 10
+    hold_ms = int((args.standing_calls / standing_rate + args.seconds + 5) * 1000)
+    box: dict[str, object] = {}
+
+    def standing() -> None:
+        box["res"] = run_sipp(
+            "load_uac", target, service="1002", calls=args.standing_calls, rate=standing_rate,
+            inject=[auth_row("1003", "secret1003")],
+            extra_args=["-d", str(hold_ms), "-recv_timeout", str(args.recv_timeout_ms * 4)],
+            timeout=hold_ms / 1000 + 60, workdir=work / f"standing-{rate}",
+        )
+
+    bg = threading.Thread(target=standing, name="standing-calls")
+    bg.start()
+    time.sleep(args.standing_calls / standing_rate + 1.0)  # all standing calls placed and up
+    step = run_step(target, rate, args.seconds, args.call_ms, args.recv_timeout_ms, work, "1001", "secret1001")
+    bg.join()
+    res = box.get("res")
+    ok = res.successful if res is not None else 0  # type: ignore[attr-defined]
+    return OverloadResult(capacity, step, args.seconds, args.standing_calls, ok)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--target", choices=("sippy", "plateau", "plateau-trunk"), default="sippy")
+    ap.add_argument("--targets", "--target", default="sippy,plateau",
+                    help="comma-separated: sippy, plateau, plateau-trunk (run one after the other)")
     ap.add_argument(
         "--rates", default="50,100,150,200,300", help="calls per second, comma-separated"
     )
     ap.add_argument("--seconds", type=float, default=10.0, help="duration of each step")
     ap.add_argument("--call-ms", type=int, default=1000, help="call duration between ACK and BYE")
     ap.add_argument("--recv-timeout-ms", type=int, default=5000, help="per-message timeout")
+    ap.add_argument("--overload", type=float, default=3.0,
+                    help="then a step at this multiple of the capacity found (0: none)")
+    ap.add_argument("--capacity", type=int, default=None,
+                    help="capacity in cps for the overload step, instead of the one found")
+    ap.add_argument("--goodput-target", type=float, default=0.9,
+                    help="exit 1 if a Plateau target's overload goodput is below this x capacity")
+    ap.add_argument("--standing-calls", type=int, default=40,
+                    help="long calls set up before the overload step; all must complete")
     ap.add_argument("--workdir", default=None, help="keep SIPp logs here (default: a temp dir)")
     args = ap.parse_args(argv)
     rates = [int(r) for r in args.rates.split(",") if r.strip()]
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    cms = {"sippy": sippy_target, "plateau": plateau_target, "plateau-trunk": plateau_trunk_target}
+    unknown = [t for t in targets if t not in cms]
+    if unknown:
+        ap.error(f"unknown target(s): {', '.join(unknown)}")
     work = Path(args.workdir or tempfile.mkdtemp(prefix="sip_load-"))
     work.mkdir(parents=True, exist_ok=True)
-    target_cm = {"sippy": sippy_target, "plateau": plateau_target,
-                 "plateau-trunk": plateau_trunk_target}[args.target]
-    results: list[StepResult] = []
     print(
-        f"target={args.target} steps={rates} cps x {args.seconds:g} s, calls {args.call_ms} ms, "
-        f"per-message timeout {args.recv_timeout_ms} ms, logs in {work}"
+        f"targets={targets} steps={rates} cps x {args.seconds:g} s, calls {args.call_ms} ms, "
+        f"per-message timeout {args.recv_timeout_ms} ms, overload {args.overload:g}x, logs in {work}"
     )
-    print(
-        f"{'rate':>6} {'attempted':>10} {'completed':>10} {'failed':>7} {'failed%':>8} {'wall s':>7}"
-    )
-    with target_cm(work) as target:
-        for rate in rates:
-            r = run_step(
-                target,
-                rate,
-                args.seconds,
-                args.call_ms,
-                args.recv_timeout_ms,
-                work,
-                "1001",
-                "secret1001",
-            )
-            results.append(r)
-            print(
-                f"{r.rate:>6} {r.attempted:>10} {r.completed:>10} {r.failed:>7} "
-                f"{100 * r.failed_fraction:>7.2f}% {r.wall_s:>7.1f}",
-                flush=True,
-            )
-    good = [r.rate for r in results if r.attempted and r.failed_fraction < MAX_FAILED_FRACTION]
-    print(
-        f"highest rate with < {100 * MAX_FAILED_FRACTION:g} % failed calls: "
-        f"{max(good) if good else 'none'} cps"
-    )
-    return 0
+    print(f"{'target':>14} {'offered/s':>9} {'attempted':>10} {'completed':>10} {'failed':>7} "
+          f"{'failed%':>8} {'goodput/s':>9} {'wall s':>7}")
+    steps: dict[str, list[StepResult]] = {}
+    overloads: dict[str, OverloadResult] = {}
+    for name in targets:
+        tw = work / name
+        tw.mkdir(parents=True, exist_ok=True)
+        results = steps[name] = []
+        with cms[name](tw) as target:
+            for rate in rates:
+                r = run_step(target, rate, args.seconds, args.call_ms, args.recv_timeout_ms, tw,
+                             "1001", "secret1001")
+                results.append(r)
+                _print_step(name, r, args.seconds)
+            good = [r.rate for r in results if r.attempted and r.failed_fraction < MAX_FAILED_FRACTION]
+            capacity = args.capacity or (max(good) if good else 0)
+            if args.overload > 0 and capacity and name != "plateau-trunk":
+                ov = overloads[name] = overload_step(target, capacity, args.overload, args, tw)
+                _print_step(name, ov.step, args.seconds)
+    return _summary(steps, overloads, args)
+
+
+def _print_step(name: str, r: StepResult, seconds: float) -> None:
+    print(f"{name:>14} {r.rate:>9} {r.attempted:>10} {r.completed:>10} {r.failed:>7} "
+          f"{100 * r.failed_fraction:>7.2f}% {r.completed / seconds:>9.1f} {r.wall_s:>7.1f}", flush=True)
+
+
+def _summary(steps: dict[str, list[StepResult]], overloads: dict[str, OverloadResult],
+             args: argparse.Namespace) -> int:
+    """Goodput per step side by side, capacity, and the overload verdict; the exit code."""
+    names = list(steps)
+    rates = sorted({r.rate for rs in steps.values() for r in rs})
+    print()
+    print("goodput (completed calls/s) per offered rate:")
+    print(f"{'offered/s':>9} " + " ".join(f"{n:>16}" for n in names))
+    for rate in rates:
+        cells = []
+        for n in names:
+            r = next((x for x in steps[n] if x.rate == rate), None)
+            cells.append(f"{r.completed / args.seconds:>7.1f} ({r.completed}/{r.attempted})" if r else "")
+        print(f"{rate:>9} " + " ".join(f"{c:>16}" for c in cells))
+    failed = False
+    for n in names:
+        good = [r.rate for r in steps[n] if r.attempted and r.failed_fraction < MAX_FAILED_FRACTION]
+        print(f"{n}: highest rate with < {100 * MAX_FAILED_FRACTION:g} % failed calls: "
+              f"{max(good) if good else 'none'} cps")
+        ov = overloads.get(n)
+        if ov is None:
+            continue
+        verdict = ""
+        if n.startswith("plateau"):
+            ok = ov.ratio >= args.goodput_target and ov.standing_ok == ov.standing
+            failed |= not ok
+            verdict = "  OK" if ok else f"  BELOW TARGET ({args.goodput_target:.0%} of capacity, all standing calls)"
+        print(f"{n}: overload {ov.step.rate} cps offered ({args.overload:g}x {ov.capacity}): goodput "
+              f"{ov.goodput:.1f}/s = {ov.ratio:.0%} of capacity; standing calls "
+              f"{ov.standing_ok}/{ov.standing} completed{verdict}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -32,6 +32,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sippy.SipURL import SipURL
+
 __all__ = [
     "ALGORITHMS",
     "AuthResult",
@@ -63,6 +65,23 @@ class AuthResult:
     stale: bool
     reason: str
     algorithm: str | None = None
+    #: The credentials were computed for another resource than the Request-URI: not a
+    #: wrong password but a malformed (or replayed) request, answered 400, not 401/407.
+    uri_mismatch: bool = False
+
+
+def same_uri(digest_uri: str, request_uri: str) -> bool:
+    """True when the digest ``uri`` names the Request-URI (RFC 2617 §3.2.2.5, RFC 7616 §3.4.6).
+
+    Both are compared in sippy's canonical form, since sippy does not keep the request
+    line's text; a ``uri`` that is not a SIP URI never matches.
+    """
+    if digest_uri == request_uri:
+        return True
+    try:
+        return str(SipURL(digest_uri)) == str(SipURL(request_uri))
+    except (ValueError, IndexError, TypeError, AttributeError, NameError):
+        return False
 
 
 def _h(algorithm: str, data: str) -> str:
@@ -237,8 +256,9 @@ class DigestAuthenticator:
         alg = {"md5": "MD5", "sha-256": "SHA-256"}.get(alg.lower(), alg)
         if alg not in self.algorithms:
             return AuthResult(False, username, False, f"unsupported algorithm {alg}")
-        if request_uri is not None and p["uri"] != request_uri:
-            return AuthResult(False, username, False, "uri mismatch", alg)
+        if request_uri is not None and not same_uri(p["uri"], request_uri):
+            return AuthResult(False, username, False, "uri does not match the Request-URI", alg,
+                              uri_mismatch=True)
         qop = p.get("qop")
         if qop != "auth":
             return AuthResult(False, username, False, "qop=auth required", alg)

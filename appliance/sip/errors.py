@@ -52,6 +52,10 @@ def problem_with(data: bytes, max_size: int = MAX_MESSAGE_SIZE) -> tuple[int, st
 
 
 _CSEQ = re.compile(rb"^\s*(\d{1,10})\s+([A-Za-z!%*_+`'~.-]+)\s*$")
+#: Bounds on the header block (RFC 3261 sets none; these are far above what any phone
+#: sends and keep a hostile message from costing the parser more than a normal one).
+MAX_HEADERS = 128
+MAX_HEADER_LINE = 8192
 _CONTENT_LENGTH = ("content-length", "l")
 
 
@@ -76,7 +80,12 @@ def request_problem(data: bytes) -> tuple[int, str] | None:
     if m is None:
         return 400, "Bad Request - Malformed Request-Line"
     seen: dict[str, bytes] = {}
-    for lname, raw in _header_lines(head):
+    lines = _header_lines(head)
+    if len(lines) > MAX_HEADERS:
+        return 400, "Bad Request - Too many headers"
+    for lname, raw in lines:
+        if len(raw) > MAX_HEADER_LINE:
+            return 400, f"Bad Request - Header too long ({re.sub(r'[^A-Za-z0-9-]', '', lname)[:32]})"
         canon = _NEEDED.get(lname, lname)
         if canon == "l":
             canon = "content-length"
@@ -124,8 +133,13 @@ def build_error_response(
     code: int,
     reason: str,
     source: tuple[str, int] | None = None,
+    extra: tuple[str, ...] = (),
+    to_tag: str | None = None,
 ) -> bytes | None:
     """Build ``SIP/2.0 <code> <reason>`` for the request in ``data``, or None.
+
+    ``extra`` are whole header lines added before Content-Length (e.g. ``Retry-After: 2``);
+    ``to_tag`` is the To tag to add when the request has none (default: a random one).
 
     None means: do not answer (a response, an ACK (RFC 3261 §17.2.1: never answered),
     no request line, or no usable Via).  From, To, Call-ID and CSeq are copied when
@@ -154,8 +168,8 @@ def build_error_response(
             found.setdefault(canon, []).extend(v.strip() for v in value.split(",") if v.strip())
         elif canon not in found and value.strip():
             found[canon] = [value]
-    if "Via" not in found:
-        return None  # §18.2.2: nowhere to send a response
+    if not found.get("Via"):
+        return None  # §18.2.2: nowhere to send a response (no Via, or "Via: ,")
     vias = found["Via"]
     if source is not None:
         vias[0] = _fix_top_via(vias[0], source)
@@ -170,12 +184,12 @@ def build_error_response(
     if "To" in found:
         to = found["To"][0]
         if code > 100 and not _TAG.search(to):
-            to += ";tag=" + secrets.token_hex(8)  # RFC 3261 §8.2.6.2
+            to += ";tag=" + (to_tag or secrets.token_hex(8))  # RFC 3261 §8.2.6.2
         lines.append(f"To: {to}")
     for canon in ("Call-ID", "CSeq"):
         if canon in found:
             lines.append(f"{canon}: {found[canon][0]}")
-    lines += ["Server: Plateau", "Content-Length: 0", "", ""]
+    lines += ["Server: Plateau", *extra, "Content-Length: 0", "", ""]
     return "\r\n".join(lines).encode("utf-8")
 
 

@@ -211,7 +211,10 @@ class Registrar:
         if not mine:
             # First REGISTER of a dialogue with the registrar: not a failure (§22.1).
             raise _Reject(401, "Unauthorized", self.auth.challenge())
-        res = self.auth.verify("REGISTER", mine[0], self.lookup_secret)
+        res = self.auth.verify("REGISTER", mine[0], self.lookup_secret, str(req.getRURI()))
+        if res.uri_mismatch:
+            self.guard.record_failure(src_host, f"REGISTER {to_user}: {res.reason}")
+            raise _Reject(400, "Bad Request - Digest uri does not match the Request-URI")
         if not res.ok:
             if not res.stale:
                 self.guard.record_failure(src_host, f"REGISTER {to_user}: {res.reason}")

@@ -19,6 +19,7 @@ from appliance.sip import sdp
 from appliance.sip.channel import SipChannel
 from appliance.sip.digest import DigestAuthenticator
 from appliance.sip.guard import ScannerGuard
+from appliance.sip.malformed import GLOBAL_KEY, MalformedLog
 
 if TYPE_CHECKING:
     from appliance.pbx.switchboard import Switchboard
@@ -97,6 +98,10 @@ class SipRouter:
 
     # -- INVITE -----------------------------------------------------------------------
     def _invite(self, req: SipRequest, t: Any) -> Reply:
+        if req.countHFs("max-forwards") and req.getHFBody("max-forwards").getNum() <= 0:
+            # RFC 3261 §16.3 item 3: a request we would pass on with Max-Forwards 0 gets 483;
+            # a B2BUA places a new leg for every INVITE, so a routing loop ends here.
+            return (req.genResponse(483, "Too Many Hops", server=self.ctx.server_header()), None, None)
         (host, port), transport = req.getSource(ver=2)
         rtime = getattr(req, "rtime", None)
         if rtime is not None and MonoTime().monot - rtime.monot > self.max_queue_delay:
@@ -104,7 +109,7 @@ class SipRouter:
             # media ports. Shedding new calls at once keeps the calls we have (RFC 3261 §21.5.4).
             self.shed += 1
             resp = req.genResponse(503, "Service Unavailable (overloaded)", server=self.ctx.server_header())
-            resp.appendHeader(raw_header("retry-after", "2"))
+            resp.appendHeader(raw_header("Retry-After", "2"))
             return (resp, None, None)
         dialed = req.getRURI().username or ""
         frm = req.getHFBody("from")
@@ -140,12 +145,23 @@ class SipRouter:
         if req.countHFs("proxy-authorization") == 0:
             return self._challenge(req, stale=False)
         value = str(req.getHFBody("proxy-authorization"))
-        result = self.auth.verify(method, value, self.lookup_secret)
+        result = self.auth.verify(method, value, self.lookup_secret, str(req.getRURI()))
+        if result.uri_mismatch:
+            # RFC 2617 §3.2.2.5: credentials for another resource (a replay, or a broken client).
+            self.guard.record_failure(host, f"{method} auth: {result.reason}")
+            return (req.genResponse(400, "Bad Request - Digest uri does not match the Request-URI"),
+                    None, None)
         if result.stale:
             return self._challenge(req, stale=True)
         if not result.ok:
             self.guard.record_failure(host, f"{method} auth: {result.reason}")
-            log.warning("%s from %s: authentication failed (%s)", method, host, result.reason)
+            edge_log = self.ctx.global_config.get(GLOBAL_KEY)
+            what = f"{method}: authentication failed ({result.reason})"
+            if isinstance(edge_log, MalformedLog):
+                # A scanner fails thousands of times: one line per source per minute.
+                edge_log.report(host, "auth_failed", what, logging.WARNING)
+            else:
+                log.warning("%s from %s: %s", method, host, what)
             return self._challenge(req, stale=False)
         if result.username != from_user:
             # An extension may only call as itself: caller ID spoofing between extensions.
@@ -179,7 +195,7 @@ class SipRouter:
             log.warning("INVITE from %s refused: media unavailable (%s)", source, exc)
             self.ctx.release_leg(chan.media_leg)
             resp = req.genResponse(503, "Service Unavailable", server=self.ctx.server_header())
-            resp.appendHeader(raw_header("retry-after", "5"))
+            resp.appendHeader(raw_header("Retry-After", "5"))
             return (resp, None, None)
         rval = chan.ua.recvRequest(req, t) if chan.ua is not None else None
         self.pbx.incoming(chan, dialed, ext, via_trunk=trunk)

@@ -6,6 +6,7 @@ payload type and direction, not a general SDP model.
 """
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,13 @@ ANSWER_DIRECTION = {
 }
 
 _session_ids = itertools.count(int(time.time()))
+#: RFC 3550 §5.1: the payload type is 7 bits.
+MAX_PAYLOAD_TYPE = 127
+#: More formats than any real offer lists (each costs a lookup); RFC 4566 sets no limit.
+MAX_FORMATS = 64
+#: RFC 4566 §6 a=ptime in ms; RTP audio packets above 1 s make no sense (RFC 3551 §4.2
+#: expects 20 ms, devices use 10-60); a value outside this is malformed, not a preference.
+MAX_PTIME = 1000
 
 
 class SdpError(ValueError):
@@ -84,17 +92,20 @@ def parse(text: str) -> AudioOffer:
                 port = int(parts[1].split("/")[0])
                 payloads = [int(p) for p in parts[3:]]
             except ValueError as exc:
-                raise SdpError(f"malformed m-line: {value!r}", 400) from exc
+                raise SdpError(f"malformed m-line: {value[:80]!r}", 400) from exc
             if not 0 <= port <= 65535:
                 raise SdpError(f"RTP port out of range: {port}", 400)
+            if len(payloads) > MAX_FORMATS or any(not 0 <= p <= MAX_PAYLOAD_TYPE for p in payloads):
+                raise SdpError("m-line payload types out of range (0-127)", 400)
         elif kind == "c":
             parts = value.split()
             if len(parts) != 3 or parts[0] != "IN":
-                raise SdpError(f"malformed c-line: {value!r}", 400)
+                raise SdpError(f"malformed c-line: {value[:80]!r}", 400)
+            address = _connection_address(parts[1], parts[2])
             if in_audio:
-                media_host = parts[2].split("/")[0]
+                media_host = address
             elif not seen_audio:
-                session_host = parts[2].split("/")[0]
+                session_host = address
         elif kind == "a" and (in_audio or not seen_audio):
             name, _, rest = value.partition(":")
             if name in DIRECTIONS:
@@ -102,14 +113,19 @@ def parse(text: str) -> AudioOffer:
             elif name == "rtpmap" and in_audio:
                 pt_text, _, encoding = rest.partition(" ")
                 try:
-                    rtpmap[int(pt_text)] = encoding.split("/")[0].upper()
+                    pt = int(pt_text)
                 except ValueError as exc:
-                    raise SdpError(f"malformed rtpmap: {value!r}", 400) from exc
+                    raise SdpError(f"malformed rtpmap: {value[:80]!r}", 400) from exc
+                if not 0 <= pt <= MAX_PAYLOAD_TYPE:
+                    raise SdpError(f"rtpmap payload type out of range: {pt}", 400)
+                rtpmap[pt] = encoding.split("/")[0].upper()
             elif name == "ptime":
                 try:
                     ptime = int(rest)
                 except ValueError:
-                    ptime = 20
+                    ptime = 20  # e.g. "20.0": advisory only (RFC 4566 §6), keep the default
+                if not 0 < ptime <= MAX_PTIME:
+                    raise SdpError(f"ptime out of range: {ptime}", 400)
     if not seen_audio or port is None:
         raise SdpError("no audio stream in SDP", 488)
     host = media_host or session_host
@@ -129,6 +145,22 @@ def parse(text: str) -> AudioOffer:
     if port == 0:
         direction = "inactive"
     return AudioOffer(host, port, codecs, telephone_event, direction, ptime, unknown)
+
+
+def _connection_address(addrtype: str, text: str) -> str:
+    """The unicast address of a c-line (RFC 4566 §5.7), as an IP literal we can send RTP to.
+
+    An FQDN is valid SDP but would make the media process resolve names a caller chose,
+    so it is refused (488) like any address we cannot use; a TTL/count suffix is dropped.
+    """
+    host = text.split("/")[0]
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise SdpError(f"connection address is not an IP address: {host[:64]!r}", 488) from None
+    if (addrtype, ip.version) not in (("IP4", 4), ("IP6", 6)):
+        raise SdpError(f"connection address {host!r} is not {addrtype}", 400)
+    return host
 
 
 def choose_codec(offer: AudioOffer, allowed: tuple[str, ...] = SUPPORTED_CODECS) -> tuple[int, str]:

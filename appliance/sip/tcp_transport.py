@@ -38,6 +38,8 @@ from sippy.Network_server import Network_server, Network_server_opts, Remote_add
 from sippy.Time.MonoTime import MonoTime
 
 from appliance.sip.errors import MAX_MESSAGE_SIZE, build_error_response
+from appliance.sip.malformed import MalformedLog
+from appliance.sip.overload import OverloadGate
 
 log = logging.getLogger(__name__)
 
@@ -164,9 +166,14 @@ class Tcp_server_opts(Network_server_opts):
     accept_filter: Callable[[str], bool] | None = None
     #: Called in the ED2 loop with the peer (host, port) when a connection closes.
     on_close: Callable[[tuple[str, int]], None] | None = None
+    #: Where framing errors are counted and logged (rate-limited); None: plain log lines.
+    malformed: MalformedLog | None = None
+    #: Early shedding of new INVITEs under overload (``overload.OverloadGate``), or None.
+    gate: OverloadGate | None = None
 
     _EXTRA = ("family", "idle_timeout", "connect_timeout", "max_message_size",
-              "max_connections", "max_outbuf", "advertised", "accept_filter", "on_close")
+              "max_connections", "max_outbuf", "advertised", "accept_filter", "on_close",
+              "malformed", "gate")
 
     def __init__(self, *args, family: int | None = None, o: Tcp_server_opts | None = None):
         super().__init__(*args, o=o)
@@ -356,13 +363,13 @@ class Tcp_server(Network_server):
         try:
             ai = socket.getaddrinfo(host, peer[1], self.uopts.family, socket.SOCK_STREAM)
         except OSError as ex:
-            log.warning("SIP TCP: cannot resolve %s: %s", peer, ex)
+            self._warn(peer, "tcp_connect_failed", f"SIP TCP: cannot resolve: {ex}")
             return None
         sock = socket.socket(self.uopts.family, socket.SOCK_STREAM)
         sock.setblocking(False)
         rc = sock.connect_ex(ai[0][4])
         if rc not in (0, errno.EINPROGRESS):
-            log.warning("SIP TCP: connect to %s failed: %s", peer, errno.errorcode.get(rc, rc))
+            self._warn(peer, "tcp_connect_failed", f"SIP TCP: connect failed: {errno.errorcode.get(rc, rc)}")
             sock.close()
             return None
         return self._add(sock, peer, connecting=True)
@@ -408,7 +415,8 @@ class Tcp_server(Network_server):
                 self._writable(conn)
             else:
                 reply = build_error_response(ev.head, ev.code, ev.reason, conn.peer)
-                log.info("SIP TCP from %s: %d %s", conn.peer, ev.code, ev.reason)
+                self._warn(conn.peer, "tcp_framing_errors",
+                           f"SIP TCP: framing lost, answered {ev.code} {ev.reason} and closed")
                 if reply is not None:
                     conn.out += reply
                 conn.closing = True
@@ -416,6 +424,11 @@ class Tcp_server(Network_server):
                 return
 
     def _deliver(self, conn: _Conn, data: bytes) -> None:
+        gate = self.uopts.gate
+        if gate is not None:
+            if gate.refuse(data, conn.peer, lambda reply, _peer: self._queue_reply(conn, reply)):
+                return
+            gate.posted()
         if not data.startswith(b"SIP/2.0 "):
             branch = top_via_branch(data)
             if branch is not None:
@@ -426,11 +439,18 @@ class Tcp_server(Network_server):
         ED2.callFromThread(self.handle_read, data, Remote_address(conn.peer, self.transport),
                            MonoTime())
 
+    def _queue_reply(self, conn: _Conn, reply: bytes) -> None:
+        """Write a reply made in this thread on the connection its request came on."""
+        if not conn.closing:
+            conn.out += reply
+            self._writable(conn)
+
     def _writable(self, conn: _Conn) -> None:
         if conn.connecting:
             err = conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if err:
-                log.warning("SIP TCP: connect to %s failed: %s", conn.peer, errno.errorcode.get(err))
+                self._warn(conn.peer, "tcp_connect_failed",
+                           f"SIP TCP: connect failed: {errno.errorcode.get(err, err)}")
                 self._close(conn)
                 return
             conn.connecting = False
@@ -473,10 +493,18 @@ class Tcp_server(Network_server):
                 self._close(conn)
                 continue
             if conn.connecting and now - conn.started > self.uopts.connect_timeout:
-                log.warning("SIP TCP: connect to %s timed out", conn.peer)
+                self._warn(conn.peer, "tcp_connect_failed", "SIP TCP: connect timed out")
                 self._close(conn)
             elif not conn.out and now - conn.last > self.uopts.idle_timeout:
                 self._close(conn)
+
+    def _warn(self, peer: tuple[str, int], counter: str, what: str) -> None:
+        """Log a per-peer fault: counted and rate-limited when a ``MalformedLog`` is set
+        (a peer, or a forged Via/Contact, can make these happen at any rate)."""
+        if self.uopts.malformed is not None:
+            self.uopts.malformed.report(peer, counter, what, logging.WARNING)
+        else:
+            log.warning("%s: %s", peer, what)
 
     def _close(self, conn: _Conn, notify: bool = True) -> None:
         if self._conns.get(conn.peer) is conn:

@@ -9,7 +9,12 @@
   (§17.2.1) are only for unreliable transports.  2xx retransmission by the INVITE
   UAS core (§13.3.1.4) is kept on every transport, as the RFC asks;
 * drops traffic from addresses the ``ScannerGuard`` has blocked, and answers
-  junk that sippy would silently drop: 513 above 64 KiB, 400 for invalid UTF-8.
+  junk that sippy would silently drop: 513 above 64 KiB, 400 for invalid UTF-8;
+* parses and range-checks every new message (``wellformed``) before sippy sees it, so
+  a malformed request gets a 400 naming the header instead of a sippy traceback, and a
+  malformed response is dropped; each is counted in ``counters`` and logged at most
+  once per source per minute (``MalformedLog``);
+* ignores RFC 5626 §4.4.1 CRLF keep-alives on UDP silently (counted).
 
 Responses to TCP requests go back on the request's connection automatically: the
 ``Tcp_server`` remembers which connection each request's top Via branch came on.
@@ -18,9 +23,14 @@ Responses to TCP requests go back on the request's connection automatically: the
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from hashlib import md5
 
+import sippy.SipTransactionManager as _stm
 from sippy.Exceptions.SipParseError import SipParseError
 from sippy.Network_server import Network_server, Remote_address
+from sippy.SipRequest import SipRequest
+from sippy.SipResponse import SipResponse
 from sippy.SipTransactionManager import SipTransaction, SipTransactionManager
 
 from appliance.sip.errors import (
@@ -30,16 +40,51 @@ from appliance.sip.errors import (
     request_problem,
 )
 from appliance.sip.guard import ScannerGuard
+from appliance.sip.malformed import GLOBAL_KEY, EdgeCounters, MalformedLog
+from appliance.sip.overload import GATE_KEY, OverloadGate
 from appliance.sip.tcp_transport import Tcp_server, Tcp_server_opts
 from appliance.sip.udp_transport import model_udp_server
+from appliance.sip.wellformed import check_request, check_response
 
 __all__ = ["RELIABLE_TRANSPORTS", "PlateauTransactionManager"]
 
 RELIABLE_TRANSPORTS = frozenset({"tcp", "tls", "ws", "wss"})
 log = logging.getLogger("plateau.sip")
 # What sippy's lazy header parsing raises on malformed input.
-_PARSE_ERRORS = (SipParseError, ValueError, IndexError, TypeError, AttributeError, KeyError,
+_PARSE_ERRORS = (SipParseError, ValueError, IndexError, TypeError, AttributeError, KeyError, NameError,
                  UnicodeError)
+
+
+class _Handover:
+    """Stands in for ``SipRequest``/``SipResponse`` inside sippy's transaction manager module.
+
+    ``SipTransactionManager.handleIncoming`` parses the text it is given itself; we have just
+    parsed and checked the same text, so the message is handed over instead of being parsed
+    a second time (a full parse costs about as much again as the rest of a message's
+    handling).  Anything else sippy builds there goes to the real class.
+    """
+
+    def __init__(self) -> None:
+        self.text: str | None = None
+        self.msg: object | None = None
+
+    def give(self, text: str, msg: object | None) -> None:
+        self.text, self.msg = text, msg
+
+    def factory(self, real: type) -> Callable[..., object]:
+        def make(*args: object, **kwargs: object) -> object:
+            msg = self.msg
+            if (msg is not None and len(args) == 1 and not kwargs and isinstance(msg, real)
+                    and args[0] == self.text):
+                self.text = self.msg = None
+                return msg
+            return real(*args, **kwargs)
+        return make
+
+
+_HANDOVER = _Handover()
+_stm.SipRequest = _HANDOVER.factory(SipRequest)  # type: ignore[attr-defined]
+_stm.SipResponse = _HANDOVER.factory(SipResponse)  # type: ignore[attr-defined]
 
 
 class PlateauTransactionManager(SipTransactionManager):
@@ -59,6 +104,11 @@ class PlateauTransactionManager(SipTransactionManager):
         self.guard = guard
         self.max_message_size = max_message_size
         self.tcp_server: Tcp_server | None = None
+        self.counters = EdgeCounters()
+        self.malformed = MalformedLog(self.counters)
+        self.gate = OverloadGate(self.counters)
+        global_config[GLOBAL_KEY] = self.malformed
+        global_config[GATE_KEY] = self.gate
         super().__init__(global_config, req_cb)
         if tcp_laddress is not None:
             self.add_tcp_server(tcp_laddress, **(tcp_opts or {}))
@@ -69,6 +119,8 @@ class PlateauTransactionManager(SipTransactionManager):
             raise RuntimeError("a TCP server is already attached")
         topts = Tcp_server_opts(laddress, self.handleIncoming)
         topts.max_message_size = self.max_message_size
+        topts.malformed = self.malformed
+        topts.gate = self.gate
         if self.guard is not None:
             guard = self.guard
             topts.accept_filter = lambda ip: not guard.is_blocked(ip)
@@ -89,26 +141,56 @@ class PlateauTransactionManager(SipTransactionManager):
             return self.l4r.getServer(address)
         raise ValueError(f"unsupported transport {transport!r}")
 
+    def edge_status(self) -> dict[str, object]:
+        """For /v1/status: bad-input counters and the overload gate's state."""
+        return {"counters": self.counters.snapshot(), "overload": self.gate.status()}
+
     # -- receive path -------------------------------------------------------------
 
     def handleIncoming(self, data_in, ra: Remote_address, server, rtime) -> None:
+        self.gate.handled(rtime.monot)
         if self.guard is not None and self.guard.is_blocked(ra.address[0]):
             return  # a blocked scanner gets nothing, not even an error
         raw = data_in if isinstance(data_in, bytes) else str(data_in).encode("utf-8", "surrogateescape")
+        if not raw.strip(b"\r\n"):
+            # RFC 5626 §4.4.1 keep-alive (CRLF on UDP; TCP pings never get here): ignore.
+            self.counters.add("keepalives")
+            return
+        checksum = md5(raw).digest()
+        if checksum in self.l1rcache or checksum in self.l2rcache:
+            # A retransmission sippy answers from its cache: it was checked the first time.
+            super().handleIncoming(data_in, ra, server, rtime)
+            return
         problem = problem_with(raw, self.max_message_size) or request_problem(raw)
+        if problem is None:
+            text = raw.decode()
+            if raw.startswith(b"SIP/2.0 "):
+                resp, why = check_response(text)
+                if why is not None:
+                    # RFC 3261 §18.1.2: a malformed response is discarded, never answered.
+                    self.malformed.report(ra.address, "responses_dropped", f"response dropped: {why}")
+                    return
+                _HANDOVER.give(text, resp)
+            else:
+                req, problem = check_request(text)
+                _HANDOVER.give(text, req)
         if problem is not None:
-            code, reason = problem
-            if not reply_to_unparseable(raw, ra.address, server.send_to, code, reason):
-                log.info("dropped unparseable message from %s:%s (%s)", *ra.address[:2], reason)
+            self._refuse(raw, ra, server, *problem)
             return
         try:
             super().handleIncoming(data_in, ra, server, rtime)
         except _PARSE_ERRORS as exc:
-            # sippy parses header bodies lazily, so a malformed From/To/Contact/... raises
-            # only once the request is handled; without this the request is dropped
-            # silently (RFC 3261 §8.2: answer 400 where a reply can be routed).
-            log.warning("unparseable request from %s:%s: %r", *ra.address[:2], exc)
-            reply_to_unparseable(raw, ra.address, server.send_to, 400, "Bad Request")
+            # sippy parses header bodies lazily, so a header no check above reads (e.g. a
+            # malformed Refer-To) raises only once the request is handled; without this the
+            # request is dropped silently (RFC 3261 §8.2: answer 400 where a reply can be routed).
+            self._refuse(raw, ra, server, 400, f"Bad Request ({type(exc).__name__})")
+
+    def _refuse(self, raw: bytes, ra: Remote_address, server, code: int, reason: str) -> None:
+        """Answer ``code reason`` statelessly where a Via allows it, else drop; count and log."""
+        if reply_to_unparseable(raw, ra.address, server.send_to, code, reason):
+            self.malformed.report(ra.address, f"answered_{code}", f"answered {code} {reason}")
+        else:
+            self.malformed.report(ra.address, "dropped", f"dropped unparseable message ({reason})")
 
     # -- send path ----------------------------------------------------------------
 

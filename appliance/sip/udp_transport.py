@@ -27,6 +27,9 @@ from sippy.Network_server import Remote_address
 from sippy.Time.MonoTime import MonoTime
 from sippy.Udp_server import Udp_server, Udp_server_opts
 
+from appliance.sip.malformed import GLOBAL_KEY, MalformedLog
+from appliance.sip.overload import GATE_KEY, OverloadGate
+
 __all__ = ["OrderedUdpServer", "OrderedUdpServerOpts", "model_udp_server"]
 
 _RECV_BUF = 65536 + 1  # more than any UDP payload and than MAX_MESSAGE_SIZE
@@ -63,16 +66,23 @@ class _Sender(threading.Thread):
             data, address = item
             try:
                 address = srv.resolve(address)
-            except OSError:
+            except (OSError, ValueError, TypeError) as why:
+                srv.send_failed(address, why)
                 continue
             for _ in range(20):
                 try:
                     if srv.skt.sendto(data, address) == len(data):
                         break
+                except (OverflowError, ValueError, TypeError) as why:
+                    # An address no check caught (resolve range-checks the port) must
+                    # cost this one message, never the thread (issue 12, finding 1).
+                    srv.send_failed(address, why)
+                    break
                 except OSError as why:
                     if why.errno in (EBADF,):
                         return
                     if why.errno not in (EWOULDBLOCK, ENOBUFS, EAGAIN):
+                        srv.send_failed(address, why)
                         break
                 sleep(0.01)
 
@@ -108,6 +118,12 @@ class _Receiver(threading.Thread):
             # accept (64 KiB), so the transaction manager answers it 513.
             if srv.uopts.family == socket.AF_INET6:
                 address = (f"[{address[0]}]", address[1])
+            gate = srv.gate
+            if gate is not None:
+                # Overload: a new INVITE is refused here, before the loop's queue and parser.
+                if gate.refuse(data, address, srv.send_to):
+                    continue
+                gate.posted()
             ED2.callFromThread(srv.handle_read, data, Remote_address(address, srv.transport), rtime)
 
 
@@ -115,6 +131,11 @@ class OrderedUdpServer(Udp_server):
     """sippy ``Udp_server`` with one FIFO sender and one receiver thread."""
 
     closing = False
+    #: Where send failures are counted: ``global_config["_plateau_malformed"]``, set by
+    #: the transaction manager (sippy builds the servers, so it cannot pass it directly).
+    malformed: MalformedLog | None = None
+    #: ``global_config["_plateau_overload"]``: early shedding of new INVITEs, or None.
+    gate: OverloadGate | None = None
     asenders: list[threading.Thread] | None
     areceivers: list[threading.Thread] | None
 
@@ -123,6 +144,8 @@ class OrderedUdpServer(Udp_server):
         if not isinstance(uopts, OrderedUdpServerOpts):
             uopts = OrderedUdpServerOpts(o=uopts)
         super().__init__(global_config, uopts)
+        self.malformed = global_config.get(GLOBAL_KEY)
+        self.gate = global_config.get(GATE_KEY)
         for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
             try:
                 self.skt.setsockopt(socket.SOL_SOCKET, opt, _SOCKET_BUFFER)
@@ -132,8 +155,15 @@ class OrderedUdpServer(Udp_server):
         self.areceivers = [_Receiver(self)]
 
     def resolve(self, address: tuple) -> tuple:
-        """Socket address for ``(host, port)``; DNS only when host is not a literal."""
-        host, port = address[0], int(address[1])
+        """Socket address for ``(host, port)``; DNS only when host is not a literal.
+
+        Raises ValueError for a port outside 1-65535: a Via or Contact from the network
+        may name any number, and ``sendto`` raises OverflowError on it.
+        """
+        host, port = str(address[0]), int(address[1])
+        if not 0 < port <= 65535:
+            raise ValueError(f"port {port} out of range")
+        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
         try:
             ipaddress.ip_address(host)
             return (host, port)
@@ -144,6 +174,13 @@ class OrderedUdpServer(Udp_server):
         if self.uopts.family == socket.AF_INET:
             return (sockaddr[0], port)
         return (sockaddr[0], port, sockaddr[2], sockaddr[3])
+
+    def send_failed(self, address: object, why: BaseException) -> None:
+        """Count (and log, rate-limited) a message that could not be sent to ``address``."""
+        malformed = self.malformed
+        if malformed is not None:
+            src = address if isinstance(address, tuple) and address else str(address)
+            malformed.report(src, "send_failed", f"cannot send: {why!r}")
 
     def shutdown(self) -> None:
         self.closing = True

@@ -81,9 +81,12 @@ def _collect(s: socket.socket, wait: float) -> list[bytes]:
     while (left := deadline - time.monotonic()) > 0 and final(replies) is None:
         s.settimeout(left)
         try:
-            replies.append(s.recv(70000))
+            chunk = s.recv(70000)
         except TimeoutError:
             break
+        if not chunk:
+            break  # TCP: the engine closed the connection
+        replies.append(chunk)
     return replies
 
 
@@ -187,6 +190,27 @@ def test_near_64k_udp_datagram_is_read_whole(eng: Engine) -> None:
 
 
 # -- routing and dialogs --------------------------------------------------------------------
+def test_invite_with_max_forwards_0_gets_483_and_options_200(eng: Engine) -> None:
+    """RFC 3261 §16.3: Max-Forwards 0 ends a loop (483); OPTIONS is answered by us (§11)."""
+    invite = request(eng, "INVITE").replace(b"Max-Forwards: 70", b"Max-Forwards: 0")
+    assert final(udp_exchange(eng, invite)) == 483
+    options = request(eng, "OPTIONS").replace(b"Max-Forwards: 70", b"Max-Forwards: 0")
+    assert final(udp_exchange(eng, options)) == 200
+    replies = udp_exchange(eng, request(eng, "INVITE").replace(b"Max-Forwards: 70", b"Max-Forwards: 256"))
+    assert final(replies) == 400 and replies[-1].split(b"\r\n")[0].endswith(b"(Max-Forwards)"), replies
+
+
+@pytest.mark.parametrize(("header", "bad"), [("CSeq", "2147483648 OPTIONS"), ("Expires", "4294967296"),
+                                             ("Contact", "<sip:1001@127.0.0.1:70000>")])
+def test_numbers_out_of_range_get_400_naming_the_header(eng: Engine, header: str, bad: str) -> None:
+    data = re.sub(rb"(?m)^" + header.encode() + rb": [^\r]*", f"{header}: {bad}".encode(),
+                  request(eng, "OPTIONS", extra="Expires: 60"), count=1)
+    replies = udp_exchange(eng, data)
+    assert final(replies) == 400, replies
+    first = replies[-1].split(b"\r\n")[0]
+    assert header.encode() in first, first
+
+
 def test_unknown_extension_called_gets_404_after_auth(eng: Engine, tmp_path: Path) -> None:
     # Before authentication every INVITE gets 407, so the dial plan cannot be probed.
     first = udp_exchange(eng, request(eng, "INVITE", user="1999"))
@@ -241,18 +265,48 @@ def test_unsupported_method_gets_405_or_501(eng: Engine, tmp_path: Path, method:
 # -- scanners ----------------------------------------------------------------------------------
 def _wrong_digest_register(eng: Engine, challenge: bytes, n: int) -> bytes:
     """A REGISTER from the scanner address answering `challenge` with a wrong password."""
-    www = header(challenge, "WWW-Authenticate")
-    md5 = next(v for v in www if "MD5" in v)
+    return _digest_request(eng, challenge, "REGISTER", f"guess{n}", src=SCANNER_IP)
+
+
+def _digest_request(eng: Engine, challenge: bytes, method: str, password: str, *, src: str = "127.0.0.1",
+                    uri: str | None = None, user: str = "1001") -> bytes:
+    """`method` from 1001 to `user` answering `challenge` (MD5) for digest `uri` (default: the R-URI)."""
+    name = "WWW-Authenticate" if method == "REGISTER" else "Proxy-Authenticate"
+    md5 = next(v for v in header(challenge, name) if "MD5" in v)
     params = dict(re.findall(r'(\w+)="?([^",]+)"?', md5))
-    uri = f"sip:{eng.sip_ip}:{eng.sip_port}"
-    ha1 = hashlib.md5(f"1001:{params['realm']}:guess{n}".encode()).hexdigest()
-    ha2 = hashlib.md5(f"REGISTER:{uri}".encode()).hexdigest()
+    uri = uri or f"sip:{user}@{eng.sip_ip}:{eng.sip_port}"  # the Request-URI of request(user=...)
+    ha1 = hashlib.md5(f"1001:{params['realm']}:{password}".encode()).hexdigest()
+    ha2 = hashlib.md5(f"{method}:{uri}".encode()).hexdigest()
     cnonce, nc = "0a4f113b", "00000001"
     resp = hashlib.md5(f"{ha1}:{params['nonce']}:{nc}:{cnonce}:auth:{ha2}".encode()).hexdigest()
-    auth = (f'Authorization: Digest username="1001", realm="{params["realm"]}", '
-            f'nonce="{params["nonce"]}", uri="{uri}", response="{resp}", algorithm=MD5, '
-            f'cnonce="{cnonce}", nc={nc}, qop=auth, opaque="{params.get("opaque", "")}"')
-    return request(eng, "REGISTER", user="1001", src=SCANNER_IP, extra=auth)
+    auth = (f'{"Authorization" if method == "REGISTER" else "Proxy-Authorization"}: Digest username="1001", '
+            f'realm="{params["realm"]}", nonce="{params["nonce"]}", uri="{uri}", response="{resp}", '
+            f'algorithm=MD5, cnonce="{cnonce}", nc={nc}, qop=auth, opaque="{params.get("opaque", "")}"')
+    body = SDP_OFFER if method == "INVITE" else ""
+    extra = auth + ("\r\nContent-Type: application/sdp" if body else "")
+    return request(eng, method, user=user, src=src, extra=extra, body=body)
+
+
+SDP_OFFER = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+             "m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
+
+
+@pytest.mark.parametrize("method", ["REGISTER", "INVITE"])
+def test_digest_uri_must_match_the_request_uri(eng: Engine, method: str) -> None:
+    """Credentials computed (with the right password) for another URI are refused with 400."""
+    user = "1001" if method == "REGISTER" else "1002"
+    challenge = udp_exchange(eng, request(eng, method, user=user, body=SDP_OFFER if method == "INVITE" else ""))
+    assert final(challenge) in (401, 407), challenge
+    other = f"sip:1009@{eng.sip_ip}:{eng.sip_port}"
+    replies = udp_exchange(eng, _digest_request(eng, challenge[-1], method, eng.secret("1001"), uri=other,
+                                                user=user))
+    assert final(replies) == 400, replies
+    assert b"Digest uri does not match the Request-URI" in replies[-1].split(b"\r\n")[0]
+    # The same credentials for the Request-URI itself are good (REGISTER: 200), so the 400 is the uri.
+    if method == "REGISTER":
+        challenge = udp_exchange(eng, request(eng, method, user=user))
+        good = udp_exchange(eng, _digest_request(eng, challenge[-1], method, eng.secret("1001"), user=user))
+        assert final(good) == 200, good
 
 
 def test_scanner_is_blocked_listed_and_unblocked(eng: Engine, tmp_path: Path) -> None:
@@ -281,3 +335,90 @@ def test_scanner_is_blocked_listed_and_unblocked(eng: Engine, tmp_path: Path) ->
         assert final(replies) == 200, replies
     finally:
         eng.api("DELETE", f"/v1/blocked/{SCANNER_IP}")
+
+
+# -- one message must never stop a transport (issue 12, finding 1) -----------------------------
+def tcp_exchange(eng: Engine, data: bytes, wait: float = 1.5) -> list[bytes]:
+    """Send `data` on a new TCP connection and collect the replies."""
+    with socket.create_connection((eng.sip_ip, eng.sip_port), timeout=3) as s:
+        s.sendall(data)
+        return _collect(s, wait)
+
+
+def assert_udp_and_tcp_answer(eng: Engine) -> None:
+    assert final(udp_exchange(eng, request(eng, "OPTIONS"))) == 200
+    assert final(tcp_exchange(eng, request(eng, "OPTIONS", transport="TCP"))) == 200
+
+
+def with_top_via(data: bytes, via: str) -> bytes:
+    return re.sub(rb"^Via: [^\r\n]*", b"Via: " + via.encode(), data, count=1, flags=re.MULTILINE)
+
+
+def test_udp_via_port_out_of_range_gets_400_and_udp_goes_on(eng: Engine) -> None:
+    # No rport: the reply would go to the Via's port, 99999 (sendto: OverflowError, which
+    # killed the sender thread and with it every UDP reply).
+    data = with_top_via(request(eng, "OPTIONS"), f"SIP/2.0/UDP 127.0.0.1:99999;branch=z9hG4bK{uuid.uuid4().hex}")
+    replies = udp_exchange(eng, data)
+    assert final(replies) == 400, replies
+    assert replies[-1].split(b"\r\n")[0].endswith(b"(Via)"), replies
+    assert_udp_and_tcp_answer(eng)
+
+
+def test_tcp_framing_error_with_an_empty_via_is_dropped_and_tcp_goes_on(eng: Engine) -> None:
+    # No Content-Length: framing is lost, the error reply needs a Via, and "Via: ," has none
+    # (an IndexError in build_error_response killed the sip-tcp thread).
+    data = with_top_via(request(eng, "OPTIONS", transport="TCP"), ",")
+    data = re.sub(rb"Content-Length: \d+\r\n", b"", data)
+    assert tcp_exchange(eng, data, wait=0.5) == []
+    assert_udp_and_tcp_answer(eng)
+
+
+@pytest.mark.parametrize("via", ["SIP/2.0/TCP", "SIP/2.0/TCP 127.0.0.1:5999:6000;branch=z9hG4bKx",
+                                 "SIP/2.0/TCP [::1;branch=z9hG4bKx", "SIP/2.0/TCP 127.0.0.1:-1;branch=z9hG4bKx"])
+def test_tcp_via_sippy_cannot_parse_gets_400_naming_via(eng: Engine, via: str) -> None:
+    replies = tcp_exchange(eng, with_top_via(request(eng, "OPTIONS", transport="TCP"), via))
+    assert final(replies) == 400, replies
+    assert replies[-1].split(b"\r\n")[0].endswith(b"(Via)"), replies
+    assert_udp_and_tcp_answer(eng)
+
+
+# -- logging that no one can flood, and keep-alives (issue 12, finding 8) ---------------------
+def sip_counters(eng: Engine) -> dict[str, int]:
+    status, body = eng.api("GET", "/v1/status")
+    assert status == 200, body
+    return body["sip"]["counters"]
+
+
+def test_malformed_messages_log_one_line_per_source_and_are_counted(eng: Engine) -> None:
+    before = sip_counters(eng)
+    log_before = len(eng.stderr_tail(10**8))
+    bad = [with_top_via(request(eng, "OPTIONS", port=5999), "SIP/2.0/UDP 127.0.0.1:70000"),  # 400
+           request(eng, "OPTIONS", extra="Expires: never"),  # 400 naming Expires
+           request(eng, "OPTIONS").replace(b"From: <sip:", b"From: <sap:"),  # sippy: unsupported scheme
+           request(eng, "OPTIONS", omit=("Via",), extra="Via: SIP/2.0/UDP")]  # no usable Via
+    for n in range(10):
+        for data in bad:
+            udp_exchange(eng, data, wait=0.2 if n else 0.5)
+    after = sip_counters(eng)
+    answered = after.get("answered_400", 0) - before.get("answered_400", 0)
+    assert answered >= 30, (before, after)
+    new_log = eng.stderr_tail(10**8)[log_before:]
+    lines = [line for line in new_log.splitlines() if "SIP from 127.0.0.1" in line]
+    assert len(lines) <= 1, new_log[-3000:]  # one line per source per minute
+    assert "Traceback" not in new_log and "Traceback" not in eng.stdout_text()
+    assert final(udp_exchange(eng, request(eng, "OPTIONS"))) == 200
+
+
+def test_udp_crlf_keepalive_is_ignored_silently_and_tcp_ping_gets_pong(eng: Engine) -> None:
+    before = sip_counters(eng).get("keepalives", 0)
+    log_before = len(eng.stderr_tail(10**8))
+    for ping in (b"\r\n", b"\r\n\r\n"):  # RFC 5626 §4.4.1: CRLF on UDP (some phones send two)
+        assert udp_exchange(eng, ping, wait=0.3) == []
+    assert sip_counters(eng).get("keepalives", 0) == before + 2
+    new_log = eng.stderr_tail(10**8)[log_before:]
+    assert [line for line in new_log.splitlines() if "HTTP/1.1" not in line] == [], new_log
+    with socket.create_connection((eng.sip_ip, eng.sip_port), timeout=3) as s:
+        s.sendall(b"\r\n\r\n")  # RFC 5626 §4.4.1: CRLFCRLF ping, CRLF pong
+        assert s.recv(16) == b"\r\n"
+        s.sendall(request(eng, "OPTIONS", transport="TCP"))
+        assert final(_collect(s, 2)) == 200

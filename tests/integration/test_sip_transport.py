@@ -308,7 +308,7 @@ def test_udp_scanner_blocked_after_failures(uas):
         for i in range(5):
             data = request("REGISTER", uas.udp, cseq=i + 1, user="1001",
                            headers='Contact: <sip:1001@127.0.0.2:9>\r\nAuthorization: Digest '
-                                   f'username="1001", realm="{REALM}", nonce="x", uri="sip:x", '
+                                   f'username="1001", realm="{REALM}", nonce="x", uri="sip:1001@{REALM}", '
                                    'response="00", qop=auth, nc=00000001, cnonce="c"\r\n')
             assert status(udp_exchange(scanner, data, uas.udp)) == 401
         assert udp_exchange(scanner, request("OPTIONS", uas.udp), uas.udp, timeout=0.7) is None

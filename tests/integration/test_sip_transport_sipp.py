@@ -68,6 +68,9 @@ def run_sipp(tmp: Path, xml: str, port: int, transport: str, calls: int, rate: i
     kind = socket.SOCK_STREAM if transport == "t1" else socket.SOCK_DGRAM
     cmd = [SIPP, f"127.0.0.1:{port}", "-sf", str(scen), "-t", transport, "-m", str(calls),
            "-r", str(rate), "-i", "127.0.0.1", "-p", str(free_port(kind)), "-nostdin",
+           # The digest uri must be the Request-URI (sip:pbx.test), not SIPp's default
+           # sip:remote_ip:remote_port (RFC 2617 §3.2.2.5; the registrar checks it).
+           "-auth_uri", "pbx.test",
            "-timeout", "20s", "-timeout_error", "-trace_err",
            "-error_file", str(tmp / f"err-{transport}.log"),
            "-trace_stat", "-stf", str(tmp / f"stat-{transport}.csv")]

@@ -137,6 +137,13 @@ def _base_args(
     ]
     if service is not None:
         args += ["-s", service]
+    extra = list(extra_args or [])
+    callee = service if service is not None else (extra[extra.index("-s") + 1] if "-s" in extra[:-1] else None)
+    if callee is not None and target and "-auth_uri" not in extra:
+        # SIPp's digest uri defaults to sip:remote_ip:remote_port; the engine requires the
+        # Request-URI (RFC 2617 §3.2.2.5), which the INVITE scenarios build as
+        # sip:[service]@[remote_ip]:[remote_port] (REGISTER scenarios run without a service).
+        args += ["-auth_uri", f"{callee}@{target}"]
     if inject:
         args += ["-inf", str(write_injection(workdir / "inject.csv", inject))]
     for k, v in (keys or {}).items():

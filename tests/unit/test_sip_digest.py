@@ -117,9 +117,21 @@ def test_missing_fields_and_garbage():
     bad_opaque = _answer(auth, opaque=False) + ', opaque="nope"'
     assert auth.verify("REGISTER", bad_opaque, SECRETS.get).reason == "opaque mismatch"
     assert auth.verify("REGISTER", _answer(auth, opaque=False), SECRETS.get).ok
-    assert auth.verify("REGISTER", _answer(auth), SECRETS.get,
-                       request_uri="sip:elsewhere").reason == "uri mismatch"
+    wrong = auth.verify("REGISTER", _answer(auth), SECRETS.get, request_uri="sip:elsewhere")
+    assert wrong.uri_mismatch and not wrong.ok
     assert not auth.verify("INVITE", _answer(auth), SECRETS.get).ok  # method is signed
+
+
+def test_digest_uri_must_name_the_request_uri():
+    """RFC 2617 §3.2.2.5 / RFC 7616 §3.4.6; compared in sippy's canonical form."""
+    from appliance.sip.digest import same_uri
+
+    assert same_uri("sip:pbx.example", "sip:pbx.example")
+    assert same_uri("sip:1002@pbx.example:5060;transport=udp", "sip:1002@pbx.example:5060;transport=udp")
+    assert not same_uri("sip:1003@pbx.example", "sip:1002@pbx.example")
+    assert not same_uri("sip:pbx.example:5070", "sip:pbx.example")
+    assert not same_uri("not a uri", "sip:pbx.example")
+    assert not same_uri("", "sip:pbx.example")
 
 
 def test_expired_nonce_is_stale_only_if_response_correct():

@@ -77,3 +77,22 @@ def test_existing_to_tag_kept_and_lf_only_framing():
     out = build_error_response(req, 400, "Bad Request", None)
     assert b"To: <sip:1001@pbx>;tag=zz\r\n" in out
     assert b"received=" not in out
+
+
+def test_via_without_a_value_is_nowhere_to_reply():
+    """ "Via: ," holds no Via value: no reply (it raised IndexError, killing the sip-tcp thread)."""
+    clean = REQ.replace(b"\xe9\xff", b"e")
+    for via in (b",", b" , ,"):
+        req = re.sub(rb"(?:Via|v): [^\r]*\r\n", b"", clean).replace(b"f: ", b"Via:" + via + b"\r\nf: ")
+        assert build_error_response(req, 400, "Bad Request", ("192.0.2.7", 5060)) is None
+
+
+def test_header_block_bounds():
+    from appliance.sip.errors import MAX_HEADER_LINE, MAX_HEADERS, request_problem
+
+    clean = REQ.replace(b"\xe9\xff", b"e")
+    many = clean.replace(b"Contact:", b"X-A: 1\r\n" * MAX_HEADERS + b"Contact:")
+    assert request_problem(many) == (400, "Bad Request - Too many headers")
+    long = clean.replace(b"User-Agent: cafe", b"User-Agent: " + b"x" * (MAX_HEADER_LINE + 1))
+    assert request_problem(long) == (400, "Bad Request - Header too long (user-agent)")
+    assert request_problem(clean) is None

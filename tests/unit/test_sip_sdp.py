@@ -54,3 +54,38 @@ def test_build_round_trips_through_parse() -> None:
     assert back.codecs == [(0, "PCMU"), (9, "G722")] and back.telephone_event_pt == 101
     assert "a=rtpmap:9 G722/8000" in text  # RFC 3551 §4.5.2: G.722 clock is 8000 in SDP
     assert sdp.ANSWER_DIRECTION["sendonly"] == "recvonly"
+
+
+def _offer(**swap: str) -> str:
+    text = ("v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
+            "m=audio 4000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
+            "a=ptime:20\r\n")
+    for old, new in swap.values():
+        assert old in text
+        text = text.replace(old, new)
+    return text
+
+
+@pytest.mark.parametrize(("old", "new", "status"), [
+    ("m=audio 4000", "m=audio 65536", 400),
+    ("m=audio 4000", "m=audio -1", 400),
+    ("RTP/AVP 0 101", "RTP/AVP 0 128", 400),
+    ("RTP/AVP 0 101", "RTP/AVP 0 " + " ".join(["0"] * 70), 400),
+    ("a=rtpmap:101", "a=rtpmap:300", 400),
+    ("a=ptime:20", "a=ptime:0", 400),
+    ("a=ptime:20", "a=ptime:99999999", 400),
+    ("c=IN IP4 192.0.2.1", "c=IN IP4 evil.example", 488),
+    ("c=IN IP4 192.0.2.1", "c=IN IP6 192.0.2.1", 400),
+    ("c=IN IP4 192.0.2.1", "c=IN IP4 999.1.1.1", 488),
+])
+def test_numbers_and_addresses_out_of_range_are_refused(old, new, status):
+    """Every number read from an SDP body is range-checked where it enters (issue 12, Build 3)."""
+    with pytest.raises(sdp.SdpError) as err:
+        sdp.parse(_offer(x=(old, new)))
+    assert err.value.status == status
+
+
+def test_in_range_values_and_ipv6_are_accepted():
+    offer = sdp.parse(_offer(a=("c=IN IP4 192.0.2.1", "c=IN IP6 2001:db8::1"), b=("a=ptime:20", "a=ptime:30"),
+                             c=("m=audio 4000", "m=audio 65535")))
+    assert (offer.host, offer.port, offer.ptime) == ("2001:db8::1", 65535, 30)
