@@ -266,6 +266,7 @@ class EngineApi(DialerApi):
             "sip": {"address": e.opts.sip_ip, "port": e.opts.sip_port, "transports": ["udp", "tcp"]},
             "calls": len(e.pbx.calls),
             "invites_shed": e.router.shed,
+            "in_dialog": e.ctx.dialog_guard.status(),
             "channels": len(e.pbx.all_channels()),
             "registrations": len(e.registrar.all_bindings()),
             "blocked": len(e.guard.blocked()),
