@@ -267,6 +267,7 @@ class EngineApi(DialerApi):
             "calls": len(e.pbx.calls),
             "invites_shed": e.router.shed,
             "in_dialog": e.ctx.dialog_guard.status(),
+            "pin_lockouts": e.pbx.pins.status(),
             "channels": len(e.pbx.all_channels()),
             "registrations": len(e.registrar.all_bindings()),
             "blocked": len(e.guard.blocked()),

@@ -29,6 +29,7 @@ from appliance.voicemail.session import DepositSession, RetrievalSession
 from appliance.pbx.channel import NOT_FOUND, Channel, Party
 from appliance.pbx.dialplan import Dialplan, Refused, ToExtension, ToTrunk
 from appliance.pbx.permission import TRUNK_TRANSFER_SETTING, Principal
+from appliance.pbx.pin_guard import PinGuard
 from appliance.pbx.fork import Scheduler
 from appliance.pbx.transfer import Transfers
 from appliance.store import acd as acd_store
@@ -69,6 +70,9 @@ class PbxSettings:
     tts_dir: Path | None = None
     recordings_dir: Path | None = None
     voicemail_dir: Path | None = None
+    pin_failures: int = 5  # wrong PINs (per caller, per mailbox/agent) before a lockout
+    pin_window_s: float = 900.0
+    pin_lock_s: float = 900.0
 
 
 class Switchboard:
@@ -93,6 +97,8 @@ class Switchboard:
         self.features = FeatureCodes(self)
         self.recorder = Recorder(store, media, settings.recordings_dir or Path("recordings"), clock)
         self.mailboxes = Mailboxes(store, settings.voicemail_dir or Path("voicemail"))
+        # Wrong PINs across calls (voicemail *98, agent login *61) lock the caller and the target.
+        self.pins = PinGuard(settings.pin_failures, settings.pin_window_s, settings.pin_lock_s, clock)
         # Message-waiting indication is technology-specific (SIP NOTIFY); the engine sets this.
         self.on_message_waiting: Callable[[str], None] = lambda mailbox: None
         self.features.extra["*97"] = self._voicemail_own
@@ -281,9 +287,17 @@ class Switchboard:
                 call.hangup(call.a)
 
         session = RetrievalSession(call.a, mailbox, self.mailboxes, pin_required, self.media, self.schedule,
-                                   self.prompts, done)
+                                   self.prompts, done, pin_guard=self.pins, source=self.pin_source(call))
         call.service = session
         session.start()
+
+    def pin_source(self, call: Call) -> str:
+        """Who is entering a PIN, as the PIN guard counts it: the extension, else trunk + caller ID."""
+        if call.caller_ext is not None:
+            return f"ext:{call.caller_ext.number}"
+        if call.via_trunk is not None:
+            return f"trunk:{call.via_trunk}:{call.a.caller.number}"
+        return f"caller:{call.a.technology}:{call.a.caller.number}"
 
     def device_reachable(self, number: str) -> bool:
         """The extension has a device that can ring now (a registered phone)."""
