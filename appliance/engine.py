@@ -270,6 +270,8 @@ class EngineApi(DialerApi):
                     **e.tm.edge_status()},
             "calls": len(e.pbx.calls),
             "invites_shed": e.router.shed,
+            "in_dialog": e.ctx.dialog_guard.status(),
+            "pin_lockouts": e.pbx.pins.status(),
             "channels": len(e.pbx.all_channels()),
             "registrations": len(e.registrar.all_bindings()),
             "blocked": len(e.guard.blocked()),

@@ -32,6 +32,7 @@ from appliance.pbx.channel import (
 )
 from appliance.pbx.dialplan import Destination, Refused, ToIvr, ToQueue, ToTrunk, ToVoicemail
 from appliance.pbx.fork import Fork, TimerHandle
+from appliance.pbx.permission import Principal
 from appliance.store.models import Extension, QueueConfig
 
 if TYPE_CHECKING:
@@ -93,13 +94,17 @@ class Call:
     """One call between `a` (who started it) and `b` (who it reached)."""
 
     def __init__(self, pbx: Switchboard, a: Channel, dialed: str, caller_ext: Extension | None,
-                 direction: str, via_trunk: str | None = None) -> None:
+                 direction: str, via_trunk: str | None = None, principal: Principal | None = None) -> None:
         self.id = f"call-{next(_ids)}"
         self.pbx = pbx
         self.a = a
         self.b: Channel | None = None
         self.dialed = dialed
         self.caller_ext = caller_ext
+        # Who the first hop is dialled for (permission.py): the calling extension, else the
+        # system purpose the creator named (queue callback...), else nobody with rights outside.
+        self.principal = principal or (Principal.extension(caller_ext) if caller_ext is not None
+                                       else Principal.unknown(f"caller {a.caller.number}"))
         self.direction = direction
         self.via_trunk = via_trunk
         self.state = CallState.ROUTING
@@ -161,7 +166,7 @@ class Call:
         if first_hop_did:
             self._go(self.pbx.dialplan.resolve_did(self.dialed), hops=0)
         else:
-            self._route(self.dialed, self.caller_ext, hops=0)
+            self._route(self.dialed, self.principal, hops=0)
 
     def start_to(self, dest: Destination) -> None:
         """Like `start`, but to a destination already decided (the dialer's campaign trunk)."""
@@ -205,7 +210,7 @@ class Call:
         self._to(CallState.IVR)
         return True
 
-    def _route(self, number: str, holder: Extension | None, hops: int) -> None:
+    def _route(self, number: str, who: Principal, hops: int) -> None:
         if number.startswith("*") and self.pbx.features.handles(number):
             self._to(CallState.IVR)
             self.pbx.features.run(self, number)
@@ -214,7 +219,7 @@ class Call:
         if flow is not None and number not in self.pbx.dialplan.extensions:
             self._ivr(flow, hops)
             return
-        self._go(self.pbx.dialplan.resolve(number, holder), hops)
+        self._go(self.pbx.dialplan.resolve(number, who), hops)
 
     def _go(self, dest: Destination, hops: int) -> None:
         if isinstance(dest, Refused):
@@ -237,7 +242,7 @@ class Call:
         ext = dest.extension
         if ext.forward_always and hops < MAX_FORWARD_HOPS:
             log.info("%s: %s forwards all calls to %s", self.id, ext.number, ext.forward_always)
-            self._route(ext.forward_always, ext, hops + 1)
+            self._route(ext.forward_always, Principal.extension(ext), hops + 1)  # as the forwarder
             return
         if ext.dnd:
             self._after_failure(ext, BUSY, hops)
@@ -268,7 +273,9 @@ class Call:
             self.variables.update(variables)
             self._to(CallState.ROUTING)
             if target.kind in ("extension", "external"):
-                self._route(target.value, None, hops + 1)
+                # The number an admin wrote in the flow, nothing else (permission.py).
+                self._route(target.value, Principal.system(f"ivr:{flow_name}", numbers=frozenset({target.value})),
+                            hops + 1)
             elif target.kind == "flow":
                 self._ivr(target.value, hops + 1)
             elif target.kind == "queue":
@@ -421,7 +428,7 @@ class Call:
             log.info("%s: %s %s, forwarding to %s", self.id, ext.number, cause.reason, target)
             if self.state == CallState.RINGING:
                 self._to(CallState.ROUTING)
-            self._route(target, ext, hops + 1)
+            self._route(target, Principal.extension(ext), hops + 1)  # authorised as the forwarder
             return
         if ext.voicemail and cause.code in (408, 480, 486, 600, 603):
             log.info("%s: %s %s, to voicemail", self.id, ext.number, cause.reason)

@@ -176,6 +176,7 @@ class Channel(ABC):
         self.bridge_id: str | None = None
         self.owner: object | None = None  # the Call this channel belongs to
         self.extension: str | None = None  # the local extension whose device this reaches
+        self.trunk: str | None = None  # the trunk this leg runs on (permission.py: trunk rights)
 
     def set_state(self, new: ChannelState) -> bool:
         """Move to `new`; returns False when already there (a repeated 180 is fine)."""

@@ -31,6 +31,7 @@ from appliance.dialer.site import (
     NUMBER_LIMIT_SETTING,
 )
 from appliance.pbx.dialer_pacing import decision_dict, make_pacer, pacing_key, seed
+from appliance.pbx.permission import Principal, refusal
 from appliance.pbx.dialplan import ToTrunk
 from appliance.pbx.distributor import PAST_SERVICE_LEVEL_PRIORITY
 from appliance.pbx.fork import TimerHandle
@@ -269,6 +270,12 @@ class Dialer:
         if dest is None:
             dstore.audit(self.store, "refused", "no-trunk", campaign=campaign.name, lead_id=lead.id,
                          number=lead.number, detail=f"trunk {campaign.trunk} is missing or disabled", now=now)
+            return False
+        why = refusal(Principal.system(f"campaign:{campaign.name}", frozenset({f"campaign:{campaign.name}"})),
+                      dest.route, lead.number)  # the same check as every call placed for someone
+        if why is not None:
+            dstore.audit(self.store, "refused", "forbidden", campaign=campaign.name, lead_id=lead.id,
+                         number=lead.number, detail=why, now=now)
             return False
         dstore.audit(self.store, "dial", check.reason, campaign=campaign.name, lead_id=lead.id, number=lead.number,
                      detail=check.detail, now=now)

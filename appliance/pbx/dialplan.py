@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from appliance.pbx.channel import FORBIDDEN, NOT_FOUND, Cause
+from appliance.pbx.permission import Principal, refusal
 from appliance.store.models import Extension, InboundRoute, OutboundRoute, Trunk
 from appliance.store.patterns import pattern_to_regex
 from appliance.store.validation import IVR_PREFIX, QUEUE_PREFIX, VOICEMAIL_PREFIX
@@ -94,26 +95,31 @@ class Dialplan:
         self.inbound = {r.did: r.destination for r in inbound}
         self.queue_numbers = dict(queue_numbers or {})  # internal number -> queue name
 
-    def resolve(self, number: str, caller: Extension | None) -> ToExtension | ToTrunk | ToQueue | Refused:
-        """Resolve what an extension (or, with caller None, the system itself) dialled."""
+    def resolve(self, number: str, who: Principal) -> ToExtension | ToTrunk | ToQueue | Refused:
+        """Resolve a number dialled by, or for, `who`; permission.refusal() decides whether it may."""
         queue = self.queue_numbers.get(number)
-        if queue is not None and number not in self.extensions:
-            return ToQueue(queue)
         ext = self.extensions.get(number)
-        if ext is not None:
+        internal: ToExtension | ToQueue | None = None
+        if queue is not None and ext is None:
+            internal = ToQueue(queue)
+        elif ext is not None:
             if not ext.enabled:
                 return Refused(NOT_FOUND, f"extension {number} is disabled")
-            return ToExtension(ext)
+            internal = ToExtension(ext)
+        if internal is not None:
+            why = refusal(who, None, number)
+            return internal if why is None else Refused(FORBIDDEN, why)
         route = match_outbound(number, self.outbound)
         if route is None:
             return Refused(NOT_FOUND, f"no extension or route for {number}")
-        if caller is not None and route.name not in caller.dial_permissions:
-            return Refused(FORBIDDEN, f"extension {caller.number} may not use route {route.name}")
+        why = refusal(who, route, number)
+        if why is not None:
+            return Refused(FORBIDDEN, why)
         trunk = self.trunks.get(route.trunk)
         if trunk is None or not trunk.enabled:
             return Refused(Cause(503, "Service Unavailable"), f"trunk {route.trunk} is not available")
         digits = number[route.strip:]
-        presented = route.caller_id or (caller.external_caller_id if caller else None) or trunk.caller_id
+        presented = route.caller_id or who.caller_id or trunk.caller_id
         return ToTrunk(route, trunk, route.prepend + digits, presented)
 
     def resolve_did(self, did: str) -> Destination:

@@ -98,16 +98,28 @@ class FeatureCodes:
                 return
             prompter.ask("Please enter your PIN, then press hash.", 8, lambda pin: check(agent, pin, tries))
 
+        guard = self.pbx.pins
+
         def check(agent: str, pin: str, tries: int) -> None:
+            keys = [f"ext:{device}", f"agent:{agent}"]
+            locked = guard.locked(keys)
+            if locked is not None:  # the PIN is not even checked, right or wrong (pin_guard.py)
+                guard.refuse(locked)
+                finish("Too many incorrect PINs. Please try again later. Goodbye.")
+                return
             try:
                 roster.login(agent, pin, device)
             except AgentError as exc:
                 log.info("agent login %s on %s refused: %s", agent, device, exc)
+                if exc.status == 403 and guard.failed(keys, "agent login PIN"):
+                    finish("Login incorrect. Too many incorrect PINs. Please try again later. Goodbye.")
+                    return
                 if exc.status == 403 and tries + 1 < PIN_TRIES:
                     prompter.say("Login incorrect.", lambda: ask_agent(tries + 1))
                 else:
                     finish("Login incorrect. Goodbye." if exc.status == 403 else "That is not possible now.")
                 return
+            guard.succeeded(keys)
             finish(f"Agent {_digits(agent)} logged in.")
 
         def ask_agent(tries: int) -> None:

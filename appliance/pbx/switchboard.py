@@ -27,7 +27,9 @@ from appliance.store import interactions
 from appliance.voicemail.mailbox import Mailboxes
 from appliance.voicemail.session import DepositSession, RetrievalSession
 from appliance.pbx.channel import NOT_FOUND, Channel, Party
-from appliance.pbx.dialplan import Dialplan, ToExtension, ToTrunk
+from appliance.pbx.dialplan import Dialplan, Refused, ToExtension, ToTrunk
+from appliance.pbx.permission import TRUNK_TRANSFER_SETTING, Principal
+from appliance.pbx.pin_guard import PinGuard
 from appliance.pbx.fork import Scheduler
 from appliance.pbx.transfer import Transfers
 from appliance.store import acd as acd_store
@@ -68,6 +70,9 @@ class PbxSettings:
     tts_dir: Path | None = None
     recordings_dir: Path | None = None
     voicemail_dir: Path | None = None
+    pin_failures: int = 5  # wrong PINs (per caller, per mailbox/agent) before a lockout
+    pin_window_s: float = 900.0
+    pin_lock_s: float = 900.0
 
 
 class Switchboard:
@@ -92,6 +97,8 @@ class Switchboard:
         self.features = FeatureCodes(self)
         self.recorder = Recorder(store, media, settings.recordings_dir or Path("recordings"), clock)
         self.mailboxes = Mailboxes(store, settings.voicemail_dir or Path("voicemail"))
+        # Wrong PINs across calls (voicemail *98, agent login *61) lock the caller and the target.
+        self.pins = PinGuard(settings.pin_failures, settings.pin_window_s, settings.pin_lock_s, clock)
         # Message-waiting indication is technology-specific (SIP NOTIFY); the engine sets this.
         self.on_message_waiting: Callable[[str], None] = lambda mailbox: None
         self.features.extra["*97"] = self._voicemail_own
@@ -192,6 +199,7 @@ class Switchboard:
         if caller_ext is not None:
             chan.extension = caller_ext.number
             self._index_device(chan)
+        chan.trunk = via_trunk
         direction = "inbound" if via_trunk else "internal"
         call = Call(self, chan, dialed, caller_ext, direction, via_trunk)
         self.calls[call.id] = call
@@ -207,19 +215,16 @@ class Switchboard:
         An extension always may; an outside number only through an outbound route named in the
         setting `acd.callback_routes` (comma-separated; none by default): the toll-fraud guard
         for calls the system places by itself."""
-        dest = self.dialplan.resolve(number, None)
-        if isinstance(dest, ToExtension):
+        dest = self.dialplan.resolve(number, self.callback_principal())
+        if isinstance(dest, (ToExtension, ToTrunk)):
             return None
-        if isinstance(dest, ToTrunk):
-            allowed = {r.strip() for r in (self.store.get_setting(CALLBACK_ROUTES_SETTING) or "").split(",")}
-            if dest.route.name in allowed:
-                return None
-            return f"route {dest.route.name} is not in {CALLBACK_ROUTES_SETTING}"
+        if isinstance(dest, Refused) and dest.cause.code == 403:
+            return f"{dest.why} (not in {CALLBACK_ROUTES_SETTING})"
         return "not a number the system can call"
 
     def call_back(self, agent_chan: Channel, number: str, agent_id: str, queue: QueueConfig) -> Call:
         """A queue callback: the agent's answered leg becomes the A side of a call to `number`."""
-        call = Call(self, agent_chan, number, None, "outbound")
+        call = Call(self, agent_chan, number, None, "outbound", principal=self.callback_principal())
         call.agent_id, call.queue_config, call.agent_leg = agent_id, queue, agent_chan
         call.agent_answered_at = self.clock()
         self.calls[call.id] = call
@@ -282,9 +287,17 @@ class Switchboard:
                 call.hangup(call.a)
 
         session = RetrievalSession(call.a, mailbox, self.mailboxes, pin_required, self.media, self.schedule,
-                                   self.prompts, done)
+                                   self.prompts, done, pin_guard=self.pins, source=self.pin_source(call))
         call.service = session
         session.start()
+
+    def pin_source(self, call: Call) -> str:
+        """Who is entering a PIN, as the PIN guard counts it: the extension, else trunk + caller ID."""
+        if call.caller_ext is not None:
+            return f"ext:{call.caller_ext.number}"
+        if call.via_trunk is not None:
+            return f"trunk:{call.via_trunk}:{call.a.caller.number}"
+        return f"caller:{call.a.technology}:{call.a.caller.number}"
 
     def device_reachable(self, number: str) -> bool:
         """The extension has a device that can ring now (a registered phone)."""
@@ -315,7 +328,9 @@ class Switchboard:
     def channel_for_trunk(self, dest: ToTrunk, caller: Party) -> Channel:
         if self.factory is None:
             raise PbxError(503, "no channel technology configured")
-        return self.factory.channel_for_trunk(dest, caller)
+        chan = self.factory.channel_for_trunk(dest, caller)
+        chan.trunk = dest.trunk.name
+        return chan
 
     def media_destroy_bridge(self, bridge_id: str) -> None:
         try:
@@ -327,6 +342,23 @@ class Switchboard:
         if chan.extension is None:
             return None
         return self.dialplan.extensions.get(chan.extension)
+
+    def principal_of(self, chan: Channel) -> Principal:
+        """Who a request arriving on `chan` (REFER, INVITE with Replaces) comes from.
+
+        A trunk leg is the carrier's side, whatever the caller ID says: it transfers only where
+        the site's `trunk.<name>.transfer` setting allows (default off)."""
+        ext = self.extension_of(chan)
+        if ext is not None and ext.enabled:
+            return Principal.extension(ext)
+        if chan.trunk is not None:
+            return Principal.trunk(chan.trunk, self.store.get_setting(TRUNK_TRANSFER_SETTING.format(name=chan.trunk)))
+        return Principal.unknown(f"{chan.technology} leg {chan.id}")
+
+    def callback_principal(self) -> Principal:
+        """A queue callback: extensions, and outside only through `acd.callback_routes`."""
+        allowed = {r.strip() for r in (self.store.get_setting(CALLBACK_ROUTES_SETTING) or "").split(",")}
+        return Principal.system("callback", frozenset(r for r in allowed if r))
 
     # -- lookups --------------------------------------------------------------------------
     def all_channels(self) -> list[Channel]:
@@ -377,6 +409,10 @@ class Switchboard:
         ext = self.dialplan.extensions.get(from_ext)
         if ext is None or not ext.enabled:
             raise PbxError(404, f"no extension {from_ext}")
+        # Refused before the extension rings: it would answer a call that cannot go anywhere.
+        dest = self.dialplan.resolve(to, Principal.extension(ext))
+        if isinstance(dest, Refused):
+            raise PbxError(dest.cause.code if dest.cause.code in (403, 404) else 409, dest.why)
         channels = self.channels_for_extension(ext, Party(to, "Click-to-call"))
         if not channels:
             raise PbxError(409, f"extension {from_ext} has no registered device")

@@ -10,10 +10,10 @@ import logging
 from typing import TYPE_CHECKING
 
 from appliance.pbx.call import Call, CallState
-from appliance.pbx.channel import BUSY, CANCELLED, NORMAL_CLEARING, Cause, Channel
+from appliance.pbx.channel import BUSY, CANCELLED, FORBIDDEN, NORMAL_CLEARING, Cause, Channel
 from appliance.pbx.dialplan import Refused, ToQueue, ToTrunk
 from appliance.pbx.fork import Fork
-from appliance.store.models import Extension
+from appliance.pbx.permission import Principal, refusal
 
 if TYPE_CHECKING:
     from appliance.pbx.switchboard import Switchboard
@@ -42,7 +42,9 @@ class Transfers:
               notify: bool) -> None:
         transfer = BlindTransfer(call, transferor, transferee, target, notify)
         call.transfer = transfer
-        transfer.start(self.pbx.extension_of(transferor))
+        # RFC 3515 §5 / RFC 5589 §13: the REFER is authorised as the party it came from (its
+        # extension, or its trunk's transfer rights), never as the system.
+        transfer.start(self.pbx.principal_of(transferor))
 
     def _attended(self, call: Call, x1: Channel, y: Channel,
                   replaces: tuple[str, str | None, str | None]) -> None:
@@ -51,6 +53,16 @@ class Transfers:
         z = call2.partner(x2) if isinstance(call2, Call) and x2 is not None else None
         if x2 is None or not isinstance(call2, Call) or z is None or call2 is call:
             x1.notify_transfer(481, "Call/Transaction Does Not Exist", final=True)
+            return
+        who = self.pbx.principal_of(x1)
+        why = refusal(who, None)
+        if why is None and self.pbx.principal_of(x2) != who:
+            # RFC 3891 §6: only a party to the replaced dialog may replace it; anyone else who
+            # learned its Call-ID would take over a stranger's call.
+            why = f"{who.describe()} is not a party to dialog {replaces[0]}"
+        if why is not None:
+            log.warning("%s: attended transfer refused: %s", call.id, why)
+            x1.notify_transfer(FORBIDDEN.code, FORBIDDEN.reason, final=True)
             return
         # Take Z out of the consultation call, which then ends with the transferor's leg.
         self.pbx.media.unbridge(z.media_leg)
@@ -88,10 +100,11 @@ class BlindTransfer:
         self.fork: Fork | None = None
         self.transferor_gone = False
 
-    def start(self, holder: Extension | None) -> None:
+    def start(self, who: Principal) -> None:
         pbx = self.call.pbx
-        dest = pbx.dialplan.resolve(self.target, holder)
+        dest = pbx.dialplan.resolve(self.target, who)
         if isinstance(dest, Refused):
+            log.warning("%s: transfer to %s refused: %s", self.call.id, self.target, dest.why)
             self._failed(dest.cause)
             return
         if isinstance(dest, ToTrunk):

@@ -43,7 +43,7 @@ from appliance.pbx.channel import (
     TransferRequested,
 )
 from appliance.sip import sdp
-from appliance.sip.ua import PlateauUA
+from appliance.sip.dialog_peer import DialogPeer, PeerCheckedUA
 
 if TYPE_CHECKING:
     from appliance.sip.context import SipContext
@@ -115,7 +115,7 @@ class SipChannel(Channel):
     def __init__(self, ctx: SipContext, direction: str, caller: Party, callee: str) -> None:
         super().__init__(direction, caller, callee)
         self.ctx = ctx
-        self.ua: PlateauUA | None = None
+        self.ua: PeerCheckedUA | None = None
         self.rtp_port: int | None = None
         self.remote: sdp.AudioOffer | None = None
         self.codec: tuple[int, str] | None = None
@@ -132,7 +132,8 @@ class SipChannel(Channel):
                 transport: str = "udp") -> SipChannel:
         chan = cls(ctx, "inbound", caller, callee)
         chan.peer_address = source
-        chan.ua = PlateauUA(ctx.global_config, event_cb=chan._on_ua_event)
+        chan.ua = PeerCheckedUA(ctx.global_config, event_cb=chan._on_ua_event)
+        chan.ua.peer, chan.ua.guard = DialogPeer.parse(source, transport), ctx.dialog_guard
         chan.ua.lContact = local_contact(ctx, callee, transport)
         chan.ua.on_refer = chan._on_refer
         chan.ua.local_ua = ctx.server_header()
@@ -151,7 +152,7 @@ class SipChannel(Channel):
         chan = cls(ctx, "outbound", caller, callee)
         chan.target = target
         chan.peer_address = f"{target.host}:{target.port}"
-        chan.ua = PlateauUA(
+        chan.ua = PeerCheckedUA(
             ctx.global_config,
             event_cb=chan._on_ua_event,
             username=target.username,
@@ -159,6 +160,8 @@ class SipChannel(Channel):
             nh_address=(target.host, target.port),
             nh_transport=target.transport,
         )
+        chan.ua.peer = DialogPeer.at(target.host, target.port, target.transport)
+        chan.ua.guard = ctx.dialog_guard
         chan.ua.lContact = local_contact(ctx, caller.number, target.transport)
         chan.ua.on_refer = chan._on_refer
         chan.ua.local_ua = ctx.server_header()

@@ -8,6 +8,7 @@ from typing import Any
 from appliance.pbx.channel import Channel, Party
 from appliance.pbx.dialplan import ToTrunk
 from appliance.sip.channel import SipChannel, Target
+from appliance.sip.dialog_peer import InDialogGuard
 from appliance.sip.sdp import SUPPORTED_CODECS
 from appliance.store.models import Extension
 
@@ -23,6 +24,7 @@ class SipContext:
     codecs: tuple[str, ...] = SUPPORTED_CODECS
     inband_dtmf: bool = True
     channels_by_leg: dict[str, Channel] = field(default_factory=dict)
+    dialog_guard: InDialogGuard = field(default_factory=InDialogGuard)  # in-dialog source check
 
     def server_header(self) -> str:
         return SERVER_HEADER

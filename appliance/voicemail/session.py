@@ -19,6 +19,7 @@ from appliance.media.protocol import MediaError
 from appliance.media.tones import ToneSpec
 from appliance.pbx.channel import Channel, DtmfReceived, PlaybackEnded
 from appliance.pbx.fork import Scheduler, TimerHandle
+from appliance.pbx.pin_guard import PinGuard
 from appliance.voicemail.mailbox import Mailboxes, MailboxError, Message
 
 log = logging.getLogger("plateau.voicemail")
@@ -217,6 +218,7 @@ class RetrievalState(enum.Enum):
 ASK_MAILBOX_TEXT = "Please enter the mailbox number, followed by the pound key."
 ASK_PIN_TEXT = "Please enter your PIN, followed by the pound key."
 WRONG_PIN_TEXT = "Incorrect PIN."
+LOCKED_TEXT = "Too many incorrect PINs. Please try again later."
 MENU_TEXT = "Press 1 to replay, 2 for the next message, 7 to delete."
 DELETED_TEXT = "Message deleted."
 NO_MORE_TEXT = "No more messages. Goodbye."
@@ -247,8 +249,11 @@ class RetrievalSession(_Driver):
 
     def __init__(self, chan: Channel, mailbox: str | None, mailboxes: Mailboxes, pin_required: bool,
                  media: Any, schedule: Scheduler, prompts: PromptCache,
-                 on_done: Callable[[str | None], None]) -> None:
+                 on_done: Callable[[str | None], None], pin_guard: PinGuard | None = None,
+                 source: str = "") -> None:
         super().__init__(chan, media, schedule, prompts)
+        self.pin_guard = pin_guard
+        self.source = source or f"leg:{chan.id}"  # who is trying PINs (pin_guard.py)
         self.mailbox = mailbox
         self.mailboxes = mailboxes
         self.pin_required = pin_required or mailbox is None
@@ -262,6 +267,8 @@ class RetrievalSession(_Driver):
         self.then: Callable[[], None] | None = None
 
     def start(self) -> None:
+        if self.pin_required and self._lockout([self.source]):
+            return
         if self.mailbox is None:
             self._ask(RetrievalState.ASK_MAILBOX, ASK_MAILBOX_TEXT)
         elif self.pin_required:
@@ -346,11 +353,28 @@ class RetrievalSession(_Driver):
             else:
                 self._failed_try(lambda: self._ask(RetrievalState.ASK_MAILBOX, ASK_MAILBOX_TEXT), None)
         elif self.state == RetrievalState.ASK_PIN:
+            keys = [self.source, f"mailbox:{self.mailbox}"]
+            if self._lockout(keys):
+                return  # locked: the PIN is not even checked, right or wrong
             if self.mailbox is not None and self.mailboxes.check_pin(self.mailbox, entered):
+                if self.pin_guard is not None:
+                    self.pin_guard.succeeded(keys)
                 self._open()
             else:
                 log.info("%s: wrong voicemail PIN for %s", self.chan.id, self.mailbox)
+                if self.pin_guard is not None and self.pin_guard.failed(keys, "voicemail PIN"):
+                    self._say(RetrievalState.GOODBYE, f"{WRONG_PIN_TEXT} {LOCKED_TEXT} {GOODBYE_TEXT}")
+                    return  # this failure started a lockout
                 self._failed_try(lambda: self._ask(RetrievalState.ASK_PIN, ASK_PIN_TEXT), WRONG_PIN_TEXT)
+
+    def _lockout(self, keys: list[str]) -> bool:
+        """Say goodbye when the caller or the mailbox is locked out (pin_guard.py)."""
+        entry = self.pin_guard.locked(keys) if self.pin_guard is not None else None
+        if entry is None or self.pin_guard is None:
+            return False
+        self.pin_guard.refuse(entry)
+        self._say(RetrievalState.GOODBYE, f"{LOCKED_TEXT} {GOODBYE_TEXT}")
+        return True
 
     def _failed_try(self, retry: Callable[[], None], notice: str | None) -> None:
         self.tries += 1

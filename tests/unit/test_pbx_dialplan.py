@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from appliance.pbx.dialplan import Dialplan, Refused, ToExtension, ToTrunk, match_outbound
+from appliance.pbx.permission import Principal
 from appliance.store.models import Extension, InboundRoute, OutboundRoute, Trunk
 
 
@@ -24,35 +25,35 @@ def _plan() -> Dialplan:
 
 
 def test_extension_wins_over_patterns() -> None:
-    dest = _plan().resolve("1002", None)
+    dest = _plan().resolve("1002", Principal.unknown("test"))
     assert isinstance(dest, ToExtension) and dest.extension.name == "Bob"
 
 
 def test_disabled_extension_is_not_found() -> None:
-    dest = _plan().resolve("1003", None)
+    dest = _plan().resolve("1003", Principal.unknown("test"))
     assert isinstance(dest, Refused) and dest.cause.code == 404
 
 
 def test_outbound_route_rewrites_and_presents_the_callers_number() -> None:
     plan = _plan()
-    dest = plan.resolve("0044123456789", plan.extensions["1001"])
+    dest = plan.resolve("0044123456789", Principal.extension(plan.extensions["1001"]))
     assert isinstance(dest, ToTrunk)
     assert (dest.route.name, dest.number, dest.caller_id) == ("intl", "+44123456789", "+33140000001")
-    dest = plan.resolve("0612345678", plan.extensions["1002"])
+    dest = plan.resolve("0612345678", Principal.extension(plan.extensions["1002"]))
     assert isinstance(dest, ToTrunk) and dest.caller_id == "+33140000000"  # the trunk's number
 
 
 def test_toll_fraud_guard_refuses_routes_not_granted() -> None:
     plan = _plan()
-    dest = plan.resolve("0044123456789", plan.extensions["1002"])
+    dest = plan.resolve("0044123456789", Principal.extension(plan.extensions["1002"]))
     assert isinstance(dest, Refused) and dest.cause.code == 403
     assert "intl" in dest.why
 
 
 def test_unknown_number_and_disabled_trunk() -> None:
     plan = _plan()
-    assert isinstance(plan.resolve("5555", plan.extensions["1001"]), Refused)
-    dest = plan.resolve("91234", None)
+    assert isinstance(plan.resolve("5555", Principal.extension(plan.extensions["1001"])), Refused)
+    dest = plan.resolve("91234", Principal.system("test", frozenset({"old"})))
     assert isinstance(dest, Refused) and dest.cause.code == 503
 
 

@@ -16,6 +16,7 @@ import pytest
 from appliance.ivr.tts import PromptCache
 from appliance.media.engine import MediaEngine
 from appliance.store.db import Store
+from appliance.pbx.pin_guard import PinGuard
 from appliance.voicemail.mailbox import Mailboxes
 from appliance.voicemail.session import (
     DepositSession,
@@ -284,3 +285,50 @@ def test_empty_mailbox(rig: Rig, boxes: Mailboxes, prompts: PromptCache) -> None
     mark = len(rig.heard)
     rig.run_until(lambda: bool(done))
     assert done == ["1001"] and np.any(rig.heard_pcm(mark))  # "You have no messages" was spoken
+
+
+# -- PIN guessing across calls (issue 12, finding 4) ---------------------------------------------
+def _guess(rig: Rig, boxes: Mailboxes, prompts: PromptCache, guard: PinGuard, source: str,
+           pins: list[str]) -> tuple[list[str | None], int]:
+    """One *98 call to mailbox 1001 trying `pins`; returns (on_done result, PINs typed)."""
+    done: list[str | None] = []
+    session = RetrievalSession(rig.chan, None, boxes, True, rig.engine, rig.schedule, prompts, done.append,
+                               pin_guard=guard, source=source)
+    rig.session = session
+    session.start()
+    typed = 0
+    if session.state == RetrievalState.ASK_MAILBOX:
+        rig.run(0.3)
+        for d in "1001#":
+            rig.key(d)
+        for pin in pins:
+            rig.run_until(lambda: session.state == RetrievalState.GOODBYE
+                          or (session.state == RetrievalState.ASK_PIN and session.play_id is None))
+            if session.state != RetrievalState.ASK_PIN:
+                break
+            for d in pin + "#":
+                rig.key(d)
+            typed += 1
+    rig.run_until(lambda: bool(done) or session.state in (RetrievalState.INTRO, RetrievalState.MESSAGE))
+    return done, typed
+
+
+def test_wrong_pins_across_calls_lock_out_the_caller_and_the_mailbox(rig: Rig, boxes: Mailboxes,
+                                                                     prompts: PromptCache) -> None:
+    _seed(boxes)
+    boxes.store.set_setting("voicemail.pin.1001", "2468")
+    guard = PinGuard(max_failures=5)
+    typed = 0
+    for _call in range(6):  # the finding: 6 calls of 3 wrong PINs were 18 tries
+        done, n = _guess(rig, boxes, prompts, guard, "ext:1002", ["1111", "2222", "3333"])
+        assert done == [None]
+        typed += n
+    assert typed == 5  # call 1: 3 tries, call 2: 2 then locked, calls 3-6: goodbye at once
+    assert {e.key for e in guard.lockouts()} == {"ext:1002", "mailbox:1001"}
+    # The right PIN from another desk is refused while the mailbox is locked: no oracle.
+    done, n = _guess(rig, boxes, prompts, guard, "ext:1003", ["2468"])
+    assert done == [None] and n == 1 and guard.refused_while_locked >= 5
+    assert boxes.counts("1001") == (1, 1)  # nothing was heard
+    guard.unlock("mailbox:1001")
+    done, _ = _guess(rig, boxes, prompts, guard, "ext:1003", ["2468"])
+    assert not done and rig.session.opened
