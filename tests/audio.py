@@ -141,6 +141,13 @@ def write_dtmf_wav(path: str | Path, digits: str, rate: int = 8000, lead_s: floa
     return path
 
 
+def dtmf_digits_settled(samples: np.ndarray, rate: int) -> list[tuple[str, int]]:
+    """`dtmf_digits` of a recording still being written, once its last key has ended (the same
+    keys and lengths without its last 100 ms), else []: a key still sounding is not counted."""
+    keys = dtmf_digits(samples, rate)
+    return keys if keys == dtmf_digits(samples[:-rate // 10], rate) else []
+
+
 def dtmf_digits(samples: np.ndarray, rate: int, frame_ms: int = 10) -> list[tuple[str, int]]:
     """In-band DTMF heard in `samples`: (digit, duration_ms) per key, in order.
 

@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.audio import dtmf_digits, read_wav
+from tests.audio import dtmf_digits, dtmf_digits_settled, read_wav
 from tests.peers.engine import Engine, default_config
 from tests.peers.pjsua import PjPhone
+from tests.peers.sipp import auth_row, run_sipp
 from tests.peers.polling import wait_until
 
 DURATION_MS = 200  # longer than pjsua's default 160 ms, so a kept duration is told from a reset one
@@ -30,7 +31,8 @@ def pbx(tmp_path: Path) -> Iterator[Engine]:
     for ext in cfg["extensions"]:
         if ext["number"] == "1001":
             ext["recording"] = "on-demand"
-    eng = Engine(tmp_path / "engine", config=cfg)
+    # MD5 beside SHA-256: SIPp's digest only speaks MD5 (the SIP INFO test's phone is SIPp)
+    eng = Engine(tmp_path / "engine", config=cfg, extra_args=["--digest-algorithms", "MD5,SHA-256"])
     with eng.running():
         yield eng
 
@@ -93,7 +95,7 @@ def test_digits_are_played_in_band_to_a_phone_without_telephone_event(pbx: Engin
             if len(data) <= 44:
                 return []
             samples = np.frombuffer(data[44:len(data) & ~1], dtype="<i2")
-            return dtmf_digits(samples, int.from_bytes(data[24:28], "little"))
+            return dtmf_digits_settled(samples, int.from_bytes(data[24:28], "little"))
 
         wait_until(lambda: len(heard()) >= 4, timeout=8.0)
         b.stop_record(cb)
@@ -110,6 +112,17 @@ def test_sip_info_digits_reach_the_far_phone_as_rfc4733(pbx: Engine) -> None:
         assert _received(b, 3) == "4#6"
         durations = wait_until(lambda: len(b.received_dtmf_durations()) >= 3 and b.received_dtmf_durations())
         assert all(abs(d - DURATION_MS) <= TOLERANCE_MS for d in durations), durations
+
+
+def test_sip_info_from_a_sipp_phone_reaches_a_pjsua_phone(pbx: Engine, tmp_path: Path) -> None:
+    scenario = Path(__file__).parent.parent / "sipp" / "engine" / "uac_info_dtmf.xml"
+    with _phone(pbx, "b", "1002", auto_answer=True) as b:
+        res = run_sipp(scenario, f"127.0.0.1:{pbx.sip_port}", service="1002",
+                       inject=[auth_row("1001", pbx.secret("1001"))], timeout=15, workdir=tmp_path / "a")
+        assert res.returncode == 0 and res.successful == 1, res.explain()  # each INFO got its 200
+        assert _received(b, 2) == "5#"
+        durations = wait_until(lambda: len(b.received_dtmf_durations()) >= 2 and b.received_dtmf_durations())
+    assert abs(durations[0] - 160) <= TOLERANCE_MS and abs(durations[1] - 240) <= TOLERANCE_MS, durations
 
 
 def _recordings(pbx: Engine) -> list[sqlite3.Row]:
