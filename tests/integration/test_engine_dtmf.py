@@ -145,3 +145,27 @@ def test_star1_still_toggles_recording_while_star5_passes_through(pbx: Engine) -
         a.dial_dtmf(ca, "9*")  # a lone "*" is passed on after the feature-digit timeout
         assert _received(b, 4) == "*59*"
     assert len(_recordings(pbx)) == 1
+
+
+def test_a_carrier_callers_keys_pass_through_a_trunk_and_are_never_feature_codes(tmp_path: Path) -> None:
+    did = "0140000000"
+    with PjPhone("carrier") as carrier:
+        cfg = default_config()
+        for ext in cfg["extensions"]:
+            if ext["number"] == "1002":
+                ext["recording"] = "on-demand"
+        cfg["trunks"] = [{"name": "carrier", "host": "127.0.0.1", "port": carrier.sip_port}]
+        cfg["inbound_routes"] = [{"did": did, "destination": "1002"}]
+        eng = Engine(tmp_path / "engine", config=cfg)
+        with eng.running(), _phone(eng, "b", "1002") as b:
+            call = carrier.call(f"sip:{did}@127.0.0.1:{eng.sip_port}")
+            cb = b.wait_incoming()
+            b.answer(cb)
+            carrier.wait_state(call, "CONFIRMED")
+            carrier.dial_dtmf(call, "*1*5", duration_ms=DURATION_MS)
+            assert _received(b, 4) == "*1*5"  # a trunk's caller must not drive our recording
+            b.dial_dtmf(cb, "0#", duration_ms=DURATION_MS)
+            assert _received(carrier, 2) == "0#"
+            carrier.hangup(call)
+            b.wait_state(cb, "DISCONNECTED")
+            assert _recordings(eng) == []
