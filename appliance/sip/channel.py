@@ -28,6 +28,8 @@ from sippy.SipContentType import SipContentType
 from sippy.SipHeader import SipHeader
 from sippy.SipURL import SipURL
 
+from appliance.sip.dtmf_relay import parse_info_key
+
 from appliance.pbx.channel import (
     NORMAL_CLEARING,
     Answered,
@@ -43,7 +45,6 @@ from appliance.pbx.channel import (
     TransferRequested,
 )
 from appliance.sip import sdp
-from appliance.sip.dtmf_relay import parse_info_key
 from appliance.sip.ua import PlateauUA
 
 if TYPE_CHECKING:
