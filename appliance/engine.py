@@ -192,7 +192,7 @@ class Engine:
         if chan is None:
             return
         if isinstance(event, DtmfEvent):
-            chan.post(DtmfReceived(chan, event.digit, event.source))
+            chan.post(DtmfReceived(chan, event.digit, event.source, event.duration_ms))
         elif isinstance(event, RtpTimeout):
             chan.post(MediaTimeout(chan, event.seconds))
         elif isinstance(event, PlaybackFinished):

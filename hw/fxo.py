@@ -158,9 +158,9 @@ class FxoPort(LinePort):
         if self.state == FxoState.SEIZED:
             self._far_end_gone("line released")
 
-    def dtmf(self, digit: str) -> None:
+    def dtmf(self, digit: str, duration_ms: int = 100) -> None:
         if self.channel is not None and self.state == FxoState.SEIZED:
-            self.channel.post(DtmfReceived(self.channel, digit, "line"))
+            self.channel.post(DtmfReceived(self.channel, digit, "line", duration_ms))
 
     def _far_end_gone(self, why: str) -> None:
         log.info("%s: far end gone (%s)", self.label(), why)

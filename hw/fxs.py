@@ -147,7 +147,7 @@ class FxsPort(LinePort):
         elif self.state == FxsState.TRANSFER_DIAL and chan is not None:
             self._back_to_call(chan)  # a second flash: back to the held party
 
-    def dtmf(self, digit: str) -> None:
+    def dtmf(self, digit: str, duration_ms: int = 100) -> None:
         if self.state in (FxsState.DIALTONE, FxsState.TRANSFER_DIAL):
             if not self.digits:
                 self.tone(ToneKind.OFF)
@@ -157,7 +157,7 @@ class FxsPort(LinePort):
             self.digits += digit
             self._restart_timer(INTERDIGIT_S)
         elif self.state == FxsState.CALL and self.channel is not None:
-            self.channel.post(DtmfReceived(self.channel, digit, "line"))
+            self.channel.post(DtmfReceived(self.channel, digit, "line", duration_ms))
 
     # -- digit collection ------------------------------------------------------------------------------
     def _restart_timer(self, seconds: float) -> None:

@@ -143,7 +143,7 @@ class Board:
         elif isinstance(msg, Flash):
             port.flash()
         elif isinstance(msg, Dtmf):
-            port.dtmf(msg.digit)
+            port.dtmf(msg.digit, msg.duration_ms)
 
     @staticmethod
     def _fxo(port: FxoPort, msg: Message) -> None:
@@ -160,7 +160,7 @@ class Board:
         elif isinstance(msg, OnHookEvent):
             port.line_released()
         elif isinstance(msg, Dtmf):
-            port.dtmf(msg.digit)
+            port.dtmf(msg.digit, msg.duration_ms)
 
     def status(self) -> dict[str, Any]:
         out = self.link.status()

@@ -139,3 +139,45 @@ def write_dtmf_wav(path: str | Path, digits: str, rate: int = 8000, lead_s: floa
         w.setframerate(rate)
         w.writeframes(np.concatenate(chunks).astype(np.int16).tobytes())
     return path
+
+
+def dtmf_digits_settled(samples: np.ndarray, rate: int) -> list[tuple[str, int]]:
+    """`dtmf_digits` of a recording still being written, once its last key has ended (the same
+    keys and lengths without its last 100 ms), else []: a key still sounding is not counted."""
+    keys = dtmf_digits(samples, rate)
+    return keys if keys == dtmf_digits(samples[:-rate // 10], rate) else []
+
+
+def dtmf_digits(samples: np.ndarray, rate: int, frame_ms: int = 10) -> list[tuple[str, int]]:
+    """In-band DTMF heard in `samples`: (digit, duration_ms) per key, in order.
+
+    Independent of the engine's detector: per `frame_ms` frame, the strongest Q.23 row and column
+    tones must together carry most of the frame's power (speech and single tones fail that), and
+    a key must last at least 30 ms (Q.24 asks receivers to accept 40 ms).
+    """
+    n = max(1, rate * frame_ms // 1000)
+    rows, cols = (697, 770, 852, 941), (1209, 1336, 1477)
+    by_pair = {pair: d for d, pair in DTMF_PAIRS.items()}
+    x = np.asarray(samples, dtype=np.float64)
+    keys: list[str | None] = []
+    for start in range(0, len(x) - n + 1, n):
+        frame = x[start:start + n]
+        total = float(np.mean(frame * frame))
+        if total < 1e4:  # ~ -40 dBFS: nothing keyed here
+            keys.append(None)
+            continue
+        row = max(rows, key=lambda f: goertzel_power(frame, rate, f))
+        col = max(cols, key=lambda f: goertzel_power(frame, rate, f))
+        tone = goertzel_power(frame, rate, row) + goertzel_power(frame, rate, col)
+        keys.append(by_pair[(row, col)] if tone >= 0.6 * total else None)
+    out: list[tuple[str, int]] = []
+    run_digit: str | None = None
+    run = 0
+    for key in [*keys, None]:
+        if key == run_digit:
+            run += 1
+            continue
+        if run_digit is not None and run * frame_ms >= 30:
+            out.append((run_digit, run * frame_ms))
+        run_digit, run = key, 1
+    return out

@@ -50,19 +50,46 @@ def event_code(digit: str) -> int:
         raise DtmfError(f"not a DTMF digit: {digit!r}") from None
 
 
-def encode_event(ev: TelephoneEvent) -> bytes:
-    """Encode a telephone-event payload."""
+EVENT_CLOCK_RATE = 8000  # telephone-event/8000 for PCMU, PCMA and G.722 (RFC 3551 4.5.2 quirk)
+MAX_DURATION_MS = 8000  # one event segment: the 16-bit duration at 8 kHz (RFC 4733 2.5.1.3)
+MIN_DURATION_MS = 40  # the shortest key Q.24 asks a receiver to accept
+
+
+def clamp_duration(duration_ms: int) -> int:
+    """A received key's length, brought into what can be sent on (a relay keeps what it can)."""
+    return min(MAX_DURATION_MS, max(MIN_DURATION_MS, duration_ms))
+
+
+def check_duration(duration_ms: int) -> int:
+    """A digit length we can send (both ways: RFC 4733 or in-band), else DtmfError."""
+    if not MIN_DURATION_MS <= duration_ms <= MAX_DURATION_MS:
+        raise DtmfError(f"DTMF duration {duration_ms} ms is not {MIN_DURATION_MS}..{MAX_DURATION_MS} ms")
+    return duration_ms
+
+
+def check_event(ev: TelephoneEvent) -> TelephoneEvent:
+    """Range-check the fields of a telephone-event (RFC 4733 2.3): event 0..255 (the wire
+    octet; 0..15 are DTMF, 16 flash), volume 0..63 (-dBm0, 6 bits), duration 0..65535
+    (timestamp units). The one check both ``encode_event`` and ``decode_event`` use."""
     if not 0 <= ev.event <= 255 or not 0 <= ev.volume <= 63 or not 0 <= ev.duration <= 0xFFFF:
         raise DtmfError(f"telephone-event field out of range: {ev}")
+    return ev
+
+
+def encode_event(ev: TelephoneEvent) -> bytes:
+    """Encode a telephone-event payload."""
+    check_event(ev)
     return struct.pack("!BBH", ev.event, (0x80 if ev.end else 0) | ev.volume, ev.duration)
 
 
 def decode_event(payload: bytes) -> TelephoneEvent:
-    """Decode a telephone-event payload (extra octets from RFC 4733 2.5.1.5 redundancy ignored)."""
-    if len(payload) < 4:
-        raise DtmfError(f"short telephone-event payload ({len(payload)} octets)")
+    """Decode a telephone-event payload: DtmfError unless it is whole 4-octet blocks (RFC 4733
+    2.5.1.5 redundancy appends older events; only the first, the current one, is used). The R
+    bit is ignored, as 2.3.3 asks of receivers."""
+    if len(payload) < 4 or len(payload) % 4:
+        raise DtmfError(f"telephone-event payload of {len(payload)} octets (need 4 per event)")
     event, flags, duration = struct.unpack_from("!BBH", payload)
-    return TelephoneEvent(event, bool(flags & 0x80), flags & 0x3F, duration)
+    return check_event(TelephoneEvent(event, bool(flags & 0x80), flags & 0x3F, duration))
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +133,7 @@ class DtmfSender:
     def queue(self, digit: str, duration_ms: int = 100) -> None:
         """Queue a digit to send, lasting ``duration_ms`` (at least one packet)."""
         event_code(digit)
-        if duration_ms <= 0:
-            raise DtmfError("DTMF duration must be positive")
+        check_duration(duration_ms)
         ticks = max(1, round(duration_ms / 20))
         self._queue.append((digit, ticks * self.step))
 
@@ -155,24 +181,69 @@ class DtmfSender:
         return EventPacket(encode_event(ev), marker, self._ts)
 
 
+@dataclass(frozen=True, slots=True)
+class ReceivedDigit:
+    """A digit a telephone-event stream carried, reported once it ended, with its length."""
+
+    digit: str
+    duration_ms: int
+
+
+class ReceiverState(enum.Enum):
+    IDLE = "idle"  # no event in progress (or the last one is reported)
+    IN_EVENT = "in_event"  # start or updates seen, no end yet
+
+
 class DtmfReceiver:
-    """Turns received telephone-event packets into digits, each reported once.
+    """Turns received telephone-event packets into digits, each reported once, when it ends.
 
     One event is identified by its RTP timestamp (RFC 4733 2.5.1.2: all packets of an event share
-    the timestamp), so the first packet of a new timestamp reports the digit, whatever arrives
-    later (updates, retransmitted ends).
+    it). The digit is reported at its first end packet (2.5.1.4) with the duration that packet
+    carries, so a relay can keep it; the retransmitted ends, and late packets of an event already
+    reported, are ignored. If every end packet is lost, a new event's start (2.5.2.2) or
+    ``expire`` reports the digit with the last duration seen.
     """
 
-    def __init__(self) -> None:
-        self._last_ts: int | None = None
+    EXPIRE_S = 0.5  # no packet of an unended event for this long: it is over
+    _REMEMBERED = 8  # timestamps of reported events kept, to ignore their late retransmissions
 
-    def receive(self, timestamp: int, payload: bytes) -> str | None:
-        """Return the digit if this packet starts a new event, else None."""
+    def __init__(self, clock_rate: int = EVENT_CLOCK_RATE) -> None:
+        self.clock_rate = clock_rate
+        self.state = ReceiverState.IDLE
+        self._ts = 0
+        self._digit = ""
+        self._duration = 0
+        self._last_at = 0.0
+        self._done: deque[int] = deque(maxlen=self._REMEMBERED)
+
+    def receive(self, timestamp: int, payload: bytes, now: float = 0.0) -> list[ReceivedDigit]:
+        """Digits finished by this packet (usually none or one); DtmfError if malformed."""
         ev = decode_event(payload)
-        if timestamp == self._last_ts or ev.digit is None:
-            return None
-        self._last_ts = timestamp
-        return ev.digit
+        if ev.digit is None or timestamp in self._done:
+            return []  # not DTMF (flash, tones: RFC 4733 2.3.1), or an event already reported
+        out: list[ReceivedDigit] = []
+        if self.state is ReceiverState.IN_EVENT and timestamp != self._ts:
+            out.extend(self._finish())  # a new event: the last one's ends were all lost
+        if self.state is ReceiverState.IDLE:
+            self.state = ReceiverState.IN_EVENT
+            self._ts, self._digit, self._duration = timestamp, ev.digit, 0
+        self._duration = max(self._duration, ev.duration)
+        self._last_at = now
+        if ev.end:
+            out.extend(self._finish())
+        return out
+
+    def expire(self, now: float) -> list[ReceivedDigit]:
+        """The digit of an event whose end never came, once it has been quiet for EXPIRE_S."""
+        if self.state is ReceiverState.IN_EVENT and now - self._last_at >= self.EXPIRE_S:
+            return self._finish()
+        return []
+
+    def _finish(self) -> list[ReceivedDigit]:
+        self.state = ReceiverState.IDLE
+        self._done.append(self._ts)
+        ms = clamp_duration(round(self._duration * 1000 / self.clock_rate))  # start-only: 40 ms
+        return [ReceivedDigit(self._digit, ms)]
 
 
 # ---------------------------------------------------------------- in-band DTMF (Q.23 / Q.24)
@@ -205,6 +276,7 @@ class DtmfToneSource:
 
     def queue(self, digit: str, duration_ms: int = 100) -> None:
         """Queue a digit."""
+        check_duration(duration_ms)
         ticks = max(2, round(duration_ms / 20))
         tone_ = dtmf_tone(digit, ticks * self.samples, self.rate)
         self._frames.extend(tone_.reshape(ticks, self.samples))

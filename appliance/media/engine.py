@@ -379,12 +379,13 @@ class MediaEngine:
         elif pt == leg.dtmf_pt and leg.dtmf_pt is not None:
             leg.jb.stats.update(seq, timestamp, now, jitter=False)
             try:
-                digit = leg.dtmf_rx.receive(timestamp, payload)
+                ended = leg.dtmf_rx.receive(timestamp, payload, now)
             except DtmfError:
                 counters.malformed += 1
                 return
-            if digit is not None and leg.receives:
-                self.emit(DtmfEvent(leg.leg_id, digit, "rfc4733"))
+            if leg.receives:
+                for got in ended:
+                    self.emit(DtmfEvent(leg.leg_id, got.digit, "rfc4733", got.duration_ms))
         else:
             counters.unknown_pt += 1  # comfort noise (PT 13) and the like are ignored
 
@@ -556,6 +557,9 @@ class MediaEngine:
         for leg in legs:
             if leg.state is not LegState.CONFIGURED:
                 continue
+            for got in leg.dtmf_rx.expire(now):  # every end packet lost (RFC 4733 2.5.2.2)
+                if leg.receives:
+                    self.emit(DtmfEvent(leg.leg_id, got.digit, "rfc4733", got.duration_ms))
             if (leg.direction.receives and not leg.timeout_reported
                     and now - leg.last_rx >= self.rtp_timeout_s):
                 leg.timeout_reported = True

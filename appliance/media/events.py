@@ -8,11 +8,13 @@ from typing import Any, Literal
 
 @dataclass(frozen=True)
 class DtmfEvent:
-    """A digit received on a leg, from RFC 4733 telephone-events or detected in-band."""
+    """A digit received on a leg, from RFC 4733 telephone-events (reported when the event
+    ends, with its length) or detected in-band (reported once heard, ``duration_ms`` a default)."""
 
     leg_id: str
     digit: str
     source: Literal["rfc4733", "inband"]
+    duration_ms: int = 100
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 from collections.abc import Callable
 
 from appliance.ivr.flow import FlowError, RouteTarget
+from appliance.media.dtmf import clamp_duration
 from appliance.pbx.channel import (
     BUSY,
     CANCELLED,
@@ -31,6 +32,7 @@ from appliance.pbx.channel import (
     TransferRequested,
 )
 from appliance.pbx.dialplan import Destination, Refused, ToIvr, ToQueue, ToTrunk, ToVoicemail
+from appliance.pbx.feature_digits import FeatureDigits, Key
 from appliance.pbx.fork import Fork, TimerHandle
 from appliance.pbx.permission import Principal
 from appliance.store.models import Extension, QueueConfig
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("plateau.pbx")
 _ids = itertools.count(1)
 MAX_FORWARD_HOPS = 3
+IN_CALL_CODES = frozenset({"*1", "*2", "*3"})  # see Call._feature_code
 
 
 class CallService(Protocol):
@@ -130,7 +133,7 @@ class Call:
         self.bridged = False
         self.recording: ActiveRecording | None = None
         self.interaction_id: int | None = None  # what this call is about (contact, status, disposition)
-        self._keys: dict[str, tuple[str, float]] = {}  # channel id -> (recent keys, time): in-call codes
+        self._keys: dict[str, FeatureDigits] = {}  # channel id -> its digits (feature codes held back)
         # Observers for a service that owns this call from outside (the outbound dialer): an agent
         # took it from a queue, it answered (b leg), it ended. Called after the call's own work.
         self.on_agent_connected: Callable[[Call], None] | None = None
@@ -306,16 +309,39 @@ class Call:
         elif not self.recording.legs[1]:
             self.pbx.recorder.add_leg(self.recording, 1, self.b.media_leg, agent, queue)
 
-    def _in_call_key(self, chan: Channel, digit: str) -> None:
-        """In-call codes from our own phones (never from a trunk: a caller must not stop the
-        recording): *1 starts/stops an on-demand recording, *2 pauses it (card details), *3 resumes."""
+    def _in_call_key(self, chan: Channel, event: DtmfReceived) -> None:
+        """A digit keyed during the call is for the other party (RFC 4733 / SIP INFO / the
+        board's key events are re-sent on its leg; in-band tones already reach it as audio),
+        except the in-call codes of our own phones (never a trunk's: a caller must not stop the
+        recording), whose ``*`` is held back briefly (``feature_digits``)."""
+        if self.state != CallState.UP:
+            return
+        key = Key(event.digit, clamp_duration(event.duration_ms), event.source)
+        if chan.extension is None:
+            self._pass_key(chan, key)
+            return
+        digits = self._keys.get(chan.id)
+        if digits is None:
+            digits = self._keys[chan.id] = FeatureDigits(
+                IN_CALL_CODES, self.pbx.schedule, lambda k: self._pass_key(chan, k),
+                lambda code: self._feature_code(chan, code))
+        digits.key(key)
+
+    def _pass_key(self, chan: Channel, key: Key) -> None:
+        other = self.partner(chan)
+        if key.source == "inband" or self.state != CallState.UP or other is None or other.is_down:
+            return
+        try:
+            self.pbx.media.send_dtmf(other.media_leg, key.digit, key.duration_ms)
+        except Exception as exc:  # noqa: BLE001 - a media error must not end the call
+            log.warning("%s: DTMF %s not relayed to %s: %s", self.id, key.digit, other.id, exc,
+                        extra={"CALL_ID": self.id})
+
+    def _feature_code(self, chan: Channel, code: str) -> None:
+        """*1 starts/stops an on-demand recording, *2 pauses it (card details), *3 resumes."""
         if chan.extension is None or self.state != CallState.UP:
             return
-        now = self.pbx.clock()
-        keys, at = self._keys.get(chan.id, ("", 0.0))
-        keys = (keys if now - at < 3.0 else "") + digit
-        self._keys[chan.id] = (keys[-2:], now)
-        code = keys[-2:]
+        log.info("%s: feature code %s from %s", self.id, code, chan.id, extra={"CALL_ID": self.id})
         rec = self.recording
         if code == "*1":
             ext = self.pbx.dialplan.extensions.get(chan.extension)
@@ -544,7 +570,7 @@ class Call:
         elif isinstance(event, DtmfReceived):
             log.info("%s: DTMF %s from %s (%s)", self.id, event.digit, chan.id, event.source,
                      extra={"CALL_ID": self.id})
-            self._in_call_key(chan, event.digit)
+            self._in_call_key(chan, event)
 
     def _party_gone(self, chan: Channel, cause: Cause) -> None:
         if self.state == CallState.ENDED:
@@ -590,6 +616,8 @@ class Call:
         if self.state == CallState.ENDED:
             return
         self.state = CallState.ENDED
+        for digits in self._keys.values():
+            digits.cancel()
         if self.cause == NORMAL_CLEARING:
             self.cause = cause  # a failure decided earlier (e.g. before the busy tone) stays
         if self.fail_timer is not None:

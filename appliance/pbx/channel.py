@@ -109,9 +109,13 @@ class TransferRequested:
 
 @dataclass(frozen=True)
 class DtmfReceived:
+    """A key from the party on this channel; ``duration_ms`` is how long it was held (RFC 4733
+    event length, SIP INFO Duration, the board's report; 100 where the source does not say)."""
+
     channel: Channel
     digit: str
     source: str
+    duration_ms: int = 100
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ from sippy.SipContentType import SipContentType
 from sippy.SipHeader import SipHeader
 from sippy.SipURL import SipURL
 
+from appliance.sip.dtmf_relay import parse_info_key
+
 from appliance.pbx.channel import (
     NORMAL_CLEARING,
     Answered,
@@ -354,13 +356,13 @@ class SipChannel(Channel):
         self.ua.recvEvent(CCEventConnect((200, "OK", MsgBody(self._answer_sdp()))))
 
     def _on_info(self, body: Any) -> None:
-        # application/dtmf-relay (the Cisco form many phones use): "Signal=5\r\nDuration=160"
+        # application/dtmf-relay ("Signal=5\r\nDuration=160") or application/dtmf; sippy has
+        # answered 200 already (UaStateConnected), and the key is relayed like an RFC 4733 one.
         if body is None:
             return
-        for line in str(body).splitlines():
-            name, _, value = line.partition("=")
-            if name.strip().lower() == "signal" and value.strip():
-                self.post(DtmfReceived(self, value.strip()[0], "sip-info"))
+        key = parse_info_key(str(body), str(getattr(body, "mtype", None) or "application/dtmf-relay"))
+        if key is not None:
+            self.post(DtmfReceived(self, key.digit, "sip-info", key.duration_ms))
 
     def _on_refer(self, refer_to: str) -> None:
         target, replaces = parse_refer_target(refer_to)

@@ -189,7 +189,7 @@ def test_three_codec_conference_dtmf_recording_and_playback(media, tmp_path):
 
     # DTMF: RFC 4733 from A once, in-band from B once; RFC 4733 packets are not mixed as audio
     dtmf_events = [e for e in events if isinstance(e, DtmfEvent)]
-    assert DtmfEvent("a", "#", "rfc4733") in dtmf_events
+    assert DtmfEvent("a", "#", "rfc4733", 80) in dtmf_events  # reported at its first end: 640 units
     assert DtmfEvent("b", "5", "inband") in dtmf_events
     assert len(dtmf_events) == 2
     assert all(d[1] & 0x7F == 8 for d in b.received)

@@ -86,6 +86,22 @@ class _Out:
         self._f.flush()
 
 
+def _without_telephone_event(sdp_text: str) -> str:
+    """The SDP with every telephone-event payload type removed (m= list, rtpmap, fmtp)."""
+    lines = sdp_text.replace("\r\n", "\n").split("\n")
+    pts = {ln.split()[0].split(":")[1] for ln in lines
+           if ln.startswith("a=rtpmap:") and "telephone-event" in ln.lower()}
+    out = []
+    for ln in lines:
+        if ln.startswith("m=audio"):
+            head, fmts = ln.split()[:3], ln.split()[3:]
+            ln = " ".join(head + [f for f in fmts if f not in pts])
+        elif ln.startswith(("a=rtpmap:", "a=fmtp:")) and ln.split()[0].split(":")[1] in pts:
+            continue
+        out.append(ln)
+    return "\r\n".join(out)
+
+
 class PhoneCall(pj.Call):
     """One call leg; posts state/media/DTMF/transfer events and wires players/recorders."""
 
@@ -196,6 +212,18 @@ class PhoneCall(pj.Call):
         self.phone.dtmf.append(prm.digit)
         self.phone.out.send({"event": "dtmf", "call": self.index, "digit": prm.digit})
 
+    def onCallSdpCreated(self, prm: pj.OnCallSdpCreatedParam) -> None:
+        # pjsua2 always offers and answers telephone-event; a phone without it (in-band only)
+        # has it cut from the SDP it is about to send.
+        if not self.phone.telephone_event:
+            prm.sdp.wholeSdp = _without_telephone_event(prm.sdp.wholeSdp)
+
+    def onDtmfEvent(self, prm: pj.OnDtmfEventParam) -> None:
+        # Called at the start and at the end of an RFC 4733 event; only the end knows its length.
+        if prm.flags & 2:  # PJMEDIA_STREAM_DTMF_IS_END (bit 0 is IS_UPDATE)
+            self.phone.out.send({"event": "dtmf_end", "call": self.index, "digit": prm.digit,
+                                 "duration_ms": prm.duration})
+
     def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:
         # Accept REFER (RFC 3515 section 2.4.2) and report it; pjsua then dials the target.
         prm.statusCode = 202
@@ -278,6 +306,7 @@ class Phone:
         self.bind_ip: str = cfg.get("bind_ip", "127.0.0.1")
         self.transport: str = cfg.get("transport", "udp")
         self.codecs: list[str] = cfg.get("codecs", ["PCMU"])
+        self.telephone_event: bool = cfg.get("telephone_event", True)
         self.auto_answer: bool = bool(cfg.get("auto_answer", False))
         self.auto_play: str | None = cfg.get("auto_play")
         self.auto_record: str | None = cfg.get("auto_record")
@@ -429,9 +458,11 @@ class Phone:
     def cmd_stop_record(self, call: int) -> None:
         self._call(call).stop_record()
 
-    def cmd_dial_dtmf(self, call: int, digits: str, method: str = "rfc4733") -> None:
+    def cmd_dial_dtmf(self, call: int, digits: str, method: str = "rfc4733", duration_ms: int = 0) -> None:
         prm = pj.CallSendDtmfParam()
         prm.digits = digits
+        if duration_ms:
+            prm.duration = duration_ms
         prm.method = (
             pj.PJSUA_DTMF_METHOD_SIP_INFO if method == "info" else pj.PJSUA_DTMF_METHOD_RFC2833
         )

@@ -52,6 +52,7 @@ class PjPhone:
         auto_record: str | Path | None = None,
         log_level: int = 3,
         start_timeout: float = 10.0,
+        telephone_event: bool = True,
     ) -> None:
         if transport not in ("udp", "tcp"):
             raise ValueError(f"transport must be 'udp' or 'tcp', got {transport!r}")
@@ -69,6 +70,7 @@ class PjPhone:
             "auto_play": str(auto_play) if auto_play else None,
             "auto_record": str(auto_record) if auto_record else None,
             "log_level": log_level,
+            "telephone_event": telephone_event,
         }
         self._start_timeout = start_timeout
         self._proc: subprocess.Popen[bytes] | None = None
@@ -353,15 +355,21 @@ class PjPhone:
         self._send("stop_record", {"call": call})
         self.wait_event("record_closed", timeout=3.0)
 
-    def dial_dtmf(self, call: int, digits: str, method: str = "rfc4733") -> None:
-        """Send DTMF: "rfc4733" (RTP telephone-event) or "info" (SIP INFO)."""
+    def dial_dtmf(self, call: int, digits: str, method: str = "rfc4733", duration_ms: int = 0) -> None:
+        """Send DTMF: "rfc4733" (RTP telephone-event) or "info" (SIP INFO); ``duration_ms`` per
+        digit (0: pjsua's default, 160 ms)."""
         if method not in ("rfc4733", "info"):
             raise ValueError(f"method must be 'rfc4733' or 'info', got {method!r}")
-        self._send("dial_dtmf", {"call": call, "digits": digits, "method": method})
+        self._send("dial_dtmf", {"call": call, "digits": digits, "method": method,
+                                 "duration_ms": duration_ms})
 
     def received_dtmf(self) -> list[str]:
         """Digits received so far (onDtmfDigit), all calls, in order."""
         return [e.data["digit"] for e in self.events("dtmf")]
+
+    def received_dtmf_durations(self) -> list[int]:
+        """Duration (ms) of each RFC 4733 digit that has ended so far (pjsua's onDtmfEvent)."""
+        return [int(e.data["duration_ms"]) for e in self.events("dtmf_end")]
 
     def hold(self, call: int) -> None:
         """re-INVITE with a=sendonly (RFC 3264 section 8.4)."""

@@ -8,8 +8,11 @@ from appliance.media.dtmf import (
     DtmfError,
     DtmfReceiver,
     DtmfSender,
+    DtmfToneSource,
     InbandDtmfDetector,
+    ReceivedDigit,
     TelephoneEvent,
+    check_event,
     decode_event,
     dtmf_tone,
     encode_event,
@@ -60,15 +63,62 @@ def test_sender_queues_digits_with_new_timestamps():
         s.queue("x")
 
 
-def test_receiver_reports_each_digit_once_despite_repeats_and_lost_start():
+def test_receiver_reports_each_digit_once_at_its_end_with_its_duration():
     r = DtmfReceiver()
     s = DtmfSender()
-    s.queue("9", 100)
-    got = [r.receive(p.timestamp, p.payload) for p in filter(None, (s.tick(0) for _ in range(8)))]
-    assert [d for d in got if d] == ["9"]
+    s.queue("9", 200)
+    got = [r.receive(p.timestamp, p.payload) for p in filter(None, (s.tick(0) for _ in range(16)))]
+    assert [d for batch in got for d in batch] == [ReceivedDigit("9", 200)]
+    assert got[9] == [ReceivedDigit("9", 200)]  # at the first end packet, not the start
     # only the end packets of the next event arrive: still reported once
     end = encode_event(TelephoneEvent(10, True, 10, 800))
-    assert [r.receive(5000, end) for _ in range(3)] == ["*", None, None]
+    assert [r.receive(5000, end) for _ in range(3)] == [[ReceivedDigit("*", 100)], [], []]
+    # a late end of the first event (its timestamp already reported) is not a new digit
+    assert r.receive(0, encode_event(TelephoneEvent(9, True, 10, 1600))) == []
+
+
+def test_receiver_reports_a_digit_whose_ends_are_all_lost():
+    r = DtmfReceiver()
+    start = encode_event(TelephoneEvent(5, False, 10, 160))
+    update = encode_event(TelephoneEvent(5, False, 10, 960))
+    assert r.receive(100, start, now=1.0) == [] and r.receive(100, update, now=1.1) == []
+    assert r.expire(1.3) == []
+    assert r.expire(1.6) == [ReceivedDigit("5", 120)]
+    assert r.expire(9.0) == []
+    # a new event's start also ends the previous unended one (RFC 4733 2.5.2.2)
+    r.receive(2000, encode_event(TelephoneEvent(1, False, 10, 320)), now=2.0)
+    assert r.receive(3000, encode_event(TelephoneEvent(2, False, 10, 160)), now=2.2) == [
+        ReceivedDigit("1", 40)]
+
+
+def test_receiver_ignores_non_dtmf_events_and_refuses_malformed_payloads():
+    r = DtmfReceiver()
+    assert r.receive(1, encode_event(TelephoneEvent(16, True, 10, 800))) == []  # flash
+    assert r.receive(2, encode_event(TelephoneEvent(99, True, 10, 800))) == []
+    for bad in (b"", b"\x01\x8a\x03", b"\x01\x8a\x03\x20\x00"):
+        with pytest.raises(DtmfError):
+            r.receive(3, bad)
+    # redundancy (RFC 4733 2.5.1.5): whole 4-octet blocks, the first is the current event
+    two = encode_event(TelephoneEvent(3, True, 10, 800)) + encode_event(TelephoneEvent(2, True, 10, 800))
+    assert r.receive(4, two) == [ReceivedDigit("3", 100)]
+
+
+@pytest.mark.parametrize("field", [{"event": 256}, {"event": -1}, {"volume": 64}, {"duration": 0x10000},
+                                   {"duration": -1}])
+def test_telephone_event_fields_are_range_checked_in_one_place(field):
+    ev = TelephoneEvent(**{"event": 1, "end": False, "volume": 10, "duration": 160, **field})
+    with pytest.raises(DtmfError):
+        check_event(ev)
+    with pytest.raises(DtmfError):
+        encode_event(ev)
+
+
+def test_digit_durations_outside_what_can_be_sent_are_refused():
+    for bad in (0, 39, 8001):
+        with pytest.raises(DtmfError):
+            DtmfSender().queue("1", bad)
+        with pytest.raises(DtmfError):
+            DtmfToneSource().queue("1", bad)
 
 
 def _naive_goertzel(x: np.ndarray, f: float, rate: int) -> float:

@@ -68,7 +68,7 @@ def test_audio_crosses_bridge_and_rfc4733_is_not_audio():
     for seq in range(10, 14):
         # one event: every packet carries the event's start timestamp (RFC 4733 2.5.1.2)
         eng.rtp_received(a, rtp.build(101, seq, 9999, 7, ev), ("192.0.2.9", 7000), clock[0])
-    assert events == [DtmfEvent("a", "4", "rfc4733")]
+    assert events == [DtmfEvent("a", "4", "rfc4733", 40)]  # 160 units = 20 ms: the 40 ms floor
     assert a.jb.depth == 0  # events never reach the audio path
 
 
