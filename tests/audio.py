@@ -106,6 +106,14 @@ def tone_ratio(samples: np.ndarray, rate: int, freq: float) -> float:
     return goertzel_power(x, rate, freq) / total
 
 
+def best_second(samples: np.ndarray, rate: int, freq: float) -> float:
+    """The tone's share in the best one-second window (quarter-second steps): when in a call the
+    tone was heard depends on how fast a loaded machine answered and connected; what was heard
+    does not."""
+    starts = range(0, max(1, len(samples) - rate + 1), rate // 4)
+    return max(tone_ratio(samples[i:i + rate], rate, freq) for i in starts)
+
+
 def tone_present(wav_path: str | Path, freq: float, min_ratio: float = 0.5) -> bool:
     """True if `freq` carries at least `min_ratio` of the WAV's power (after leading silence).
 
