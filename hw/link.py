@@ -62,6 +62,9 @@ class LinkState(enum.Enum):
 @dataclass(frozen=True)
 class BoardUp:
     caps: Caps
+    # True when the link was already up with the same CAPS: our own re-HELLO answered (after a
+    # reader restart), not a board that restarted, so ports in a call keep their state.
+    again: bool = False
 
 
 @dataclass(frozen=True)
@@ -327,12 +330,13 @@ class BoardLink:
             self._missed = 0
             self._ping_out = None
         first = self.state != LinkState.UP
+        again = not first and caps == self.caps
         self.caps = caps
         self._set_state(LinkState.UP)
         if first:
             log.info("line board %s up: serial %s, firmware %d.%d, %d ports", self.url, caps.serial,
                      caps.fw_major, caps.fw_minor, len(caps.ports))
-        self.on_event(BoardUp(caps))
+        self.on_event(BoardUp(caps, again))
 
     def _lost(self, reason: str, new_state: LinkState) -> None:
         was_up = self.state == LinkState.UP
