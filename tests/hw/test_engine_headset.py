@@ -222,6 +222,24 @@ def test_killed_headset_process_is_restarted_and_registers_again(pbx: Engine) ->
     assert after["pid"] != before["pid"] and after["restarts"] == before["restarts"] + 1
     assert after["state"] == "idle"
     assert took >= 1.0, f"restarted after {took:.1f}s: the 2 s delay was not kept"
+    assert f"headset {HEADSET}: process killed by signal {int(signal.SIGKILL)}" in pbx.stderr_tail(50000)
+
+
+def test_supervisor_health_counts_a_killed_process_and_its_restart(tmp_path: Path) -> None:
+    """HeadsetSupervisor.health(): the record the engine's supervisor gathers, one per headset."""
+    cfg = parse_headsets([{"extension": "1009", "password": "p", "input_device": "no such device"}],
+                         "127.0.0.1", 9)[0]
+    sup = HeadsetSupervisor([cfg], restart_delay=0.2, max_restart_delay=0.2).start()
+    try:
+        hs = sup.get("1009")
+        pid = _wait(lambda: hs.status()["pid"], 10.0, "process spawned")
+        os.kill(pid, signal.SIGKILL)
+        health = _wait(lambda: (h := sup.health()[0]).deaths >= 1 and h.restarts >= 1 and h, 10.0, "restart")
+        assert health.name == "headset:1009" and health.alive and not health.fatal
+        assert health.last_error is not None and health.last_error.startswith("process ")
+    finally:
+        sup.stop(grace=1.0)
+    assert not sup.health()[0].alive
 
 
 def test_supervisor_backs_off_a_missing_device_gives_up_on_refused_credentials_and_stops_all(
