@@ -253,15 +253,11 @@ class HardwareManager:
         self.modems = [ModemLinePort(self.ctx, m, soon, modem_options) for m in configs.modems]
 
     # -- reload (engine loop) ---------------------------------------------------------------------
-    def reload(self) -> list[str]:
-        """Read hardware.yaml again and apply the difference (see `apply`); a file that does not
-        parse raises HardwareConfigError naming the field, and nothing changes."""
-        return self.apply(hwconfig.load_hardware(self.path) if self.path.exists() else hwconfig.HardwareConfig())
-
     def apply(self, configs: hwconfig.HardwareConfig) -> list[str]:
-        """Boards and modems by name: an unchanged one is untouched, with its calls; a removed one
-        is closed and its calls end with PORT_REMOVED; a board whose device changed is a new board;
-        on a kept board only the ports that differ change (Board.apply)."""
+        """A reloaded hardware.yaml, already checked (hw/reload.py). Boards and modems by name: an
+        unchanged one is untouched, with its calls; a removed one is closed and its calls end with
+        PORT_REMOVED; a board whose device changed is a new board; on a kept board only the ports
+        that differ change (Board.apply)."""
         changes: list[str] = []
         wanted = {c.name: c for c in configs.boards}
         for board in list(self.boards):
