@@ -277,3 +277,25 @@ def test_supervisor_backs_off_a_missing_device_gives_up_on_refused_credentials_a
     assert took < 3.0, f"stopping took {took:.1f}s"
     status, blocked = pbx.api("GET", "/v1/blocked")
     assert blocked == [], blocked
+
+
+def test_supervisor_apply_keeps_unchanged_headsets_and_stops_removed_ones() -> None:
+    def cfgs(*entries: tuple[str, str]) -> list[Any]:
+        return parse_headsets([{"extension": e, "password": "p", "input_device": d} for e, d in entries],
+                              "127.0.0.1", 9)
+    sup = HeadsetSupervisor(cfgs(("1007", "no mic"), ("1008", "no mic")), restart_delay=0.2,
+                            max_restart_delay=0.2).start()
+    try:
+        kept, removed = sup.get("1007"), sup.get("1008")
+        changes = sup.apply(cfgs(("1007", "no mic"), ("1009", "no mic")))
+        assert sorted(changes) == ["headset 1008 removed", "headset 1009 added"]
+        assert sup.get("1007") is kept and kept.state is not ProcessState.STOPPED  # untouched
+        _wait(lambda: removed.state is ProcessState.STOPPED, 10.0, "removed headset stopped")
+        _wait(lambda: sup.get("1009").status()["pid"] or sup.get("1009").status()["restarts"], 10.0,
+              "new headset started")
+        with pytest.raises(UnknownHeadset):
+            sup.get("1008")
+        assert sup.apply(cfgs(("1007", "other mic"), ("1009", "no mic"))) == ["headset 1007 changed"]
+        assert sup.get("1007") is not kept
+    finally:
+        sup.stop(grace=1.0)
