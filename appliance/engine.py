@@ -134,19 +134,9 @@ class Engine:
         self.ctx = SipContext(self.global_config, self.media, opts.sip_ip)
         self.pbx.factory = SipChannelFactory(self.ctx, self.registrar)
         # Line boards (FXS phones, FXO lines) when data/hardware.yaml exists; started in run().
-        self.hardware: Any = None
-        if (opts.data_dir / "hardware.yaml").exists():
-            from hw.manager import HardwareManager
-
-            self.hardware = HardwareManager(self.pbx, self.media, self._schedule, opts.data_dir / "hardware.yaml",
-                                            channels_by_leg=self.ctx.channels_by_leg, media_host=opts.sip_ip)
+        self.hardware: Any = self.open_hardware() if (opts.data_dir / "hardware.yaml").exists() else None
         # USB headsets (one pjsua2 softphone process each) when data/headsets.yaml exists.
-        self.headsets: Any = None
-        if (opts.data_dir / "headsets.yaml").exists():
-            from hw.headsets import HeadsetSupervisor
-
-            registrar = "127.0.0.1" if opts.sip_ip in ("", "0.0.0.0") else opts.sip_ip
-            self.headsets = HeadsetSupervisor.from_file(opts.data_dir / "headsets.yaml", registrar, opts.sip_port)
+        self.headsets: Any = self.open_headsets() if (opts.data_dir / "headsets.yaml").exists() else None
         self.router = SipRouter(self.ctx, self.pbx, self.registrar, self.auth, self.guard, self._lookup_secret)
         self.tm = PlateauTransactionManager(self.global_config, self.router,
                                             tcp_laddress=(opts.sip_ip, opts.sip_port), guard=self.guard)
@@ -160,6 +150,20 @@ class Engine:
                                     ED2.callFromThreadSync)
 
     # -- glue -------------------------------------------------------------------------
+    def open_hardware(self) -> Any:
+        """A HardwareManager for data/hardware.yaml (at start, or when a reload finds the file)."""
+        from hw.manager import HardwareManager
+
+        return HardwareManager(self.pbx, self.media, self._schedule, self.opts.data_dir / "hardware.yaml",
+                               channels_by_leg=self.ctx.channels_by_leg, media_host=self.opts.sip_ip)
+
+    def open_headsets(self) -> Any:
+        """A HeadsetSupervisor for data/headsets.yaml, not started (at start, or on a reload)."""
+        from hw.headsets import HeadsetSupervisor
+
+        registrar = "127.0.0.1" if self.opts.sip_ip in ("", "0.0.0.0") else self.opts.sip_ip
+        return HeadsetSupervisor.from_file(self.opts.data_dir / "headsets.yaml", registrar, self.opts.sip_port)
+
     def _schedule(self, delay: float, fn: Any) -> Timeout:
         return Timeout(fn, delay)
 
@@ -365,10 +369,17 @@ class EngineApi(DialerApi):
         return {"transferring": channel_id, "to": to}
 
     def reload(self) -> dict[str, Any]:
+        from hw.reload import HardwareReload, ReloadRefused
+
+        try:  # hardware.yaml and headsets.yaml are checked before anything is applied
+            plan = HardwareReload.read(self.e.opts.data_dir, self.e.hardware, self.e.headsets, self.e.open_headsets)
+        except ReloadRefused as exc:
+            raise ApiError(400, f"{exc}; the running configuration is kept") from exc
         self.e.pbx.reload()
         self.e.dialer.reload()
         self.e.trunks.reload()
-        return {"reloaded": True}
+        self.e.hardware, self.e.headsets = plan.apply(self.e.hardware, self.e.headsets, self.e.open_hardware)
+        return {"reloaded": True, "hardware": plan.changes}
 
     def agents(self) -> list[dict[str, Any]]:
         return self.e.pbx.distributor.agent_status()

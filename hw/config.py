@@ -176,10 +176,14 @@ def parse_hardware(data: Any) -> HardwareConfig:
         if m.device in owner:
             raise HardwareConfigError(f"modems[{i}].device: {m.device} is already used by {owner[m.device]}")
         owner[m.device] = f"modems[{i}]"
-    names = [m.name for m in cfg.modems]
-    for i, name in enumerate(names):
-        if name in names[:i]:
-            raise HardwareConfigError(f"modems[{i}].name: {name!r} is used twice")
+    for section, names in (("boards", [b.name for b in cfg.boards]), ("modems", [m.name for m in cfg.modems])):
+        for i, name in enumerate(names):  # a reload matches boards and modems by name
+            if name in names[:i]:
+                raise HardwareConfigError(f"{section}[{i}].name: {name!r} is used twice")
+    boards = [b.device for b in cfg.boards]
+    for i, device in enumerate(boards):
+        if device in boards[:i]:
+            raise HardwareConfigError(f"boards[{i}].device: {device} is already used by boards[{boards.index(device)}]")
     return cfg
 
 

@@ -116,6 +116,13 @@ class PayloadError(FrameError):
     """The CRC is right but the payload does not fit its type (or a bad port number)."""
 
 
+class RangeError(PayloadError):
+    """A well-formed frame carrying a value outside its range: a port number wrong for the frame
+    type (or beyond the board's CAPS), a port count, a DTMF duration, a caller-ID number..."""
+
+    counter = "range_errors"
+
+
 class UnknownType(FrameError):
     """A well-formed frame of a type this protocol version does not define."""
 
@@ -331,6 +338,18 @@ _EMPTY: dict[type, FrameType] = {
 _EMPTY_BY_TYPE = {t: cls for cls, t in _EMPTY.items()}
 DTMF_DIGITS = "0123456789*#ABCD"
 DIAL_DIGITS = "0123456789*#"
+# Frames about the board itself carry port 0xFF; every other type names one of its ports (0-15).
+BOARD_TYPES = frozenset({FrameType.HELLO, FrameType.CAPS, FrameType.PING, FrameType.PONG, FrameType.STATUS})
+MAX_PORTS = MAX_PORT + 1  # CAPS and STATUS list at most this many ports
+MAX_DTMF_MS = 10_000  # a key held longer is a stuck key or garbage, not a digit
+# ETSI EN 300 659-3 5.3.3: a CLIP number of at most 20 characters; "P" (private) and "O"
+# (unavailable) stand in for an absent one (5.3.4). Names at most 50 characters (5.3.6).
+CID_NUMBER_CHARS = frozenset("0123456789*#+")
+MAX_CID_NUMBER = 20
+MAX_CID_NAME = 50
+# ITU-T Q.921 5.1/5.9: address (2) + control (1 or 2) + at most N201 = 260 information octets.
+MIN_LAPD = 3
+MAX_LAPD = 264
 
 
 def _lstr(text: str, encoding: str, what: str) -> bytes:
@@ -511,7 +530,33 @@ def _message(ftype: int, port: int, payload: bytes) -> Message:
     else:  # DCHAN
         msg = DChan(port, r.take(len(payload)))
     r.end()
+    check_ranges(kind, msg)
     return msg
+
+
+def check_ranges(kind: FrameType, msg: Message) -> None:
+    """The one range check of a decoded message's values (everything a board sends is hostile
+    input to the host); raises RangeError. Lengths and enum values were checked while reading."""
+    port = msg.port
+    if kind in BOARD_TYPES:
+        if port != BOARD:
+            raise RangeError(f"{kind.name}: a board-level frame on port {port}, not 0x{BOARD:02X}")
+    elif kind != FrameType.ACK and port > MAX_PORT:  # an ACK may answer a command sent to 0xFF
+        raise RangeError(f"{kind.name}: needs a port 0-{MAX_PORT}, not 0x{port:02X}")
+    if isinstance(msg, Caps) and len(msg.ports) > MAX_PORTS:
+        raise RangeError(f"CAPS: {len(msg.ports)} ports (at most {MAX_PORTS})")
+    elif isinstance(msg, Status) and len(msg.ports) > MAX_PORTS:
+        raise RangeError(f"STATUS: {len(msg.ports)} ports (at most {MAX_PORTS})")
+    elif isinstance(msg, Dtmf) and msg.duration_ms > MAX_DTMF_MS:
+        raise RangeError(f"DTMF: duration {msg.duration_ms} ms (at most {MAX_DTMF_MS})")
+    elif isinstance(msg, CallerId):
+        number = msg.number
+        if len(number) > MAX_CID_NUMBER or not (number in ("P", "O") or set(number) <= CID_NUMBER_CHARS):
+            raise RangeError(f"CALLER_ID: number {number[:32]!r} is not 0-{MAX_CID_NUMBER} of 0-9*#+, P or O")
+        if len(msg.name) > MAX_CID_NAME or not msg.name.isprintable():
+            raise RangeError(f"CALLER_ID: name of {len(msg.name)} characters, or not printable")
+    elif isinstance(msg, DChan) and not MIN_LAPD <= len(msg.lapd) <= MAX_LAPD:
+        raise RangeError(f"DCHAN: a LAPD frame of {len(msg.lapd)} octets ({MIN_LAPD}..{MAX_LAPD})")
 
 
 # -- frames -------------------------------------------------------------------------------------

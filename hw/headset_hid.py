@@ -32,6 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from appliance.system.liveness import Heartbeat, PartHealth
+
 log = logging.getLogger("plateau.headset_hid")
 
 TELEPHONY_PAGE = 0x0B
@@ -441,6 +443,7 @@ class HidrawReader:
         self._thread: threading.Thread | None = None
         self._leds = (False, False, False)
         self.error = ""
+        self.beat = Heartbeat()
 
     def start(self) -> HidrawReader:
         self._thread = threading.Thread(target=self._run, name=f"hidraw-{Path(self.device).name}", daemon=True)
@@ -527,8 +530,28 @@ class HidrawReader:
             except Exception:  # a faulty listener must not stop the reader
                 log.exception("hid %s: on_status raised", self.device)
 
+    def health(self) -> PartHealth:
+        thread = self._thread
+        return self.beat.health(f"hidraw {self.device}", thread is not None and thread.is_alive())
+
     def _run(self) -> None:
+        """The reader loop, run again after a death (logged, counted, reported as the HID error)
+        with the device re-opened: a bug in one report must not leave the hook button dead."""
         while not self._stopping.is_set():
+            try:
+                self._read_loop()
+                return
+            except Exception as exc:  # the headset process must outlive a bad report
+                self.beat.died(exc)
+                log.exception("hid %s: reader thread died; re-opening the device", self.device)
+                self._close()
+                self._set_error(f"reader died: {type(exc).__name__}: {exc}")
+            self._wait(min(self.reopen_delay, 0.2))
+            self.beat.restarted()
+
+    def _read_loop(self) -> None:
+        while not self._stopping.is_set():
+            self.beat.beat()
             if self._fd is None and not self._open():
                 self._wait(self.reopen_delay)
                 continue

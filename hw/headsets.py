@@ -46,6 +46,7 @@ from typing import IO, Any
 
 import yaml
 
+from appliance.system.liveness import Heartbeat, PartHealth
 from hw.headset import RATES, HeadsetConfig, HeadsetEvent, HungUp, Incoming, Registered
 from hw.headset_service import (
     HidState,
@@ -216,6 +217,7 @@ class SupervisedHeadset:
         self._stopping = threading.Event()
         self._refused = False  # the last start ended in a refused REGISTER
         self._thread: threading.Thread | None = None
+        self.beat = Heartbeat()  # deaths: process exits while not stopping; restarts: respawns
 
     @property
     def state(self) -> ProcessState:
@@ -281,11 +283,13 @@ class SupervisedHeadset:
             if not first:
                 with self._lock:
                     self._record.restarts += 1
+                self.beat.restarted()
             first = False
             ready = False
             try:
                 proc = self._spawn()
             except OSError as exc:
+                self.beat.died(f"cannot start: {exc}")
                 if self._stopping.is_set():
                     break
                 log.error("headset %s: cannot start its process: %s", self.config.extension, exc)
@@ -293,7 +297,13 @@ class SupervisedHeadset:
                     self._record.error = str(exc)
                     self._set_state(ProcessState.BACKOFF)
             else:
-                ready = self._pump(proc)
+                try:
+                    ready = self._pump(proc)
+                except Exception as exc:  # a bug reading its lines: this thread outlives it, the process does not
+                    self.beat.died(exc)
+                    log.exception("headset %s: reading its process failed; restarting the process",
+                                  self.config.extension)
+                    proc.kill()
                 self._exited(proc.wait())
             if self._stopping.is_set():
                 break
@@ -341,6 +351,7 @@ class SupervisedHeadset:
         if out is None:
             return False
         for line in out:
+            self.beat.beat()
             try:
                 msg = json.loads(line)
                 if not isinstance(msg, dict):
@@ -421,7 +432,9 @@ class SupervisedHeadset:
         if self._stopping.is_set():
             log.info("headset %s: process stopped (%d)", self.config.extension, code)
         else:
-            log.warning("headset %s: process exited with %d", self.config.extension, code)
+            cause = f"killed by signal {-code}" if code < 0 else f"exited with {code}"
+            self.beat.died(f"process {cause}")
+            log.warning("headset %s: process %s", self.config.extension, cause)
 
     # -- any thread ---------------------------------------------------------------------------
     def command(self, cmd: str, timeout: float = 5.0, **args: Any) -> dict[str, Any]:
@@ -450,16 +463,33 @@ class SupervisedHeadset:
         with self._lock:
             return asdict(self._record)
 
+    def health(self) -> PartHealth:
+        """`headset:<ext>`: alive while its supervising thread runs and it is not refused for good.
+
+        A registered headset says nothing for hours, so a running process counts as progress."""
+        with self._lock:
+            proc, state = self._proc, self._state
+        if proc is not None and proc.poll() is None:
+            self.beat.beat()
+        thread = self._thread
+        alive = state is ProcessState.IDLE or (thread is not None and thread.is_alive()
+                                               and state is not ProcessState.FAILED)
+        return self.beat.health(f"headset:{self.config.extension}", alive)
+
 
 # -- all of them --------------------------------------------------------------------------------
 class HeadsetSupervisor:
     """Every headset of data/headsets.yaml, each in its own supervised process."""
 
     def __init__(self, configs: list[HeadsetConfig], *, error: str | None = None, config_path: str = "",
-                 **options: Any) -> None:
+                 registrar: tuple[str, int] = ("127.0.0.1", 5060), **options: Any) -> None:
         self.error = error
         self.config_path = config_path
+        self.registrar = registrar
+        self.options = options
         self.headsets = {c.extension: SupervisedHeadset(c, **options) for c in configs}
+        self._started = False
+        self._stopping: list[threading.Thread] = []  # headsets removed by a reload, still ending
 
     @classmethod
     def from_file(cls, path: Path, registrar_host: str, registrar_port: int, **options: Any) -> HeadsetSupervisor:
@@ -469,10 +499,12 @@ class HeadsetSupervisor:
         except (HeadsetsConfigError, OSError) as exc:
             # A typo in headsets.yaml must not keep the SIP side down.
             log.error("headsets configuration %s not used: %s", path, exc)
-            return cls([], error=str(exc), config_path=str(path), **options)
-        return cls(configs, config_path=str(path), **options)
+            return cls([], error=str(exc), config_path=str(path), registrar=(registrar_host, registrar_port),
+                       **options)
+        return cls(configs, config_path=str(path), registrar=(registrar_host, registrar_port), **options)
 
     def start(self) -> HeadsetSupervisor:
+        self._started = True
         for hs in self.headsets.values():
             hs.start()
         return self
@@ -483,6 +515,47 @@ class HeadsetSupervisor:
             hs.begin_stop()
         for hs in self.headsets.values():
             hs.finish_stop(grace)
+        for t in self._stopping:
+            t.join(grace + 10.0)
+
+    # -- reload -------------------------------------------------------------------------------
+    def read(self) -> list[HeadsetConfig]:
+        """headsets.yaml as it is now (no file: no headset); raises HeadsetsConfigError naming the field."""
+        path = Path(self.config_path)
+        if not path.exists():
+            return []
+        try:
+            return load_headsets(path, *self.registrar)
+        except OSError as exc:
+            raise HeadsetsConfigError(f"{path}: {exc}") from exc
+
+    def apply(self, configs: list[HeadsetConfig]) -> list[str]:
+        """Headsets by extension: an unchanged one keeps its process and its call; a removed or
+        changed one is stopped (its process hangs up and unregisters) and a new one started.
+
+        Runs on the engine loop: a process is asked to stop here and waited for on a thread of its
+        own, since its un-REGISTER needs the loop this runs on."""
+        changes: list[str] = []
+        wanted = {c.extension: c for c in configs}
+        for ext, hs in list(self.headsets.items()):
+            if wanted.get(ext) != hs.config:
+                changes.append(f"headset {ext} {'changed' if ext in wanted else 'removed'}")
+                del self.headsets[ext]
+                hs.begin_stop()
+                t = threading.Thread(target=hs.finish_stop, name=f"headset-stop-{ext}", daemon=True)
+                t.start()
+                self._stopping = [s for s in self._stopping if s.is_alive()] + [t]
+        for ext, cfg in wanted.items():
+            if ext not in self.headsets:
+                hs = self.headsets[ext] = SupervisedHeadset(cfg, **self.options)
+                if f"headset {ext} changed" not in changes:
+                    changes.append(f"headset {ext} added")
+                if self._started:
+                    hs.start()
+        self.error = None
+        for change in changes:
+            log.info("headsets.yaml reloaded: %s", change)
+        return changes
 
     def get(self, extension: str) -> SupervisedHeadset:
         hs = self.headsets.get(extension)
@@ -497,3 +570,7 @@ class HeadsetSupervisor:
     def status(self) -> list[dict[str, Any]]:
         """One record per headset (JSON-able)."""
         return [hs.status() for hs in self.headsets.values()]
+
+    def health(self) -> list[PartHealth]:
+        """One PartHealth per headset process (the engine's supervisor gathers them)."""
+        return [hs.health() for hs in self.headsets.values()]

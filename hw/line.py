@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("plateau.hw")
 BOARD_GONE = Cause(503, "Line board gone")
+PORT_REMOVED = Cause(503, "Line port removed from hardware.yaml")
 
 
 @dataclass

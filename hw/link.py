@@ -25,7 +25,9 @@ from typing import Any
 
 import serial
 
+from appliance.system.liveness import Heartbeat, PartHealth
 from hw.frames import (
+    BOARD,
     PROTOCOL_VERSION,
     Ack,
     AckStatus,
@@ -37,6 +39,7 @@ from hw.frames import (
     Message,
     Ping,
     Pong,
+    RangeError,
     encode_frame,
 )
 
@@ -45,6 +48,7 @@ PING_INTERVAL_S = 1.0
 MISSED_PONGS = 3
 HELLO_SILENCE_S = 3.0
 REOPEN_INTERVAL_S = 2.0
+RESTART_DELAY_S = 0.2  # a thread that died waits this long before it runs again (no busy crash loop)
 
 
 class LinkState(enum.Enum):
@@ -58,6 +62,9 @@ class LinkState(enum.Enum):
 @dataclass(frozen=True)
 class BoardUp:
     caps: Caps
+    # True when the link was already up with the same CAPS: our own re-HELLO answered (after a
+    # reader restart), not a board that restarted, so ports in a call keep their state.
+    again: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,7 @@ class LinkCounters:
     crc_errors: int = 0
     framing_errors: int = 0
     unknown_frames: int = 0
+    range_errors: int = 0  # well-formed frames with a value out of range (hw.frames.check_ranges, CAPS ports)
     seq_gaps: int = 0
     nacks: int = 0  # ACKs with a non-zero status
     send_errors: int = 0
@@ -126,12 +134,16 @@ class BoardLink:
         self._stop = threading.Event()
         self._reader: threading.Thread | None = None
         self._keeper: threading.Thread | None = None
+        self.rx_beat = Heartbeat()
+        self.keep_beat = Heartbeat()
 
     # -- lifetime -------------------------------------------------------------------------------
     def start(self) -> BoardLink:
         """Start the reader and keeper threads; the port is opened (and reopened) by the reader."""
-        self._reader = threading.Thread(target=self._read_loop, name=f"hw-link-rx {self.url}", daemon=True)
-        self._keeper = threading.Thread(target=self._keep_loop, name=f"hw-link-keep {self.url}", daemon=True)
+        self._reader = threading.Thread(target=self._supervised, args=(self._read_loop, self.rx_beat, "reader"),
+                                        name=f"hw-link-rx {self.url}", daemon=True)
+        self._keeper = threading.Thread(target=self._supervised, args=(self._keep_loop, self.keep_beat, "keeper"),
+                                        name=f"hw-link-keep {self.url}", daemon=True)
         self._reader.start()
         self._keeper.start()
         return self
@@ -150,6 +162,35 @@ class BoardLink:
                 t.join(timeout)
         self._close_port()
         self.state = LinkState.CLOSED
+
+    def health(self) -> list[PartHealth]:
+        """The reader's and the keeper's liveness (hw.manager gathers them for the engine's supervisor)."""
+        out = []
+        for name, thread, beat in ((f"hw-link-rx {self.url}", self._reader, self.rx_beat),
+                                   (f"hw-link-keep {self.url}", self._keeper, self.keep_beat)):
+            out.append(beat.health(name, thread is not None and thread.is_alive()))
+        return out
+
+    def _supervised(self, loop: Callable[[], None], beat: Heartbeat, what: str) -> None:
+        """Run `loop` until close(); when it dies, log the cause, count it and run it again.
+
+        A reader that died may have lost the middle of a frame or an event, so the board is
+        HELLOed again: its CAPS brings the link back UP (ports in a call stay in it, board_up is
+        idempotent) and the next STATUS puts the port states right.
+        """
+        while not self._stop.is_set():
+            try:
+                loop()
+                return
+            except Exception as exc:  # any bug in a frame handler: this thread must outlive it
+                beat.died(exc)
+                self.last_error = f"{what} died: {type(exc).__name__}: {exc}"
+                log.exception("line board %s: link %s thread died; restarting it", self.url, what)
+            if self._stop.wait(RESTART_DELAY_S):
+                return
+            beat.restarted()
+            if what == "reader" and self._port is not None:
+                self._hello()
 
     @property
     def is_up(self) -> bool:
@@ -216,6 +257,7 @@ class BoardLink:
     def _read_loop(self) -> None:
         deframer = Deframer()
         while not self._stop.is_set():
+            self.rx_beat.beat()
             port = self._port
             if port is None:
                 if not self._open():
@@ -255,6 +297,12 @@ class BoardLink:
         self._peer_seq = frame.seq
         if self.state == LinkState.REFUSED:
             return
+        caps = self.caps
+        if caps is not None and msg.port != BOARD and msg.port >= len(caps.ports):
+            # A port the board's own CAPS did not announce: nothing here may act on it.
+            self.counters.range_errors += 1
+            log.debug("line board %s: dropped frame: %s", self.url, RangeError(f"port {msg.port} not in CAPS"))
+            return
         if isinstance(msg, Pong):
             with self._state_lock:
                 if msg.token == self._ping_out:
@@ -282,12 +330,13 @@ class BoardLink:
             self._missed = 0
             self._ping_out = None
         first = self.state != LinkState.UP
+        again = not first and caps == self.caps
         self.caps = caps
         self._set_state(LinkState.UP)
         if first:
             log.info("line board %s up: serial %s, firmware %d.%d, %d ports", self.url, caps.serial,
                      caps.fw_major, caps.fw_minor, len(caps.ports))
-        self.on_event(BoardUp(caps))
+        self.on_event(BoardUp(caps, again))
 
     def _lost(self, reason: str, new_state: LinkState) -> None:
         was_up = self.state == LinkState.UP
@@ -307,6 +356,7 @@ class BoardLink:
 
     def _keep_loop(self) -> None:
         while not self._stop.wait(self.ping_interval):
+            self.keep_beat.beat()
             self._tick()
 
     def _tick(self) -> None:

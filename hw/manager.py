@@ -12,7 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from appliance.pbx.channel import Channel
+from appliance.pbx.channel import Cause, Channel
+from appliance.system.liveness import PartHealth
 from hw import config as hwconfig
 from hw.bri import BriChannelFactory, BriConfig, BriLinePort
 from hw.frames import (
@@ -20,6 +21,7 @@ from hw.frames import (
     BAudio,
     BusyTone,
     CallerId,
+    Caps,
     DChan,
     Dtmf,
     Flash,
@@ -32,9 +34,9 @@ from hw.frames import (
     RingStop,
     Status,
 )
-from hw.fxo import FxoPort
+from hw.fxo import FxoConfig, FxoPort
 from hw.fxs import FxsConfig, FxsPort
-from hw.line import HwContext, LinePort
+from hw.line import PORT_REMOVED, HwContext, LineChannel, LinePort
 from hw.link import BoardGone, BoardLink, BoardRefused, BoardUp, LinkEvent, Received
 from hw.modem_line import ModemLineFactory, ModemLinePort
 from hw.relay import AudioRelay
@@ -57,15 +59,40 @@ class Board:
         self.name = cfg.name
         self.call_soon = call_soon
         self.refused_version: int | None = None
+        self.ctx = ctx
         self.link = BoardLink(cfg.device, self._on_link_event, **link_options)
         self.ports: dict[int, FxsPort | FxoPort | BriLinePort] = {}
         for index, pcfg in sorted(cfg.ports.items()):
-            if isinstance(pcfg, FxsConfig):
-                self.ports[index] = FxsPort(ctx, cfg.name, index, self.link.send, pcfg)
-            elif isinstance(pcfg, BriConfig):
-                self.ports[index] = BriLinePort(ctx, cfg.name, index, self.link.send, pcfg)
-            else:
-                self.ports[index] = FxoPort(ctx, cfg.name, index, self.link.send, pcfg)
+            self.ports[index] = self._new_port(index, pcfg)
+
+    def _new_port(self, index: int, pcfg: FxsConfig | FxoConfig | BriConfig) -> FxsPort | FxoPort | BriLinePort:
+        if isinstance(pcfg, FxsConfig):
+            return FxsPort(self.ctx, self.name, index, self.link.send, pcfg)
+        if isinstance(pcfg, BriConfig):
+            return BriLinePort(self.ctx, self.name, index, self.link.send, pcfg)
+        return FxoPort(self.ctx, self.name, index, self.link.send, pcfg)
+
+    # -- reload (engine loop) ---------------------------------------------------------------------
+    def apply(self, cfg: hwconfig.BoardConfig) -> list[str]:
+        """Take the board's new port list: unchanged ports (and their calls) stay as they are, a
+        removed or changed port ends its calls with PORT_REMOVED, a new port comes into service
+        at once when the board is up. Returns what changed, for the log and the reload answer."""
+        changes: list[str] = []
+        for index in sorted(self.ports):
+            if cfg.ports.get(index) != self.ports[index].config:
+                changes.append(f"{self.name} port {index} {'changed' if index in cfg.ports else 'removed'}")
+                end_calls(self.ports.pop(index), PORT_REMOVED)
+        added = {}
+        for index, pcfg in sorted(cfg.ports.items()):
+            if index not in self.ports:
+                self.ports[index] = added[index] = self._new_port(index, pcfg)
+                if not any(c.startswith(f"{self.name} port {index} ") for c in changes):
+                    changes.append(f"{self.name} port {index} added")
+        self.cfg = cfg
+        caps = self.link.caps
+        if added and self.link.is_up and caps is not None:
+            self._ports_up(caps, added)
+        return changes
 
     # -- reader thread ------------------------------------------------------------------------
     def _on_link_event(self, event: LinkEvent) -> None:
@@ -99,8 +126,14 @@ class Board:
 
     def _board_up(self, event: BoardUp) -> None:
         self.refused_version = None
-        caps = event.caps.ports
-        for index, port in self.ports.items():
+        if event.again:  # our re-HELLO answered: nothing restarted, BRI stacks keep their calls
+            self._ports_up(event.caps, {i: p for i, p in self.ports.items() if not isinstance(p, BriLinePort)})
+        else:
+            self._ports_up(event.caps, self.ports)
+
+    def _ports_up(self, board_caps: Caps, ports: dict[int, FxsPort | FxoPort | BriLinePort]) -> None:
+        caps = board_caps.ports
+        for index, port in ports.items():
             want = (PortKind.FXS if isinstance(port, FxsPort) else PortKind.BRI if isinstance(port, BriLinePort)
                     else PortKind.FXO)
             if index >= len(caps) or caps[index].kind != want:
@@ -171,6 +204,24 @@ class Board:
         return out
 
 
+def end_calls(port: LinePort, cause: Cause) -> None:
+    """A port leaves the configuration: release its line as its kind requires (FXO on-hook, ISDN
+    DISCONNECT, modem ATH, congestion tone to an FXS phone) and tell the PBX `cause`."""
+    chans: list[LineChannel] = []
+    if isinstance(port, BriLinePort):
+        chans = list(port.calls)
+    elif isinstance(port, FxsPort | FxoPort | ModemLinePort) and port.channel is not None:
+        chans = [port.channel]
+    for chan in chans:
+        log.warning("%s: call %s ended: %s", port.label(), chan.id, cause)
+        port.channel_ended(chan, cause)
+        chan.remote_gone(cause)
+    if isinstance(port, BriLinePort):
+        port.close()
+    elif isinstance(port, ModemLinePort):
+        port.close()
+
+
 class HardwareManager:
     """Everything under data/hardware.yaml, started with the engine (see module docstring)."""
 
@@ -195,8 +246,63 @@ class HardwareManager:
             log.error("hardware configuration %s not used: %s", self.path, exc)
             configs = hwconfig.HardwareConfig()
         soon = call_soon or _ed2_call_soon
-        self.boards = [Board(self.ctx, c, soon, dict(link_options or {})) for c in configs.boards]
+        self._soon = soon
+        self._link_options = dict(link_options or {})
+        self._modem_options = modem_options
+        self.boards = [Board(self.ctx, c, soon, dict(self._link_options)) for c in configs.boards]
         self.modems = [ModemLinePort(self.ctx, m, soon, modem_options) for m in configs.modems]
+
+    # -- reload (engine loop) ---------------------------------------------------------------------
+    def apply(self, configs: hwconfig.HardwareConfig) -> list[str]:
+        """A reloaded hardware.yaml, already checked (hw/reload.py). Boards and modems by name: an
+        unchanged one is untouched, with its calls; a removed one is closed and its calls end with
+        PORT_REMOVED; a board whose device changed is a new board; on a kept board only the ports
+        that differ change (Board.apply)."""
+        changes: list[str] = []
+        wanted = {c.name: c for c in configs.boards}
+        for board in list(self.boards):
+            cfg = wanted.get(board.name)
+            if cfg is None or cfg.device != board.cfg.device:
+                changes.append(f"board {board.name} removed" if cfg is None else f"board {board.name} moved")
+                self.boards.remove(board)
+                self._drop_board(board)
+        have = {b.name: b for b in self.boards}
+        for cfg in configs.boards:
+            kept = have.get(cfg.name)
+            if kept is not None:
+                changes += kept.apply(cfg)
+                continue
+            board = Board(self.ctx, cfg, self._soon, dict(self._link_options))
+            self.boards.append(board)
+            changes.append(f"board {cfg.name} added")
+            if self._started:
+                board.link.start()
+        wanted_modems = {m.name: m for m in configs.modems}
+        for modem in list(self.modems):
+            if wanted_modems.get(modem.config.name) != modem.config:
+                changes.append(f"modem {modem.config.name} "
+                               f"{'changed' if modem.config.name in wanted_modems else 'removed'}")
+                self.modems.remove(modem)
+                end_calls(modem, PORT_REMOVED)
+        kept_modems = {m.config.name for m in self.modems}
+        for mcfg in configs.modems:
+            if mcfg.name not in kept_modems:
+                modem = ModemLinePort(self.ctx, mcfg, self._soon, self._modem_options)
+                self.modems.append(modem)
+                if not any(c == f"modem {mcfg.name} changed" for c in changes):
+                    changes.append(f"modem {mcfg.name} added")
+                if self._started:
+                    modem.start()
+        self.error = None
+        for change in changes:
+            log.info("hardware.yaml reloaded: %s", change)
+        return changes
+
+    @staticmethod
+    def _drop_board(board: Board) -> None:
+        for port in board.ports.values():
+            end_calls(port, PORT_REMOVED)
+        board.link.close()
 
     def start(self) -> HardwareManager:
         """Open every board and modem and offer their ports to the PBX (wrapping its ChannelFactory)."""
@@ -218,6 +324,16 @@ class HardwareManager:
         for modem in self.modems:
             modem.close()
         self.relay.stop()
+
+    def health(self) -> list[PartHealth]:
+        """Every hw thread's liveness: each board's link reader and keeper, each modem's control and
+        reader threads, the audio relay (the engine's supervisor gathers them)."""
+        out = [self.relay.health()]
+        for board in self.boards:
+            out += board.link.health()
+        for modem in self.modems:
+            out += modem.modem.health()
+        return out
 
     def ports(self) -> list[LinePort]:
         return [p for b in self.boards for p in b.ports.values()]

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import serial
 
+from appliance.system.liveness import Heartbeat, PartHealth
 from hw.v253 import (
     CID_FIELD,
     DIAL_STRING,
@@ -35,6 +36,7 @@ from hw.v253 import (
     UNSOLICITED,
     DleCode,
     Line,
+    Malformed,
     ModemError,
     Token,
     UnsupportedModem,
@@ -223,6 +225,10 @@ class VoiceModem:
         self._dial_active = False  # ATD sent, no final result code yet
         self._next_init = 0.0
         self._down_reported = False
+        self.malformed = 0  # tokens dropped at the boundary (hw.v253.Malformed), shown in the status
+        self.last_malformed = ""
+        self.control_beat = Heartbeat()
+        self.reader_beat = Heartbeat()
 
     # -- public API ---------------------------------------------------------------------
     @property
@@ -261,6 +267,15 @@ class VoiceModem:
                 return False
         return True
 
+    def health(self) -> list[PartHealth]:
+        """The control thread's and the port reader's liveness (no reader while the port is closed)."""
+        control, reader = self._control, self._reader
+        started = control is not None and not self._stop.is_set()
+        return [self.control_beat.health(f"modem-ctrl {self.url}", started and control is not None
+                                         and control.is_alive()),
+                self.reader_beat.health(f"modem-reader {self.url}", not started or self._port is None
+                                        or (reader is not None and reader.is_alive()))]
+
     def close(self) -> None:
         """Go on-hook if possible and stop every thread."""
         if self._control is not None and self._control.is_alive() and self._state in _IN_CALL:
@@ -284,6 +299,7 @@ class VoiceModem:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self.control_beat.beat()
             try:
                 item = self._q.get(timeout=0.05)
             except queue.Empty:
@@ -296,6 +312,13 @@ class VoiceModem:
                 self._fail(exc)
             except ModemError as exc:  # a line event that does not fit, a rejected command: log, go on
                 log.warning("modem %s: %s", self.url, exc)
+            except Exception as exc:  # a bug: the control thread outlives it, the modem is initialised again
+                self.control_beat.died(exc)
+                log.exception("modem %s: control thread died on %r; restarting it", self.url, item)
+                if isinstance(item, _Request) and not item.future.done():
+                    item.future.set_exception(ModemError(f"modem {self.url}: {type(exc).__name__}: {exc}"))
+                self._fail(ModemError(f"control thread died: {type(exc).__name__}: {exc}"), force=True)
+                self.control_beat.restarted()
         while True:  # nobody will run what is still queued
             try:
                 item = self._q.get_nowait()
@@ -363,15 +386,30 @@ class VoiceModem:
         elif st is _S.DIALING and now - self._dial_started > self.dial_timeout:
             self._release("no answer", remote=False)
 
-    def _fail(self, exc: ModemError) -> None:
+    def _fail(self, exc: ModemError, force: bool = False) -> None:
         log.warning("modem %s down: %s", self.url, exc)
         in_call = self._state in _IN_CALL | {_S.RINGING}
+        if force:  # after a bug the state may be anything: OFFLINE is always reachable
+            self._state = _S.OFFLINE
+            self._end_stream_quietly()
         self._set_state(_S.OFFLINE)
         self._close_port()
         self._next_init = time.monotonic() + self.reinit_interval
         if in_call:
             self._post(Hangup(f"modem failure: {exc}", remote=False))
         self._report_down(exc)
+
+    def _end_stream_quietly(self) -> None:
+        """Best effort, without waiting: a modem left streaming voice would not hear the ATZ of the
+        re-initialisation (<DLE>^ ends +VTR, <DLE>! aborts +VRX; V.253 DLE codes)."""
+        port = self._port
+        if port is None or not self._parser.streaming:
+            return
+        try:
+            with self._write_lock:
+                port.write(b"\x10^" if self.duplex else b"\x10!")
+        except (serial.SerialException, OSError) as exc:
+            log.debug("modem %s: ending the stream: %s", self.url, exc)
 
     def _report_down(self, exc: ModemError) -> None:
         if not self._down_reported:  # once per outage, not once per failed retry
@@ -392,6 +430,8 @@ class VoiceModem:
         self._reader = threading.Thread(target=self._read_loop, args=(port, self._gen),
                                         name=f"modem-reader {self.url}", daemon=True)
         self._reader.start()
+        if self.reader_beat.deaths > self.reader_beat.restarts:
+            self.reader_beat.restarted()
 
     def _close_port(self) -> None:
         with self._write_lock:
@@ -408,8 +448,19 @@ class VoiceModem:
                 log.debug("modem %s: close: %s", self.url, exc)
 
     def _read_loop(self, port: serial.SerialBase, gen: int) -> None:
+        try:
+            self._read(port, gen)
+        except Exception as exc:  # a bug: the port is re-opened with a new reader, like a lost port
+            self.reader_beat.died(exc)
+            log.exception("modem %s: reader thread died; the modem is initialised again", self.url)
+            if gen == self._gen:
+                self._q.put(_PortError(gen, exc))
+                self._resp.put(_PortError(gen, exc))
+
+    def _read(self, port: serial.SerialBase, gen: int) -> None:
         parser = self._parser
         while gen == self._gen and not self._stop.is_set():
+            self.reader_beat.beat()
             try:
                 data = port.read(max(1, port.in_waiting))
             except (serial.SerialException, OSError) as exc:
@@ -425,6 +476,11 @@ class VoiceModem:
 
     def _route(self, tok: Token) -> None:
         """Reader side: answers to the pending command go to `_resp`, everything else to the control queue."""
+        if isinstance(tok, Malformed):
+            self.malformed += 1
+            self.last_malformed = tok.reason
+            log.debug("modem %s: dropped: %s", self.url, tok.reason)
+            return
         pending = self._pending
         if isinstance(tok, Line) and pending is not None and not UNSOLICITED.match(tok.text):
             if tok.text != pending:  # ignore our own echo (ATE1 after ATZ)

@@ -134,7 +134,9 @@ class ModemLinePort(LinePort):
         return {"name": self.config.name, "kind": "modem", "device": self.config.device, "did": self.config.did,
                 "trunk": self.config.trunk_name, "state": self.state.value, "modem_state": self.modem.state.value,
                 "ulaw_code": self.ulaw_code, "duplex": self.duplex, "error": self.error,
-                "channel": self.channel.id if self.channel else None, "counters": dict(self.counters)}
+                "channel": self.channel.id if self.channel else None,
+                "counters": {**self.counters, "malformed": self.modem.malformed},
+                "last_malformed": self.modem.last_malformed}
 
     # -- lifecycle (engine thread) --------------------------------------------------------------------
     def start(self) -> None:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from appliance.media import rtp
+from appliance.system.liveness import Heartbeat, PartHealth
 
 log = logging.getLogger("plateau.hw")
 PCMU_PT = 0
@@ -48,7 +49,8 @@ class AudioRelay:
         self._lock = threading.Lock()
         self._endpoints: dict[str, _Endpoint] = {}
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="hw-audio-relay", daemon=True)
+        self.beat = Heartbeat()
+        self._thread = threading.Thread(target=self._supervised, name="hw-audio-relay", daemon=True)
         self._thread.start()
 
     def open(self, key: str, leg_addr: tuple[str, int], to_board: Callable[[bytes], None]) -> int:
@@ -112,8 +114,26 @@ class AudioRelay:
             self._drop(ep)
         self._sel.close()
 
+    def health(self) -> PartHealth:
+        return self.beat.health("hw-audio-relay", self._thread.is_alive() or self._stop.is_set())
+
+    def _supervised(self) -> None:
+        """Run the loop until stop(); a death is logged and counted, and the loop runs again (the
+        endpoints and their sockets live on, so calls keep their audio)."""
+        while not self._stop.is_set():
+            try:
+                self._loop()
+                return
+            except Exception as exc:  # e.g. a board callback's bug: the other calls' audio must go on
+                self.beat.died(exc)
+                log.exception("hw audio relay thread died; restarting it")
+            if self._stop.wait(0.05):
+                return
+            self.beat.restarted()
+
     def _loop(self) -> None:
         while not self._stop.is_set():
+            self.beat.beat()
             try:
                 events = self._sel.select(0.2)
             except (OSError, ValueError):

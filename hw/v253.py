@@ -51,6 +51,11 @@ DIAL_STRING = re.compile(r"[0-9*#A-D,WPT!@]{1,40}")  # V.250 6.3.1 dial modifier
 _ULAW_NAME = re.compile(r"U-?LAW|U-?LOG|MU-?LAW|G\.?711\s*U|G711U", re.IGNORECASE)
 _VSM_LINE = re.compile(r'^(?:\+VSM:\s*)?(\d+)\s*,\s*"?([^",]*)"?\s*,(.*)$')
 MAX_LINE = 256
+# Caller ID from the DCE (the NMBR=/NAME= lines of +VCID=1): ETSI EN 300 659-3 5.3.3 allows at
+# most 20 number characters, "P" (private) or "O" (out of area) standing for an absent one; a
+# name has at most 50 (5.3.6). Anything else is garbage on the line, not a caller.
+CID_NUMBER = re.compile(r"[0-9*#+]{0,20}|[PO]")
+MAX_CID_NAME = 50
 
 
 def dle_shield(audio: bytes) -> bytes:
@@ -95,7 +100,37 @@ class StreamEnd:
     pass
 
 
-Token = Line | DleCode | VoiceData | StreamEnd
+@dataclass(frozen=True)
+class Malformed:
+    """Input dropped at the boundary (the driver counts it): an unknown shielded code, a line with
+    bytes that are not printable ASCII, an over-long line, a caller-ID field out of range."""
+
+    reason: str
+
+
+Token = Line | DleCode | VoiceData | StreamEnd | Malformed
+KNOWN_DLE_CODES = frozenset(DLE_EVENTS) | DTMF_DIGITS
+
+
+def check_line(text: str) -> str | None:
+    """Why a result-code line cannot be used (None when it can): the one range check of lines."""
+    if not text.isascii() or not text.isprintable():
+        return f"line {text[:40]!r} is not printable ASCII"
+    m = CID_FIELD.match(text)
+    if m is not None:
+        value = m.group(2).strip()
+        if m.group(1) == "NMBR" and not CID_NUMBER.fullmatch(value):
+            return f"caller-ID number {value[:40]!r} is not 0-20 of 0-9*#+, P or O"
+        if m.group(1) == "NAME" and len(value) > MAX_CID_NAME:
+            return f"caller-ID name of {len(value)} characters (at most {MAX_CID_NAME})"
+    return None
+
+
+def _dle(code: int) -> DleCode | Malformed:
+    char = chr(code)
+    if char in KNOWN_DLE_CODES:
+        return DleCode(char)
+    return Malformed(f"unknown shielded code <DLE> 0x{code:02x}")
 
 
 class V253Parser:
@@ -111,6 +146,7 @@ class V253Parser:
         self._line = bytearray()
         self._carry = b""
         self._skip_lf = False  # CONNECT<CR> started the stream; its <LF> is not voice
+        self._overlong = False  # the current line passed MAX_LINE: dropped at its end
 
     def feed(self, data: bytes) -> list[Token]:
         data = self._carry + data
@@ -153,7 +189,7 @@ class V253Parser:
                     out.append(StreamEnd())
                     self.streaming = False
                     return i
-                out.append(DleCode(chr(code)))
+                out.append(_dle(code))
         if audio:
             out.append(VoiceData(bytes(audio)))
         return i
@@ -168,13 +204,20 @@ class V253Parser:
                     self._carry = b"\x10"
                     return n
                 if data[i] not in (DLE, ETX):
-                    out.append(DleCode(chr(data[i])))
+                    out.append(_dle(data[i]))
                 i += 1
             elif b in (0x0D, 0x0A):
-                if self._line:
+                if self._overlong:
+                    self._overlong = False
+                    self._line.clear()
+                    out.append(Malformed(f"line longer than {MAX_LINE} bytes"))
+                elif self._line:
                     text = self._line.decode("ascii", errors="replace").strip()
                     self._line.clear()
-                    if text:
+                    why = check_line(text)
+                    if why is not None:
+                        out.append(Malformed(why))
+                    elif text:
                         out.append(Line(text))
                         if text == "CONNECT" and self.expect_stream:
                             self.expect_stream = False
@@ -183,4 +226,6 @@ class V253Parser:
                             return i
             elif len(self._line) < MAX_LINE:  # garbage without line ends cannot grow us
                 self._line.append(b)
+            else:
+                self._overlong = True
         return i

@@ -7,7 +7,9 @@ recordings can be checked for the tone another peer played.
 from __future__ import annotations
 
 import math
+import time
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +106,30 @@ def tone_ratio(samples: np.ndarray, rate: int, freq: float) -> float:
     if total == 0.0:
         return 0.0
     return goertzel_power(x, rate, freq) / total
+
+
+def best_second(samples: np.ndarray, rate: int, freq: float) -> float:
+    """The tone's share in the best one-second window (quarter-second steps): when in a call the
+    tone was heard depends on how fast a loaded machine answered and connected; what was heard
+    does not."""
+    starts = range(0, max(1, len(samples) - rate + 1), rate // 4)
+    return max(tone_ratio(samples[i:i + rate], rate, freq) for i in starts)
+
+
+def wait_heard(samples: Callable[[], np.ndarray], freq: float, seconds: float = 2.0, rate: int = 8000,
+               min_ratio: float = 0.7, timeout: float = 10.0) -> np.ndarray:
+    """Poll `samples()` (a recording that grows) until it holds `seconds` of audio with one second
+    in which `freq` carries `min_ratio`; return it. A talk-time wait that a loaded machine cannot
+    cut short, and that still fails when the tone never comes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = samples()
+        if len(got) >= rate * seconds and best_second(got, rate, freq) >= min_ratio:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{freq} Hz not heard in {timeout}s ({len(got) / rate:.1f} s recorded, "
+                                 f"best second {best_second(got, rate, freq) if len(got) else 0.0:.2f})")
+        time.sleep(0.05)
 
 
 def tone_present(wav_path: str | Path, freq: float, min_ratio: float = 0.5) -> bool:

@@ -36,3 +36,11 @@ def test_accepted_forms(tmp_path: Path) -> None:
 def test_errors_name_the_field(doc: object, field: str) -> None:
     with pytest.raises(HardwareConfigError, match=field.replace("[", r"\[").replace("]", r"\]")):
         parse(doc)
+
+
+def test_a_reload_matches_boards_by_name_and_device_so_both_are_unique() -> None:
+    one = {"device": "/dev/ttyACM0", "name": "lb0", "ports": {0: {"fxs": "1005"}}}
+    with pytest.raises(HardwareConfigError, match=r"boards\[1\]\.name: 'lb0' is used twice"):
+        parse({"boards": [one, {**one, "device": "/dev/ttyACM1"}]})
+    with pytest.raises(HardwareConfigError, match=r"boards\[1\]\.device: /dev/ttyACM0 is already used by boards\[0\]"):
+        parse({"boards": [one, {**one, "name": "lb1"}]})

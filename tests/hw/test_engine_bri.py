@@ -8,7 +8,6 @@ ends, through the twin's A-law line and the link's µ-law.
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from hw import libpri
 from hw.bri import BriConfig
 from hw.config import HardwareConfigError, parse_hardware
 from hw.sim.lineboard import LineBoardSim, SimBri
-from tests.audio import read_wav, tone_ratio
+from tests.audio import read_wav, tone_ratio, wait_heard
 from tests.peers.engine import Engine, default_config
 from tests.peers.pjsua import PjPhone
 from tests.peers.polling import wait_until as _wait
@@ -126,8 +125,7 @@ def test_inbound_call_reaches_extension_audio_both_ways_network_clears(
         kinds = [type(e) for e in nt.events if getattr(e, "call", None) == call.handle]
         assert libpri.Proceeding in kinds and kinds[-1] is libpri.Answer
         b.wait_state(cb, "CONFIRMED", timeout=3.0)
-        time.sleep(2.0)
-        heard_on_line = sim.recorded(0)
+        heard_on_line = wait_heard(lambda: sim.recorded(0), 2000)
         nt.hangup(call, 16)  # the caller hangs up: DISCONNECT, normal clearing
         b.wait_state(cb, "DISCONNECTED", timeout=5.0)
         sim.play(0, None)
@@ -169,8 +167,7 @@ def test_outbound_call_answered_by_network_then_sip_caller_hangs_up(
         a.wait_state(ca, "EARLY", timeout=3.0)  # ALERTING -> 180 Ringing
         nt.answer(call)
         a.wait_state(ca, "CONFIRMED", timeout=3.0)
-        time.sleep(2.0)
-        heard_on_line = sim.recorded(0)
+        heard_on_line = wait_heard(lambda: sim.recorded(0), 1000)
         a.hangup(ca)  # BYE -> DISCONNECT with cause 16
         sim.wait_for(lambda: call.state == "cleared", 3.0)
         sim.play(0, None)

@@ -6,7 +6,6 @@ content (Goertzel) at both ends.
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import yaml
 
 from hw.frames import Dial, OffhookCommand, Ring, ToneKind
 from hw.sim.lineboard import FXS_RINGING, LineBoardSim
-from tests.audio import read_wav, tone_ratio
+from tests.audio import read_wav, tone_ratio, wait_heard
 from tests.peers.engine import Engine, default_config
 from tests.peers.pjsua import PjPhone
 from tests.peers.polling import wait_until as _wait
@@ -89,8 +88,7 @@ def test_analog_phone_calls_sip_extension_audio_both_ways(rig: tuple[Engine, Lin
         info = b.incoming_info(cb)
         assert info["remote_uri"].startswith("sip:1005@")  # the analog phone calls as its extension
         b.answer(cb, play_wav=tones[2000], record_wav=rec_b)
-        time.sleep(2.5)
-        heard_by_phone = sim.recorded(0)
+        heard_by_phone = wait_heard(lambda: sim.recorded(0), 2000, 2.5)
         sim.on_hook(0)
         b.wait_state(cb, "DISCONNECTED", timeout=5.0)
         sim.play(0, None)
@@ -134,8 +132,7 @@ def test_inbound_analog_line_call_with_caller_id_reaches_extension(rig: tuple[En
         assert info["display"] == "DUPONT JEAN"
         b.answer(cb, play_wav=tones[2000], record_wav=rec_b)
         sim.wait_for(lambda: sim.ports[1].active, 3.0)  # the engine seized the line
-        time.sleep(2.0)
-        heard_on_line = sim.recorded(1)
+        heard_on_line = wait_heard(lambda: sim.recorded(1), 2000)
         sim.polarity(1, True)  # the caller hangs up: the exchange reverses the polarity
         b.wait_state(cb, "DISCONNECTED", timeout=5.0)
         sim.wait_for(lambda: not sim.ports[1].active, 3.0)  # the engine released the line
@@ -167,9 +164,8 @@ def test_hook_flash_blind_transfer(rig: tuple[Engine, LineBoardSim]) -> None:
         sim.on_hook(0)  # the analog user hangs up before 1003 answers: the transfer goes on
         c.answer(cc)
         c.wait_state(cc, "CONFIRMED", timeout=3.0)
-        time.sleep(0.5)
-        _, calls = eng.api("GET", "/v1/calls")
-        assert len(calls) == 1 and calls[0]["state"] == "up"
+        _wait(lambda: (calls := eng.api("GET", "/v1/calls")[1]) and len(calls) == 1 and calls[0]["state"] == "up",
+              3.0, "one call up, 1002 with 1003")
         b.hangup(cb)
         c.wait_state(cc, "DISCONNECTED", timeout=5.0)
     _wait(lambda: _port_state(eng, 0) == "idle", 3.0, "FXS port idle again")
@@ -190,8 +186,7 @@ def test_extension_calls_out_through_the_analog_line(rig: tuple[Engine, LineBoar
         assert sim.ports[1].dialed == "0612345678"
         sim.polarity(1, True)  # answer supervision: the called party picked up
         a.wait_state(ca, "CONFIRMED", timeout=3.0)
-        time.sleep(2.0)
-        heard_on_line = sim.recorded(1)
+        heard_on_line = wait_heard(lambda: sim.recorded(1), 1000)
         sim.busy_tone(1)  # the called party hung up: the exchange plays busy
         a.wait_state(ca, "DISCONNECTED", timeout=5.0)
         sim.wait_for(lambda: not sim.ports[1].active, 3.0)

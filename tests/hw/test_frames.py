@@ -112,7 +112,7 @@ MESSAGES = [
     OnhookCommand(1), Dial(1, "0140*#9"), SetGain(2, -12, 12), Tone(0, ToneKind.CONGESTION),
     OffHookEvent(0), OnHookEvent(15), Flash(0), RingStart(1), RingStop(1), CallerId(1, "0612", "Éric"),
     Polarity(1, True), Dtmf(0, "#", 120), Dtmf(0, "D", 40), BusyTone(1), Audio(0, bytes(range(160))),
-    DChan(4, b"\x02\x01\x7f"), DChan(4, b"\x00" * 320), Hello(1, features=0), BAudio(2, 1, bytes(range(160))),
+    DChan(4, b"\x02\x01\x7f"), DChan(4, b"\x00" * 264), Hello(1, features=0), BAudio(2, 1, bytes(range(160))),
     BAudio(15, 2, b"\xff" * 160),
 ]
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.peers.polling import wait_until
 from hw.headset_hid import (
     DescriptorError,
     HidrawReader,
@@ -427,6 +428,37 @@ def test_reader_decodes_reports_and_lights_the_leds(fake_hidraw: tuple[int, str,
     finally:
         reader.stop()
     assert reader._thread is None
+
+
+def test_reader_thread_that_dies_is_logged_and_restarted_and_reads_again(
+        fake_hidraw: tuple[int, str, Path], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    master, node, desc = fake_hidraw
+    events: queue.Queue[object] = queue.Queue()
+    reader = HidrawReader(node, events.put, descriptor=desc, reopen_delay=0.1)
+    real = reader._dispatch
+    fired: list[bool] = []
+
+    def dispatch_once_broken(chunk: bytes) -> None:
+        if not fired:
+            fired.append(True)
+            raise RuntimeError("report decoder bug")
+        real(chunk)
+
+    monkeypatch.setattr(reader, "_dispatch", dispatch_once_broken)
+    reader.start()
+    try:
+        read_report(master)  # LEDs set on open
+        os.write(master, HOOK_OFF)  # this report kills the reader
+        wait_until(lambda: reader.health().restarts >= 1, 3.0, "reader restarted")
+        health = reader.health()
+        assert health.alive and health.deaths == 1 and health.restarts == 1, health
+        assert health.last_error == "RuntimeError: report decoder bug"
+        assert "reader thread died" in caplog.text
+        read_report(master)  # re-opened: the LEDs are set again
+        os.write(master, HOOK_OFF)
+        assert events.get(timeout=2.0) == HookOff()  # and the hook button works again
+    finally:
+        reader.stop()
 
 
 def test_reader_reports_a_missing_device(tmp_path: Path) -> None:

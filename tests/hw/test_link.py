@@ -9,7 +9,20 @@ from typing import Any
 
 import pytest
 
-from hw.frames import Audio, Dtmf, Hello, OffHookEvent, Ping, Status, Tone, ToneKind, encode_frame
+from hw.frames import (
+    BOARD,
+    Audio,
+    CallerId,
+    DChan,
+    Dtmf,
+    Hello,
+    OffHookEvent,
+    Ping,
+    Status,
+    Tone,
+    ToneKind,
+    encode_frame,
+)
 from hw.link import BoardGone, BoardLink, BoardRefused, BoardUp, LinkEvent, LinkState, Received
 from hw.sim.lineboard import LineBoardSim
 
@@ -160,3 +173,50 @@ def test_loop_url_and_missing_device(tmp_path: Path) -> None:
         assert missing.state == LinkState.CLOSED
     finally:
         missing.close()
+
+
+def test_out_of_range_values_are_dropped_and_counted(sim: LineBoardSim, link: tuple[BoardLink, Events]) -> None:
+    """Well-formed frames with a value out of range never reach the owner (hw.frames.check_ranges)."""
+    lk, events = link
+    events.wait(lambda e: isinstance(e, BoardUp), 3.0)
+    sim.send(OffHookEvent(BOARD))  # a port event on the board's own address
+    sim.send(Status((), port=1))  # a board-level frame on a port
+    sim.send(OffHookEvent(5))  # a valid port number, but the board announced only 2 ports
+    sim.send(Dtmf(0, "1", 65000))  # a 65 s key press
+    sim.send(CallerId(1, "0612<script>"))
+    sim.send(CallerId(1, "1" * 21))
+    sim.send(DChan(0, b"\x00"))  # shorter than a LAPD address and control field
+    sim.press(0, "7")
+    events.wait(lambda e: isinstance(e, Received) and e.frame.message == Dtmf(0, "7", 100))
+    assert lk.counters.range_errors == 7, lk.counters
+    got = [e.frame.message for e in events.items if isinstance(e, Received)]
+    assert not any(isinstance(m, OffHookEvent | CallerId | DChan) for m in got), got
+    assert lk.is_up and lk.status()["counters"]["range_errors"] == 7
+
+
+def test_reader_thread_that_dies_is_logged_restarted_and_rehellos(sim: LineBoardSim, tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    events = Events()
+
+    def on_event(ev: LinkEvent) -> None:
+        if isinstance(ev, Received) and ev.frame.message == Dtmf(0, "9", 100):
+            raise RuntimeError("handler bug on digit 9")
+        events(ev)
+
+    lk = BoardLink(sim.path, on_event).start()
+    try:
+        events.wait(lambda e: isinstance(e, BoardUp), 3.0)
+        hellos = len(sim.commands(Hello))
+        sim.press(0, "9")
+        _wait(lambda: lk.health()[0].deaths == 1, 3.0)
+        _wait(lambda: lk.health()[0].restarts == 1 and len(sim.commands(Hello)) > hellos, 3.0)
+        rx = lk.health()[0]
+        assert rx.alive and rx.last_error == "RuntimeError: handler bug on digit 9", rx
+        assert "reader thread died" in caplog.text and "handler bug on digit 9" in caplog.text
+        events.wait(lambda e: isinstance(e, BoardUp) and events.count(BoardUp) == 2, 3.0)  # re-HELLOed
+        sim.press(0, "4")  # and the events flow again
+        events.wait(lambda e: isinstance(e, Received) and e.frame.message == Dtmf(0, "4", 100))
+        assert lk.is_up and [h.deaths for h in lk.health()] == [1, 0]
+    finally:
+        lk.close()
+    assert not any(h.alive for h in lk.health())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -281,18 +282,22 @@ def test_dle_escaping_both_ways(rig: tuple[ModemTwin, VoiceModem, Events]) -> No
     assert twin.received_audio() == pattern
 
 
-def test_malformed_lines_and_unknown_codes_are_ignored(rig: tuple[ModemTwin, VoiceModem, Events]) -> None:
+def test_malformed_lines_and_unknown_codes_are_dropped_and_counted(rig: tuple[ModemTwin, VoiceModem, Events]) -> None:
     twin, modem, events = rig
-    twin.inject(b"\r\n+XYZ: 1,2\r\nHELLO WORLD\r\n\x00\xff\xfe garbage\r\nOK\r\nNO CARRIER\r\n")
-    twin.inject(b"x" * 5000)  # a line that never ends
-    twin.inject(b"\r\nNMBR\r\nDATE=\r\n\x10z\r\n")  # broken caller ID, unknown DLE code
-    events.wait(LineSignal)
+    twin.inject(b"\r\n+XYZ: 1,2\r\nHELLO WORLD\r\n\x00\xff\xfe garbage\r\nOK\r\nNO CARRIER\r\n")  # 1: not ASCII
+    twin.inject(b"x" * 5000)  # 2: a line that never ends (counted at its end)
+    twin.inject(b"\r\nNMBR\r\nDATE=\r\n\x10z\r\n")  # broken caller ID; 3: an unknown DLE code
+    twin.inject(b"NMBR = 0612<script>\r\nNMBR = " + b"1" * 21 + b"\r\nNAME = " + b"N" * 51 + b"\r\n")  # 4, 5, 6
+    _wait_until(lambda: modem.malformed == 6)
+    assert "caller-ID name of 51" in modem.last_malformed
     assert modem.state is ModemState.IDLE
     _answered_call(twin, modem, events)  # the line still works
-    twin.send_event("Z")
+    twin.send_event("Z")  # 7: not a V.253 event code
     twin.send_event("5")
     assert events.wait(Dtmf)[0] == Dtmf("5")
-    assert LineSignal("Z", "unknown") in events.of(LineSignal)
+    assert modem.malformed == 7 and "0x5a" in modem.last_malformed
+    assert not events.of(LineSignal)  # nothing dropped reached the owner; only the real call's caller ID did
+    assert [c.number for c in events.of(CallerId)] == ["5551234"]
     assert modem.state is ModemState.VOICE_RX_TX
     assert not events.of(ModemDown)
 
@@ -366,3 +371,48 @@ def test_modem_hanging_mid_call_ends_the_call(rig: tuple[ModemTwin, VoiceModem, 
     twin.unhang()
     events.wait(ModemReady, 2, timeout=4)
     assert modem.state is ModemState.IDLE
+
+
+# -- supervision: each thread's death is logged, counted and recovered ----------------------
+def _raise_once(real: Callable[..., Any], error: str) -> Callable[..., Any]:
+    fired: list[bool] = []
+
+    def wrapper(*args: Any) -> Any:
+        if not fired:
+            fired.append(True)
+            raise RuntimeError(error)
+        return real(*args)
+    return wrapper
+
+
+@pytest.mark.parametrize("rig", [{"modem": {"reinit_interval": 0.5}}], indirect=True)
+def test_control_thread_death_in_a_call_is_logged_and_the_line_comes_back(
+        rig: tuple[ModemTwin, VoiceModem, Events], caplog: pytest.LogCaptureFixture) -> None:
+    twin, modem, events = rig
+    _answered_call(twin, modem, events)
+    modem._on_dle = _raise_once(modem._on_dle, "event handler bug")  # type: ignore[method-assign]
+    twin.send_event("5")
+    assert events.wait(Hangup)[0].reason.startswith("modem failure: control thread died")
+    events.wait(ModemReady, 2, timeout=3)  # initialised again
+    ctrl = modem.health()[0]
+    assert ctrl.alive and ctrl.deaths == 1 and ctrl.restarts == 1, ctrl
+    assert ctrl.last_error == "RuntimeError: event handler bug"
+    assert "control thread died" in caplog.text and "event handler bug" in caplog.text
+    _answered_call(twin, modem, events)  # a call works again
+    twin.send_event("7")
+    assert Dtmf("7") in events.wait(Dtmf)
+
+
+@pytest.mark.parametrize("rig", [{"modem": {"reinit_interval": 0.5}}], indirect=True)
+def test_reader_thread_death_reopens_the_port_and_the_line_comes_back(
+        rig: tuple[ModemTwin, VoiceModem, Events], caplog: pytest.LogCaptureFixture) -> None:
+    twin, modem, events = rig
+    modem._route = _raise_once(modem._route, "token router bug")  # type: ignore[method-assign]
+    twin.ring("5551234", "ALICE")  # the RING line kills the reader
+    _wait_until(lambda: modem.health()[1].deaths == 1)
+    events.wait(ModemReady, 2, timeout=4)  # the port re-opened with a new reader
+    reader = modem.health()[1]
+    assert reader.alive and reader.restarts == 1 and reader.last_error == "RuntimeError: token router bug"
+    assert "reader thread died" in caplog.text
+    _answered_call(twin, modem, events)
+    assert all(h.alive for h in modem.health())

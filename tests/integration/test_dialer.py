@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import numpy as np
 import pytest
 
-from tests.audio import read_wav, tone_ratio, write_tone_wav
+from tests.audio import best_second, read_wav, write_tone_wav
 from tests.peers.dialer import attempts, audit, carrier, db_rows, dialer_config, seed_campaign, wait_for
 from tests.peers.engine import Engine
 from tests.peers.pjsua import PjPhone
@@ -44,13 +43,6 @@ def agents(eng: Engine, tmp: Path, count: int) -> Iterator[list[PjPhone]]:
 def lead_row(eng: Engine, number: str) -> tuple[Any, ...]:
     return db_rows(eng, "SELECT id, status, attempts, next_at, disposition, last_outcome FROM leads"
                         " WHERE number = ?", (number,))[0]
-
-
-def best_second(samples: np.ndarray, rate: int, hz: float) -> float:
-    """The tone's share in the best one-second window: when in the call it was heard depends on
-    how fast a loaded machine answered, connected and hung up, what was heard does not."""
-    starts = range(0, max(1, len(samples) - rate + 1), rate // 4)
-    return max(tone_ratio(samples[i:i + rate], rate, hz) for i in starts)
 
 
 def test_progressive_one_call_per_free_agent_person_to_agent_busy_retried_machine_never_offered(
