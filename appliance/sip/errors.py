@@ -154,8 +154,8 @@ def build_error_response(
             found.setdefault(canon, []).extend(v.strip() for v in value.split(",") if v.strip())
         elif canon not in found and value.strip():
             found[canon] = [value]
-    if "Via" not in found:
-        return None  # §18.2.2: nowhere to send a response
+    if not found.get("Via"):
+        return None  # §18.2.2: nowhere to send a response (also "Via: ," with no value)
     vias = found["Via"]
     if source is not None:
         vias[0] = _fix_top_via(vias[0], source)

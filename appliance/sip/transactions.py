@@ -37,9 +37,10 @@ __all__ = ["RELIABLE_TRANSPORTS", "PlateauTransactionManager"]
 
 RELIABLE_TRANSPORTS = frozenset({"tcp", "tls", "ws", "wss"})
 log = logging.getLogger("plateau.sip")
-# What sippy's lazy header parsing raises on malformed input.
+# What sippy's lazy header parsing raises on malformed input (UnboundLocalError: SipAddress on a
+# display name with an opening quote only, found by fuzz/sip_request).
 _PARSE_ERRORS = (SipParseError, ValueError, IndexError, TypeError, AttributeError, KeyError,
-                 UnicodeError)
+                 UnicodeError, UnboundLocalError)
 
 
 class PlateauTransactionManager(SipTransactionManager):
