@@ -87,6 +87,10 @@ def parse(text: str) -> AudioOffer:
                 raise SdpError(f"malformed m-line: {value!r}", 400) from exc
             if not 0 <= port <= 65535:
                 raise SdpError(f"RTP port out of range: {port}", 400)
+            if any(not 0 <= p <= 127 for p in payloads):
+                # RFC 3550 5.1: the payload type is 7 bits (found by fuzz/sdp_offer: 962 went
+                # through to the media engine as a telephone-event type).
+                raise SdpError(f"payload type out of range 0-127: {value!r}", 400)
         elif kind == "c":
             parts = value.split()
             if len(parts) != 3 or parts[0] != "IN":

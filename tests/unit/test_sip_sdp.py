@@ -54,3 +54,15 @@ def test_build_round_trips_through_parse() -> None:
     assert back.codecs == [(0, "PCMU"), (9, "G722")] and back.telephone_event_pt == 101
     assert "a=rtpmap:9 G722/8000" in text  # RFC 3551 §4.5.2: G.722 clock is 8000 in SDP
     assert sdp.ANSWER_DIRECTION["sendonly"] == "recvonly"
+
+
+def test_payload_type_outside_seven_bits_is_400():
+    # Found by fuzz/sdp_offer: "m=audio 4000 RTP/AVP 8 962" with an rtpmap for 962 became a
+    # telephone-event payload type the engine can never see (RFC 3550 5.1: PT is 7 bits).
+    body = ("v=0\r\nc=IN IP4 192.0.2.1\r\nm=audio 4000 RTP/AVP 8 {pt}\r\n"
+            "a=rtpmap:{pt} telephone-event/8000\r\n")
+    for pt in (128, 962, -1):
+        with pytest.raises(sdp.SdpError) as err:
+            sdp.parse(body.format(pt=pt))
+        assert err.value.status == 400
+    assert sdp.parse(body.format(pt=127)).telephone_event_pt == 127
