@@ -58,9 +58,10 @@ def encode_event(ev: TelephoneEvent) -> bytes:
 
 
 def decode_event(payload: bytes) -> TelephoneEvent:
-    """Decode a telephone-event payload (extra octets from RFC 4733 2.5.1.5 redundancy ignored)."""
-    if len(payload) < 4:
-        raise DtmfError(f"short telephone-event payload ({len(payload)} octets)")
+    """Decode a telephone-event payload (its first event; later ones, RFC 4733 2.5.1.5, ignored)."""
+    if len(payload) < 4 or len(payload) % 4:
+        # RFC 4733 2.3: each event is 4 octets (2.5.1.5: several may share one packet).
+        raise DtmfError(f"telephone-event payload of {len(payload)} octets is not 4 per event")
     event, flags, duration = struct.unpack_from("!BBH", payload)
     return TelephoneEvent(event, bool(flags & 0x80), flags & 0x3F, duration)
 
