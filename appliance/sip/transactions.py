@@ -60,6 +60,7 @@ class PlateauTransactionManager(SipTransactionManager):
         self.guard = guard
         self.max_message_size = max_message_size
         self.tcp_server: Tcp_server | None = None
+        self.unsendable = 0  # messages dropped: their destination port was not 1-65535
         super().__init__(global_config, req_cb)
         if tcp_laddress is not None:
             self.add_tcp_server(tcp_laddress, **(tcp_opts or {}))
@@ -112,6 +113,22 @@ class PlateauTransactionManager(SipTransactionManager):
             reply_to_unparseable(raw, ra.address, server.send_to, 400, "Bad Request")
 
     # -- send path ----------------------------------------------------------------
+
+    def transmitData(self, userv, data, address, cachesum=None, lossemul=0) -> None:
+        # A response goes to the top Via's sent-by port when it has no rport (RFC 3261
+        # §18.2.2); a Via port outside 1-65535 made sendto raise OverflowError on the sender
+        # thread, which died (issue 12 finding 1; also found by fuzz/sip_request). Such a
+        # destination is dropped here, for every transport, before anything is queued.
+        try:
+            port = int(address[1])
+        except (TypeError, ValueError, IndexError):
+            port = -1
+        if not 0 < port <= 65535:
+            self.unsendable += 1
+            log.info("not sending to %r: no such port", address)
+            return
+        super().transmitData(userv, data, address, cachesum, lossemul)
+
 
     def newTransaction(self, msg, resp_cb=None, laddress=None, userv=None,
                        cb_ifver=1, compact=False, t=None) -> SipTransaction:

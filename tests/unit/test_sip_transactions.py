@@ -44,3 +44,12 @@ def test_from_with_unterminated_quote_gets_400(rig: SipRig) -> None:
     rig.receive(_request("INVITE", 'From: "Carrier<sip:07700900123@192.0.2.1>;tag=c1',
                          "From: <sip:07700900123@192.0.2.1>;tag=c1"), TRUNK)
     assert _codes(rig) == [b"SIP/2.0 400 Bad Request"]
+
+
+def test_response_to_a_via_port_out_of_range_is_dropped_not_raised(rig: SipRig) -> None:
+    # Issue 12 finding 1, found again by fuzz/sip_request within 30,000 inputs: no rport, so the
+    # reply goes to the Via port (RFC 3261 §18.2.2); 99999 made sendto raise on the sender thread.
+    req = _request("OPTIONS", "From: <sip:07700900123@192.0.2.1>;tag=c1").replace(
+        b"192.0.2.1:5060;branch", b"192.0.2.1:99999;branch")
+    rig.receive(req, TRUNK)
+    assert rig.server.sent == [] and rig.tm.unsendable == 1
