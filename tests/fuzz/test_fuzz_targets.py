@@ -1,7 +1,7 @@
 """Each coverage-guided fuzz target (fuzz/) runs for a bounded time and must find no crash.
 
 Every run starts from the checked-in corpus (fuzz/corpus/<target>/, which also holds the inputs
-of crashes found before, so each is replayed first), then mutates for FUZZ_SECONDS (20 unless
+of crashes found before, so each is replayed first), then mutates for FUZZ_SECONDS (15 unless
 set). A crash is an exception outside the target's contract or an input slower than 10 s;
 the test fails with libFuzzer's report and the input, as bytes, to paste into a unit test.
 """
@@ -19,7 +19,7 @@ import pytest
 from fuzz import TARGETS
 
 ROOT = Path(__file__).resolve().parents[2]
-SECONDS = int(os.environ.get("FUZZ_SECONDS", "20"))
+SECONDS = int(os.environ.get("FUZZ_SECONDS", "15"))
 
 
 def test_every_target_module_is_listed() -> None:
