@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import gzip
 import io
-import tempfile
-from pathlib import Path
 
-from fuzz.harness import Target, instrumented, main
+from fuzz.harness import Target, instrumented, main, scratch
 
 with instrumented():
     from appliance.system import backup
 
-_dir = tempfile.TemporaryDirectory(prefix="plateau-fuzz-backup-")
-_data = Path(_dir.name) / "data"
+_dir = scratch("plateau-fuzz-backup-")
+_data = _dir / "data"
 
 
 def one_input(data: bytes) -> None:

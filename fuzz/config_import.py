@@ -7,18 +7,16 @@ file they accept is in the store, and the store's export parses again.
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 
-from fuzz.harness import Target, instrumented, main, text
+from fuzz.harness import Target, instrumented, main, scratch, text
 
 with instrumented():
     from appliance.store import config_yaml
     from appliance.store.db import Store
     from appliance.store.errors import ConfigError
 
-_dir = tempfile.TemporaryDirectory(prefix="plateau-fuzz-config-")
-_store = Store(Path(_dir.name) / "plateau.db")
+_dir = scratch("plateau-fuzz-config-")
+_store = Store(_dir / "plateau.db")
 
 
 def one_input(data: bytes) -> None:

@@ -8,7 +8,9 @@ caused it. A hang is one input taking longer than ``-timeout`` seconds (10 unles
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +59,12 @@ def main(target: Target, argv: list[str] | None = None) -> None:
         args.append("-timeout=10")
     atheris.Setup(args, target.check)
     atheris.Fuzz()
+
+
+def scratch(prefix: str) -> Path:
+    """A directory for a target's store or data dir. libFuzzer ends the process with exit(),
+    so nothing cleans up: runs put it under $PLATEAU_FUZZ_TMP (a test's tmp_path, .fuzz/tmp)."""
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=os.environ.get("PLATEAU_FUZZ_TMP")))
 
 
 def text(data: bytes) -> str:

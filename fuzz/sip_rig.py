@@ -7,6 +7,7 @@ ports. What is under test is the path from bytes to a dialog, not the socket.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -107,7 +108,7 @@ class SipRig:
     """One engine's SIP objects over a store in a temporary directory."""
 
     def __init__(self) -> None:
-        self._dir = tempfile.TemporaryDirectory(prefix="plateau-fuzz-sip-")
+        self._dir = tempfile.TemporaryDirectory(prefix="plateau-fuzz-sip-", dir=os.environ.get("PLATEAU_FUZZ_TMP"))
         root = Path(self._dir.name)
         SipConf.my_address, SipConf.my_port = LOCAL
         self.store = Store(root / "plateau.db")

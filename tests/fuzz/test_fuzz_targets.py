@@ -37,9 +37,12 @@ def test_target_finds_no_crash(target: str, tmp_path: Path) -> None:
     shutil.copytree(ROOT / "fuzz" / "corpus" / target, work)  # libFuzzer adds to its first dir
     cmd = [sys.executable, "-m", f"fuzz.{target}", str(work), f"-max_total_time={SECONDS}",
            "-timeout=10", f"-artifact_prefix={tmp_path}/", "-print_final_stats=1"]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=SECONDS + 120)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    env = {**os.environ, "PLATEAU_FUZZ_TMP": str(scratch)}
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=SECONDS + 120, env=env)
     log = proc.stderr.decode(errors="replace")
-    crashes = [p for p in tmp_path.iterdir() if p.is_file()]
+    crashes = [p for p in tmp_path.iterdir() if p.is_file()]  # the scratch and corpus are dirs
     found = "\n".join(f"{p.name}: {p.read_bytes()[:2000]!r}" for p in crashes)
     assert proc.returncode == 0 and not crashes, f"{target} crashed (rc {proc.returncode}):\n{log[-6000:]}\n{found}"
     assert "stat::number_of_executed_units" in log, log[-3000:]
