@@ -560,7 +560,11 @@ def load_flow(text: str) -> Flow:
     """Parse and validate a flow document (YAML or JSON); raises FlowError listing every problem."""
     try:
         raw = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+    except RecursionError:
+        raise FlowError(["document: nested too deeply"]) from None
+    except (ValueError, TypeError, yaml.YAMLError) as exc:
+        # Besides YAMLError, PyYAML's constructors raise ValueError for an impossible date
+        # (2026-02-30) and TypeError for an unhashable key (found by fuzz/ivr_flow).
         raise FlowError([f"document: not valid YAML/JSON: {exc}"]) from exc
     if not isinstance(raw, dict):
         raise FlowError(["document: expected a mapping with name, version, start and nodes"])

@@ -76,6 +76,10 @@ class MediaEngine:
         self._tick_no = 0
         self.late_ticks = 0
         self.skipped_ticks = 0
+        # Bad packets dropped at the boundary (issue 12 Build 3), engine-wide so that they stay
+        # counted after their leg is gone: malformed RTP (telephone-event included) and RTCP.
+        self.malformed_rtp = 0
+        self.malformed_rtcp = 0
         self._tick_total_s = 0.0
         self._tick_max_s = 0.0
         self._plan: _TickPlan | None = None  # None: rebuild before the next tick
@@ -342,6 +346,7 @@ class MediaEngine:
         """Hot path: validate, latch, then queue raw payload (decoded later, in the tick)."""
         if len(data) < HEADER_LEN or data[0] >> 6 != 2:
             leg.counters.malformed += 1
+            self.malformed_rtp += 1
             return
         if addr != leg.latched:
             before = leg.remote
@@ -358,6 +363,7 @@ class MediaEngine:
                 pkt = _parse(data)
             except _RtpError:
                 leg.counters.malformed += 1
+                self.malformed_rtp += 1
                 return
             pt, seq, timestamp, ssrc = pkt.payload_type, pkt.sequence, pkt.timestamp, pkt.ssrc
             payload = pkt.payload
@@ -382,6 +388,7 @@ class MediaEngine:
                 ended = leg.dtmf_rx.receive(timestamp, payload, now)
             except DtmfError:
                 counters.malformed += 1
+                self.malformed_rtp += 1
                 return
             if leg.receives:
                 for got in ended:
@@ -391,7 +398,8 @@ class MediaEngine:
 
     def rtcp_received(self, leg: Leg, data: bytes, addr: Address, now: float) -> None:
         """An RTCP datagram on the leg's port + 1."""
-        leg.rtcp_received(data, addr, now, self.wallclock())
+        if not leg.rtcp_received(data, addr, now, self.wallclock()):
+            self.malformed_rtcp += 1
 
     # ------------------------------------------------------------------ the tick
 
@@ -594,6 +602,7 @@ class MediaEngine:
             "lost_frames": sum(leg.jb.lost_frames for leg in legs),
             "legs": len(self.legs), "bridges": len(self.bridges), "ticks": self._tick_no,
             "late_ticks": self.late_ticks, "skipped_ticks": self.skipped_ticks,
+            "malformed_rtp": self.malformed_rtp, "malformed_rtcp": self.malformed_rtcp,
             "max_tick_ms": self._tick_max_s * 1000.0, "mean_tick_ms": self._tick_total_s * 1000.0 / n,
             "recorders": len(self._recordings), "monitors": len(self._monitors), "cpu_s": time.process_time(),
         }

@@ -226,13 +226,14 @@ class Leg:
             first = rtcp.ReceiverReport(self.ssrc, blocks)
         return rtcp.build_compound(first, self.cname)
 
-    def rtcp_received(self, data: bytes, addr: Address, now: float, wallclock: float) -> None:
-        """Take the peer's SR (for LSR/DLSR) and its report block about our stream."""
+    def rtcp_received(self, data: bytes, addr: Address, now: float, wallclock: float) -> bool:
+        """Take the peer's SR (for LSR/DLSR) and its report block about our stream; False when
+        the packet was malformed and dropped."""
         try:
             packets = rtcp.parse_compound(data)
         except rtcp.RtcpError:
             self.counters.malformed += 1
-            return
+            return False
         self.counters.rtcp_in += 1
         self.rtcp_remote = addr
         for p in packets:
@@ -247,6 +248,7 @@ class Leg:
                             a = (rtcp.ntp_timestamp(wallclock) >> 16) & 0xFFFFFFFF
                             rtt = (a - block.lsr - block.dlsr) & 0xFFFFFFFF
                             self.peer_rtt_ms = rtt * 1000.0 / 65536 if rtt < 1 << 31 else None
+        return True
 
     def stats(self) -> dict[str, Any]:
         """Counters and reception quality for ``leg_stats``."""

@@ -116,6 +116,10 @@ def parse_compound(data: bytes) -> list[RtcpPacket]:
     offset = 0
     if len(data) < 8:
         raise RtcpError(f"short RTCP packet ({len(data)} octets)")
+    # RFC 3550 A.2 validity checks: version 2 in every packet, an SR or RR first (6.1), padding
+    # only in the last packet, and the length fields adding up to the datagram.
+    if data[1] not in (PT_SR, PT_RR):
+        raise RtcpError(f"compound RTCP packet starts with type {data[1]}, not SR or RR")
     while offset < len(data):
         if len(data) - offset < 4:
             raise RtcpError("truncated RTCP header")
@@ -127,6 +131,13 @@ def parse_compound(data: bytes) -> list[RtcpPacket]:
             raise RtcpError("RTCP length overruns datagram")
         count = b0 & 0x1F
         body = offset + 4
+        if b0 & 0x20:  # P bit (6.4.1): only the last packet may be padded, by 1..body octets
+            if end != len(data):
+                raise RtcpError("RTCP padding before the last packet of a compound")
+            pad = data[end - 1]
+            if pad == 0 or pad > end - body:
+                raise RtcpError(f"bad RTCP padding length {pad}")
+            end -= pad
         if pt == PT_SR:
             if end - body < 24 + 24 * count:
                 raise RtcpError("SR too short for its report count")
@@ -141,7 +152,7 @@ def parse_compound(data: bytes) -> list[RtcpPacket]:
             ssrc, item, ln = struct.unpack_from("!IBB", data, body)
             if item == 1 and body + 6 + ln <= end:
                 out.append(SourceDescription(ssrc, data[body + 6:body + 6 + ln].decode("utf-8", "replace")))
-        offset = end
+        offset = offset + 4 * (length + 1)
     return out
 
 

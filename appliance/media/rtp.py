@@ -8,6 +8,7 @@ from dataclasses import dataclass
 RTP_VERSION = 2
 HEADER_LEN = 12
 _HDR = struct.Struct("!BBHII")
+RTCP_COLLIDING_PTS = range(72, 77)
 
 
 class RtpError(ValueError):
@@ -35,12 +36,11 @@ def parse(data: bytes) -> RtpPacket:
     b0, b1, seq, ts, ssrc = _HDR.unpack_from(data)
     if b0 >> 6 != RTP_VERSION:
         raise RtpError(f"RTP version {b0 >> 6}")
+    if b1 & 0x7F in RTCP_COLLIDING_PTS:
+        # RFC 5761 4 / RFC 3550 A.1: with the marker set these are RTCP SR/RR/SDES/BYE/APP
+        # (200-204); no RTP payload may use them, so this is RTCP on the RTP port.
+        raise RtpError(f"RTP payload type {b1 & 0x7F} collides with RTCP")
     end = len(data)
-    if b0 & 0x20:  # P bit: last octet counts the padding, itself included (5.1)
-        pad = data[-1]
-        if pad == 0 or pad > end - HEADER_LEN:
-            raise RtpError("bad RTP padding length")
-        end -= pad
     offset = HEADER_LEN + 4 * (b0 & 0x0F)
     if offset > end:
         raise RtpError("RTP CSRC list overruns packet")
@@ -55,6 +55,11 @@ def parse(data: bytes) -> RtpPacket:
             raise RtpError("RTP extension overruns packet")
         extension = (ext_id, bytes(data[offset + 4:ext_end]))
         offset = ext_end
+    if b0 & 0x20:  # P bit: the last octet counts the padding, itself included (5.1)
+        pad = data[-1]
+        if pad == 0 or pad > end - offset:  # padding may not reach into the header fields
+            raise RtpError(f"bad RTP padding length {pad}")
+        end -= pad
     return RtpPacket(
         payload_type=b1 & 0x7F,
         sequence=seq,

@@ -50,7 +50,9 @@ __all__ = ["RELIABLE_TRANSPORTS", "PlateauTransactionManager"]
 
 RELIABLE_TRANSPORTS = frozenset({"tcp", "tls", "ws", "wss"})
 log = logging.getLogger("plateau.sip")
-# What sippy's lazy header parsing raises on malformed input.
+# What sippy's lazy header parsing raises on malformed input (NameError covers the
+# UnboundLocalError SipAddress raises on a display name with an opening quote only, found by
+# fuzz/sip_request).
 _PARSE_ERRORS = (SipParseError, ValueError, IndexError, TypeError, AttributeError, KeyError, NameError,
                  UnicodeError)
 
@@ -193,6 +195,22 @@ class PlateauTransactionManager(SipTransactionManager):
             self.malformed.report(ra.address, "dropped", f"dropped unparseable message ({reason})")
 
     # -- send path ----------------------------------------------------------------
+
+    def transmitData(self, userv, data, address, cachesum=None, lossemul=0) -> None:
+        # A response goes to the top Via's sent-by port when it has no rport (RFC 3261
+        # §18.2.2); a Via port outside 1-65535 made sendto raise OverflowError on the sender
+        # thread, which died (issue 12 finding 1; also found by fuzz/sip_request). Such a
+        # destination is dropped here, for every transport, before anything is queued.
+        try:
+            port = int(address[1])
+        except (TypeError, ValueError, IndexError):
+            port = -1
+        if not 0 < port <= 65535:
+            # Counted as "unsendable"; logged at most once a minute per address (finding 8).
+            self.malformed.report(address, "unsendable", f"not sending to {address!r}: no such port")
+            return
+        super().transmitData(userv, data, address, cachesum, lossemul)
+
 
     def newTransaction(self, msg, resp_cb=None, laddress=None, userv=None,
                        cb_ifver=1, compact=False, t=None) -> SipTransaction:

@@ -84,6 +84,10 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         seen: set[Any] = set()
         for key_node, _value_node in node.value:
             key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            try:
+                hash(key)
+            except TypeError:  # "? [a, b]" or "? {a: b}": a complex key (found by fuzz/config_import)
+                raise ConfigError(f"line {key_node.start_mark.line + 1}: a key must be a plain value") from None
             if key in seen:
                 raise ConfigError(
                     f"line {key_node.start_mark.line + 1}: key {key!r} appears twice"
@@ -158,7 +162,10 @@ def parse_config(text: str) -> ConfigData:
         raise ConfigError(f"configuration is larger than {MAX_CONFIG_BYTES} bytes")
     try:
         doc = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
-    except yaml.YAMLError as exc:
+    except RecursionError:
+        raise ConfigError("not valid YAML: nested too deeply") from None
+    except (ValueError, yaml.YAMLError) as exc:
+        # PyYAML's timestamp constructor raises ValueError for an impossible date (2026-02-30).
         raise ConfigError(f"not valid YAML: {exc}") from None
     if doc is None:
         # An empty file would silently delete every extension: refuse it.

@@ -224,3 +224,14 @@ def test_seed_demo_skips_configured_store(store: Store) -> None:
     store.put_extension(Extension(number="200", name="Existing", secret="existing1"))
     assert not seed_demo(store)
     assert [e.number for e in store.extensions()] == ["200"]
+
+
+@pytest.mark.parametrize("text", [
+    "version: 1\nsettings:\n  when: 2026-02-30\n",  # PyYAML: ValueError (day out of range)
+    "version: 1\n? {a: b}\n: 1\n",  # unhashable key: TypeError in the duplicate-key check
+    "version: 1\nextensions: " + "[" * 5000 + "]" * 5000 + "\n",  # RecursionError
+])
+def test_yaml_the_loader_cannot_build_is_a_config_error(text):
+    # Found by fuzz/config_import (and fuzz/backup_archive, whose config.yaml goes the same way).
+    with pytest.raises(ConfigError):
+        parse_config(text)

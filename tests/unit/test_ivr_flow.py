@@ -260,3 +260,15 @@ def test_hours_holidays_wrapping_days_and_midnight() -> None:
     assert not node.is_open(dt.datetime(2026, 12, 25, 21, 0))  # Friday, but a dated holiday
     assert not node.is_open(dt.datetime(2026, 5, 1, 21, 0))  # Friday 1 May: a yearly holiday
     assert node.is_open(dt.datetime(2026, 5, 8, 21, 0))
+
+
+@pytest.mark.parametrize("text", [
+    "name: a\nversion: 1\nwhen: 2026-02-30\n",  # PyYAML: ValueError (day out of range)
+    "? [a, b]\n: 1\n",  # PyYAML: TypeError (unhashable key)
+    "[" * 5000 + "]" * 5000,  # RecursionError in the composer
+    "{" + '"a":' * 1 + "[" * 50000 + "]" * 50000 + "}",  # and in json
+])
+def test_yaml_the_loader_cannot_build_is_a_flow_error(text):
+    # Found by fuzz/ivr_flow: these escaped load_flow as ValueError/TypeError/RecursionError.
+    with pytest.raises(FlowError):
+        load_flow(text)

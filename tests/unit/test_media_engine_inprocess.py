@@ -170,3 +170,21 @@ def test_three_party_bridge_mixes_and_relay_stops_when_a_member_joins():
 
     assert peaks("c") == [500, 1500]  # the sum of the other two
     assert peaks("a") == [1500] and peaks("b") == [500]  # nobody hears themselves
+
+
+def test_bad_packets_are_dropped_and_counted_in_engine_stats():
+    # issue 12 Build 3: what the network sends is range-checked; a bad packet is dropped and
+    # counted engine-wide (/v1/status shows media.engine_stats()), even after its leg is gone.
+    eng, events, _wires, clock = _engine()
+    leg = eng.legs["a"]
+    src = ("10.0.0.1", 4000)
+    eng.rtp_received(leg, b"\x80\x00", src, clock[0])  # short
+    eng.rtp_received(leg, b"\x40" + bytes(11), src, clock[0])  # RTP version 1
+    eng.rtp_received(leg, bytes([0x8F]) + bytes(11), src, clock[0])  # 15 CSRCs in 12 octets
+    eng.rtp_received(leg, rtp.build(101, 1, 0, 7, b"\x05\x0a\x00"), src, clock[0])  # 3-octet event
+    eng.rtcp_received(leg, b"\x80\xca\x00\x01" + bytes(4), ("10.0.0.1", 4001), clock[0])  # SDES first
+    eng.rtcp_received(leg, b"\x81\xc9\x00\x07" + bytes(8), ("10.0.0.1", 4001), clock[0])  # RR overruns
+    stats = eng.engine_stats()
+    assert (stats["malformed_rtp"], stats["malformed_rtcp"]) == (4, 2)
+    assert eng.leg_stats("a")["malformed"] == 6 and not events
+    assert stats["packets_in"] == 1  # only the event packet's RTP header was good

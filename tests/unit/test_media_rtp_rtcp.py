@@ -89,3 +89,39 @@ def test_dlsr_from_last_sr():
     b = stats.report_block(7, now=10.5)
     assert b.lsr == 0x12345678  # middle 32 bits of the 64-bit NTP timestamp
     assert b.dlsr == 32768
+
+
+# -- issue 12 Build 3: every field read from the network is range-checked where it enters --------
+
+def test_rtp_padding_may_not_reach_into_csrcs_or_extension():
+    # 12-octet header, one CSRC, 4 octets of payload; a padding count of 8 would eat the CSRC.
+    pkt = bytearray(struct.pack("!BBHII", 0xA1, 0, 1, 160, 7) + struct.pack("!I", 9) + b"\xff\xff\xff\x08")
+    with pytest.raises(rtp.RtpError, match="padding"):
+        rtp.parse(bytes(pkt))
+    pkt[-1] = 4  # all of the payload is padding: allowed
+    assert rtp.parse(bytes(pkt)).payload == b""
+
+
+@pytest.mark.parametrize("pt", range(72, 77))
+def test_rtcp_on_the_rtp_port_is_not_rtp(pt):
+    # RFC 5761 4: PT 72-76 with the marker are RTCP 200-204.
+    with pytest.raises(rtp.RtpError, match="collides with RTCP"):
+        rtp.parse(struct.pack("!BBHII", 0x81, 0x80 | pt, 1, 2, 3) + b"\0" * 8)
+
+
+def test_rtcp_validity_checks_of_rfc3550_a2():
+    rr = rtcp.build_rr(rtcp.ReceiverReport(9))
+    sdes = rtcp.build_sdes(rtcp.SourceDescription(9, "x"))
+    with pytest.raises(rtcp.RtcpError, match="not SR or RR"):
+        rtcp.parse_compound(sdes + rr)  # 6.1: a report packet comes first
+    padded = bytearray(rr)
+    padded[0] |= 0x20
+    with pytest.raises(rtcp.RtcpError, match="padding before the last"):
+        rtcp.parse_compound(bytes(padded) + sdes)
+    last = bytearray(sdes + b"\0\0\0\x04")  # SDES with 4 octets of padding, its length counting them
+    last[0] |= 0x20
+    last[2:4] = struct.pack("!H", len(last) // 4 - 1)
+    assert rtcp.parse_compound(rr + bytes(last))[1] == rtcp.SourceDescription(9, "x")
+    last[-1] = 200  # more padding than the packet has
+    with pytest.raises(rtcp.RtcpError, match="padding length"):
+        rtcp.parse_compound(rr + bytes(last))

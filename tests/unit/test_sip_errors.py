@@ -96,3 +96,13 @@ def test_header_block_bounds():
     long = clean.replace(b"User-Agent: cafe", b"User-Agent: " + b"x" * (MAX_HEADER_LINE + 1))
     assert request_problem(long) == (400, "Bad Request - Header too long (user-agent)")
     assert request_problem(clean) is None
+
+
+def test_via_with_only_commas_is_not_answered_and_does_not_raise():
+    # Found by fuzz/sip_request: "Via: ," is a Via header with no value; building the 400 took
+    # vias[0] of an empty list (IndexError out of the transport's receive path).
+    sent: list[bytes] = []
+    for via in (b"Via: ,", b"v: , ,", b"Via:  "):
+        req = b"OPTIONS sip:pbx SIP/2.0\r\n" + via + b"\r\nCall-ID: a\r\nCSeq: 1 OPTIONS\r\n\r\n"
+        assert not reply_to_unparseable(req, ("192.0.2.7", 5060), lambda d, a: sent.append(d))
+    assert sent == []

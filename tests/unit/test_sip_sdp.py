@@ -89,3 +89,15 @@ def test_in_range_values_and_ipv6_are_accepted():
     offer = sdp.parse(_offer(a=("c=IN IP4 192.0.2.1", "c=IN IP6 2001:db8::1"), b=("a=ptime:20", "a=ptime:30"),
                              c=("m=audio 4000", "m=audio 65535")))
     assert (offer.host, offer.port, offer.ptime) == ("2001:db8::1", 65535, 30)
+
+
+def test_payload_type_outside_seven_bits_is_400():
+    # Found by fuzz/sdp_offer: "m=audio 4000 RTP/AVP 8 962" with an rtpmap for 962 became a
+    # telephone-event payload type the engine can never see (RFC 3550 5.1: PT is 7 bits).
+    body = ("v=0\r\nc=IN IP4 192.0.2.1\r\nm=audio 4000 RTP/AVP 8 {pt}\r\n"
+            "a=rtpmap:{pt} telephone-event/8000\r\n")
+    for pt in (128, 962, -1):
+        with pytest.raises(sdp.SdpError) as err:
+            sdp.parse(body.format(pt=pt))
+        assert err.value.status == 400
+    assert sdp.parse(body.format(pt=127)).telephone_event_pt == 127
