@@ -38,7 +38,7 @@ from appliance.media.ledger import MediaLedger, MediaRestarted
 from appliance.media.protocol import MAX_MESSAGE, MediaError, decode, encode, source_to_wire
 from appliance.media.tones import ToneSpec
 from appliance.system.liveness import Heartbeat, PartHealth
-from appliance.system.supervisor import run_supervised, thread_health
+from appliance.system.supervisor import PROCESS_RESTART_BUDGET, PROCESS_RESTART_WINDOW_S, run_supervised, thread_health
 
 log = logging.getLogger("plateau.media.client")
 
@@ -72,6 +72,7 @@ class MediaClient:
         self.process_beat = Heartbeat()  # the media process: beats on each answered request
         self.reader_beat = Heartbeat()
         self.last_restart: MediaRestarted | None = None
+        self._deaths: deque[float] = deque()  # monotonic times of recent process deaths
         self._reader = threading.Thread(target=run_supervised, name="media-events",
                                         args=("media-events", self.reader_beat, self._read_events,
                                               lambda: self._closed), daemon=True)
@@ -391,7 +392,15 @@ class MediaClient:
         self.process_beat.died(f"media process {old.pid} {cause}")
         log.error("media process %d died (%s) with %d legs in use: starting a new one",
                   old.pid, cause, len(self.ledger.legs))
-        if self._spawn_args is None:
+        now = time.monotonic()
+        self._deaths.append(now)
+        while self._deaths and now - self._deaths[0] > PROCESS_RESTART_WINDOW_S:
+            self._deaths.popleft()
+        if self._spawn_args is None or len(self._deaths) > PROCESS_RESTART_BUDGET:
+            # A crash loop (a packet or a call that kills it each time) is not cured by
+            # restarting it again: the engine restarts as a whole (systemd Restart=always).
+            log.critical("media process died %d times in %.0f s: the engine must restart",
+                         len(self._deaths), PROCESS_RESTART_WINDOW_S)
             self.process_beat.fatal = True
             return
         for attempt in range(1, RESPAWN_TRIES + 1):

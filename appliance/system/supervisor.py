@@ -6,7 +6,7 @@ Two halves:
 - `run_supervised` is the loop wrapper of a worker thread (SIP transports, the control API,
   the media events reader): a death (an exception out of its body) is logged once with its
   traceback, counted on the thread's `Heartbeat`, and the body is started again on the same
-  socket. A thread that keeps dying (more than `RESTART_BUDGET` deaths in `RESTART_WINDOW_S`)
+  socket. A thread that keeps dying (more than `THREAD_RESTART_BUDGET` deaths in a window)
   gives up and is reported *fatal*: the engine then exits non-zero so systemd restarts it
   (registrations and agent states come back from the database).
 - `Supervisor` gathers the parts from their owners (plain callables, so a subsystem that is
@@ -32,8 +32,16 @@ from appliance.system.liveness import Heartbeat, PartHealth
 
 log = logging.getLogger("plateau.supervisor")
 
-RESTART_BUDGET = 5  # deaths of one thread within the window before it is given up as fatal
-RESTART_WINDOW_S = 60.0
+# A thread that dies more often than this is dying as soon as it starts: restarting it does
+# not help, so it is fatal. The bound is high on purpose: a packet that kills a transport
+# thread costs one restart, and an attacker repeating it must not get the engine restarted
+# (dropping every call) before the crash is fixed.
+THREAD_RESTART_BUDGET = 100
+THREAD_RESTART_WINDOW_S = 10.0
+# A child process costs about a second of silence per restart: five in a minute is a crash
+# loop (a call or a packet that kills it each time), cured only by restarting the engine.
+PROCESS_RESTART_BUDGET = 5
+PROCESS_RESTART_WINDOW_S = 60.0
 # A part that has not beaten for this long is wedged. Idle workers beat from a 1 s select or
 # queue timeout, so 10 s leaves room for a loaded 2-core box without hiding a real hang.
 DEFAULT_STALE_S = 10.0
@@ -50,6 +58,7 @@ def run_supervised(name: str, beat: Heartbeat, body: Callable[[], None],
     caller's object keeps its state, so the thread's data (queues, connections) survives.
     """
     deaths: deque[float] = deque()
+    seen: set[tuple[str, str]] = set()  # (exception type, where): the traceback is logged once
     while True:
         try:
             body()
@@ -60,13 +69,20 @@ def run_supervised(name: str, beat: Heartbeat, body: Callable[[], None],
             beat.died(exc)
             now = time.monotonic()
             deaths.append(now)
-            while deaths and now - deaths[0] > RESTART_WINDOW_S:
+            while deaths and now - deaths[0] > THREAD_RESTART_WINDOW_S:
                 deaths.popleft()
-            log.error("thread %s died (death %d): %s\n%s", name, beat.deaths, beat.last_error,
-                      traceback.format_exc().rstrip())
-            if len(deaths) > RESTART_BUDGET:
+            tb = traceback.extract_tb(exc.__traceback__)
+            where = f"{tb[-1].filename}:{tb[-1].lineno}" if tb else "?"
+            if (type(exc).__name__, where) not in seen:
+                seen.add((type(exc).__name__, where))
+                log.error("thread %s died (death %d): %s\n%s", name, beat.deaths, beat.last_error,
+                          traceback.format_exc().rstrip())
+            else:  # the same death again: one line, not the journal flooded with tracebacks
+                log.error("thread %s died again (death %d): %s at %s", name, beat.deaths,
+                          beat.last_error, where)
+            if len(deaths) > THREAD_RESTART_BUDGET:
                 log.critical("thread %s died %d times in %.0f s: giving up, the engine must restart",
-                             name, len(deaths), RESTART_WINDOW_S)
+                             name, len(deaths), THREAD_RESTART_WINDOW_S)
                 beat.fatal = True
                 return
             beat.restarted()

@@ -33,22 +33,6 @@ def pbx(tmp_path: Path) -> Iterator[Engine]:
         yield eng
 
 
-def media_pid(pbx: Engine) -> int | None:
-    """The engine's media child process (its cmdline names appliance.media.server)."""
-    assert pbx.pid is not None
-    # every thread's children: the reader thread starts a replacement
-    children = [c for task in Path(f"/proc/{pbx.pid}/task").iterdir()
-                for c in (task / "children").read_text().split()]
-    for child in children:
-        try:
-            cmd = Path(f"/proc/{child}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"appliance.media.server" in cmd:
-            return int(child)
-    return None
-
-
 def windowed_ratio(audio: np.ndarray, rate: int, hz: int, window_s: float = 0.1) -> float:
     """Median tone ratio over 100 ms windows (a dropped or repeated frame breaks a long Goertzel)."""
     n = int(rate * window_s)
@@ -92,11 +76,11 @@ def test_a_call_survives_kill_9_of_the_media_process(pbx: Engine, tmp_path: Path
         assert hears(ana, offered, tmp_path / "before-ana.wav", CALLER_HZ) > HEARD
         assert hears(caller, call, tmp_path / "before-caller.wav", AGENT_HZ) > HEARD
 
-        old = media_pid(pbx)
+        old = pbx.media_pid()
         assert old is not None
         killed_at = time.monotonic()
         os.kill(old, signal.SIGKILL)
-        new = wait_until(lambda: (pid := media_pid(pbx)) not in (None, old) and pid, timeout=5.0,
+        new = wait_until(lambda: (pid := pbx.media_pid()) not in (None, old) and pid, timeout=5.0,
                          what="a new media process")
         st = wait_until(lambda: (s := supervision(pbx))["media"].get("restarts") and s, timeout=5.0,
                         what="the media restart counted in /v1/status")
@@ -143,3 +127,33 @@ def read_wav_stereo(path: Path) -> tuple[int, np.ndarray]:
     with wave.open(str(path)) as w:
         assert w.getnchannels() == 2
         return w.getframerate(), np.frombuffer(w.readframes(w.getnframes()), "<i2").reshape(-1, 2)
+
+
+def test_a_media_crash_loop_makes_the_engine_exit_non_zero_and_state_comes_back(tmp_path: Path) -> None:
+    """More deaths than the restart budget: restarting the media process again would not help,
+    so the engine exits 1 (systemd Restart=always starts it again), and the registrations and
+    agent states come back from the database."""
+    eng = Engine(tmp_path / "engine", config=queue_config(escalations=[], wrapup_seconds=0))
+    eng.start()
+    try:
+        with phone(eng, "ana", ANA_PHONE):
+            assert eng.api("POST", "/v1/agents/2001/login", {"device": ANA_PHONE})[0] == 200
+            for _ in range(7):
+                if eng.proc is None or eng.proc.poll() is not None:
+                    break
+                pid = wait_until(lambda: eng.media_pid(), timeout=5.0, what="a media process")
+                os.kill(pid, signal.SIGKILL)
+                wait_until(lambda pid=pid: eng.proc is None or eng.proc.poll() is not None
+                           or eng.media_pid() not in (None, pid), timeout=5.0, what="media restarted or engine gone")
+            assert eng.proc is not None
+            assert eng.proc.wait(timeout=15.0) == 1
+            log = eng.stderr_path.read_text()
+            assert "the engine must restart" in log and "engine exiting so that systemd restarts it" in log
+            eng.restart()
+            status, regs = eng.api("GET", "/v1/registrations")
+            assert status == 200 and [r["aor"] for r in regs] == [ANA_PHONE], regs
+            status, agents = eng.api("GET", "/v1/agents")
+            ana = next(a for a in agents if a["agent"] == "2001")
+            assert ana["state"] == "available" and ana["device"] == ANA_PHONE, ana
+    finally:
+        eng.stop()
