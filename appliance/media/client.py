@@ -213,6 +213,8 @@ class MediaClient:
         """Release a leg and its ports."""
         self._known(leg_id)
         self._legs.discard(leg_id)
+        if leg_id not in self.ledger.legs:
+            return  # lost in a media restart: the new process never had it
         self._note(self.ledger.leg_destroyed, leg_id)
         self._cast("destroy_leg", leg_id=leg_id)
 
@@ -437,6 +439,8 @@ class MediaClient:
             encode({"op": "claim_ports", "args": {"ports": ports}}))))
         lost = {i for i, leg in self.ledger.legs.items() if leg.port not in got}
         cmds, continued = self.ledger.replay_commands(lost, died_at)
+        for leg_id in lost:  # the PBX releases their calls; nothing of them is sent again
+            self.ledger.leg_destroyed(leg_id)
         # commands without replies (the server logs a failure), then one round trip so every
         # one of them is applied before the first new request
         for op, args in cmds:

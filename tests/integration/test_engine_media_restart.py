@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -157,3 +158,45 @@ def test_a_media_crash_loop_makes_the_engine_exit_non_zero_and_state_comes_back(
             assert ana["state"] == "available" and ana["device"] == ANA_PHONE, ana
     finally:
         eng.stop()
+
+
+def test_a_call_whose_port_is_taken_during_the_restart_is_released_with_the_reason(
+        pbx: Engine, tmp_path: Path) -> None:
+    """Another process binds the RTP ports while the media process is down: those legs cannot
+    be re-created, so the call is released (both phones get a BYE) with a CDR cause that says
+    why, instead of staying up in silence."""
+    with phone(pbx, "caller", CALLER) as caller, phone(pbx, "ana", ANA_PHONE) as ana:
+        call = caller.call(pbx.uri(ANA_PHONE))
+        offered = ana.wait_incoming(timeout=10.0)
+        ana.answer(offered)
+        caller.wait_state(call, "CONFIRMED")
+        old = pbx.media_pid()
+        assert old is not None
+        lo, hi = pbx.rtp_ports
+        squatters: dict[int, socket.socket] = {}
+        os.kill(old, signal.SIGKILL)
+        try:
+            deadline = time.monotonic() + 0.3  # the dead process's sockets close as it exits
+            while time.monotonic() < deadline:
+                for port in range(lo, hi + 1):
+                    if port in squatters:
+                        continue
+                    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                    try:
+                        s.bind(("127.0.0.1", port))
+                        squatters[port] = s
+                    except OSError:
+                        s.close()
+            caller.wait_state(call, "DISCONNECTED", timeout=10.0)
+            ana.wait_state(offered, "DISCONNECTED", timeout=5.0)
+        finally:
+            for s in squatters.values():
+                s.close()
+        st = wait_until(lambda: (s := supervision(pbx))["media"].get("restarts") and s, what="restart counted")
+        assert len(st["media"]["last_restart"]["lost_legs"]) == 2
+        db = sqlite3.connect(pbx.data_dir / "plateau.db")
+        try:
+            causes = [r[0] for r in db.execute("SELECT hangup_cause FROM cdr")]
+        finally:
+            db.close()
+        assert any("Media lost" in (c or "") for c in causes), causes

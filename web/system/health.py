@@ -45,6 +45,8 @@ class Health:
     disk: DiskUsage | None = None
     database_bytes: int = 0
     recordings: int = 0
+    # the engine's supervisor: every thread and child process, its deaths and restarts
+    supervision: dict[str, Any] | None = None
 
 
 def web_version() -> str:
@@ -91,6 +93,8 @@ def collect(data_dir: Path, store: Store, engine: Any) -> Health:
         health.registrations = status.get("registrations")
         health.blocked = status.get("blocked")
         health.trunks = list(status.get("trunks") or [])
+        sup = status.get("supervision")
+        health.supervision = dict(sup) if isinstance(sup, dict) else None
     health.disk = disk_usage(data_dir)
     health.database_bytes = database_bytes(store.path)
     health.recordings = int(store._query("SELECT COUNT(*) FROM recordings")[0][0])
