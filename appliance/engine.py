@@ -26,7 +26,9 @@ from appliance.api.facade import ApiError
 from appliance.api.server import ControlApiServer
 from appliance.media.client import MediaClient
 from appliance.media.events import DtmfEvent, MachineDetected, PlaybackFinished, RecordingFailed, RtpTimeout
-from appliance.pbx.channel import DtmfReceived, MediaTimeout, PlaybackEnded
+from appliance.media.ledger import MediaRestarted
+from appliance.media.protocol import MediaError
+from appliance.pbx.channel import Cause, DtmfReceived, MediaTimeout, PlaybackEnded
 from appliance.pbx.dialer import Dialer
 from appliance.pbx.dialer_api import DialerApi
 from appliance.pbx.sounds import ensure_default_moh
@@ -46,9 +48,14 @@ from appliance.sip.trunks import TrunkRegistrations
 from appliance.store.db import Store
 from appliance.store.models import BlockedAddress, Registration
 from appliance.system import systemd
+from appliance.system.liveness import Heartbeat, PartHealth
+from appliance.system.supervisor import Supervisor
 
 log = logging.getLogger("plateau.engine")
 VERSION = "0.1.0"
+# A call whose RTP port could not be bound again after a media restart (another process took
+# it): released with a cause the CDR keeps, rather than left silent.
+MEDIA_LOST = Cause(503, "Media lost: RTP port not re-created after a media process restart")
 
 
 @dataclass
@@ -99,6 +106,10 @@ class Engine:
             log.warning("closed %d call record(s) left open by a crash as INTERRUPTED", interrupted)
         self.media = MediaClient.start(opts.sip_ip, opts.rtp_min, opts.rtp_max, rtp_timeout_s=opts.rtp_timeout)
         self.media.set_event_handler(lambda ev: ED2.callFromThread(self._media_event, ev))
+        self.media.on_restart = lambda report: ED2.callFromThread(self._media_restarted, report)
+        self.exit_code = 0
+        self.supervisor: Supervisor | None = None
+        self.loop_beat = Heartbeat()  # the SIP event loop (ED2): beaten by a timer in it
 
         SipConf.my_address = opts.sip_ip
         SipConf.my_port = opts.sip_port
@@ -202,6 +213,55 @@ class Engine:
         elif isinstance(event, PlaybackFinished):
             chan.post(PlaybackEnded(chan, event.play_id))
 
+    def _media_restarted(self, report: MediaRestarted) -> None:
+        """A new media process holds every leg again: continue recordings in their new file,
+        release the calls whose leg could not be re-created."""
+        by_rec = {c.recording.rec_id: c.recording for c in self.pbx.calls.values() if c.recording is not None}
+        for cont in report.recordings:
+            rec = by_rec.get(cont.rec_id)
+            if rec is not None:
+                self.pbx.recorder.continued(rec, Path(cont.new_path), cont.part, cont.gap_s, report.died_at)
+        for leg_id in report.lost_legs:
+            chan = self.ctx.channels_by_leg.get(leg_id)
+            call = getattr(chan, "owner", None) if chan is not None else None
+            if call is not None and hasattr(call, "release"):
+                log.error("call %s released: its leg %s could not be re-created", call.id, leg_id)
+                call.release(MEDIA_LOST)
+
+    # -- supervision -----------------------------------------------------------------
+    def _sip_parts(self) -> list[PartHealth]:
+        parts = [self.loop_beat.health("sip-loop", True)]
+        l4r = getattr(self.tm, "l4r", None)
+        for server in list(getattr(l4r, "cache_l2s", {}).values()):
+            parts.extend(server.health())
+        if self.tm.tcp_server is not None:
+            parts.extend(self.tm.tcp_server.health())
+        return parts
+
+    def _hardware_parts(self) -> list[PartHealth]:
+        parts: list[PartHealth] = []
+        for owner in (self.hardware, self.headsets):
+            if owner is not None:  # hw.* report their threads and processes
+                parts.extend(owner.health())
+        return parts
+
+    def _build_supervisor(self, interval: float | None) -> Supervisor:
+        sup = Supervisor(period_s=min(interval, 1.0) if interval else 1.0,
+                         on_fatal=lambda reason: ED2.callFromThread(self._fatal, reason),
+                         ping=systemd.notify_watchdog if interval else (lambda: None))
+        sup.add("sip", self._sip_parts)
+        sup.add("control-api", self.api.health)
+        sup.add("media", self.media.health)
+        sup.add("hardware", self._hardware_parts)
+        sup.add("store", self.store.parts)  # the deferred-write flusher, while writes are queued
+        sup.add_probe(self.media.probe)
+        return sup
+
+    def _fatal(self, reason: str) -> None:
+        log.critical("engine exiting so that systemd restarts it: %s", reason)
+        self.exit_code = 1
+        self._stop()
+
     def _housekeeping(self) -> None:
         self.registrar.expire(time.time())
         self.store.purge_registrations(time.time())
@@ -221,9 +281,11 @@ class Engine:
         if self.headsets is not None:
             self.headsets.start()  # their REGISTERs wait in the socket until ED2.loop() runs
         Timeout(self._housekeeping, 10.0, -1)
-        interval = systemd.watchdog_interval()
-        if interval:
-            Timeout(systemd.notify_watchdog, interval, -1)
+        Timeout(self.loop_beat.beat, 0.5, -1)
+        # The watchdog is pinged by the supervisor's own thread, and only while every part is
+        # alive and making progress (a wedged SIP loop, transport or media process stops it).
+        self.supervisor = self._build_supervisor(systemd.watchdog_interval())
+        self.supervisor.start()
         for signum in (signal.SIGTERM, signal.SIGINT):
             ED2.regSignal(signum, self._stop)
         systemd.notify_ready()
@@ -234,7 +296,7 @@ class Engine:
             ED2.loop()
         finally:
             self.shutdown()
-        return 0
+        return self.exit_code
 
     def _stop(self) -> None:
         log.info("stopping")
@@ -244,6 +306,8 @@ class Engine:
         ED2.breakLoop()
 
     def shutdown(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop()
         self.api.stop()
         self.trunks.stop()
         if self.hardware is not None:
@@ -280,10 +344,23 @@ class EngineApi(DialerApi):
             "registrations": len(e.registrar.all_bindings()),
             "blocked": len(e.guard.blocked()),
             "trunks": e.trunks.status(),
-            "media": e.media.engine_stats(),
+            "media": self._media_stats(),
             "storage": e.store.storage_status().as_dict(),  # disk full / locked: writes deferred
+            "supervision": e.supervisor.status() if e.supervisor is not None else None,
             "hardware": self.hardware() if e.hardware is not None or e.headsets is not None else None,
         }
+
+    def _media_stats(self) -> dict[str, Any]:
+        try:
+            stats = self.e.media.engine_stats()
+        except MediaError as exc:  # restarting: status still answers, and says so
+            stats = {"error": str(exc)}
+        last = self.e.media.last_restart
+        stats["restarts"] = self.e.media.process_beat.restarts
+        stats["last_restart"] = None if last is None else {
+            "died_at": last.died_at, "cause": last.cause, "down_s": round(last.down_s, 3),
+            "legs": last.legs, "lost_legs": last.lost_legs, "recordings_continued": len(last.recordings)}
+        return stats
 
     def hardware(self) -> dict[str, Any]:
         if self.e.hardware is None:

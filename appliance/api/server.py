@@ -20,6 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
 from appliance.api.facade import ApiError, EngineFacade, JsonValue
+from appliance.system.liveness import Heartbeat, PartHealth
+from appliance.system.supervisor import run_supervised, thread_health
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +208,16 @@ class _HttpServer(ThreadingHTTPServer):
     block_on_close = True
     api: ControlApiServer
 
+    def service_actions(self) -> None:
+        # serve_forever calls this once per poll round, busy or idle: the accept loop's heartbeat
+        self.api.beat.beat()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A request thread's death: logged once with its cause and counted (it ends with its
+        # connection; the accept loop goes on).
+        self.api.handler_deaths.died(f"request from {client_address[0]}: see the traceback in the log")
+        log.exception("control API request from %s failed", client_address[0])
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: _HttpServer
@@ -369,6 +381,9 @@ class ControlApiServer:
         self._requested_port = port
         self._httpd: _HttpServer | None = None
         self._thread: threading.Thread | None = None
+        self._stopping = False
+        self.beat = Heartbeat()  # the accept loop (serve_forever)
+        self.handler_deaths = Heartbeat()  # request threads that died with an exception
 
     @property
     def port(self) -> int:
@@ -393,18 +408,31 @@ class ControlApiServer:
         httpd = server_cls((self.host, self._requested_port), _Handler)
         httpd.api = self
         self._httpd = httpd
+        self._stopping = False
         self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+            target=run_supervised, args=("control-api", self.beat, self._serve, lambda: self._stopping),
             name="control-api", daemon=True,
         )
         self._thread.start()
         log.info("control API listening on %s", self.url)
+
+    def _serve(self) -> None:
+        assert self._httpd is not None
+        self._httpd.serve_forever(poll_interval=0.05)
+
+    def health(self) -> list[PartHealth]:
+        """The accept loop's record, and the request threads' deaths (for the supervisor)."""
+        handlers = self.handler_deaths
+        return [thread_health("control-api", self._thread, self.beat),
+                PartHealth("control-api-requests", True, self.beat.last, handlers.deaths, handlers.deaths,
+                           handlers.last_error)]
 
     def stop(self) -> None:
         """Stop serving, close the socket and join the server's threads."""
         httpd, thread = self._httpd, self._thread
         if httpd is None:
             return
+        self._stopping = True
         httpd.shutdown()
         httpd.server_close()
         if thread is not None:

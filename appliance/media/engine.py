@@ -55,7 +55,7 @@ class MediaEngine:
 
     def __init__(self, emit: Callable[[MediaEvent], None], rtp_timeout_s: float = 30.0,
                  clock: Callable[[], float] = time.monotonic,
-                 wallclock: Callable[[], float] = time.time) -> None:
+                 wallclock: Callable[[], float] = time.time, first_id: int = 1) -> None:
         self.emit = emit
         self.rtp_timeout_s = rtp_timeout_s
         self.clock = clock
@@ -68,7 +68,9 @@ class MediaEngine:
         self._recordings = RecordingSet(self.emit)  # RecordingFailed: disk full, the calls go on
         self._monitors = MonitorSet()
         self._amd: dict[str, AmdTap] = {}  # leg id -> answering-machine detection running on it
-        self._ids = itertools.count(1)
+        # ids of players and recordings; a restarted media process starts above those the
+        # PBX holds (``first_id``), since the replayed ones keep theirs
+        self._ids = itertools.count(first_id)
         self._cap = 0
         self._free_slots: list[int] = []
         self._grow(64)
@@ -232,15 +234,17 @@ class MediaEngine:
 
     # ------------------------------------------------------------------ players, recorders, DTMF
 
-    def play(self, leg_id: str, source: ToneSpec | str, loop: bool = True) -> str:
-        """Attach a tone or WAV to a leg; it replaces the bridge audio the leg hears."""
+    def play(self, leg_id: str, source: ToneSpec | str, loop: bool = True,
+             play_id: str | None = None) -> str:
+        """Attach a tone or WAV to a leg; it replaces the bridge audio the leg hears.
+        ``play_id`` re-creates a player under the id a previous media process gave it."""
         leg = self._leg(leg_id)
         try:
             player = ToneGenerator(source) if isinstance(source, ToneSpec) else WavPlayer(source, loop)
         except (WavError, OSError) as exc:
             raise MediaError(f"cannot play {source!r}: {exc}") from exc
         leg.player = player
-        leg.play_id = f"play-{next(self._ids)}"
+        leg.play_id = play_id or f"play-{next(self._ids)}"
         self._plan = None
         return leg.play_id
 
@@ -251,24 +255,24 @@ class MediaEngine:
         leg.play_id = None
         self._plan = None
 
-    def record(self, target: str, path: str) -> str:
+    def record(self, target: str, path: str, rec_id: str | None = None) -> str:
         """Record a leg (what it says plus what it hears) or a bridge (the sum of its members)
         to a mono 16 kHz WAV."""
         if target not in self.legs and target not in self.bridges:
             raise MediaError(f"no leg or bridge {target!r}")
-        rec_id = f"rec-{next(self._ids)}"
+        rec_id = rec_id or f"rec-{next(self._ids)}"
         self._recordings.start_target(rec_id, target, path)
         self._plan = None
         return rec_id
 
-    def record_parties(self, path: str, legs: list[str], stereo: bool) -> str:
+    def record_parties(self, path: str, legs: list[str], stereo: bool, rec_id: str | None = None) -> str:
         """Record what each leg's far end sends (after the jitter buffer) to a 16 kHz WAV:
         stereo (2 legs, channel 0 = legs[0], channel 1 = legs[1]) or mono (their clipped sum).
         Follows the legs across bridges; a destroyed leg is silence until ``stop_record``."""
         for leg_id in legs:
             if leg_id:  # "": a party not on the call yet (the agent), silent until record_set_party
                 self._leg(leg_id)
-        rec_id = f"rec-{next(self._ids)}"
+        rec_id = rec_id or f"rec-{next(self._ids)}"
         self._recordings.start_parties(rec_id, path, list(legs), stereo)
         self._plan = None
         return rec_id

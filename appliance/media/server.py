@@ -41,11 +41,11 @@ class MediaServer:
     """Glue between the control socket, the UDP sockets and the engine."""
 
     def __init__(self, ctrl: socket.socket, events: socket.socket, bind_ip: str, port_min: int,
-                 port_max: int, rtp_timeout_s: float) -> None:
+                 port_max: int, rtp_timeout_s: float, first_id: int = 1) -> None:
         self.ctrl = ctrl
         self.events = events
         self.pool = PortPool(bind_ip, port_min, port_max)
-        self.engine = MediaEngine(self._emit, rtp_timeout_s=rtp_timeout_s)
+        self.engine = MediaEngine(self._emit, rtp_timeout_s=rtp_timeout_s, first_id=first_id)
         self._socks: dict[str, tuple[int, socket.socket, socket.socket]] = {}
         self._reserved: dict[int, tuple[socket.socket, socket.socket]] = {}
         self.dropped_events = 0
@@ -160,6 +160,8 @@ class MediaServer:
         e = self.engine
         if op == "reserve_ports":
             return self._reserve_ports(int(a["count"]))
+        if op == "claim_ports":
+            return self._claim_ports([int(p) for p in a["ports"]])
         if op == "create_leg":
             return self._create_leg(a["leg_id"], a.get("port"))
         if op == "configure_leg":
@@ -179,15 +181,17 @@ class MediaServer:
         if op == "destroy_bridge":
             return e.destroy_bridge(a["bridge_id"])
         if op == "play":
-            return e.play(a["leg_id"], source_from_wire(a["source"]), bool(a.get("loop", True)))
+            return e.play(a["leg_id"], source_from_wire(a["source"]), bool(a.get("loop", True)),
+                          a.get("play_id"))
         if op == "stop_play":
             return e.stop_play(a["leg_id"])
         if op == "record":
-            return e.record(a["target"], a["path"])
+            return e.record(a["target"], a["path"], a.get("rec_id"))
         if op == "stop_record":
             return e.stop_record(a["rec_id"])
         if op == "record_parties":
-            return e.record_parties(a["path"], [str(i) for i in a["legs"]], bool(a["stereo"]))
+            return e.record_parties(a["path"], [str(i) for i in a["legs"]], bool(a["stereo"]),
+                                    a.get("rec_id"))
         if op == "record_set_party":
             return e.record_set_party(a["rec_id"], int(a["index"]), str(a["leg_id"]))
         if op == "pause_record":
@@ -230,6 +234,20 @@ class MediaServer:
             self._reserved[port] = (rtp_sock, rtcp_sock)
             ports.append(port)
         return ports
+
+    def _claim_ports(self, ports: list[int]) -> list[int]:
+        """Bind these exact pairs (the legs of a previous media process, which the far ends
+        keep sending to); returns the ones that could be bound."""
+        got = []
+        for port in ports:
+            try:
+                rtp_sock, rtcp_sock = self.pool.claim(port)
+            except PortError as exc:
+                log.warning("cannot re-create RTP port %d: %s", port, exc)
+                continue
+            self._reserved[port] = (rtp_sock, rtcp_sock)
+            got.append(port)
+        return got
 
     def _create_leg(self, leg_id: str, port: int | None = None) -> int:
         if leg_id in self.engine.legs:
@@ -301,6 +319,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--port-min", type=int, required=True)
     p.add_argument("--port-max", type=int, required=True)
     p.add_argument("--rtp-timeout", type=float, default=30.0)
+    p.add_argument("--first-id", type=int, default=1)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     # The PBX owns our lifetime: a terminal's Ctrl-C or systemd's SIGTERM reaches the whole
@@ -310,7 +329,8 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     ctrl = socket.socket(fileno=args.ctrl_fd)
     events = socket.socket(fileno=args.event_fd)
-    server = MediaServer(ctrl, events, args.bind_ip, args.port_min, args.port_max, args.rtp_timeout)
+    server = MediaServer(ctrl, events, args.bind_ip, args.port_min, args.port_max, args.rtp_timeout,
+                         args.first_id)
     # Imports and tables are done: keep them out of every future collection, and collect young
     # objects less often (each tick and datagram allocates short-lived bytes and tuples, which
     # reference counting frees; the cyclic collector only finds nothing in them).

@@ -45,6 +45,24 @@ class PortPool:
             # ports busy elsewhere go to the back of the queue, to be retried later
             self._free[:0] = reversed(tried)
 
+    def claim(self, port: int) -> tuple[socket.socket, socket.socket]:
+        """Bind this exact pair (re-creating a leg on its port); PortError if it is taken."""
+        if port in self._used:
+            raise PortError(f"RTP port {port} is in use")
+        try:
+            rtp = self._bind(port)
+        except OSError as exc:
+            raise PortError(f"RTP port {port}: {exc}") from exc
+        try:
+            rtcp = self._bind(port + 1)
+        except OSError as exc:
+            rtp.close()
+            raise PortError(f"RTCP port {port + 1}: {exc}") from exc
+        if port in self._free:
+            self._free.remove(port)
+        self._used.add(port)
+        return rtp, rtcp
+
     def release(self, port: int) -> None:
         """Return a pair to the pool (the caller closes the sockets)."""
         if port in self._used:

@@ -612,6 +612,11 @@ class Call:
         target.hangup(NORMAL_CLEARING)
         self._party_gone(target, NORMAL_CLEARING)
 
+    def release(self, cause: Cause) -> None:
+        """End the call from the PBX side for a reason its CDR keeps (e.g. its media was lost)."""
+        self.cause = cause
+        self._end(cause)
+
     def _end(self, cause: Cause, by: Channel | None = None) -> None:
         if self.state == CallState.ENDED:
             return

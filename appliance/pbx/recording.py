@@ -114,6 +114,24 @@ class Recorder:
             rec.paused_since = None
         log.info("recording %s %s (%s)", rec.rec_id, "paused" if paused else "resumed", why)
 
+    def continued(self, rec: ActiveRecording, new_path: Path, part: int, gap_s: float, died_at: float) -> None:
+        """The media process died and the recording goes on in ``new_path``: the current row
+        ends when it died, and a new row (same call, same CDR) says which part it is and how
+        long the gap was, so a reviewer knows audio is missing there."""
+        now = self.clock()
+        with self.store.transaction():
+            self.store._exec(
+                "UPDATE recordings SET ended_at = ?, note = ? WHERE id = ? AND ended_at IS NULL",
+                (died_at, f"media process died; continued in part {part}", rec.row_id))
+            cur = self.store._exec(
+                "INSERT INTO recordings (call_id, cdr_id, path, mode, reason, queue, agent, started_at, note)"
+                " SELECT call_id, cdr_id, ?, mode, reason, queue, agent, ?, ? FROM recordings WHERE id = ?",
+                (str(new_path.relative_to(self.root)), now,
+                 f"part {part}: {gap_s:.2f} s gap before it (media process restart)", rec.row_id))
+            rec.row_id = int(cur.lastrowid or 0)
+        rec.path = new_path
+        log.warning("recording %s continues in %s after a %.2f s gap", rec.rec_id, new_path, gap_s)
+
     def stop(self, rec: ActiveRecording) -> None:
         """Finish the file and close its row (durably: the index must match the files)."""
         try:

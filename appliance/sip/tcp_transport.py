@@ -41,6 +41,9 @@ from appliance.sip.errors import MAX_MESSAGE_SIZE, build_error_response
 from appliance.sip.malformed import MalformedLog
 from appliance.sip.overload import OverloadGate
 
+from appliance.system.liveness import Heartbeat, PartHealth
+from appliance.system.supervisor import run_supervised, thread_health
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -238,6 +241,8 @@ class Tcp_server(Network_server):
         self._conns: dict[tuple[str, int], _Conn] = {}
         self._branches: OrderedDict[bytes, tuple[str, int]] = OrderedDict()
         self._closing = False
+        self.beat = Heartbeat()
+        self._serving: _Conn | None = None  # the connection being served (closed if it kills the loop)
         self._thread: threading.Thread | None = threading.Thread(
             target=self._run, name="sip-tcp", daemon=True)
         self._thread.start()
@@ -289,35 +294,50 @@ class Tcp_server(Network_server):
             pass  # already awake (pipe full) or shutting down
 
     def _run(self) -> None:
-        next_sweep = time.monotonic() + 1.0
         try:
-            while not self._closing:
-                for key, mask in self._sel.select(timeout=1.0):
-                    if key.data == "listen":
-                        self._accept()
-                    elif key.data == "wake":
-                        try:
-                            while self._wake_r.recv(4096):
-                                pass
-                        except BlockingIOError:
-                            pass
-                    else:
-                        conn = key.data
-                        if mask & selectors.EVENT_WRITE and self._live(conn):
-                            self._writable(conn)
-                        if mask & selectors.EVENT_READ and self._live(conn):
-                            self._readable(conn)
-                self._drain_cmds()
-                now = time.monotonic()
-                if now >= next_sweep:
-                    self._sweep(now)
-                    next_sweep = now + 1.0
+            # A death in the loop (a message that trips a parser) restarts it on the same
+            # listening socket; the connection being served when it died is closed.
+            run_supervised("sip-tcp", self.beat, self._loop, lambda: self._closing)
         finally:
             for conn in list(self._conns.values()):
                 self._close(conn, notify=False)
             for s in (self._lsock, self._wake_r, self._wake_w):
                 s.close()
             self._sel.close()
+
+    def _loop(self) -> None:
+        next_sweep = time.monotonic() + 1.0
+        culprit, self._serving = self._serving, None
+        if culprit is not None and self._live(culprit):
+            self._close(culprit)
+        while not self._closing:
+            self.beat.beat()  # the 1 s select timeout beats an idle thread too
+            for key, mask in self._sel.select(timeout=1.0):
+                if key.data == "listen":
+                    self._accept()
+                elif key.data == "wake":
+                    try:
+                        while self._wake_r.recv(4096):
+                            pass
+                    except BlockingIOError:
+                        pass
+                else:
+                    conn = key.data
+                    self._serving = conn
+                    if mask & selectors.EVENT_WRITE and self._live(conn):
+                        self._writable(conn)
+                    if mask & selectors.EVENT_READ and self._live(conn):
+                        self._readable(conn)
+                    self._serving = None
+            self._drain_cmds()
+            now = time.monotonic()
+            if now >= next_sweep:
+                self._sweep(now)
+                next_sweep = now + 1.0
+
+    def health(self) -> list[PartHealth]:
+        """The I/O thread's record (for the engine's supervisor)."""
+        return [thread_health("sip-tcp", self._thread, self.beat)]
 
     def _live(self, conn: _Conn) -> bool:
         return self._conns.get(conn.peer) is conn

@@ -16,6 +16,8 @@ manager can answer 513 instead of parsing half a message.
 from __future__ import annotations
 
 import ipaddress
+import queue
+import select
 import socket
 import threading
 from errno import EAGAIN, EBADF, ECONNRESET, EINTR, ENOBUFS, ENOTCONN, ESHUTDOWN, EWOULDBLOCK
@@ -30,10 +32,14 @@ from sippy.Udp_server import Udp_server, Udp_server_opts
 from appliance.sip.malformed import GLOBAL_KEY, MalformedLog
 from appliance.sip.overload import GATE_KEY, OverloadGate
 
+from appliance.system.liveness import Heartbeat, PartHealth
+from appliance.system.supervisor import run_supervised, thread_health
+
 __all__ = ["OrderedUdpServer", "OrderedUdpServerOpts", "model_udp_server"]
 
 _RECV_BUF = 65536 + 1  # more than any UDP payload and than MAX_MESSAGE_SIZE
 _SOCKET_BUFFER = 4 * 1024 * 1024
+_IDLE_BEAT_S = 1.0  # an idle worker still beats this often (the watchdog's liveness check)
 
 
 class OrderedUdpServerOpts(Udp_server_opts):
@@ -55,12 +61,22 @@ class _Sender(threading.Thread):
     def __init__(self, server: OrderedUdpServer) -> None:
         super().__init__(name="sip-udp-send")
         self.server = server
+        self.beat = Heartbeat()
         self.start()
 
     def run(self) -> None:
+        # A death (one bad destination must not silence the transport) restarts the loop on
+        # the same socket and queue; the datagram that killed it is not retried.
+        run_supervised(self.name, self.beat, self._loop, lambda: self.server.closing)
+
+    def _loop(self) -> None:
         srv = self.server
         while True:
-            item = srv.sendqueue.get()
+            self.beat.beat()
+            try:
+                item = srv.sendqueue.get(timeout=_IDLE_BEAT_S)
+            except queue.Empty:
+                continue
             if item is None:
                 break
             data, address = item
@@ -95,12 +111,22 @@ class _Receiver(threading.Thread):
     def __init__(self, server: OrderedUdpServer) -> None:
         super().__init__(name="sip-udp-recv")
         self.server = server
+        self.beat = Heartbeat()
         self.start()
 
     def run(self) -> None:
+        run_supervised(self.name, self.beat, self._loop, lambda: self.server.closing)
+
+    def _loop(self) -> None:
         srv = self.server
+        poller = select.poll()  # poll, not select: the fd may be above FD_SETSIZE
+        poller.register(srv.skt.fileno(), select.POLLIN)
         while not srv.closing:
+            self.beat.beat()
             try:
+                # wait with a timeout so an idle receiver still beats
+                if not poller.poll(_IDLE_BEAT_S * 1000):
+                    continue
                 data, _anc, _flags, address = srv.skt.recvmsg(_RECV_BUF)
             except OSError as why:
                 if why.errno in (ECONNRESET, ENOTCONN, ESHUTDOWN, EBADF):
@@ -181,6 +207,11 @@ class OrderedUdpServer(Udp_server):
         if malformed is not None:
             src = address if isinstance(address, tuple) and address else str(address)
             malformed.report(src, "send_failed", f"cannot send: {why!r}")
+
+    def health(self) -> list[PartHealth]:
+        """One record per worker thread (for the engine's supervisor)."""
+        return [thread_health(w.name, w, w.beat)  # type: ignore[attr-defined]
+                for w in (*(self.asenders or ()), *(self.areceivers or ()))]
 
     def shutdown(self) -> None:
         self.closing = True

@@ -32,13 +32,15 @@ class PartHealth:
 class Heartbeat:
     """A progress stamp a worker thread updates each time round its loop (cheap: one float store)."""
 
-    __slots__ = ("_last", "deaths", "restarts", "last_error", "_lock")
+    __slots__ = ("_last", "deaths", "restarts", "last_error", "fatal", "_lock")
 
     def __init__(self) -> None:
         self._last = time.monotonic()
         self.deaths = 0
         self.restarts = 0
         self.last_error: str | None = None
+        # set when the worker gave up restarting: its death must restart the whole engine
+        self.fatal = False
         self._lock = threading.Lock()
 
     def beat(self) -> None:

@@ -207,6 +207,28 @@ class Engine:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
+    def media_pid(self) -> int | None:
+        """The engine's media child process (`appliance.media.server`), if it runs."""
+        if self.proc is None:
+            return None
+        # every thread's children: after a media crash the events-reader thread starts the new one
+        try:
+            tasks = list(Path(f"/proc/{self.proc.pid}/task").iterdir())
+        except OSError:
+            return None
+        for task in tasks:
+            try:
+                children = (task / "children").read_text().split()
+            except OSError:
+                continue
+            for child in children:
+                try:
+                    if b"appliance.media.server" in Path(f"/proc/{child}/cmdline").read_bytes():
+                        return int(child)
+                except OSError:
+                    continue
+        return None
+
     def _signal_group(self, sig: int) -> None:
         if self.proc is not None and self.proc.poll() is None:
             try:

@@ -134,6 +134,28 @@ def test_health_shows_engine_trunks_calls_disk_database(app: Flask, admin: Flask
     assert ("GET", "/v1/status", None) in engine_api.requests
 
 
+def test_health_shows_each_engine_part_its_deaths_and_restarts(admin: FlaskClient,
+                                                               engine_api: FakeEngineApi) -> None:
+    """The supervision section of /v1/status, as the engine's own Supervisor writes it."""
+    from appliance.system.liveness import Heartbeat
+    from appliance.system.supervisor import Supervisor
+
+    sender, media = Heartbeat(), Heartbeat()
+    sender.died(OverflowError("sendto(): port must be 0-65535."))
+    sender.restarted()
+    media.died("media process 4242 killed by SIGKILL")
+    sup = Supervisor(ping=lambda: None)
+    sup.add("sip", lambda: [sender.health("sip-udp-send", True)])
+    sup.add("media", lambda: [media.health("media", False)])
+    status = sup.status()
+    engine_api.responses[("GET", "/v1/status")] = {"version": "0.1.0", "uptime": 5.0, "supervision": status}
+    page = admin.get("/system/").get_data(as_text=True)
+    assert 'id="supervision"' in page and "sip-udp-send" in page
+    assert "OverflowError: sendto(): port must be 0-65535." in page
+    assert "media is dead (media process 4242 killed by SIGKILL)" in page and "watchdog pings withheld" in page
+    assert "2 deaths, 1 restarts" in page
+
+
 def test_engine_down_is_shown_not_a_500(admin: FlaskClient, engine_api: FakeEngineApi) -> None:
     engine_api.responses[("GET", "/v1/status")] = ApiUnavailable("connection refused")
     resp = admin.get("/system/")

@@ -47,6 +47,9 @@ class Health:
     recordings: int = 0
     storage: dict[str, Any] | None = None  # the engine's deferred writes (disk full, database locked)
 
+    # the engine's supervisor: every thread and child process, its deaths and restarts
+    supervision: dict[str, Any] | None = None
+
 
 def web_version() -> str:
     try:
@@ -94,6 +97,9 @@ def collect(data_dir: Path, store: Store, engine: Any) -> Health:
         health.trunks = list(status.get("trunks") or [])
         storage = status.get("storage")
         health.storage = storage if isinstance(storage, dict) else None
+
+        sup = status.get("supervision")
+        health.supervision = dict(sup) if isinstance(sup, dict) else None
     health.disk = disk_usage(data_dir)
     health.database_bytes = database_bytes(store.path)
     health.recordings = int(store._query("SELECT COUNT(*) FROM recordings")[0][0])
