@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from tests.audio import read_wav, tone_ratio, write_tone_wav
@@ -26,7 +25,7 @@ def test_baresip_calls_pjsua_two_way_audio(tmp_path: Path) -> None:
         ev = bs.wait_event("CALL_ESTABLISHED", timeout=5.0)
         assert ev.data["peeruri"].startswith(pj.uri)
         assert pj.incoming_info(0)["remote_uri"].startswith("sip:carol@127.0.0.1")
-        time.sleep(1.5)
+        pj.wait_rx_audio(0, 1.5)  # both ways flow from the same moment: baresip has as much
         bs.hangup()
         bs.wait_event("CALL_CLOSED", timeout=5.0)
         pj.wait_state(0, "DISCONNECTED")
@@ -50,7 +49,7 @@ def test_pjsua_calls_baresip_answer_and_remote_hangup(tmp_path: Path) -> None:
         bs.wait_event("CALL_ESTABLISHED", timeout=5.0)
         pj.wait_state(c, "CONFIRMED")
         assert pj.call_info(c)["codec"] == "PCMA/8000"
-        time.sleep(1.0)
+        pj.wait_rx_audio(c, 1.0)
         pj.hangup(c)
         bs.wait_event("CALL_CLOSED", timeout=5.0)
         pj.wait_state(c, "DISCONNECTED")
