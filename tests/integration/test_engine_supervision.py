@@ -136,7 +136,7 @@ def test_api_rings_the_supervisor_to_whisper_and_the_end_of_the_call_releases_it
         assert sup.incoming_info(spy)["display"] == "Supervise agent 2001"
         sup.answer(spy, play_wav=write_tone_wav(tmp_path / "sup.wav", SUPERVISOR_HZ, 60))
         sup.wait_state(spy, "CONFIRMED")
-        time.sleep(0.5)
+        sup.wait_rx_audio(spy, 0.5)  # the supervisor's media is up before its window starts
         whisper = hear(tmp_path, "whisper", {"caller": (caller, call), "agent": (agent, offered), "sup": (sup, spy)})
         caller.hangup(call)  # the watched call ends: the supervisor is told, then released
         agent.wait_state(offered, "DISCONNECTED")

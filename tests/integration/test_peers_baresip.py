@@ -7,6 +7,7 @@ from pathlib import Path
 from tests.audio import read_wav, tone_ratio, write_tone_wav
 from tests.peers.baresip import Baresip, netstring, parse_netstrings
 from tests.peers.pjsua import PjPhone
+from tests.peers.polling import wait_until
 
 
 def test_netstrings_round_trip() -> None:
@@ -24,6 +25,8 @@ def test_baresip_calls_pjsua_two_way_audio(tmp_path: Path) -> None:
         bs.dial(pj.uri)
         ev = bs.wait_event("CALL_ESTABLISHED", timeout=5.0)
         assert ev.data["peeruri"].startswith(pj.uri)
+        # baresip can report the call established before pjsua's own "incoming" event is read.
+        wait_until(lambda: pj.events("incoming"), what="pjsua's incoming event")
         assert pj.incoming_info(0)["remote_uri"].startswith("sip:carol@127.0.0.1")
         pj.wait_rx_audio(0, 1.5)  # both ways flow from the same moment: baresip has as much
         bs.hangup()
