@@ -57,7 +57,8 @@ def test_progressive_one_call_per_free_agent_person_to_agent_busy_retried_machin
                                  30.0, "two people connected to agents")
             assert {a[0] for a in connected} == {HUMAN_A, HUMAN_B}
             wait_for(lambda: any(a[0] == MACHINE and a[1] for a in attempts(eng)), 30.0, "the machine's outcome")
-            time.sleep(4.5)  # the person's tone starts 3 s after the answer: let both ways be heard (with margin)
+            for p in phones:  # the person's tone starts 3 s after the answer: let both ways be heard
+                p.wait_rx_audio(0, 4.5, timeout=20.0)
             _, campaigns = eng.api("GET", "/v1/campaigns")
             assert campaigns[0]["name"] == "promo" and campaigns[0]["agents_busy"] == 2
             _, card = eng.api("GET", "/v1/agents/3001/lead")
@@ -111,11 +112,11 @@ def test_refused_leads_are_audited_and_nothing_is_dialled(tmp_path: Path, refusa
                 with agents(eng, tmp_path, 1):
                     wait_for(lambda: any(r[0] == "refused" for r in audit(eng)) or lead_row(eng, HUMAN_A)[1] == "dnc",
                              10.0, "the DNC lead ended")
-                    time.sleep(2.0)
+                    time.sleep(2.0)  # kept: proves nothing is dialled afterwards either
         else:
             with eng.running(), agents(eng, tmp_path, 1):
                 wait_for(lambda: any(r[0] == "refused" for r in audit(eng)), 10.0, "a refusal in the audit log")
-                time.sleep(2.0)
+                time.sleep(2.0)  # kept: proves nothing is dialled afterwards either
     assert net.seen == []  # the carrier never saw an INVITE
     assert attempts(eng) == []
     if refusal == "outside-window":
@@ -132,7 +133,7 @@ def test_preview_agent_sees_the_card_dials_and_talks(tmp_path: Path) -> None:
         eng = Engine(tmp_path / "engine", config=dialer_config(net.phone.sip_port, agents=1))
         seed_campaign(eng, [HUMAN_A, BUSY], mode="preview")
         with eng.running(), agents(eng, tmp_path, 1) as (phone,):
-            time.sleep(2.0)
+            time.sleep(2.0)  # kept: a pause in which a non-preview dialer would have dialled
             assert net.seen == []  # preview never dials by itself
             status, card = eng.api("GET", "/v1/agents/3001/preview")
             assert status == 200 and card["lead"]["number"] == HUMAN_A, card
@@ -142,7 +143,7 @@ def test_preview_agent_sees_the_card_dials_and_talks(tmp_path: Path) -> None:
             assert status == 200, body
             wait_for(lambda: HUMAN_A in net.calls, 10.0, "the lead rings")
             phone.wait_state(0, "CONFIRMED", timeout=5.0)
-            time.sleep(5.0)  # the person's tone starts 3 s after its answer
+            phone.wait_rx_audio(0, 5.0, timeout=20.0)  # the person's tone starts 3 s after its answer
             assert eng.api("GET", "/v1/agents/3001/lead")[1]["lead"]["number"] == HUMAN_A
             net.phone.hangup(net.calls[HUMAN_A])
             phone.wait_state(0, "DISCONNECTED", timeout=5.0)
@@ -172,7 +173,8 @@ def test_no_agent_within_two_seconds_is_abandoned_with_the_message_and_9_puts_th
             wait_for(lambda: any(r[0] == "abandoned" for r in audit(eng)), 20.0, "the abandon")
             abandoned_at = time.monotonic()
             agent.wait_incoming(timeout=1.0)  # the agent's phone was offered the call, and rang
-            time.sleep(message_s + 0.5)  # the whole message, then 9 within the 5 s it waits for a key
+            # The whole message, then 9 within the 5 s it waits for a key.
+            net.phone.wait_rx_audio(net.calls[HUMAN_A], message_s + 0.5, timeout=message_s + 10.0)
             net.phone.dial_dtmf(net.calls[HUMAN_A], "9")
             net.phone.wait_state(net.calls[HUMAN_A], "DISCONNECTED", timeout=15.0)
             assert time.monotonic() - abandoned_at < message_s + 8.0

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 from tests.audio import read_wav, tone_ratio, write_dtmf_wav, write_tone_wav
 from tests.peers.engine import Engine, default_config
 from tests.peers.pjsua import PjPhone
+from tests.peers.polling import wait_until
 
 
 def _config(**overrides: dict[str, Any]) -> dict[str, Any]:
@@ -60,16 +60,6 @@ def _cdrs(pbx: Engine) -> list[sqlite3.Row]:
         db.close()
 
 
-def _wait(predicate: Any, timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    return predicate()
-
-
 def test_call_carries_audio_both_ways_and_writes_cdr(pbx: Engine, tones: dict[int, Path], tmp_path: Path) -> None:
     rec_a, rec_b = tmp_path / "a.wav", tmp_path / "b.wav"
     with _phone(pbx, "a", "1001") as a, _phone(pbx, "b", "1002") as b:
@@ -80,7 +70,8 @@ def test_call_carries_audio_both_ways_and_writes_cdr(pbx: Engine, tones: dict[in
         assert info["display"] == "Extension 1001"
         b.answer(cb, play_wav=tones[2000], record_wav=rec_b)
         a.wait_state(ca, "CONFIRMED")
-        time.sleep(2.0)
+        a.wait_rx_audio(ca, 2.0)
+        b.wait_rx_audio(cb, 1.5)  # billsec >= 1.5 below
         status, calls = pbx.api("GET", "/v1/calls")
         assert status == 200 and len(calls) == 1 and calls[0]["state"] == "up"
         a.hangup(ca)
@@ -90,7 +81,7 @@ def test_call_carries_audio_both_ways_and_writes_cdr(pbx: Engine, tones: dict[in
     assert tone_ratio(got_b, rate_b, 1000) > 0.8
     assert tone_ratio(got_a, rate_a, 2000) > 0.8
     assert tone_ratio(got_a, rate_a, 1000) < 0.05  # no echo of our own tone
-    rows = _wait(lambda: [r for r in _cdrs(pbx) if r["disposition"]])
+    rows = wait_until(lambda: [r for r in _cdrs(pbx) if r["disposition"]], what="the closed CDR")
     assert len(rows) == 1
     row = rows[0]
     assert (row["caller"], row["callee"], row["disposition"]) == ("1001", "1002", "ANSWERED")
@@ -101,14 +92,14 @@ def test_rfc4733_dtmf_is_detected_by_the_engine(pbx: Engine) -> None:
     with _phone(pbx, "a", "1001") as a, _phone(pbx, "b", "1002", auto_answer=True):
         ca = a.call(_uri(pbx, "1002"))
         a.wait_state(ca, "CONFIRMED")
-        time.sleep(0.5)
+        a.wait_rx_audio(ca, 0.5)  # the media path is up before the first event is sent
         a.dial_dtmf(ca, "1590#*")
 
         def digits() -> str:
             _, chans = pbx.api("GET", "/v1/channels")
             return next((c["dtmf"] for c in chans if c["direction"] == "inbound"), "")
 
-        assert _wait(lambda: digits() == "1590#*", timeout=5.0), digits()
+        wait_until(lambda: digits() == "1590#*", what="the digits 1590#*")
         a.hangup(ca)
 
 
@@ -123,7 +114,8 @@ def test_pcmu_phone_and_g722_phone_talk_through_transcoding(pbx: Engine, tones: 
         a.wait_state(ca, "CONFIRMED")
         assert a.call_info(ca)["codec"].startswith("PCMU")
         assert b.call_info(cb)["codec"].startswith("G722")
-        time.sleep(2.0)
+        a.wait_rx_audio(ca, 2.0)
+        b.wait_rx_audio(cb, 2.0)
         a.hangup(ca)
         b.wait_state(cb, "DISCONNECTED")
     rate_b, got_b = read_wav(rec_b)
@@ -162,7 +154,7 @@ def test_failures_give_the_right_sip_status(pbx: Engine, callee: str, expected: 
         # The caller first hears the tone in early media (183), then gets the status.
         a.wait_state(ca, "DISCONNECTED", timeout=10.0)
         assert a.last_status(ca) == expected
-    rows = _wait(lambda: [r for r in _cdrs(pbx) if r["disposition"]])
+    rows = wait_until(lambda: [r for r in _cdrs(pbx) if r["disposition"]], what="the closed CDR")
     assert rows[-1]["disposition"] == {486: "BUSY", 480: "NO ANSWER", 404: "FAILED"}[expected]
 
 
@@ -191,18 +183,16 @@ def test_hold_plays_music_and_resume_restores_the_caller(pbx: Engine, tones: dic
         b.answer(cb)
         a.wait_state(ca, "CONFIRMED")
         a.hold(ca)
-        time.sleep(1.0)
-        _, chans = pbx.api("GET", "/v1/channels")
-        assert any(c["held"] for c in chans)
+        wait_until(lambda: any(c["held"] for c in pbx.api("GET", "/v1/channels")[1]), what="a held channel")
         b.record(cb, rec_b)
-        time.sleep(2.0)
+        b.wait_rx_audio(cb, 2.0)
         b.stop_record(cb)
         rate, held_audio = read_wav(rec_b)
         a.unhold(ca)
-        time.sleep(1.0)
+        wait_until(lambda: not any(c["held"] for c in pbx.api("GET", "/v1/channels")[1]), what="resumed")
         rec_b2 = tmp_path / "b2.wav"
         b.record(cb, rec_b2)
-        time.sleep(1.5)
+        b.wait_rx_audio(cb, 1.5)
         b.stop_record(cb)
         a.hangup(ca)
     # On hold B hears music (energy, not the caller's 1 kHz); after resume it hears the caller again.
@@ -224,9 +214,10 @@ def test_blind_transfer_by_refer(pbx: Engine, tones: dict[int, Path], tmp_path: 
         assert c.incoming_info(cc)["remote_uri"].startswith("sip:1001@")  # C sees the transferee
         c.answer(cc, record_wav=rec_c)
         b.wait_state(cb, "DISCONNECTED", timeout=5.0)
-        time.sleep(1.5)
-        _, calls = pbx.api("GET", "/v1/calls")
-        assert len(calls) == 1 and calls[0]["state"] == "up"
+        calls = wait_until(lambda: (c := pbx.api("GET", "/v1/calls")[1]) and c[0]["state"] == "up" and c,
+                           what="the transferred call up")
+        c.wait_rx_audio(cc, 1.5)
+        assert len(calls) == 1
         a.hangup(ca)
         c.wait_state(cc, "DISCONNECTED")
     rate, got = read_wav(rec_c)
@@ -251,9 +242,8 @@ def test_attended_transfer_with_replaces(pbx: Engine, tones: dict[int, Path], tm
         b.xfer_replaces(cb1, cb2)  # B joins A and C and leaves
         b.wait_state(cb1, "DISCONNECTED", timeout=5.0)
         b.wait_state(cb2, "DISCONNECTED", timeout=5.0)
-        time.sleep(1.5)
-        _, calls = pbx.api("GET", "/v1/calls")
-        assert len(calls) == 1
+        c.wait_rx_audio(cc, 1.5)
+        wait_until(lambda: len(pbx.api("GET", "/v1/calls")[1]) == 1, what="one call left")
         a.hangup(ca)
         c.wait_state(cc, "DISCONNECTED")
     rate, got = read_wav(rec_c)
@@ -267,9 +257,8 @@ def test_originate_from_the_control_api(pbx: Engine) -> None:
         cb = b.wait_incoming(timeout=5.0)
         assert b.incoming_info(cb)["remote_uri"].startswith("sip:1001@")
         b.answer(cb)
-        time.sleep(0.5)
-        _, calls = pbx.api("GET", "/v1/calls")
-        assert calls and calls[0]["state"] == "up"
+        calls = wait_until(lambda: (c := pbx.api("GET", "/v1/calls")[1]) and c[0]["state"] == "up" and c,
+                           what="the originated call up")
         channel = calls[0]["b"]
         status, _ = pbx.api("POST", f"/v1/channels/{channel}/hangup")
         assert status == 200
@@ -301,7 +290,7 @@ def test_phone_registered_over_tcp_is_called_over_tcp(pbx: Engine, tones: dict[i
         cb = b.wait_incoming()
         b.answer(cb, record_wav=rec_b)
         a.wait_state(ca, "CONFIRMED")
-        time.sleep(1.5)
+        b.wait_rx_audio(cb, 1.5)
         b.hangup(cb)  # BYE from the TCP side
         a.wait_state(ca, "DISCONNECTED")
     rate, got = read_wav(rec_b)
@@ -321,5 +310,5 @@ def test_inband_dtmf_is_detected_by_the_engine(pbx: Engine, tmp_path: Path) -> N
             _, chans = pbx.api("GET", "/v1/channels")
             return next((c["dtmf"] for c in chans if c["direction"] == "inbound"), "")
 
-        assert _wait(lambda: digits() == "4826", timeout=6.0), digits()
+        wait_until(lambda: digits() == "4826", timeout=6.0, what="the in-band digits 4826")
         a.hangup(ca)

@@ -4,7 +4,6 @@ a file left by kill -9 is repaired at the next start."""
 from __future__ import annotations
 
 import sqlite3
-import time
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,8 @@ import pytest
 from tests.audio import tone_ratio, write_tone_wav
 from tests.peers.acd import ANA_PHONE, CALLER, engine_with_flows, phone, queue_config
 from tests.peers.engine import Engine
+from tests.peers.pjsua import wait_rx_audio
+from tests.peers.polling import wait_until
 
 PAY_FLOW = """
 name: pay
@@ -65,6 +66,16 @@ def read_stereo(path: Path) -> tuple[int, np.ndarray]:
         return w.getframerate(), np.frombuffer(w.readframes(w.getnframes()), "<i2").reshape(-1, 2)
 
 
+def flushed_seconds(path: Path) -> float:
+    """Seconds of 16-bit stereo audio written so far, by file size (the header's sizes are
+    provisional until the recording ends)."""
+    if not path.exists() or path.stat().st_size < 44:
+        return 0.0
+    with open(path, "rb") as fh:
+        rate = int.from_bytes(fh.read(28)[24:28], "little")
+    return (path.stat().st_size - 44) / (4 * rate) if rate else 0.0
+
+
 def longest_zero_run(x: np.ndarray) -> int:
     nonzero = np.flatnonzero(x != 0)
     edges = np.concatenate(([-1], nonzero, [len(x)]))
@@ -78,16 +89,15 @@ def test_queue_call_recorded_in_stereo_with_silence_while_the_card_is_keyed(pbx:
         pbx.api("POST", "/v1/agents/2001/login", {"device": ANA_PHONE})
         call = caller.call(pbx.uri("7100"), play_wav=to_agent)
         caller.wait_state(call, "CONFIRMED")
-        time.sleep(5.0)  # the welcome (recorded), then the card prompt (paused from its start)
+        caller.wait_rx_audio(call, 5.0, timeout=20.0)  # the welcome (recorded), then the card prompt
         caller.dial_dtmf(call, "4111111111111111#")
         offered = ana.wait_incoming(timeout=10.0)
         ana.answer(offered, play_wav=to_caller)
         ana.wait_state(offered, "CONFIRMED")
-        time.sleep(3.0)
+        wait_rx_audio([(caller, call), (ana, offered)], 3.0)
         caller.hangup(call)
         ana.wait_state(offered, "DISCONNECTED")
-    time.sleep(0.5)
-    [rec] = recordings(pbx)
+    [rec] = wait_until(lambda: [r for r in recordings(pbx) if r["ended_at"] is not None], what="the closed recording")
     assert (rec["mode"], rec["reason"], rec["queue"], rec["agent"]) == ("stereo", "ivr", "support", "2001")
     assert rec["ended_at"] is not None and rec["paused_s"] > 1.0
     rate, data = read_stereo(pbx.data_dir / "recordings" / rec["path"])
@@ -110,7 +120,10 @@ def test_recording_cut_by_kill_9_is_repaired_at_start_up(pbx: Engine, tmp_path: 
         offered = ana.wait_incoming(timeout=10.0)
         ana.answer(offered)
         ana.wait_state(offered, "CONFIRMED")
-        time.sleep(4.0)  # the writer flushes every 2 s
+        [rec] = wait_until(lambda: recordings(pbx), what="the recording row")
+        # The writer flushes every 2 s: wait until more than 2 s are on disk, then cut it.
+        wait_until(lambda: flushed_seconds(pbx.data_dir / "recordings" / rec["path"]) > 2.5, timeout=10.0,
+                   what="2.5 s of the recording on disk")
         pbx.kill9()
         [rec] = recordings(pbx)
         assert rec["ended_at"] is None

@@ -16,6 +16,7 @@ import pytest
 from tests.audio import read_wav, tone_ratio, write_tone_wav
 from tests.peers.engine import Engine, default_config
 from tests.peers.pjsua import PeerError, PjPhone
+from tests.peers.polling import wait_until
 from tests.peers.sipp import SippProcess
 
 MOBILE = "0612345678"
@@ -67,7 +68,7 @@ def test_outbound_call_goes_out_of_the_trunk_with_the_external_caller_id(
         assert info["remote_uri"].startswith("sip:+33140000001@")
         carrier.answer(cc, record_wav=rec)
         a.wait_state(ca, "CONFIRMED")
-        time.sleep(1.5)
+        carrier.wait_rx_audio(cc, 1.5)
         a.hangup(ca)
         carrier.wait_state(cc, "DISCONNECTED")
     rate, got = read_wav(rec)
@@ -117,15 +118,8 @@ def test_trunk_registers_with_digest(tmp_path: Path) -> None:
         eng = Engine(tmp_path / "engine", config=_carrier_config(registrar.port, register=True))
         eng.start()
         try:
-            deadline = time.monotonic() + 10
-            state = None
-            while time.monotonic() < deadline:
-                _, status = eng.api("GET", "/v1/status")
-                state = status["trunks"][0]["state"]
-                if state == "registered":
-                    break
-                time.sleep(0.2)
-            assert state == "registered", status
+            wait_until(lambda: eng.api("GET", "/v1/status")[1]["trunks"][0]["state"] == "registered",
+                       timeout=10.0, what="the trunk registered")
         finally:
             eng.stop()
 
@@ -158,7 +152,7 @@ def test_caller_hears_the_carriers_early_media(pbx: Engine, carrier: PjPhone, tm
         cc = carrier.wait_incoming()
         carrier.answer(cc, code=183, play_wav=announcement)
         a.wait_state(ca, "EARLY")
-        time.sleep(2.0)
+        a.wait_rx_audio(ca, 2.0)
         a.stop_record(ca)
         carrier.answer(cc, code=200)
         a.wait_state(ca, "CONFIRMED")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from tests.audio import read_wav, tone_ratio, write_tone_wav
 from tests.peers.baresip import Baresip, netstring, parse_netstrings
 from tests.peers.pjsua import PjPhone
+from tests.peers.polling import wait_until
 
 
 def test_netstrings_round_trip() -> None:
@@ -25,8 +25,10 @@ def test_baresip_calls_pjsua_two_way_audio(tmp_path: Path) -> None:
         bs.dial(pj.uri)
         ev = bs.wait_event("CALL_ESTABLISHED", timeout=5.0)
         assert ev.data["peeruri"].startswith(pj.uri)
+        # baresip can report the call established before pjsua's own "incoming" event is read.
+        wait_until(lambda: pj.events("incoming"), what="pjsua's incoming event")
         assert pj.incoming_info(0)["remote_uri"].startswith("sip:carol@127.0.0.1")
-        time.sleep(1.5)
+        pj.wait_rx_audio(0, 1.5)  # both ways flow from the same moment: baresip has as much
         bs.hangup()
         bs.wait_event("CALL_CLOSED", timeout=5.0)
         pj.wait_state(0, "DISCONNECTED")
@@ -50,7 +52,7 @@ def test_pjsua_calls_baresip_answer_and_remote_hangup(tmp_path: Path) -> None:
         bs.wait_event("CALL_ESTABLISHED", timeout=5.0)
         pj.wait_state(c, "CONFIRMED")
         assert pj.call_info(c)["codec"] == "PCMA/8000"
-        time.sleep(1.0)
+        pj.wait_rx_audio(c, 1.0)
         pj.hangup(c)
         bs.wait_event("CALL_CLOSED", timeout=5.0)
         pj.wait_state(c, "DISCONNECTED")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.audio import read_wav, tone_ratio, write_tone_wav
-from tests.peers.pjsua import PeerError, PjPhone
+from tests.peers.pjsua import PeerError, PjPhone, wait_rx_audio
+from tests.peers.polling import wait_until
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def test_two_way_audio_pcmu(tmp_path: Path, tones: dict[int, Path]) -> None:
         b.answer(cb, play_wav=tones[2000], record_wav=rec_b)
         a.wait_state(ca, "CONFIRMED")
         assert a.call_info(ca)["codec"] == "PCMU/8000"
-        time.sleep(1.5)
+        wait_rx_audio([(a, ca), (b, cb)], 1.5)
         a.hangup(ca)
         b.wait_state(cb, "DISCONNECTED")
         a.wait_state(ca, "DISCONNECTED")
@@ -56,9 +56,8 @@ def test_rfc4733_dtmf_and_rtcp() -> None:
         for _ in range(4):
             b.wait_event("dtmf", timeout=3.0)
         assert b.received_dtmf() == ["1", "9", "*", "#"]
-        time.sleep(0.5)
-        stats = a.rtcp_stats(ca)
-        assert stats["rx_pkt"] > 10 and stats["rx_loss"] == 0
+        stats = wait_until(lambda: (st := a.rtcp_stats(ca))["rx_pkt"] > 10 and st, what="RTP received")
+        assert stats["rx_loss"] == 0
         a.hangup(ca)
         a.wait_state(ca, "DISCONNECTED")
 
@@ -92,7 +91,7 @@ def test_g722_carries_wideband_tone(tmp_path: Path) -> None:
     ):
         ca = a.call(b.uri, play_wav=tone)
         a.wait_state(ca, "CONFIRMED")
-        time.sleep(1.5)
+        b.wait_rx_audio(0, 1.5)
         a.hangup(ca)
         b.wait_state(0, "DISCONNECTED")
     rate, got = read_wav(rec)

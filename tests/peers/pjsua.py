@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
+from tests.peers.polling import wait_until
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -395,6 +397,21 @@ class PjPhone:
         """{"state", "code", "codec" (e.g. "G722/16000"), "remote_uri", "display"}."""
         return dict(self._send("call_info", {"call": call}))
 
+    def wait_rx_audio(self, call: int, seconds: float, timeout: float = 10.0) -> None:
+        """Wait until `seconds` more of audio have reached this phone on `call`."""
+        wait_rx_audio([(self, call)], seconds, timeout)
+
     def rtcp_stats(self, call: int) -> dict[str, Any]:
         """RTCP-derived stats from call.getStreamStat: rx/tx packets, loss, jitter (µs), RTT."""
         return dict(self._send("rtcp_stats", {"call": call}))
+
+
+def wait_rx_audio(legs: list[tuple[PjPhone, int]], seconds: float, timeout: float = 10.0) -> None:
+    """Wait until each (phone, call) has received `seconds` more of audio (20 ms packets, counted
+    from now): a recording then holds that much of the far end however slowly a loaded machine
+    ran, where a fixed sleep would hold less."""
+    def received() -> list[int]:
+        return [int(p.rtcp_stats(call)["rx_pkt"]) for p, call in legs]
+    wanted = [n + round(seconds * 50) for n in received()]
+    wait_until(lambda: all(n >= w for n, w in zip(received(), wanted, strict=True)), timeout,
+               f"{seconds} s of audio received by {[p.name for p, _ in legs]}")

@@ -8,6 +8,7 @@ committed) so a person can look at the pages.
 """
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,8 @@ from tests.audio import write_tone_wav
 from tests.peers.acd import phone
 from tests.peers.browser import browser_page, screenshot, submit
 from tests.peers.engine import Engine, default_config
+from tests.peers.pjsua import wait_rx_audio
+from tests.peers.polling import wait_until
 from tests.peers.webui import WebUi
 
 SHOTS = Path(__file__).parent / "screenshots"
@@ -99,10 +102,10 @@ def test_admin_journey_in_chromium(site: tuple[Engine, WebUi], tmp_path: Path) -
             page.wait_for_function(
                 "() => document.querySelector('tr[data-agent=\"2001\"]').dataset.state === 'on-call'")
             screenshot(page, SHOTS, "06-wallboard-on-call")
-            time.sleep(3.0)
+            wait_rx_audio([(caller, call), (agent_phone, offered)], 3.0)  # the recording holds > 2 s
             caller.hangup(call)
             agent_phone.wait_state(offered, "DISCONNECTED")
-        time.sleep(1.0)
+        wait_until(lambda: _closed_recordings(eng), what="the call's recording closed")
 
         # The report's figures are the queue log's.
         store = Store(eng.data_dir / "plateau.db")
@@ -124,6 +127,14 @@ def test_admin_journey_in_chromium(site: tuple[Engine, WebUi], tmp_path: Path) -
         page.wait_for_function("() => document.querySelector('audio').currentTime > 0.5")
         assert page.evaluate("() => document.querySelector('audio').duration") > 2.0
         screenshot(page, SHOTS, "08-calls")
+
+
+def _closed_recordings(eng: Engine) -> int:
+    db = sqlite3.connect(eng.data_dir / "plateau.db")
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM recordings WHERE ended_at IS NOT NULL").fetchone()[0])
+    finally:
+        db.close()
 
 
 def _agent_phone(eng: Engine) -> Any:
