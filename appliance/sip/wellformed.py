@@ -40,6 +40,27 @@ _PARSE_ERRORS = (ValueError, IndexError, TypeError, AttributeError, KeyError, Un
                  NameError)  # NameError: sippy's SipAddress raises UnboundLocalError on some input
 
 
+_MISSING = " HF is missed"  # sippy's SipMsg: a plain Exception("To HF is missed") per mandatory header
+
+
+def _parse(cls: type[SipRequest] | type[SipResponse], data: str) -> Any:
+    """sippy's parse of `data`, or _Bad naming what is wrong with it.
+
+    sippy raises a plain ``Exception`` for a missing Via, From, To or CSeq (RFC 3261 §8.1.1
+    makes each mandatory), so that one message is caught by its text; every other exception
+    it raises is one of _PARSE_ERRORS.
+    """
+    try:
+        return cls(data)
+    except _PARSE_ERRORS as exc:
+        raise _Bad("Malformed", "Request-Line or header line") from exc
+    except Exception as exc:  # sippy's one plain Exception; anything else is re-raised
+        text = str(exc)
+        if type(exc) is Exception and text.endswith(_MISSING):
+            raise _Bad("Missing header", text[: -len(_MISSING)]) from exc
+        raise
+
+
 class _Bad(Exception):
     """A header failed a check: ``what`` names the fault, ``header`` the header."""
 
@@ -137,9 +158,11 @@ def _check_common(msg: Any) -> None:
 def check_request(data: str) -> tuple[SipRequest | None, tuple[int, str] | None]:
     """Parse and check a request: ``(request, None)``, or ``(None, (400, reason))``."""
     try:
-        req = SipRequest(data)
-    except _PARSE_ERRORS:
-        return None, (400, "Bad Request - Malformed Request-Line or header line")
+        req = _parse(SipRequest, data)
+    except _Bad as bad:
+        if bad.what == "Malformed":
+            return None, (400, "Bad Request - Malformed Request-Line or header line")
+        return None, (400, f"Bad Request - {bad.what} ({bad.header})")
     try:
         _check_common(req)
         _url_ok(req.getRURI(), "Request-URI")
@@ -153,8 +176,12 @@ def check_request(data: str) -> tuple[SipRequest | None, tuple[int, str] | None]
 def check_response(data: str) -> tuple[SipResponse | None, str | None]:
     """Parse and check a response: ``(response, None)``, or ``(None, why it must be dropped)``."""
     try:
-        resp = SipResponse(data)
+        resp = _parse(SipResponse, data)
         code = resp.getSCode()[0]
+    except _Bad as bad:
+        if bad.what == "Malformed":
+            return None, "malformed Status-Line or header line"
+        return None, f"{bad.what.lower()} {bad.header}"
     except _PARSE_ERRORS:
         return None, "malformed Status-Line or header line"
     if not 100 <= code <= 699:
