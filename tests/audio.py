@@ -196,6 +196,17 @@ def dtmf_digits(samples: np.ndarray, rate: int, frame_ms: int = 10) -> list[tupl
         col = max(cols, key=lambda f: goertzel_power(frame, rate, f))
         tone = goertzel_power(frame, rate, row) + goertzel_power(frame, rate, col)
         keys.append(by_pair[(row, col)] if tone >= 0.6 * total else None)
+    # A dropout of up to 20 ms inside one key (a late or lost packet on a loaded machine, which
+    # the phone conceals with silence) is bridged: Q.24 has receivers bridge short interruptions,
+    # and the shortest pause between two keys a sender may leave is 40 ms, twice that.
+    bridge = max(1, 20 // frame_ms)
+    for i in range(1, len(keys) - 1):
+        if keys[i] is None and keys[i - 1] is not None:
+            end = i
+            while end < len(keys) and keys[end] is None:
+                end += 1
+            if end - i <= bridge and end < len(keys) and keys[end] == keys[i - 1]:
+                keys[i:end] = [keys[i - 1]] * (end - i)
     out: list[tuple[str, int]] = []
     run_digit: str | None = None
     run = 0
