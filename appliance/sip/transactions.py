@@ -27,7 +27,6 @@ from collections.abc import Callable
 from hashlib import md5
 
 import sippy.SipTransactionManager as _stm
-from sippy.Exceptions.SipParseError import SipParseError
 from sippy.Network_server import Network_server, Remote_address
 from sippy.SipRequest import SipRequest
 from sippy.SipResponse import SipResponse
@@ -44,17 +43,13 @@ from appliance.sip.malformed import GLOBAL_KEY, EdgeCounters, MalformedLog
 from appliance.sip.overload import GATE_KEY, OverloadGate
 from appliance.sip.tcp_transport import Tcp_server, Tcp_server_opts
 from appliance.sip.udp_transport import model_udp_server
-from appliance.sip.wellformed import check_request, check_response
+from appliance.sip.wellformed import PARSE_ERRORS, check_request, check_response
 
 __all__ = ["RELIABLE_TRANSPORTS", "PlateauTransactionManager"]
 
 RELIABLE_TRANSPORTS = frozenset({"tcp", "tls", "ws", "wss"})
 log = logging.getLogger("plateau.sip")
-# What sippy's lazy header parsing raises on malformed input (NameError covers the
-# UnboundLocalError SipAddress raises on a display name with an opening quote only, found by
-# fuzz/sip_request).
-_PARSE_ERRORS = (SipParseError, ValueError, IndexError, TypeError, AttributeError, KeyError, NameError,
-                 UnicodeError)
+_PARSE_ERRORS = PARSE_ERRORS  # what sippy's lazy header parsing raises on malformed input
 
 
 class _Handover:

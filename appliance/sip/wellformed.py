@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sippy.Exceptions.SipParseError import SipParseError
 from sippy.SipRequest import SipRequest
 from sippy.SipResponse import SipResponse
 
@@ -35,9 +36,11 @@ MAX_CSEQ = 2**31 - 1
 MAX_FORWARDS = 255
 #: RFC 3261 §20.19 / §25.1: Expires is delta-seconds, a 32-bit value.
 MAX_EXPIRES = 2**32 - 1
-# What sippy's header parsers raise on malformed input.
-_PARSE_ERRORS = (ValueError, IndexError, TypeError, AttributeError, KeyError, UnicodeError,
-                 NameError)  # NameError: sippy's SipAddress raises UnboundLocalError on some input
+# What sippy's parsers raise on malformed input (SipParseError: e.g. a Content-Length longer
+# than the datagram's body, a 400 by RFC 3261 §18.3; NameError: sippy's SipAddress raises
+# UnboundLocalError on a display name with an opening quote only, found by fuzz/sip_request).
+PARSE_ERRORS = (SipParseError, ValueError, IndexError, TypeError, AttributeError, KeyError, UnicodeError,
+                NameError)
 
 
 _MISSING = " HF is missed"  # sippy's SipMsg: a plain Exception("To HF is missed") per mandatory header
@@ -48,11 +51,15 @@ def _parse(cls: type[SipRequest] | type[SipResponse], data: str) -> Any:
 
     sippy raises a plain ``Exception`` for a missing Via, From, To or CSeq (RFC 3261 §8.1.1
     makes each mandatory), so that one message is caught by its text; every other exception
-    it raises is one of _PARSE_ERRORS.
+    it raises is one of PARSE_ERRORS.
     """
     try:
         return cls(data)
-    except _PARSE_ERRORS as exc:
+    except SipParseError as exc:
+        if "body" in str(exc):  # "Missed SIP body, N bytes expected"
+            raise _Bad("Body shorter than declared", "Content-Length") from exc
+        raise _Bad("Malformed", "Request-Line or header line") from exc
+    except PARSE_ERRORS as exc:
         raise _Bad("Malformed", "Request-Line or header line") from exc
     except Exception as exc:  # sippy's one plain Exception; anything else is re-raised
         text = str(exc)
@@ -80,14 +87,14 @@ def port_ok(port: object, allow_none: bool = True) -> bool:
 def _bodies(msg: Any, name: str, header: str) -> list[Any]:
     try:
         return list(msg.getHFBodys(name))
-    except _PARSE_ERRORS as exc:
+    except PARSE_ERRORS as exc:
         raise _Bad("Malformed", header) from exc
 
 
 def _number(body: Any, header: str, top: int) -> int:
     try:
         n = body.getNum()
-    except _PARSE_ERRORS as exc:
+    except PARSE_ERRORS as exc:
         raise _Bad("Malformed", header) from exc
     if not isinstance(n, int) or not 0 <= n <= top:
         raise _Bad("Out of range", header)
@@ -107,7 +114,7 @@ def _check_vias(msg: Any) -> None:
         try:
             host, port = via.getAddr()
             rport = via.params.get("rport")
-        except _PARSE_ERRORS as exc:
+        except PARSE_ERRORS as exc:
             raise _Bad("Malformed", "Via") from exc
         if not host or not port_ok(port):
             raise _Bad("Sent-by port out of range" if host else "Malformed", "Via")
@@ -126,7 +133,7 @@ def _check_common(msg: Any) -> None:
         try:
             bodies[0].getTag()
             url = bodies[0].getUrl()
-        except _PARSE_ERRORS as exc:
+        except PARSE_ERRORS as exc:
             raise _Bad("Malformed", header) from exc
         _url_ok(url, header)
     if len(_bodies(msg, "call-id", "Call-ID")) != 1:
@@ -136,7 +143,7 @@ def _check_common(msg: Any) -> None:
         raise _Bad("Exactly one required", "CSeq")
     try:
         num = cseqs[0].getCSeqNum()
-    except _PARSE_ERRORS as exc:
+    except PARSE_ERRORS as exc:
         raise _Bad("Malformed", "CSeq") from exc
     if not 0 <= num <= MAX_CSEQ:
         raise _Bad("Out of range", "CSeq")
@@ -146,7 +153,7 @@ def _check_common(msg: Any) -> None:
         try:
             url = contact.getUrl()
             expires = contact.address.getParam("expires")
-        except _PARSE_ERRORS as exc:
+        except PARSE_ERRORS as exc:
             raise _Bad("Malformed", "Contact") from exc
         _url_ok(url, "Contact")
         if expires is not None and not (expires.isdigit() and int(expires) <= MAX_EXPIRES):
@@ -182,7 +189,7 @@ def check_response(data: str) -> tuple[SipResponse | None, str | None]:
         if bad.what == "Malformed":
             return None, "malformed Status-Line or header line"
         return None, f"{bad.what.lower()} {bad.header}"
-    except _PARSE_ERRORS:
+    except PARSE_ERRORS:
         return None, "malformed Status-Line or header line"
     if not 100 <= code <= 699:
         return None, "status code out of range"  # RFC 3261 §7.2: 1xx-6xx
