@@ -410,8 +410,18 @@ def wait_rx_audio(legs: list[tuple[PjPhone, int]], seconds: float, timeout: floa
     """Wait until each (phone, call) has received `seconds` more of audio (20 ms packets, counted
     from now): a recording then holds that much of the far end however slowly a loaded machine
     ran, where a fixed sleep would hold less."""
+    def rx(phone: PjPhone, call: int) -> int:
+        try:
+            return int(phone.rtcp_stats(call)["rx_pkt"])
+        except PeerError as exc:
+            # The call's state (EARLY, CONFIRMED) can be reported a moment before pjsua has
+            # set up its audio stream: nothing has been received on it yet.
+            if "no audio stream" in str(exc):
+                return 0
+            raise
+
     def received() -> list[int]:
-        return [int(p.rtcp_stats(call)["rx_pkt"]) for p, call in legs]
+        return [rx(p, call) for p, call in legs]
     wanted = [n + round(seconds * 50) for n in received()]
     wait_until(lambda: all(n >= w for n, w in zip(received(), wanted, strict=True)), timeout,
                f"{seconds} s of audio received by {[p.name for p, _ in legs]}")
