@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import pytest
 
 from tests.audio import read_wav, tone_ratio, write_dtmf_wav, write_tone_wav
 from tests.peers.engine import Engine, default_config
-from tests.peers.pjsua import PjPhone
+from tests.peers.pjsua import registered_phone as _phone
 from tests.peers.polling import wait_until
 
 
@@ -38,13 +37,6 @@ def pbx(tmp_path: Path) -> Iterator[Engine]:
            "1007": {"noanswer_seconds": 2}}))
     with eng.running():
         yield eng
-
-
-@contextmanager
-def _phone(pbx: Engine, name: str, ext: str, **kw: Any) -> Iterator[PjPhone]:
-    with PjPhone(name, **kw) as phone:
-        phone.register(ext, pbx.secret(ext), "127.0.0.1", pbx.sip_port)
-        yield phone
 
 
 def _uri(pbx: Engine, number: str) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import socket
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import pytest
 
 from tests.peers.engine import Engine, default_config, free_port
 from tests.peers.pjsua import PeerError, PjPhone
+from tests.peers.pjsua import registered_phone as _phone
 from tests.peers.polling import wait_until
 from tests.peers.sipp import SippProcess, auth_row
 
@@ -62,13 +62,6 @@ def pbx(tmp_path: Path, carrier_port: int, intl: PjPhone) -> Iterator[Engine]:
                  extra_args=["--digest-algorithms", "MD5,SHA-256"])
     with eng.running():
         yield eng
-
-
-@contextmanager
-def _phone(pbx: Engine, name: str, ext: str) -> Iterator[PjPhone]:
-    with PjPhone(name) as phone:
-        phone.register(ext, pbx.secret(ext), "127.0.0.1", pbx.sip_port)
-        yield phone
 
 
 def _never_rings(phone: PjPhone, timeout: float = 2.0) -> None:

@@ -18,6 +18,7 @@ import pytest
 from tests.audio import dtmf_digits, dtmf_digits_settled, read_wav
 from tests.peers.engine import Engine, default_config
 from tests.peers.pjsua import PjPhone
+from tests.peers.pjsua import registered_phone as _phone
 from tests.peers.sipp import auth_row, run_sipp
 from tests.peers.polling import wait_until
 
@@ -35,13 +36,6 @@ def pbx(tmp_path: Path) -> Iterator[Engine]:
     eng = Engine(tmp_path / "engine", config=cfg, extra_args=["--digest-algorithms", "MD5,SHA-256"])
     with eng.running():
         yield eng
-
-
-@contextmanager
-def _phone(pbx: Engine, name: str, ext: str, **kw: Any) -> Iterator[PjPhone]:
-    with PjPhone(name, **kw) as phone:
-        phone.register(ext, pbx.secret(ext), "127.0.0.1", pbx.sip_port)
-        yield phone
 
 
 @contextmanager

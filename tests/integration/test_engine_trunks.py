@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 from tests.audio import read_wav, tone_ratio, write_tone_wav
 from tests.peers.engine import Engine, default_config
 from tests.peers.pjsua import PeerError, PjPhone
+from tests.peers.pjsua import registered_phone as _phone
 from tests.peers.polling import wait_until
 from tests.peers.sipp import SippProcess
 
@@ -34,13 +34,6 @@ def _carrier_config(carrier_port: int, register: bool = False) -> dict[str, Any]
     cfg["outbound_routes"] = [{"name": "national", "pattern": "_0XXXXXXXXX", "trunk": "carrier"}]
     cfg["inbound_routes"] = [{"did": OUR_DID, "destination": "1002"}]
     return cfg
-
-
-@contextmanager
-def _phone(pbx: Engine, name: str, ext: str, **kw: Any) -> Iterator[PjPhone]:
-    with PjPhone(name, **kw) as phone:
-        phone.register(ext, pbx.secret(ext), "127.0.0.1", pbx.sip_port)
-        yield phone
 
 
 @pytest.fixture

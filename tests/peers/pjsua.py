@@ -7,6 +7,7 @@ states, DTMF, transfer status, registration) are queued and waited for with `wai
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -17,9 +18,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Self
 
 from tests.peers.polling import wait_until
+
+if TYPE_CHECKING:
+    from tests.peers.engine import Engine
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -425,3 +430,11 @@ def wait_rx_audio(legs: list[tuple[PjPhone, int]], seconds: float, timeout: floa
     wanted = [n + round(seconds * 50) for n in received()]
     wait_until(lambda: all(n >= w for n, w in zip(received(), wanted, strict=True)), timeout,
                f"{seconds} s of audio received by {[p.name for p, _ in legs]}")
+
+
+@contextlib.contextmanager
+def registered_phone(pbx: Engine, name: str, ext: str, **kw: Any) -> Iterator[PjPhone]:
+    """A PjPhone registered to `pbx` as extension `ext` (secret from the engine's config)."""
+    with PjPhone(name, **kw) as phone:
+        phone.register(ext, pbx.secret(ext), "127.0.0.1", pbx.sip_port)
+        yield phone
