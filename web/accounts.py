@@ -82,12 +82,12 @@ def _user(row: Any) -> User:
 
 
 def get_user(store: Store, username: str) -> User | None:
-    rows = store._query(f"SELECT {_COLUMNS} FROM web_users WHERE username = ?", (username,))
+    rows = store.query(f"SELECT {_COLUMNS} FROM web_users WHERE username = ?", (username,))
     return _user(rows[0]) if rows else None
 
 
 def users(store: Store) -> list[User]:
-    return [_user(r) for r in store._query(f"SELECT {_COLUMNS} FROM web_users ORDER BY username")]
+    return [_user(r) for r in store.query(f"SELECT {_COLUMNS} FROM web_users ORDER BY username")]
 
 
 def create_user(store: Store, username: str, password: str, role: str, at: float, *,
@@ -100,7 +100,7 @@ def create_user(store: Store, username: str, password: str, role: str, at: float
     with store.transaction():
         if get_user(store, username) is not None:
             raise ConfigError(f"username: {username!r} already exists")
-        store._exec("INSERT INTO web_users (username, password_hash, role, agent_id, must_change, created_at)"
+        store.execute("INSERT INTO web_users (username, password_hash, role, agent_id, must_change, created_at)"
                     " VALUES (?, ?, ?, ?, ?, ?)", (username, hash_password(password), role, agent_id,
                                                    must_change, at))
     user = get_user(store, username)
@@ -122,7 +122,7 @@ def authenticate(store: Store, username: str, password: str, now: float, address
     only (`locked_for`): a stranger's failures never keep the admin out from another address.
     """
     with store.transaction():
-        rows = store._query("SELECT password_hash FROM web_users WHERE username = ?", (username,))
+        rows = store.query("SELECT password_hash FROM web_users WHERE username = ?", (username,))
         right = verify_password(password, rows[0][0] if rows else _DUMMY_HASH)
         if not rows:
             return None
@@ -130,14 +130,14 @@ def authenticate(store: Store, username: str, password: str, now: float, address
             return None
         if not right:
             # The count starts again once a lock has expired (issue 12: it never did).
-            store._exec("UPDATE web_users SET"
+            store.execute("UPDATE web_users SET"
                         " failed_logins = CASE WHEN locked_until IS NOT NULL AND locked_until <= ? THEN 1"
                         " ELSE failed_logins + 1 END,"
                         " locked_until = CASE WHEN locked_until IS NOT NULL AND locked_until <= ? THEN NULL"
                         " WHEN failed_logins + 1 >= ? THEN ? ELSE locked_until END"
                         " WHERE username = ?", (now, now, LOCK_AFTER, now + LOCK_SECONDS, username))
             return None
-        store._exec("UPDATE web_users SET failed_logins = 0, locked_until = NULL WHERE username = ?", (username,))
+        store.execute("UPDATE web_users SET failed_logins = 0, locked_until = NULL WHERE username = ?", (username,))
     return get_user(store, username)
 
 
@@ -148,7 +148,7 @@ def locked_for(store: Store, username: str, address: str, now: float) -> bool:
     the window's start and the account's last good login or admin unlock, so a lock expires by
     itself and an unlock or a good login ends it.
     """
-    rows = store._query(
+    rows = store.query(
         "SELECT COUNT(*) FROM audit_log WHERE action = 'login.failed' AND username = ? AND target = ?"
         " AND at > ? AND at > COALESCE((SELECT MAX(at) FROM audit_log WHERE (action = 'login' AND username = ?)"
         " OR (action IN ('user.unlock', 'user.reset_password') AND target = ?)), 0)",
@@ -159,7 +159,7 @@ def locked_for(store: Store, username: str, address: str, now: float) -> bool:
 def set_password(store: Store, username: str, password: str) -> None:
     check_password_rules(password, username)
     with store.transaction():
-        store._exec("UPDATE web_users SET password_hash = ?, must_change = FALSE WHERE username = ?",
+        store.execute("UPDATE web_users SET password_hash = ?, must_change = FALSE WHERE username = ?",
                     (hash_password(password), username))
 
 
@@ -167,7 +167,7 @@ def audit(store: Store, at: float, username: str, action: str, target: str = "",
           before: Any = None, after: Any = None) -> None:
     """Record who changed what, with the record before and after (JSON)."""
     with store.transaction():
-        store._exec("INSERT INTO audit_log (at, username, action, target, before_json, after_json)"
+        store.execute("INSERT INTO audit_log (at, username, action, target, before_json, after_json)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
                     (at, username, action, target,
                      None if before is None else json.dumps(before, default=str, sort_keys=True),
@@ -211,7 +211,7 @@ def login_throttled(store: Store, address: str, now: float) -> bool:
     """
     if not address:
         return False
-    rows = store._query("SELECT COUNT(*) FROM audit_log WHERE action = 'login.failed' AND target = ? AND at > ?",
+    rows = store.query("SELECT COUNT(*) FROM audit_log WHERE action = 'login.failed' AND target = ? AND at > ?",
                         (address, now - LOGIN_LIMIT_WINDOW))
     return int(rows[0][0]) >= LOGIN_LIMIT_PER_ADDRESS
 
@@ -229,14 +229,14 @@ def check_agent_link(store: Store, role: str, agent_id: str | None, username: st
         raise ConfigError("agent_id: an agent user must be linked to an ACD agent")
     if acd.get_agent(store, agent_id) is None:
         raise ConfigError(f"agent_id: there is no ACD agent {agent_id!r}")
-    taken = store._query("SELECT username FROM web_users WHERE agent_id = ? AND username != ?", (agent_id, username))
+    taken = store.query("SELECT username FROM web_users WHERE agent_id = ? AND username != ?", (agent_id, username))
     if taken:
         raise ConfigError(f"agent_id: agent {agent_id} is already linked to user {taken[0][0]!r}")
     return agent_id
 
 
 def _other_admins(store: Store, username: str) -> int:
-    rows = store._query("SELECT COUNT(*) FROM web_users WHERE role = 'admin' AND username != ?", (username,))
+    rows = store.query("SELECT COUNT(*) FROM web_users WHERE role = 'admin' AND username != ?", (username,))
     return int(rows[0][0])
 
 
@@ -249,7 +249,7 @@ def set_role(store: Store, username: str, role: str, agent_id: str | None) -> tu
         linked = check_agent_link(store, role, agent_id, username)
         if before.role == "admin" and role != "admin" and _other_admins(store, username) == 0:
             raise ConfigError("role: this is the last admin; make another admin first")
-        store._exec("UPDATE web_users SET role = ?, agent_id = ? WHERE username = ?", (role, linked, username))
+        store.execute("UPDATE web_users SET role = ?, agent_id = ? WHERE username = ?", (role, linked, username))
         after = get_user(store, username)
     if after is None:
         raise ConfigError(f"username: no user {username!r}")
@@ -262,7 +262,7 @@ def reset_password(store: Store, username: str) -> str:
     with store.transaction():
         if get_user(store, username) is None:
             raise ConfigError(f"username: no user {username!r}")
-        store._exec("UPDATE web_users SET password_hash = ?, must_change = TRUE, failed_logins = 0,"
+        store.execute("UPDATE web_users SET password_hash = ?, must_change = TRUE, failed_logins = 0,"
                     " locked_until = NULL WHERE username = ?", (hash_password(password), username))
     return password
 
@@ -273,7 +273,7 @@ def unlock(store: Store, username: str) -> User:
         before = get_user(store, username)
         if before is None:
             raise ConfigError(f"username: no user {username!r}")
-        store._exec("UPDATE web_users SET failed_logins = 0, locked_until = NULL WHERE username = ?", (username,))
+        store.execute("UPDATE web_users SET failed_logins = 0, locked_until = NULL WHERE username = ?", (username,))
     return before
 
 
@@ -287,7 +287,7 @@ def delete_user(store: Store, username: str, acting: str) -> User:
             raise ConfigError(f"username: no user {username!r}")
         if before.role == "admin" and _other_admins(store, username) == 0:
             raise ConfigError("username: this is the last admin")
-        store._exec("DELETE FROM web_users WHERE username = ?", (username,))
+        store.execute("DELETE FROM web_users WHERE username = ?", (username,))
     return before
 
 
@@ -304,14 +304,14 @@ def audit_entries(store: Store, *, username: str = "", action: str = "", limit: 
         params += [action, len(action) + 1, action + "."]
     sql = ("SELECT id, at, username, action, target, before_json, after_json FROM audit_log"
            + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY at DESC, id DESC LIMIT ? OFFSET ?")
-    rows = store._query(sql, (*params, limit, offset))
+    rows = store.query(sql, (*params, limit, offset))
     return [AuditEntry(r[0], r[1], r[2], r[3], r[4], _json_or_text(r[5]), _json_or_text(r[6])) for r in rows]
 
 
 def audit_facets(store: Store) -> tuple[list[str], list[str]]:
     """The user names and actions that occur in the audit log (for the viewer's filters)."""
-    names = [r[0] for r in store._query("SELECT DISTINCT username FROM audit_log ORDER BY username")]
-    actions = [r[0] for r in store._query("SELECT DISTINCT action FROM audit_log ORDER BY action")]
+    names = [r[0] for r in store.query("SELECT DISTINCT username FROM audit_log ORDER BY username")]
+    actions = [r[0] for r in store.query("SELECT DISTINCT action FROM audit_log ORDER BY action")]
     return names, actions
 
 

@@ -67,7 +67,7 @@ def _state() -> dict[str, Any]:
 def _contact(contact_id: int | None) -> dict[str, Any] | None:
     if contact_id is None:
         return None
-    rows = store()._query("SELECT id, number, name, company, email, notes FROM contacts WHERE id = ?",
+    rows = store().query("SELECT id, number, name, company, email, notes FROM contacts WHERE id = ?",
                           (contact_id,))
     if not rows:
         return None

@@ -78,14 +78,14 @@ _SCORE_COLUMNS = ("id", "recording_id", "call_id", "agent", "supervisor", *(c[0]
 
 def recent_recordings(since: float) -> list[RecordingChoice]:
     """Recordings with an agent, newest first: what a supervisor can score."""
-    rows = store()._query("SELECT id, call_id, agent, queue, started_at FROM recordings"
+    rows = store().query("SELECT id, call_id, agent, queue, started_at FROM recordings"
                           " WHERE agent != '' AND started_at >= ? ORDER BY started_at DESC, id DESC LIMIT ?",
                           (since, MAX_RECENT))
     return [RecordingChoice(*r) for r in rows]
 
 
 def get_recording(recording_id: int) -> RecordingChoice | None:
-    rows = store()._query("SELECT id, call_id, agent, queue, started_at FROM recordings WHERE id = ?",
+    rows = store().query("SELECT id, call_id, agent, queue, started_at FROM recordings WHERE id = ?",
                           (recording_id,))
     return RecordingChoice(*rows[0]) if rows else None
 
@@ -97,7 +97,7 @@ def scores(since: float, agent: str | None = None) -> list[Score]:
     if agent:
         sql += " AND agent = ?"
         params.append(agent)
-    return [Score(*r) for r in store()._query(sql + " ORDER BY at, id", params)]
+    return [Score(*r) for r in store().query(sql + " ORDER BY at, id", params)]
 
 
 def week_of(ts: float) -> dt.date:
@@ -146,7 +146,7 @@ def save_score(values: dict[str, Any], supervisor: str, at: float) -> int:
     columns = ("recording_id", "call_id", "agent", "supervisor", *(c[0] for c in CRITERIA), "comment", "at")
     row = {**values, "supervisor": supervisor, "at": at}
     with store().transaction():
-        cur = store()._exec(f"INSERT INTO quality_scores ({', '.join(columns)})"
+        cur = store().execute(f"INSERT INTO quality_scores ({', '.join(columns)})"
                             f" VALUES ({', '.join('?' * len(columns))})", [row[c] for c in columns])
         return int(cur.lastrowid or 0)
 

@@ -204,7 +204,7 @@ def build_report(f: Filters) -> Report:
                   queue_log.compute(group, limits.get(name, DEFAULT_SL_SECONDS), f.end_ts,
                                     later_by_queue.get(name, [])))
                  for name, group in sorted(_by_queue(evs).items())]
-    volume = {d: n for d, n in s._query(
+    volume = {d: n for d, n in s.query(
         "SELECT direction, COUNT(*) FROM cdr WHERE start_at >= ? AND start_at < ? GROUP BY direction",
         (f.start_ts, f.end_ts))}
     agent = f.agent or None
@@ -350,7 +350,7 @@ def search_calls(f: Filters, number: str, disposition: str, limit: int) -> list[
         params.append(disposition)
     sql += " ORDER BY c.start_at DESC, c.id DESC LIMIT ?"
     params.append(int(limit))
-    return [CallRow(*row) for row in store()._query(sql, params)]
+    return [CallRow(*row) for row in store().query(sql, params)]
 
 
 @bp.route("/calls")
@@ -398,7 +398,7 @@ def recording_file(rel: str) -> Path:
 @bp.route("/recordings/<int:recording_id>.wav")
 @login_required(*ROLES)
 def recording(recording_id: int) -> Response:
-    rows = store()._query("SELECT path, call_id, agent, queue FROM recordings WHERE id = ?", (recording_id,))
+    rows = store().query("SELECT path, call_id, agent, queue FROM recordings WHERE id = ?", (recording_id,))
     if not rows:
         abort(404, description=f"no recording {recording_id}")
     rel, call_id, agent, queue = rows[0]

@@ -57,7 +57,7 @@ class StoreContacts:
         self.store = store
 
     def find_by_number(self, number: str) -> Contact | None:
-        rows = self.store._query(
+        rows = self.store.query(
             "SELECT id, number, name, company, email, notes FROM contacts WHERE number = ?", (number,))
         if not rows:
             return None

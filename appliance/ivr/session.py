@@ -29,7 +29,7 @@ from appliance.ivr.interpreter import (
 )
 from appliance.ivr.tts import PromptCache
 from appliance.pbx.channel import Channel, DtmfReceived, PlaybackEnded
-from appliance.pbx.fork import Scheduler, TimerHandle
+from appliance.pbx.ports import Scheduler, TimerHandle
 
 log = logging.getLogger("plateau.ivr")
 

@@ -33,7 +33,8 @@ from appliance.pbx.channel import (
 )
 from appliance.pbx.dialplan import Destination, Refused, ToIvr, ToQueue, ToTrunk, ToVoicemail
 from appliance.pbx.feature_digits import FeatureDigits, Key
-from appliance.pbx.fork import Fork, TimerHandle
+from appliance.pbx.fork import Fork
+from appliance.pbx.ports import TimerHandle
 from appliance.pbx.permission import Principal
 from appliance.store.models import Extension, QueueConfig
 

@@ -34,7 +34,7 @@ from appliance.pbx.dialer_pacing import decision_dict, make_pacer, pacing_key, s
 from appliance.pbx.permission import Principal, refusal
 from appliance.pbx.dialplan import ToTrunk
 from appliance.pbx.distributor import PAST_SERVICE_LEVEL_PRIORITY
-from appliance.pbx.fork import TimerHandle
+from appliance.pbx.ports import TimerHandle
 from appliance.store import dialer as dstore
 from appliance.store.dialer import LeadRecord
 from appliance.store.models import OutboundRoute
@@ -348,7 +348,7 @@ class Dialer:
     def today_counts(self, campaign: str, now: float) -> tuple[int, int, int]:
         """(placed, answered, abandoned) since local midnight."""
         midnight = dt.datetime.combine(dt.date.fromtimestamp(now), dt.time()).timestamp()
-        row = self.store._query(
+        row = self.store.query(
             "SELECT COUNT(*), COALESCE(SUM(CASE WHEN answered_at IS NOT NULL THEN 1 ELSE 0 END), 0),"
             " COALESCE(SUM(CASE WHEN outcome = 'abandoned' THEN 1 ELSE 0 END), 0)"
             " FROM dial_attempts WHERE campaign = ? AND placed_at >= ?", (campaign, midnight))[0]

@@ -31,7 +31,8 @@ from appliance.dialer.campaign import CampaignConfig
 from appliance.pbx.call import Call
 from appliance.pbx.channel import NO_ANSWER, Cause, Channel, DtmfReceived, PlaybackEnded
 from appliance.pbx.distributor import DIALER_PRIORITY
-from appliance.pbx.fork import Fork, TimerHandle
+from appliance.pbx.fork import Fork
+from appliance.pbx.ports import TimerHandle
 from appliance.pbx.prompter import Prompter
 from appliance.store import dialer as dstore
 from appliance.store.dialer import LeadRecord

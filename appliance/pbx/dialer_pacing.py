@@ -34,7 +34,7 @@ def seed(pacer: Pacer, store: Store, campaign: CampaignConfig, now: float, wrapu
     times from the campaign's dial attempts. The ledger counts what `store.dialer.abandon_counts`
     counts: attempts a person answered (machines excluded), and those abandoned."""
     since = now - pacer.ledger.window_s
-    rows = store._query(
+    rows = store.query(
         "SELECT CAST(placed_at / 3600 AS INTEGER), COUNT(*),"
         " COALESCE(SUM(CASE WHEN outcome = 'abandoned' THEN 1 ELSE 0 END), 0) FROM dial_attempts"
         " WHERE campaign = ? AND placed_at >= ? AND answered_at IS NOT NULL AND outcome != 'machine'"
@@ -43,7 +43,7 @@ def seed(pacer: Pacer, store: Store, campaign: CampaignConfig, now: float, wrapu
         at = max(since, float(hour) * 3600.0)
         for i in range(int(answered)):
             pacer.ledger.record(at, i < int(abandoned))
-    history = store._query(
+    history = store.query(
         "SELECT placed_at, answered_at, connected_at, ended_at, outcome FROM dial_attempts"
         " WHERE campaign = ? AND outcome IS NOT NULL ORDER BY id DESC LIMIT ?", (campaign.name, HISTORY_ATTEMPTS))
     for placed, answered, connected, ended, outcome in reversed(history):

@@ -28,7 +28,8 @@ from appliance.acd.queue import CallQueue
 from appliance.acd.skills import requirements_from_text
 from appliance.acd.strategies import make_strategy
 from appliance.pbx.channel import ANSWERED_ELSEWHERE, CANCELLED, Cause, Channel, DtmfReceived, Party, PlaybackEnded
-from appliance.pbx.fork import Fork, TimerHandle
+from appliance.pbx.fork import Fork
+from appliance.pbx.ports import TimerHandle
 from appliance.pbx.prompter import Prompter
 from appliance.pbx.roster import AgentRoster
 from appliance.store import acd as acd_store

@@ -13,7 +13,7 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from appliance.pbx.fork import Scheduler, TimerHandle
+from appliance.pbx.ports import Scheduler, TimerHandle
 
 FEATURE_DIGIT_TIMEOUT_S = 1.5
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Protocol
 
 from appliance.pbx.channel import (
     ANSWERED_ELSEWHERE,
@@ -24,15 +23,9 @@ from appliance.pbx.channel import (
     Progress,
     Ringing,
 )
+from appliance.pbx.ports import Scheduler, TimerHandle
 
 log = logging.getLogger("plateau.pbx")
-
-
-class TimerHandle(Protocol):
-    def cancel(self) -> None: ...
-
-
-Scheduler = Callable[[float, Callable[[], None]], TimerHandle]
 
 
 def combined_cause(causes: list[Cause]) -> Cause:

@@ -13,7 +13,7 @@ from typing import Any
 
 from appliance.ivr.tts import PromptCache, TtsError
 from appliance.pbx.channel import Channel, DtmfReceived, PlaybackEnded
-from appliance.pbx.fork import Scheduler, TimerHandle
+from appliance.pbx.ports import Scheduler, TimerHandle
 
 log = logging.getLogger("plateau.pbx")
 

@@ -120,10 +120,10 @@ class Recorder:
         long the gap was, so a reviewer knows audio is missing there."""
         now = self.clock()
         with self.store.transaction():
-            self.store._exec(
+            self.store.execute(
                 "UPDATE recordings SET ended_at = ?, note = ? WHERE id = ? AND ended_at IS NULL",
                 (died_at, f"media process died; continued in part {part}", rec.row_id))
-            cur = self.store._exec(
+            cur = self.store.execute(
                 "INSERT INTO recordings (call_id, cdr_id, path, mode, reason, queue, agent, started_at, note)"
                 " SELECT call_id, cdr_id, ?, mode, reason, queue, agent, ?, ? FROM recordings WHERE id = ?",
                 (str(new_path.relative_to(self.root)), now,
@@ -160,7 +160,7 @@ class Recorder:
     # -- start-up and housekeeping ---------------------------------------------------------------
     def repair_open(self) -> int:
         """Start-up: make every file left open by a killed engine playable, and close its row."""
-        rows = self.store._query("SELECT id, path, started_at FROM recordings WHERE ended_at IS NULL")
+        rows = self.store.query("SELECT id, path, started_at FROM recordings WHERE ended_at IS NULL")
         for row_id, rel, started in rows:
             path = self.root / rel
             note, seconds = "repaired", 0.0
@@ -172,7 +172,7 @@ class Recorder:
                 note = f"unrecoverable: {exc}"
             log.warning("recording %s was open when the engine stopped: %s", path, note)
             with self.store.transaction():
-                self.store._exec("UPDATE recordings SET ended_at = ?, note = ? WHERE id = ?",
+                self.store.execute("UPDATE recordings SET ended_at = ?, note = ? WHERE id = ?",
                                  (started + seconds, note, row_id))
         return len(rows)
 
@@ -187,7 +187,7 @@ class Recorder:
         if days <= 0:
             return 0
         cutoff = (now if now is not None else self.clock()) - days * 86400.0
-        rows = self.store._query(
+        rows = self.store.query(
             "SELECT id, path FROM recordings WHERE ended_at IS NOT NULL AND started_at < ?", (cutoff,))
         for row_id, rel in rows:
             try:
@@ -198,7 +198,7 @@ class Recorder:
                 log.error("retention: cannot delete %s: %s", rel, exc)
                 continue
             with self.store.transaction(durable=False):
-                self.store._exec("DELETE FROM recordings WHERE id = ?", (row_id,))
+                self.store.execute("DELETE FROM recordings WHERE id = ?", (row_id,))
         if rows:
             log.info("retention: deleted %d recordings older than %d days", len(rows), days)
         return len(rows)
@@ -208,5 +208,5 @@ def recordings_for_call(store: Store, call_id: str) -> list[dict[str, Any]]:
     """The recordings of one call (SIP Call-ID of its first leg), for the API and tests."""
     cols = ("id", "call_id", "cdr_id", "path", "mode", "reason", "queue", "agent", "started_at", "ended_at",
             "paused_s", "note")
-    rows = store._query(f"SELECT {', '.join(cols)} FROM recordings WHERE call_id = ? ORDER BY id", (call_id,))
+    rows = store.query(f"SELECT {', '.join(cols)} FROM recordings WHERE call_id = ? ORDER BY id", (call_id,))
     return [dict(zip(cols, r, strict=True)) for r in rows]

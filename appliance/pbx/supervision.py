@@ -28,7 +28,7 @@ from appliance.media.protocol import MediaError
 from appliance.pbx.call import CallState
 from appliance.pbx.channel import Channel, DtmfReceived, Party, PlaybackEnded
 from appliance.pbx.features import _digits
-from appliance.pbx.fork import TimerHandle
+from appliance.pbx.ports import TimerHandle
 from appliance.pbx.prompter import Prompter
 from appliance.store.validation import AGENT_ID_RE
 

@@ -21,7 +21,7 @@ from typing import Any
 from appliance.ivr.tts import PromptCache
 from appliance.media.protocol import MediaError
 from appliance.pbx.channel import Channel, DtmfReceived, PlaybackEnded
-from appliance.pbx.fork import Scheduler
+from appliance.pbx.ports import Scheduler
 from appliance.pbx.prompter import Prompter
 
 log = logging.getLogger("plateau.pbx")

@@ -30,7 +30,7 @@ from appliance.pbx.channel import NOT_FOUND, Channel, Party
 from appliance.pbx.dialplan import Dialplan, Refused, ToExtension, ToTrunk
 from appliance.pbx.permission import TRUNK_TRANSFER_SETTING, Principal
 from appliance.pbx.pin_guard import PinGuard
-from appliance.pbx.fork import Scheduler
+from appliance.pbx.ports import Scheduler
 from appliance.pbx.transfer import Transfers
 from appliance.store import acd as acd_store
 from appliance.store.db import Store

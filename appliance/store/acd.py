@@ -28,10 +28,10 @@ def agents(store: Store) -> list[AgentConfig]:
     """Every agent with its skills, by id."""
     with store.transaction(read_only=True):
         skills: dict[str, list[str]] = {}
-        for agent_id, skill, level in store._query(
+        for agent_id, skill, level in store.query(
                 "SELECT agent_id, skill, level FROM agent_skills ORDER BY agent_id, skill"):
             skills.setdefault(agent_id, []).append(f"{skill}:{level}")
-        rows = store._query(f"SELECT {', '.join(_AGENT_COLUMNS)} FROM agents ORDER BY agent_id")
+        rows = store.query(f"SELECT {', '.join(_AGENT_COLUMNS)} FROM agents ORDER BY agent_id")
     return [AgentConfig(agent_id=r[0], name=r[1], pin=r[2], max_no_answer=r[3], ring_timeout=r[4],
                         enabled=bool(r[5]), skills=skills.get(r[0], [])) for r in rows]
 
@@ -44,19 +44,19 @@ def put_agent(store: Store, agent: AgentConfig) -> None:
     """Create or update an agent (its skill rows are replaced)."""
     check_agent(agent)
     with store.transaction():
-        store._exec(_upsert_sql("agents", _AGENT_COLUMNS, ("agent_id",)),
+        store.execute(_upsert_sql("agents", _AGENT_COLUMNS, ("agent_id",)),
                     [getattr(agent, c) for c in _AGENT_COLUMNS])
-        store._exec("DELETE FROM agent_skills WHERE agent_id = ?", (agent.agent_id,))
+        store.execute("DELETE FROM agent_skills WHERE agent_id = ?", (agent.agent_id,))
         for text in agent.skills:
             skill, level = text.split(":")
-            store._exec("INSERT INTO agent_skills (agent_id, skill, level) VALUES (?, ?, ?)",
+            store.execute("INSERT INTO agent_skills (agent_id, skill, level) VALUES (?, ?, ?)",
                         (agent.agent_id, skill, int(level)))
 
 
 def delete_agent(store: Store, agent_id: str) -> bool:
     """Delete an agent (and their queue memberships and state)."""
     with store.transaction():
-        return store._exec("DELETE FROM agents WHERE agent_id = ?", (agent_id,)).rowcount > 0
+        return store.execute("DELETE FROM agents WHERE agent_id = ?", (agent_id,)).rowcount > 0
 
 
 # -- queues --------------------------------------------------------------------------------
@@ -73,10 +73,10 @@ def queues(store: Store) -> list[QueueConfig]:
     """Every queue with its members in order, by name."""
     with store.transaction(read_only=True):
         members: dict[str, list[str]] = {}
-        for queue, agent_id in store._query(
+        for queue, agent_id in store.query(
                 "SELECT queue, agent_id FROM queue_members ORDER BY queue, position"):
             members.setdefault(queue, []).append(agent_id)
-        rows = store._query(f"SELECT {', '.join(_QUEUE_COLUMNS)} FROM queues ORDER BY name")
+        rows = store.query(f"SELECT {', '.join(_QUEUE_COLUMNS)} FROM queues ORDER BY name")
     return [_queue_from_row(r, members.get(r[0], [])) for r in rows]
 
 
@@ -89,17 +89,17 @@ def put_queue(store: Store, queue: QueueConfig) -> None:
     check_queue(queue)
     with store.transaction():
         for i, member in enumerate(queue.members):
-            if not store._exec("SELECT 1 FROM agents WHERE agent_id = ?", (member,)).fetchone():
+            if not store.execute("SELECT 1 FROM agents WHERE agent_id = ?", (member,)).fetchone():
                 raise ConfigError(f"queue.members[{i}]: agent {member!r} does not exist")
         values = {c: getattr(queue, c, None) for c in _QUEUE_COLUMNS}
         values["requirements"] = "\n".join(queue.skills)
         values["escalations"] = "\n".join(queue.escalations)
-        store._exec(_upsert_sql("queues", _QUEUE_COLUMNS, ("name",)), [values[c] for c in _QUEUE_COLUMNS])
+        store.execute(_upsert_sql("queues", _QUEUE_COLUMNS, ("name",)), [values[c] for c in _QUEUE_COLUMNS])
         if queue.overflow is not None:
             store._check_destination(queue.overflow, "queue.overflow")
-        store._exec("DELETE FROM queue_members WHERE queue = ?", (queue.name,))
+        store.execute("DELETE FROM queue_members WHERE queue = ?", (queue.name,))
         for position, member in enumerate(queue.members):
-            store._exec("INSERT INTO queue_members (queue, agent_id, position) VALUES (?, ?, ?)",
+            store.execute("INSERT INTO queue_members (queue, agent_id, position) VALUES (?, ?, ?)",
                         (queue.name, member, position))
 
 
@@ -107,11 +107,11 @@ def delete_queue(store: Store, name: str) -> bool:
     """Delete a queue; refused while an inbound route or another queue's overflow sends calls to it."""
     with store.transaction():
         target = f"{QUEUE_PREFIX}{name}"
-        users = [r[0] for r in store._exec("SELECT did FROM inbound_routes WHERE destination = ?", (target,))]
-        users += [f"queue {r[0]}" for r in store._exec("SELECT name FROM queues WHERE overflow = ?", (target,))]
+        users = [r[0] for r in store.execute("SELECT did FROM inbound_routes WHERE destination = ?", (target,))]
+        users += [f"queue {r[0]}" for r in store.execute("SELECT name FROM queues WHERE overflow = ?", (target,))]
         if users:
             raise ConfigError(f"queue {name}: {', '.join(users)} send calls to it")
-        return store._exec("DELETE FROM queues WHERE name = ?", (name,)).rowcount > 0
+        return store.execute("DELETE FROM queues WHERE name = ?", (name,)).rowcount > 0
 
 
 def replace_acd(store: Store, agent_list: Sequence[AgentConfig], queue_list: Sequence[QueueConfig]) -> None:
@@ -122,12 +122,12 @@ def replace_acd(store: Store, agent_list: Sequence[AgentConfig], queue_list: Seq
     """
     with store.transaction():
         keep = {a.agent_id for a in agent_list}
-        store._exec("DELETE FROM queue_members")
-        store._exec("DELETE FROM queues")
-        store._exec("DELETE FROM agent_skills")
-        for (agent_id,) in store._exec("SELECT agent_id FROM agents").fetchall():
+        store.execute("DELETE FROM queue_members")
+        store.execute("DELETE FROM queues")
+        store.execute("DELETE FROM agent_skills")
+        for (agent_id,) in store.execute("SELECT agent_id FROM agents").fetchall():
             if agent_id not in keep:
-                store._exec("DELETE FROM agents WHERE agent_id = ?", (agent_id,))
+                store.execute("DELETE FROM agents WHERE agent_id = ?", (agent_id,))
         for agent in agent_list:
             put_agent(store, agent)
         # Overflows may name queues defined later in the list: insert them all, then check.
@@ -158,7 +158,7 @@ def save_agent_status(store: Store, status: AgentStatus) -> None:
 
 
 def agent_statuses(store: Store) -> dict[str, AgentStatus]:
-    rows = store._query("SELECT agent_id, state, pause_reason, device, since FROM agent_state")
+    rows = store.query("SELECT agent_id, state, pause_reason, device, since FROM agent_state")
     return {r[0]: AgentStatus(*r) for r in rows}
 
 
@@ -167,7 +167,7 @@ def add_callback(store: Store, queue: str, number: str, name: str, priority: int
                  call_id: str) -> int:
     """Record a caller's request to be called back (durable: the caller has hung up on our word)."""
     with store.transaction():
-        cur = store._exec(
+        cur = store.execute(
             "INSERT INTO queue_callbacks (queue, number, name, priority, requested_at, call_id)"
             " VALUES (?, ?, ?, ?, ?, ?)", (queue, number, name, priority, at, call_id))
         return int(cur.lastrowid or 0)
@@ -175,11 +175,11 @@ def add_callback(store: Store, queue: str, number: str, name: str, priority: int
 
 def finish_callback(store: Store, callback_id: int, at: float, outcome: str) -> None:
     with store.transaction():
-        store._exec("UPDATE queue_callbacks SET done_at = ?, outcome = ? WHERE id = ?", (at, outcome, callback_id))
+        store.execute("UPDATE queue_callbacks SET done_at = ?, outcome = ? WHERE id = ?", (at, outcome, callback_id))
 
 
 def pending_callbacks(store: Store) -> list[tuple[int, str, str, str, int, float, str]]:
     """(id, queue, number, name, priority, requested_at, call_id) of callbacks not yet placed."""
-    return [tuple(r) for r in store._query(
+    return [tuple(r) for r in store.query(
         "SELECT id, queue, number, name, priority, requested_at, call_id FROM queue_callbacks"
         " WHERE done_at IS NULL ORDER BY requested_at, id")]

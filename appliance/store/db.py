@@ -253,16 +253,16 @@ class Store(DeferredWriting):
                 if durable:
                     self._conn.execute("PRAGMA synchronous = NORMAL")
 
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._lock:
             return self._conn.execute(sql, params).fetchall()
 
-    def _exec(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         return self._conn.execute(sql, params)
 
     def schema_version(self) -> int:
         """Return the number of migrations applied."""
-        row = self._query("SELECT MAX(version) FROM schema_version")[0]
+        row = self.query("SELECT MAX(version) FROM schema_version")[0]
         return int(row[0] or 0)
 
     def _migrate(self) -> None:
@@ -288,7 +288,7 @@ class Store(DeferredWriting):
         while True:
             with self.transaction():
                 current = int(
-                    self._exec("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
+                    self.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
                 )
                 if current > len(MIGRATIONS):
                     raise StoreError(
@@ -298,8 +298,8 @@ class Store(DeferredWriting):
                 if current == len(MIGRATIONS):
                     return
                 for statement in _split_script(MIGRATIONS[current]):
-                    self._exec(statement)
-                self._exec(
+                    self.execute(statement)
+                self.execute(
                     "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
                     (current + 1, time.time()),
                 )
@@ -308,23 +308,23 @@ class Store(DeferredWriting):
 
     def get_setting(self, name: str, default: str | None = None) -> str | None:
         """Return a setting's value, or ``default`` when unset."""
-        rows = self._query("SELECT value FROM settings WHERE name = ?", (name,))
+        rows = self.query("SELECT value FROM settings WHERE name = ?", (name,))
         return rows[0][0] if rows else default
 
     def set_setting(self, name: str, value: str) -> None:
         """Create or replace a setting."""
         check_setting(name, value)
         with self.transaction():
-            self._exec(_upsert_sql("settings", ("name", "value"), ("name",)), (name, value))
+            self.execute(_upsert_sql("settings", ("name", "value"), ("name",)), (name, value))
 
     def delete_setting(self, name: str) -> bool:
         """Delete a setting; return whether it existed."""
         with self.transaction():
-            return self._exec("DELETE FROM settings WHERE name = ?", (name,)).rowcount > 0
+            return self.execute("DELETE FROM settings WHERE name = ?", (name,)).rowcount > 0
 
     def settings(self) -> dict[str, str]:
         """Return every setting, sorted by name."""
-        return dict(self._query("SELECT name, value FROM settings ORDER BY name"))
+        return dict(self.query("SELECT name, value FROM settings ORDER BY name"))
 
     # -- extensions --------------------------------------------------------------------
 
@@ -335,7 +335,7 @@ class Store(DeferredWriting):
             sql += " WHERE extension = ?"
             params = (number,)
         result: dict[str, list[str]] = {}
-        for ext, route in self._query(sql + " ORDER BY extension, route", params):
+        for ext, route in self.query(sql + " ORDER BY extension, route", params):
             result.setdefault(ext, []).append(route)
         return result
 
@@ -343,7 +343,7 @@ class Store(DeferredWriting):
         """Return every extension, ordered by number."""
         with self._lock:
             perms = self._permissions()
-            rows = self._query(
+            rows = self.query(
                 f"SELECT {', '.join(_EXTENSION_COLUMNS)} FROM extensions ORDER BY number"
             )
         return [
@@ -354,7 +354,7 @@ class Store(DeferredWriting):
     def get_extension(self, number: str) -> Extension | None:
         """Return one extension, or None."""
         with self._lock:
-            rows = self._query(
+            rows = self.query(
                 f"SELECT {', '.join(_EXTENSION_COLUMNS)} FROM extensions WHERE number = ?",
                 (number,),
             )
@@ -367,19 +367,19 @@ class Store(DeferredWriting):
         """Create or update an extension; its dial permissions must name existing routes."""
         check_extension(ext)
         with self.transaction():
-            known = {r[0] for r in self._exec("SELECT name FROM outbound_routes")}
+            known = {r[0] for r in self.execute("SELECT name FROM outbound_routes")}
             for i, route in enumerate(ext.dial_permissions):
                 if route not in known:
                     raise ConfigError(
                         f"extension.dial_permissions[{i}]: outbound route {route!r} does not exist"
                     )
-            self._exec(
+            self.execute(
                 _upsert_sql("extensions", _EXTENSION_COLUMNS, ("number",)),
                 _row_values(ext, _EXTENSION_COLUMNS),
             )
-            self._exec("DELETE FROM extension_dial_permissions WHERE extension = ?", (ext.number,))
+            self.execute("DELETE FROM extension_dial_permissions WHERE extension = ?", (ext.number,))
             for route in ext.dial_permissions:
-                self._exec(
+                self.execute(
                     "INSERT INTO extension_dial_permissions (extension, route) VALUES (?, ?)",
                     (ext.number, route),
                 )
@@ -388,30 +388,30 @@ class Store(DeferredWriting):
         """Delete an extension; refused while an inbound route points at it."""
         with self.transaction():
             targets = (number, f"{VOICEMAIL_PREFIX}{number}")
-            dids = [r[0] for r in self._exec(
+            dids = [r[0] for r in self.execute(
                 "SELECT did FROM inbound_routes WHERE destination IN (?, ?) ORDER BY did", targets
             )]
             if dids:
                 raise ConfigError(
                     f"extension {number}: inbound route(s) {', '.join(dids)} point at it"
                 )
-            queues = [r[0] for r in self._exec(
+            queues = [r[0] for r in self.execute(
                 "SELECT name FROM queues WHERE overflow IN (?, ?) ORDER BY name", targets
             )]
             if queues:
                 raise ConfigError(f"extension {number}: queue(s) {', '.join(queues)} overflow to it")
-            return self._exec("DELETE FROM extensions WHERE number = ?", (number,)).rowcount > 0
+            return self.execute("DELETE FROM extensions WHERE number = ?", (number,)).rowcount > 0
 
     # -- trunks ------------------------------------------------------------------------
 
     def trunks(self) -> list[Trunk]:
         """Return every trunk, ordered by name."""
-        rows = self._query(f"SELECT {', '.join(_TRUNK_COLUMNS)} FROM trunks ORDER BY name")
+        rows = self.query(f"SELECT {', '.join(_TRUNK_COLUMNS)} FROM trunks ORDER BY name")
         return [_from_row(Trunk, _TRUNK_COLUMNS, r) for r in rows]
 
     def get_trunk(self, name: str) -> Trunk | None:
         """Return one trunk, or None."""
-        rows = self._query(
+        rows = self.query(
             f"SELECT {', '.join(_TRUNK_COLUMNS)} FROM trunks WHERE name = ?", (name,)
         )
         return _from_row(Trunk, _TRUNK_COLUMNS, rows[0]) if rows else None
@@ -420,30 +420,30 @@ class Store(DeferredWriting):
         """Create or update a trunk."""
         check_trunk(trunk)
         with self.transaction():
-            self._exec(
+            self.execute(
                 _upsert_sql("trunks", _TRUNK_COLUMNS, ("name",)), _row_values(trunk, _TRUNK_COLUMNS)
             )
 
     def delete_trunk(self, name: str) -> bool:
         """Delete a trunk; refused while an outbound route uses it."""
         with self.transaction():
-            routes = [r[0] for r in self._exec(
+            routes = [r[0] for r in self.execute(
                 "SELECT name FROM outbound_routes WHERE trunk = ? ORDER BY name", (name,)
             )]
             if routes:
                 raise ConfigError(f"trunk {name}: outbound route(s) {', '.join(routes)} use it")
-            return self._exec("DELETE FROM trunks WHERE name = ?", (name,)).rowcount > 0
+            return self.execute("DELETE FROM trunks WHERE name = ?", (name,)).rowcount > 0
 
     # -- inbound routes ----------------------------------------------------------------
 
     def inbound_routes(self) -> list[InboundRoute]:
         """Return every inbound route, ordered by DID."""
-        rows = self._query("SELECT did, destination FROM inbound_routes ORDER BY did")
+        rows = self.query("SELECT did, destination FROM inbound_routes ORDER BY did")
         return [_from_row(InboundRoute, _INBOUND_COLUMNS, r) for r in rows]
 
     def get_inbound_route(self, did: str) -> InboundRoute | None:
         """Return the route for one DID, or None."""
-        rows = self._query("SELECT did, destination FROM inbound_routes WHERE did = ?", (did,))
+        rows = self.query("SELECT did, destination FROM inbound_routes WHERE did = ?", (did,))
         return _from_row(InboundRoute, _INBOUND_COLUMNS, rows[0]) if rows else None
 
     def put_inbound_route(self, route: InboundRoute) -> None:
@@ -451,7 +451,7 @@ class Store(DeferredWriting):
         check_inbound_route(route)
         with self.transaction():
             self._check_destination(route.destination, "inbound_route.destination")
-            self._exec(
+            self.execute(
                 _upsert_sql("inbound_routes", _INBOUND_COLUMNS, ("did",)),
                 _row_values(route, _INBOUND_COLUMNS),
             )
@@ -462,30 +462,30 @@ class Store(DeferredWriting):
             return  # flows are files, validated when loaded
         if destination.startswith(QUEUE_PREFIX):
             name = destination[len(QUEUE_PREFIX):]
-            if not self._exec("SELECT 1 FROM queues WHERE name = ?", (name,)).fetchone():
+            if not self.execute("SELECT 1 FROM queues WHERE name = ?", (name,)).fetchone():
                 raise ConfigError(f"{where}: queue {name!r} does not exist")
             return
         number = destination.removeprefix(VOICEMAIL_PREFIX)
-        if not self._exec("SELECT 1 FROM extensions WHERE number = ?", (number,)).fetchone():
+        if not self.execute("SELECT 1 FROM extensions WHERE number = ?", (number,)).fetchone():
             raise ConfigError(f"{where}: extension {number!r} does not exist")
 
     def delete_inbound_route(self, did: str) -> bool:
         """Delete an inbound route; return whether it existed."""
         with self.transaction():
-            return self._exec("DELETE FROM inbound_routes WHERE did = ?", (did,)).rowcount > 0
+            return self.execute("DELETE FROM inbound_routes WHERE did = ?", (did,)).rowcount > 0
 
     # -- outbound routes ---------------------------------------------------------------
 
     def outbound_routes(self) -> list[OutboundRoute]:
         """Return every outbound route, ordered by priority then name."""
-        rows = self._query(
+        rows = self.query(
             f"SELECT {', '.join(_OUTBOUND_COLUMNS)} FROM outbound_routes ORDER BY priority, name"
         )
         return [_from_row(OutboundRoute, _OUTBOUND_COLUMNS, r) for r in rows]
 
     def get_outbound_route(self, name: str) -> OutboundRoute | None:
         """Return one outbound route, or None."""
-        rows = self._query(
+        rows = self.query(
             f"SELECT {', '.join(_OUTBOUND_COLUMNS)} FROM outbound_routes WHERE name = ?", (name,)
         )
         return _from_row(OutboundRoute, _OUTBOUND_COLUMNS, rows[0]) if rows else None
@@ -494,9 +494,9 @@ class Store(DeferredWriting):
         """Create or update an outbound route; its trunk must exist."""
         check_outbound_route(route)
         with self.transaction():
-            if not self._exec("SELECT 1 FROM trunks WHERE name = ?", (route.trunk,)).fetchone():
+            if not self.execute("SELECT 1 FROM trunks WHERE name = ?", (route.trunk,)).fetchone():
                 raise ConfigError(f"outbound_route.trunk: trunk {route.trunk!r} does not exist")
-            self._exec(
+            self.execute(
                 _upsert_sql("outbound_routes", _OUTBOUND_COLUMNS, ("name",)),
                 _row_values(route, _OUTBOUND_COLUMNS),
             )
@@ -504,7 +504,7 @@ class Store(DeferredWriting):
     def delete_outbound_route(self, name: str) -> bool:
         """Delete an outbound route (and every extension's permission to use it)."""
         with self.transaction():
-            return self._exec("DELETE FROM outbound_routes WHERE name = ?", (name,)).rowcount > 0
+            return self.execute("DELETE FROM outbound_routes WHERE name = ?", (name,)).rowcount > 0
 
     def replace_config(
         self,
@@ -518,7 +518,7 @@ class Store(DeferredWriting):
         with self.transaction():
             for table in ("extension_dial_permissions", "inbound_routes", "extensions",
                           "outbound_routes", "trunks", "settings"):
-                self._exec(f"DELETE FROM {table}")
+                self.execute(f"DELETE FROM {table}")
             for trunk in trunks:
                 self.put_trunk(trunk)
             for route in outbound_routes:
@@ -575,7 +575,7 @@ class Store(DeferredWriting):
         sql = f"SELECT {', '.join(_REGISTRATION_COLUMNS)} FROM registrations"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        rows = self._query(sql + " ORDER BY aor, contact", params)
+        rows = self.query(sql + " ORDER BY aor, contact", params)
         return [_from_row(Registration, _REGISTRATION_COLUMNS, r) for r in rows]
 
     # -- CDR ---------------------------------------------------------------------------
@@ -599,7 +599,7 @@ class Store(DeferredWriting):
 
     def _cdr_refusal(self, cdr_id: int, disposition: str | None = None) -> StoreError:
         """Why an UPDATE of an open CDR changed nothing."""
-        row = self._exec(
+        row = self.execute(
             "SELECT start_at, answer_at, end_at FROM cdr WHERE id = ?", (cdr_id,)
         ).fetchone()
         if row is None:
@@ -659,13 +659,13 @@ class Store(DeferredWriting):
 
     def get_cdr(self, cdr_id: int) -> Cdr | None:
         """Return one call record, or None."""
-        rows = self._query(f"SELECT {', '.join(_CDR_COLUMNS)} FROM cdr WHERE id = ?", (cdr_id,))
+        rows = self.query(f"SELECT {', '.join(_CDR_COLUMNS)} FROM cdr WHERE id = ?", (cdr_id,))
         return _cdr_from_row(rows[0]) if rows else None
 
     def cdrs(self, limit: int = 100, open_only: bool = False) -> list[Cdr]:
         """Return the newest call records first."""
         where = " WHERE end_at IS NULL" if open_only else ""
-        rows = self._query(
+        rows = self.query(
             f"SELECT {', '.join(_CDR_COLUMNS)} FROM cdr{where} ORDER BY id DESC LIMIT ?",
             (int(limit),),
         )
@@ -698,5 +698,5 @@ class Store(DeferredWriting):
         if now is not None:
             sql += " WHERE until_at > ?"
             params = (now,)
-        rows = self._query(sql + " ORDER BY address", params)
+        rows = self.query(sql + " ORDER BY address", params)
         return [BlockedAddress(address=a, until=u, reason=r, failures=f) for a, u, r, f in rows]

@@ -60,11 +60,11 @@ def put_campaign(store: Store, campaign: cmp.CampaignConfig, now: float | None =
     now = time.time() if now is None else now
     config = dataclasses.asdict(campaign)
     with store.transaction():
-        if not store._query("SELECT 1 FROM queues WHERE name = ?", (campaign.queue,)):
+        if not store.query("SELECT 1 FROM queues WHERE name = ?", (campaign.queue,)):
             raise ConfigError(f"campaign.queue: there is no queue {campaign.queue!r}")
-        if not store._query("SELECT 1 FROM trunks WHERE name = ?", (campaign.trunk,)):
+        if not store.query("SELECT 1 FROM trunks WHERE name = ?", (campaign.trunk,)):
             raise ConfigError(f"campaign.trunk: there is no trunk {campaign.trunk!r}")
-        store._exec(
+        store.execute(
             "INSERT INTO campaigns (name, config, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (name) DO UPDATE SET config = excluded.config, state = excluded.state,"
             " updated_at = excluded.updated_at",
@@ -78,11 +78,11 @@ def _campaign(config: str, state: str) -> cmp.CampaignConfig:
 
 
 def campaigns(store: Store) -> list[cmp.CampaignConfig]:
-    return [_campaign(c, s) for c, s in store._query("SELECT config, state FROM campaigns ORDER BY name")]
+    return [_campaign(c, s) for c, s in store.query("SELECT config, state FROM campaigns ORDER BY name")]
 
 
 def get_campaign(store: Store, name: str) -> cmp.CampaignConfig | None:
-    rows = store._query("SELECT config, state FROM campaigns WHERE name = ?", (name,))
+    rows = store.query("SELECT config, state FROM campaigns WHERE name = ?", (name,))
     return _campaign(*rows[0]) if rows else None
 
 
@@ -90,7 +90,7 @@ def set_campaign_state(store: Store, name: str, state: str, now: float | None = 
     if state not in cmp.STATES:
         raise ConfigError(f"campaign.state: {state!r} is not one of {', '.join(cmp.STATES)}")
     with store.transaction():
-        cur = store._exec("UPDATE campaigns SET state = ?, updated_at = ? WHERE name = ?",
+        cur = store.execute("UPDATE campaigns SET state = ?, updated_at = ? WHERE name = ?",
                           (state, time.time() if now is None else now, name))
         if cur.rowcount == 0:
             raise StoreError(f"no campaign {name!r}")
@@ -99,12 +99,12 @@ def set_campaign_state(store: Store, name: str, state: str, now: float | None = 
 def delete_campaign(store: Store, name: str) -> bool:
     """Delete a campaign with its lists and leads (attempts and audit lines stay: they are history)."""
     with store.transaction():
-        return store._exec("DELETE FROM campaigns WHERE name = ?", (name,)).rowcount > 0
+        return store.execute("DELETE FROM campaigns WHERE name = ?", (name,)).rowcount > 0
 
 
 # -- lists and leads -------------------------------------------------------------------------
 def campaign_numbers(store: Store, campaign: str) -> set[str]:
-    return {r[0] for r in store._query("SELECT number FROM leads WHERE campaign = ?", (campaign,))}
+    return {r[0] for r in store.query("SELECT number FROM leads WHERE campaign = ?", (campaign,))}
 
 
 def add_list(store: Store, campaign: str, name: str, leads: Iterable[Lead], report: ImportReport, *,
@@ -112,20 +112,20 @@ def add_list(store: Store, campaign: str, name: str, leads: Iterable[Lead], repo
     """Store an imported list with its leads and its report, all or nothing; returns the list id."""
     now = time.time() if now is None else now
     with store.transaction():
-        if not store._query("SELECT 1 FROM campaigns WHERE name = ?", (campaign,)):
+        if not store.query("SELECT 1 FROM campaigns WHERE name = ?", (campaign,)):
             raise StoreError(f"no campaign {campaign!r}")
-        cur = store._exec("INSERT INTO lead_lists (campaign, name, imported_at, imported_by, report)"
+        cur = store.execute("INSERT INTO lead_lists (campaign, name, imported_at, imported_by, report)"
                           " VALUES (?, ?, ?, ?, ?)", (campaign, name, now, by, json.dumps(report.as_dict())))
         list_id = int(cur.lastrowid or 0)
         for lead in leads:
-            store._exec("INSERT INTO leads (list_id, campaign, number, timezone, fields, updated_at)"
+            store.execute("INSERT INTO leads (list_id, campaign, number, timezone, fields, updated_at)"
                         " VALUES (?, ?, ?, ?, ?, ?)",
                         (list_id, campaign, lead.number, lead.timezone, json.dumps(lead.fields), now))
     return list_id
 
 
 def lead_lists(store: Store, campaign: str) -> list[dict[str, Any]]:
-    rows = store._query("SELECT l.id, l.name, l.imported_at, l.imported_by, l.report, COUNT(d.id)"
+    rows = store.query("SELECT l.id, l.name, l.imported_at, l.imported_by, l.report, COUNT(d.id)"
                         " FROM lead_lists l LEFT JOIN leads d ON d.list_id = l.id WHERE l.campaign = ?"
                         " GROUP BY l.id ORDER BY l.id", (campaign,))
     return [{"id": r[0], "name": r[1], "imported_at": r[2], "imported_by": r[3], "report": json.loads(r[4]),
@@ -133,13 +133,13 @@ def lead_lists(store: Store, campaign: str) -> list[dict[str, Any]]:
 
 
 def get_lead(store: Store, lead_id: int) -> LeadRecord | None:
-    rows = store._query(f"SELECT {', '.join(_LEAD_COLUMNS)} FROM leads WHERE id = ?", (lead_id,))
+    rows = store.query(f"SELECT {', '.join(_LEAD_COLUMNS)} FROM leads WHERE id = ?", (lead_id,))
     return _lead(rows[0]) if rows else None
 
 
 def due_leads(store: Store, campaign: str, now: float, limit: int) -> list[LeadRecord]:
     """Leads ready to dial: agents' callbacks first (the customer asked for that time), then retries, then new."""
-    rows = store._query(
+    rows = store.query(
         f"SELECT {', '.join(_LEAD_COLUMNS)} FROM leads WHERE campaign = ? AND status IN ('new', 'retry', 'callback')"
         " AND (next_at IS NULL OR next_at <= ?)"
         " ORDER BY CASE status WHEN 'callback' THEN 0 WHEN 'retry' THEN 1 ELSE 2 END, next_at, id LIMIT ?",
@@ -148,7 +148,7 @@ def due_leads(store: Store, campaign: str, now: float, limit: int) -> list[LeadR
 
 
 def lead_counts(store: Store, campaign: str) -> dict[str, int]:
-    rows = store._query("SELECT status, COUNT(*) FROM leads WHERE campaign = ? GROUP BY status", (campaign,))
+    rows = store.query("SELECT status, COUNT(*) FROM leads WHERE campaign = ? GROUP BY status", (campaign,))
     return {status: 0 for status in LEAD_STATUSES} | {s: n for s, n in rows}
 
 
@@ -157,7 +157,7 @@ def postpone_lead(store: Store, lead_id: int, until: float | None, status: str, 
     if status not in LEAD_STATUSES:
         raise StoreError(f"{status!r} is not a lead status")
     with store.transaction():
-        store._exec("UPDATE leads SET status = ?, next_at = ?, updated_at = ? WHERE id = ?",
+        store.execute("UPDATE leads SET status = ?, next_at = ?, updated_at = ? WHERE id = ?",
                     (status, until, now, lead_id))
 
 
@@ -165,9 +165,9 @@ def postpone_lead(store: Store, lead_id: int, until: float | None, status: str, 
 def start_attempt(store: Store, lead: LeadRecord, call_id: str, now: float) -> int:
     """A call is being placed to the lead: count the try before the first packet leaves."""
     with store.transaction():
-        store._exec("UPDATE leads SET status = 'dialing', attempts = attempts + 1, updated_at = ? WHERE id = ?",
+        store.execute("UPDATE leads SET status = 'dialing', attempts = attempts + 1, updated_at = ? WHERE id = ?",
                     (now, lead.id))
-        cur = store._exec("INSERT INTO dial_attempts (campaign, lead_id, number, call_id, placed_at)"
+        cur = store.execute("INSERT INTO dial_attempts (campaign, lead_id, number, call_id, placed_at)"
                           " VALUES (?, ?, ?, ?, ?)", (lead.campaign, lead.id, lead.number, call_id, now))
         return int(cur.lastrowid or 0)
 
@@ -183,16 +183,16 @@ def mark_attempt(store: Store, attempt_id: int, *, answered_at: float | None = N
             values.append(value)
     if sets:
         with store.transaction():
-            store._exec(f"UPDATE dial_attempts SET {', '.join(sets)} WHERE id = ?", (*values, attempt_id))
+            store.execute(f"UPDATE dial_attempts SET {', '.join(sets)} WHERE id = ?", (*values, attempt_id))
 
 
 def finish_attempt(store: Store, attempt_id: int, outcome: str, campaign: cmp.CampaignConfig, now: float) -> LeadRecord:
     """Close an attempt and move its lead on: retry after the rule's delay, or end it; returns the lead."""
     with store.transaction():
-        row = store._query("SELECT lead_id FROM dial_attempts WHERE id = ?", (attempt_id,))
+        row = store.query("SELECT lead_id FROM dial_attempts WHERE id = ?", (attempt_id,))
         if not row:
             raise StoreError(f"no dial attempt {attempt_id}")
-        store._exec("UPDATE dial_attempts SET outcome = ?, ended_at = ? WHERE id = ?", (outcome, now, attempt_id))
+        store.execute("UPDATE dial_attempts SET outcome = ?, ended_at = ? WHERE id = ?", (outcome, now, attempt_id))
         lead = get_lead(store, row[0][0]) if row[0][0] is not None else None
         if lead is None:
             raise StoreError(f"the lead of attempt {attempt_id} is gone")
@@ -206,7 +206,7 @@ def finish_attempt(store: Store, attempt_id: int, outcome: str, campaign: cmp.Ca
                 status, next_at = "exhausted", None
             else:
                 status, next_at = "done", None
-        store._exec("UPDATE leads SET status = ?, next_at = ?, last_outcome = ?, updated_at = ? WHERE id = ?",
+        store.execute("UPDATE leads SET status = ?, next_at = ?, last_outcome = ?, updated_at = ? WHERE id = ?",
                     (status, next_at, outcome, now, lead.id))
         updated = get_lead(store, lead.id)
     assert updated is not None  # the row was just updated inside this transaction
@@ -231,7 +231,7 @@ def set_disposition(store: Store, lead_id: int, campaign: cmp.CampaignConfig, co
             status, next_at = "dnc", None
         else:
             status, next_at = "done", None
-        store._exec("UPDATE leads SET disposition = ?, status = ?, next_at = ?, callback_agent = ?, updated_at = ?"
+        store.execute("UPDATE leads SET disposition = ?, status = ?, next_at = ?, callback_agent = ?, updated_at = ?"
                     " WHERE id = ?", (code, status, next_at, agent if callback_at is not None else "", now, lead_id))
         updated = get_lead(store, lead_id)
     assert updated is not None
@@ -240,7 +240,7 @@ def set_disposition(store: Store, lead_id: int, campaign: cmp.CampaignConfig, co
 
 def number_attempts_since(store: Store, number: str, since: float) -> int:
     """Tries to `number` by any campaign since `since`: the per-number limit counts across campaigns."""
-    return int(store._query("SELECT COUNT(*) FROM dial_attempts WHERE number = ? AND placed_at >= ?",
+    return int(store.query("SELECT COUNT(*) FROM dial_attempts WHERE number = ? AND placed_at >= ?",
                             (number, since))[0][0])
 
 
@@ -250,7 +250,7 @@ def abandon_counts(store: Store, campaign: str, since: float) -> tuple[int, int]
     Machines do not count (the FTC counts calls answered by a person); an abandoned call is one a
     person answered and no agent took within the campaign's threshold.
     """
-    row = store._query(
+    row = store.query(
         "SELECT COUNT(*), COALESCE(SUM(CASE WHEN outcome = 'abandoned' THEN 1 ELSE 0 END), 0) FROM dial_attempts"
         " WHERE campaign = ? AND placed_at >= ? AND answered_at IS NOT NULL AND outcome != 'machine'",
         (campaign, since))[0]
@@ -267,29 +267,29 @@ def add_dnc(store: Store, numbers: Iterable[str], source: str, *, note: str = ""
     added = 0
     with store.transaction():
         for number in numbers:
-            cur = store._exec("INSERT INTO dnc (number, source, note, added_by, added_at) VALUES (?, ?, ?, ?, ?)"
+            cur = store.execute("INSERT INTO dnc (number, source, note, added_by, added_at) VALUES (?, ?, ?, ?, ?)"
                               " ON CONFLICT (number) DO NOTHING", (number, source, note, by, now))
             added += cur.rowcount
-            store._exec("UPDATE leads SET status = 'dnc', next_at = NULL, updated_at = ?"
+            store.execute("UPDATE leads SET status = 'dnc', next_at = NULL, updated_at = ?"
                         " WHERE number = ? AND status IN ('new', 'retry', 'callback')", (now, number))
     return added
 
 
 def remove_dnc(store: Store, number: str) -> bool:
     with store.transaction():
-        return store._exec("DELETE FROM dnc WHERE number = ?", (number,)).rowcount > 0
+        return store.execute("DELETE FROM dnc WHERE number = ?", (number,)).rowcount > 0
 
 
 def is_dnc(store: Store, number: str) -> bool:
-    return bool(store._query("SELECT 1 FROM dnc WHERE number = ?", (number,)))
+    return bool(store.query("SELECT 1 FROM dnc WHERE number = ?", (number,)))
 
 
 def dnc_numbers(store: Store) -> set[str]:
-    return {r[0] for r in store._query("SELECT number FROM dnc")}
+    return {r[0] for r in store.query("SELECT number FROM dnc")}
 
 
 def dnc_entries(store: Store, limit: int = 500) -> list[dict[str, Any]]:
-    rows = store._query("SELECT number, source, note, added_by, added_at FROM dnc ORDER BY added_at DESC LIMIT ?",
+    rows = store.query("SELECT number, source, note, added_by, added_at FROM dnc ORDER BY added_at DESC LIMIT ?",
                         (limit,))
     return [dict(zip(("number", "source", "note", "added_by", "added_at"), r)) for r in rows]
 
@@ -299,14 +299,14 @@ def audit(store: Store, decision: str, reason: str, *, campaign: str = "", lead_
           number: str = "", detail: str = "", now: float | None = None) -> None:
     """One dialer decision (dialled, refused and why, paced, abandoned...), durable before it acts."""
     with store.transaction():
-        store._exec("INSERT INTO dialer_audit (at, campaign, lead_id, number, decision, reason, detail)"
+        store.execute("INSERT INTO dialer_audit (at, campaign, lead_id, number, decision, reason, detail)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (time.time() if now is None else now, campaign, lead_id, number, decision, reason, detail))
 
 
 def audit_log(store: Store, campaign: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
     where, params = ("WHERE campaign = ?", [campaign]) if campaign else ("", [])
-    rows = store._query(f"SELECT id, at, campaign, lead_id, number, decision, reason, detail FROM dialer_audit {where}"
+    rows = store.query(f"SELECT id, at, campaign, lead_id, number, decision, reason, detail FROM dialer_audit {where}"
                         " ORDER BY id DESC LIMIT ?", (*params, limit))
     return [dict(zip(("id", "at", "campaign", "lead_id", "number", "decision", "reason", "detail"), r))
             for r in rows]

@@ -150,7 +150,7 @@ def _from_row(row: Any) -> Interaction:
 
 def _require(store: Store, interaction_id: int) -> None:
     """Raise StoreError (the API's 404) unless the interaction exists; call inside a transaction."""
-    if store._exec("SELECT 1 FROM interactions WHERE id = ?", (interaction_id,)).fetchone() is None:
+    if store.execute("SELECT 1 FROM interactions WHERE id = ?", (interaction_id,)).fetchone() is None:
         raise StoreError(f"interaction {interaction_id} does not exist")
 
 
@@ -167,7 +167,7 @@ def open_interaction(store: Store, caller: str, queue: str, call_id: str, at: fl
     path = _ivr_json(ivr_path)
     if contact_id is not None and (isinstance(contact_id, bool) or not isinstance(contact_id, int)):
         raise ConfigError(f"interaction.contact_id: expected an integer, got {contact_id!r}")
-    if contact_id is not None and not store._query("SELECT 1 FROM contacts WHERE id = ?", (contact_id,)):
+    if contact_id is not None and not store.query("SELECT 1 FROM contacts WHERE id = ?", (contact_id,)):
         raise ConfigError(f"interaction.contact_id: contact {contact_id} does not exist")
     # Kept in memory, with its id, while the database refuses writes (Store.insert_row): a call
     # entering a queue on a full disk must still be served.
@@ -206,29 +206,29 @@ def update_interaction(store: Store, interaction_id: int, *, at: float, status: 
     with store.transaction():
         _require(store, interaction_id)
         sets = ", ".join(f"{name} = ?" for name in changes)
-        store._exec(f"UPDATE interactions SET {sets + ', ' if sets else ''}updated_at = ? WHERE id = ?",
+        store.execute(f"UPDATE interactions SET {sets + ', ' if sets else ''}updated_at = ? WHERE id = ?",
                     (*changes.values(), at, interaction_id))
-        row = store._exec(f"SELECT {', '.join(_COLUMNS)} FROM interactions WHERE id = ?",
+        row = store.execute(f"SELECT {', '.join(_COLUMNS)} FROM interactions WHERE id = ?",
                           (interaction_id,)).fetchone()
     return _from_row(row)
 
 
 def get_interaction(store: Store, interaction_id: int) -> Interaction | None:
     """One interaction, or None."""
-    rows = store._query(f"SELECT {', '.join(_COLUMNS)} FROM interactions WHERE id = ?", (interaction_id,))
+    rows = store.query(f"SELECT {', '.join(_COLUMNS)} FROM interactions WHERE id = ?", (interaction_id,))
     return _from_row(rows[0]) if rows else None
 
 
 def interactions_for_contact(store: Store, contact_id: int, limit: int = 20) -> list[Interaction]:
     """A contact's interactions, newest first (the agent's history panel)."""
-    rows = store._query(f"SELECT {', '.join(_COLUMNS)} FROM interactions WHERE contact_id = ?"
+    rows = store.query(f"SELECT {', '.join(_COLUMNS)} FROM interactions WHERE contact_id = ?"
                         " ORDER BY created_at DESC, id DESC LIMIT ?", (contact_id, int(limit)))
     return [_from_row(r) for r in rows]
 
 
 def interaction_for_call(store: Store, call_id: str) -> Interaction | None:
     """The interaction opened for a SIP Call-ID (the newest if a call entered several queues)."""
-    rows = store._query(f"SELECT {', '.join(_COLUMNS)} FROM interactions WHERE call_id = ?"
+    rows = store.query(f"SELECT {', '.join(_COLUMNS)} FROM interactions WHERE call_id = ?"
                         " ORDER BY id DESC LIMIT 1", (call_id,))
     return _from_row(rows[0]) if rows else None
 
@@ -240,7 +240,7 @@ def latest_open_for_caller(store: Store, caller: str, within_s: float,
     A callback or an outbound follow-up to the same number links to it instead of opening another.
     """
     since = (time.time() if now is None else now) - within_s
-    rows = store._query(
+    rows = store.query(
         f"SELECT {', '.join(_COLUMNS)} FROM interactions WHERE caller = ? AND status IN (?, ?)"
         " AND updated_at >= ? ORDER BY updated_at DESC, id DESC LIMIT 1",
         (caller, *OPEN_STATUSES, since))
@@ -259,7 +259,7 @@ def record_survey(store: Store, call_id: str, queue: str, agent: str, csat: int 
     with store.transaction():
         if interaction_id is not None:
             _require(store, interaction_id)
-        cur = store._exec(
+        cur = store.execute(
             "INSERT INTO survey_results (interaction_id, call_id, queue, agent, csat, nps, ces, at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (interaction_id, call_id, queue, agent, *scores, at))
         row_id = cur.lastrowid
@@ -279,7 +279,7 @@ def survey_results(store: Store, start: float, end: float, queue: str | None = N
     if agent is not None:
         sql += " AND agent = ?"
         params.append(agent)
-    return [SurveyResult(*r) for r in store._query(sql + " ORDER BY at, id", params)]
+    return [SurveyResult(*r) for r in store.query(sql + " ORDER BY at, id", params)]
 
 
 def _mean(values: list[int]) -> float | None:

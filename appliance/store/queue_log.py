@@ -55,7 +55,7 @@ def events(store: Store, start: float, end: float, queue: str | None = None) -> 
     if queue is not None:
         sql += " AND queue = ?"
         params.append(queue)
-    rows = store._query(sql + " ORDER BY at, id", params)
+    rows = store.query(sql + " ORDER BY at, id", params)
     return [QueueEvent(at=r[0], call_id=r[1], queue=r[2], agent=r[3], event=r[4], caller=r[5],
                        position=r[6], wait_s=r[7], talk_s=r[8], wrap_s=r[9], data=r[10]) for r in rows]
 

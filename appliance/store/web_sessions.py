@@ -35,28 +35,28 @@ def open_session(store: Store, username: str, now: float, lifetime: float) -> st
     token = secrets.token_urlsafe(32)
     with store.transaction():
         # Expired and revoked rows are only history: drop them as new ones come.
-        store._exec("DELETE FROM web_sessions WHERE expires_at < ? OR revoked_at IS NOT NULL", (now,))
-        store._exec("INSERT INTO web_sessions (token_sha256, username, created_at, expires_at)"
+        store.execute("DELETE FROM web_sessions WHERE expires_at < ? OR revoked_at IS NOT NULL", (now,))
+        store.execute("INSERT INTO web_sessions (token_sha256, username, created_at, expires_at)"
                     " VALUES (?, ?, ?, ?)", (_digest(token), username, now, now + lifetime))
     return token
 
 
 def find_session(store: Store, token: str, now: float) -> WebSession | None:
     """The live session of `token`, or None (unknown, revoked or expired)."""
-    rows = store._query("SELECT username, created_at, expires_at FROM web_sessions WHERE token_sha256 = ?"
+    rows = store.query("SELECT username, created_at, expires_at FROM web_sessions WHERE token_sha256 = ?"
                         " AND revoked_at IS NULL AND expires_at > ?", (_digest(token), now))
     return WebSession(str(rows[0][0]), float(rows[0][1]), float(rows[0][2])) if rows else None
 
 
 def revoke_session(store: Store, token: str, now: float) -> None:
     with store.transaction():
-        store._exec("UPDATE web_sessions SET revoked_at = ? WHERE token_sha256 = ? AND revoked_at IS NULL",
+        store.execute("UPDATE web_sessions SET revoked_at = ? WHERE token_sha256 = ? AND revoked_at IS NULL",
                     (now, _digest(token)))
 
 
 def revoke_user_sessions(store: Store, username: str, now: float) -> int:
     """Revoke every live session of `username` (password changed or reset, user deleted)."""
     with store.transaction():
-        cur = store._exec("UPDATE web_sessions SET revoked_at = ? WHERE username = ? AND revoked_at IS NULL",
+        cur = store.execute("UPDATE web_sessions SET revoked_at = ? WHERE username = ? AND revoked_at IS NULL",
                           (now, username))
     return int(cur.rowcount)

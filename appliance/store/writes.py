@@ -50,7 +50,7 @@ class DeferredWriting:
                     busy_ms: int | None = None) -> contextlib.AbstractContextManager[None]:
         raise NotImplementedError
 
-    def _exec(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         raise NotImplementedError
 
     def _init_deferred(self, write_busy_ms: int, pending_limit: int) -> None:
@@ -104,7 +104,7 @@ class DeferredWriting:
                 if not len(self.deferred):
                     try:
                         with self.transaction(durable=durable, busy_ms=self.write_busy_ms):
-                            cursors = [self._exec(sql, params) for sql, params in frozen]
+                            cursors = [self.execute(sql, params) for sql, params in frozen]
                             if check is not None:
                                 check(cursors)
                         return True
@@ -138,7 +138,7 @@ class DeferredWriting:
                 if not len(self.deferred):
                     try:
                         with self.transaction(durable=durable, busy_ms=self.write_busy_ms):
-                            row_id = self._exec(sql, values).lastrowid
+                            row_id = self.execute(sql, values).lastrowid
                         if row_id is None:
                             raise StoreError(f"{table} insert returned no id")
                         if sync_soon:  # committed NORMAL: the WAL syncer fsyncs it right after
@@ -230,18 +230,18 @@ class DeferredWriting:
 
     def _replay(self, write: PendingWrite) -> bool:
         """Run one deferred write inside the flush transaction; False if refused for good."""
-        self._exec("SAVEPOINT deferred_write")
+        self.execute("SAVEPOINT deferred_write")
         try:
-            changed = [self._exec(sql, params).rowcount for sql, params in write.statements]
+            changed = [self.execute(sql, params).rowcount for sql, params in write.statements]
             if write.expect_row and not all(changed):
                 raise StoreError("it changed no row")
         except (sqlite3.IntegrityError, StoreError) as exc:
-            self._exec("ROLLBACK TO deferred_write")
-            self._exec("RELEASE deferred_write")
+            self.execute("ROLLBACK TO deferred_write")
+            self.execute("RELEASE deferred_write")
             log.error("storage: deferred %s write queued at %.3f refused on replay: %s",
                       write.kind, write.queued_at, exc)
             return False
-        self._exec("RELEASE deferred_write")
+        self.execute("RELEASE deferred_write")
         return True
 
     def storage_status(self) -> StorageStatus:

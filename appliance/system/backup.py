@@ -179,7 +179,7 @@ def write_backup(out: IO[bytes], store: Store, data_dir: Path, version: str, *,
         members[f"sounds/{rel}"] = path.read_bytes()
     if include_recordings:
         files = _tree(data_dir / "recordings", (".wav",))
-        rows = store._query(f"SELECT {', '.join(_RECORDING_KEYS)} FROM recordings WHERE ended_at IS NOT NULL"
+        rows = store.query(f"SELECT {', '.join(_RECORDING_KEYS)} FROM recordings WHERE ended_at IS NOT NULL"
                             " ORDER BY id")
         index = [dict(zip(_RECORDING_KEYS, r, strict=True)) for r in rows if r[1] in files]
         for rel, path in files.items():
@@ -596,12 +596,12 @@ def apply_backup(plan: RestorePlan, store: Store, data_dir: Path) -> dict[str, A
             os.replace(staging / part, live)
         added = 0
         with store.transaction():
-            known = {r[0] for r in store._query("SELECT path FROM recordings")}
+            known = {r[0] for r in store.query("SELECT path FROM recordings")}
             for rel, data in plan.recordings.items():
                 added += _write_new(data_dir / "recordings" / rel, data)
             for row in plan.recording_rows:
                 if row["path"] not in known:
-                    store._exec(f"INSERT INTO recordings ({', '.join(_RECORDING_KEYS)}) VALUES"
+                    store.execute(f"INSERT INTO recordings ({', '.join(_RECORDING_KEYS)}) VALUES"
                                 f" ({', '.join('?' * len(_RECORDING_KEYS))})", [row[k] for k in _RECORDING_KEYS])
     finally:
         shutil.rmtree(staging, ignore_errors=True)

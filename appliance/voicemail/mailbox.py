@@ -93,7 +93,7 @@ class Mailboxes:
             path.unlink(missing_ok=True)
             return None
         with self.store.transaction():
-            cur = self.store._exec(
+            cur = self.store.execute(
                 "INSERT INTO voicemail (mailbox, caller, caller_name, received_at, duration_s, path, heard)"
                 " VALUES (?, ?, ?, ?, ?, ?, FALSE)",
                 (mailbox, caller, caller_name, time.time() if at is None else at, duration, str(path)))
@@ -104,13 +104,13 @@ class Mailboxes:
         sql = f"SELECT {_COLUMNS} FROM voicemail WHERE mailbox = ? AND deleted_at IS NULL"
         if not include_heard:
             sql += " AND NOT heard"
-        rows = self.store._query(sql + " ORDER BY heard, received_at, id", (check_mailbox(mailbox),))
+        rows = self.store.query(sql + " ORDER BY heard, received_at, id", (check_mailbox(mailbox),))
         return [Message(int(r[0]), r[1], r[2], r[3], float(r[4]), float(r[5]), Path(r[6]), bool(r[7]))
                 for r in rows]
 
     def message(self, message_id: int) -> Message | None:
         """One message by id (None if unknown or deleted)."""
-        rows = self.store._query(f"SELECT {_COLUMNS} FROM voicemail WHERE id = ? AND deleted_at IS NULL",
+        rows = self.store.query(f"SELECT {_COLUMNS} FROM voicemail WHERE id = ? AND deleted_at IS NULL",
                                  (message_id,))
         if not rows:
             return None
@@ -119,7 +119,7 @@ class Mailboxes:
 
     def counts(self, mailbox: str) -> tuple[int, int]:
         """(new, old) message counts, as RFC 3842's Voice-Message line reports them."""
-        rows = self.store._query(
+        rows = self.store.query(
             "SELECT heard, COUNT(*) FROM voicemail WHERE mailbox = ? AND deleted_at IS NULL GROUP BY heard",
             (check_mailbox(mailbox),))
         by_heard = {bool(h): int(n) for h, n in rows}
@@ -128,7 +128,7 @@ class Mailboxes:
     def mark_heard(self, message_id: int) -> None:
         """The owner listened to the message: it becomes an old message."""
         with self.store.transaction(durable=False):
-            self.store._exec("UPDATE voicemail SET heard = TRUE WHERE id = ?", (message_id,))
+            self.store.execute("UPDATE voicemail SET heard = TRUE WHERE id = ?", (message_id,))
 
     def delete(self, message_id: int) -> bool:
         """Delete a message and its file; returns whether it existed."""
@@ -136,7 +136,7 @@ class Mailboxes:
         if msg is None:
             return False
         with self.store.transaction():
-            self.store._exec("UPDATE voicemail SET deleted_at = ? WHERE id = ?", (time.time(), message_id))
+            self.store.execute("UPDATE voicemail SET deleted_at = ? WHERE id = ?", (time.time(), message_id))
         msg.path.unlink(missing_ok=True)
         return True
 

@@ -18,7 +18,7 @@ from appliance.ivr.tts import PromptCache
 from appliance.media.protocol import MediaError
 from appliance.media.tones import ToneSpec
 from appliance.pbx.channel import Channel, DtmfReceived, PlaybackEnded
-from appliance.pbx.fork import Scheduler, TimerHandle
+from appliance.pbx.ports import Scheduler, TimerHandle
 from appliance.pbx.pin_guard import PinGuard
 from appliance.voicemail.mailbox import Mailboxes, MailboxError, Message
 

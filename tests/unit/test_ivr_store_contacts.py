@@ -15,7 +15,7 @@ def test_create_find_and_keep_existing(tmp_path: Path) -> None:
         created = contacts.create("+33612345678")
         assert contacts.find_by_number("+33612345678") == created
         assert contacts.create("+33612345678").id == created.id  # a second call keeps the contact
-        store._exec("UPDATE contacts SET name = 'Ada', company = 'ACME' WHERE number = '+33612345678'")
+        store.execute("UPDATE contacts SET name = 'Ada', company = 'ACME' WHERE number = '+33612345678'")
         found = contacts.find_by_number("+33612345678")
         assert found is not None and found.name == "Ada" and found.fields == {"company": "ACME"}
     finally:

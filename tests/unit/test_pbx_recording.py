@@ -29,7 +29,7 @@ def add_row(store: Store, root: Path, name: str, started: float, ended: float | 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"RIFF")
     with store.transaction():
-        store._exec("INSERT INTO recordings (call_id, path, mode, reason, started_at, ended_at)"
+        store.execute("INSERT INTO recordings (call_id, path, mode, reason, started_at, ended_at)"
                     " VALUES (?, ?, 'stereo', 'queue', ?, ?)", (name, name, started, ended))
     return path
 
@@ -58,7 +58,7 @@ def test_repair_closes_open_rows_and_makes_the_file_readable(store: Store, tmp_p
     writer.write(np.full((16000, 2), 1000, dtype=np.int16))
     writer._f.close()  # what the periodic flush leaves on disk when the process is killed: no header fix
     with store.transaction():
-        store._exec("INSERT INTO recordings (call_id, path, mode, reason, started_at)"
+        store.execute("INSERT INTO recordings (call_id, path, mode, reason, started_at)"
                     " VALUES ('c1', '2026/cut.wav', 'stereo', 'queue', ?)", (NOW,))
     assert struct.unpack("<I", path.read_bytes()[4:8])[0] > 10**9  # still claims 2 GiB
     rec = Recorder(store, media=None, root=tmp_path, clock=lambda: NOW + 5)

@@ -75,7 +75,7 @@ def test_reopen_does_not_reapply_migrations(db_path: pathlib.Path) -> None:
     with Store(db_path) as s:
         assert s.schema_version() == len(MIGRATIONS)
         assert [e.number for e in s.extensions()] == ["1001", "1002"]
-        rows = s._query("SELECT COUNT(*) FROM schema_version")
+        rows = s.query("SELECT COUNT(*) FROM schema_version")
         assert rows[0][0] == len(MIGRATIONS)
 
 
@@ -100,7 +100,7 @@ def test_failed_migration_leaves_nothing_half_applied(
     monkeypatch.undo()
     with Store(db_path) as s:
         assert s.schema_version() == len(MIGRATIONS)
-        assert not s._query("SELECT name FROM sqlite_master WHERE name = 'half'")
+        assert not s.query("SELECT name FROM sqlite_master WHERE name = 'half'")
 
 
 def test_concurrent_first_open_applies_migrations_once(tmp_path: pathlib.Path) -> None:
@@ -124,7 +124,7 @@ def test_concurrent_first_open_applies_migrations_once(tmp_path: pathlib.Path) -
         t.join()
     try:
         assert not errors
-        assert stores[0]._query("SELECT COUNT(*) FROM schema_version")[0][0] == len(MIGRATIONS)
+        assert stores[0].query("SELECT COUNT(*) FROM schema_version")[0][0] == len(MIGRATIONS)
     finally:
         for s in stores:
             s.close()

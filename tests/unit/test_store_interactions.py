@@ -111,25 +111,25 @@ def test_contact_foreign_key(store: Store) -> None:
         ix.open_interaction(store, "1002", "support", "cid-1", T0, contact_id="7")  # type: ignore[arg-type]
     # The database enforces it too, whoever writes.
     with pytest.raises(sqlite3.IntegrityError), store.transaction():
-        store._exec("INSERT INTO interactions (contact_id, caller, created_at, updated_at) VALUES (42, 'x', 0, 0)")
+        store.execute("INSERT INTO interactions (contact_id, caller, created_at, updated_at) VALUES (42, 'x', 0, 0)")
     # Deleting a contact keeps its interactions (history), unlinked.
     cid = _contact(store)
     iid = ix.open_interaction(store, "+33612345678", "sales", "cid-2", T0, contact_id=cid)
     with store.transaction():
-        store._exec("DELETE FROM contacts WHERE id = ?", (cid,))
+        store.execute("DELETE FROM contacts WHERE id = ?", (cid,))
     got = ix.get_interaction(store, iid)
     assert got is not None and got.contact_id is None
 
 
 def test_status_check_constraint_in_the_schema(store: Store) -> None:
     with pytest.raises(sqlite3.IntegrityError), store.transaction():
-        store._exec("INSERT INTO interactions (caller, status, created_at, updated_at) VALUES ('x', 'gone', 0, 0)")
+        store.execute("INSERT INTO interactions (caller, status, created_at, updated_at) VALUES ('x', 'gone', 0, 0)")
 
 
 def test_ivr_path_must_be_json(store: Store) -> None:
     with pytest.raises(ConfigError, match="interaction.ivr_path: not JSON-serialisable"):
         ix.open_interaction(store, "1002", "q", "c", T0, ivr_path={"when": object()})
-    assert store._query("SELECT COUNT(*) FROM interactions") == [(0,)]
+    assert store.query("SELECT COUNT(*) FROM interactions") == [(0,)]
 
 
 def test_history_for_contact_newest_first_with_limit(store: Store) -> None:
@@ -183,15 +183,15 @@ def test_record_survey_rejects_out_of_range(store: Store, field: str, value: obj
     with pytest.raises(ConfigError) as err:
         ix.record_survey(store, "c1", "q", "a", at=T0, **answers)  # type: ignore[arg-type]
     assert str(err.value) == message
-    assert store._query("SELECT COUNT(*) FROM survey_results") == [(0,)]
+    assert store.query("SELECT COUNT(*) FROM survey_results") == [(0,)]
 
 
 def test_survey_range_checks_in_the_schema(store: Store) -> None:
     for column, value in (("csat", 6), ("nps", 11), ("ces", 0)):
         with pytest.raises(sqlite3.IntegrityError), store.transaction():
-            store._exec(f"INSERT INTO survey_results ({column}, at) VALUES (?, 0)", (value,))
+            store.execute(f"INSERT INTO survey_results ({column}, at) VALUES (?, 0)", (value,))
     with store.transaction():  # all unanswered is a valid row (the caller hung up at once)
-        store._exec("INSERT INTO survey_results (csat, nps, ces, at) VALUES (NULL, NULL, NULL, 0)")
+        store.execute("INSERT INTO survey_results (csat, nps, ces, at) VALUES (NULL, NULL, NULL, 0)")
 
 
 def test_kpis_worked_example(store: Store) -> None:

@@ -74,7 +74,7 @@ def test_delete_removes_the_file_and_the_listing(boxes: Mailboxes) -> None:
     assert boxes.message(mid) is None
     assert boxes.delete(mid) is False
     # The index keeps the row as an audit trail, marked deleted.
-    rows = boxes.store._query("SELECT deleted_at FROM voicemail WHERE id = ?", (mid,))
+    rows = boxes.store.query("SELECT deleted_at FROM voicemail WHERE id = ?", (mid,))
     assert rows[0][0] is not None
 
 

@@ -27,7 +27,7 @@ def post(client: FlaskClient, url: str, data: dict[str, Any] | None = None, **kw
 def audit_rows(app: Flask, action: str | None = None) -> list[tuple[str, str, Any, Any]]:
     store = store_of(app)
     try:
-        rows = store._query("SELECT action, target, before_json, after_json FROM audit_log ORDER BY id")
+        rows = store.query("SELECT action, target, before_json, after_json FROM audit_log ORDER BY id")
     finally:
         store.close()
     out = [(a, t, json.loads(b) if b else None, json.loads(f) if f else None) for a, t, b, f in rows]

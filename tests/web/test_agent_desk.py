@@ -26,7 +26,7 @@ def me(**changes: Any) -> dict[str, Any]:
 def audit_rows(app: Flask, action: str) -> list[tuple[Any, ...]]:
     store = store_of(app)
     try:
-        return store._query("SELECT username, target, before_json, after_json FROM audit_log WHERE action = ?",
+        return store.query("SELECT username, target, before_json, after_json FROM audit_log WHERE action = ?",
                             (action,))
     finally:
         store.close()
@@ -54,9 +54,9 @@ def on_call(app: Flask, desk: FakeEngineApi) -> dict[str, Any]:
     store = store_of(app)
     try:
         with store.transaction():
-            store._exec("INSERT INTO contacts (number, name, company, email, notes, created_at)"
+            store.execute("INSERT INTO contacts (number, name, company, email, notes, created_at)"
                         " VALUES ('+33611', 'Claire Martin', 'Acme', 'claire@acme.test', 'VIP', 0)")
-        contact = int(store._query("SELECT id FROM contacts")[0][0])
+        contact = int(store.query("SELECT id FROM contacts")[0][0])
         old = interactions.open_interaction(store, "+33611", "support", "old-call", time.time() - 86400,
                                             contact_id=contact)
         interactions.update_interaction(store, old, at=time.time() - 86000, status="resolved",

@@ -28,7 +28,7 @@ def test_wrong_password_then_lockout_after_five(app: Flask) -> None:
         assert resp.status_code == 401
     store = store_of(app)
     try:
-        failed = store._query("SELECT COUNT(*) FROM audit_log WHERE action = 'login.failed'")[0][0]
+        failed = store.query("SELECT COUNT(*) FROM audit_log WHERE action = 'login.failed'")[0][0]
         assert failed == accounts.LOCK_AFTER + 1
     finally:
         store.close()
@@ -62,7 +62,7 @@ def test_first_start_forces_a_password_change(tmp_path: Path) -> None:
     try:
         user = accounts.get_user(store, "admin")
         assert user is not None and not user.must_change
-        assert [r[0] for r in store._query("SELECT action FROM audit_log ORDER BY id")][-1] == "password.change"
+        assert [r[0] for r in store.query("SELECT action FROM audit_log ORDER BY id")][-1] == "password.change"
     finally:
         store.close()
 

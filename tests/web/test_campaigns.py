@@ -54,7 +54,7 @@ def with_store(app: Flask, fn: Any) -> Any:
 
 
 def audit_rows(app: Flask, action: str) -> list[tuple[str, str, Any, Any]]:
-    rows = with_store(app, lambda s: s._query(
+    rows = with_store(app, lambda s: s.query(
         "SELECT username, target, before_json, after_json FROM audit_log WHERE action = ? ORDER BY id", (action,)))
     return [(u, t, json.loads(b) if b else None, json.loads(a) if a else None) for u, t, b, a in rows]
 

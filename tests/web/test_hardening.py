@@ -153,7 +153,7 @@ def test_the_count_starts_again_when_a_lock_expires(app: Flask) -> None:
         assert not accounts.locked_for(s, "agent1", "192.0.2.9", later)
         user = accounts.authenticate(s, "agent1", PASSWORD, later, "192.0.2.9")
         assert user is not None
-        s._exec("UPDATE web_users SET failed_logins = failed_logins")  # the row is still there
+        s.execute("UPDATE web_users SET failed_logins = failed_logins")  # the row is still there
         assert accounts.get_user(s, "agent1").failed_logins == 0  # type: ignore[union-attr]
     finally:
         s.close()

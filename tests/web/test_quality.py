@@ -20,7 +20,7 @@ def seed_recording(app: Flask, agent: str = "2001") -> int:
     try:
         acd.put_agent(store, AgentConfig(agent_id="2001", name="Alice", pin="1234"))
         with store.transaction():
-            cur = store._exec("INSERT INTO recordings (call_id, path, mode, reason, queue, agent, started_at)"
+            cur = store.execute("INSERT INTO recordings (call_id, path, mode, reason, queue, agent, started_at)"
                               " VALUES ('call-9', '2024/05/01/x.wav', 'stereo', 'queue', 'sales', ?, ?)",
                               (agent, time.time() - 600))
             return int(cur.lastrowid or 0)
@@ -31,7 +31,7 @@ def seed_recording(app: Flask, agent: str = "2001") -> int:
 def stored(app: Flask, sql: str) -> list[Any]:
     store = store_of(app)
     try:
-        return store._query(sql)
+        return store.query(sql)
     finally:
         store.close()
 
@@ -98,7 +98,7 @@ def test_weekly_averages_over_time(app: Flask, supervisor: FlaskClient) -> None:
     try:
         with store.transaction():
             for at, total in ((time.time() - week, 5), (time.time() - week, 3), (time.time(), 4)):
-                store._exec("INSERT INTO quality_scores (recording_id, call_id, agent, supervisor, verification,"
+                store.execute("INSERT INTO quality_scores (recording_id, call_id, agent, supervisor, verification,"
                             " call_handling, call_flow, soft_skills, resolution, at)"
                             " VALUES (?, 'call-9', '2001', 'super', ?, ?, ?, ?, ?, ?)",
                             (rec, total, total, total, total, total, at))

@@ -143,12 +143,12 @@ def seed_calls(app: Flask, data_dir: Path) -> int:
             w.setframerate(8000)
             w.writeframes(b"\x00\x01" * 800)
         with store.transaction():
-            cur = store._exec("INSERT INTO recordings (call_id, cdr_id, path, mode, reason, agent, started_at)"
+            cur = store.execute("INSERT INTO recordings (call_id, cdr_id, path, mode, reason, agent, started_at)"
                               " VALUES (?, ?, ?, 'mixed', 'queue', '2001', ?)", ("call-1", first, rel, now - 55))
             rec_id = int(cur.lastrowid or 0)
-            store._exec("INSERT INTO recordings (call_id, path, mode, reason, started_at)"
+            store.execute("INSERT INTO recordings (call_id, path, mode, reason, started_at)"
                         " VALUES ('evil', '../plateau.db', 'mixed', 'queue', ?)", (now,))
-            store._exec("INSERT INTO recordings (call_id, path, mode, reason, started_at)"
+            store.execute("INSERT INTO recordings (call_id, path, mode, reason, started_at)"
                         " VALUES ('evil2', '/etc/passwd', 'mixed', 'queue', ?)", (now,))
     finally:
         store.close()
@@ -192,7 +192,7 @@ def test_recording_streams_and_is_audited(app: Flask, data_dir: Path, supervisor
     assert resp.status_code == 206 and len(resp.data) == 100  # the browser can seek
     store = store_of(app)
     try:
-        rows = store._query("SELECT username, target, after_json FROM audit_log WHERE action = 'recording.play'")
+        rows = store.query("SELECT username, target, after_json FROM audit_log WHERE action = 'recording.play'")
     finally:
         store.close()
     assert len(rows) == 1 and rows[0][:2] == ("super", str(rec_id)) and "call-1" in rows[0][2]

@@ -205,8 +205,8 @@ def test_backup_then_restore_round_trip(app: Flask, admin: FlaskClient, engine_a
     assert not list((data / "restore-pending").iterdir()) and not list(data.glob(".restore-*"))
     store = store_of(app)
     try:
-        actions = [r[0] for r in store._query("SELECT action FROM audit_log ORDER BY id")]
-        row = store._query("SELECT before_json, after_json FROM audit_log WHERE action = 'restore.apply'")[0]
+        actions = [r[0] for r in store.query("SELECT action FROM audit_log ORDER BY id")]
+        row = store.query("SELECT before_json, after_json FROM audit_log WHERE action = 'restore.apply'")[0]
     finally:
         store.close()
     assert "backup.download" in actions and "restore.apply" in actions
@@ -233,7 +233,7 @@ def test_backup_with_recordings_restores_missing_ones(app: Flask, admin: FlaskCl
     rec.write_bytes(_wav(channels=2))
     store = store_of(app)
     try:
-        store._exec("INSERT INTO recordings (call_id, path, mode, reason, started_at, ended_at)"
+        store.execute("INSERT INTO recordings (call_id, path, mode, reason, started_at, ended_at)"
                     " VALUES ('call1', '2025/01/02/101010-call1-queue.wav', 'stereo', 'queue', 1.0, 2.0)")
     finally:
         store.close()
@@ -245,7 +245,7 @@ def test_backup_with_recordings_restores_missing_ones(app: Flask, admin: FlaskCl
     rec.unlink()
     store = store_of(app)
     try:
-        store._exec("DELETE FROM recordings")
+        store.execute("DELETE FROM recordings")
     finally:
         store.close()
     _, page = _upload(admin, blob)
@@ -254,7 +254,7 @@ def test_backup_with_recordings_restores_missing_ones(app: Flask, admin: FlaskCl
     assert rec.read_bytes() == members["recordings/2025/01/02/101010-call1-queue.wav"]
     store = store_of(app)
     try:
-        assert store._query("SELECT call_id, mode FROM recordings") == [("call1", "stereo")]
+        assert store.query("SELECT call_id, mode FROM recordings") == [("call1", "stereo")]
     finally:
         store.close()
 
@@ -295,7 +295,7 @@ def test_corrupt_archives_are_refused_and_change_nothing(app: Flask, admin: Flas
     assert resp.status_code == 400 and "Choose a backup archive" in resp.get_data(as_text=True)
     store = store_of(app)
     try:
-        assert store._query("SELECT COUNT(*) FROM audit_log WHERE action = 'restore.refused'")[0][0] >= 7
+        assert store.query("SELECT COUNT(*) FROM audit_log WHERE action = 'restore.refused'")[0][0] >= 7
     finally:
         store.close()
 

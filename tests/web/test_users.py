@@ -30,7 +30,7 @@ def _one_time(page: str) -> str:
 def _audit_actions(app: Flask) -> list[tuple[str, str]]:
     store = store_of(app)
     try:
-        return [(r[0], r[1]) for r in store._query("SELECT action, target FROM audit_log ORDER BY id")]
+        return [(r[0], r[1]) for r in store.query("SELECT action, target FROM audit_log ORDER BY id")]
     finally:
         store.close()
 
@@ -115,7 +115,7 @@ def test_change_role_keeps_the_last_admin(app: Flask, admin: FlaskClient) -> Non
     assert _user(app, "super").role == "admin"  # type: ignore[union-attr]
     store = store_of(app)
     try:
-        rows = store._query("SELECT before_json, after_json FROM audit_log WHERE action = 'user.role'")
+        rows = store.query("SELECT before_json, after_json FROM audit_log WHERE action = 'user.role'")
     finally:
         store.close()
     assert len(rows) == 1 and '"role": "supervisor"' in rows[0][0] and '"role": "admin"' in rows[0][1]

@@ -42,7 +42,7 @@ def live(app: Flask, engine_api: FakeEngineApi) -> FakeEngineApi:
 def audit_rows(app: Flask, action: str) -> list[tuple[Any, ...]]:
     store = store_of(app)
     try:
-        return store._query("SELECT username, target, before_json, after_json FROM audit_log WHERE action = ?",
+        return store.query("SELECT username, target, before_json, after_json FROM audit_log WHERE action = ?",
                             (action,))
     finally:
         store.close()

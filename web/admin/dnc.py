@@ -75,7 +75,7 @@ def add() -> Response | tuple[str, int]:
 def remove() -> Response:
     number = request.form.get("number", "").strip()
     s = store()
-    rows = s._query("SELECT number, source, note, added_by, added_at FROM dnc WHERE number = ?", (number,))
+    rows = s.query("SELECT number, source, note, added_by, added_at FROM dnc WHERE number = ?", (number,))
     if not rows:
         abort(404, description=f"{number or 'that number'} is not on the do-not-call list")
     with s.transaction():

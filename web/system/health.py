@@ -102,5 +102,5 @@ def collect(data_dir: Path, store: Store, engine: Any) -> Health:
         health.supervision = dict(sup) if isinstance(sup, dict) else None
     health.disk = disk_usage(data_dir)
     health.database_bytes = database_bytes(store.path)
-    health.recordings = int(store._query("SELECT COUNT(*) FROM recordings")[0][0])
+    health.recordings = int(store.query("SELECT COUNT(*) FROM recordings")[0][0])
     return health
