@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from appliance.store import contacts as table
 from appliance.store.db import Store
 
 
@@ -47,9 +48,6 @@ class InMemoryContacts:
         return contact
 
 
-_FIELDS = ("company", "email", "notes")
-
-
 class StoreContacts:
     """A `ContactDirectory` over the store's contacts table (what the engine gives the IVR)."""
 
@@ -57,22 +55,19 @@ class StoreContacts:
         self.store = store
 
     def find_by_number(self, number: str) -> Contact | None:
-        rows = self.store.query(
-            "SELECT id, number, name, company, email, notes FROM contacts WHERE number = ?", (number,))
-        if not rows:
+        row = table.contact_by_number(self.store, number)
+        if row is None:
             return None
-        cid, num, name, *extra = rows[0]
-        return Contact(id=str(cid), number=num, name=name,
-                       fields={k: v for k, v in zip(_FIELDS, extra, strict=True) if v})
+        extra = {"company": row.company, "email": row.email, "notes": row.notes}
+        return Contact(id=str(row.id), number=row.number, name=row.name,
+                       fields={k: v for k, v in extra.items() if v})
 
     def create(self, number: str) -> Contact:
         """Record a new caller (an existing number keeps its contact).
 
         While the database refuses writes (disk full, locked) the insert is deferred
         (Store.record_write) and the contact has no id yet: the call goes on unlinked."""
-        if not self.store.record_write("contact", [("INSERT INTO contacts (number, created_at) VALUES (?, ?)"
-                                                    " ON CONFLICT (number) DO NOTHING", (number, time.time()))],
-                                       durable=True):
+        if not table.add_contact(self.store, number, time.time()):
             return Contact(id="", number=number, name="", fields={})
         contact = self.find_by_number(number)
         if contact is None:

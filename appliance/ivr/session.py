@@ -10,7 +10,6 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from appliance.ivr.contacts import ContactDirectory
 from appliance.ivr.flow import Flow, Prompt, RouteTarget
@@ -29,7 +28,7 @@ from appliance.ivr.interpreter import (
 )
 from appliance.ivr.tts import PromptCache
 from appliance.pbx.channel import Channel, DtmfReceived, PlaybackEnded
-from appliance.pbx.ports import Scheduler, TimerHandle
+from appliance.pbx.ports import MediaPort, Scheduler, TimerHandle
 
 log = logging.getLogger("plateau.ivr")
 
@@ -37,7 +36,7 @@ log = logging.getLogger("plateau.ivr")
 class IvrSession:
     """One caller in one flow; ends by calling `on_route(target, variables)` or `on_hangup()`."""
 
-    def __init__(self, chan: Channel, flow: Flow, media: Any, schedule: Scheduler, prompts: PromptCache,
+    def __init__(self, chan: Channel, flow: Flow, media: MediaPort, schedule: Scheduler, prompts: PromptCache,
                  sounds: Path, on_route: Callable[[RouteTarget, dict[str, str]], None],
                  on_hangup: Callable[[], None], contacts: ContactDirectory | None = None,
                  on_sensitive: Callable[[bool], None] | None = None) -> None:

@@ -7,22 +7,25 @@ A caller hanging up mid-survey keeps the answers already given: `on_done` is cal
 once, from the end of the survey or from `stop()`.
 
 A `CallService` built on `Prompter`, so it works on any answered channel (SIP, analog, ISDN)
-through the media engine and the channel's typed events.
+through the media engine and the channel's typed events. `PostCallSurvey` is the service the
+PBX holds: it builds the sessions from its explicit ports and stores their answers.
 """
 from __future__ import annotations
 
 import dataclasses
 import enum
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from appliance.ivr.tts import PromptCache
 from appliance.media.protocol import MediaError
 from appliance.pbx.channel import Channel, DtmfReceived, PlaybackEnded
-from appliance.pbx.ports import Scheduler
+from appliance.pbx.ports import MediaPort, Scheduler
 from appliance.pbx.prompter import Prompter
+from appliance.store import interactions
+from appliance.store.db import Store
 
 log = logging.getLogger("plateau.pbx")
 
@@ -88,7 +91,7 @@ class SurveySession:
     The owner hangs the channel up after `on_done` (or tells the session the caller left with `stop()`).
     """
 
-    def __init__(self, chan: Channel, media: Any, schedule: Scheduler, prompts: PromptCache,
+    def __init__(self, chan: Channel, media: MediaPort, schedule: Scheduler, prompts: PromptCache,
                  on_done: Callable[[SurveyAnswers], None],
                  questions: Sequence[SurveyQuestion] = DEFAULT_QUESTIONS) -> None:
         for q in questions:
@@ -165,3 +168,44 @@ class SurveySession:
             return
         self.state = SurveyState.DONE
         self.on_done(dataclasses.replace(self.answers))
+
+
+# -- the service ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SurveySubject:
+    """Whose call the answers are about: what they are stored with (store/interactions.py)."""
+
+    call_id: str  # the PBX call, for the log
+    call_key: str  # the caller's dialog key (SIP Call-ID), the survey row's call_id
+    queue: str
+    agent_id: str
+    interaction_id: int | None = None
+
+
+class PostCallSurvey:
+    """The post-call survey as a service with explicit inputs (never the switchboard).
+
+    `session(chan, subject, hang_up)` builds the caller's `SurveySession`; its answers are stored
+    with the call and its interaction, then `hang_up()` ends the call unless the caller already
+    left. The owner routes the channel's events to the session, then calls its `start()`.
+    """
+
+    def __init__(self, media: MediaPort, schedule: Scheduler, prompts: PromptCache, store: Store,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.media = media
+        self.schedule = schedule
+        self.prompts = prompts
+        self.store = store
+        self.clock = clock
+
+    def session(self, chan: Channel, subject: SurveySubject, hang_up: Callable[[], None]) -> SurveySession:
+        """CSAT / NPS / CES by DTMF for the caller on `chan` (answered, agent gone)."""
+
+        def done(answers: SurveyAnswers) -> None:
+            interactions.record_survey(self.store, subject.call_key, subject.queue, subject.agent_id, answers.csat,
+                                       answers.nps, answers.ces, self.clock(), interaction_id=subject.interaction_id)
+            log.info("%s: survey %s", subject.call_id, answers)
+            if not chan.is_down:
+                hang_up()
+
+        return SurveySession(chan, self.media, self.schedule, self.prompts, done)

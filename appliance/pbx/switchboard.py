@@ -22,10 +22,9 @@ from appliance.pbx.call import Call
 from appliance.pbx.distributor import CallDistributor
 from appliance.pbx.features import FeatureCodes
 from appliance.pbx.recording import Recorder
-from appliance.pbx.survey import SurveyAnswers, SurveySession
-from appliance.store import interactions
+from appliance.pbx.survey import PostCallSurvey, SurveySubject
 from appliance.voicemail.mailbox import Mailboxes
-from appliance.voicemail.session import DepositSession, RetrievalSession
+from appliance.voicemail.service import Voicemail
 from appliance.pbx.channel import NOT_FOUND, Channel, Party
 from appliance.pbx.dialplan import Dialplan, Refused, ToExtension, ToTrunk
 from appliance.pbx.permission import TRUNK_TRANSFER_SETTING, Principal
@@ -101,6 +100,9 @@ class Switchboard:
         self.pins = PinGuard(settings.pin_failures, settings.pin_window_s, settings.pin_lock_s, clock)
         # Message-waiting indication is technology-specific (SIP NOTIFY); the engine sets this.
         self.on_message_waiting: Callable[[str], None] = lambda mailbox: None
+        self.surveys = PostCallSurvey(media, schedule, self.prompts, store, clock)
+        self.voicemail = Voicemail(self.mailboxes, media, schedule, self.prompts, self.pins,
+                                   lambda mailbox: self.on_message_waiting(mailbox))
         self.features.extra["*97"] = self._voicemail_own
         self.features.extra["*98"] = self._voicemail_any
 
@@ -234,15 +236,8 @@ class Switchboard:
     # -- post-call survey ---------------------------------------------------------------------------
     def survey(self, call: Call, queue: str, agent_id: str) -> None:
         """CSAT / NPS / CES by DTMF; answers stored with the call and its interaction."""
-
-        def done(answers: SurveyAnswers) -> None:
-            interactions.record_survey(self.store, call.a.dialog_key(), queue, agent_id, answers.csat, answers.nps,
-                                       answers.ces, self.clock(), interaction_id=call.interaction_id)
-            log.info("%s: survey %s", call.id, answers)
-            if not call.a.is_down:
-                call.hangup(call.a)
-
-        session = SurveySession(call.a, self.media, self.schedule, self.prompts, done)
+        subject = SurveySubject(call.id, call.a.dialog_key(), queue, agent_id, call.interaction_id)
+        session = self.surveys.session(call.a, subject, lambda: call.hangup(call.a))
         call.service = session
         session.start()
 
@@ -253,15 +248,7 @@ class Switchboard:
             log.error("%s: no mailbox %s", call.id, mailbox)
             call.hangup(call.a)
             return
-
-        def done(message_id: int | None) -> None:
-            log.info("%s: voicemail for %s %s", call.id, mailbox,
-                     f"message {message_id}" if message_id is not None else "left empty")
-            self.on_message_waiting(mailbox)
-            if not call.a.is_down:
-                call.hangup(call.a)
-
-        session = DepositSession(call.a, mailbox, self.mailboxes, self.media, self.schedule, self.prompts, done)
+        session = self.voicemail.deposit(call.a, mailbox, call.id, lambda: call.hangup(call.a))
         call.service = session
         session.start()
 
@@ -279,15 +266,8 @@ class Switchboard:
 
     def _retrieve(self, call: Call, mailbox: str | None, pin_required: bool) -> None:
         call._answer_here()
-
-        def done(opened: str | None) -> None:
-            if opened:
-                self.on_message_waiting(opened)
-            if not call.a.is_down:
-                call.hangup(call.a)
-
-        session = RetrievalSession(call.a, mailbox, self.mailboxes, pin_required, self.media, self.schedule,
-                                   self.prompts, done, pin_guard=self.pins, source=self.pin_source(call))
+        session = self.voicemail.retrieval(call.a, mailbox, pin_required, self.pin_source(call),
+                                           lambda: call.hangup(call.a))
         call.service = session
         session.start()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import urllib.parse
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sippy.CCEvents import (
     CCEventConnect,
@@ -28,8 +28,6 @@ from sippy.SipContentType import SipContentType
 from sippy.SipHeader import SipHeader
 from sippy.SipURL import SipURL
 
-from appliance.sip.dtmf_relay import parse_info_key
-
 from appliance.pbx.channel import (
     NORMAL_CLEARING,
     Answered,
@@ -44,13 +42,32 @@ from appliance.pbx.channel import (
     Ringing,
     TransferRequested,
 )
+from appliance.pbx.ports import MediaPort
 from appliance.sip import sdp
-from appliance.sip.dialog_peer import DialogPeer, PeerCheckedUA
-
-if TYPE_CHECKING:
-    from appliance.sip.context import SipContext
+from appliance.sip.dialog_peer import DialogPeer, InDialogGuard, PeerCheckedUA
+from appliance.sip.dtmf_relay import parse_info_key
 
 log = logging.getLogger("plateau.sip")
+
+
+class ChannelContext(Protocol):
+    """What a SIP channel uses of the engine: its port (implemented by `context.SipContext`).
+
+    Declared here, by its user, so that the channel does not import the context that builds
+    channels (docs/ARCHITECTURE.md, "Ports").
+    """
+
+    global_config: dict[str, Any]  # sippy's: our address (_sip_address, _sip_port), the tm
+    media: MediaPort
+    media_host: str
+    codecs: tuple[str, ...]
+    inband_dtmf: bool
+    channels_by_leg: dict[str, Channel]  # media leg -> channel, for the engine's media events
+    dialog_guard: InDialogGuard
+
+    def server_header(self) -> str: ...
+
+    def release_leg(self, leg_id: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -71,7 +88,7 @@ def _sipfrag(status: int, reason: str) -> MsgBody:
     return MsgBody(f"SIP/2.0 {status} {reason}\r\n", mtype=ctype)
 
 
-def local_contact(ctx: SipContext, user: str | None, transport: str) -> SipContact:
+def local_contact(ctx: ChannelContext, user: str | None, transport: str) -> SipContact:
     """Our Contact for a dialog: no display name, the transport the dialog runs on.
 
     sippy's default is ``Anonymous <sip:host:port>``; legal (RFC 3261 §20.10), but some UAs
@@ -114,7 +131,7 @@ class SipChannel(Channel):
 
     technology = "sip"
 
-    def __init__(self, ctx: SipContext, direction: str, caller: Party, callee: str) -> None:
+    def __init__(self, ctx: ChannelContext, direction: str, caller: Party, callee: str) -> None:
         super().__init__(direction, caller, callee)
         self.ctx = ctx
         self.ua: PeerCheckedUA | None = None
@@ -130,7 +147,7 @@ class SipChannel(Channel):
 
     # -- set-up ---------------------------------------------------------------------
     @classmethod
-    def inbound(cls, ctx: SipContext, caller: Party, callee: str, source: str,
+    def inbound(cls, ctx: ChannelContext, caller: Party, callee: str, source: str,
                 transport: str = "udp") -> SipChannel:
         chan = cls(ctx, "inbound", caller, callee)
         chan.peer_address = source
@@ -150,7 +167,7 @@ class SipChannel(Channel):
             self._apply_remote(offer)
 
     @classmethod
-    def outbound(cls, ctx: SipContext, caller: Party, callee: str, target: Target) -> SipChannel:
+    def outbound(cls, ctx: ChannelContext, caller: Party, callee: str, target: Target) -> SipChannel:
         chan = cls(ctx, "outbound", caller, callee)
         chan.target = target
         chan.peer_address = f"{target.host}:{target.port}"

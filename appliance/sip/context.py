@@ -1,4 +1,8 @@
-"""What every SIP channel needs from the engine, and how the PBX gets outbound SIP legs."""
+"""What every SIP channel needs from the engine, and how the PBX gets outbound SIP legs.
+
+`SipContext` is the engine's implementation of `channel.ChannelContext`, the port a
+`SipChannel` uses; the router and the factory below hand it to every channel they build.
+"""
 from __future__ import annotations
 
 import logging
@@ -7,8 +11,10 @@ from typing import Any
 
 from appliance.pbx.channel import Channel, Party
 from appliance.pbx.dialplan import ToTrunk
+from appliance.pbx.ports import MediaPort
 from appliance.sip.channel import SipChannel, Target
 from appliance.sip.dialog_peer import InDialogGuard
+from appliance.sip.registrar import Registrar
 from appliance.sip.sdp import SUPPORTED_CODECS
 from appliance.store.models import Extension
 
@@ -19,7 +25,7 @@ SERVER_HEADER = "Plateau/0.1"
 @dataclass
 class SipContext:
     global_config: dict[str, Any]
-    media: Any  # appliance.media.client.MediaClient (or an in-process engine in tests)
+    media: MediaPort  # appliance.media.client.MediaClient (or an in-process engine in tests)
     media_host: str
     codecs: tuple[str, ...] = SUPPORTED_CODECS
     inband_dtmf: bool = True
@@ -40,7 +46,7 @@ class SipContext:
 class SipChannelFactory:
     """Builds outbound SIP legs: one per registered contact, or one towards a trunk."""
 
-    def __init__(self, ctx: SipContext, registrar: Any) -> None:
+    def __init__(self, ctx: SipContext, registrar: Registrar) -> None:
         self.ctx = ctx
         self.registrar = registrar
 

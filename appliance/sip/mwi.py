@@ -33,7 +33,7 @@ from sippy.SipURL import SipURL
 from sippy.Time.Timeout import Timeout
 
 from appliance.sip.registrar import Binding
-from appliance.sip.router import raw_header
+from appliance.sip.headers import raw_header
 
 log = logging.getLogger("plateau.sip.mwi")
 

@@ -33,12 +33,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.utils import formatdate
 
-from sippy.SipGenericHF import SipGenericHF
 from sippy.SipHeader import SipHeader
 from sippy.SipResponse import SipResponse
 
 from appliance.sip.digest import DigestAuthenticator, parse_digest
 from appliance.sip.guard import ScannerGuard
+from appliance.sip.headers import raw_header
 
 log = logging.getLogger(__name__)
 
@@ -64,21 +64,6 @@ class Binding:
     def target(self) -> tuple[tuple[str, int], str]:
         """Where to send requests for this contact: the REGISTER's source (NAT-safe)."""
         return (self.source, self.transport)
-
-
-class _RawHF(SipGenericHF):
-    """A header written exactly as given (sippy would re-serialise known names)."""
-
-    def __init__(self, body: str, name: str = "X") -> None:
-        super().__init__(body)
-        self._cname = name
-        self.hf_names = (name.lower(),)
-
-    def getCopy(self) -> _RawHF:
-        return _RawHF(self.body, self._cname)
-
-    def getCanName(self, name: str, compact: bool = False) -> str:
-        return self._cname
 
 
 def _raw(header: SipHeader) -> str:
@@ -194,7 +179,7 @@ class Registrar:
                   headers: list[tuple[str, str]]) -> SipResponse:
         resp = req.genResponse(code, reason)
         for name, value in headers:
-            resp.appendHeader(SipHeader(name=name, body=_RawHF(value, name)))
+            resp.appendHeader(raw_header(name, value))
         return resp
 
     def _authorize(self, req, src_host: str) -> str:

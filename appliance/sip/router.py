@@ -6,24 +6,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from sippy.SipGenericHF import SipGenericHF
-from sippy.SipHeader import SipHeader
 from sippy.SipRequest import SipRequest
 from sippy.Time.MonoTime import MonoTime
 
 from appliance.media.protocol import MediaError
-from appliance.pbx.channel import Party
+from appliance.pbx.channel import Channel, Party
+from appliance.pbx.dialplan import Dialplan
 from appliance.sip import sdp
-from appliance.sip.channel import SipChannel
+from appliance.sip.channel import ChannelContext, SipChannel
 from appliance.sip.digest import DigestAuthenticator
 from appliance.sip.guard import ScannerGuard
+from appliance.sip.headers import raw_header
 from appliance.sip.malformed import GLOBAL_KEY, MalformedLog
+from appliance.sip.registrar import Registrar
+from appliance.store.models import Extension
 
 if TYPE_CHECKING:
-    from appliance.pbx.switchboard import Switchboard
-    from appliance.sip.context import SipContext
     from appliance.sip.mwi import MwiNotifier
 
 log = logging.getLogger("plateau.sip")
@@ -32,34 +32,20 @@ ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, REFER, NOTIFY, INFO, SUBSC
 Reply = tuple[Any, Any, Any] | None
 
 
-class _VerbatimHF(SipGenericHF):
-    """A header body written as given, under its canonical name.
+class CallIntake(Protocol):
+    """What the router uses of the PBX (implemented by `pbx.switchboard.Switchboard`)."""
 
-    sippy's generic header writes its name with str.capitalize() ("Proxy-authenticate");
-    names are case-insensitive (RFC 3261 §7.3.1), but SIPp and some phones match
-    "Proxy-Authenticate" case-sensitively and then ignore the challenge.
-    """
+    @property
+    def dialplan(self) -> Dialplan: ...  # who is a trunk, who is an extension
 
-    def __init__(self, body: str, name: str) -> None:
-        super().__init__(body, name.lower())
-        self._canonical = name
-
-    def getCopy(self) -> _VerbatimHF:
-        return _VerbatimHF(self.body, self._canonical)
-
-    def getCanName(self, name: str, compact: bool = False) -> str:
-        return self._canonical
-
-
-def raw_header(name: str, value: str) -> SipHeader:
-    """A header sippy copies verbatim (its own auth classes would re-format ours)."""
-    return SipHeader(name=name, body=_VerbatimHF(value, name))
+    def incoming(self, chan: Channel, dialed: str, caller_ext: Extension | None,
+                 via_trunk: str | None = None) -> object: ...
 
 
 class SipRouter:
     """The transaction manager's request callback."""
 
-    def __init__(self, ctx: SipContext, pbx: Switchboard, registrar: Any,
+    def __init__(self, ctx: ChannelContext, pbx: CallIntake, registrar: Registrar,
                  authenticator: DigestAuthenticator, guard: ScannerGuard,
                  lookup_secret: Callable[[str], str | None], max_queue_delay: float = 0.5) -> None:
         self.ctx = ctx
@@ -176,7 +162,7 @@ class SipRouter:
             resp.appendHeader(raw_header(name, value))
         return (resp, None, None)
 
-    def _start(self, req: SipRequest, t: Any, caller: Party, dialed: str, ext: Any,
+    def _start(self, req: SipRequest, t: Any, caller: Party, dialed: str, ext: Extension | None,
                trunk: str | None, source: str, transport: str = "udp") -> Reply:
         if not dialed:
             return (req.genResponse(404, "Not Found (no user in Request-URI)"), None, None)

@@ -174,14 +174,15 @@ class Tcp_server_opts(Network_server_opts):
     #: Early shedding of new INVITEs under overload (``overload.OverloadGate``), or None.
     gate: OverloadGate | None = None
 
-    _EXTRA = ("family", "idle_timeout", "connect_timeout", "max_message_size",
-              "max_connections", "max_outbuf", "advertised", "accept_filter", "on_close",
-              "malformed", "gate")
+    #: The options of ours on top of sippy's Network_server_opts (copied by ``o=``).
+    OPTIONS = ("family", "idle_timeout", "connect_timeout", "max_message_size",
+               "max_connections", "max_outbuf", "advertised", "accept_filter", "on_close",
+               "malformed", "gate")
 
     def __init__(self, *args, family: int | None = None, o: Tcp_server_opts | None = None):
         super().__init__(*args, o=o)
         if o is not None:
-            for name in self._EXTRA:
+            for name in self.OPTIONS:
                 setattr(self, name, getattr(o, name))
             return
         laddress: tuple | None = self.laddress  # type: ignore[has-type]
@@ -189,6 +190,14 @@ class Tcp_server_opts(Network_server_opts):
             family = socket.AF_INET6
             self.laddress = (laddress[0][1:-1], laddress[1])
         self.family = family if family is not None else socket.AF_INET
+
+    def update(self, **opts: object) -> None:
+        """Set options of ours by name; TypeError for a name that is not one (a typo in a caller)."""
+        for name in opts:
+            if name not in self.OPTIONS:
+                raise TypeError(f"unknown Tcp_server_opts field {name!r}")
+        for name, value in opts.items():
+            setattr(self, name, value)
 
     def isWildCard(self) -> bool:
         # Always False: SipTransactionManager then sends replies through this very

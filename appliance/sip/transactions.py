@@ -121,10 +121,7 @@ class PlateauTransactionManager(SipTransactionManager):
         if self.guard is not None:
             guard = self.guard
             topts.accept_filter = lambda ip: not guard.is_blocked(ip)
-        for name, value in opts.items():
-            if name not in Tcp_server_opts._EXTRA:
-                raise TypeError(f"unknown Tcp_server_opts field {name!r}")
-            setattr(topts, name, value)
+        topts.update(**opts)
         self.tcp_server = Tcp_server(self.global_config, topts)
         return self.tcp_server
 

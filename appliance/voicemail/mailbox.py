@@ -1,4 +1,4 @@
-"""Voicemail boxes: each message a WAV file under ``<root>/<mailbox>/``, indexed in SQLite.
+"""Voicemail boxes: each message a WAV file under ``<root>/<mailbox>/``, indexed in the store.
 
 The index row is written only once the recording is closed, so a listed message always has a
 complete file; a message deleted by its owner is removed from disk and kept in the index with
@@ -15,9 +15,10 @@ import wave
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance.store import voicemail as index
 from appliance.store.db import Store
 
-# The voicemail table is migration 5 (appliance/store/migrations.py).
+# The voicemail table is migration 5 (appliance/store/migrations.py); its SQL is store/voicemail.py.
 
 
 MIN_MESSAGE_SECONDS = 1.0
@@ -25,7 +26,6 @@ PIN_SETTING_PREFIX = "voicemail.pin."
 GREETING_FILE = "greeting.wav"
 # A mailbox name becomes a directory name: no separators, no dots (no "..").
 _MAILBOX_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
-_COLUMNS = "id, mailbox, caller, caller_name, received_at, duration_s, path, heard"
 
 
 class MailboxError(ValueError):
@@ -44,6 +44,11 @@ class Message:
     duration_s: float
     path: Path
     heard: bool
+
+    @classmethod
+    def from_row(cls, row: index.VoicemailRow) -> Message:
+        return cls(row.id, row.mailbox, row.caller, row.caller_name, row.received_at, row.duration_s,
+                   Path(row.path), row.heard)
 
 
 def wav_duration(path: Path) -> float:
@@ -92,51 +97,33 @@ class Mailboxes:
         if duration < MIN_MESSAGE_SECONDS:
             path.unlink(missing_ok=True)
             return None
-        with self.store.transaction():
-            cur = self.store.execute(
-                "INSERT INTO voicemail (mailbox, caller, caller_name, received_at, duration_s, path, heard)"
-                " VALUES (?, ?, ?, ?, ?, ?, FALSE)",
-                (mailbox, caller, caller_name, time.time() if at is None else at, duration, str(path)))
-            return int(cur.lastrowid or 0)
+        return index.add_message(self.store, mailbox, caller, caller_name,
+                                 time.time() if at is None else at, duration, str(path))
 
     def messages(self, mailbox: str, include_heard: bool = True) -> list[Message]:
         """Messages not deleted: new ones first, each group oldest first (the order they are played)."""
-        sql = f"SELECT {_COLUMNS} FROM voicemail WHERE mailbox = ? AND deleted_at IS NULL"
-        if not include_heard:
-            sql += " AND NOT heard"
-        rows = self.store.query(sql + " ORDER BY heard, received_at, id", (check_mailbox(mailbox),))
-        return [Message(int(r[0]), r[1], r[2], r[3], float(r[4]), float(r[5]), Path(r[6]), bool(r[7]))
-                for r in rows]
+        return [Message.from_row(r)
+                for r in index.mailbox_messages(self.store, check_mailbox(mailbox), include_heard)]
 
     def message(self, message_id: int) -> Message | None:
         """One message by id (None if unknown or deleted)."""
-        rows = self.store.query(f"SELECT {_COLUMNS} FROM voicemail WHERE id = ? AND deleted_at IS NULL",
-                                 (message_id,))
-        if not rows:
-            return None
-        r = rows[0]
-        return Message(int(r[0]), r[1], r[2], r[3], float(r[4]), float(r[5]), Path(r[6]), bool(r[7]))
+        row = index.message_by_id(self.store, message_id)
+        return Message.from_row(row) if row is not None else None
 
     def counts(self, mailbox: str) -> tuple[int, int]:
         """(new, old) message counts, as RFC 3842's Voice-Message line reports them."""
-        rows = self.store.query(
-            "SELECT heard, COUNT(*) FROM voicemail WHERE mailbox = ? AND deleted_at IS NULL GROUP BY heard",
-            (check_mailbox(mailbox),))
-        by_heard = {bool(h): int(n) for h, n in rows}
-        return by_heard.get(False, 0), by_heard.get(True, 0)
+        return index.message_counts(self.store, check_mailbox(mailbox))
 
     def mark_heard(self, message_id: int) -> None:
         """The owner listened to the message: it becomes an old message."""
-        with self.store.transaction(durable=False):
-            self.store.execute("UPDATE voicemail SET heard = TRUE WHERE id = ?", (message_id,))
+        index.mark_heard(self.store, message_id)
 
     def delete(self, message_id: int) -> bool:
         """Delete a message and its file; returns whether it existed."""
         msg = self.message(message_id)
         if msg is None:
             return False
-        with self.store.transaction():
-            self.store.execute("UPDATE voicemail SET deleted_at = ? WHERE id = ?", (time.time(), message_id))
+        index.mark_deleted(self.store, message_id, time.time())
         msg.path.unlink(missing_ok=True)
         return True
 

@@ -12,13 +12,12 @@ import enum
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from appliance.ivr.tts import PromptCache
 from appliance.media.protocol import MediaError
 from appliance.media.tones import ToneSpec
 from appliance.pbx.channel import Channel, DtmfReceived, PlaybackEnded
-from appliance.pbx.ports import Scheduler, TimerHandle
+from appliance.pbx.ports import MediaPort, Scheduler, TimerHandle
 from appliance.pbx.pin_guard import PinGuard
 from appliance.voicemail.mailbox import Mailboxes, MailboxError, Message
 
@@ -35,7 +34,7 @@ MAX_TRIES = 3
 class _Driver:
     """What both drivers share: prompts with their play id, one timer, a tolerant stop."""
 
-    def __init__(self, chan: Channel, media: Any, schedule: Scheduler, prompts: PromptCache) -> None:
+    def __init__(self, chan: Channel, media: MediaPort, schedule: Scheduler, prompts: PromptCache) -> None:
         self.chan = chan
         self.media = media
         self.schedule = schedule
@@ -103,7 +102,7 @@ class DepositSession(_Driver):
     recorded until '#', hang-up (`stop()`, the message is kept) or `max_seconds`.
     """
 
-    def __init__(self, chan: Channel, mailbox: str, mailboxes: Mailboxes, media: Any, schedule: Scheduler,
+    def __init__(self, chan: Channel, mailbox: str, mailboxes: Mailboxes, media: MediaPort, schedule: Scheduler,
                  prompts: PromptCache, on_done: Callable[[int | None], None], max_seconds: float = 120.0) -> None:
         super().__init__(chan, media, schedule, prompts)
         self.mailbox = mailbox
@@ -164,12 +163,8 @@ class DepositSession(_Driver):
         self._stop_play()
         try:
             self.path = self.mailboxes.new_path(self.mailbox)
-            leg = self.chan.media_leg
-            if hasattr(self.media, "record_parties"):
-                # Only the caller's voice, mono: the beep and prompts must not be in the message.
-                self.rec_id = str(self.media.record_parties(str(self.path), [leg], stereo=False))
-            else:
-                self.rec_id = str(self.media.record(leg, str(self.path)))
+            # Only the caller's voice, mono: the beep and prompts must not be in the message.
+            self.rec_id = str(self.media.record_parties(str(self.path), [self.chan.media_leg], stereo=False))
         except (OSError, MediaError, MailboxError) as exc:
             log.error("%s: cannot record voicemail for %s: %s", self.chan.id, self.mailbox, exc)
             self._done(None)
@@ -248,7 +243,7 @@ class RetrievalSession(_Driver):
     """
 
     def __init__(self, chan: Channel, mailbox: str | None, mailboxes: Mailboxes, pin_required: bool,
-                 media: Any, schedule: Scheduler, prompts: PromptCache,
+                 media: MediaPort, schedule: Scheduler, prompts: PromptCache,
                  on_done: Callable[[str | None], None], pin_guard: PinGuard | None = None,
                  source: str = "") -> None:
         super().__init__(chan, media, schedule, prompts)
