@@ -19,7 +19,7 @@ from flask import Blueprint, abort, jsonify, render_template, request, session, 
 from werkzeug.wrappers import Response
 
 from appliance.api.facade import ApiError, ApiUnavailable
-from appliance.pbx.roster import PAUSE_REASONS
+from appliance.schema.settings import PAUSE_REASONS
 from appliance.store import interactions
 from web.context import audit, current_user, login_required, store
 from web.wallboard import (

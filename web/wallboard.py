@@ -34,7 +34,7 @@ from flask import (
 )
 
 from appliance.api.facade import ApiError, ApiUnavailable
-from appliance.pbx.roster import PAUSE_REASONS
+from appliance.schema.settings import PAUSE_REASONS
 from web.context import audit, engine, login_required, store
 
 bp = Blueprint("wallboard", __name__, url_prefix="/wallboard")

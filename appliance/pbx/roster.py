@@ -26,15 +26,13 @@ from appliance.acd.agent import (
     WrapUpDone,
 )
 from appliance.acd.skills import parse_skills
+from appliance.schema.settings import PAUSE_REASONS  # noqa: F401  (re-exported)
 from appliance.store import acd as acd_store
 from appliance.store import queue_log
 from appliance.store.db import Store
 from appliance.store.models import AgentConfig, AgentStatus
 
 log = logging.getLogger("plateau.acd")
-
-# Pause reason codes an agent keys after *63 (Asterisk/VICIdial sites use short numeric codes).
-PAUSE_REASONS = {"1": "break", "2": "lunch", "3": "training", "4": "meeting", "5": "back-office", "9": "other"}
 
 
 class AgentError(Exception):

@@ -30,6 +30,7 @@ from appliance.pbx.channel import Channel, DtmfReceived, Party, PlaybackEnded
 from appliance.pbx.features import _digits
 from appliance.pbx.ports import TimerHandle
 from appliance.pbx.prompter import Prompter
+from appliance.schema.settings import SUPERVISORS_SETTING, supervisors  # noqa: F401  (re-exported)
 from appliance.store.validation import AGENT_ID_RE
 
 if TYPE_CHECKING:
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("plateau.pbx")
 
-SUPERVISORS_SETTING = "acd.supervisors"
 POLL_SECONDS = 0.5  # how soon a supervisor learns that the call it watches has ended
 
 
@@ -64,11 +64,6 @@ _ALLOWED = {
     SessionState.CLOSING: {SessionState.STOPPED},
     SessionState.STOPPED: set(),
 }
-
-
-def supervisors(raw: str | None) -> set[str]:
-    """The extensions of the ``acd.supervisors`` setting ("1004, 1005" -> {"1004", "1005"})."""
-    return {part.strip() for part in (raw or "").split(",") if part.strip()}
 
 
 def agent_legs(call: Call) -> tuple[Channel, Channel] | None:

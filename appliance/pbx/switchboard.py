@@ -23,6 +23,7 @@ from appliance.pbx.distributor import CallDistributor
 from appliance.pbx.features import FeatureCodes
 from appliance.pbx.recording import Recorder
 from appliance.pbx.survey import PostCallSurvey, SurveySubject
+from appliance.schema.settings import CALLBACK_ROUTES_SETTING
 from appliance.voicemail.mailbox import Mailboxes
 from appliance.voicemail.service import Voicemail
 from appliance.pbx.channel import NOT_FOUND, Channel, Party
@@ -37,7 +38,6 @@ from appliance.store.models import Extension, QueueConfig
 
 log = logging.getLogger("plateau.pbx")
 RETENTION_INTERVAL_S = 6 * 3600.0
-CALLBACK_ROUTES_SETTING = "acd.callback_routes"
 _KEPT_VERSION = re.compile(r"\.v[0-9]+$")  # the retention job runs at start-up and four times a day
 
 

@@ -21,6 +21,7 @@ import yaml
 
 # The module, not its names (see appliance/store/dialer.py: an import cycle through appliance.store).
 from appliance.dialer import campaign as cmp
+from appliance.schema.settings import setting_error
 from appliance.store import acd
 from appliance.store import dialer as dstore
 from appliance.store.db import Store
@@ -185,6 +186,10 @@ def parse_config(text: str) -> ConfigData:
         raise ConfigError(f"settings: must be a mapping, got {type(raw_settings).__name__}")
     for name, value in raw_settings.items():
         check_setting(name, value)
+        # The typed check the settings page applies too (one definition: schema/settings.py).
+        error = setting_error(name, value)
+        if error is not None:
+            raise ConfigError(f"settings.{name}: {error}")
         data.settings[name] = value
 
     data.trunks = _records(doc, "trunks", Trunk, check_trunk)

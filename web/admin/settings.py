@@ -21,16 +21,20 @@ from appliance.dialer.site import (
     NUMBER_LIMIT_SETTING,
     TIMEZONE_SETTING,
 )
-from appliance.pbx.recording import DEFAULT_RETENTION_DAYS, RETENTION_SETTING
-from appliance.pbx.supervision import SUPERVISORS_SETTING, supervisors
-from appliance.pbx.switchboard import CALLBACK_ROUTES_SETTING
+from appliance.schema.settings import (
+    CALLBACK_ROUTES_SETTING,
+    DEFAULT_RETENTION_DAYS,
+    RETENTION_SETTING,
+    SUPERVISORS_SETTING,
+    setting_error,
+    supervisors,
+)
 from appliance.voicemail.mailbox import PIN_SETTING_PREFIX
 from web.admin import bp
 from web.admin.forms import MASK, reload_engine
 from web.context import audit, login_required, store
 
 PIN_RE = re.compile(r"^[0-9]{4,8}$")
-MAX_RETENTION_DAYS = 3650
 # Empty means "not set": the dialer then uses its default (FR, /etc/timezone, 3 calls per 24 h).
 SITE_KEYS = (COUNTRY_SETTING, TIMEZONE_SETTING, NUMBER_LIMIT_SETTING, NUMBER_HOURS_SETTING)
 
@@ -90,8 +94,9 @@ def settings() -> Response | tuple[str, int]:
     errors: dict[str, str] = {}
     changes: dict[str, str | None] = {}  # setting -> new value (None: delete)
     days = form[RETENTION_SETTING]
-    if not days.isdigit() or not 0 <= int(days) <= MAX_RETENTION_DAYS:
-        errors[RETENTION_SETTING] = f"a number of days from 0 to {MAX_RETENTION_DAYS}"
+    retention_error = setting_error(RETENTION_SETTING, days)
+    if retention_error is not None:
+        errors[RETENTION_SETTING] = retention_error
     else:
         changes[RETENTION_SETTING] = str(int(days))
     known = {e.number for e in store().extensions()}

@@ -1,0 +1,30 @@
+"""Settings are checked by one definition (appliance/schema/settings.py) at every boundary."""
+from __future__ import annotations
+
+import pytest
+
+from appliance.schema.settings import RETENTION_SETTING, SETTINGS, setting_error
+from appliance.store.config_yaml import parse_config
+from appliance.store.errors import ConfigError
+
+
+def test_retention_accepts_days_in_range() -> None:
+    assert setting_error(RETENTION_SETTING, "0") is None
+    assert setting_error(RETENTION_SETTING, "3650") is None
+    assert SETTINGS[RETENTION_SETTING].default == 90
+
+
+@pytest.mark.parametrize("raw", ["abc", "-1", "3651", "", "9.5"])
+def test_retention_refuses_what_the_settings_page_refuses(raw: str) -> None:
+    assert setting_error(RETENTION_SETTING, raw) == "a number of days from 0 to 3650"
+
+
+def test_yaml_import_refuses_a_retention_of_abc() -> None:
+    # The settings page refused "abc" while the YAML import stored it: both use one check now.
+    with pytest.raises(ConfigError, match=r"recording\.retention_days: a number of days from 0 to 3650"):
+        parse_config('version: 1\nsettings:\n  recording.retention_days: "abc"\n')
+
+
+def test_yaml_import_accepts_a_valid_retention_and_untyped_settings() -> None:
+    data = parse_config('version: 1\nsettings:\n  recording.retention_days: "30"\n  site.note: "x"\n')
+    assert data.settings == {"recording.retention_days": "30", "site.note": "x"}
