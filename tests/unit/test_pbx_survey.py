@@ -30,11 +30,6 @@ def waiting_for(rig: Rig, field: str, tries: int = 1) -> Callable[[], bool]:
                     and s.tries == tries and s.prompter.play_id is None)
 
 
-@pytest.fixture(scope="module")
-def prompts(tmp_path_factory: pytest.TempPathFactory) -> PromptCache:
-    # One cache for the module: each text is rendered by espeak-ng once.
-    return PromptCache(tmp_path_factory.mktemp("tts"))
-
 
 @pytest.fixture
 def rig() -> Iterator[Rig]:

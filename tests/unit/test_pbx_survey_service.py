@@ -7,7 +7,6 @@ rig's, `hang_up` is the call's operation as the service sees it.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -21,18 +20,6 @@ from tests.session_rig import Rig
 SUBJECT = SurveySubject(call_id="call-7", call_key="abc@host", queue="support", agent_id="agent-1")
 
 
-@pytest.fixture(scope="module")
-def prompts(tmp_path_factory: pytest.TempPathFactory) -> PromptCache:
-    return PromptCache(tmp_path_factory.mktemp("tts"))
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "s.db")
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 @pytest.fixture

@@ -1,24 +1,14 @@
 """appliance/store/contacts.py: the contacts table as typed rows, on a real SQLite store."""
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 
 from appliance.store import contacts
 from appliance.store.db import Store
 from tests.peers.filesystem import fill, small_tmpfs
 from tests.peers.polling import wait_until
 
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "c.db")
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def test_a_new_number_is_added_once_and_read_back_as_a_typed_row(store: Store) -> None:

@@ -1,22 +1,11 @@
 """appliance/store/voicemail.py: the voicemail index as typed rows, on a real SQLite store."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 
 from appliance.store import voicemail as index
 from appliance.store.db import Store
 
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "vm.db")
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def test_add_returns_the_new_id_and_the_row_reads_back_typed(store: Store) -> None:

@@ -23,10 +23,6 @@ from tests.session_rig import Rig
 CALLER_FREQ = 440.0
 
 
-@pytest.fixture(scope="module")
-def prompts(tmp_path_factory: pytest.TempPathFactory) -> PromptCache:
-    return PromptCache(tmp_path_factory.mktemp("tts"))
-
 
 @pytest.fixture
 def boxes(tmp_path: Path) -> Iterator[Mailboxes]:

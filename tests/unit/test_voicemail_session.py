@@ -32,11 +32,6 @@ from tests.unit.test_voicemail_mailbox import voicemail_store
 CALLER_FREQ = 440.0
 
 
-@pytest.fixture(scope="module")
-def prompts(tmp_path_factory: pytest.TempPathFactory) -> PromptCache:
-    # One cache for the module: each text is rendered by espeak-ng once.
-    return PromptCache(tmp_path_factory.mktemp("tts"))
-
 
 @pytest.fixture
 def boxes(tmp_path: Path) -> Iterator[Mailboxes]:
