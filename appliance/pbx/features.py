@@ -18,7 +18,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from appliance.pbx.prompter import Prompter
-from appliance.pbx.roster import PAUSE_REASONS, AgentError
+from appliance.pbx.roster import AgentError
+from appliance.schema.settings import PAUSE_REASONS
 
 if TYPE_CHECKING:
     from appliance.pbx.call import Call

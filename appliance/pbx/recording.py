@@ -24,7 +24,7 @@ from typing import Any
 
 from appliance.media.protocol import MediaError
 from appliance.media.wavfile import WavError, repair_wav
-from appliance.schema.settings import DEFAULT_RETENTION_DAYS, RETENTION_SETTING  # noqa: F401  (re-exported)
+from appliance.schema.settings import DEFAULT_RETENTION_DAYS, RETENTION_SETTING
 from appliance.store.db import Store
 
 log = logging.getLogger("plateau.recording")

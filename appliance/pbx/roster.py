@@ -26,7 +26,7 @@ from appliance.acd.agent import (
     WrapUpDone,
 )
 from appliance.acd.skills import parse_skills
-from appliance.schema.settings import PAUSE_REASONS  # noqa: F401  (re-exported)
+from appliance.schema.settings import PAUSE_REASONS
 from appliance.store import acd as acd_store
 from appliance.store import queue_log
 from appliance.store.db import Store

@@ -30,7 +30,7 @@ from appliance.pbx.channel import Channel, DtmfReceived, Party, PlaybackEnded
 from appliance.pbx.features import _digits
 from appliance.pbx.ports import TimerHandle
 from appliance.pbx.prompter import Prompter
-from appliance.schema.settings import SUPERVISORS_SETTING, supervisors  # noqa: F401  (re-exported)
+from appliance.schema.settings import SUPERVISORS_SETTING, supervisors
 from appliance.store.validation import AGENT_ID_RE
 
 if TYPE_CHECKING:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from appliance.pbx.switchboard import CALLBACK_ROUTES_SETTING, PbxSettings, Switchboard
+from appliance.pbx.switchboard import PbxSettings, Switchboard
+from appliance.schema.settings import CALLBACK_ROUTES_SETTING
 from appliance.store.db import Store
 from appliance.store.models import Extension, OutboundRoute, Trunk
 

@@ -14,7 +14,8 @@ import pytest
 from appliance.pbx.channel import Channel, Party
 from appliance.pbx.dialplan import Dialplan, Refused, ToExtension, ToQueue, ToTrunk
 from appliance.pbx.permission import TRUNK_TRANSFER_SETTING, Kind, Principal, refusal
-from appliance.pbx.switchboard import CALLBACK_ROUTES_SETTING, PbxSettings, Switchboard
+from appliance.pbx.switchboard import PbxSettings, Switchboard
+from appliance.schema.settings import CALLBACK_ROUTES_SETTING
 from appliance.store.db import Store
 from appliance.store.models import Extension, InboundRoute, OutboundRoute, Trunk
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from appliance.media.wavfile import WavRecorder
-from appliance.pbx.recording import RETENTION_SETTING, Recorder, recordings_for_call
+from appliance.pbx.recording import Recorder, recordings_for_call
+from appliance.schema.settings import RETENTION_SETTING
 from appliance.store.db import Store
 
 DAY = 86400.0
