@@ -42,7 +42,7 @@ from typing import Any, Self
 
 from appliance.store.deferred import DEFAULT_LIMIT
 from appliance.store.errors import ConfigError, StoreError
-from appliance.store.migrations import MIGRATIONS
+from appliance.store.migrations import MIGRATIONS, split_script
 from appliance.store.models import (
     DIRECTIONS,
     DISPOSITIONS,
@@ -101,22 +101,6 @@ def _upsert_sql(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
         f"VALUES ({', '.join('?' for _ in columns)}) "
         f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
     )
-
-
-def _split_script(script: str) -> list[str]:
-    """Split a migration script into statements (sqlite3.complete_statement aware)."""
-    statements: list[str] = []
-    buffer = ""
-    for line in script.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            statements.append(buffer.strip())
-            buffer = ""
-    if buffer.strip() and not all(
-        ln.strip().startswith("--") or not ln.strip() for ln in buffer.splitlines()
-    ):
-        raise StoreError(f"migration has an unterminated statement: {buffer.strip()[:60]!r}")
-    return statements
 
 
 def _row_values(record: Any, columns: Sequence[str]) -> list[Any]:
@@ -297,7 +281,7 @@ class Store(DeferredWriting):
                     )
                 if current == len(MIGRATIONS):
                     return
-                for statement in _split_script(MIGRATIONS[current]):
+                for statement in split_script(MIGRATIONS[current]):
                     self.execute(statement)
                 self.execute(
                     "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",

@@ -11,6 +11,10 @@ Column names avoid SQL reserved words (``end``, ``key``): start_at, end_at, name
 
 from __future__ import annotations
 
+import sqlite3
+
+from appliance.store.errors import StoreError
+
 MIGRATIONS: list[str] = [
     # 1: configuration, registrations, CDR, blocked addresses.
     """
@@ -448,3 +452,22 @@ MIGRATIONS: list[str] = [
     CREATE INDEX web_sessions_username ON web_sessions (username);
     """,
 ]
+
+
+def split_script(script: str) -> list[str]:
+    """Split a migration script into statements (sqlite3.complete_statement aware).
+
+    Public: the Store applies migrations with it, and the backup check replays them in memory
+    (store/dbfile.py, `expected_tables`)."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip() and not all(
+        ln.strip().startswith("--") or not ln.strip() for ln in buffer.splitlines()
+    ):
+        raise StoreError(f"migration has an unterminated statement: {buffer.strip()[:60]!r}")
+    return statements
