@@ -47,7 +47,8 @@ def search_calls(store: Store, start: float, end: float, number: str = "", dispo
     params: list[Any] = [start, end]
     if number:
         like = _like(number)
-        sql += " AND (c.caller LIKE ? ESCAPE '\\' OR c.callee LIKE ? ESCAPE '\\')"
+        # LOWER on both sides: SQLite's LIKE folds ASCII case, PostgreSQL's does not.
+        sql += " AND (LOWER(c.caller) LIKE LOWER(?) ESCAPE '\\' OR LOWER(c.callee) LIKE LOWER(?) ESCAPE '\\')"
         params += [like, like]
     if disposition:
         sql += " AND c.disposition = ?"
