@@ -45,18 +45,23 @@ class Dialect:
         Not ``INSERT OR REPLACE``: that deletes the row first, which would cascade to dial
         permissions (and PostgreSQL has no such statement).
         """
-        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
-        return self.sql(
-            f"INSERT INTO {table} ({', '.join(columns)}) "
-            f"VALUES ({', '.join('?' for _ in columns)}) "
-            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
-        )
+        return _upsert(self.placeholder, table, tuple(columns), tuple(key))
 
     def ddl(self, script: str) -> str:
         """A migration script with its type tokens (SERIAL_PK, BLOB) in this dialect's types."""
         for token, spelled in self.ddl_types.items():
             script = script.replace(token, spelled)
         return script
+
+
+@functools.lru_cache(maxsize=256)
+def _upsert(placeholder: str, table: str, columns: tuple[str, ...], key: tuple[str, ...]) -> str:
+    # Cached: a registration refresh or a block is an upsert in the SIP loop, built once here.
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    sql = (f"INSERT INTO {table} ({', '.join(columns)}) "
+           f"VALUES ({', '.join('?' for _ in columns)}) "
+           f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}")
+    return sql if placeholder == "?" else _convert(sql, placeholder)
 
 
 @functools.lru_cache(maxsize=1024)
