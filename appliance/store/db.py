@@ -1,4 +1,11 @@
-"""The SQLite store: configuration, registrations, CDR and blocked addresses.
+"""The SQLite store's core: the connection, transactions, migrations and the `Store` class.
+
+The tables' methods live in the module of their concept, mixed into `Store` (config_tables.py:
+settings, extensions, trunks, routes; registrations.py; cdr.py; blocks.py); the other concepts
+are module functions over a Store (accounts, contacts, recordings, quality, reports, voicemail,
+queue_log, interactions, acd, dialer, web_sessions). Their SQL is written once for SQLite and
+PostgreSQL; what differs is the store's `Dialect` (dialect.py). No module outside
+appliance/store writes SQL (docs/ARCHITECTURE.md, "The store").
 
 Durability (ARCHITECTURE.md: "every write that matters is committed before it is
 acknowledged"): the database runs in WAL mode with ``synchronous=NORMAL``, which
@@ -41,7 +48,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Self
 
 from appliance.store.blocks import BlockTable
-from appliance.store.cdr import INTERRUPTED_CAUSE, CdrTable
+from appliance.store.cdr import CdrTable
 from appliance.store.config_tables import ConfigTables
 from appliance.store.deferred import DEFAULT_LIMIT
 from appliance.store.dialect import SQLITE, Dialect
@@ -49,8 +56,6 @@ from appliance.store.errors import StoreError
 from appliance.store.migrations import MIGRATIONS, split_script
 from appliance.store.registrations import RegistrationTable
 from appliance.store.writes import WRITE_BUSY_MS
-
-__all__ = ["INTERRUPTED_CAUSE", "Store"]
 
 # The upsert as a function of the SQLite dialect, for the concept modules written before the
 # Dialect (store/acd.py); new code asks its store: ``store.dialect.upsert_sql``.
