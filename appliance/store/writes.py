@@ -141,13 +141,14 @@ class DeferredWriting:
 
     def _insert_row(self, kind: str, table: str, columns: Sequence[str], values: Sequence[Any],
                     durable: bool, sync_soon: bool) -> int:
-        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+        sql = (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+               + self.dialect.returning_id)
         if not len(self.deferred):
             with self._lock:
                 if not len(self.deferred):
                     try:
                         with self.transaction(durable=durable, busy_ms=self.write_busy_ms):
-                            row_id = self.execute(sql, values).lastrowid
+                            row_id = self.dialect.new_id(self.execute(sql, values))
                         if row_id is None:
                             raise StoreError(f"{table} insert returned no id")
                         if sync_soon:  # committed NORMAL: the WAL syncer fsyncs it right after

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -213,3 +214,16 @@ def test_upsert_is_the_same_statement_in_both_styles() -> None:
                       " ON CONFLICT (name) DO UPDATE SET value = excluded.value")
     assert POSTGRESQL.upsert_sql("settings", ("name", "value"), ("name",)) == sqlite.replace("?", "%s")
     assert problems(sqlite) == []
+
+
+def test_both_ways_of_learning_a_new_id_give_the_inserted_id() -> None:
+    # SQLite runs RETURNING too, so the PostgreSQL way is exercised on a real engine here.
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute(SQLITE.ddl(f"CREATE TABLE t (id {SERIAL_PK}, v TEXT)"))
+        ids = [dialect.new_id(conn.execute("INSERT INTO t (v) VALUES (?)" + dialect.returning_id, ("x",)))
+               for dialect in (SQLITE, POSTGRESQL, SQLITE)]
+    finally:
+        conn.close()
+    assert ids == [1, 2, 3]
+    assert problems("INSERT INTO t (v) VALUES (?)" + POSTGRESQL.returning_id) == []
