@@ -34,9 +34,9 @@ from appliance.store.models import Registration  # noqa: E402
 from appliance.store.queue_log import QueueEvent  # noqa: E402
 
 PATHS = ("cdr_open", "cdr_close", "queue_log", "registration")
-# Median targets in us/op, about 3x what the 2-core development box measured while shared with
-# other jobs (load average 4-5: open ~90 us, close ~250 us, queue log ~90 us, registration
-# ~230 us): a regression of the store shows, noise from a shared machine does not.
+# Median targets in us/op, 3-5x what the 2-core development box measured while shared with other
+# jobs (load average 3-4.5: open 60-110 us, close 170-300 us, queue log 60-110 us, registration
+# 150-300 us): a regression of the store shows, noise from a shared machine does not.
 DEFAULT_TARGETS = (300.0, 1000.0, 300.0, 700.0)
 
 
