@@ -48,7 +48,7 @@ RULES: dict[str, tuple[str, str]] = {
     "double-quoted-string": (r"\"[^\"]*\"", "'text' (PostgreSQL reads \"x\" as an identifier)"),
     "limit-comma": (r"\bLIMIT\s+[\w?{}]+\s*,", "LIMIT n OFFSET m"),
     "cast-integer": (r"\bCAST\s*\([^()]*\bAS\s+INTEGER\s*\)",
-                     "Python (SQLite truncates, PostgreSQL rounds)"),
+                     "FLOOR(x) or Python (SQLite's CAST truncates, PostgreSQL's rounds)"),
     "format-placeholder": (r"%s|%\(\w+\)s", "? (the Dialect converts)"),
     "boolean-as-number": (r"\b(" + "|".join(BOOLEAN_COLUMNS) + r")\s*(=|<>|!=)\s*[01]\b", "TRUE / FALSE"),
 }
