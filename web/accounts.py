@@ -15,6 +15,8 @@ from typing import Any
 
 from zxcvbn import zxcvbn
 
+from appliance.store import accounts as account_store
+from appliance.store.accounts import WebUser
 from appliance.store.db import Store
 from appliance.store.errors import ConfigError
 
@@ -26,14 +28,7 @@ LOCK_SECONDS = 300.0
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
 
-@dataclass
-class User:
-    username: str
-    role: str
-    agent_id: str | None
-    must_change: bool
-    failed_logins: int
-    locked_until: float | None
+User = WebUser  # the account as the pages see it: a typed row of the store
 
 
 def hash_password(password: str) -> str:
@@ -74,20 +69,12 @@ def one_time_password() -> str:
     return "".join(secrets.choice(alphabet) for _ in range(16))
 
 
-_COLUMNS = "username, role, agent_id, must_change, failed_logins, locked_until"
-
-
-def _user(row: Any) -> User:
-    return User(row[0], row[1], row[2], bool(row[3]), int(row[4]), row[5])
-
-
 def get_user(store: Store, username: str) -> User | None:
-    rows = store.query(f"SELECT {_COLUMNS} FROM web_users WHERE username = ?", (username,))
-    return _user(rows[0]) if rows else None
+    return account_store.get_user(store, username)
 
 
 def users(store: Store) -> list[User]:
-    return [_user(r) for r in store.query(f"SELECT {_COLUMNS} FROM web_users ORDER BY username")]
+    return account_store.users(store)
 
 
 def create_user(store: Store, username: str, password: str, role: str, at: float, *,
@@ -100,9 +87,7 @@ def create_user(store: Store, username: str, password: str, role: str, at: float
     with store.transaction():
         if get_user(store, username) is not None:
             raise ConfigError(f"username: {username!r} already exists")
-        store.execute("INSERT INTO web_users (username, password_hash, role, agent_id, must_change, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)", (username, hash_password(password), role, agent_id,
-                                                   must_change, at))
+        account_store.insert_user(store, username, hash_password(password), role, agent_id, must_change, at)
     user = get_user(store, username)
     if user is None:
         raise ConfigError(f"username: {username!r} could not be created")
@@ -122,22 +107,16 @@ def authenticate(store: Store, username: str, password: str, now: float, address
     only (`locked_for`): a stranger's failures never keep the admin out from another address.
     """
     with store.transaction():
-        rows = store.query("SELECT password_hash FROM web_users WHERE username = ?", (username,))
-        right = verify_password(password, rows[0][0] if rows else _DUMMY_HASH)
-        if not rows:
+        stored = account_store.password_hash(store, username)
+        right = verify_password(password, stored if stored is not None else _DUMMY_HASH)
+        if stored is None:
             return None
         if locked_for(store, username, address, now):
             return None
         if not right:
-            # The count starts again once a lock has expired (issue 12: it never did).
-            store.execute("UPDATE web_users SET"
-                        " failed_logins = CASE WHEN locked_until IS NOT NULL AND locked_until <= ? THEN 1"
-                        " ELSE failed_logins + 1 END,"
-                        " locked_until = CASE WHEN locked_until IS NOT NULL AND locked_until <= ? THEN NULL"
-                        " WHEN failed_logins + 1 >= ? THEN ? ELSE locked_until END"
-                        " WHERE username = ?", (now, now, LOCK_AFTER, now + LOCK_SECONDS, username))
+            account_store.count_failed_login(store, username, now, LOCK_AFTER, now + LOCK_SECONDS)
             return None
-        store.execute("UPDATE web_users SET failed_logins = 0, locked_until = NULL WHERE username = ?", (username,))
+        account_store.clear_failed_logins(store, username)
     return get_user(store, username)
 
 
@@ -148,30 +127,20 @@ def locked_for(store: Store, username: str, address: str, now: float) -> bool:
     the window's start and the account's last good login or admin unlock, so a lock expires by
     itself and an unlock or a good login ends it.
     """
-    rows = store.query(
-        "SELECT COUNT(*) FROM audit_log WHERE action = 'login.failed' AND username = ? AND target = ?"
-        " AND at > ? AND at > COALESCE((SELECT MAX(at) FROM audit_log WHERE (action = 'login' AND username = ?)"
-        " OR (action IN ('user.unlock', 'user.reset_password') AND target = ?)), 0)",
-        (username, address, now - LOCK_SECONDS, username, username))
-    return int(rows[0][0]) >= LOCK_AFTER
+    return account_store.failed_logins_for(store, username, address, now - LOCK_SECONDS) >= LOCK_AFTER
 
 
 def set_password(store: Store, username: str, password: str) -> None:
     check_password_rules(password, username)
-    with store.transaction():
-        store.execute("UPDATE web_users SET password_hash = ?, must_change = FALSE WHERE username = ?",
-                    (hash_password(password), username))
+    account_store.update_password(store, username, hash_password(password), must_change=False)
 
 
 def audit(store: Store, at: float, username: str, action: str, target: str = "",
           before: Any = None, after: Any = None) -> None:
     """Record who changed what, with the record before and after (JSON)."""
-    with store.transaction():
-        store.execute("INSERT INTO audit_log (at, username, action, target, before_json, after_json)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (at, username, action, target,
-                     None if before is None else json.dumps(before, default=str, sort_keys=True),
-                     None if after is None else json.dumps(after, default=str, sort_keys=True)))
+    account_store.add_audit(store, at, username, action, target,
+                   None if before is None else json.dumps(before, default=str, sort_keys=True),
+                   None if after is None else json.dumps(after, default=str, sort_keys=True))
 
 
 def ensure_first_admin(store: Store, at: float) -> str | None:
@@ -211,9 +180,7 @@ def login_throttled(store: Store, address: str, now: float) -> bool:
     """
     if not address:
         return False
-    rows = store.query("SELECT COUNT(*) FROM audit_log WHERE action = 'login.failed' AND target = ? AND at > ?",
-                        (address, now - LOGIN_LIMIT_WINDOW))
-    return int(rows[0][0]) >= LOGIN_LIMIT_PER_ADDRESS
+    return account_store.failed_logins_from(store, address, now - LOGIN_LIMIT_WINDOW) >= LOGIN_LIMIT_PER_ADDRESS
 
 
 def check_agent_link(store: Store, role: str, agent_id: str | None, username: str) -> str | None:
@@ -229,15 +196,10 @@ def check_agent_link(store: Store, role: str, agent_id: str | None, username: st
         raise ConfigError("agent_id: an agent user must be linked to an ACD agent")
     if acd.get_agent(store, agent_id) is None:
         raise ConfigError(f"agent_id: there is no ACD agent {agent_id!r}")
-    taken = store.query("SELECT username FROM web_users WHERE agent_id = ? AND username != ?", (agent_id, username))
-    if taken:
-        raise ConfigError(f"agent_id: agent {agent_id} is already linked to user {taken[0][0]!r}")
+    taken = account_store.user_linked_to(store, agent_id, username)
+    if taken is not None:
+        raise ConfigError(f"agent_id: agent {agent_id} is already linked to user {taken!r}")
     return agent_id
-
-
-def _other_admins(store: Store, username: str) -> int:
-    rows = store.query("SELECT COUNT(*) FROM web_users WHERE role = 'admin' AND username != ?", (username,))
-    return int(rows[0][0])
 
 
 def set_role(store: Store, username: str, role: str, agent_id: str | None) -> tuple[User, User]:
@@ -247,9 +209,9 @@ def set_role(store: Store, username: str, role: str, agent_id: str | None) -> tu
         if before is None:
             raise ConfigError(f"username: no user {username!r}")
         linked = check_agent_link(store, role, agent_id, username)
-        if before.role == "admin" and role != "admin" and _other_admins(store, username) == 0:
+        if before.role == "admin" and role != "admin" and account_store.count_other_admins(store, username) == 0:
             raise ConfigError("role: this is the last admin; make another admin first")
-        store.execute("UPDATE web_users SET role = ?, agent_id = ? WHERE username = ?", (role, linked, username))
+        account_store.update_role(store, username, role, linked)
         after = get_user(store, username)
     if after is None:
         raise ConfigError(f"username: no user {username!r}")
@@ -262,8 +224,7 @@ def reset_password(store: Store, username: str) -> str:
     with store.transaction():
         if get_user(store, username) is None:
             raise ConfigError(f"username: no user {username!r}")
-        store.execute("UPDATE web_users SET password_hash = ?, must_change = TRUE, failed_logins = 0,"
-                    " locked_until = NULL WHERE username = ?", (hash_password(password), username))
+        account_store.update_password(store, username, hash_password(password), must_change=True)
     return password
 
 
@@ -273,7 +234,7 @@ def unlock(store: Store, username: str) -> User:
         before = get_user(store, username)
         if before is None:
             raise ConfigError(f"username: no user {username!r}")
-        store.execute("UPDATE web_users SET failed_logins = 0, locked_until = NULL WHERE username = ?", (username,))
+        account_store.clear_failed_logins(store, username)
     return before
 
 
@@ -285,34 +246,23 @@ def delete_user(store: Store, username: str, acting: str) -> User:
         before = get_user(store, username)
         if before is None:
             raise ConfigError(f"username: no user {username!r}")
-        if before.role == "admin" and _other_admins(store, username) == 0:
+        if before.role == "admin" and account_store.count_other_admins(store, username) == 0:
             raise ConfigError("username: this is the last admin")
-        store.execute("DELETE FROM web_users WHERE username = ?", (username,))
+        account_store.delete_user(store, username)
     return before
 
 
 def audit_entries(store: Store, *, username: str = "", action: str = "", limit: int = 100,
                   offset: int = 0) -> list[AuditEntry]:
     """Audit rows, newest first; `action` matches exactly or as a prefix ("user" finds "user.create")."""
-    where: list[str] = []
-    params: list[Any] = []
-    if username:
-        where.append("username = ?")
-        params.append(username)
-    if action:
-        where.append("(action = ? OR substr(action, 1, ?) = ?)")
-        params += [action, len(action) + 1, action + "."]
-    sql = ("SELECT id, at, username, action, target, before_json, after_json FROM audit_log"
-           + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY at DESC, id DESC LIMIT ? OFFSET ?")
-    rows = store.query(sql, (*params, limit, offset))
-    return [AuditEntry(r[0], r[1], r[2], r[3], r[4], _json_or_text(r[5]), _json_or_text(r[6])) for r in rows]
+    found = account_store.audit_rows(store, username=username, action=action, limit=limit, offset=offset)
+    return [AuditEntry(r.id, r.at, r.username, r.action, r.target, _json_or_text(r.before_json),
+                       _json_or_text(r.after_json)) for r in found]
 
 
 def audit_facets(store: Store) -> tuple[list[str], list[str]]:
     """The user names and actions that occur in the audit log (for the viewer's filters)."""
-    names = [r[0] for r in store.query("SELECT DISTINCT username FROM audit_log ORDER BY username")]
-    actions = [r[0] for r in store.query("SELECT DISTINCT action FROM audit_log ORDER BY action")]
-    return names, actions
+    return account_store.audit_facets(store)
 
 
 def _json_or_text(raw: str | None) -> Any:

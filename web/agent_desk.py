@@ -20,7 +20,7 @@ from werkzeug.wrappers import Response
 
 from appliance.api.facade import ApiError, ApiUnavailable
 from appliance.schema.settings import PAUSE_REASONS
-from appliance.store import interactions
+from appliance.store import contacts, interactions
 from web.context import audit, current_user, login_required, store
 from web.wallboard import (
     EXTENSION_RE,
@@ -67,11 +67,8 @@ def _state() -> dict[str, Any]:
 def _contact(contact_id: int | None) -> dict[str, Any] | None:
     if contact_id is None:
         return None
-    rows = store().query("SELECT id, number, name, company, email, notes FROM contacts WHERE id = ?",
-                          (contact_id,))
-    if not rows:
-        return None
-    return dict(zip(("id", "number", "name", "company", "email", "notes"), rows[0], strict=True))
+    found = contacts.contact_by_id(store(), contact_id)
+    return None if found is None else dataclasses.asdict(found)
 
 
 def _interaction_of_mine(interaction_id: int) -> dict[str, Any]:

@@ -10,13 +10,15 @@ import datetime as dt
 import time
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from appliance.store import acd
+from appliance.store import acd, recordings
+from appliance.store import quality as quality_store
+from appliance.store.quality import ScoreRow
+from appliance.store.recordings import RecordingRow
 from web import charts
 from web.context import audit, current_user, login_required, store
 from web.reports import ROLES, fmt_num, fmt_pct, local_time
@@ -30,7 +32,7 @@ CRITERIA = (
     ("soft_skills", "Soft skills", "tone, empathy, listening"),
     ("resolution", "Resolution", "solved the caller's problem or set the right next step"),
 )
-MAX_SCORE = 5
+MAX_SCORE = quality_store.MAX_POINTS  # the table's CHECK (0..5)
 MAX_COMMENT = 2000
 RECENT_DAYS = 30  # recordings offered for scoring
 MAX_RECENT = 200
@@ -38,66 +40,22 @@ DEFAULT_WEEKS = 12
 MAX_WEEKS = 104
 
 
-@dataclass(frozen=True)
-class RecordingChoice:
-    id: int
-    call_id: str
-    agent: str
-    queue: str
-    started_at: float
-
-
-@dataclass(frozen=True)
-class Score:
-    """One stored scorecard."""
-
-    id: int
-    recording_id: int | None
-    call_id: str
-    agent: str
-    supervisor: str
-    verification: int
-    call_handling: int
-    call_flow: int
-    soft_skills: int
-    resolution: int
-    comment: str
-    at: float
-
-    @property
-    def total(self) -> int:
-        return sum(getattr(self, name) for name, _l, _h in CRITERIA)
-
-    @property
-    def percent(self) -> float:
-        return 100.0 * self.total / (MAX_SCORE * len(CRITERIA))
-
-
-_SCORE_COLUMNS = ("id", "recording_id", "call_id", "agent", "supervisor", *(c[0] for c in CRITERIA), "comment", "at")
+RecordingChoice = RecordingRow  # what a supervisor can score: a row of the recordings index
+Score = ScoreRow  # one stored scorecard
 
 
 def recent_recordings(since: float) -> list[RecordingChoice]:
     """Recordings with an agent, newest first: what a supervisor can score."""
-    rows = store().query("SELECT id, call_id, agent, queue, started_at FROM recordings"
-                          " WHERE agent != '' AND started_at >= ? ORDER BY started_at DESC, id DESC LIMIT ?",
-                          (since, MAX_RECENT))
-    return [RecordingChoice(*r) for r in rows]
+    return recordings.with_agent_since(store(), since, MAX_RECENT)
 
 
 def get_recording(recording_id: int) -> RecordingChoice | None:
-    rows = store().query("SELECT id, call_id, agent, queue, started_at FROM recordings WHERE id = ?",
-                          (recording_id,))
-    return RecordingChoice(*rows[0]) if rows else None
+    return recordings.get(store(), recording_id)
 
 
 def scores(since: float, agent: str | None = None) -> list[Score]:
     """Scorecards since `since`, oldest first, optionally for one agent."""
-    sql = f"SELECT {', '.join(_SCORE_COLUMNS)} FROM quality_scores WHERE at >= ?"
-    params: list[Any] = [since]
-    if agent:
-        sql += " AND agent = ?"
-        params.append(agent)
-    return [Score(*r) for r in store().query(sql + " ORDER BY at, id", params)]
+    return quality_store.scores(store(), since, agent)
 
 
 def week_of(ts: float) -> dt.date:
@@ -143,12 +101,7 @@ def validate(form: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
 
 
 def save_score(values: dict[str, Any], supervisor: str, at: float) -> int:
-    columns = ("recording_id", "call_id", "agent", "supervisor", *(c[0] for c in CRITERIA), "comment", "at")
-    row = {**values, "supervisor": supervisor, "at": at}
-    with store().transaction():
-        cur = store().execute(f"INSERT INTO quality_scores ({', '.join(columns)})"
-                            f" VALUES ({', '.join('?' * len(columns))})", [row[c] for c in columns])
-        return int(cur.lastrowid or 0)
+    return quality_store.add_score(store(), {**values, "supervisor": supervisor, "at": at})
 
 
 def _page(form: Mapping[str, str], errors: dict[str, str], status: int) -> tuple[str, int]:

@@ -18,9 +18,11 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, render_template, request, send_file
 from markupsafe import Markup
 
-from appliance.store import acd, interactions, queue_log
+from appliance.store import acd, interactions, queue_log, recordings
+from appliance.store import reports as report_store
 from appliance.store.models import DISPOSITIONS
 from appliance.store.queue_log import Kpis, QueueEvent
+from appliance.store.reports import CallRow
 from web import charts
 from web.csv_export import csv_response
 from web.context import audit, login_required, store
@@ -204,9 +206,7 @@ def build_report(f: Filters) -> Report:
                   queue_log.compute(group, limits.get(name, DEFAULT_SL_SECONDS), f.end_ts,
                                     later_by_queue.get(name, [])))
                  for name, group in sorted(_by_queue(evs).items())]
-    volume = {d: n for d, n in s.query(
-        "SELECT direction, COUNT(*) FROM cdr WHERE start_at >= ? AND start_at < ? GROUP BY direction",
-        (f.start_ts, f.end_ts))}
+    volume = report_store.volume_by_direction(s, f.start_ts, f.end_ts)
     agent = f.agent or None
     answered, abandoned = [0] * 24, [0] * 24
     per_day: dict[dt.date, list[QueueEvent]] = defaultdict(list)
@@ -305,22 +305,6 @@ CALL_CSV_HEADER = ("id", "start", "caller", "caller_name", "callee", "direction"
                    "duration_s", "billsec_s", "trunk", "call_id", "recording_id")
 
 
-@dataclass(frozen=True)
-class CallRow:
-    id: int
-    start: float
-    caller: str
-    caller_name: str
-    callee: str
-    direction: str
-    disposition: str | None
-    duration: float | None
-    billsec: float | None
-    trunk: str | None
-    call_id: str
-    recording_id: int | None
-
-
 def call_filters(args: Mapping[str, str]) -> tuple[Filters, str, str]:
     f = parse_period(args)
     number = (args.get("number") or "").strip()
@@ -336,21 +320,7 @@ def call_filters(args: Mapping[str, str]) -> tuple[Filters, str, str]:
 
 def search_calls(f: Filters, number: str, disposition: str, limit: int) -> list[CallRow]:
     """Call records started in the period, newest first, with the call's first recording."""
-    sql = ("SELECT c.id, c.start_at, c.caller, c.caller_name, c.callee, c.direction, c.disposition,"
-           " c.duration, c.billsec, c.trunk, c.call_id,"
-           " (SELECT r.id FROM recordings r WHERE r.cdr_id = c.id OR r.call_id = c.call_id ORDER BY r.id LIMIT 1)"
-           " FROM cdr c WHERE c.start_at >= ? AND c.start_at < ?")
-    params: list[Any] = [f.start_ts, f.end_ts]
-    if number:
-        like = "%" + re.sub(r"([%_\\])", r"\\\1", number) + "%"
-        sql += " AND (c.caller LIKE ? ESCAPE '\\' OR c.callee LIKE ? ESCAPE '\\')"
-        params += [like, like]
-    if disposition:
-        sql += " AND c.disposition = ?"
-        params.append(disposition)
-    sql += " ORDER BY c.start_at DESC, c.id DESC LIMIT ?"
-    params.append(int(limit))
-    return [CallRow(*row) for row in store().query(sql, params)]
+    return report_store.search_calls(store(), f.start_ts, f.end_ts, number, disposition, limit)
 
 
 @bp.route("/calls")
@@ -398,10 +368,10 @@ def recording_file(rel: str) -> Path:
 @bp.route("/recordings/<int:recording_id>.wav")
 @login_required(*ROLES)
 def recording(recording_id: int) -> Response:
-    rows = store().query("SELECT path, call_id, agent, queue FROM recordings WHERE id = ?", (recording_id,))
-    if not rows:
+    found = recordings.get(store(), recording_id)
+    if found is None:
         abort(404, description=f"no recording {recording_id}")
-    rel, call_id, agent, queue = rows[0]
+    rel, call_id, agent, queue = found.path, found.call_id, found.agent, found.queue
     target = recording_file(rel)
     # A browser fetches a WAV in several ranges while it plays; audit the first one only.
     range_header = request.headers.get("Range", "")

@@ -13,6 +13,7 @@ a built-in job: files older than the configured days are deleted with their rows
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -25,6 +26,7 @@ from typing import Any
 from appliance.media.protocol import MediaError
 from appliance.media.wavfile import WavError, repair_wav
 from appliance.schema.settings import DEFAULT_RETENTION_DAYS, RETENTION_SETTING
+from appliance.store import recordings
 from appliance.store.db import Store
 
 log = logging.getLogger("plateau.recording")
@@ -70,11 +72,8 @@ class Recorder:
         except (OSError, MediaError) as exc:
             log.error("recording of %s could not start: %s", call_id, exc)
             return None
-        row_id = self.store.insert_row(  # kept in memory while the disk is full (store/deferred.py)
-            "recording", "recordings",
-            ("call_id", "cdr_id", "path", "mode", "reason", "queue", "agent", "started_at"),
-            (call_id, cdr_id, str(path.relative_to(self.root)), mode, reason, queue, agent, now),
-            durable=True)
+        row_id = recordings.start(  # kept in memory while the disk is full (store/deferred.py)
+            self.store, call_id, cdr_id, str(path.relative_to(self.root)), mode, reason, queue, agent, now)
         log.info("recording %s (%s, %s) to %s", call_id, mode, reason, path)
         return ActiveRecording(row_id, rec_id, path, list(legs))
 
@@ -87,8 +86,7 @@ class Recorder:
             return
         rec.legs[index] = leg_id
         if agent or queue:
-            self.store.record_write("recording", [
-                ("UPDATE recordings SET agent = ?, queue = ? WHERE id = ?", (agent, queue, rec.row_id))])
+            recordings.set_party(self.store, rec.row_id, agent, queue)
 
     def pause(self, rec: ActiveRecording, paused: bool, why: str) -> None:
         """Pause (silence) or resume; idempotent. The client waits for the media engine's reply,
@@ -117,16 +115,10 @@ class Recorder:
         ends when it died, and a new row (same call, same CDR) says which part it is and how
         long the gap was, so a reviewer knows audio is missing there."""
         now = self.clock()
-        with self.store.transaction():
-            self.store.execute(
-                "UPDATE recordings SET ended_at = ?, note = ? WHERE id = ? AND ended_at IS NULL",
-                (died_at, f"media process died; continued in part {part}", rec.row_id))
-            cur = self.store.execute(
-                "INSERT INTO recordings (call_id, cdr_id, path, mode, reason, queue, agent, started_at, note)"
-                " SELECT call_id, cdr_id, ?, mode, reason, queue, agent, ?, ? FROM recordings WHERE id = ?",
-                (str(new_path.relative_to(self.root)), now,
-                 f"part {part}: {gap_s:.2f} s gap before it (media process restart)", rec.row_id))
-            rec.row_id = int(cur.lastrowid or 0)
+        rec.row_id = recordings.continue_in(
+            self.store, rec.row_id, died_at, f"media process died; continued in part {part}",
+            str(new_path.relative_to(self.root)), now,
+            f"part {part}: {gap_s:.2f} s gap before it (media process restart)")
         rec.path = new_path
         log.warning("recording %s continues in %s after a %.2f s gap", rec.rec_id, new_path, gap_s)
 
@@ -139,9 +131,7 @@ class Recorder:
         now = self.clock()
         if rec.paused and rec.paused_since is not None:
             rec.paused_seconds += now - rec.paused_since
-        self.store.record_write("recording", [(
-            "UPDATE recordings SET ended_at = ?, paused_s = ? WHERE id = ? AND ended_at IS NULL",
-            (now, rec.paused_seconds, rec.row_id))], durable=True)
+        recordings.stop(self.store, rec.row_id, now, rec.paused_seconds)
 
     def failed(self, path: str, error: str, seconds: float) -> None:
         """The media engine stopped a recording the disk refused (ENOSPC): the file keeps a valid
@@ -151,16 +141,14 @@ class Recorder:
         except ValueError:
             rel = path
         log.error("recording %s stopped after %.1f s: %s (the call goes on)", rel, seconds, error)
-        self.store.record_write("recording", [(
-            "UPDATE recordings SET ended_at = started_at + ?, note = ? WHERE path = ?",
-            (seconds, f"stopped after {seconds:.1f} s: {error}", rel))], durable=True)
+        recordings.stopped_early(self.store, rel, seconds, f"stopped after {seconds:.1f} s: {error}")
 
     # -- start-up and housekeeping ---------------------------------------------------------------
     def repair_open(self) -> int:
         """Start-up: make every file left open by a killed engine playable, and close its row."""
-        rows = self.store.query("SELECT id, path, started_at FROM recordings WHERE ended_at IS NULL")
-        for row_id, rel, started in rows:
-            path = self.root / rel
+        rows = recordings.open_rows(self.store)
+        for row in rows:
+            path = self.root / row.path
             note, seconds = "repaired", 0.0
             try:
                 repair_wav(path)
@@ -169,9 +157,7 @@ class Recorder:
             except (OSError, WavError, wave.Error, EOFError) as exc:
                 note = f"unrecoverable: {exc}"
             log.warning("recording %s was open when the engine stopped: %s", path, note)
-            with self.store.transaction():
-                self.store.execute("UPDATE recordings SET ended_at = ?, note = ? WHERE id = ?",
-                                 (started + seconds, note, row_id))
+            recordings.close_repaired(self.store, row.id, row.started_at + seconds, note)
         return len(rows)
 
     def purge(self, now: float | None = None) -> int:
@@ -185,8 +171,7 @@ class Recorder:
         if days <= 0:
             return 0
         cutoff = (now if now is not None else self.clock()) - days * 86400.0
-        rows = self.store.query(
-            "SELECT id, path FROM recordings WHERE ended_at IS NOT NULL AND started_at < ?", (cutoff,))
+        rows = recordings.closed_before(self.store, cutoff)
         for row_id, rel in rows:
             try:
                 os.unlink(self.root / rel)
@@ -195,8 +180,7 @@ class Recorder:
             except OSError as exc:  # keep the row: the file is still there and still counted
                 log.error("retention: cannot delete %s: %s", rel, exc)
                 continue
-            with self.store.transaction(durable=False):
-                self.store.execute("DELETE FROM recordings WHERE id = ?", (row_id,))
+            recordings.delete(self.store, row_id)
         if rows:
             log.info("retention: deleted %d recordings older than %d days", len(rows), days)
         return len(rows)
@@ -204,7 +188,4 @@ class Recorder:
 
 def recordings_for_call(store: Store, call_id: str) -> list[dict[str, Any]]:
     """The recordings of one call (SIP Call-ID of its first leg), for the API and tests."""
-    cols = ("id", "call_id", "cdr_id", "path", "mode", "reason", "queue", "agent", "started_at", "ended_at",
-            "paused_s", "note")
-    rows = store.query(f"SELECT {', '.join(cols)} FROM recordings WHERE call_id = ? ORDER BY id", (call_id,))
-    return [dict(zip(cols, r, strict=True)) for r in rows]
+    return [dataclasses.asdict(row) for row in recordings.for_call(store, call_id)]

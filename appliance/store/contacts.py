@@ -7,6 +7,7 @@ like acd.py; the SQL is written for SQLite and PostgreSQL alike.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from appliance.store.db import Store
 
@@ -23,13 +24,21 @@ class ContactRow:
     notes: str
 
 
+def _row(r: Any) -> ContactRow:
+    cid, num, name, company, email, notes = r
+    return ContactRow(int(cid), str(num), name, company, email, notes)
+
+
 def contact_by_number(store: Store, number: str) -> ContactRow | None:
     """The contact whose number is exactly `number` (numbers are unique), or None."""
     rows = store.query(f"SELECT {_COLUMNS} FROM contacts WHERE number = ?", (number,))
-    if not rows:
-        return None
-    cid, num, name, company, email, notes = rows[0]
-    return ContactRow(int(cid), str(num), name, company, email, notes)
+    return _row(rows[0]) if rows else None
+
+
+def contact_by_id(store: Store, contact_id: int) -> ContactRow | None:
+    """The contact with id `contact_id`, or None."""
+    rows = store.query(f"SELECT {_COLUMNS} FROM contacts WHERE id = ?", (contact_id,))
+    return _row(rows[0]) if rows else None
 
 
 def add_contact(store: Store, number: str, now: float) -> bool:

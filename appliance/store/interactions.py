@@ -261,8 +261,9 @@ def record_survey(store: Store, call_id: str, queue: str, agent: str, csat: int 
             _require(store, interaction_id)
         cur = store.execute(
             "INSERT INTO survey_results (interaction_id, call_id, queue, agent, csat, nps, ces, at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (interaction_id, call_id, queue, agent, *scores, at))
-        row_id = cur.lastrowid
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id", (interaction_id, call_id, queue, agent, *scores, at))
+        row = cur.fetchone()
+        row_id = row[0] if row else None
     if row_id is None:
         raise StoreError("survey insert returned no id")
     return int(row_id)

@@ -26,6 +26,7 @@ from appliance.store.deferred import (
     statements,
     storage_fault,
 )
+from appliance.store.dialect import Dialect
 from appliance.store.errors import StoreError
 from appliance.system.liveness import Heartbeat, PartHealth
 
@@ -39,10 +40,15 @@ FLUSH_BATCH = 500  # deferred writes replayed per transaction
 
 
 class DeferredWriting:
-    """The Store's deferrable writes; the Store provides the connection, its lock and transactions."""
+    """The Store's deferrable writes; the Store provides the connection, its lock and transactions.
+
+    Also the base of the Store's table mixins (config_tables, registrations, cdr, blocks): the
+    stubs below say what they use of the Store, which overrides them.
+    """
 
     path: pathlib.Path
     busy_timeout_ms: int
+    dialect: Dialect
     _lock: threading.RLock
     _conn: sqlite3.Connection
 
@@ -51,6 +57,9 @@ class DeferredWriting:
         raise NotImplementedError
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        raise NotImplementedError
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         raise NotImplementedError
 
     def _init_deferred(self, write_busy_ms: int, pending_limit: int) -> None:
@@ -132,13 +141,14 @@ class DeferredWriting:
 
     def _insert_row(self, kind: str, table: str, columns: Sequence[str], values: Sequence[Any],
                     durable: bool, sync_soon: bool) -> int:
-        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+        sql = (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+               + self.dialect.returning_id)
         if not len(self.deferred):
             with self._lock:
                 if not len(self.deferred):
                     try:
                         with self.transaction(durable=durable, busy_ms=self.write_busy_ms):
-                            row_id = self.execute(sql, values).lastrowid
+                            row_id = self.dialect.new_id(self.execute(sql, values))
                         if row_id is None:
                             raise StoreError(f"{table} insert returned no id")
                         if sync_soon:  # committed NORMAL: the WAL syncer fsyncs it right after
@@ -158,8 +168,7 @@ class DeferredWriting:
         with self._lock:
             used = self._allocated.get(table, 0)
             try:
-                seq = self._conn.execute(
-                    "SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
+                seq = self._conn.execute(self.dialect.sequence_sql, (table,)).fetchone()
                 top = self._conn.execute(f"SELECT MAX(id) FROM {table}").fetchone()
                 used = max(used, int(seq[0]) if seq else 0, int(top[0] or 0))
             except sqlite3.Error as exc:  # reads still work on a full disk; if not, ids go on

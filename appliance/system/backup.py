@@ -33,7 +33,6 @@ import os
 import re
 import shutil
 import socket
-import sqlite3
 import tempfile
 import tarfile
 import time
@@ -45,7 +44,16 @@ from typing import IO, Any
 
 from appliance.ivr.flow import FlowError, load_flow
 from appliance.store.config_yaml import ConfigData, export_config, import_config, parse_config, removal_errors
+from appliance.store import recordings
 from appliance.store.db import Store
+from appliance.store.dbfile import (
+    DatabaseFileError,
+    expected_tables,
+    inspect_database,
+    relocate_voicemail,
+    snapshot_database,
+)
+from appliance.store.migrations import MIGRATIONS
 from appliance.store.errors import ConfigError
 
 FORMAT = "plateau-backup"
@@ -67,7 +75,7 @@ DISK_RESERVE = 256 * 1024 * 1024  # left free on the data disk after spooling a 
 FLOW_SUFFIXES = (".yaml", ".yml", ".json")
 SOUND_RATES = (8000, 16000)  # what the media engine plays (appliance/media/wavfile.py)
 _PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_RECORDING_KEYS = ("call_id", "path", "mode", "reason", "queue", "agent", "started_at", "ended_at", "paused_s", "note")
+_RECORDING_KEYS = recordings.ARCHIVE_COLUMNS
 
 
 class BackupError(ValueError):
@@ -140,22 +148,6 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes, mtime: float) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def snapshot_database(db: Path, dest: Path) -> None:
-    """Copy a live database to `dest` with SQLite's online backup API: a consistent picture even
-    while the engine writes (WAL); the copy is a single self-contained file (journal_mode DELETE)."""
-    # Read-write on purpose: a read-only connection cannot open a WAL database whose -shm is gone.
-    src = sqlite3.connect(db)
-    try:
-        out = sqlite3.connect(dest)
-        try:
-            src.backup(out)
-            out.execute("PRAGMA journal_mode = DELETE")
-        finally:
-            out.close()
-    finally:
-        src.close()
-
-
 def _file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -179,9 +171,7 @@ def write_backup(out: IO[bytes], store: Store, data_dir: Path, version: str, *,
         members[f"sounds/{rel}"] = path.read_bytes()
     if include_recordings:
         files = _tree(data_dir / "recordings", (".wav",))
-        rows = store.query(f"SELECT {', '.join(_RECORDING_KEYS)} FROM recordings WHERE ended_at IS NOT NULL"
-                            " ORDER BY id")
-        index = [dict(zip(_RECORDING_KEYS, r, strict=True)) for r in rows if r[1] in files]
+        index = [{k: getattr(r, k) for k in _RECORDING_KEYS} for r in recordings.closed(store) if r.path in files]
         for rel, path in files.items():
             members[f"recordings/{rel}"] = path.read_bytes()
         members["recordings.json"] = json.dumps(index, indent=1).encode()
@@ -387,45 +377,14 @@ def _check_manifest(files: dict[str, bytes], errors: list[str], database: _Spool
     return manifest
 
 
-def expected_tables(schema_version: int) -> set[str]:
-    """The tables a database at `schema_version` has: the migrations replayed in memory."""
-    from appliance.store.db import _split_script
-    from appliance.store.migrations import MIGRATIONS
-
-    conn = sqlite3.connect(":memory:")
-    try:
-        conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION)")
-        for script in MIGRATIONS[:schema_version]:
-            for statement in _split_script(script):
-                conn.execute(statement)
-        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"
-                                           " AND name NOT LIKE 'sqlite_%'")}
-    finally:
-        conn.close()
-
-
 def check_database(path: Path) -> tuple[int | None, list[str]]:
     """(schema version, problems) of a database file about to be restored; it is opened, not changed
     (an archived database is a single file in rollback-journal mode)."""
-    from appliance.store.migrations import MIGRATIONS
-
     name = DB_MEMBER
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    except sqlite3.Error as exc:
-        return None, [f"{name}: cannot be opened: {exc}"]
-    try:
-        rows = conn.execute("PRAGMA integrity_check").fetchall()
-        if [r[0] for r in rows] != ["ok"]:
-            return None, [f"{name}: integrity check failed: " + "; ".join(str(r[0]) for r in rows[:5])]
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if "schema_version" not in tables:
-            return None, [f"{name}: no schema_version table (not a Plateau database)"]
-        version = int(conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0)
-    except sqlite3.Error as exc:
-        return None, [f"{name}: not a readable SQLite database: {exc}"]
-    finally:
-        conn.close()
+        version, tables = inspect_database(path)
+    except DatabaseFileError as exc:
+        return None, [f"{name}: {exc}"]
     if version > len(MIGRATIONS):
         return version, [f"{name}: schema version {version} is newer than this software ({len(MIGRATIONS)});"
                          " restore it with the version of Plateau that made it"]
@@ -596,13 +555,10 @@ def apply_backup(plan: RestorePlan, store: Store, data_dir: Path) -> dict[str, A
             os.replace(staging / part, live)
         added = 0
         with store.transaction():
-            known = {r[0] for r in store.query("SELECT path FROM recordings")}
+            known = recordings.paths(store)
             for rel, data in plan.recordings.items():
                 added += _write_new(data_dir / "recordings" / rel, data)
-            for row in plan.recording_rows:
-                if row["path"] not in known:
-                    store.execute(f"INSERT INTO recordings ({', '.join(_RECORDING_KEYS)}) VALUES"
-                                f" ({', '.join('?' * len(_RECORDING_KEYS))})", [row[k] for k in _RECORDING_KEYS])
+            recordings.add_archived(store, [row for row in plan.recording_rows if row["path"] not in known])
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return {"extensions": report.extensions, "trunks": report.trunks, "agents": report.agents,
@@ -649,13 +605,7 @@ def _relocate_voicemail(db: Path, old_root: str, new_root: str) -> None:
     old, new = f"{old_root.rstrip('/')}/voicemail/", f"{new_root.rstrip('/')}/voicemail/"
     if old == new:
         return
-    conn = sqlite3.connect(db)
-    try:
-        with conn:
-            conn.execute("UPDATE voicemail SET path = ? || substr(path, ?) WHERE substr(path, 1, ?) = ?",
-                         (new, len(old) + 1, len(old), old))
-    finally:
-        conn.close()
+    relocate_voicemail(db, old, new)
 
 
 def restore_database(plan: RestorePlan, data_dir: Path) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from appliance.store.dbfile import restore_snapshot, schema_version_of
 from appliance.system import slots
 from appliance.system.backup import fsync_dir, snapshot_database
 from appliance.system.slots import AfterBoot, BootEntry, Outcome, Pending, Slot
@@ -329,19 +330,7 @@ def save_state(data_dir: Path, state: UpdateState) -> None:
 
 def db_schema_version(db: Path) -> int | None:
     """The database's schema version, read directly (Store would migrate or refuse it)."""
-    if not db.exists():
-        return None
-    # Read-write on purpose: as the last connection it checkpoints and removes the -wal and
-    # -shm files on close (a read-only one would leave them behind), and it sees commits
-    # still in the WAL after an engine crash (immutable=1 would not).
-    conn = sqlite3.connect(db)
-    try:
-        row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
-    except sqlite3.DatabaseError:
-        return None
-    finally:
-        conn.close()
-    return int(row[0] or 0)
+    return schema_version_of(db)
 
 
 def software_schema_version() -> int:
@@ -372,16 +361,7 @@ def restore_db(snapshot: Path, db: Path) -> None:
     """Put a snapshot back into the live database (backup API: one transaction, WAL-safe)."""
     if not snapshot.is_file():
         raise UpdateError(f"database snapshot {snapshot} is missing")
-    src = sqlite3.connect(f"file:{snapshot}?mode=ro", uri=True)
-    try:
-        dst = sqlite3.connect(db)
-        try:
-            src.backup(dst)
-            dst.execute("PRAGMA journal_mode = WAL")  # the Store's mode (store/db.py)
-        finally:
-            dst.close()
-    finally:
-        src.close()
+    restore_snapshot(snapshot, db)
     # This runs as root (plateau-update-check.service) but the engine runs as the data
     # directory's owner: a -wal or -shm file SQLite created here must stay writable for it.
     owner = db.parent.stat()

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.api.facade import ApiError, ApiUnavailable
+from appliance.store import recordings
 from appliance.store.db import Store
 
 LOW_DISK_FRACTION = 0.10  # under 10 % free for recordings is a warning
@@ -102,5 +103,5 @@ def collect(data_dir: Path, store: Store, engine: Any) -> Health:
         health.supervision = dict(sup) if isinstance(sup, dict) else None
     health.disk = disk_usage(data_dir)
     health.database_bytes = database_bytes(store.path)
-    health.recordings = int(store.query("SELECT COUNT(*) FROM recordings")[0][0])
+    health.recordings = recordings.count(store)
     return health
