@@ -168,6 +168,11 @@ def create_app(ctx: ApiContext) -> Flask:
     openapi = document(ROUTES)
 
     def openapi_json() -> Response:
+        try:
+            if _read_body(ctx.max_body) is not None:
+                raise ApiError(400, "this request takes no body")
+        except ApiError as exc:
+            return _error(exc.status, exc.message)
         return _answer(200, openapi)
 
     app.add_url_rule(OPENAPI_PATH, endpoint="openapi", view_func=openapi_json, methods=["GET"],

@@ -153,6 +153,12 @@ class ControlApiServer:
         assert self._httpd is not None
         self._httpd.serve_forever(poll_interval=0.05)
 
+    def serve_connection(self, connection: socket.socket, peer: tuple[str, int]) -> None:
+        """Serve one accepted connection in the calling thread (the fuzz target drives it so)."""
+        if self._httpd is None:
+            raise RuntimeError("control API server is not started")
+        self._httpd.finish_request(connection, peer)
+
     def health(self) -> list[PartHealth]:
         """The accept loop's record, and the request threads' deaths (for the supervisor)."""
         handlers = self.handler_deaths
