@@ -70,13 +70,13 @@ def _disposition(p: Params, b: schema.DispositionBody) -> tuple[Any, ...]:
 AGENT = "/v1/agents/<seg:id>"
 
 ROUTES: tuple[Route, ...] = (
-    Route("GET", "/v1/status", "status", _params()),
-    Route("GET", "/v1/registrations", "registrations", _params(), many=True),
+    Route("GET", "/v1/status", "status", _params(), result=schema.StatusResult),
+    Route("GET", "/v1/registrations", "registrations", _params(), result=schema.Registration, many=True),
     Route("GET", "/v1/channels", "channels", _params(), many=True),
-    Route("GET", "/v1/bridges", "bridges", _params(), many=True),
+    Route("GET", "/v1/bridges", "bridges", _params(), result=schema.Bridge, many=True),
     Route("GET", "/v1/calls", "calls", _params(), many=True),
     Route("GET", "/v1/hardware", "hardware", _params()),
-    Route("GET", "/v1/blocked", "blocked", _params(), many=True),
+    Route("GET", "/v1/blocked", "blocked", _params(), result=schema.Blocked, many=True),
     Route("DELETE", "/v1/blocked/<seg:addr>", "unblock", _params("addr"), result=schema.UnblockResult),
     Route("POST", "/v1/originate", "originate", _originate, schema.OriginateBody, schema.OriginateResult),
     Route("POST", "/v1/reload", "reload", _params(), result=schema.ReloadResult),
@@ -86,9 +86,10 @@ ROUTES: tuple[Route, ...] = (
           schema.TransferBody, schema.TransferResult),
     Route("GET", "/v1/agents", "agents", _params(), many=True),
     Route("POST", AGENT + "/<any(login, logout, pause, unpause):action>", "agent_action", _agent_action,
-          schema.AgentActionBody),
+          schema.AgentActionBody, schema.AgentResult),
     Route("GET", "/v1/queues", "queues", _params(), many=True),
-    Route("POST", AGENT + "/monitor", "monitor", lambda p, b: (p["id"], b.device, b.mode), schema.MonitorBody),
+    Route("POST", AGENT + "/monitor", "monitor", lambda p, b: (p["id"], b.device, b.mode), schema.MonitorBody,
+          schema.MonitorResult),
     Route("GET", "/v1/queues/<seg:name>/kpis", "queue_kpis", _params("name")),
     Route("GET", "/v1/interactions/<digits:id>", "interaction", _params("id")),
     Route("POST", "/v1/interactions/<digits:id>", "update_interaction", _interaction, schema.InteractionBody),
@@ -99,12 +100,12 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", AGENT + "/lead", "agent_lead", _params("id")),
     Route("GET", AGENT + "/preview", "agent_preview", _params("id")),
     Route("POST", AGENT + "/preview", "agent_preview_action", lambda p, b: (p["id"], b.action),
-          schema.PreviewActionBody),
+          schema.PreviewActionBody, schema.PreviewActionResult),
     Route("POST", "/v1/leads/<digits:id>/disposition", "lead_disposition", _disposition, schema.DispositionBody),
     Route("POST", "/v1/dnc", "add_dnc", lambda _p, b: (b.number, b.note, b.campaign), schema.DncBody,
           schema.DncResult),
     Route("POST", "/v1/headsets/<seg:ext>/<any(answer, hangup):action>", "headset_action",
-          _params("ext", "action"), schema.NoFields, in_loop=False),
+          _params("ext", "action"), schema.NoFields, schema.HeadsetActionResult, in_loop=False),
 )
 
 #: The OpenAPI document's own route (served by the app, not the engine).

@@ -130,14 +130,46 @@ class Result(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-class OriginateResult(Result):
-    """The channel that rings first."""
+class StatusResult(Result):
+    """The engine's state; the figures of each part (sip, media, storage, supervision...) are objects."""
 
-    channel: str
+    version: str
+    uptime: float = Field(description="seconds since the engine started")
+    hostname: str
+    calls: int
+    channels: int
+    registrations: int
+    blocked: int
+
+
+class Registration(Result):
+    aor: str
+    contact: str
+    source: str = Field(description="host:port the REGISTER came from")
+    transport: str
+    expires_in: int = Field(description="seconds")
+    user_agent: str | None
+
+
+class Bridge(Result):
+    id: str
+    call: str
+    channels: list[str]
+
+
+class Blocked(Result):
+    address: str
+    until: float = Field(description="epoch seconds")
+    reason: str
+    failures: int
+
+
+class OriginateResult(Result):
+    call: str = Field(description="the new call's id")
 
 
 class TransferResult(Result):
-    transferred: str
+    transferring: str = Field(description="the channel whose peer is transferred")
     to: str
 
 
@@ -151,11 +183,37 @@ class UnblockResult(Result):
 
 class ReloadResult(Result):
     reloaded: bool
+    hardware: Any = Field(description="what the reload changed on the line boards and headsets")
+
+
+class AgentResult(Result):
+    agent: str
+    state: str
+    pause_reason: str | None
+
+
+class MonitorResult(Result):
+    call: str = Field(description="the supervisor's call")
+    agent: str
+    device: str
+    mode: str
+
+
+class HeadsetActionResult(Result):
+    extension: str
+    action: str
+    state: str | None
+
+
+class PreviewActionResult(Result):
+    lead: int
+    action: str = Field(json_schema_extra={"enum": list(PREVIEW_ACTIONS)})
+    number: str | None = Field(None, description="the number dialled (dial only)")
 
 
 class DncResult(Result):
     number: str = Field(description="E.164")
-    added: bool
+    added: bool = Field(description="false when it was on the list already")
 
 
 # -- errors as the API words them ------------------------------------------------------------------
