@@ -25,10 +25,10 @@ from appliance.api.body import BodyUnreadable, decode_json
 from appliance.api.facade import ApiError, EngineFacade, JsonValue
 from appliance.api.openapi import document
 from appliance.api.routes import OPENAPI_PATH, ROUTES, Route
-from appliance.schema.api import BodyInvalid, parse_body
+from appliance.schema.api import Body, BodyInvalid, parse_body
 from appliance.system.liveness import Heartbeat
 
-log = logging.getLogger("appliance.api.server")
+log = logging.getLogger("appliance.api.server")  # the name the engine's log lines have always had
 
 CallInLoop = Callable[..., Any]
 DEFAULT_MAX_BODY = 64 * 1024
@@ -110,20 +110,23 @@ def _read_body(max_body: int) -> Any:
         raise ApiError(400, str(exc)) from None
 
 
+def _checked_body(max_body: int, model: type[Body] | None) -> Body | None:
+    """The request's body validated by ``model`` (None: the request takes no body)."""
+    body = _read_body(max_body)
+    if model is None:
+        if body is not None:
+            raise ApiError(400, "this request takes no body")
+        return None
+    try:
+        return parse_body(model, body)
+    except BodyInvalid as exc:
+        raise ApiError(400, str(exc)) from None
+
+
 def _view(ctx: ApiContext, route: Route) -> Callable[..., Response]:
     def view(**params: str) -> Response:
         try:
-            body = _read_body(ctx.max_body)
-            if route.body is None:
-                if body is not None:
-                    raise ApiError(400, "this request takes no body")
-                checked = None
-            else:
-                try:
-                    checked = parse_body(route.body, body)
-                except BodyInvalid as exc:
-                    raise ApiError(400, str(exc)) from None
-            args = route.args(params, checked)
+            args = route.args(params, _checked_body(ctx.max_body, route.body))
             fn = getattr(ctx.facade, route.facade)
             result = ctx.call_in_loop(fn, *args) if route.in_loop else fn(*args)
             return _answer(200, result)
@@ -169,8 +172,7 @@ def create_app(ctx: ApiContext) -> Flask:
 
     def openapi_json() -> Response:
         try:
-            if _read_body(ctx.max_body) is not None:
-                raise ApiError(400, "this request takes no body")
+            _checked_body(ctx.max_body, None)
         except ApiError as exc:
             return _error(exc.status, exc.message)
         return _answer(200, openapi)

@@ -72,6 +72,10 @@ class _WsgiServer(ThreadedWSGIServer):
         log.exception("control API request from %s failed", client_address[0])
 
     def log(self, type: str, message: str, *args: Any) -> None:
+        # Werkzeug logs here an exception that escaped the app, which answers its own errors:
+        # a bug of ours, counted as a request's death like one that escapes the handler.
+        if type == "error":
+            self.api.handler_deaths.died("request died in the WSGI server: see the traceback in the log")
         log.error("control API: " + message, *args)
 
 
