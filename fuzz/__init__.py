@@ -16,4 +16,5 @@ TARGETS = (
     "config_import",
     "prospect_csv",
     "backup_archive",
+    "api_request",
 )

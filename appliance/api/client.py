@@ -56,6 +56,10 @@ class ControlApiClient:
     def _seg(value: str) -> str:
         return urllib.parse.quote(value, safe="")
 
+    def openapi(self) -> dict[str, JsonValue]:
+        """GET /v1/openapi.json: the OpenAPI 3.1 document of every route."""
+        return self.request("GET", "/v1/openapi.json")
+
     def status(self) -> dict[str, JsonValue]:
         """GET /v1/status."""
         return self.request("GET", "/v1/status")

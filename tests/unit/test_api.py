@@ -353,3 +353,66 @@ def test_api_file_round_trip(tmp_path: pathlib.Path, server: ControlApiServer) -
     path.write_text('{"url": 5}')
     with pytest.raises(ValueError, match="expected"):
         read_api_file(tmp_path / "data")
+
+
+def test_every_bad_field_is_named_at_once(client: ControlApiClient, engine) -> None:
+    fake, _ = engine
+    with pytest.raises(ApiError) as info:
+        client.request("POST", "/v1/originate", {"from": 1001, "to": "", "callerid": "x"})
+    assert (info.value.status, info.value.message) == (
+        400, "unknown field 'callerid'; field 'from' must be a str; field 'to' must not be empty")
+    with pytest.raises(ApiError) as info:
+        client.request("POST", "/v1/originate", {"caller_id": None})
+    assert info.value.message == "field 'from' is required; field 'to' is required"
+    assert fake.originated == []
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000, b'{"a":' * 50_000])
+def test_deeply_nested_json_is_a_400(engine, body: bytes) -> None:  # type: ignore[no-untyped-def]
+    # json.loads raised RecursionError outside the JSON error handler: no answer, a dead request.
+    fake, call_in_loop = engine
+    srv = ControlApiServer("127.0.0.1", 0, TOKEN, fake, call_in_loop, max_body=len(body))
+    srv.start()
+    try:
+        status, _h, answer = raw(srv, "POST", "/v1/originate", body)
+        assert srv.handler_deaths.deaths == 0
+    finally:
+        srv.stop()
+    assert (status, answer) == (400, {"error": "malformed JSON: nested too deeply"})
+
+
+def test_head_and_options_are_refused_as_json(server: ControlApiServer) -> None:
+    status, headers, _ = raw(server, "HEAD", "/v1/status")
+    assert (status, headers["Allow"]) == (405, "GET")
+    status, headers, body = raw(server, "OPTIONS", "/v1/agents/2001/preview")
+    assert (status, headers["Allow"], body) == (405, "GET, POST", {"error": "method OPTIONS not allowed"})
+    status, _, body = raw(server, "HEAD", "/v1/nothing")
+    assert status == 404
+
+
+def test_answers_are_json_never_cached(server: ControlApiServer) -> None:
+    status, headers, body = raw(server, "GET", "/v1/status")
+    assert status == 200 and body == {"version": "0.1.0", "calls": 1}
+    assert headers["Content-Type"] == "application/json; charset=utf-8"
+    assert headers["Cache-Control"] == "no-store"
+    assert headers["Server"] == "plateau-api"
+
+
+def test_openapi_document_is_valid_and_describes_the_bodies(server: ControlApiServer) -> None:
+    from openapi_schema_validator import OAS31Validator
+    from openapi_spec_validator import validate
+
+    doc = ControlApiClient(server.url, TOKEN, timeout=5).openapi()
+    validate(doc)
+    schemas = doc["components"]["schemas"]
+    originate = doc["paths"]["/v1/originate"]["post"]
+    assert originate["summary"].startswith("Ring extension")
+    ref = originate["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    body_schema = {**schemas[ref.rsplit("/", 1)[1]], "components": doc["components"]}
+    # The document's schema and the server agree on what a good and a bad body are.
+    good, bad = {"from": "1001", "to": "1002"}, {"from": "1001", "to": "1002", "callerid": "x"}
+    assert OAS31Validator(body_schema).is_valid(good) and not OAS31Validator(body_schema).is_valid(bad)
+    assert raw(server, "POST", "/v1/originate", json.dumps(good).encode())[0] == 200
+    assert raw(server, "POST", "/v1/originate", json.dumps(bad).encode())[0] == 400
+    params = doc["paths"]["/v1/agents/{id}/{action}"]["post"]["parameters"]
+    assert params[1]["schema"]["enum"] == ["login", "logout", "pause", "unpause"]
