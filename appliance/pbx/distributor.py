@@ -13,6 +13,12 @@ turns them into channels and timers, and writes every step to the queue log:
 * pressing the callback key keeps the place without keeping the line (CALLBACK_REQUESTED): when
   the turn comes the agent answers first and the caller is called back (CALLBACK_PLACED);
 * when the agent's call ends the agent wraps up for the queue's `wrapup_seconds` (COMPLETE).
+
+`offer()` is the only way an agent is offered a call: a waiting caller (`dispatch`), and the
+dialer's preview lead (`offer_preview`). The distributor reaches the PBX only through its ports
+(`ports.DistributorPbx`, `ports.QueueCall`; docs/ARCHITECTURE.md, "Ports") and tells the rest of
+the engine what happened through events on the bus: QueueJoined, QueueLeft, AgentConnected,
+AgentReleased (appliance/pbx/events.py).
 """
 from __future__ import annotations
 
@@ -21,24 +27,22 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, TypeVar
 
 from appliance.acd.agent import Agent, AgentState, Answer, CallEnded, NoAnswer, Offer, OfferCancelled
 from appliance.acd.queue import CallQueue
 from appliance.acd.skills import requirements_from_text
 from appliance.acd.strategies import make_strategy
 from appliance.pbx.channel import ANSWERED_ELSEWHERE, CANCELLED, Cause, Channel, DtmfReceived, Party, PlaybackEnded
+from appliance.pbx.bus import EventBus
+from appliance.pbx.events import AgentConnected, AgentReleased, QueueJoined, QueueLeft
 from appliance.pbx.fork import Fork
-from appliance.pbx.ports import TimerHandle
+from appliance.pbx.ports import DistributorPbx, QueueCall, TimerHandle
 from appliance.pbx.prompter import Prompter
 from appliance.pbx.roster import AgentRoster
 from appliance.store import acd as acd_store
 from appliance.store import interactions, queue_log
 from appliance.store.models import QueueConfig
-
-if TYPE_CHECKING:
-    from appliance.pbx.call import Call
-    from appliance.pbx.switchboard import Switchboard
 
 log = logging.getLogger("plateau.acd")
 TICK_SECONDS = 1.0
@@ -51,10 +55,11 @@ RECONCILE_SECONDS = 5.0
 DIALER_PRIORITY = 1000
 PAST_SERVICE_LEVEL_PRIORITY = 1001
 _entry_ids = itertools.count(1)
+C = TypeVar("C", bound=QueueCall)  # the PBX's call class
 
 
 @dataclass
-class Waiting:
+class Waiting(Generic[C]):
     """One caller in a queue: on the line (`call`), or gone with a callback promised."""
 
     entry_id: str
@@ -62,7 +67,7 @@ class Waiting:
     caller: Party
     priority: int
     entered_at: float
-    call: Call | None
+    call: C | None
     callback_id: int | None = None
     next_announce: float | None = None
     prompter: Prompter | None = None  # an announcement or the callback confirmation is playing
@@ -71,7 +76,8 @@ class Waiting:
 
 @dataclass
 class OfferLeg:
-    """An agent's phone ringing for a waiting caller."""
+    """An agent's phone ringing for a waiting caller (`entry_id` its queue entry) or for a
+    preview lead (`entry_id` the preview's key)."""
 
     agent_id: str
     entry_id: str
@@ -81,10 +87,10 @@ class OfferLeg:
 
 
 @dataclass
-class LiveQueue:
+class LiveQueue(Generic[C]):
     config: QueueConfig
     calls: CallQueue
-    waiting: dict[str, Waiting] = field(default_factory=dict)
+    waiting: dict[str, Waiting[C]] = field(default_factory=dict)
 
 
 def _strategy(cfg: QueueConfig) -> Any:
@@ -105,19 +111,20 @@ def announcement_text(position: int, expected_wait: float | None, callback_key: 
     return text
 
 
-class CallDistributor:
+class CallDistributor(Generic[C]):
     """Queues, offers and agents' calls for one switchboard."""
 
-    def __init__(self, pbx: Switchboard, clock: Callable[[], float]) -> None:
+    def __init__(self, pbx: DistributorPbx[C], clock: Callable[[], float], bus: EventBus) -> None:
         self.pbx = pbx
         self.store = pbx.store
         self.clock = clock
+        self.bus = bus
         self.roster = AgentRoster(pbx.store, clock)
         self.roster.on_available = lambda agent: self.dispatch()
-        self.queues: dict[str, LiveQueue] = {}
-        self.entries: dict[str, Waiting] = {}
+        self.queues: dict[str, LiveQueue[C]] = {}
+        self.entries: dict[str, Waiting[C]] = {}
         self.offers: dict[str, OfferLeg] = {}  # agent id -> offer
-        self.agent_calls: dict[str, Call] = {}  # agent id -> the call they are on
+        self.agent_calls: dict[str, C] = {}  # agent id -> the call they are on
         self._dispatching = False
         self._again = False
         self._timer: TimerHandle | None = None
@@ -162,7 +169,7 @@ class CallDistributor:
             self._timer = None
 
     # -- callers -----------------------------------------------------------------------------
-    def enqueue(self, call: Call, queue_name: str) -> str | None:
+    def enqueue(self, call: C, queue_name: str) -> str | None:
         """Put an answered caller in a queue; returns the overflow destination when it cannot wait
         there (None: it waits, or it leaves with a failure when there is no overflow)."""
         live = self.queues.get(queue_name)
@@ -187,7 +194,7 @@ class CallDistributor:
         self.dispatch()
         return None
 
-    def _open_interaction(self, call: Call, queue: str, now: float) -> None:
+    def _open_interaction(self, call: C, queue: str, now: float) -> None:
         """Each queued call opens an interaction, or continues the caller's open one (a caller
         calling back about the same thing within 72 h), linked to their contact."""
         if call.interaction_id is not None:
@@ -204,7 +211,7 @@ class CallDistributor:
         call.interaction_id = interactions.open_interaction(self.store, caller, queue, call.a.dialog_key(), now,
                                                            contact_id=contact_id, ivr_path=call.variables)
 
-    def _join(self, live: LiveQueue, caller: Party, priority: int, at: float, call: Call | None) -> Waiting:
+    def _join(self, live: LiveQueue[C], caller: Party, priority: int, at: float, call: C | None) -> Waiting[C]:
         entry_id = f"q{next(_entry_ids)}"
         live.calls.join(caller.number, at, priority, entry_id)
         entry = Waiting(entry_id, live.config.name, caller, priority, at, call)
@@ -214,9 +221,10 @@ class CallDistributor:
                   data="callback" if call is None else "")
         if call is not None:
             call.queue_entry = entry
+            self.bus.publish(QueueJoined(call.id, live.config.name, caller.number))
         return entry
 
-    def caller_left(self, call: Call) -> None:
+    def caller_left(self, call: C) -> None:
         """The caller hung up while waiting: an abandon, unless a callback was promised."""
         entry = call.queue_entry
         call.queue_entry = None
@@ -227,10 +235,11 @@ class CallDistributor:
             entry.prompter = None
         if entry.callback_id is not None:
             entry.call = None  # keeps its place: called back when its turn comes
+            self.bus.publish(QueueLeft(call.id, entry.queue, "CALLBACK_REQUESTED"))
             return
         self._leave(entry, "ABANDON")
 
-    def withdraw(self, call: Call, event: str) -> bool:
+    def withdraw(self, call: C, event: str) -> bool:
         """Take a waiting caller out of its queue for the PBX's own reasons (the dialer's
         abandon deadline), logging `event`; its offers stop. False if it was not waiting."""
         entry = call.queue_entry
@@ -240,7 +249,7 @@ class CallDistributor:
         self._leave(entry, event)
         return True
 
-    def inbound_past_service_level(self, queue_name: str, now: float) -> list[Call]:
+    def inbound_past_service_level(self, queue_name: str, now: float) -> list[C]:
         """Inbound callers on the line in `queue_name` waiting longer than its service-level
         target (a dialer's call carries its lead): in a blended queue they go before the dialer's
         calls and the dialer leaves them the agents they need."""
@@ -251,7 +260,7 @@ class CallDistributor:
         return [e.call for e in live.waiting.values()
                 if e.call is not None and "lead_id" not in e.call.variables and now - e.entered_at > limit]
 
-    def promote(self, call: Call, priority: int) -> bool:
+    def promote(self, call: C, priority: int) -> bool:
         """Raise a waiting caller's priority (keeping its arrival time); False if it is not
         waiting or is being offered right now (its offer stands; the next tick tries again)."""
         entry = call.queue_entry
@@ -265,7 +274,7 @@ class CallDistributor:
         entry.priority = priority
         return True
 
-    def caller_event(self, call: Call, event: DtmfReceived | PlaybackEnded) -> None:
+    def caller_event(self, call: C, event: DtmfReceived | PlaybackEnded) -> None:
         """Keys and prompt ends from a waiting caller."""
         entry = call.queue_entry
         if entry is None:
@@ -279,7 +288,7 @@ class CallDistributor:
             if cfg.callback_key and event.digit == cfg.callback_key and entry.callback_id is None:
                 self._request_callback(entry)
 
-    def _request_callback(self, entry: Waiting) -> None:
+    def _request_callback(self, entry: Waiting[C]) -> None:
         call = entry.call
         if call is None:
             return
@@ -300,7 +309,7 @@ class CallDistributor:
         self._say(entry, f"Thank you. We will call you back at {digits} when it is your turn. Goodbye.",
                   then=lambda: call.hangup(call.a))
 
-    def _leave(self, entry: Waiting, event: str) -> None:
+    def _leave(self, entry: Waiting[C], event: str) -> None:
         live = self.queues[entry.queue]
         position = live.calls.position(entry.entry_id)
         live.calls.leave(entry.entry_id)
@@ -311,10 +320,12 @@ class CallDistributor:
             entry.prompter = None
         self._log(event, live, self._call_key(entry), entry.caller.number, position=position,
                   wait_s=self.clock() - entry.entered_at)
+        if entry.call is not None:
+            self.bus.publish(QueueLeft(entry.call.id, live.config.name, event))
         for offer in [o for o in self.offers.values() if o.entry_id == entry.entry_id]:
             self._cancel_offer(offer)
 
-    def _overflow(self, entry: Waiting, event: str) -> None:
+    def _overflow(self, entry: Waiting[C], event: str) -> None:
         call = entry.call
         self._leave(entry, event)
         if call is not None:
@@ -363,26 +374,77 @@ class CallDistributor:
                     busy.add(agent_id)
                     self._offer(live, self.entries[assignment.entry_id], self.roster.agents[agent_id], now)
 
-    def _offer(self, live: LiveQueue, entry: Waiting, agent: Agent, now: float) -> None:
-        offer = self.offers[agent.agent_id] = OfferLeg(agent.agent_id, entry.entry_id, live.config.name, started=now)
-        self.roster.apply(agent, Offer(self._call_key(entry)))
+    def _offer(self, live: LiveQueue[C], entry: Waiting[C], agent: Agent, now: float) -> None:
         self._log("OFFER", live, self._call_key(entry), entry.caller.number, agent=agent.agent_id)
-        ext = self.pbx.dialplan.extensions.get(agent.device or "")
         label = "Callback" if entry.call is None else live.config.name
         party = Party(entry.caller.number, f"[{label}] {entry.caller.name}".strip())
-        channels = self.pbx.channels_for_extension(ext, party) if ext is not None else []
+        self.offer(agent, entry.entry_id, live.config.name, self._call_key(entry), self.agent_channels(agent, party),
+                   entry.call, self._answered, self._unanswered, now=now)
+
+    # -- the one offer path ------------------------------------------------------------------------
+    def agent_channels(self, agent: Agent, caller: Party) -> list[Channel]:
+        """The channels that ring the phone `agent` is logged in on (none: not a registered phone)."""
+        ext = self.pbx.dialplan.extensions.get(agent.device or "")
+        return self.pbx.channels_for_extension(ext, caller) if ext is not None else []
+
+    def offer(self, agent: Agent, entry_id: str, queue: str, call_key: str, channels: list[Channel],
+              owner: object, answered: Callable[[OfferLeg, Channel], None],
+              unanswered: Callable[[OfferLeg, Cause], None], now: float | None = None) -> OfferLeg:
+        """Ring `agent`'s `channels` for `entry_id` (a waiting caller, a preview lead): the only way an
+        agent is offered a call. The agent is RINGING meanwhile, so nothing else is offered to them,
+        and the roster's reconcile knows the offer exists. `answered` or `unanswered` runs once,
+        and only while the offer is still the agent's (a cancelled one hangs up a late answer)."""
+        offer = self.offers[agent.agent_id] = OfferLeg(agent.agent_id, entry_id, queue,
+                                                       started=self.clock() if now is None else now)
+        self.roster.apply(agent, Offer(call_key))
         for chan in channels:
-            chan.owner = entry.call
-        offer.fork = Fork(channels, agent.ring_timeout, self.pbx.schedule, lambda chan: None,
-                          lambda chan: self._answered(offer, chan), lambda cause: self._unanswered(offer, cause))
+            chan.owner = owner
+
+        def on_answer(chan: Channel) -> None:
+            offer.fork = None
+            if self.offers.get(offer.agent_id) is not offer:
+                chan.hangup(CANCELLED)
+                return
+            del self.offers[offer.agent_id]
+            answered(offer, chan)
+
+        def on_fail(cause: Cause) -> None:
+            offer.fork = None
+            if self.offers.get(offer.agent_id) is not offer:
+                return
+            del self.offers[offer.agent_id]
+            unanswered(offer, cause)
+
+        offer.fork = Fork(channels, agent.ring_timeout, self.pbx.schedule, lambda chan: None, on_answer, on_fail)
         offer.fork.start()
+        return offer
+
+    def offer_preview(self, agent: Agent, key: str, queue: str, channels: list[Channel], owner: object,
+                      build: Callable[[Channel], C | None], start: Callable[[C], None]) -> OfferLeg:
+        """Preview dialing: ring the agent first (`offer`); once they answer, `build` makes the
+        call their answered leg will place (None: what it was for is gone, the leg is hung up),
+        the agent is on it, and `start` places it."""
+
+        def answered(offer: OfferLeg, chan: Channel) -> None:
+            call = build(chan) if queue in self.queues else None
+            if call is None:
+                chan.hangup()
+                self.roster.apply(agent, OfferCancelled())
+                return
+            self.roster.apply(agent, Answer())
+            self.agent_calls[agent.agent_id] = call
+            self.bus.publish(AgentConnected(call.id, queue, agent.agent_id, chan.id))
+            start(call)
+
+        def unanswered(offer: OfferLeg, cause: Cause) -> None:
+            # A phone's 487 is the offer withdrawn, not the agent failing to answer.
+            if agent.state is AgentState.RINGING:
+                self.roster.apply(agent, NoAnswer() if cause.code != 487 else OfferCancelled())
+            log.info("%s: agent %s did not answer (%s)", key, agent.agent_id, cause)
+
+        return self.offer(agent, key, queue, key, channels, owner, answered, unanswered)
 
     def _answered(self, offer: OfferLeg, chan: Channel) -> None:
-        offer.fork = None
-        if self.offers.get(offer.agent_id) is not offer:
-            chan.hangup(CANCELLED)
-            return
-        del self.offers[offer.agent_id]
         agent = self.roster.agents.get(offer.agent_id)
         entry = self.entries.get(offer.entry_id)
         if agent is None or entry is None:
@@ -414,7 +476,9 @@ class CallDistributor:
             call = entry.call
             entry.call.queue_entry = None
             self.agent_calls[agent.agent_id] = call
+            self.bus.publish(QueueLeft(call.id, live.config.name, "CONNECT"))
             call.connect_agent(chan, agent.agent_id, live.config)
+            self.bus.publish(AgentConnected(call.id, live.config.name, agent.agent_id, chan.id))
             return
         # A callback: the agent is on the line first, now we call the customer.
         if entry.callback_id is not None:
@@ -425,12 +489,9 @@ class CallDistributor:
         call = self.pbx.call_back(chan, entry.caller.number, agent.agent_id, live.config)
         call.interaction_id = interaction  # the follow-up call belongs to the same interaction
         self.agent_calls[agent.agent_id] = call
+        self.bus.publish(AgentConnected(call.id, live.config.name, agent.agent_id, chan.id))
 
     def _unanswered(self, offer: OfferLeg, cause: Cause) -> None:
-        offer.fork = None
-        if self.offers.get(offer.agent_id) is not offer:
-            return
-        del self.offers[offer.agent_id]
         live = self.queues.get(offer.queue)
         if live is not None:
             live.calls.offer_ended(offer.entry_id, offer.agent_id)
@@ -456,7 +517,7 @@ class CallDistributor:
             self.roster.apply(agent, OfferCancelled())
 
     # -- agents' calls ---------------------------------------------------------------------------
-    def agent_call_ended(self, call: Call, agent_id: str, how: str) -> None:
+    def agent_call_ended(self, call: C, agent_id: str, how: str) -> None:
         """The agent is off `call` (hung up, transferred): wrap-up, and the COMPLETE row."""
         if self.agent_calls.get(agent_id) is call:
             del self.agent_calls[agent_id]
@@ -469,6 +530,7 @@ class CallDistributor:
             self._log("TRANSFER" if how == "transfer" else "COMPLETE", live, call.a.dialog_key(),
                       call.a.caller.number if call.direction != "outbound" else call.dialed, agent=agent_id,
                       talk_s=talk, wrap_s=wrap, data=how)
+        self.bus.publish(AgentReleased(call.id, queue.name if queue is not None else "", agent_id, how))
         if agent is not None and agent.state is AgentState.ON_CALL:
             self.roster.apply(agent, CallEnded(wrap))
             if agent.state is AgentState.WRAP_UP:
@@ -514,7 +576,7 @@ class CallDistributor:
             wait = live.calls.expected_wait(position, self._staffed(live), now)
             self._say(entry, announcement_text(position, wait, live.config.callback_key), then=None)
 
-    def _say(self, entry: Waiting, text: str, then: Callable[[], None] | None) -> None:
+    def _say(self, entry: Waiting[C], text: str, then: Callable[[], None] | None) -> None:
         """Speak to a waiting caller over the music, then resume the music (or run `then`)."""
         call = entry.call
         if call is None:
@@ -534,14 +596,14 @@ class CallDistributor:
         prompter.say(text, done)
 
     # -- helpers ---------------------------------------------------------------------------------
-    def members(self, live: LiveQueue) -> list[Agent]:
+    def members(self, live: LiveQueue[C]) -> list[Agent]:
         """The queue's agents (every agent when it names none), in its member order."""
         members = live.config.members
         if not members:
             return list(self.roster.agents.values())
         return [self.roster.agents[a] for a in members if a in self.roster.agents]
 
-    def _staffed(self, live: LiveQueue) -> int:
+    def _staffed(self, live: LiveQueue[C]) -> int:
         """Agents logged in to serve the queue and not paused (the ones who will take calls)."""
         return sum(1 for a in self.members(live) if a.state not in (AgentState.LOGGED_OUT, AgentState.PAUSED))
 
@@ -561,12 +623,12 @@ class CallDistributor:
         return set(self.agent_calls)
 
     @staticmethod
-    def _call_key(entry: Waiting) -> str:
+    def _call_key(entry: Waiting[Any]) -> str:
         if entry.call is not None:
             return entry.call.a.dialog_key()
         return f"callback-{entry.callback_id}"
 
-    def _log(self, event: str, live: LiveQueue, call_id: str, caller: str, agent: str = "",
+    def _log(self, event: str, live: LiveQueue[C], call_id: str, caller: str, agent: str = "",
              position: int | None = None, wait_s: float | None = None, talk_s: float | None = None,
              wrap_s: float | None = None, data: str = "") -> None:
         queue_log.record(self.store, queue_log.QueueEvent(

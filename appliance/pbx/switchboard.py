@@ -19,6 +19,7 @@ from appliance.ivr.flow import Flow, FlowError, load_flow_file
 from appliance.ivr.session import IvrSession
 from appliance.ivr.tts import PromptCache, TtsError
 from appliance.pbx.call import Call
+from appliance.pbx.bus import EventBus
 from appliance.pbx.distributor import CallDistributor
 from appliance.pbx.features import FeatureCodes
 from appliance.pbx.recording import Recorder
@@ -92,7 +93,8 @@ class Switchboard:
         self._flows: dict[str, tuple[int, Flow]] = {}  # name -> (file mtime, parsed flow)
         self.contacts = StoreContacts(store)
         self.dialplan = self._load_dialplan()
-        self.distributor = CallDistributor(self, clock)
+        self.bus = EventBus()  # call-level events (appliance/pbx/events.py), in the engine loop
+        self.distributor = CallDistributor(self, clock, self.bus)
         self.features = FeatureCodes(self)
         self.recorder = Recorder(store, media, settings.recordings_dir or Path("recordings"), clock)
         self.mailboxes = Mailboxes(store, settings.voicemail_dir or Path("voicemail"))
