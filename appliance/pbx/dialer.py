@@ -348,11 +348,8 @@ class Dialer:
     def today_counts(self, campaign: str, now: float) -> tuple[int, int, int]:
         """(placed, answered, abandoned) since local midnight."""
         midnight = dt.datetime.combine(dt.date.fromtimestamp(now), dt.time()).timestamp()
-        row = self.store.query(
-            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN answered_at IS NOT NULL THEN 1 ELSE 0 END), 0),"
-            " COALESCE(SUM(CASE WHEN outcome = 'abandoned' THEN 1 ELSE 0 END), 0)"
-            " FROM dial_attempts WHERE campaign = ? AND placed_at >= ?", (campaign, midnight))[0]
-        return int(row[0]), int(row[1]), int(row[2])
+        counts = dstore.attempt_counts_since(self.store, campaign, midnight)
+        return counts.placed, counts.answered, counts.abandoned
 
     def campaign_status(self, live: LiveCampaign) -> dict[str, Any]:
         now = self.clock()

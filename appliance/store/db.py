@@ -103,6 +103,9 @@ def _upsert_sql(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
     )
 
 
+upsert_sql = _upsert_sql  # public for the store's other modules (acd.py)
+
+
 def _split_script(script: str) -> list[str]:
     """Split a migration script into statements (sqlite3.complete_statement aware)."""
     statements: list[str] = []
@@ -468,6 +471,8 @@ class Store(DeferredWriting):
         number = destination.removeprefix(VOICEMAIL_PREFIX)
         if not self.execute("SELECT 1 FROM extensions WHERE number = ?", (number,)).fetchone():
             raise ConfigError(f"{where}: extension {number!r} does not exist")
+
+    check_destination = _check_destination  # public for the store's other modules (acd.py)
 
     def delete_inbound_route(self, did: str) -> bool:
         """Delete an inbound route; return whether it existed."""
