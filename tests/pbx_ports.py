@@ -10,10 +10,16 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from appliance.ivr.contacts import InMemoryContacts
+from appliance.ivr.tts import PromptCache
 from appliance.media.tones import ToneSpec
 from appliance.pbx.channel import NORMAL_CLEARING, Answered, Cause, Channel, ChannelState, HungUp, Party, Ringing
+from appliance.store.db import Store
+from appliance.store.models import Extension, QueueConfig
 
 
 class Timer:
@@ -181,3 +187,92 @@ class PhoneChannel(Channel):
         self.hangup_cause = cause
         self.set_state(ChannelState.DOWN)
         self.post(HungUp(self, cause, remote=True))
+
+
+class Caller:
+    """A caller as the distributor sees a call (the `QueueCall` port), recording what it is asked."""
+
+    def __init__(self, call_id: str, number: str, priority: int | None = None) -> None:
+        self.id = call_id
+        self.a: Channel = PhoneChannel("inbound", Party(number, f"Caller {number}"), "6000")
+        self.direction = "inbound"
+        self.dialed = "6000"
+        self.variables: dict[str, str] = {} if priority is None else {"priority": str(priority)}
+        self.queue_config: QueueConfig | None = None
+        self.agent_answered_at: float | None = None
+        self.interaction_id: int | None = None
+        self.queue_entry: Any = None
+        self.agent: tuple[Channel, str] | None = None
+        self.overflowed_to: str | None = None
+        self.hung_up = False
+
+    def link_interaction(self, interaction_id: int | None) -> None:
+        self.interaction_id = interaction_id
+
+    def waiting_as(self, entry: Any) -> None:
+        self.queue_entry = entry
+
+    def connect_agent(self, chan: Channel, agent_id: str, queue: QueueConfig) -> None:
+        self.agent, self.queue_config, self.agent_answered_at = (chan, agent_id), queue, 0.0
+
+    def overflow(self, dest: str) -> None:
+        self.overflowed_to = dest
+
+    def hangup(self, chan: Channel | None = None) -> None:
+        self.hung_up = True
+
+
+@dataclass
+class Paths:
+    sounds_dir: Path | None = None
+
+
+@dataclass
+class Extensions:
+    extensions: dict[str, Extension] = field(default_factory=dict)
+
+
+class QueuePbx:
+    """The distributor's PBX port (`DistributorPbx`): agents' desk phones ring as `PhoneChannel`s kept in `phones`."""
+
+    def __init__(self, store: Store, time: VirtualTime, prompts: PromptCache) -> None:
+        self.store = store
+        self.schedule = time.schedule
+        self.media = FakeMedia()
+        self.prompts = prompts
+        self.contacts = InMemoryContacts()
+        self.settings = Paths()
+        self.dialplan = Extensions()
+        self.calls: dict[str, Caller] = {}
+        self.phones: dict[str, list[PhoneChannel]] = {}  # extension -> every channel that rang it
+        self.callbacks: list[tuple[Channel, str, str]] = []
+
+    def moh_source(self) -> str:
+        return "default-moh"
+
+    def device_busy(self, number: str) -> bool:
+        return any(not c.is_down for c in self.phones.get(number, []))
+
+    def device_reachable(self, number: str) -> bool:
+        return number in self.dialplan.extensions
+
+    def channels_for_extension(self, ext: Extension, caller: Party) -> list[Channel]:
+        chan = PhoneChannel("outbound", caller, ext.number)
+        chan.extension = ext.number
+        self.phones.setdefault(ext.number, []).append(chan)
+        return [chan]
+
+    def callback_refusal(self, number: str) -> str | None:
+        return None
+
+    def call_back(self, agent_chan: Channel, number: str, agent_id: str, queue: QueueConfig) -> Caller:
+        self.callbacks.append((agent_chan, number, agent_id))
+        call = Caller(f"cb-{len(self.callbacks)}", number)
+        self.calls[call.id] = call
+        return call
+
+    def ringing(self, ext: str) -> PhoneChannel:
+        """The channel ringing `ext` now (there must be exactly one)."""
+        live = [c for c in self.phones.get(ext, []) if c.dialled and not c.is_down]
+        assert len(live) == 1, f"{ext}: {len(live)} channels ringing"
+        return live[0]

@@ -125,6 +125,7 @@ class CallDistributor(Generic[C]):
         self.entries: dict[str, Waiting[C]] = {}
         self.offers: dict[str, OfferLeg] = {}  # agent id -> offer
         self.agent_calls: dict[str, C] = {}  # agent id -> the call they are on
+        self.entries_by_call: dict[str, Waiting[C]] = {}  # call id -> its place, while the caller is in a queue
         self._dispatching = False
         self._again = False
         self._timer: TimerHandle | None = None
@@ -202,14 +203,14 @@ class CallDistributor(Generic[C]):
         caller = call.a.caller.number
         known = interactions.latest_open_for_caller(self.store, caller, FOLLOW_UP_WINDOW_S, now=now)
         if known is not None:
-            call.interaction_id = known.id
+            call.link_interaction(known.id)
             return
         contact_id = _int(call.variables.get("contact_id")) or None
         if contact_id is None and caller and caller != "anonymous":
             contact = self.pbx.contacts.find_by_number(caller) or self.pbx.contacts.create(caller)
             contact_id = _int(contact.id) or None
-        call.interaction_id = interactions.open_interaction(self.store, caller, queue, call.a.dialog_key(), now,
-                                                           contact_id=contact_id, ivr_path=call.variables)
+        call.link_interaction(interactions.open_interaction(self.store, caller, queue, call.a.dialog_key(), now,
+                                                            contact_id=contact_id, ivr_path=call.variables))
 
     def _join(self, live: LiveQueue[C], caller: Party, priority: int, at: float, call: C | None) -> Waiting[C]:
         entry_id = f"q{next(_entry_ids)}"
@@ -220,14 +221,14 @@ class CallDistributor(Generic[C]):
         self._log("ENTER", live, self._call_key(entry), caller.number, position=position,
                   data="callback" if call is None else "")
         if call is not None:
-            call.queue_entry = entry
+            self._waits(call, entry)
             self.bus.publish(QueueJoined(call.id, live.config.name, caller.number))
         return entry
 
     def caller_left(self, call: C) -> None:
         """The caller hung up while waiting: an abandon, unless a callback was promised."""
-        entry = call.queue_entry
-        call.queue_entry = None
+        entry = self.entries_by_call.get(call.id)
+        self._waits(call, None)
         if entry is None or entry.entry_id not in self.entries:
             return
         if entry.prompter is not None:
@@ -242,10 +243,10 @@ class CallDistributor(Generic[C]):
     def withdraw(self, call: C, event: str) -> bool:
         """Take a waiting caller out of its queue for the PBX's own reasons (the dialer's
         abandon deadline), logging `event`; its offers stop. False if it was not waiting."""
-        entry = call.queue_entry
+        entry = self.entries_by_call.get(call.id)
         if entry is None or entry.entry_id not in self.entries:
             return False
-        call.queue_entry = None
+        self._waits(call, None)
         self._leave(entry, event)
         return True
 
@@ -263,7 +264,7 @@ class CallDistributor(Generic[C]):
     def promote(self, call: C, priority: int) -> bool:
         """Raise a waiting caller's priority (keeping its arrival time); False if it is not
         waiting or is being offered right now (its offer stands; the next tick tries again)."""
-        entry = call.queue_entry
+        entry = self.entries_by_call.get(call.id)
         if entry is None or entry.entry_id not in self.entries or entry.priority >= priority:
             return False
         live = self.queues[entry.queue]
@@ -276,7 +277,7 @@ class CallDistributor(Generic[C]):
 
     def caller_event(self, call: C, event: DtmfReceived | PlaybackEnded) -> None:
         """Keys and prompt ends from a waiting caller."""
-        entry = call.queue_entry
+        entry = self.entries_by_call.get(call.id)
         if entry is None:
             return
         if entry.prompter is not None:
@@ -329,7 +330,7 @@ class CallDistributor(Generic[C]):
         call = entry.call
         self._leave(entry, event)
         if call is not None:
-            call.queue_entry = None
+            self._waits(call, None)
             call.overflow(self.queues[entry.queue].config.overflow or "")
 
     # -- offers --------------------------------------------------------------------------------
@@ -474,7 +475,7 @@ class CallDistributor(Generic[C]):
             interactions.assign_agent(self.store, interaction, agent.agent_id, now)
         if entry.call is not None:
             call = entry.call
-            entry.call.queue_entry = None
+            self._waits(call, None)
             self.agent_calls[agent.agent_id] = call
             self.bus.publish(QueueLeft(call.id, live.config.name, "CONNECT"))
             call.connect_agent(chan, agent.agent_id, live.config)
@@ -487,7 +488,7 @@ class CallDistributor(Generic[C]):
                   wait_s=wait)
         chan.caller = Party(agent.device or agent.agent_id, agent.name)
         call = self.pbx.call_back(chan, entry.caller.number, agent.agent_id, live.config)
-        call.interaction_id = interaction  # the follow-up call belongs to the same interaction
+        call.link_interaction(interaction)  # the follow-up call belongs to the same interaction
         self.agent_calls[agent.agent_id] = call
         self.bus.publish(AgentConnected(call.id, live.config.name, agent.agent_id, chan.id))
 
@@ -596,6 +597,14 @@ class CallDistributor(Generic[C]):
         prompter.say(text, done)
 
     # -- helpers ---------------------------------------------------------------------------------
+    def _waits(self, call: C, entry: Waiting[C] | None) -> None:
+        """Record (None: forget) `call`'s place in a queue, here and for the call itself."""
+        if entry is None:
+            self.entries_by_call.pop(call.id, None)
+        else:
+            self.entries_by_call[call.id] = entry
+        call.waiting_as(entry)
+
     def members(self, live: LiveQueue[C]) -> list[Agent]:
         """The queue's agents (every agent when it names none), in its member order."""
         members = live.config.members

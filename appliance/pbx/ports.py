@@ -107,8 +107,14 @@ class QueueCall(Protocol):
     @property
     def agent_answered_at(self) -> float | None: ...
 
-    interaction_id: int | None  # what the call is about; a queue opens or continues one
-    queue_entry: Any  # the caller's place while it waits (`distributor.Waiting`), set by the distributor
+    @property
+    def interaction_id(self) -> int | None: ...  # what the call is about
+
+    def link_interaction(self, interaction_id: int | None) -> None: ...  # a queue opens or continues one
+
+    # The caller's place while it waits (a `distributor.Waiting`, which this module cannot name
+    # without importing the distributor), None once it no longer waits.
+    def waiting_as(self, entry: Any) -> None: ...
 
     def connect_agent(self, chan: Channel, agent_id: str, queue: QueueConfig) -> None: ...
 

@@ -8,113 +8,28 @@ given are fakes of its ports (tests/pbx_ports.py): the PBX (`DistributorPbx`: ag
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from appliance.acd.agent import AgentState
-from appliance.ivr.contacts import InMemoryContacts
 from appliance.ivr.tts import PromptCache
 from appliance.pbx.bus import EventBus
-from appliance.pbx.channel import ANSWERED_ELSEWHERE, CANCELLED, Cause, Channel, Party
+from appliance.pbx.channel import ANSWERED_ELSEWHERE, CANCELLED, Cause, Party
 from appliance.pbx.distributor import CallDistributor
 from appliance.pbx.events import AgentConnected, AgentReleased, QueueJoined, QueueLeft
 from appliance.store import acd as acd_store
 from appliance.store import queue_log
 from appliance.store.db import Store
 from appliance.store.models import AgentConfig, Extension, QueueConfig
-from tests.pbx_ports import FakeMedia, PhoneChannel, VirtualTime
-
-
-class Caller:
-    """A caller as the distributor sees a call (the `QueueCall` port), recording what it is asked."""
-
-    def __init__(self, call_id: str, number: str, priority: int | None = None) -> None:
-        self.id = call_id
-        self.a: Channel = PhoneChannel("inbound", Party(number, f"Caller {number}"), "6000")
-        self.direction = "inbound"
-        self.dialed = "6000"
-        self.variables: dict[str, str] = {} if priority is None else {"priority": str(priority)}
-        self.queue_config: QueueConfig | None = None
-        self.agent_answered_at: float | None = None
-        self.interaction_id: int | None = None
-        self.queue_entry: Any = None
-        self.agent: tuple[Channel, str] | None = None
-        self.overflowed_to: str | None = None
-        self.hung_up = False
-
-    def connect_agent(self, chan: Channel, agent_id: str, queue: QueueConfig) -> None:
-        self.agent, self.queue_config, self.agent_answered_at = (chan, agent_id), queue, 0.0
-
-    def overflow(self, dest: str) -> None:
-        self.overflowed_to = dest
-
-    def hangup(self, chan: Channel | None = None) -> None:
-        self.hung_up = True
-
-
-@dataclass
-class Paths:
-    sounds_dir: Path | None = None
-
-
-@dataclass
-class Extensions:
-    extensions: dict[str, Extension] = field(default_factory=dict)
-
-
-class Pbx:
-    """The distributor's PBX port: agents' desk phones ring as `PhoneChannel`s kept in `phones`."""
-
-    def __init__(self, store: Store, time: VirtualTime, prompts: PromptCache) -> None:
-        self.store = store
-        self.schedule = time.schedule
-        self.media = FakeMedia()
-        self.prompts = prompts
-        self.contacts = InMemoryContacts()
-        self.settings = Paths()
-        self.dialplan = Extensions()
-        self.calls: dict[str, Caller] = {}
-        self.phones: dict[str, list[PhoneChannel]] = {}  # extension -> every channel that rang it
-        self.callbacks: list[tuple[Channel, str, str]] = []
-
-    def moh_source(self) -> str:
-        return "default-moh"
-
-    def device_busy(self, number: str) -> bool:
-        return any(not c.is_down for c in self.phones.get(number, []))
-
-    def device_reachable(self, number: str) -> bool:
-        return number in self.dialplan.extensions
-
-    def channels_for_extension(self, ext: Extension, caller: Party) -> list[Channel]:
-        chan = PhoneChannel("outbound", caller, ext.number)
-        chan.extension = ext.number
-        self.phones.setdefault(ext.number, []).append(chan)
-        return [chan]
-
-    def callback_refusal(self, number: str) -> str | None:
-        return None
-
-    def call_back(self, agent_chan: Channel, number: str, agent_id: str, queue: QueueConfig) -> Caller:
-        self.callbacks.append((agent_chan, number, agent_id))
-        call = Caller(f"cb-{len(self.callbacks)}", number)
-        self.calls[call.id] = call
-        return call
-
-    def ringing(self, ext: str) -> PhoneChannel:
-        """The channel ringing `ext` now (there must be exactly one)."""
-        live = [c for c in self.phones.get(ext, []) if c.dialled and not c.is_down]
-        assert len(live) == 1, f"{ext}: {len(live)} channels ringing"
-        return live[0]
+from tests.pbx_ports import Caller, PhoneChannel, QueuePbx, VirtualTime
 
 
 @dataclass
 class World:
     time: VirtualTime
-    pbx: Pbx
+    pbx: QueuePbx
     dist: CallDistributor[Caller]
     events: list[object]
     store: Store
@@ -138,7 +53,7 @@ AGENTS = {"2001": ("1001", ["fr:5"]), "2002": ("1002", ["en:4"]), "2003": ("1003
 @pytest.fixture
 def world(store: Store, prompts: PromptCache) -> Iterator[World]:
     time = VirtualTime()
-    pbx = Pbx(store, time, prompts)
+    pbx = QueuePbx(store, time, prompts)
     for agent_id, (phone, skills) in AGENTS.items():
         store.put_extension(Extension(number=phone, name=f"Desk {phone}", secret=f"secret-{phone}"))
         pbx.dialplan.extensions[phone] = Extension(number=phone, name=f"Desk {phone}", secret="x")
