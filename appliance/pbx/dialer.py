@@ -6,7 +6,9 @@ is `dialer_call.DialerAttempt` (customer first) or `PreviewAttempt` (agent first
 of a campaign are its ACD queue's, so a blended queue serves inbound callers too: callers past
 the queue's service-level target go first (`CallDistributor.promote`) and the pacer leaves them
 the agents they need. Every decision that matters (pace, refused and why, dial, abandoned,
-opt-out) is written to the dialer audit log before it acts.
+opt-out) is written to the dialer audit log before it acts. The dialer and its attempts reach the
+PBX only through `dialer_ports.DialerPbx` (docs/ARCHITECTURE.md, "Ports"); an attempt reports back
+through `dialer_call.AttemptOwner`, so `dialer_call` does not import this module.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from appliance.dialer import compliance
 from appliance.dialer.campaign import CampaignConfig
 from appliance.pbx.channel import Party
 from appliance.pbx.dialer_call import DialerAttempt, PreviewAttempt
+from appliance.pbx.dialer_ports import DialerPbx
 from appliance.dialer.pacing import DialerSnapshot, Pacer, PacingDecision
 from appliance.dialer.site import (
     DEFAULT_NUMBER_HOURS,
@@ -71,7 +74,7 @@ class LiveCampaign:
 class Dialer:
     """Campaigns at run time for one switchboard."""
 
-    def __init__(self, pbx: Any, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, pbx: DialerPbx, clock: Callable[[], float] = time.time) -> None:
         self.pbx = pbx
         self.store = pbx.store
         self.clock = clock

@@ -237,9 +237,8 @@ class PreviewDial:
             return None
         now = dialer.clock()
         chan.caller = Party(agent.device or agent.agent_id, agent.name)
-        call = Call(pbx, chan, self.lead.number, None, "outbound", via_trunk=self.campaign.trunk)
-        call.agent_id, call.queue_config, call.agent_leg = agent.agent_id, dist_queue.config, chan
-        call.agent_answered_at = now
+        call: Call = pbx.call_factory.new_call(chan, self.lead.number, "outbound", via_trunk=self.campaign.trunk)
+        call.assign_agent(agent.agent_id, dist_queue.config, chan, now)
         call.variables.update({"campaign": self.campaign.name, "lead_id": str(self.lead.id)})
         attempt_id = dstore.start_attempt(pbx.store, self.lead, chan.dialog_key(), now)
         call.variables["attempt_id"] = str(attempt_id)
@@ -248,7 +247,6 @@ class PreviewDial:
         live.placed.append(now)
         attempt.agent_answered(call)
         dialer.agent_leads[agent.agent_id] = AgentLead(self.lead.id, self.campaign.name, attempt_id)
-        pbx.calls[call.id] = call
         return call
 
     def _start(self, call: Call) -> None:
