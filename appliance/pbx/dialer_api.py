@@ -202,7 +202,7 @@ class DialerApi:
             raise ApiError(409, f"trunk {live.config.trunk} is missing or disabled")
         if agent.state is not AgentState.AVAILABLE:
             raise ApiError(409, f"agent {agent_id} is {agent.state.value}: must be available to dial")
-        channels = self.e.pbx.distributor.agent_channels(agent, Party(lead.number, f"[{live.config.name}]"))
+        channels = self.e.pbx.distributor.ringing.channels(agent, Party(lead.number, f"[{live.config.name}]"))
         if not channels:
             raise ApiError(409, f"agent {agent_id} has no registered phone")
         dialer.previews.pop(agent_id, None)

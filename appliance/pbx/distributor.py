@@ -14,11 +14,11 @@ turns them into channels and timers, and writes every step to the queue log:
   the turn comes the agent answers first and the caller is called back (CALLBACK_PLACED);
 * when the agent's call ends the agent wraps up for the queue's `wrapup_seconds` (COMPLETE).
 
-`offer()` is the only way an agent is offered a call: a waiting caller (`dispatch`), and the
-dialer's preview lead (`offer_preview`). The distributor reaches the PBX only through its ports
-(`ports.DistributorPbx`, `ports.QueueCall`; docs/ARCHITECTURE.md, "Ports") and tells the rest of
-the engine what happened through events on the bus: QueueJoined, QueueLeft, AgentConnected,
-AgentReleased (appliance/pbx/events.py).
+`Offers.ring` (appliance/pbx/offers.py) is the only way an agent is offered a call: a waiting
+caller (`dispatch`), and the dialer's preview lead (`offer_preview`). The distributor reaches the
+PBX only through its ports (`ports.DistributorPbx`, `ports.QueueCall`; docs/ARCHITECTURE.md,
+"Ports") and tells the rest of the engine what happened through events on the bus: QueueJoined,
+QueueLeft, AgentConnected, AgentReleased (appliance/pbx/events.py).
 """
 from __future__ import annotations
 
@@ -26,20 +26,21 @@ import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic
 
-from appliance.acd.agent import Agent, AgentState, Answer, CallEnded, NoAnswer, Offer, OfferCancelled
+from appliance.acd.agent import Agent, AgentState, Answer, CallEnded, NoAnswer, OfferCancelled
 from appliance.acd.queue import CallQueue
 from appliance.acd.skills import requirements_from_text
 from appliance.acd.strategies import make_strategy
+from appliance.media.tones import ToneSpec
 from appliance.pbx.channel import ANSWERED_ELSEWHERE, CANCELLED, Cause, Channel, DtmfReceived, Party, PlaybackEnded
 from appliance.pbx.bus import EventBus
 from appliance.pbx.events import AgentConnected, AgentReleased, QueueJoined, QueueLeft
-from appliance.pbx.fork import Fork
-from appliance.pbx.ports import DistributorPbx, QueueCall, TimerHandle
+from appliance.pbx.offers import OfferLeg, Offers
+from appliance.pbx.ports import DistributorPbx, TimerHandle
 from appliance.pbx.prompter import Prompter
 from appliance.pbx.roster import AgentRoster
+from appliance.pbx.waiting import C, Waiting, announcement_text, queue_music
 from appliance.store import acd as acd_store
 from appliance.store import interactions, queue_log
 from appliance.store.models import QueueConfig
@@ -55,35 +56,6 @@ RECONCILE_SECONDS = 5.0
 DIALER_PRIORITY = 1000
 PAST_SERVICE_LEVEL_PRIORITY = 1001
 _entry_ids = itertools.count(1)
-C = TypeVar("C", bound=QueueCall)  # the PBX's call class
-
-
-@dataclass
-class Waiting(Generic[C]):
-    """One caller in a queue: on the line (`call`), or gone with a callback promised."""
-
-    entry_id: str
-    queue: str
-    caller: Party
-    priority: int
-    entered_at: float
-    call: C | None
-    callback_id: int | None = None
-    next_announce: float | None = None
-    prompter: Prompter | None = None  # an announcement or the callback confirmation is playing
-    interaction_id: int | None = None  # a callback's interaction (a live caller's is on its call)
-
-
-@dataclass
-class OfferLeg:
-    """An agent's phone ringing for a waiting caller (`entry_id` its queue entry) or for a
-    preview lead (`entry_id` the preview's key)."""
-
-    agent_id: str
-    entry_id: str
-    queue: str
-    fork: Fork | None = None
-    started: float = 0.0
 
 
 @dataclass
@@ -99,18 +71,6 @@ def _strategy(cfg: QueueConfig) -> Any:
     return make_strategy(cfg.strategy)
 
 
-def announcement_text(position: int, expected_wait: float | None, callback_key: str | None) -> str:
-    """What a waiting caller is told: position, expected wait rounded up to minutes, callback offer."""
-    text = f"You are caller number {position}."
-    if expected_wait is not None:
-        minutes = int(-(-expected_wait // 60))
-        text += (" Your expected wait is less than a minute." if expected_wait < 60 else
-                 f" Your expected wait is about {minutes} minute{'s' if minutes != 1 else ''}.")
-    if callback_key:
-        text += f" To be called back without losing your place, press {callback_key}."
-    return text
-
-
 class CallDistributor(Generic[C]):
     """Queues, offers and agents' calls for one switchboard."""
 
@@ -123,7 +83,8 @@ class CallDistributor(Generic[C]):
         self.roster.on_available = lambda agent: self.dispatch()
         self.queues: dict[str, LiveQueue[C]] = {}
         self.entries: dict[str, Waiting[C]] = {}
-        self.offers: dict[str, OfferLeg] = {}  # agent id -> offer
+        self.ringing = Offers(pbx, self.roster, clock)
+        self.offers = self.ringing.legs  # agent id -> the offer ringing their phone
         self.agent_calls: dict[str, C] = {}  # agent id -> the call they are on
         self.entries_by_call: dict[str, Waiting[C]] = {}  # call id -> its place, while the caller is in a queue
         self._dispatching = False
@@ -379,50 +340,12 @@ class CallDistributor(Generic[C]):
         self._log("OFFER", live, self._call_key(entry), entry.caller.number, agent=agent.agent_id)
         label = "Callback" if entry.call is None else live.config.name
         party = Party(entry.caller.number, f"[{label}] {entry.caller.name}".strip())
-        self.offer(agent, entry.entry_id, live.config.name, self._call_key(entry), self.agent_channels(agent, party),
-                   entry.call, self._answered, self._unanswered, now=now)
-
-    # -- the one offer path ------------------------------------------------------------------------
-    def agent_channels(self, agent: Agent, caller: Party) -> list[Channel]:
-        """The channels that ring the phone `agent` is logged in on (none: not a registered phone)."""
-        ext = self.pbx.dialplan.extensions.get(agent.device or "")
-        return self.pbx.channels_for_extension(ext, caller) if ext is not None else []
-
-    def offer(self, agent: Agent, entry_id: str, queue: str, call_key: str, channels: list[Channel],
-              owner: object, answered: Callable[[OfferLeg, Channel], None],
-              unanswered: Callable[[OfferLeg, Cause], None], now: float | None = None) -> OfferLeg:
-        """Ring `agent`'s `channels` for `entry_id` (a waiting caller, a preview lead): the only way an
-        agent is offered a call. The agent is RINGING meanwhile, so nothing else is offered to them,
-        and the roster's reconcile knows the offer exists. `answered` or `unanswered` runs once,
-        and only while the offer is still the agent's (a cancelled one hangs up a late answer)."""
-        offer = self.offers[agent.agent_id] = OfferLeg(agent.agent_id, entry_id, queue,
-                                                       started=self.clock() if now is None else now)
-        self.roster.apply(agent, Offer(call_key))
-        for chan in channels:
-            chan.owner = owner
-
-        def on_answer(chan: Channel) -> None:
-            offer.fork = None
-            if self.offers.get(offer.agent_id) is not offer:
-                chan.hangup(CANCELLED)
-                return
-            del self.offers[offer.agent_id]
-            answered(offer, chan)
-
-        def on_fail(cause: Cause) -> None:
-            offer.fork = None
-            if self.offers.get(offer.agent_id) is not offer:
-                return
-            del self.offers[offer.agent_id]
-            unanswered(offer, cause)
-
-        offer.fork = Fork(channels, agent.ring_timeout, self.pbx.schedule, lambda chan: None, on_answer, on_fail)
-        offer.fork.start()
-        return offer
+        self.ringing.ring(agent, entry.entry_id, live.config.name, self._call_key(entry),
+                          self.ringing.channels(agent, party), entry.call, self._answered, self._unanswered, now=now)
 
     def offer_preview(self, agent: Agent, key: str, queue: str, channels: list[Channel], owner: object,
                       build: Callable[[Channel], C | None], start: Callable[[C], None]) -> OfferLeg:
-        """Preview dialing: ring the agent first (`offer`); once they answer, `build` makes the
+        """Preview dialing: ring the agent first (`Offers.ring`); once they answer, `build` makes the
         call their answered leg will place (None: what it was for is gone, the leg is hung up),
         the agent is on it, and `start` places it."""
 
@@ -443,7 +366,7 @@ class CallDistributor(Generic[C]):
                 self.roster.apply(agent, NoAnswer() if cause.code != 487 else OfferCancelled())
             log.info("%s: agent %s did not answer (%s)", key, agent.agent_id, cause)
 
-        return self.offer(agent, key, queue, key, channels, owner, answered, unanswered)
+        return self.ringing.ring(agent, key, queue, key, channels, owner, answered, unanswered)
 
     def _answered(self, offer: OfferLeg, chan: Channel) -> None:
         agent = self.roster.agents.get(offer.agent_id)
@@ -506,10 +429,7 @@ class CallDistributor(Generic[C]):
 
     def _cancel_offer(self, offer: OfferLeg, cause: Cause = CANCELLED) -> None:
         """Stop an offer the agent is not at fault for (caller gone, answered elsewhere)."""
-        self.offers.pop(offer.agent_id, None)
-        if offer.fork is not None:
-            offer.fork.cancel(cause)
-            offer.fork = None
+        self.ringing.withdraw(offer, cause)
         live = self.queues.get(offer.queue)
         if live is not None:
             live.calls.offer_ended(offer.entry_id, offer.agent_id)
@@ -616,13 +536,8 @@ class CallDistributor(Generic[C]):
         """Agents logged in to serve the queue and not paused (the ones who will take calls)."""
         return sum(1 for a in self.members(live) if a.state not in (AgentState.LOGGED_OUT, AgentState.PAUSED))
 
-    def _moh(self, cfg: QueueConfig) -> Any:
-        if cfg.moh:
-            path = (self.pbx.settings.sounds_dir or Path(".")) / cfg.moh
-            if path.exists():
-                return str(path)
-            log.error("queue %s: music %s not found, using the default", cfg.name, path)
-        return self.pbx.moh_source()
+    def _moh(self, cfg: QueueConfig) -> ToneSpec | str:
+        return queue_music(cfg, self.pbx.settings.sounds_dir, self.pbx.moh_source)
 
     def _on_call(self) -> set[str]:
         """Agents whose call still exists (a call that ended without telling us is dropped here)."""

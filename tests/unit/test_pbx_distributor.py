@@ -197,7 +197,7 @@ def test_the_preview_offer_rings_the_agent_and_starts_the_call_they_answer(world
     agent = world.dist.roster.agents["2001"]
     started: list[Caller] = []
     lead = Caller("call-9", "3001")
-    phones = world.dist.agent_channels(agent, Party("+33612345678", "[spring]"))
+    phones = world.dist.ringing.channels(agent, Party("+33612345678", "[spring]"))
     owner = object()
     world.dist.offer_preview(agent, "preview-2001-7", "sales", phones, owner, lambda chan: lead, started.append)
     phone = world.pbx.ringing("1001")
@@ -216,7 +216,7 @@ def test_a_preview_offer_not_answered_or_withdrawn(world: World) -> None:
     agent = world.dist.roster.agents["2001"]
 
     def preview(build: Any) -> PhoneChannel:
-        chans = world.dist.agent_channels(agent, Party("+33612345678", "[spring]"))
+        chans = world.dist.ringing.channels(agent, Party("+33612345678", "[spring]"))
         world.dist.offer_preview(agent, "preview-2001-7", "sales", chans, None, build, lambda call: None)
         return world.pbx.ringing("1001")
 
