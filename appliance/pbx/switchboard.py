@@ -89,8 +89,8 @@ class Switchboard:
         self._flows: dict[str, tuple[int, Flow]] = {}  # name -> (file mtime, parsed flow)
         self.contacts = StoreContacts(store)
         self.dialplan = self._load_dialplan()
-        self.bus = EventBus()  # call-level events (appliance/pbx/events.py), in the engine loop
-        self.distributor = CallDistributor(self, clock, self.bus)
+        self.events = EventBus()  # call-level events (events.py), synchronous in the engine loop
+        self.distributor = CallDistributor(self, clock, self.events)
         self.features = FeatureCodes(self)
         self.recorder = Recorder(store, media, settings.recordings_dir or Path("recordings"), clock)
         self.mailboxes = Mailboxes(store, settings.voicemail_dir or Path("voicemail"))
