@@ -16,7 +16,7 @@ import pytest
 from appliance.acd.agent import AgentState
 from appliance.ivr.tts import PromptCache
 from appliance.pbx.bus import EventBus
-from appliance.pbx.channel import ANSWERED_ELSEWHERE, CANCELLED, Cause, Party
+from appliance.pbx.channel import ANSWERED_ELSEWHERE, CANCELLED, Cause, DtmfReceived, Party
 from appliance.pbx.distributor import CallDistributor
 from appliance.pbx.events import AgentConnected, AgentReleased, QueueJoined, QueueLeft
 from appliance.store import acd as acd_store
@@ -229,3 +229,38 @@ def test_a_preview_offer_not_answered_or_withdrawn(world: World) -> None:
     phone.far_answer()
     assert phone.is_down and agent.state is AgentState.AVAILABLE and world.dist.agent_calls == {}
     assert world.dist.offers == {}
+
+
+def test_a_caller_waiting_too_long_leaves_for_the_overflow(world: World) -> None:
+    cfg = world.dist.queues["sales"].config
+    cfg.max_wait_seconds, cfg.overflow = 30, "1003"
+    login(world, "2001")
+    world.dist.roster.pause("2001", "lunch")  # logged in (the queue is staffed) but not taking calls
+    bob = Caller("call-1", "0611111111")
+    world.join(bob)
+    world.time.advance(29.5)
+    assert bob.overflowed_to is None
+    world.time.advance(1.0)  # the next tick past 30 s
+    assert bob.overflowed_to == "1003" and bob.queue_entry is None and world.dist.entries == {}
+    assert world.log()[-1][0] == "EXITWITHTIMEOUT"
+    assert world.events[-1] == QueueLeft("call-1", "sales", "EXITWITHTIMEOUT")
+
+
+def test_a_callback_keeps_the_place_and_the_agent_answers_first(world: World) -> None:
+    world.dist.queues["sales"].config.callback_key = "5"
+    bob = Caller("call-1", "0611111111")
+    world.join(bob)
+    assert bob.interaction_id is not None  # each queued call opens an interaction
+    world.dist.caller_event(bob, DtmfReceived(bob.a, "5", "rfc4733"))
+    world.dist.caller_left(bob)  # hangs up after the confirmation: keeps the place
+    assert len(world.dist.entries) == 1 and world.events[-1] == QueueLeft("call-1", "sales", "CALLBACK_REQUESTED")
+    login(world, "2001")
+    phone = world.pbx.ringing("1001")
+    assert phone.caller.name == "[Callback] Caller 0611111111"
+    phone.far_answer()
+    [(leg, number, agent_id)] = world.pbx.callbacks
+    assert (leg, number, agent_id) == (phone, "0611111111", "2001")
+    callback = world.dist.agent_calls["2001"]
+    assert callback.interaction_id == bob.interaction_id  # the same matter as the call that asked
+    assert [e for e, _a, _d in world.log()] == ["ENTER", "CALLBACK_REQUESTED", "OFFER", "CONNECT", "CALLBACK_PLACED"]
+    assert world.events[-1] == AgentConnected(callback.id, "sales", "2001", phone.id)
