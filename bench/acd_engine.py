@@ -68,7 +68,9 @@ from appliance.pbx.channel import (
     Ringing,
 )
 from appliance.pbx.dialplan import ToTrunk
-from appliance.pbx.distributor import CallDistributor, LiveQueue, OfferLeg, Waiting
+from appliance.pbx.distributor import CallDistributor, LiveQueue
+from appliance.pbx.offers import OfferLeg
+from appliance.pbx.waiting import Waiting
 from appliance.pbx.switchboard import PbxSettings, Switchboard
 from appliance.store import acd as acd_store
 from appliance.store.db import Store

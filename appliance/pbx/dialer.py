@@ -6,7 +6,9 @@ is `dialer_call.DialerAttempt` (customer first) or `PreviewAttempt` (agent first
 of a campaign are its ACD queue's, so a blended queue serves inbound callers too: callers past
 the queue's service-level target go first (`CallDistributor.promote`) and the pacer leaves them
 the agents they need. Every decision that matters (pace, refused and why, dial, abandoned,
-opt-out) is written to the dialer audit log before it acts.
+opt-out) is written to the dialer audit log before it acts. The dialer and its attempts reach the
+PBX only through `dialer_ports.DialerPbx` (docs/ARCHITECTURE.md, "Ports"); an attempt reports back
+through `dialer_call.AttemptOwner`, so `dialer_call` does not import this module.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from appliance.dialer import compliance
 from appliance.dialer.campaign import CampaignConfig
 from appliance.pbx.channel import Party
 from appliance.pbx.dialer_call import DialerAttempt, PreviewAttempt
+from appliance.pbx.dialer_ports import DialerPbx
 from appliance.dialer.pacing import DialerSnapshot, Pacer, PacingDecision
 from appliance.dialer.site import (
     DEFAULT_NUMBER_HOURS,
@@ -71,7 +74,7 @@ class LiveCampaign:
 class Dialer:
     """Campaigns at run time for one switchboard."""
 
-    def __init__(self, pbx: Any, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, pbx: DialerPbx, clock: Callable[[], float] = time.time) -> None:
         self.pbx = pbx
         self.store = pbx.store
         self.clock = clock
@@ -348,11 +351,8 @@ class Dialer:
     def today_counts(self, campaign: str, now: float) -> tuple[int, int, int]:
         """(placed, answered, abandoned) since local midnight."""
         midnight = dt.datetime.combine(dt.date.fromtimestamp(now), dt.time()).timestamp()
-        row = self.store.query(
-            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN answered_at IS NOT NULL THEN 1 ELSE 0 END), 0),"
-            " COALESCE(SUM(CASE WHEN outcome = 'abandoned' THEN 1 ELSE 0 END), 0)"
-            " FROM dial_attempts WHERE campaign = ? AND placed_at >= ?", (campaign, midnight))[0]
-        return int(row[0]), int(row[1]), int(row[2])
+        counts = dstore.attempt_counts_since(self.store, campaign, midnight)
+        return counts.placed, counts.answered, counts.abandoned
 
     def campaign_status(self, live: LiveCampaign) -> dict[str, Any]:
         now = self.clock()

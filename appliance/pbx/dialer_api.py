@@ -10,16 +10,14 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any
 
-from appliance.acd.agent import AgentState, Answer, NoAnswer, Offer, OfferCancelled
+from appliance.acd.agent import AgentState
 from appliance.api.facade import ApiError
 from appliance.dialer.numbers import try_normalise
 from appliance.pbx.call import Call
-from appliance.pbx.channel import Cause, Channel, Party
+from appliance.pbx.channel import Channel, Party
 from appliance.dialer.site import site_country, site_timezone
 from appliance.pbx.dialer import AgentLead, Dialer
 from appliance.pbx.dialer_call import PreviewAttempt
-from appliance.pbx.distributor import OfferLeg
-from appliance.pbx.fork import Fork
 from appliance.store import dialer as dstore
 from appliance.store.dialer import LeadRecord
 from appliance.store.errors import ConfigError, StoreError
@@ -204,9 +202,7 @@ class DialerApi:
             raise ApiError(409, f"trunk {live.config.trunk} is missing or disabled")
         if agent.state is not AgentState.AVAILABLE:
             raise ApiError(409, f"agent {agent_id} is {agent.state.value}: must be available to dial")
-        pbx = self.e.pbx
-        ext = pbx.dialplan.extensions.get(agent.device or "")
-        channels = pbx.channels_for_extension(ext, Party(lead.number, f"[{live.config.name}]")) if ext else []
+        channels = self.e.pbx.distributor.ringing.channels(agent, Party(lead.number, f"[{live.config.name}]"))
         if not channels:
             raise ApiError(409, f"agent {agent_id} has no registered phone")
         dialer.previews.pop(agent_id, None)
@@ -217,7 +213,8 @@ class DialerApi:
 
 
 class PreviewDial:
-    """Ring the agent's phone; when it answers, the lead is dialled and the attempt counted."""
+    """Ring the agent's phone (the distributor's offer); when it answers, the lead is dialled and
+    the attempt counted."""
 
     def __init__(self, engine: Any, dialer: Dialer, campaign: CampaignConfig, lead: LeadRecord, agent: Any,
                  channels: list[Channel], dest: Any) -> None:
@@ -227,38 +224,21 @@ class PreviewDial:
         self.key = f"preview-{agent.agent_id}-{lead.id}"
 
     def start(self) -> None:
-        dist, agent = self.dist, self.agent
-        # The agent is "ringing" for this like for a queue offer, so no inbound call is offered
-        # meanwhile, and the roster's reconcile knows the offer exists.
-        dist.offers[agent.agent_id] = OfferLeg(agent.agent_id, self.key, self.campaign.queue,
-                                               started=self.dialer.clock())
-        dist.roster.apply(agent, Offer(self.key))
-        for chan in self.channels:
-            chan.owner = self
-        Fork(self.channels, agent.ring_timeout, self.e.pbx.schedule, lambda chan: None, self._answered,
-             self._unanswered).start()
+        self.dist.offer_preview(self.agent, self.key, self.campaign.queue, self.channels, self, self._build,
+                                self._start)
 
-    def _unanswered(self, cause: Cause) -> None:
-        self.dist.offers.pop(self.agent.agent_id, None)
-        if self.agent.state is AgentState.RINGING:
-            self.dist.roster.apply(self.agent, NoAnswer() if cause.code != 487 else OfferCancelled())
-        log.info("preview of lead %d: agent %s did not answer (%s)", self.lead.id, self.agent.agent_id, cause)
-
-    def _answered(self, chan: Channel) -> None:
+    def _build(self, chan: Channel) -> Call | None:
+        """The agent answered: the call from their leg to the lead, with its attempt (None: the
+        campaign or its queue is gone)."""
         pbx, dialer, agent = self.e.pbx, self.dialer, self.agent
-        self.dist.offers.pop(agent.agent_id, None)
         dist_queue = self.dist.queues.get(self.campaign.queue)
         live = dialer.campaigns.get(self.campaign.name)
         if live is None or dist_queue is None:
-            chan.hangup()
-            self.dist.roster.apply(agent, OfferCancelled())
-            return
-        self.dist.roster.apply(agent, Answer())
+            return None
         now = dialer.clock()
         chan.caller = Party(agent.device or agent.agent_id, agent.name)
-        call = Call(pbx, chan, self.lead.number, None, "outbound", via_trunk=self.campaign.trunk)
-        call.agent_id, call.queue_config, call.agent_leg = agent.agent_id, dist_queue.config, chan
-        call.agent_answered_at = now
+        call: Call = pbx.call_factory.new_call(chan, self.lead.number, "outbound", via_trunk=self.campaign.trunk)
+        call.assign_agent(agent.agent_id, dist_queue.config, chan, now)
         call.variables.update({"campaign": self.campaign.name, "lead_id": str(self.lead.id)})
         attempt_id = dstore.start_attempt(pbx.store, self.lead, chan.dialog_key(), now)
         call.variables["attempt_id"] = str(attempt_id)
@@ -267,7 +247,8 @@ class PreviewDial:
         live.placed.append(now)
         attempt.agent_answered(call)
         dialer.agent_leads[agent.agent_id] = AgentLead(self.lead.id, self.campaign.name, attempt_id)
-        pbx.calls[call.id] = call
-        self.dist.agent_calls[agent.agent_id] = call
-        log.info("preview: agent %s dials lead %d (%s)", agent.agent_id, self.lead.id, self.lead.number)
+        return call
+
+    def _start(self, call: Call) -> None:
+        log.info("preview: agent %s dials lead %d (%s)", self.agent.agent_id, self.lead.id, self.lead.number)
         call.start_to(self.dest)

@@ -25,20 +25,17 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from appliance.dialer.campaign import CampaignConfig
-from appliance.pbx.call import Call
 from appliance.pbx.channel import NO_ANSWER, Cause, Channel, DtmfReceived, PlaybackEnded
+from appliance.pbx.dialer_ports import AttemptCall, DialerPbx
 from appliance.pbx.distributor import DIALER_PRIORITY
 from appliance.pbx.fork import Fork
 from appliance.pbx.ports import TimerHandle
 from appliance.pbx.prompter import Prompter
 from appliance.store import dialer as dstore
 from appliance.store.dialer import LeadRecord
-
-if TYPE_CHECKING:
-    from appliance.pbx.dialer import Dialer
 
 log = logging.getLogger("plateau.dialer")
 AMD_GIVE_UP_S = 8.0  # no verdict by then (no audio at all): treat the answer as a person
@@ -71,6 +68,33 @@ class IllegalAttemptTransition(RuntimeError):
     """A dialer attempt was asked to move where its state machine does not go."""
 
 
+class AttemptOwner(Protocol):
+    """What an attempt asks of, and reports to, the dialer that placed it (`appliance.pbx.dialer.Dialer`)."""
+
+    @property
+    def pbx(self) -> DialerPbx: ...
+
+    @property
+    def clock(self) -> Callable[[], float]: ...
+
+    @property
+    def amd_params(self) -> dict[str, Any]: ...
+
+    def watch_leg(self, leg: str, attempt: DialerAttempt) -> None: ...
+
+    def unwatch_leg(self, leg: str) -> None: ...
+
+    def about_to_queue(self, attempt: DialerAttempt) -> None: ...
+
+    def agent_took(self, attempt: DialerAttempt | PreviewAttempt, agent_id: str) -> None: ...
+
+    def abandoned(self, attempt: DialerAttempt, why: str) -> None: ...
+
+    def opted_out(self, attempt: DialerAttempt) -> None: ...
+
+    def attempt_ended(self, attempt: DialerAttempt | PreviewAttempt, outcome: str, detail: str) -> None: ...
+
+
 def failure_outcome(cause: Cause) -> str:
     """The attempt outcome of a call that was never answered (RFC 3261 21.4/21.6 statuses)."""
     if cause.code in (486, 600):
@@ -83,7 +107,7 @@ def failure_outcome(cause: Cause) -> str:
 class DialerAttempt:
     """A customer-first call of a progressive or predictive campaign."""
 
-    def __init__(self, dialer: Dialer, campaign: CampaignConfig, lead: LeadRecord, attempt_id: int,
+    def __init__(self, dialer: AttemptOwner, campaign: CampaignConfig, lead: LeadRecord, attempt_id: int,
                  chan: Channel, ring_timeout: float) -> None:
         self.dialer = dialer
         self.pbx = dialer.pbx
@@ -93,7 +117,7 @@ class DialerAttempt:
         self.chan = chan
         self.ring_timeout = ring_timeout
         self.state = AttemptState.DIALING
-        self.call: Call | None = None
+        self.call: AttemptCall | None = None
         self.fork: Fork | None = None
         self.timer: TimerHandle | None = None
         self.prompter: Prompter | None = None
@@ -132,13 +156,12 @@ class DialerAttempt:
         now = self.dialer.clock()
         self.answered_at = now
         dstore.mark_attempt(self.pbx.store, self.attempt_id, answered_at=now)
-        call = self.call = Call(self.pbx, chan, self.lead.number, None, "outbound", via_trunk=self.campaign.trunk)
+        call = self.call = self.pbx.call_factory.new_call(chan, self.lead.number, "outbound",
+                                                          via_trunk=self.campaign.trunk)
         call.variables.update({"priority": str(DIALER_PRIORITY), "campaign": self.campaign.name,
                                "lead_id": str(self.lead.id), "attempt_id": str(self.attempt_id)})
-        call.on_agent_connected = self._agent_connected
-        call.on_ended = self._call_ended
-        call.service = self
-        self.pbx.calls[call.id] = call
+        call.observe(on_agent_connected=self._agent_connected, on_ended=self._call_ended)
+        call.attach_service(self)
         call.adopt_answered()
         if self.campaign.amd:
             self._to(AttemptState.DETECTING)
@@ -184,14 +207,14 @@ class DialerAttempt:
         if call is None or call.a.is_down:
             return
         self._to(AttemptState.QUEUED)
-        call.service = None  # keys and prompt ends go to the queue from now on
+        call.attach_service(None)  # keys and prompt ends go to the queue from now on
         self.dialer.about_to_queue(self)
         if not call.wait_in_queue(self.campaign.queue):
             self._abandon("the queue did not take the call")
             return
         self.timer = self.pbx.schedule(self.campaign.abandon_seconds, lambda: self._abandon("no agent in time"))
 
-    def _agent_connected(self, call: Call) -> None:
+    def _agent_connected(self, call: AttemptCall) -> None:
         if self.state is not AttemptState.QUEUED:
             return
         self._cancel_timer()
@@ -213,7 +236,7 @@ class DialerAttempt:
         self._to(AttemptState.ABANDONING)
         self.outcome = "abandoned"
         self.dialer.abandoned(self, why)
-        call.service = self
+        call.attach_service(self)
         self.heard_message = True
         text = f"{self.campaign.abandon_message.strip()} To stop our calls, press {OPT_OUT_KEY}."
         prompter = self.prompter = Prompter(call.a, self.pbx.media, self.pbx.schedule, self.pbx.prompts)
@@ -251,7 +274,7 @@ class DialerAttempt:
             self.call.hangup(self.call.a)
 
     # -- the end --------------------------------------------------------------------------------
-    def _call_ended(self, call: Call) -> None:
+    def _call_ended(self, call: AttemptCall) -> None:
         if self.state is AttemptState.CONNECTED:
             outcome = "connected"
         elif self.state in (AttemptState.DETECTING, AttemptState.QUEUED):
@@ -291,7 +314,7 @@ class PreviewAttempt:
     """Preview mode: the agent's phone rings first; once answered the lead is dialled through
     the campaign's trunk (as a queue callback is), and the call's end gives the outcome."""
 
-    def __init__(self, dialer: Dialer, campaign: CampaignConfig, lead: LeadRecord, attempt_id: int,
+    def __init__(self, dialer: AttemptOwner, campaign: CampaignConfig, lead: LeadRecord, attempt_id: int,
                  agent_id: str) -> None:
         self.dialer = dialer
         self.pbx = dialer.pbx
@@ -299,7 +322,7 @@ class PreviewAttempt:
         self.lead = lead
         self.attempt_id = attempt_id
         self.agent_id = agent_id
-        self.call: Call | None = None
+        self.call: AttemptCall | None = None
         self.state = AttemptState.DIALING
         self.outcome = ""
         self.placed_at = dialer.clock()
@@ -311,19 +334,18 @@ class PreviewAttempt:
     def live(self) -> bool:
         return self.state is not AttemptState.ENDED
 
-    def agent_answered(self, call: Call) -> None:
+    def agent_answered(self, call: AttemptCall) -> None:
         """The agent's leg is up and `call` (A = agent) now dials the lead."""
         self.call = call
-        call.on_answered = self._answered
-        call.on_ended = self._ended
+        call.observe(on_answered=self._answered, on_ended=self._ended)
 
-    def _answered(self, call: Call) -> None:
+    def _answered(self, call: AttemptCall) -> None:
         now = self.dialer.clock()
         self.answered_at = self.connected_at = now
         self.state = AttemptState.CONNECTED
         dstore.mark_attempt(self.pbx.store, self.attempt_id, answered_at=now, connected_at=now, agent=self.agent_id)
 
-    def _ended(self, call: Call) -> None:
+    def _ended(self, call: AttemptCall) -> None:
         self.finish("connected" if self.state is AttemptState.CONNECTED else failure_outcome(call.cause),
                     str(call.cause))
 

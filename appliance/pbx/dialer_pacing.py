@@ -11,6 +11,7 @@ from typing import Any
 from appliance.dialer.abandon import AbandonLedger
 from appliance.dialer.campaign import CampaignConfig
 from appliance.dialer.pacing import DialMode, Pacer, PacingDecision, PacingStats
+from appliance.store import dialer as dstore
 from appliance.store.db import Store
 
 HISTORY_ATTEMPTS = 300  # the stats' window: the most recent attempts seed it
@@ -34,23 +35,16 @@ def seed(pacer: Pacer, store: Store, campaign: CampaignConfig, now: float, wrapu
     times from the campaign's dial attempts. The ledger counts what `store.dialer.abandon_counts`
     counts: attempts a person answered (machines excluded), and those abandoned."""
     since = now - pacer.ledger.window_s
-    rows = store.query(
-        "SELECT CAST(placed_at / 3600 AS INTEGER), COUNT(*),"
-        " COALESCE(SUM(CASE WHEN outcome = 'abandoned' THEN 1 ELSE 0 END), 0) FROM dial_attempts"
-        " WHERE campaign = ? AND placed_at >= ? AND answered_at IS NOT NULL AND outcome != 'machine'"
-        " GROUP BY 1 ORDER BY 1", (campaign.name, since))
-    for hour, answered, abandoned in rows:
-        at = max(since, float(hour) * 3600.0)
-        for i in range(int(answered)):
-            pacer.ledger.record(at, i < int(abandoned))
-    history = store.query(
-        "SELECT placed_at, answered_at, connected_at, ended_at, outcome FROM dial_attempts"
-        " WHERE campaign = ? AND outcome IS NOT NULL ORDER BY id DESC LIMIT ?", (campaign.name, HISTORY_ATTEMPTS))
-    for placed, answered, connected, ended, outcome in reversed(history):
-        person = answered is not None and outcome != "machine"
-        pacer.stats.record_attempt(person, float((answered if answered is not None else ended or placed) - placed))
-        if connected is not None and ended is not None:
-            pacer.stats.record_handle(float(ended - connected), wrapup_s)
+    for hour in dstore.answers_by_hour(store, campaign.name, since):
+        at = max(since, float(hour.hour) * 3600.0)
+        for i in range(hour.answered):
+            pacer.ledger.record(at, i < hour.abandoned)
+    for t in dstore.recent_outcomes(store, campaign.name, HISTORY_ATTEMPTS):
+        person = t.answered_at is not None and t.outcome != "machine"
+        answered_or_ended = t.answered_at if t.answered_at is not None else t.ended_at or t.placed_at
+        pacer.stats.record_attempt(person, float(answered_or_ended - t.placed_at))
+        if t.connected_at is not None and t.ended_at is not None:
+            pacer.stats.record_handle(float(t.ended_at - t.connected_at), wrapup_s)
 
 
 def decision_dict(d: PacingDecision) -> dict[str, Any]:

@@ -13,6 +13,12 @@ turns them into channels and timers, and writes every step to the queue log:
 * pressing the callback key keeps the place without keeping the line (CALLBACK_REQUESTED): when
   the turn comes the agent answers first and the caller is called back (CALLBACK_PLACED);
 * when the agent's call ends the agent wraps up for the queue's `wrapup_seconds` (COMPLETE).
+
+`Offers.ring` (appliance/pbx/offers.py) is the only way an agent is offered a call: a waiting
+caller (`dispatch`), and the dialer's preview lead (`offer_preview`). The distributor reaches the
+PBX only through its ports (`ports.DistributorPbx`, `ports.QueueCall`; docs/ARCHITECTURE.md,
+"Ports") and tells the rest of the engine what happened through events on the bus: QueueJoined,
+QueueLeft, AgentConnected, AgentReleased (appliance/pbx/events.py).
 """
 from __future__ import annotations
 
@@ -20,25 +26,24 @@ import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic
 
-from appliance.acd.agent import Agent, AgentState, Answer, CallEnded, NoAnswer, Offer, OfferCancelled
+from appliance.acd.agent import Agent, AgentState, Answer, CallEnded, NoAnswer, OfferCancelled
 from appliance.acd.queue import CallQueue
 from appliance.acd.skills import requirements_from_text
 from appliance.acd.strategies import make_strategy
+from appliance.media.tones import ToneSpec
 from appliance.pbx.channel import ANSWERED_ELSEWHERE, CANCELLED, Cause, Channel, DtmfReceived, Party, PlaybackEnded
-from appliance.pbx.fork import Fork
-from appliance.pbx.ports import TimerHandle
+from appliance.pbx.bus import EventBus
+from appliance.pbx.events import AgentConnected, AgentReleased, QueueJoined, QueueLeft
+from appliance.pbx.offers import OfferLeg, Offers
+from appliance.pbx.ports import DistributorPbx, TimerHandle
 from appliance.pbx.prompter import Prompter
 from appliance.pbx.roster import AgentRoster
+from appliance.pbx.waiting import C, Waiting, announcement_text, queue_music
 from appliance.store import acd as acd_store
 from appliance.store import interactions, queue_log
 from appliance.store.models import QueueConfig
-
-if TYPE_CHECKING:
-    from appliance.pbx.call import Call
-    from appliance.pbx.switchboard import Switchboard
 
 log = logging.getLogger("plateau.acd")
 TICK_SECONDS = 1.0
@@ -54,37 +59,10 @@ _entry_ids = itertools.count(1)
 
 
 @dataclass
-class Waiting:
-    """One caller in a queue: on the line (`call`), or gone with a callback promised."""
-
-    entry_id: str
-    queue: str
-    caller: Party
-    priority: int
-    entered_at: float
-    call: Call | None
-    callback_id: int | None = None
-    next_announce: float | None = None
-    prompter: Prompter | None = None  # an announcement or the callback confirmation is playing
-    interaction_id: int | None = None  # a callback's interaction (a live caller's is on its call)
-
-
-@dataclass
-class OfferLeg:
-    """An agent's phone ringing for a waiting caller."""
-
-    agent_id: str
-    entry_id: str
-    queue: str
-    fork: Fork | None = None
-    started: float = 0.0
-
-
-@dataclass
-class LiveQueue:
+class LiveQueue(Generic[C]):
     config: QueueConfig
     calls: CallQueue
-    waiting: dict[str, Waiting] = field(default_factory=dict)
+    waiting: dict[str, Waiting[C]] = field(default_factory=dict)
 
 
 def _strategy(cfg: QueueConfig) -> Any:
@@ -93,31 +71,22 @@ def _strategy(cfg: QueueConfig) -> Any:
     return make_strategy(cfg.strategy)
 
 
-def announcement_text(position: int, expected_wait: float | None, callback_key: str | None) -> str:
-    """What a waiting caller is told: position, expected wait rounded up to minutes, callback offer."""
-    text = f"You are caller number {position}."
-    if expected_wait is not None:
-        minutes = int(-(-expected_wait // 60))
-        text += (" Your expected wait is less than a minute." if expected_wait < 60 else
-                 f" Your expected wait is about {minutes} minute{'s' if minutes != 1 else ''}.")
-    if callback_key:
-        text += f" To be called back without losing your place, press {callback_key}."
-    return text
-
-
-class CallDistributor:
+class CallDistributor(Generic[C]):
     """Queues, offers and agents' calls for one switchboard."""
 
-    def __init__(self, pbx: Switchboard, clock: Callable[[], float]) -> None:
+    def __init__(self, pbx: DistributorPbx[C], clock: Callable[[], float], bus: EventBus) -> None:
         self.pbx = pbx
         self.store = pbx.store
         self.clock = clock
+        self.bus = bus
         self.roster = AgentRoster(pbx.store, clock)
         self.roster.on_available = lambda agent: self.dispatch()
-        self.queues: dict[str, LiveQueue] = {}
-        self.entries: dict[str, Waiting] = {}
-        self.offers: dict[str, OfferLeg] = {}  # agent id -> offer
-        self.agent_calls: dict[str, Call] = {}  # agent id -> the call they are on
+        self.queues: dict[str, LiveQueue[C]] = {}
+        self.entries: dict[str, Waiting[C]] = {}
+        self.ringing = Offers(pbx, self.roster, clock)
+        self.offers = self.ringing.legs  # agent id -> the offer ringing their phone
+        self.agent_calls: dict[str, C] = {}  # agent id -> the call they are on
+        self.entries_by_call: dict[str, Waiting[C]] = {}  # call id -> its place, while the caller is in a queue
         self._dispatching = False
         self._again = False
         self._timer: TimerHandle | None = None
@@ -162,7 +131,7 @@ class CallDistributor:
             self._timer = None
 
     # -- callers -----------------------------------------------------------------------------
-    def enqueue(self, call: Call, queue_name: str) -> str | None:
+    def enqueue(self, call: C, queue_name: str) -> str | None:
         """Put an answered caller in a queue; returns the overflow destination when it cannot wait
         there (None: it waits, or it leaves with a failure when there is no overflow)."""
         live = self.queues.get(queue_name)
@@ -187,7 +156,7 @@ class CallDistributor:
         self.dispatch()
         return None
 
-    def _open_interaction(self, call: Call, queue: str, now: float) -> None:
+    def _open_interaction(self, call: C, queue: str, now: float) -> None:
         """Each queued call opens an interaction, or continues the caller's open one (a caller
         calling back about the same thing within 72 h), linked to their contact."""
         if call.interaction_id is not None:
@@ -195,16 +164,16 @@ class CallDistributor:
         caller = call.a.caller.number
         known = interactions.latest_open_for_caller(self.store, caller, FOLLOW_UP_WINDOW_S, now=now)
         if known is not None:
-            call.interaction_id = known.id
+            call.link_interaction(known.id)
             return
         contact_id = _int(call.variables.get("contact_id")) or None
         if contact_id is None and caller and caller != "anonymous":
             contact = self.pbx.contacts.find_by_number(caller) or self.pbx.contacts.create(caller)
             contact_id = _int(contact.id) or None
-        call.interaction_id = interactions.open_interaction(self.store, caller, queue, call.a.dialog_key(), now,
-                                                           contact_id=contact_id, ivr_path=call.variables)
+        call.link_interaction(interactions.open_interaction(self.store, caller, queue, call.a.dialog_key(), now,
+                                                            contact_id=contact_id, ivr_path=call.variables))
 
-    def _join(self, live: LiveQueue, caller: Party, priority: int, at: float, call: Call | None) -> Waiting:
+    def _join(self, live: LiveQueue[C], caller: Party, priority: int, at: float, call: C | None) -> Waiting[C]:
         entry_id = f"q{next(_entry_ids)}"
         live.calls.join(caller.number, at, priority, entry_id)
         entry = Waiting(entry_id, live.config.name, caller, priority, at, call)
@@ -213,13 +182,14 @@ class CallDistributor:
         self._log("ENTER", live, self._call_key(entry), caller.number, position=position,
                   data="callback" if call is None else "")
         if call is not None:
-            call.queue_entry = entry
+            self._waits(call, entry)
+            self.bus.publish(QueueJoined(call.id, live.config.name, caller.number))
         return entry
 
-    def caller_left(self, call: Call) -> None:
+    def caller_left(self, call: C) -> None:
         """The caller hung up while waiting: an abandon, unless a callback was promised."""
-        entry = call.queue_entry
-        call.queue_entry = None
+        entry = self.entries_by_call.get(call.id)
+        self._waits(call, None)
         if entry is None or entry.entry_id not in self.entries:
             return
         if entry.prompter is not None:
@@ -227,20 +197,21 @@ class CallDistributor:
             entry.prompter = None
         if entry.callback_id is not None:
             entry.call = None  # keeps its place: called back when its turn comes
+            self.bus.publish(QueueLeft(call.id, entry.queue, "CALLBACK_REQUESTED"))
             return
         self._leave(entry, "ABANDON")
 
-    def withdraw(self, call: Call, event: str) -> bool:
+    def withdraw(self, call: C, event: str) -> bool:
         """Take a waiting caller out of its queue for the PBX's own reasons (the dialer's
         abandon deadline), logging `event`; its offers stop. False if it was not waiting."""
-        entry = call.queue_entry
+        entry = self.entries_by_call.get(call.id)
         if entry is None or entry.entry_id not in self.entries:
             return False
-        call.queue_entry = None
+        self._waits(call, None)
         self._leave(entry, event)
         return True
 
-    def inbound_past_service_level(self, queue_name: str, now: float) -> list[Call]:
+    def inbound_past_service_level(self, queue_name: str, now: float) -> list[C]:
         """Inbound callers on the line in `queue_name` waiting longer than its service-level
         target (a dialer's call carries its lead): in a blended queue they go before the dialer's
         calls and the dialer leaves them the agents they need."""
@@ -251,10 +222,10 @@ class CallDistributor:
         return [e.call for e in live.waiting.values()
                 if e.call is not None and "lead_id" not in e.call.variables and now - e.entered_at > limit]
 
-    def promote(self, call: Call, priority: int) -> bool:
+    def promote(self, call: C, priority: int) -> bool:
         """Raise a waiting caller's priority (keeping its arrival time); False if it is not
         waiting or is being offered right now (its offer stands; the next tick tries again)."""
-        entry = call.queue_entry
+        entry = self.entries_by_call.get(call.id)
         if entry is None or entry.entry_id not in self.entries or entry.priority >= priority:
             return False
         live = self.queues[entry.queue]
@@ -265,9 +236,9 @@ class CallDistributor:
         entry.priority = priority
         return True
 
-    def caller_event(self, call: Call, event: DtmfReceived | PlaybackEnded) -> None:
+    def caller_event(self, call: C, event: DtmfReceived | PlaybackEnded) -> None:
         """Keys and prompt ends from a waiting caller."""
-        entry = call.queue_entry
+        entry = self.entries_by_call.get(call.id)
         if entry is None:
             return
         if entry.prompter is not None:
@@ -279,7 +250,7 @@ class CallDistributor:
             if cfg.callback_key and event.digit == cfg.callback_key and entry.callback_id is None:
                 self._request_callback(entry)
 
-    def _request_callback(self, entry: Waiting) -> None:
+    def _request_callback(self, entry: Waiting[C]) -> None:
         call = entry.call
         if call is None:
             return
@@ -300,7 +271,7 @@ class CallDistributor:
         self._say(entry, f"Thank you. We will call you back at {digits} when it is your turn. Goodbye.",
                   then=lambda: call.hangup(call.a))
 
-    def _leave(self, entry: Waiting, event: str) -> None:
+    def _leave(self, entry: Waiting[C], event: str) -> None:
         live = self.queues[entry.queue]
         position = live.calls.position(entry.entry_id)
         live.calls.leave(entry.entry_id)
@@ -311,14 +282,16 @@ class CallDistributor:
             entry.prompter = None
         self._log(event, live, self._call_key(entry), entry.caller.number, position=position,
                   wait_s=self.clock() - entry.entered_at)
+        if entry.call is not None:
+            self.bus.publish(QueueLeft(entry.call.id, live.config.name, event))
         for offer in [o for o in self.offers.values() if o.entry_id == entry.entry_id]:
             self._cancel_offer(offer)
 
-    def _overflow(self, entry: Waiting, event: str) -> None:
+    def _overflow(self, entry: Waiting[C], event: str) -> None:
         call = entry.call
         self._leave(entry, event)
         if call is not None:
-            call.queue_entry = None
+            self._waits(call, None)
             call.overflow(self.queues[entry.queue].config.overflow or "")
 
     # -- offers --------------------------------------------------------------------------------
@@ -363,26 +336,39 @@ class CallDistributor:
                     busy.add(agent_id)
                     self._offer(live, self.entries[assignment.entry_id], self.roster.agents[agent_id], now)
 
-    def _offer(self, live: LiveQueue, entry: Waiting, agent: Agent, now: float) -> None:
-        offer = self.offers[agent.agent_id] = OfferLeg(agent.agent_id, entry.entry_id, live.config.name, started=now)
-        self.roster.apply(agent, Offer(self._call_key(entry)))
+    def _offer(self, live: LiveQueue[C], entry: Waiting[C], agent: Agent, now: float) -> None:
         self._log("OFFER", live, self._call_key(entry), entry.caller.number, agent=agent.agent_id)
-        ext = self.pbx.dialplan.extensions.get(agent.device or "")
         label = "Callback" if entry.call is None else live.config.name
         party = Party(entry.caller.number, f"[{label}] {entry.caller.name}".strip())
-        channels = self.pbx.channels_for_extension(ext, party) if ext is not None else []
-        for chan in channels:
-            chan.owner = entry.call
-        offer.fork = Fork(channels, agent.ring_timeout, self.pbx.schedule, lambda chan: None,
-                          lambda chan: self._answered(offer, chan), lambda cause: self._unanswered(offer, cause))
-        offer.fork.start()
+        self.ringing.ring(agent, entry.entry_id, live.config.name, self._call_key(entry),
+                          self.ringing.channels(agent, party), entry.call, self._answered, self._unanswered, now=now)
+
+    def offer_preview(self, agent: Agent, key: str, queue: str, channels: list[Channel], owner: object,
+                      build: Callable[[Channel], C | None], start: Callable[[C], None]) -> OfferLeg:
+        """Preview dialing: ring the agent first (`Offers.ring`); once they answer, `build` makes the
+        call their answered leg will place (None: what it was for is gone, the leg is hung up),
+        the agent is on it, and `start` places it."""
+
+        def answered(offer: OfferLeg, chan: Channel) -> None:
+            call = build(chan) if queue in self.queues else None
+            if call is None:
+                chan.hangup()
+                self.roster.apply(agent, OfferCancelled())
+                return
+            self.roster.apply(agent, Answer())
+            self.agent_calls[agent.agent_id] = call
+            self.bus.publish(AgentConnected(call.id, queue, agent.agent_id, chan.id))
+            start(call)
+
+        def unanswered(offer: OfferLeg, cause: Cause) -> None:
+            # A phone's 487 is the offer withdrawn, not the agent failing to answer.
+            if agent.state is AgentState.RINGING:
+                self.roster.apply(agent, NoAnswer() if cause.code != 487 else OfferCancelled())
+            log.info("%s: agent %s did not answer (%s)", key, agent.agent_id, cause)
+
+        return self.ringing.ring(agent, key, queue, key, channels, owner, answered, unanswered)
 
     def _answered(self, offer: OfferLeg, chan: Channel) -> None:
-        offer.fork = None
-        if self.offers.get(offer.agent_id) is not offer:
-            chan.hangup(CANCELLED)
-            return
-        del self.offers[offer.agent_id]
         agent = self.roster.agents.get(offer.agent_id)
         entry = self.entries.get(offer.entry_id)
         if agent is None or entry is None:
@@ -412,9 +398,11 @@ class CallDistributor:
             interactions.assign_agent(self.store, interaction, agent.agent_id, now)
         if entry.call is not None:
             call = entry.call
-            entry.call.queue_entry = None
+            self._waits(call, None)
             self.agent_calls[agent.agent_id] = call
+            self.bus.publish(QueueLeft(call.id, live.config.name, "CONNECT"))
             call.connect_agent(chan, agent.agent_id, live.config)
+            self.bus.publish(AgentConnected(call.id, live.config.name, agent.agent_id, chan.id))
             return
         # A callback: the agent is on the line first, now we call the customer.
         if entry.callback_id is not None:
@@ -423,14 +411,11 @@ class CallDistributor:
                   wait_s=wait)
         chan.caller = Party(agent.device or agent.agent_id, agent.name)
         call = self.pbx.call_back(chan, entry.caller.number, agent.agent_id, live.config)
-        call.interaction_id = interaction  # the follow-up call belongs to the same interaction
+        call.link_interaction(interaction)  # the follow-up call belongs to the same interaction
         self.agent_calls[agent.agent_id] = call
+        self.bus.publish(AgentConnected(call.id, live.config.name, agent.agent_id, chan.id))
 
     def _unanswered(self, offer: OfferLeg, cause: Cause) -> None:
-        offer.fork = None
-        if self.offers.get(offer.agent_id) is not offer:
-            return
-        del self.offers[offer.agent_id]
         live = self.queues.get(offer.queue)
         if live is not None:
             live.calls.offer_ended(offer.entry_id, offer.agent_id)
@@ -444,10 +429,7 @@ class CallDistributor:
 
     def _cancel_offer(self, offer: OfferLeg, cause: Cause = CANCELLED) -> None:
         """Stop an offer the agent is not at fault for (caller gone, answered elsewhere)."""
-        self.offers.pop(offer.agent_id, None)
-        if offer.fork is not None:
-            offer.fork.cancel(cause)
-            offer.fork = None
+        self.ringing.withdraw(offer, cause)
         live = self.queues.get(offer.queue)
         if live is not None:
             live.calls.offer_ended(offer.entry_id, offer.agent_id)
@@ -456,7 +438,7 @@ class CallDistributor:
             self.roster.apply(agent, OfferCancelled())
 
     # -- agents' calls ---------------------------------------------------------------------------
-    def agent_call_ended(self, call: Call, agent_id: str, how: str) -> None:
+    def agent_call_ended(self, call: C, agent_id: str, how: str) -> None:
         """The agent is off `call` (hung up, transferred): wrap-up, and the COMPLETE row."""
         if self.agent_calls.get(agent_id) is call:
             del self.agent_calls[agent_id]
@@ -469,6 +451,7 @@ class CallDistributor:
             self._log("TRANSFER" if how == "transfer" else "COMPLETE", live, call.a.dialog_key(),
                       call.a.caller.number if call.direction != "outbound" else call.dialed, agent=agent_id,
                       talk_s=talk, wrap_s=wrap, data=how)
+        self.bus.publish(AgentReleased(call.id, queue.name if queue is not None else "", agent_id, how))
         if agent is not None and agent.state is AgentState.ON_CALL:
             self.roster.apply(agent, CallEnded(wrap))
             if agent.state is AgentState.WRAP_UP:
@@ -514,7 +497,7 @@ class CallDistributor:
             wait = live.calls.expected_wait(position, self._staffed(live), now)
             self._say(entry, announcement_text(position, wait, live.config.callback_key), then=None)
 
-    def _say(self, entry: Waiting, text: str, then: Callable[[], None] | None) -> None:
+    def _say(self, entry: Waiting[C], text: str, then: Callable[[], None] | None) -> None:
         """Speak to a waiting caller over the music, then resume the music (or run `then`)."""
         call = entry.call
         if call is None:
@@ -534,24 +517,27 @@ class CallDistributor:
         prompter.say(text, done)
 
     # -- helpers ---------------------------------------------------------------------------------
-    def members(self, live: LiveQueue) -> list[Agent]:
+    def _waits(self, call: C, entry: Waiting[C] | None) -> None:
+        """Record (None: forget) `call`'s place in a queue, here and for the call itself."""
+        if entry is None:
+            self.entries_by_call.pop(call.id, None)
+        else:
+            self.entries_by_call[call.id] = entry
+        call.waiting_as(entry)
+
+    def members(self, live: LiveQueue[C]) -> list[Agent]:
         """The queue's agents (every agent when it names none), in its member order."""
         members = live.config.members
         if not members:
             return list(self.roster.agents.values())
         return [self.roster.agents[a] for a in members if a in self.roster.agents]
 
-    def _staffed(self, live: LiveQueue) -> int:
+    def _staffed(self, live: LiveQueue[C]) -> int:
         """Agents logged in to serve the queue and not paused (the ones who will take calls)."""
         return sum(1 for a in self.members(live) if a.state not in (AgentState.LOGGED_OUT, AgentState.PAUSED))
 
-    def _moh(self, cfg: QueueConfig) -> Any:
-        if cfg.moh:
-            path = (self.pbx.settings.sounds_dir or Path(".")) / cfg.moh
-            if path.exists():
-                return str(path)
-            log.error("queue %s: music %s not found, using the default", cfg.name, path)
-        return self.pbx.moh_source()
+    def _moh(self, cfg: QueueConfig) -> ToneSpec | str:
+        return queue_music(cfg, self.pbx.settings.sounds_dir, self.pbx.moh_source)
 
     def _on_call(self) -> set[str]:
         """Agents whose call still exists (a call that ended without telling us is dropped here)."""
@@ -561,12 +547,12 @@ class CallDistributor:
         return set(self.agent_calls)
 
     @staticmethod
-    def _call_key(entry: Waiting) -> str:
+    def _call_key(entry: Waiting[Any]) -> str:
         if entry.call is not None:
             return entry.call.a.dialog_key()
         return f"callback-{entry.callback_id}"
 
-    def _log(self, event: str, live: LiveQueue, call_id: str, caller: str, agent: str = "",
+    def _log(self, event: str, live: LiveQueue[C], call_id: str, caller: str, agent: str = "",
              position: int | None = None, wait_s: float | None = None, talk_s: float | None = None,
              wrap_s: float | None = None, data: str = "") -> None:
         queue_log.record(self.store, queue_log.QueueEvent(

@@ -6,10 +6,16 @@ store); unit tests hand in fakes of the port, never of the component under test.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
+from appliance.ivr.contacts import ContactDirectory
+from appliance.ivr.tts import PromptCache
 from appliance.media.tones import ToneSpec
+from appliance.pbx.channel import Channel, Party
+from appliance.store.db import Store
+from appliance.store.models import Extension, QueueConfig
 
 
 class TimerHandle(Protocol):
@@ -70,3 +76,114 @@ class MediaPort(Protocol):
     def leg_stats(self, leg_id: str) -> dict[str, Any]: ...
 
     def engine_stats(self) -> dict[str, Any]: ...
+
+
+class QueueCall(Protocol):
+    """A call as the distributor uses it (implemented by `appliance.pbx.call.Call`): a caller on
+    the line who waits in a queue, is connected to an agent, or leaves for the queue's overflow.
+
+    The distributor never builds a call (a queue callback's comes from `DistributorPbx.call_back`)
+    and asks it to act only through these operations.
+    """
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def a(self) -> Channel: ...  # the caller's leg (the agent's, for a callback or a preview call)
+
+    @property
+    def direction(self) -> str: ...
+
+    @property
+    def dialed(self) -> str: ...
+
+    @property
+    def variables(self) -> dict[str, str]: ...
+
+    @property
+    def queue_config(self) -> QueueConfig | None: ...  # the queue whose agent took the call
+
+    @property
+    def agent_answered_at(self) -> float | None: ...
+
+    @property
+    def interaction_id(self) -> int | None: ...  # what the call is about
+
+    def link_interaction(self, interaction_id: int | None) -> None: ...  # a queue opens or continues one
+
+    # The caller's place while it waits (a `distributor.Waiting`, which this module cannot name
+    # without importing the distributor), None once it no longer waits.
+    def waiting_as(self, entry: Any) -> None: ...
+
+    def connect_agent(self, chan: Channel, agent_id: str, queue: QueueConfig) -> None: ...
+
+    def overflow(self, dest: str) -> None: ...
+
+    def hangup(self, chan: Channel | None = None) -> None: ...
+
+
+C_co = TypeVar("C_co", bound=QueueCall, covariant=True)
+
+
+class SoundPaths(Protocol):
+    @property
+    def sounds_dir(self) -> Path | None: ...  # where a queue's own music on hold is
+
+
+class ExtensionDirectory(Protocol):
+    @property
+    def extensions(self) -> Mapping[str, Extension]: ...
+
+
+class DistributorPbx(Protocol[C_co]):
+    """What the distributor uses of the PBX (implemented by `appliance.pbx.switchboard.Switchboard`):
+    the store, timers, media and prompts for waiting callers, agents' phones, and placing a
+    queue callback. `C_co` is the PBX's call class."""
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def schedule(self) -> Scheduler: ...
+
+    @property
+    def media(self) -> MediaPort: ...
+
+    @property
+    def prompts(self) -> PromptCache: ...
+
+    @property
+    def contacts(self) -> ContactDirectory: ...
+
+    @property
+    def settings(self) -> SoundPaths: ...
+
+    @property
+    def dialplan(self) -> ExtensionDirectory: ...
+
+    @property
+    def calls(self) -> Mapping[str, object]: ...  # the live calls, by id
+
+    def moh_source(self) -> ToneSpec | str: ...
+
+    def device_busy(self, number: str) -> bool: ...
+
+    def device_reachable(self, number: str) -> bool: ...
+
+    def channels_for_extension(self, ext: Extension, caller: Party) -> list[Channel]: ...
+
+    def callback_refusal(self, number: str) -> str | None: ...
+
+    def call_back(self, agent_chan: Channel, number: str, agent_id: str, queue: QueueConfig) -> C_co: ...
+
+
+class CdrSink(Protocol):
+    """Where a call's detail record goes (implemented by `appliance.store.db.Store`)."""
+
+    def cdr_open(self, call_id: str, caller: str, caller_name: str, callee: str, direction: str,
+                 start: float, trunk: str | None = None) -> int: ...
+
+    def cdr_answer(self, cdr_id: int, t: float) -> None: ...
+
+    def cdr_close(self, cdr_id: int, end: float, disposition: str, hangup_cause: str | None) -> None: ...

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from appliance.store.db import Store, _upsert_sql
+from appliance.store.db import Store, upsert_sql
 from appliance.store.errors import ConfigError
 from appliance.store.models import AgentConfig, AgentStatus, QueueConfig
 from appliance.store.validation import QUEUE_PREFIX, check_agent, check_queue
@@ -44,7 +44,7 @@ def put_agent(store: Store, agent: AgentConfig) -> None:
     """Create or update an agent (its skill rows are replaced)."""
     check_agent(agent)
     with store.transaction():
-        store.execute(_upsert_sql("agents", _AGENT_COLUMNS, ("agent_id",)),
+        store.execute(upsert_sql("agents", _AGENT_COLUMNS, ("agent_id",)),
                     [getattr(agent, c) for c in _AGENT_COLUMNS])
         store.execute("DELETE FROM agent_skills WHERE agent_id = ?", (agent.agent_id,))
         for text in agent.skills:
@@ -94,9 +94,9 @@ def put_queue(store: Store, queue: QueueConfig) -> None:
         values = {c: getattr(queue, c, None) for c in _QUEUE_COLUMNS}
         values["requirements"] = "\n".join(queue.skills)
         values["escalations"] = "\n".join(queue.escalations)
-        store.execute(_upsert_sql("queues", _QUEUE_COLUMNS, ("name",)), [values[c] for c in _QUEUE_COLUMNS])
+        store.execute(upsert_sql("queues", _QUEUE_COLUMNS, ("name",)), [values[c] for c in _QUEUE_COLUMNS])
         if queue.overflow is not None:
-            store._check_destination(queue.overflow, "queue.overflow")
+            store.check_destination(queue.overflow, "queue.overflow")
         store.execute("DELETE FROM queue_members WHERE queue = ?", (queue.name,))
         for position, member in enumerate(queue.members):
             store.execute("INSERT INTO queue_members (queue, agent_id, position) VALUES (?, ?, ?)",

@@ -60,7 +60,6 @@ from appliance.store.writes import WRITE_BUSY_MS
 # The upsert as a function of the SQLite dialect, for the concept modules written before the
 # Dialect (store/acd.py); new code asks its store: ``store.dialect.upsert_sql``.
 upsert_sql = SQLITE.upsert_sql
-_upsert_sql = upsert_sql  # the name store/acd.py imports on main
 
 
 class Store(ConfigTables, RegistrationTable, CdrTable, BlockTable):

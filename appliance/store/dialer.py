@@ -244,6 +244,69 @@ def number_attempts_since(store: Store, number: str, since: float) -> int:
                             (number, since))[0][0])
 
 
+@dataclass(frozen=True)
+class AttemptCounts:
+    """A campaign's dial attempts over a period: placed, answered (by anyone), abandoned."""
+
+    placed: int
+    answered: int
+    abandoned: int
+
+
+def attempt_counts_since(store: Store, campaign: str, since: float) -> AttemptCounts:
+    """The campaign's attempts placed since `since` (the campaigns API's "today" figures)."""
+    row = store.query(
+        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN answered_at IS NOT NULL THEN 1 ELSE 0 END), 0),"
+        " COALESCE(SUM(CASE WHEN outcome = 'abandoned' THEN 1 ELSE 0 END), 0)"
+        " FROM dial_attempts WHERE campaign = ? AND placed_at >= ?", (campaign, since))[0]
+    return AttemptCounts(int(row[0]), int(row[1]), int(row[2]))
+
+
+@dataclass(frozen=True)
+class HourAnswers:
+    """Attempts a person answered in one hour (`hour`: epoch seconds // 3600), and how many were abandoned."""
+
+    hour: int
+    answered: int
+    abandoned: int
+
+
+def answers_by_hour(store: Store, campaign: str, since: float) -> list[HourAnswers]:
+    """What `abandon_counts` counts, hour by hour since `since`, oldest first: the abandon
+    ledger's history after a restart."""
+    # Grouped in Python: SQLite's CAST(x AS INTEGER) truncates where PostgreSQL's rounds, and
+    # FLOOR needs SQLite's optional math functions (tests/unit/test_portable_sql.py).
+    rows = store.query(
+        "SELECT placed_at, outcome FROM dial_attempts"
+        " WHERE campaign = ? AND placed_at >= ? AND answered_at IS NOT NULL AND outcome != 'machine'",
+        (campaign, since))
+    hours: dict[int, list[int]] = {}
+    for placed_at, outcome in rows:
+        counts = hours.setdefault(int(placed_at // 3600), [0, 0])
+        counts[0] += 1
+        counts[1] += outcome == "abandoned"
+    return [HourAnswers(h, a, b) for h, (a, b) in sorted(hours.items())]
+
+
+@dataclass(frozen=True)
+class AttemptTimes:
+    """When a finished attempt was placed, answered, connected to an agent and ended, and how it ended."""
+
+    placed_at: float
+    answered_at: float | None
+    connected_at: float | None
+    ended_at: float | None
+    outcome: str
+
+
+def recent_outcomes(store: Store, campaign: str, limit: int) -> list[AttemptTimes]:
+    """The campaign's last `limit` finished attempts, oldest first: the pacing stats' history."""
+    rows = store.query(
+        "SELECT placed_at, answered_at, connected_at, ended_at, outcome FROM dial_attempts"
+        " WHERE campaign = ? AND outcome IS NOT NULL ORDER BY id DESC LIMIT ?", (campaign, limit))
+    return [AttemptTimes(*r) for r in reversed(rows)]
+
+
 def abandon_counts(store: Store, campaign: str, since: float) -> tuple[int, int]:
     """(answered by a person, abandoned) since `since`: the abandon rate's denominator and numerator.
 
@@ -282,6 +345,22 @@ def remove_dnc(store: Store, number: str) -> bool:
 
 def is_dnc(store: Store, number: str) -> bool:
     return bool(store.query("SELECT 1 FROM dnc WHERE number = ?", (number,)))
+
+
+@dataclass(frozen=True)
+class DncEntry:
+    """A number on the do-not-call list: where it came from, why, who added it and when."""
+
+    number: str
+    source: str
+    note: str
+    added_by: str
+    added_at: float
+
+
+def dnc_entry(store: Store, number: str) -> DncEntry | None:
+    rows = store.query("SELECT number, source, note, added_by, added_at FROM dnc WHERE number = ?", (number,))
+    return DncEntry(*rows[0]) if rows else None
 
 
 def dnc_numbers(store: Store) -> set[str]:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from appliance.ivr.tts import PromptCache, resample
-from appliance.pbx.distributor import announcement_text
+from appliance.pbx.waiting import announcement_text
 from tests.audio import DTMF_PAIRS, read_wav, sine, tone_ratio, write_tone_wav
 from tests.peers.acd import (
     ANA_PHONE,

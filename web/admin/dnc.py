@@ -8,6 +8,7 @@ campaign (appliance/store/dialer.add_dnc). Agents add numbers from their desk th
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import time
 from typing import Any
@@ -75,12 +76,12 @@ def add() -> Response | tuple[str, int]:
 def remove() -> Response:
     number = request.form.get("number", "").strip()
     s = store()
-    rows = s.query("SELECT number, source, note, added_by, added_at FROM dnc WHERE number = ?", (number,))
-    if not rows:
+    entry = dstore.dnc_entry(s, number)
+    if entry is None:
         abort(404, description=f"{number or 'that number'} is not on the do-not-call list")
     with s.transaction():
         dstore.remove_dnc(s, number)
-        audit("dnc.remove", number, dict(zip(("number", "source", "note", "added_by", "added_at"), rows[0])), None)
+        audit("dnc.remove", number, dataclasses.asdict(entry), None)
     flash(f"{number} removed from the do-not-call list (its ended leads stay ended).")
     return redirect(url_for("admin.dnc.index"))
 
