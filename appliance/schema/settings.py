@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from appliance.schema.errors import FieldError
+from appliance.schema.records import NAME_RE
+from appliance.schema.types import CHECKS
+
 RETENTION_SETTING = "recording.retention_days"
 DEFAULT_RETENTION_DAYS = 90
 SUPERVISORS_SETTING = "acd.supervisors"
@@ -61,3 +65,25 @@ def setting_error(name: str, raw: str) -> str | None:
     """Why `raw` is not a valid value of setting `name` (None when it is, or the name is untyped)."""
     setting = SETTINGS.get(name)
     return setting.error(raw) if setting is not None else None
+
+
+MAX_SETTING_LENGTH = 4096
+
+
+def setting_errors(name: object, raw: object, where: str = "settings", *, typed: bool = False) -> list[FieldError]:
+    """Every error of one stored setting: its name, its text, and (``typed``) its typed value.
+
+    The store keeps any well-formed text (the engine reads a bad value loudly, as its default);
+    the YAML import and the settings page also apply the typed check, so both refuse alike.
+    """
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        return [FieldError((where,), f"{name!r} is not a setting name")]
+    try:
+        CHECKS[str](raw)
+    except ValueError as exc:
+        return [FieldError((where, name), str(exc))]
+    text = str(raw)
+    if len(text) > MAX_SETTING_LENGTH:
+        return [FieldError((where, name), f"is longer than {MAX_SETTING_LENGTH} characters")]
+    error = setting_error(name, text) if typed else None
+    return [FieldError((where, name), error)] if error is not None else []
