@@ -106,3 +106,8 @@ def field_errors(exc: ValidationError, prefix: Sequence[str | int] = (),
             msg = msg[len("Value error, "):]
         out.append(FieldError(tuple(prefix) + loc, msg))
     return out
+
+
+def invalid(msg: str, *loc: str | int) -> RecordInvalid:
+    """RecordInvalid with one error at `loc` (a check that needs the database: a reference)."""
+    return RecordInvalid([FieldError(tuple(loc), msg)])

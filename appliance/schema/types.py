@@ -63,7 +63,8 @@ def _optional(check: Any) -> Any:
 Text = Annotated[str, BeforeValidator(_str)]
 Flag = Annotated[bool, BeforeValidator(_bool)]
 Whole = Annotated[int, BeforeValidator(_int)]
-Number = Annotated[float, BeforeValidator(_float)]
+# int | float: an integer stays one (its message shows "1", not "1.0").
+Number = Annotated[int | float, BeforeValidator(_float)]
 OptText = Annotated[str | None, BeforeValidator(_optional(_str))]
 OptWhole = Annotated[int | None, BeforeValidator(_optional(_int))]
 TextList = Annotated[list[Text], BeforeValidator(_list)]

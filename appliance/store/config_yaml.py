@@ -20,6 +20,7 @@ import yaml
 
 # The module, not its names (see appliance/store/dialer.py: an import cycle through appliance.store).
 from appliance.dialer import campaign as cmp
+from appliance.schema.campaigns import CampaignRecord
 from appliance.schema.errors import FieldError, RecordInvalid
 from appliance.schema.records import (
     IVR_PREFIX,
@@ -94,24 +95,6 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
-
-
-def _record(cls: type, raw: Any, where: str) -> Any:
-    """Build one dataclass record from a YAML mapping, checking its keys (campaigns: their own
-    check, appliance/dialer/campaign.check_campaign, validates every field's type)."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: must be a mapping of fields, got {type(raw).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    for key in raw:
-        if key not in fields:
-            raise ConfigError(
-                f"{where}: unknown field {key!r} (known: {', '.join(fields)})"
-            )
-    for name, f in fields.items():
-        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        if name not in raw and required:
-            raise ConfigError(f"{where}.{name}: is required")
-    return cls(**raw)
 
 
 def _section(doc: dict[str, Any], name: str, errors: list[FieldError]) -> list[Any]:
@@ -200,13 +183,7 @@ def parse_config(text: str) -> ConfigData:
     data.inbound_routes = _records(doc, "inbound_routes", InboundRoute, InboundRouteRecord, errors)
     data.agents = _records(doc, "agents", AgentConfig, AgentRecord, errors)
     data.queues = _records(doc, "queues", QueueConfig, QueueRecord, errors)
-    if errors:
-        raise RecordInvalid(errors)
-    for i, raw in enumerate(_section(doc, "campaigns", errors)):
-        where = f"campaigns[{i}]"
-        campaign = _record(cmp.CampaignConfig, raw, where)
-        cmp.check_campaign(campaign, where)
-        data.campaigns.append(campaign)
+    data.campaigns = _records(doc, "campaigns", cmp.CampaignConfig, CampaignRecord, errors)
     if errors:
         raise RecordInvalid(errors)
     _check_references(data, errors)

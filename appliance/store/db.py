@@ -41,6 +41,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Self
 
 from appliance.store.deferred import DEFAULT_LIMIT
+from appliance.schema.errors import invalid
 from appliance.store.errors import ConfigError, StoreError
 from appliance.store.migrations import MIGRATIONS
 from appliance.store.models import (
@@ -370,9 +371,7 @@ class Store(DeferredWriting):
             known = {r[0] for r in self.execute("SELECT name FROM outbound_routes")}
             for i, route in enumerate(ext.dial_permissions):
                 if route not in known:
-                    raise ConfigError(
-                        f"extension.dial_permissions[{i}]: outbound route {route!r} does not exist"
-                    )
+                    raise invalid(f"outbound route {route!r} does not exist", "extension", "dial_permissions", i)
             self.execute(
                 _upsert_sql("extensions", _EXTENSION_COLUMNS, ("number",)),
                 _row_values(ext, _EXTENSION_COLUMNS),
@@ -450,24 +449,24 @@ class Store(DeferredWriting):
         """Create or update an inbound route; its destination extension must exist."""
         check_inbound_route(route)
         with self.transaction():
-            self._check_destination(route.destination, "inbound_route.destination")
+            self._check_destination(route.destination, "inbound_route", "destination")
             self.execute(
                 _upsert_sql("inbound_routes", _INBOUND_COLUMNS, ("did",)),
                 _row_values(route, _INBOUND_COLUMNS),
             )
 
-    def _check_destination(self, destination: str, where: str) -> None:
+    def _check_destination(self, destination: str, *loc: str) -> None:
         """Raise ConfigError unless the extension, queue or mailbox a destination names exists."""
         if destination.startswith(IVR_PREFIX):
             return  # flows are files, validated when loaded
         if destination.startswith(QUEUE_PREFIX):
             name = destination[len(QUEUE_PREFIX):]
             if not self.execute("SELECT 1 FROM queues WHERE name = ?", (name,)).fetchone():
-                raise ConfigError(f"{where}: queue {name!r} does not exist")
+                raise invalid(f"queue {name!r} does not exist", *loc)
             return
         number = destination.removeprefix(VOICEMAIL_PREFIX)
         if not self.execute("SELECT 1 FROM extensions WHERE number = ?", (number,)).fetchone():
-            raise ConfigError(f"{where}: extension {number!r} does not exist")
+            raise invalid(f"extension {number!r} does not exist", *loc)
 
     def delete_inbound_route(self, did: str) -> bool:
         """Delete an inbound route; return whether it existed."""
@@ -495,7 +494,7 @@ class Store(DeferredWriting):
         check_outbound_route(route)
         with self.transaction():
             if not self.execute("SELECT 1 FROM trunks WHERE name = ?", (route.trunk,)).fetchone():
-                raise ConfigError(f"outbound_route.trunk: trunk {route.trunk!r} does not exist")
+                raise invalid(f"trunk {route.trunk!r} does not exist", "outbound_route", "trunk")
             self.execute(
                 _upsert_sql("outbound_routes", _OUTBOUND_COLUMNS, ("name",)),
                 _row_values(route, _OUTBOUND_COLUMNS),
