@@ -77,15 +77,12 @@ def problem(msg: str, *loc: str | int) -> Problems:
     return Problems([FieldError(tuple(loc), msg)])
 
 
-# pydantic's words for its own error types, in the words the provisioning file has always used.
-_MESSAGES = {"missing": "is required"}
-
-
 def field_errors(exc: ValidationError, prefix: Sequence[str | int] = (),
-                 known: Sequence[str] = ()) -> list[FieldError]:
+                 known: Sequence[str] = (), missing: str = "is required") -> list[FieldError]:
     """Every error of a pydantic ValidationError as FieldErrors, their paths under `prefix`.
 
-    `known` are the record's field names, quoted when a key is not one of them.
+    `known` are the record's field names, quoted when a key is not one of them; `missing` is
+    what a required field that is absent is told (each file format keeps its own words).
     """
     out: list[FieldError] = []
     for err in exc.errors(include_url=False):
@@ -100,7 +97,7 @@ def field_errors(exc: ValidationError, prefix: Sequence[str | int] = (),
             msg = f"unknown field {loc[-1]!r}" + (f" (known: {', '.join(known)})" if known else "")
             out.append(FieldError(tuple(prefix) + loc[:-1], msg))
             continue
-        msg = _MESSAGES.get(kind) or str(err.get("msg", "invalid"))
+        msg = missing if kind == "missing" else str(err.get("msg", "invalid"))
         # pydantic prefixes messages of custom validators with "Value error, "; the field says enough.
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]

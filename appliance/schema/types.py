@@ -82,15 +82,21 @@ class Record(BaseModel):
 M = TypeVar("M", bound=Record)
 
 
-def record(model: type[M], data: Any, prefix: Sequence[str | int] = ()) -> M:
-    """`data` (a mapping of fields) checked by `model`; RecordInvalid lists every error at once."""
+def record(model: type[M], data: Any, prefix: Sequence[str | int] = (), *, missing: str = "is required",
+           not_mapping: str = "") -> M:
+    """`data` (a mapping of fields) checked by `model`; RecordInvalid lists every error at once.
+
+    `missing` and `not_mapping` are the words of the file format for an absent required field
+    and for an item that is not a mapping.
+    """
     if not isinstance(data, Mapping):
-        raise RecordInvalid([FieldError(tuple(prefix), f"must be a mapping of fields, got {type_name(data)}")])
+        raise RecordInvalid([FieldError(tuple(prefix),
+                                        not_mapping or f"must be a mapping of fields, got {type_name(data)}")])
     try:
         return model.model_validate(dict(data))
     except ValidationError as exc:
         known = [f.alias or name for name, f in model.model_fields.items()]
-        raise RecordInvalid(field_errors(exc, prefix, known=known)) from None
+        raise RecordInvalid(field_errors(exc, prefix, known=known, missing=missing)) from None
 
 
 def errors_of(model: type[Record], data: Any, prefix: Sequence[str | int] = ()) -> list[FieldError]:
