@@ -63,12 +63,14 @@ class RecordInvalid(ConfigError):
 
 
 class Problems(ValueError):
-    """Raised inside a validator for errors whose path goes deeper than the field (a list item,
-    another field of the record): `field_errors` puts each under the validator's own path.
+    """Raised inside a validator for errors whose path goes deeper than the field (a list item):
+    `field_errors` puts each under the validator's own path. With `of_record`, the paths are
+    the record's fields (a field validator naming another field: "min_digits is more than").
     """
 
-    def __init__(self, errors: Sequence[FieldError]) -> None:
+    def __init__(self, errors: Sequence[FieldError], *, of_record: bool = False) -> None:
         self.errors = tuple(errors)
+        self.of_record = of_record
         super().__init__("; ".join(str(e) for e in self.errors))
 
 
@@ -78,20 +80,25 @@ def problem(msg: str, *loc: str | int) -> Problems:
 
 
 def field_errors(exc: ValidationError, prefix: Sequence[str | int] = (),
-                 known: Sequence[str] = (), missing: str = "is required") -> list[FieldError]:
+                 known: Sequence[str] = (), missing: str = "is required", unknown: str = "") -> list[FieldError]:
     """Every error of a pydantic ValidationError as FieldErrors, their paths under `prefix`.
 
     `known` are the record's field names, quoted when a key is not one of them; `missing` is
-    what a required field that is absent is told (each file format keeps its own words).
+    what a required field that is absent is told, `unknown` (if set) what a key that is not a
+    field is told, at its own path (each file format keeps its own words).
     """
     out: list[FieldError] = []
     for err in exc.errors(include_url=False):
         loc = tuple(p for p in err.get("loc", ()) if isinstance(p, (str, int)))
         cause: Any = (err.get("ctx") or {}).get("error")
         if isinstance(cause, Problems):
-            out.extend(e.under(tuple(prefix) + loc) for e in cause.errors)
+            base = loc[:-1] if cause.of_record and loc else loc
+            out.extend(e.under(tuple(prefix) + base) for e in cause.errors)
             continue
         kind = err.get("type", "")
+        if kind == "extra_forbidden" and unknown:
+            out.append(FieldError(tuple(prefix) + loc, unknown))
+            continue
         if kind == "extra_forbidden" and loc:
             # The record is wrong, not the key: the error sits on the record's own path.
             msg = f"unknown field {loc[-1]!r}" + (f" (known: {', '.join(known)})" if known else "")
