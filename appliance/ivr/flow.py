@@ -13,11 +13,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
+
+from appliance.schema.errors import FieldError
 
 # The schema of the document (one pydantic model per node type) and its value types; their names
 # stay importable from here.
@@ -38,6 +41,7 @@ from appliance.ivr.flow_schema import (
     FlowFields,
     NodeHead,
     check,
+    flow_message,
 )
 from appliance.ivr.flow_schema import (
     NODE_TYPES as NODE_TYPES,
@@ -56,11 +60,13 @@ _SUBST_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class FlowError(ValueError):
-    """A flow document is invalid; `errors` holds one message per problem, each naming node and field."""
+    """A flow document is invalid: `fields` holds every problem as a FieldError (its path in the
+    document, ("nodes", "main_menu", "timeout")), `errors` the same as messages naming node and field."""
 
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("; ".join(errors))
-        self.errors = list(errors)
+    def __init__(self, errors: Sequence[str | FieldError]) -> None:
+        self.fields = tuple(e if isinstance(e, FieldError) else FieldError((), e) for e in errors)
+        self.errors = [flow_message(e) for e in self.fields]
+        super().__init__("; ".join(self.errors))
 
 
 @dataclass(frozen=True)
@@ -151,9 +157,13 @@ class Edge:
     """One arc of the flow graph: `field` is the document path; `consumes_input` is False when the caller
     can travel it without pressing a key (the loop check only follows those)."""
 
-    field: str
+    loc: tuple[str, ...]
     target: str
     consumes_input: bool
+
+    @property
+    def field(self) -> str:
+        return ".".join(self.loc)
 
 
 @dataclass(frozen=True)
@@ -168,28 +178,28 @@ class Flow:
 
 def edges(node: Node) -> list[Edge]:
     """Outgoing arcs of `node`, named by the field they come from."""
-    p = f"nodes.{node.id}"
+    p = ("nodes", node.id)
     out: list[Edge] = []
     if isinstance(node, PlayNode | SetNode):
-        out.append(Edge(f"{p}.next", node.next, False))
+        out.append(Edge((*p, "next"), node.next, False))
     elif isinstance(node, MenuNode):
-        out += [Edge(f"{p}.options.{k}", v, True) for k, v in node.options.items()]
+        out += [Edge((*p, "options", k), v, True) for k, v in node.options.items()]
         if node.on_invalid is not None:
-            out.append(Edge(f"{p}.on_invalid", node.on_invalid, True))
+            out.append(Edge((*p, "on_invalid"), node.on_invalid, True))
         if node.on_timeout is not None:
-            out.append(Edge(f"{p}.on_timeout", node.on_timeout, False))
+            out.append(Edge((*p, "on_timeout"), node.on_timeout, False))
     elif isinstance(node, CollectNode):
-        out.append(Edge(f"{p}.next", node.next, True))
+        out.append(Edge((*p, "next"), node.next, True))
         if node.on_invalid is not None:
-            out.append(Edge(f"{p}.on_invalid", node.on_invalid, True))
+            out.append(Edge((*p, "on_invalid"), node.on_invalid, True))
         if node.on_timeout is not None:
-            out.append(Edge(f"{p}.on_timeout", node.on_timeout, False))
+            out.append(Edge((*p, "on_timeout"), node.on_timeout, False))
     elif isinstance(node, HoursNode):
-        out += [Edge(f"{p}.next_open", node.next_open, False), Edge(f"{p}.next_closed", node.next_closed, False)]
+        out += [Edge((*p, "next_open"), node.next_open, False), Edge((*p, "next_closed"), node.next_closed, False)]
     elif isinstance(node, LookupCallerNode):
-        out.append(Edge(f"{p}.next", node.next, False))
+        out.append(Edge((*p, "next"), node.next, False))
         if node.on_new is not None:
-            out.append(Edge(f"{p}.on_new", node.on_new, False))
+            out.append(Edge((*p, "on_new"), node.on_new, False))
     return out
 
 
@@ -207,11 +217,11 @@ def substitute(text: str, variables: dict[str, str]) -> str:
     return _SUBST_RE.sub(lambda m: variables.get(m.group(1), ""), text)
 
 
-def _parse_node(node_id: str, raw: Any, errors: list[str]) -> Node | None:
+def _parse_node(node_id: str, raw: Any, errors: list[FieldError]) -> Node | None:
     """One node checked by the model of its type (appliance/ivr/flow_schema.py), or None."""
     path = ("nodes", node_id)
     if not isinstance(raw, dict):
-        errors.append(f"nodes.{node_id}: expected a mapping with a 'type'")
+        errors.append(FieldError(path, "expected a mapping with a 'type'"))
         return None
     raw = {str(k): v for k, v in raw.items()}
     kind = raw.get("type")
@@ -220,8 +230,8 @@ def _parse_node(node_id: str, raw: Any, errors: list[str]) -> Node | None:
         # No type, or one we do not know: only the fields every node has are checked.
         check(NodeHead, raw, path, errors)
         if isinstance(kind, str | int) and not isinstance(kind, bool):
-            errors.append(f"nodes.{node_id}.type: unknown node type {str(kind)!r} "
-                          f"(expected one of {', '.join(NODE_TYPES)})")
+            errors.append(FieldError((*path, "type"), f"unknown node type {str(kind)!r} "
+                                     f"(expected one of {', '.join(NODE_TYPES)})"))
         return None
     f = check(model, raw, path, errors)
     if f is None:
@@ -249,18 +259,18 @@ def _parse_node(node_id: str, raw: Any, errors: list[str]) -> Node | None:
     return HangupNode(*base)
 
 
-def _check_graph(flow: Flow, errors: list[str]) -> None:
+def _check_graph(flow: Flow, errors: list[FieldError]) -> None:
     """References exist, every node is reachable, every node can reach an end, no input-free loop."""
     nodes = flow.nodes
     if flow.start not in nodes:
-        errors.append(f"start: unknown node {flow.start!r}")
+        errors.append(FieldError(("start",), f"unknown node {flow.start!r}"))
         return
     graph = {nid: edges(n) for nid, n in nodes.items()}
     dangling = False
     for out in graph.values():
         for e in out:
             if e.target not in nodes:
-                errors.append(f"{e.field}: unknown node {e.target!r}")
+                errors.append(FieldError(e.loc, f"unknown node {e.target!r}"))
                 dangling = True
     if dangling:
         return
@@ -272,7 +282,7 @@ def _check_graph(flow: Flow, errors: list[str]) -> None:
                 todo.append(e.target)
     for nid in nodes:
         if nid not in seen:
-            errors.append(f"nodes.{nid}: unreachable from start {flow.start!r}")
+            errors.append(FieldError(("nodes", nid), f"unreachable from start {flow.start!r}"))
     # Every node must be able to reach a route/hangup: walk backwards from the ends.
     ends = {nid for nid, n in nodes.items() if _ends_implicitly(n)}
     changed = True
@@ -284,7 +294,7 @@ def _check_graph(flow: Flow, errors: list[str]) -> None:
                 changed = True
     for nid in nodes:
         if nid in seen and nid not in ends:
-            errors.append(f"nodes.{nid}: no path from here ends in a route or hangup")
+            errors.append(FieldError(("nodes", nid), "no path from here ends in a route or hangup"))
     # A cycle made only of arcs that need no key press would spin forever on a silent caller.
     color: dict[str, int] = {}
 
@@ -295,7 +305,7 @@ def _check_graph(flow: Flow, errors: list[str]) -> None:
                 continue
             if color.get(e.target) == 1:
                 loop = stack[stack.index(e.target):] + [nid, e.target] if e.target in stack else [nid, e.target]
-                errors.append(f"{e.field}: loop without caller input ({' -> '.join(loop)})")
+                errors.append(FieldError(e.loc, f"loop without caller input ({' -> '.join(loop)})"))
             elif e.target not in color:
                 visit(e.target, stack + [nid])
         color[nid] = 2
@@ -310,14 +320,14 @@ def load_flow(text: str) -> Flow:
     try:
         raw = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
     except RecursionError:
-        raise FlowError(["document: nested too deeply"]) from None
+        raise FlowError([FieldError(("document",), "nested too deeply")]) from None
     except (ValueError, TypeError, yaml.YAMLError) as exc:
         # Besides YAMLError, PyYAML's constructors raise ValueError for an impossible date
         # (2026-02-30) and TypeError for an unhashable key (found by fuzz/ivr_flow).
-        raise FlowError([f"document: not valid YAML/JSON: {exc}"]) from exc
+        raise FlowError([FieldError(("document",), f"not valid YAML/JSON: {exc}")]) from exc
     if not isinstance(raw, dict):
-        raise FlowError(["document: expected a mapping with name, version, start and nodes"])
-    errors: list[str] = []
+        raise FlowError([FieldError(("document",), "expected a mapping with name, version, start and nodes")])
+    errors: list[FieldError] = []
     top = check(FlowFields, {str(k): v for k, v in raw.items()}, (), errors)
     nodes: dict[str, Node] = {}
     raw_nodes = top.nodes if top is not None else raw.get("nodes")

@@ -432,12 +432,12 @@ class FlowFields(FlowRecord):
 
 
 def check(model: type[FlowRecord], raw: dict[str, Any], prefix: tuple[str, ...],
-          errors: list[str]) -> Any:
-    """`raw` checked by `model`, or None with every problem appended to `errors` as "path: msg"."""
+          errors: list[FieldError]) -> Any:
+    """`raw` checked by `model`, or None with every problem appended to `errors`."""
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        errors.extend(flow_message(e) for e in field_errors(exc, prefix, unknown="unknown key"))
+        errors.extend(field_errors(exc, prefix, unknown="unknown key"))
         return None
 
 
