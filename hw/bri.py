@@ -33,7 +33,7 @@ import enum
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from appliance.pbx.channel import (
     CANCELLED,
@@ -53,10 +53,8 @@ from hw import isdn
 from hw.frames import B_CHANNELS, BAudio, DChan, PortCaps
 from hw.isdn import BriPort, BriUnavailable, CallState, IsdnCall, IsdnEvent
 from hw.libpri import PriError
-from hw.line import BOARD_GONE, HwContext, IllegalPortTransition, LineChannel, LinePort
+from hw.line import BOARD_GONE, HwContext, IllegalPortTransition, LineChannel, LinePort, OutboundLegs
 
-if TYPE_CHECKING:
-    from hw.manager import HardwareManager
 
 log = logging.getLogger("plateau.hw")
 D_CHANNEL_DOWN = Cause(503, "ISDN D channel down")
@@ -417,8 +415,11 @@ class BriChannel(LineChannel):
             if self.port.audio_key == self.media_leg:
                 self.port.audio_key = None
             self.relay_port = ctx.relay.open(self.media_leg, (ctx.media_host, self.rtp_port), self._to_line)
+        relay = self.relay_port
+        if relay is None:  # LineChannel.open_media() above has opened one
+            raise RuntimeError(f"{self.port.label()}: no audio relay for the B channel")
         # Unlike an analog port, the board reports no keys on a B channel: detect DTMF in-band.
-        ctx.media.configure_leg(self.media_leg, (ctx.media_host, self.relay_port), "PCMU", 0, None,
+        ctx.media.configure_leg(self.media_leg, (ctx.media_host, relay), "PCMU", 0, None,
                                 "sendrecv", True)
 
     def _to_line(self, ulaw: bytes) -> None:
@@ -507,10 +508,16 @@ class BriChannel(LineChannel):
         return out
 
 
+class BriPorts(Protocol):
+    """The BRI accesses a factory dials out on (implemented by hw.manager.HardwareManager)."""
+
+    def bri_ports(self, trunk_name: str) -> list[BriLinePort]: ...
+
+
 class BriChannelFactory:
     """Wraps the hardware channel factory: calls out of a trunk named like a BRI port's `trunk_name` use it."""
 
-    def __init__(self, inner: Any, hw: HardwareManager) -> None:
+    def __init__(self, inner: OutboundLegs, hw: BriPorts) -> None:
         self.inner = inner
         self.hw = hw
 

@@ -5,22 +5,28 @@ of a trunk whose name is an FXO port's `trunk_name` seize one of those lines.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 
 from appliance.pbx.channel import Channel, Party
 from appliance.pbx.dialplan import ToTrunk
 from appliance.store.models import Extension
-from hw.fxo import FxoChannel
-from hw.fxs import FxsChannel
+from hw.fxo import FxoChannel, FxoPort
+from hw.fxs import FxsChannel, FxsPort
+from hw.line import OutboundLegs
 
-if TYPE_CHECKING:
-    from hw.manager import HardwareManager
+
+class AnalogPorts(Protocol):
+    """The analog lines a factory dials out on (implemented by hw.manager.HardwareManager)."""
+
+    def fxs_ports(self, extension: str) -> list[FxsPort]: ...
+
+    def fxo_ports(self, trunk_name: str) -> list[FxoPort]: ...
 
 
 class HardwareChannelFactory:
-    """Wraps `inner` (anything with the ChannelFactory methods)."""
+    """Wraps `inner`, the PBX's factory (None: no other technology)."""
 
-    def __init__(self, inner: Any, hw: HardwareManager) -> None:
+    def __init__(self, inner: OutboundLegs | None, hw: AnalogPorts) -> None:
         self.inner = inner
         self.hw = hw
 
@@ -33,6 +39,8 @@ class HardwareChannelFactory:
     def channel_for_trunk(self, dest: ToTrunk, caller: Party) -> Channel:
         ports = self.hw.fxo_ports(dest.trunk.name)
         if not ports:
+            if self.inner is None:
+                raise LookupError(f"no line and no other technology for trunk {dest.trunk.name}")
             return self.inner.channel_for_trunk(dest, caller)
         # The first idle line of the group; all busy: the first, whose dial() reports congestion.
         port = next((p for p in ports if p.available), ports[0])

@@ -44,10 +44,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import yaml
 
 from appliance.system.liveness import Heartbeat, PartHealth
-from hw.headset import RATES, HeadsetConfig, HeadsetEvent, HungUp, Incoming, Registered
+from hw.headset import HeadsetConfig, HeadsetEvent, HungUp, Incoming, Registered
+# headsets.yaml is checked in hw/headset_config.py (its model); its names stay importable from here.
+from hw.headset_config import HeadsetsConfigError as HeadsetsConfigError
+from hw.headset_config import load_headsets as load_headsets
+from hw.headset_config import parse_headsets as parse_headsets
 from hw.headset_service import (
     HidState,
     ProtocolError,
@@ -63,14 +66,9 @@ RESTART_DELAY = 2.0
 MAX_RESTART_DELAY = 60.0
 STOP_GRACE = 3.0  # the service hangs up and unregisters (about 1 s) before exiting
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]
-_FIELDS = {"extension", "password", "input_device", "output_device", "rate", "codecs", "sip_port", "hid"}
 
 
 # -- errors -----------------------------------------------------------------------------------------
-class HeadsetsConfigError(ValueError):
-    """data/headsets.yaml is not a valid headset list; the message names the field."""
-
-
 class HeadsetCommandError(Exception):
     """Base of the errors a command to a headset can end with."""
 
@@ -93,65 +91,6 @@ class HeadsetRefused(HeadsetCommandError):
 
 class HeadsetTimeout(HeadsetCommandError):
     """The headset did not answer the command in time."""
-
-
-# -- configuration ----------------------------------------------------------------------------------
-def parse_headsets(doc: Any, registrar_host: str, registrar_port: int) -> list[HeadsetConfig]:
-    """The headsets of a parsed headsets.yaml, registering with the engine at host:port."""
-    if doc is None:
-        return []
-    if not isinstance(doc, list):
-        raise HeadsetsConfigError("headsets.yaml: must be a list of headsets")
-    out: list[HeadsetConfig] = []
-    seen: set[str] = set()
-    for i, entry in enumerate(doc):
-        where = f"headsets[{i}]"
-        if not isinstance(entry, dict):
-            raise HeadsetsConfigError(f"{where}: must be a mapping")
-        unknown = sorted(str(k) for k in entry if k not in _FIELDS)
-        if unknown:
-            raise HeadsetsConfigError(f"{where}: unknown field {unknown[0]!r}")
-        ext = entry.get("extension")
-        if isinstance(ext, int) and not isinstance(ext, bool):
-            ext = str(ext)
-        if not isinstance(ext, str) or not ext.isdigit():
-            raise HeadsetsConfigError(f"{where}.extension: required, digits only")
-        if ext in seen:
-            raise HeadsetsConfigError(f"{where}.extension: {ext} is already a headset")
-        seen.add(ext)
-        for name in ("password", "input_device"):
-            if not isinstance(entry.get(name), str) or not entry[name]:
-                raise HeadsetsConfigError(f"{where}.{name}: required, a non-empty string")
-        output = entry.get("output_device", "")
-        if not isinstance(output, str):
-            raise HeadsetsConfigError(f"{where}.output_device: must be a string")
-        rate = entry.get("rate", 8000)
-        if rate not in RATES or isinstance(rate, bool):
-            raise HeadsetsConfigError(f"{where}.rate: must be one of {', '.join(map(str, RATES))}")
-        codecs = entry.get("codecs", ["PCMU", "PCMA"])
-        if not isinstance(codecs, list) or not codecs or not all(c in ("PCMU", "PCMA", "G722") for c in codecs):
-            raise HeadsetsConfigError(f"{where}.codecs: a non-empty list of PCMU, PCMA, G722")
-        port = entry.get("sip_port", 0)
-        if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
-            raise HeadsetsConfigError(f"{where}.sip_port: a port number (0: any)")
-        hid = entry.get("hid", "")
-        if not isinstance(hid, str) or not (hid in ("", "auto") or hid.startswith("/")):
-            raise HeadsetsConfigError(f"{where}.hid: 'auto' or the absolute path of a hidraw node (/dev/hidrawN)")
-        out.append(HeadsetConfig(
-            extension=ext, password=entry["password"], registrar_host=registrar_host,
-            registrar_port=registrar_port, input_device=entry["input_device"], output_device=output,
-            rate=rate, codecs=tuple(codecs), bind_ip=registrar_host, sip_port=port, hid=hid,
-        ))
-    return out
-
-
-def load_headsets(path: Path, registrar_host: str, registrar_port: int) -> list[HeadsetConfig]:
-    """Read and check data/headsets.yaml."""
-    try:
-        doc = yaml.safe_load(Path(path).read_text())
-    except yaml.YAMLError as exc:
-        raise HeadsetsConfigError(f"{path}: not YAML: {exc}") from exc
-    return parse_headsets(doc, registrar_host, registrar_port)
 
 
 # -- one supervised process -------------------------------------------------------------------------

@@ -9,26 +9,50 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from appliance.pbx.channel import NORMAL_CLEARING, Cause, Channel, ChannelState, HungUp, Party
+from appliance.pbx.dialplan import Dialplan, ToTrunk
+from appliance.pbx.ports import MediaPort
+from appliance.store.models import Extension
 from hw.frames import Audio, Message
 from hw.relay import AudioRelay
-
-if TYPE_CHECKING:
-    from appliance.pbx.switchboard import Switchboard
 
 log = logging.getLogger("plateau.hw")
 BOARD_GONE = Cause(503, "Line board gone")
 PORT_REMOVED = Cause(503, "Line port removed from hardware.yaml")
 
 
+class OutboundLegs(Protocol):
+    """The PBX's channel factory as the hardware wraps it: outbound legs towards extensions and
+    trunks (implemented by the SIP layer's factory, and by the hardware's own wrappers)."""
+
+    def channels_for_extension(self, ext: Extension, caller: Party) -> list[Channel]: ...
+
+    def channel_for_trunk(self, dest: ToTrunk, caller: Party) -> Channel: ...
+
+    def reachable(self, number: str) -> bool: ...
+
+
+class LinePbx(Protocol):
+    """What line hardware uses of the PBX (implemented by `pbx.switchboard.Switchboard`): it hands
+    an arriving call's channel in, and adds its lines to the factory calls go out through."""
+
+    factory: OutboundLegs | None
+
+    @property
+    def dialplan(self) -> Dialplan: ...  # the extensions an FXS phone may be
+
+    def incoming(self, chan: Channel, dialed: str, caller_ext: Extension | None,
+                 via_trunk: str | None = None) -> object: ...
+
+
 @dataclass
 class HwContext:
-    """What every hw port and channel needs from the engine."""
+    """What every hw port and channel needs from the engine: ports, never the engine's objects."""
 
-    pbx: Switchboard
-    media: Any  # appliance.media.client.MediaClient
+    pbx: LinePbx
+    media: MediaPort
     schedule: Callable[[float, Callable[[], None]], Any]
     relay: AudioRelay
     media_host: str = "127.0.0.1"

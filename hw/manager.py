@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.pbx.channel import Cause, Channel
+from appliance.pbx.ports import MediaPort
 from appliance.system.liveness import PartHealth
 from hw import config as hwconfig
 from hw.bri import BriChannelFactory, BriConfig, BriLinePort
@@ -36,7 +37,7 @@ from hw.frames import (
 )
 from hw.fxo import FxoConfig, FxoPort
 from hw.fxs import FxsConfig, FxsPort
-from hw.line import PORT_REMOVED, HwContext, LineChannel, LinePort
+from hw.line import PORT_REMOVED, HwContext, LineChannel, LinePbx, LinePort
 from hw.link import BoardGone, BoardLink, BoardRefused, BoardUp, LinkEvent, Received
 from hw.modem_line import ModemLineFactory, ModemLinePort
 from hw.relay import AudioRelay
@@ -225,7 +226,7 @@ def end_calls(port: LinePort, cause: Cause) -> None:
 class HardwareManager:
     """Everything under data/hardware.yaml, started with the engine (see module docstring)."""
 
-    def __init__(self, pbx: Any, media: Any, schedule: Callable[[float, Callable[[], None]], Any], path: Path,
+    def __init__(self, pbx: LinePbx, media: MediaPort, schedule: Callable[[float, Callable[[], None]], Any], path: Path,
                  *, call_soon: Callable[[Callable[[], None]], None] | None = None,
                  channels_by_leg: dict[str, Channel] | None = None, media_host: str = "127.0.0.1",
                  link_options: dict[str, Any] | None = None, modem_options: dict[str, Any] | None = None) -> None:

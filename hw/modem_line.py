@@ -26,7 +26,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from appliance.pbx.channel import (
     BUSY,
@@ -44,13 +44,11 @@ from appliance.pbx.channel import (
 )
 from appliance.pbx.dialplan import ToTrunk
 from hw import modem as vm
-from hw.factory import HardwareChannelFactory
+from hw.factory import AnalogPorts, HardwareChannelFactory
 from hw.frames import Message
 from hw.fxo import CID_WAIT_S
-from hw.line import HwContext, IllegalPortTransition, LineChannel, LinePort
+from hw.line import HwContext, IllegalPortTransition, LineChannel, LinePort, OutboundLegs
 
-if TYPE_CHECKING:
-    from hw.manager import HardwareManager
 
 log = logging.getLogger("plateau.hw")
 MODEM_DOWN = Cause(503, "Voice modem out of service")
@@ -395,10 +393,19 @@ class ModemLineChannel(LineChannel):
         return f"{self.port.label()} ({self.port.config.device})"
 
 
+class ModemPorts(AnalogPorts, Protocol):
+    """The analog lines and modem lines a factory dials out on (hw.manager.HardwareManager)."""
+
+    def modem_ports(self, trunk_name: str) -> list[ModemLinePort]: ...
+
+
 class ModemLineFactory(HardwareChannelFactory):
     """The hardware channel factory, plus modem lines as members of their trunk's group."""
 
-    hw: HardwareManager
+    hw: ModemPorts
+
+    def __init__(self, inner: OutboundLegs | None, hw: ModemPorts) -> None:
+        super().__init__(inner, hw)
 
     def channel_for_trunk(self, dest: ToTrunk, caller: Party) -> Channel:
         modems = self.hw.modem_ports(dest.trunk.name)

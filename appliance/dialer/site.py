@@ -8,13 +8,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-COUNTRY_SETTING = "site.country"
-TIMEZONE_SETTING = "site.timezone"
-NUMBER_LIMIT_SETTING = "dialer.number_limit"  # calls to one number, all campaigns together...
-NUMBER_HOURS_SETTING = "dialer.number_limit_hours"  # ...within this rolling window
-DEFAULT_COUNTRY = "FR"
-DEFAULT_NUMBER_LIMIT = 3
-DEFAULT_NUMBER_HOURS = 24
+# The settings' names, defaults and checks are defined once, in appliance/schema/settings.py.
+from appliance.schema.settings import COUNTRY_SETTING as COUNTRY_SETTING
+from appliance.schema.settings import DEFAULT_COUNTRY as DEFAULT_COUNTRY
+from appliance.schema.settings import DEFAULT_NUMBER_HOURS as DEFAULT_NUMBER_HOURS
+from appliance.schema.settings import DEFAULT_NUMBER_LIMIT as DEFAULT_NUMBER_LIMIT
+from appliance.schema.settings import NUMBER_HOURS_SETTING as NUMBER_HOURS_SETTING
+from appliance.schema.settings import NUMBER_LIMIT_SETTING as NUMBER_LIMIT_SETTING
+from appliance.schema.settings import SETTINGS
+from appliance.schema.settings import TIMEZONE_SETTING as TIMEZONE_SETTING
 
 
 class Settings(Protocol):
@@ -39,5 +41,5 @@ def site_timezone(store: Settings) -> str:
 
 def number_limit(store: Settings) -> tuple[int, int]:
     """(calls allowed to one number, per this many hours); 0 calls: no limit."""
-    return (int(store.get_setting(NUMBER_LIMIT_SETTING) or DEFAULT_NUMBER_LIMIT),
-            int(store.get_setting(NUMBER_HOURS_SETTING) or DEFAULT_NUMBER_HOURS))
+    return (SETTINGS[NUMBER_LIMIT_SETTING].number(store.get_setting(NUMBER_LIMIT_SETTING)),
+            SETTINGS[NUMBER_HOURS_SETTING].number(store.get_setting(NUMBER_HOURS_SETTING)))

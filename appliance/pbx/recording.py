@@ -25,7 +25,7 @@ from typing import Any
 
 from appliance.media.protocol import MediaError
 from appliance.media.wavfile import WavError, repair_wav
-from appliance.schema.settings import DEFAULT_RETENTION_DAYS, RETENTION_SETTING
+from appliance.schema.settings import RETENTION_SETTING, SETTINGS, SettingInvalid
 from appliance.store import recordings
 from appliance.store.db import Store
 
@@ -162,11 +162,10 @@ class Recorder:
 
     def purge(self, now: float | None = None) -> int:
         """Delete recordings older than the retention setting (days; 0 keeps them for ever)."""
-        raw = self.store.get_setting(RETENTION_SETTING)
         try:
-            days = int(raw) if raw is not None else DEFAULT_RETENTION_DAYS
-        except ValueError:
-            log.error("setting %s=%r is not a number of days: nothing purged", RETENTION_SETTING, raw)
+            days = SETTINGS[RETENTION_SETTING].number(self.store.get_setting(RETENTION_SETTING))
+        except SettingInvalid as exc:
+            log.error("%s: nothing purged", exc)
             return 0
         if days <= 0:
             return 0

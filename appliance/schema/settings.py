@@ -1,4 +1,8 @@
-"""Setting names and their pure helpers, shared by the engine and the web UI.
+"""Settings: their names, types, defaults and checks, shared by the engine and the web UI.
+
+A setting is stored as text. Its `Setting` here is the one definition of what a valid value is:
+the YAML import and the settings page refuse the same values with the same words, and the
+engine reads the typed value (`Setting.value`) instead of converting the text itself.
 
 This module imports nothing of the runtime, so web/ can read setting names and parse their
 values without pulling the PBX into the web process (docs/ARCHITECTURE.md, "web imports no
@@ -6,12 +10,28 @@ runtime module").
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from appliance.schema.errors import FieldError
+from appliance.schema.records import NAME_RE, PIN_RE
+from appliance.schema.types import CHECKS
 
 RETENTION_SETTING = "recording.retention_days"
 DEFAULT_RETENTION_DAYS = 90
+MAX_RETENTION_DAYS = 3650
 SUPERVISORS_SETTING = "acd.supervisors"
 CALLBACK_ROUTES_SETTING = "acd.callback_routes"
+COUNTRY_SETTING = "site.country"
+TIMEZONE_SETTING = "site.timezone"
+NUMBER_LIMIT_SETTING = "dialer.number_limit"  # calls to one number, all campaigns together...
+NUMBER_HOURS_SETTING = "dialer.number_limit_hours"  # ...within this rolling window
+DEFAULT_COUNTRY = "FR"
+DEFAULT_NUMBER_LIMIT = 3
+DEFAULT_NUMBER_HOURS = 24
+# A voicemail box's PIN is the setting "voicemail.pin.<extension>".
+PIN_SETTING_PREFIX = "voicemail.pin."
 
 # Pause reason codes an agent keys after *63 (Asterisk/VICIdial sites use short numeric codes).
 PAUSE_REASONS = {"1": "break", "2": "lunch", "3": "training", "4": "meeting", "5": "back-office", "9": "other"}
@@ -22,12 +42,22 @@ def supervisors(raw: str | None) -> set[str]:
     return {part.strip() for part in (raw or "").split(",") if part.strip()}
 
 
+def names(raw: str | None) -> list[str]:
+    """A comma-separated setting as its items, in order ("a, b" -> ["a", "b"])."""
+    return [part.strip() for part in (raw or "").split(",") if part.strip()]
+
+
+class SettingInvalid(ValueError):
+    """A stored setting's text is not a valid value; the message says what it should be."""
+
+
 @dataclass(frozen=True)
 class Setting:
     """One typed setting: its stored name, type, default, allowed range and what it is for.
 
-    Settings are stored as text; `error()` is the one check of a raw value, used by the YAML
-    import (store/validation.check_setting) and the settings page alike.
+    `error()` is the one check of a raw value (the YAML import, the settings page); `value()`
+    is the typed value the engine reads. `check`, for text settings, raises ValueError saying
+    what is wrong.
     """
 
     name: str
@@ -37,6 +67,7 @@ class Setting:
     low: int | None = None
     high: int | None = None
     hint: str = ""
+    check: Callable[[str], object] | None = None
 
     def error(self, raw: str) -> str | None:
         """Why `raw` is not a valid value of this setting, or None when it is."""
@@ -45,19 +76,86 @@ class Setting:
                 self.high is None or int(raw) <= self.high)
             if not ok:
                 return self.hint or f"a whole number from {self.low} to {self.high}"
+        if self.check is not None:
+            try:
+                self.check(raw)
+            except ValueError as exc:
+                return str(exc)
         return None
 
+    def value(self, raw: str | None) -> int | str | None:
+        """The typed value of stored text `raw` (None or empty: the default); SettingInvalid if bad."""
+        if raw is None or raw == "":
+            return self.default
+        error = self.error(raw)
+        if error is not None:
+            raise SettingInvalid(f"setting {self.name}={raw!r}: {error}")
+        if self.type is int:
+            return int(raw)
+        # A text setting's check gives its normal form ("gb" -> "GB").
+        return str(self.check(raw)) if self.check is not None else raw
 
-MAX_RETENTION_DAYS = 3650
+    def number(self, raw: str | None) -> int:
+        """`value()` of an int setting, typed as one."""
+        value = self.value(raw)
+        if not isinstance(value, int):
+            raise SettingInvalid(f"setting {self.name} has no number")
+        return value
 
-SETTINGS: dict[str, Setting] = {
-    RETENTION_SETTING: Setting(
-        RETENTION_SETTING, int, DEFAULT_RETENTION_DAYS, "days a call recording is kept (0: forever)",
-        low=0, high=MAX_RETENTION_DAYS, hint=f"a number of days from 0 to {MAX_RETENTION_DAYS}"),
-}
+
+def _country(raw: str) -> str:
+    # Imported here: appliance.dialer.numbers loads libphonenumber's metadata (slow at start-up).
+    from appliance.dialer.numbers import check_country
+    return check_country(raw)
+
+
+def _zone(raw: str) -> str:
+    try:
+        return ZoneInfo(raw).key
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{raw!r} is not a time zone (like Europe/Paris, America/New_York)") from None
+
+
+SETTINGS: dict[str, Setting] = {s.name: s for s in (
+    Setting(RETENTION_SETTING, int, DEFAULT_RETENTION_DAYS, "days a call recording is kept (0: forever)",
+            low=0, high=MAX_RETENTION_DAYS, hint=f"a number of days from 0 to {MAX_RETENTION_DAYS}"),
+    Setting(NUMBER_LIMIT_SETTING, int, DEFAULT_NUMBER_LIMIT,
+            "calls to one number, all campaigns together (0: no limit)", low=0, high=50),
+    Setting(NUMBER_HOURS_SETTING, int, DEFAULT_NUMBER_HOURS, "hours the per-number limit counts over",
+            low=1, high=720),
+    Setting(COUNTRY_SETTING, str, DEFAULT_COUNTRY, "how national numbers in prospect lists are read",
+            check=_country),
+    Setting(TIMEZONE_SETTING, str, None, "the site's time zone (empty: the system's)", check=_zone),
+    Setting(SUPERVISORS_SETTING, str, "", "extensions that may listen, whisper and barge (comma-separated)"),
+    Setting(CALLBACK_ROUTES_SETTING, str, "", "outbound routes queue callbacks may use (comma-separated)"),
+)}
 
 
 def setting_error(name: str, raw: str) -> str | None:
     """Why `raw` is not a valid value of setting `name` (None when it is, or the name is untyped)."""
+    if name.startswith(PIN_SETTING_PREFIX):
+        return None if PIN_RE.match(raw) else "4-8 digits (typed on the phone keypad)"
     setting = SETTINGS.get(name)
     return setting.error(raw) if setting is not None else None
+
+
+MAX_SETTING_LENGTH = 4096
+
+
+def setting_errors(name: object, raw: object, where: str = "settings", *, typed: bool = False) -> list[FieldError]:
+    """Every error of one stored setting: its name, its text, and (``typed``) its typed value.
+
+    The store keeps any well-formed text (the engine reads a bad value loudly, as its default);
+    the YAML import and the settings page also apply the typed check, so both refuse alike.
+    """
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        return [FieldError((where,), f"{name!r} is not a setting name")]
+    try:
+        CHECKS[str](raw)
+    except ValueError as exc:
+        return [FieldError((where, name), str(exc))]
+    text = str(raw)
+    if len(text) > MAX_SETTING_LENGTH:
+        return [FieldError((where, name), f"is longer than {MAX_SETTING_LENGTH} characters")]
+    error = setting_error(name, text) if typed else None
+    return [FieldError((where, name), error)] if error is not None else []

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from appliance.schema.errors import invalid
 from appliance.store.db import Store, upsert_sql
 from appliance.store.errors import ConfigError
 from appliance.store.models import AgentConfig, AgentStatus, QueueConfig
@@ -90,13 +91,13 @@ def put_queue(store: Store, queue: QueueConfig) -> None:
     with store.transaction():
         for i, member in enumerate(queue.members):
             if not store.execute("SELECT 1 FROM agents WHERE agent_id = ?", (member,)).fetchone():
-                raise ConfigError(f"queue.members[{i}]: agent {member!r} does not exist")
+                raise invalid(f"agent {member!r} does not exist", "queue", "members", i)
         values = {c: getattr(queue, c, None) for c in _QUEUE_COLUMNS}
         values["requirements"] = "\n".join(queue.skills)
         values["escalations"] = "\n".join(queue.escalations)
         store.execute(upsert_sql("queues", _QUEUE_COLUMNS, ("name",)), [values[c] for c in _QUEUE_COLUMNS])
         if queue.overflow is not None:
-            store.check_destination(queue.overflow, "queue.overflow")
+            store.check_destination(queue.overflow, "queue", "overflow")
         store.execute("DELETE FROM queue_members WHERE queue = ?", (queue.name,))
         for position, member in enumerate(queue.members):
             store.execute("INSERT INTO queue_members (queue, agent_id, position) VALUES (?, ?, ?)",

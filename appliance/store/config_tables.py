@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from appliance.schema.errors import invalid
 from appliance.store.columns import from_row, row_values
 from appliance.store.errors import ConfigError
 from appliance.store.models import Extension, InboundRoute, OutboundRoute, Trunk
@@ -105,9 +106,7 @@ class ConfigTables(DeferredWriting):
             known = {r[0] for r in self.execute("SELECT name FROM outbound_routes")}
             for i, route in enumerate(ext.dial_permissions):
                 if route not in known:
-                    raise ConfigError(
-                        f"extension.dial_permissions[{i}]: outbound route {route!r} does not exist"
-                    )
+                    raise invalid(f"outbound route {route!r} does not exist", "extension", "dial_permissions", i)
             self.execute(
                 self.dialect.upsert_sql("extensions", _EXTENSION_COLUMNS, ("number",)),
                 row_values(ext, _EXTENSION_COLUMNS),
@@ -185,26 +184,25 @@ class ConfigTables(DeferredWriting):
         """Create or update an inbound route; its destination extension must exist."""
         check_inbound_route(route)
         with self.transaction():
-            self.check_destination(route.destination, "inbound_route.destination")
+            self.check_destination(route.destination, "inbound_route", "destination")
             self.execute(
                 self.dialect.upsert_sql("inbound_routes", _INBOUND_COLUMNS, ("did",)),
                 row_values(route, _INBOUND_COLUMNS),
             )
 
-    def check_destination(self, destination: str, where: str) -> None:
+    def check_destination(self, destination: str, *loc: str) -> None:
         """Raise ConfigError unless the extension, queue or mailbox a destination names exists."""
         if destination.startswith(IVR_PREFIX):
             return  # flows are files, validated when loaded
         if destination.startswith(QUEUE_PREFIX):
             name = destination[len(QUEUE_PREFIX):]
             if not self.execute("SELECT 1 FROM queues WHERE name = ?", (name,)).fetchone():
-                raise ConfigError(f"{where}: queue {name!r} does not exist")
+                raise invalid(f"queue {name!r} does not exist", *loc)
             return
         number = destination.removeprefix(VOICEMAIL_PREFIX)
         if not self.execute("SELECT 1 FROM extensions WHERE number = ?", (number,)).fetchone():
-            raise ConfigError(f"{where}: extension {number!r} does not exist")
+            raise invalid(f"extension {number!r} does not exist", *loc)
 
-    _check_destination = check_destination  # the name store/acd.py still calls
 
     def delete_inbound_route(self, did: str) -> bool:
         """Delete an inbound route; return whether it existed."""
@@ -232,7 +230,7 @@ class ConfigTables(DeferredWriting):
         check_outbound_route(route)
         with self.transaction():
             if not self.execute("SELECT 1 FROM trunks WHERE name = ?", (route.trunk,)).fetchone():
-                raise ConfigError(f"outbound_route.trunk: trunk {route.trunk!r} does not exist")
+                raise invalid(f"trunk {route.trunk!r} does not exist", "outbound_route", "trunk")
             self.execute(
                 self.dialect.upsert_sql("outbound_routes", _OUTBOUND_COLUMNS, ("name",)),
                 row_values(route, _OUTBOUND_COLUMNS),

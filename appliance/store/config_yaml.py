@@ -1,6 +1,7 @@
 """Provisioning file: the whole configuration as YAML, exported and imported.
 
-Import validates everything before touching the database, then replaces the
+Import validates everything before touching the database (every record by its model in
+appliance/schema/records.py, every error at once), then replaces the
 configuration in one transaction, so a bad file changes nothing. Unknown and
 duplicate keys are errors: a typo must not pass silently.
 
@@ -12,8 +13,6 @@ it keeps, and refuses to drop a campaign that still has leads rather than delete
 from __future__ import annotations
 
 import dataclasses
-import typing
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,25 +20,26 @@ import yaml
 
 # The module, not its names (see appliance/store/dialer.py: an import cycle through appliance.store).
 from appliance.dialer import campaign as cmp
-from appliance.schema.settings import setting_error
+from appliance.schema.campaigns import CampaignRecord
+from appliance.schema.errors import FieldError, RecordInvalid
+from appliance.schema.records import (
+    IVR_PREFIX,
+    QUEUE_PREFIX,
+    VOICEMAIL_PREFIX,
+    AgentRecord,
+    ExtensionRecord,
+    InboundRouteRecord,
+    OutboundRouteRecord,
+    QueueRecord,
+    TrunkRecord,
+)
+from appliance.schema.settings import setting_errors
+from appliance.schema.types import Record, record
 from appliance.store import acd
 from appliance.store import dialer as dstore
 from appliance.store.db import Store
 from appliance.store.errors import ConfigError
 from appliance.store.models import AgentConfig, Extension, InboundRoute, OutboundRoute, QueueConfig, Trunk
-from appliance.store.validation import (
-    IVR_PREFIX,
-    QUEUE_PREFIX,
-    VOICEMAIL_PREFIX,
-    check_agent,
-    check_extension,
-    check_inbound_route,
-    check_outbound_route,
-    check_queue,
-    check_setting,
-    check_trunk,
-    check_type,
-)
 
 FORMAT_VERSION = 1
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
@@ -97,68 +97,44 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def _record(cls: type, raw: Any, where: str, *, typed: bool = True) -> Any:
-    """Build one dataclass record from a YAML mapping, checking keys and (if ``typed``) types.
-
-    ``typed=False`` is for records whose own check validates every field's type (campaigns:
-    check_type knows no mappings such as ``retry_minutes``).
-    """
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: must be a mapping of fields, got {type(raw).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    for key in raw:
-        if key not in fields:
-            raise ConfigError(
-                f"{where}: unknown field {key!r} (known: {', '.join(fields)})"
-            )
-    for name, f in fields.items():
-        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        if name not in raw:
-            if required:
-                raise ConfigError(f"{where}.{name}: is required")
-            continue
-        if typed:
-            check_type(raw[name], hints[name], where, name)
-    return cls(**raw)
-
-
-def _section(doc: dict[str, Any], name: str) -> list[Any]:
+def _section(doc: dict[str, Any], name: str, errors: list[FieldError]) -> list[Any]:
     raw = doc.get(name)
     if raw is None:
         return []
     if not isinstance(raw, list):
-        raise ConfigError(f"{name}: must be a list, got {type(raw).__name__}")
+        errors.append(FieldError((name,), f"must be a list, got {type(raw).__name__}"))
+        return []
     return raw
 
 
-def _records(doc: dict[str, Any], name: str, cls: type, check: Callable[[Any, str], None], *,
-             typed: bool = True) -> list[Any]:
-    """Every record of list section ``name``, each built and checked as ``name[i]``."""
+def _records(doc: dict[str, Any], name: str, cls: type, model: type[Record], errors: list[FieldError]) -> list[Any]:
+    """Every record of list section ``name``, each checked by its model as ``name[i]``; the errors
+    of every record go to ``errors`` (an import reports them all at once)."""
     items = []
-    for i, raw in enumerate(_section(doc, name)):
-        where = f"{name}[{i}]"
-        item = _record(cls, raw, where, typed=typed)
-        check(item, where)
-        items.append(item)
+    for i, raw in enumerate(_section(doc, name, errors)):
+        try:
+            record(model, raw, (name, i))
+        except RecordInvalid as exc:
+            errors.extend(exc.errors)
+            continue
+        items.append(cls(**raw))
     return items
 
 
-def _unique(items: list[Any], key: str, section: str) -> dict[str, int]:
-    """Map key value -> index, raising on duplicates."""
+def _unique(items: list[Any], key: str, section: str, errors: list[FieldError]) -> dict[str, int]:
+    """Map key value -> index; a value used twice is an error at its second use."""
     index: dict[str, int] = {}
     for i, item in enumerate(items):
         value = getattr(item, key)
         if value in index:
-            raise ConfigError(
-                f"{section}[{i}].{key}: {value!r} is already used by {section}[{index[value]}]"
-            )
+            errors.append(FieldError((section, i, key), f"{value!r} is already used by {section}[{index[value]}]"))
+            continue
         index[value] = i
     return index
 
 
-def parse_config(text: str) -> ConfigData:
-    """Parse and validate a provisioning file; raise ConfigError naming the bad field."""
+def _load(text: str) -> dict[str, Any]:
+    """The YAML document as a mapping, its sections and version checked."""
     if len(text.encode("utf-8", errors="replace")) > MAX_CONFIG_BYTES:
         raise ConfigError(f"configuration is larger than {MAX_CONFIG_BYTES} bytes")
     try:
@@ -179,74 +155,94 @@ def parse_config(text: str) -> ConfigData:
     version = doc.get("version", FORMAT_VERSION)
     if version != FORMAT_VERSION or isinstance(version, bool):
         raise ConfigError(f"version: {version!r} is not supported (expected {FORMAT_VERSION})")
+    return doc
 
+
+def parse_config(text: str) -> ConfigData:
+    """Parse and validate a provisioning file.
+
+    Every record is checked by its model (appliance/schema/records.py); RecordInvalid lists
+    every field error of every record at once, then every broken reference between records.
+    """
+    doc = _load(text)
     data = ConfigData()
+    errors: list[FieldError] = []
     raw_settings = doc.get("settings") or {}
     if not isinstance(raw_settings, dict):
         raise ConfigError(f"settings: must be a mapping, got {type(raw_settings).__name__}")
     for name, value in raw_settings.items():
-        check_setting(name, value)
         # The typed check the settings page applies too (one definition: schema/settings.py).
-        error = setting_error(name, value)
-        if error is not None:
-            raise ConfigError(f"settings.{name}: {error}")
-        data.settings[name] = value
+        problems = setting_errors(name, value, typed=True)
+        errors.extend(problems)
+        if not problems:
+            data.settings[name] = value
 
-    data.trunks = _records(doc, "trunks", Trunk, check_trunk)
-    data.outbound_routes = _records(doc, "outbound_routes", OutboundRoute, check_outbound_route)
-    data.extensions = _records(doc, "extensions", Extension, check_extension)
-    data.inbound_routes = _records(doc, "inbound_routes", InboundRoute, check_inbound_route)
-    data.agents = _records(doc, "agents", AgentConfig, check_agent)
-    data.queues = _records(doc, "queues", QueueConfig, check_queue)
-    data.campaigns = _records(doc, "campaigns", cmp.CampaignConfig, cmp.check_campaign, typed=False)
-
-    trunks = _unique(data.trunks, "name", "trunks")
-    routes = _unique(data.outbound_routes, "name", "outbound_routes")
-    numbers = _unique(data.extensions, "number", "extensions")
-    _unique(data.inbound_routes, "did", "inbound_routes")
-    for i, route in enumerate(data.outbound_routes):
-        if route.trunk not in trunks:
-            raise ConfigError(f"outbound_routes[{i}].trunk: trunk {route.trunk!r} is not defined")
-    for i, ext in enumerate(data.extensions):
-        for j, name in enumerate(ext.dial_permissions):
-            if name not in routes:
-                raise ConfigError(
-                    f"extensions[{i}].dial_permissions[{j}]: outbound route {name!r} "
-                    "is not defined"
-                )
-    agent_ids = _unique(data.agents, "agent_id", "agents")
-    queue_names = _unique(data.queues, "name", "queues")
-    _unique([q for q in data.queues if q.number], "number", "queues")
-    for i, inbound in enumerate(data.inbound_routes):
-        _check_destination(inbound.destination, f"inbound_routes[{i}].destination", numbers, queue_names)
-    for i, queue in enumerate(data.queues):
-        for j, member in enumerate(queue.members):
-            if member not in agent_ids:
-                raise ConfigError(f"queues[{i}].members[{j}]: agent {member!r} is not defined")
-        if queue.overflow is not None:
-            _check_destination(queue.overflow, f"queues[{i}].overflow", numbers, queue_names)
-        if queue.number in numbers:
-            raise ConfigError(f"queues[{i}].number: {queue.number} is already extension "
-                              f"extensions[{numbers[queue.number]}]")
-    _unique(data.campaigns, "name", "campaigns")
-    for i, campaign in enumerate(data.campaigns):
-        if campaign.queue not in queue_names:
-            raise ConfigError(f"campaigns[{i}].queue: queue {campaign.queue!r} is not defined")
-        if campaign.trunk not in trunks:
-            raise ConfigError(f"campaigns[{i}].trunk: trunk {campaign.trunk!r} is not defined")
+    data.trunks = _records(doc, "trunks", Trunk, TrunkRecord, errors)
+    data.outbound_routes = _records(doc, "outbound_routes", OutboundRoute, OutboundRouteRecord, errors)
+    data.extensions = _records(doc, "extensions", Extension, ExtensionRecord, errors)
+    data.inbound_routes = _records(doc, "inbound_routes", InboundRoute, InboundRouteRecord, errors)
+    data.agents = _records(doc, "agents", AgentConfig, AgentRecord, errors)
+    data.queues = _records(doc, "queues", QueueConfig, QueueRecord, errors)
+    data.campaigns = _records(doc, "campaigns", cmp.CampaignConfig, CampaignRecord, errors)
+    if errors:
+        raise RecordInvalid(errors)
+    _check_references(data, errors)
+    if errors:
+        raise RecordInvalid(errors)
     return data
 
 
-def _check_destination(dest: str, where: str, numbers: dict[str, int], queues: dict[str, int]) -> None:
+def _check_references(data: ConfigData, errors: list[FieldError]) -> None:
+    """Names unique within a section, and every reference to another record defined."""
+    trunks = _unique(data.trunks, "name", "trunks", errors)
+    routes = _unique(data.outbound_routes, "name", "outbound_routes", errors)
+    numbers = _unique(data.extensions, "number", "extensions", errors)
+    _unique(data.inbound_routes, "did", "inbound_routes", errors)
+    agent_ids = _unique(data.agents, "agent_id", "agents", errors)
+    queue_names = _unique(data.queues, "name", "queues", errors)
+    # Indexes among the queues that have a number, as the import has always reported them.
+    _unique([q for q in data.queues if q.number], "number", "queues", errors)
+    _unique(data.campaigns, "name", "campaigns", errors)
+    if errors:
+        # A name used twice makes every reference to it ambiguous: report those alone.
+        return
+    for i, route in enumerate(data.outbound_routes):
+        if route.trunk not in trunks:
+            errors.append(FieldError(("outbound_routes", i, "trunk"), f"trunk {route.trunk!r} is not defined"))
+    for i, ext in enumerate(data.extensions):
+        for j, name in enumerate(ext.dial_permissions):
+            if name not in routes:
+                errors.append(FieldError(("extensions", i, "dial_permissions", j),
+                                         f"outbound route {name!r} is not defined"))
+    for i, inbound in enumerate(data.inbound_routes):
+        _check_destination(inbound.destination, ("inbound_routes", i, "destination"), numbers, queue_names, errors)
+    for i, queue in enumerate(data.queues):
+        for j, member in enumerate(queue.members):
+            if member not in agent_ids:
+                errors.append(FieldError(("queues", i, "members", j), f"agent {member!r} is not defined"))
+        if queue.overflow is not None:
+            _check_destination(queue.overflow, ("queues", i, "overflow"), numbers, queue_names, errors)
+        if queue.number in numbers:
+            errors.append(FieldError(("queues", i, "number"), f"{queue.number} is already extension "
+                                     f"extensions[{numbers[queue.number]}]"))
+    for i, campaign in enumerate(data.campaigns):
+        if campaign.queue not in queue_names:
+            errors.append(FieldError(("campaigns", i, "queue"), f"queue {campaign.queue!r} is not defined"))
+        if campaign.trunk not in trunks:
+            errors.append(FieldError(("campaigns", i, "trunk"), f"trunk {campaign.trunk!r} is not defined"))
+
+
+def _check_destination(dest: str, loc: tuple[str | int, ...], numbers: dict[str, int], queues: dict[str, int],
+                       errors: list[FieldError]) -> None:
     if dest.startswith(IVR_PREFIX):
         return
     if dest.startswith(QUEUE_PREFIX):
         if dest[len(QUEUE_PREFIX):] not in queues:
-            raise ConfigError(f"{where}: queue {dest[len(QUEUE_PREFIX):]!r} is not defined")
+            errors.append(FieldError(loc, f"queue {dest[len(QUEUE_PREFIX):]!r} is not defined"))
         return
     number = dest.removeprefix(VOICEMAIL_PREFIX)
     if number not in numbers:
-        raise ConfigError(f"{where}: extension {number!r} is not defined")
+        errors.append(FieldError(loc, f"extension {number!r} is not defined"))
 
 
 def removal_errors(store: Store, data: ConfigData) -> list[str]:

@@ -19,6 +19,7 @@ from typing import Any
 from appliance.dialer import campaign as cmp
 from appliance.dialer.prospects import ImportReport, Lead
 from appliance.store.db import Store
+from appliance.schema.errors import invalid
 from appliance.store.errors import ConfigError, StoreError
 
 LEAD_STATUSES = ("new", "retry", "callback", "dialing", "done", "dnc", "exhausted")
@@ -61,9 +62,9 @@ def put_campaign(store: Store, campaign: cmp.CampaignConfig, now: float | None =
     config = dataclasses.asdict(campaign)
     with store.transaction():
         if not store.query("SELECT 1 FROM queues WHERE name = ?", (campaign.queue,)):
-            raise ConfigError(f"campaign.queue: there is no queue {campaign.queue!r}")
+            raise invalid(f"there is no queue {campaign.queue!r}", "campaign", "queue")
         if not store.query("SELECT 1 FROM trunks WHERE name = ?", (campaign.trunk,)):
-            raise ConfigError(f"campaign.trunk: there is no trunk {campaign.trunk!r}")
+            raise invalid(f"there is no trunk {campaign.trunk!r}", "campaign", "trunk")
         store.execute(
             "INSERT INTO campaigns (name, config, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (name) DO UPDATE SET config = excluded.config, state = excluded.state,"

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+# ConfigError is defined by the validation layer (which imports nothing of the store); the store
+# raises and re-exports it.
+from appliance.schema.errors import ConfigError
 
-class ConfigError(ValueError):
-    """A configuration item is invalid; the message names section, item and field.
-
-    Example: ``extensions[3].number: '10a1' is not 2-8 digits``.
-    """
+__all__ = ["ConfigError", "StoreError"]
 
 
 class StoreError(RuntimeError):

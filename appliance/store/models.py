@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# The allowed values are rules of the validation layer; the store's records name them from there.
+from appliance.schema.records import EXTENSION_RECORDING as EXTENSION_RECORDING
+from appliance.schema.records import RECORDING_MODES as RECORDING_MODES
+from appliance.schema.records import TRANSPORTS as TRANSPORTS
+
 # Final states of a call record, as Asterisk-style CDR dispositions.
 DISPOSITIONS: tuple[str, ...] = (
     "ANSWERED",
@@ -18,7 +23,6 @@ DISPOSITIONS: tuple[str, ...] = (
     "INTERRUPTED",
 )
 DIRECTIONS: tuple[str, ...] = ("internal", "inbound", "outbound")
-TRANSPORTS: tuple[str, ...] = ("udp", "tcp", "tls")
 
 
 @dataclass
@@ -125,8 +129,6 @@ class BlockedAddress:
     failures: int
 
 
-RECORDING_MODES: tuple[str, ...] = ("none", "mixed", "stereo")
-EXTENSION_RECORDING: tuple[str, ...] = ("none", "always", "on-demand")
 
 
 @dataclass

@@ -15,6 +15,7 @@ import wave
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance.schema.settings import PIN_SETTING_PREFIX as PIN_SETTING_PREFIX
 from appliance.store import voicemail as index
 from appliance.store.db import Store
 
@@ -22,7 +23,6 @@ from appliance.store.db import Store
 
 
 MIN_MESSAGE_SECONDS = 1.0
-PIN_SETTING_PREFIX = "voicemail.pin."
 GREETING_FILE = "greeting.wav"
 # A mailbox name becomes a directory name: no separators, no dots (no "..").
 _MAILBOX_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")

@@ -44,3 +44,15 @@ def test_a_reload_matches_boards_by_name_and_device_so_both_are_unique() -> None
         parse({"boards": [one, {**one, "device": "/dev/ttyACM1"}]})
     with pytest.raises(HardwareConfigError, match=r"boards\[1\]\.device: /dev/ttyACM0 is already used by boards\[0\]"):
         parse({"boards": [one, {**one, "name": "lb1"}]})
+
+
+def test_every_bad_field_is_named_at_once() -> None:
+    """The validation layer's shape: one FieldError per bad field, all of them in one error."""
+    with pytest.raises(HardwareConfigError) as info:
+        parse({"boards": [{"device": "x", "ports": {0: {"fxs": {"extension": "1", "cadence": "DE"}},
+                                                    1: {"fxo": {"trunk_name": "a"}}, 16: {"fxs": "1"}}}]})
+    assert [str(e) for e in info.value.errors] == [
+        "boards[0].ports.0.fxs.cadence: one of FR, UK, US",
+        "boards[0].ports.1.fxo.did: required",
+        "boards[0].ports.16: port numbers are 0-15",
+    ]

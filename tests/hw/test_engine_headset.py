@@ -299,3 +299,15 @@ def test_supervisor_apply_keeps_unchanged_headsets_and_stops_removed_ones() -> N
         assert sup.get("1007") is not kept
     finally:
         sup.stop(grace=1.0)
+
+
+def test_headsets_yaml_names_every_bad_field_at_once() -> None:
+    with pytest.raises(HeadsetsConfigError) as info:
+        parse_headsets([{"extension": 1005, "password": "", "input_device": "x", "rate": 44100},
+                        {"extension": "1006", "input_device": "y", "hid": 1}], "127.0.0.1", 5060)
+    assert [str(e) for e in info.value.errors] == [
+        "headsets[0].password: required, a non-empty string",
+        "headsets[0].rate: must be one of 8000, 16000",
+        "headsets[1].password: required, a non-empty string",
+        "headsets[1].hid: 'auto' or the absolute path of a hidraw node (/dev/hidrawN)",
+    ]

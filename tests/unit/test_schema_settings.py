@@ -3,7 +3,15 @@ from __future__ import annotations
 
 import pytest
 
-from appliance.schema.settings import RETENTION_SETTING, SETTINGS, setting_error
+from appliance.schema.settings import (
+    COUNTRY_SETTING,
+    NUMBER_LIMIT_SETTING,
+    RETENTION_SETTING,
+    SETTINGS,
+    TIMEZONE_SETTING,
+    SettingInvalid,
+    setting_error,
+)
 from appliance.store.config_yaml import parse_config
 from appliance.store.errors import ConfigError
 
@@ -28,3 +36,22 @@ def test_yaml_import_refuses_a_retention_of_abc() -> None:
 def test_yaml_import_accepts_a_valid_retention_and_untyped_settings() -> None:
     data = parse_config('version: 1\nsettings:\n  recording.retention_days: "30"\n  site.note: "x"\n')
     assert data.settings == {"recording.retention_days": "30", "site.note": "x"}
+
+
+def test_the_settings_page_and_the_yaml_import_refuse_the_same_site_values() -> None:
+
+    assert setting_error(NUMBER_LIMIT_SETTING, "51") == "a whole number from 0 to 50"
+    assert setting_error(TIMEZONE_SETTING, "Mars/Olympus") == (
+        "'Mars/Olympus' is not a time zone (like Europe/Paris, America/New_York)")
+    with pytest.raises(ConfigError, match=r"settings\.dialer\.number_limit: a whole number from 0 to 50; "
+                                          r"settings\.voicemail\.pin\.1001: 4-8 digits"):
+        parse_config('version: 1\nsettings:\n  dialer.number_limit: "abc"\n  voicemail.pin.1001: "12"\n')
+
+
+def test_the_engine_reads_the_typed_value() -> None:
+
+    retention = SETTINGS[RETENTION_SETTING]
+    assert retention.value(None) == 90 and retention.value("30") == 30
+    assert SETTINGS[COUNTRY_SETTING].value("gb") == "GB"
+    with pytest.raises(SettingInvalid, match="recording.retention_days='ninety': a number of days"):
+        retention.number("ninety")

@@ -332,3 +332,15 @@ def test_site_settings_for_the_dialer_are_checked_and_unset_when_empty(seeded: F
         assert s.get_setting("site.country") is None and s.get_setting("site.timezone") is None
     finally:
         s.close()
+
+
+def test_every_bad_field_is_shown_at_once(seeded: Flask, admin: FlaskClient) -> None:
+    """The record's model reports every field error in one pass: both are beside their fields."""
+    resp = post(admin, "/admin/extensions/new", {"number": "10a2", "name": "Desk", "secret": "long-enough-1",
+                                                "recording": "none", "noanswer_seconds": "0"})
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 400
+    assert page.count('class="field-error"') == 2
+    assert "'10a2' is not 2-8 digits" in field_error(page, "number")
+    assert "0 is not in 1..600" in field_error(page, "noanswer_seconds")
+    assert with_store(seeded, lambda s: s.get_extension("10a2")) is None

@@ -541,3 +541,14 @@ def test_desk_without_a_lead_or_without_the_engine(app: Flask, agent: FlaskClien
     assert resp.status_code == 503 and "engine is not running" in resp.get_json()["error"]
     engine_api.responses[("GET", "/v1/agents/2001/lead")] = ApiError(500, "dialer crashed")
     assert "dialer crashed" in agent.get("/agent/lead").get_data(as_text=True)
+
+
+def test_every_bad_field_is_shown_at_once(site: Flask, admin: FlaskClient) -> None:
+    """Two bad fields of a campaign: the model's errors for both, each beside its own field."""
+    resp = post(admin, f"{BASE}/new", {**FORM, "max_attempts": "0", "retry_minutes.busy": "0", "caller_id": "x"})
+    assert resp.status_code == 400
+    assert text(resp).count('class="field-error"') == 3
+    assert "0 is not in 1..100" in field_error(text(resp), "f-max_attempts")
+    assert "must be in 1..43200" in field_error(text(resp), "f-retry-busy")
+    assert "'x' is not a caller number" in field_error(text(resp), "f-caller_id")
+    assert with_store(site, dstore.campaigns) == []

@@ -1,6 +1,7 @@
 """Contact-centre agents and their skills."""
 from __future__ import annotations
 
+from appliance.schema.records import AgentRecord
 from appliance.store import acd
 from appliance.store.models import AgentConfig
 from web.admin import bp
@@ -8,7 +9,7 @@ from web.admin.crud import Section, register
 from web.admin.forms import BOOL, INT, LINES, SECRET, Field
 
 SECTION = Section(
-    name="agents", title="Agents", singular="agent", record=AgentConfig, key="agent_id",
+    name="agents", title="Agents", singular="agent", record=AgentConfig, model=AgentRecord, key="agent_id",
     fields=[
         Field("agent_id", "Agent number", help="2-8 digits, typed at login (*61)", placeholder="2001"),
         Field("name", "Name"),

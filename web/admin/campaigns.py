@@ -2,7 +2,8 @@
 
 Admins configure campaigns; supervisors watch them and start or pause them (the same people who
 watch the wallboard decide when the floor dials). Settings live in the store
-(appliance/store/dialer.py) and are validated there in full (check_campaign) before anything is
+(appliance/store/dialer.py); the form shows every error of the campaign's model
+(appliance/schema/campaigns.py) beside its field, and the store checks it again before anything is
 written; run state belongs to the engine, so start/pause go through its control API
 (POST /v1/campaigns/<name>/start|pause). The live figures are the engine's GET /v1/campaigns,
 polled by campaigns.js from `stats`.
@@ -22,7 +23,10 @@ from appliance.dialer.campaign import MACHINE_ACTIONS, MODES, RETRYABLE, Campaig
 from appliance.dialer.numbers import NumberError, check_country
 from appliance.store import acd
 from appliance.store import dialer as dstore
-from appliance.store.errors import ConfigError, StoreError
+from appliance.schema.campaigns import CampaignRecord
+from appliance.schema.errors import ConfigError, FieldError, RecordInvalid, invalid
+from appliance.schema.types import errors_of
+from appliance.store.errors import StoreError
 from web.admin.forms import (
     BOOL,
     INT,
@@ -31,11 +35,11 @@ from web.admin.forms import (
     TEXT,
     Field,
     FormState,
-    apply_config_error,
     raw_of,
     read_form,
     reload_engine,
-    split_config_error,
+    show_errors,
+    show_refusal,
 )
 from web.context import audit, engine, login_required, store
 
@@ -263,19 +267,26 @@ def _read(state: FormState, existing: CampaignConfig | None) -> CampaignConfig |
         values["name"] = existing.name
         values["state"] = existing.state
         state.raw["name"] = existing.name
+    full = {**dataclasses.asdict(CampaignConfig(name="", queue="", trunk="")), **values}
+    _show(state, errors_of(CampaignRecord, full))
     if state.errors:
         return None
     return CampaignConfig(**values)
 
 
-def _config_error(state: FormState, message: str) -> None:
-    name, text = split_config_error(message)
-    if name == "abandon_cap":
-        state.fail(name, "must be a percentage between 0 and 20")
-    elif name is not None and name.startswith("retry_minutes."):
-        state.fail(name, text.replace("is not a number of minutes in", "minutes: must be in"))
-    else:
-        apply_config_error(state, message, FIELDS)
+def _show(state: FormState, errors: list[FieldError] | tuple[FieldError, ...], under: tuple[str, ...] = ()) -> None:
+    """The model's errors beside their fields, in the form's own words where it shows a value
+    differently: the cap as a percentage, each retry rule as its own minutes field."""
+    rest = []
+    for error in errors:
+        loc = error.loc[len(under):]
+        if loc[:1] == ("abandon_cap",):
+            state.fail("abandon_cap", "must be a percentage between 0 and 20")
+        elif loc[:1] == ("retry_minutes",) and len(loc) == 2:
+            state.fail(f"retry_minutes.{loc[1]}", "minutes: must be in 1..43200")
+        else:
+            rest.append(error)
+    show_errors(state, rest, FIELDS, under)
 
 
 def _render_form(state: FormState, existing: CampaignConfig | None) -> str:
@@ -292,12 +303,15 @@ def _save(state: FormState, existing: CampaignConfig | None) -> Response | tuple
     try:
         with store().transaction():
             if existing is None and dstore.get_campaign(store(), record.name) is not None:
-                raise ConfigError(f"campaign.name: {record.name} already exists")
+                raise invalid(f"{record.name} already exists", "campaign", "name")
             dstore.put_campaign(store(), record)
             audit(f"campaign.{'update' if existing else 'create'}", record.name,
                   dataclasses.asdict(existing) if existing else None, dataclasses.asdict(record))
     except ConfigError as exc:
-        _config_error(state, str(exc))
+        if isinstance(exc, RecordInvalid):
+            _show(state, exc.errors, ("campaign",))
+        else:
+            show_refusal(state, exc, FIELDS, ("campaign",))
         return _render_form(state, existing), 400
     flash(f"Campaign {record.name} saved.")
     reload_engine()

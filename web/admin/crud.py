@@ -1,8 +1,9 @@
 """List / create / edit / delete pages for one kind of configuration record.
 
 Each admin section (extensions, trunks, routes, agents, queues) declares a `Section`; `register`
-adds its four routes to the admin blueprint. A change is validated by the store inside one
-transaction together with its audit row, so a refused change writes nothing at all.
+adds its four routes to the admin blueprint. A change is checked by the record's model (every
+field error at once), then by the store inside one transaction together with its audit row, so a
+refused change writes nothing at all.
 """
 from __future__ import annotations
 
@@ -14,17 +15,19 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from appliance.schema.errors import ConfigError, invalid
+from appliance.schema.types import Record, errors_of
 from appliance.store.db import Store
-from appliance.store.errors import ConfigError
 from web.admin.forms import (
     Field,
     FormState,
-    apply_config_error,
     audit_dict,
     defaults_of,
     raw_of,
     read_form,
     reload_engine,
+    show_errors,
+    show_refusal,
 )
 from web.context import audit, login_required, store
 
@@ -37,6 +40,7 @@ class Section:
     title: str  # "Extensions"
     singular: str  # "extension": audit actions are "<singular>.create|update|delete"
     record: type
+    model: type[Record]  # the record's rules (appliance/schema/records.py)
     key: str  # the field that names a record; read-only once created
     fields: list[Field]
     columns: list[tuple[str, Callable[[Any], str]]]
@@ -111,20 +115,23 @@ def _save(s: Section, state: FormState, existing: Any) -> Response | tuple[str, 
     if existing is not None:
         values[s.key] = getattr(existing, s.key)
         state.raw[s.key] = s.key_of(existing)
+    full = {**defaults_of(s.record), **_kept(existing, s), **values}
+    # Every field's error at once, from the record's model; a field the form could not even read
+    # (a port of "fifty") keeps that error.
+    show_errors(state, errors_of(s.model, full), s.fields)
     if state.errors:
         return _render_form(s, state, existing), 400
-    full = {**defaults_of(s.record), **_kept(existing, s), **values}
     record = s.record(**full)
     key = s.key_of(record)
     try:
         with store().transaction():
             if existing is None and s.load_one(store(), key) is not None:
-                raise ConfigError(f"{s.singular}.{s.key}: {key} already exists")
+                raise invalid(f"{key} already exists", s.singular, s.key)
             s.put(store(), record)
             audit(f"{s.singular}.{'update' if existing is not None else 'create'}", key,
                   before=audit_dict(existing, s.secrets), after=audit_dict(record, s.secrets, existing))
     except ConfigError as exc:
-        apply_config_error(state, str(exc), s.fields)
+        show_refusal(state, exc, s.fields, (s.singular,))
         return _render_form(s, state, existing), 400
     flash(f"{s.singular.capitalize()} {key} saved.")
     reload_engine()

@@ -1,6 +1,7 @@
 """Extensions: the phones of the site, with forwards, dial permissions, recording and voicemail."""
 from __future__ import annotations
 
+from appliance.schema.records import ExtensionRecord
 from appliance.store.models import EXTENSION_RECORDING, Extension
 from web.admin import bp
 from web.admin.crud import Section, register
@@ -57,7 +58,7 @@ def _flags(e: Extension) -> str:
 
 
 SECTION = Section(
-    name="extensions", title="Extensions", singular="extension", record=Extension, key="number",
+    name="extensions", title="Extensions", singular="extension", record=Extension, model=ExtensionRecord, key="number",
     fields=FIELDS,
     columns=[("Number", lambda e: e.number), ("Name", lambda e: e.name),
              ("Forward", lambda e: e.forward_always or ""), ("Dial out", lambda e: ", ".join(e.dial_permissions)),

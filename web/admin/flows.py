@@ -22,7 +22,7 @@ from web.admin import bp
 from web.admin.forms import reload_engine
 from web.context import audit, login_required
 
-# Names usable as an ``ivr:<flow>`` destination (appliance/store/validation.py DESTINATION_RE); no dots,
+# Names usable as an ``ivr:<flow>`` destination (appliance/schema/records.py DESTINATION_RE); no dots,
 # so a flow's name never collides with a kept version ``<name>.v<version>``.
 FLOW_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _KEPT_RE = re.compile(r"^(?P<name>.+)\.v(?P<version>\d+)$")

@@ -1,20 +1,21 @@
 """Form plumbing shared by the admin sections: field specs, parsing a posted form into record
-values, mapping a store ConfigError onto the field it names, audit dicts without secrets, and
-asking the engine to reload.
+values, showing the validation layer's field errors beside their fields (every one at once,
+from appliance/schema: no error text is parsed), audit dicts without secrets, and asking the
+engine to reload.
 
 The request layer stays thin: a section declares its fields once and `crud.py` does the rest.
 """
 from __future__ import annotations
 
 import dataclasses
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from flask import flash
 
 from appliance.api.facade import ApiError, ApiUnavailable
+from appliance.schema.errors import ConfigError, FieldError, RecordInvalid
 from web.context import engine
 
 # Field kinds: how a value is shown and read back.
@@ -51,7 +52,12 @@ class FormState:
     errors: dict[str, str] = field(default_factory=dict)
 
     def fail(self, name: str, message: str) -> None:
+        """The first error of a field is the one shown (a type error before a range error)."""
         self.errors.setdefault(name, message)
+
+    def fail_form(self, message: str) -> None:
+        """An error of the whole record: every one is shown, at the top of the form."""
+        self.errors[""] = f"{self.errors['']}; {message}" if self.errors.get("") else message
 
 
 def raw_of(record: Any, fields: list[Field]) -> dict[str, Any]:
@@ -126,32 +132,31 @@ def read_form(form: Mapping[str, Any], fields: list[Field], state: FormState,
     return values
 
 
-_INDEXED = re.compile(r"^(?P<name>[A-Za-z_]+)\[(?P<i>\d+)\]$")
+def show_errors(state: FormState, errors: Sequence[FieldError], fields: list[Field],
+                under: tuple[str | int, ...] = ()) -> None:
+    """Put every validation error beside the field it names, or at the top of the form.
 
-
-def split_config_error(message: str) -> tuple[str | None, str]:
-    """``"extension.number: '10a1' is not 2-8 digits"`` -> ``("number", "'10a1' is not 2-8 digits")``.
-
-    A list item (``skills[1]``) maps to its field with "line 2" in front; a message that names no
-    field (``"extension 1001: inbound route(s) 0800 point at it"``) gives None.
+    `under` is the record's own path in the errors (the store names a record "extension"); an
+    error on a list item (``skills[1]``) goes beside the list, "line 2:" in front.
     """
-    where, sep, text = message.partition(": ")
-    if not sep or "." not in where or " " in where:
-        return None, message
-    name = where.split(".", 1)[1]
-    m = _INDEXED.match(name)
-    if m:
-        return m.group("name"), f"line {int(m.group('i')) + 1}: {text}"
-    return name, text
+    shown = {f.name for f in fields}
+    for error in errors:
+        loc = error.loc[len(under):] if error.loc[:len(under)] == under else error.loc
+        name = loc[0] if loc and isinstance(loc[0], str) else None
+        if name is None or name not in shown:
+            state.fail_form(str(error))
+        elif len(loc) > 1 and isinstance(loc[1], int):
+            state.fail(name, f"line {loc[1] + 1}: {error.msg}")
+        else:
+            state.fail(name, error.msg)
 
 
-def apply_config_error(state: FormState, message: str, fields: list[Field]) -> None:
-    """Put a store refusal beside the field it names, or at the top of the form."""
-    name, text = split_config_error(message)
-    if name is not None and any(f.name == name for f in fields):
-        state.fail(name, text)
+def show_refusal(state: FormState, exc: ConfigError, fields: list[Field], under: tuple[str | int, ...]) -> None:
+    """A store refusal: its field errors beside their fields, a refusal of the whole record on top."""
+    if isinstance(exc, RecordInvalid):
+        show_errors(state, exc.errors, fields, under)
     else:
-        state.fail("", message)
+        state.fail_form(str(exc))
 
 
 def audit_dict(record: Any, secrets: tuple[str, ...] = (), before: Any = None) -> dict[str, Any] | None:

@@ -13,6 +13,7 @@ import functools
 import json
 import re
 import zoneinfo
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,8 @@ from flask import abort, current_app, redirect, render_template, request, url_fo
 from werkzeug.wrappers import Response
 
 from appliance.ivr.flow import FlowError, HoursNode, load_flow
+from appliance.ivr.flow_schema import flow_message
+from appliance.schema.errors import FieldError
 from web.admin import bp
 from web.admin.flows import FLOW_NAME_RE, flows_dir, kept_versions, publish_flow, published_names
 from web.admin.forms import LINES, SELECT, Field, FormState
@@ -132,23 +135,20 @@ def _holiday_value(text: str) -> str | dt.date:
         return text
 
 
-def _field_errors(errors: list[str], node: str, lines: dict[str, list[tuple[int, str]]]) -> dict[str, str]:
-    """Map `load_flow` messages onto the form: ``nodes.<node>.open.2: ...`` goes beside the open ranges,
-    naming the line; anything about the rest of the flow goes to the top of the form ('')."""
+def _field_errors(errors: Sequence[FieldError], node: str,
+                  lines: dict[str, list[tuple[int, str]]]) -> dict[str, str]:
+    """Put `load_flow`'s field errors on the form by their path: ("nodes", <node>, "open", 2) goes
+    beside the open ranges, naming the line; anything about the rest of the flow goes to the top ('')."""
     out: dict[str, list[str]] = {}
-    prefix = f"nodes.{node}."
-    for message in errors:
-        where, _, what = message.partition(": ")
-        field, index = "", None
-        if where.startswith(prefix):
-            key, _, rest = where[len(prefix):].partition(".")
-            if key in HOURS_KEYS:
-                field = key
-                index = int(rest) if rest.isdigit() else None
-        if field and index is not None and index < len(lines.get(field, [])):
+    for error in errors:
+        loc = error.loc
+        field = str(loc[2]) if len(loc) > 2 and loc[:2] == ("nodes", node) and loc[2] in HOURS_KEYS else ""
+        index = loc[3] if field and len(loc) > 3 and isinstance(loc[3], int) else None
+        what = error.msg
+        if index is not None and index < len(lines.get(field, [])):
             number, text = lines[field][index]
             what = f"line {number} ({text}): {what}"
-        out.setdefault(field, []).append(what if field else message)
+        out.setdefault(field, []).append(what if field else flow_message(error))
     return {k: "; ".join(v) for k, v in out.items()}
 
 
@@ -182,7 +182,7 @@ def hours_edit(name: str, node: str) -> str | Response | tuple[str, int]:
         try:
             publish_flow(name, text, action="hours.update")
         except FlowError as exc:
-            state.errors = _field_errors(exc.errors, node, lines)
+            state.errors = _field_errors(exc.fields, node, lines)
             status = 400
         else:
             return redirect(url_for("admin.hours"))

@@ -18,7 +18,7 @@ from werkzeug.wrappers import Response
 
 from appliance.ivr.tts import PromptCache, TtsError
 from appliance.store import acd
-from appliance.store.errors import ConfigError
+from appliance.schema.errors import RecordInvalid, invalid
 from web.admin import bp
 from web.admin.forms import reload_engine
 from web.context import audit, login_required, store
@@ -42,20 +42,20 @@ def sounds_dir() -> Path:
 
 
 def check_wav(data: bytes) -> tuple[int, float]:
-    """(rate, seconds) of a WAV the media engine can play; ConfigError ``prompt.file: ...`` otherwise."""
+    """(rate, seconds) of a WAV the media engine can play; RecordInvalid ``prompt.file: ...`` otherwise."""
     try:
         with wave.open(io.BytesIO(data), "rb") as w:
             channels, width, rate, frames = w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()
     except (wave.Error, EOFError) as exc:
-        raise ConfigError(f"prompt.file: not a PCM WAV file ({exc})") from None
+        raise invalid(f"not a PCM WAV file ({exc})", "prompt", "file") from None
     if channels != 1:
-        raise ConfigError(f"prompt.file: {channels} channels; prompts must be mono")
+        raise invalid(f"{channels} channels; prompts must be mono", "prompt", "file")
     if width != 2:
-        raise ConfigError(f"prompt.file: {8 * width}-bit samples; prompts must be 16-bit")
+        raise invalid(f"{8 * width}-bit samples; prompts must be 16-bit", "prompt", "file")
     if rate not in RATES:
-        raise ConfigError(f"prompt.file: {rate} Hz; prompts must be 8000 or 16000 Hz")
+        raise invalid(f"{rate} Hz; prompts must be 8000 or 16000 Hz", "prompt", "file")
     if frames == 0:
-        raise ConfigError("prompt.file: the recording is empty")
+        raise invalid("the recording is empty", "prompt", "file")
     return rate, frames / rate
 
 
@@ -112,8 +112,8 @@ def prompt_upload() -> Response | tuple[str, int]:
     data = upload.read()
     try:
         rate, seconds = check_wav(data)
-    except ConfigError as exc:
-        return _page({"file": str(exc).split(": ", 1)[1]}, form, 400)
+    except RecordInvalid as exc:
+        return _page({"file": exc.errors[0].msg}, form, 400)
     before = _info(name)
     _store_file(name, data)
     audit("prompt.upload", name, before=before,

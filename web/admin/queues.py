@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import current_app
 
 from appliance.acd.strategies import STRATEGIES
+from appliance.schema.records import QueueRecord
 from appliance.store import acd
 from appliance.store.models import RECORDING_MODES, QueueConfig
 from web.admin import bp
@@ -60,7 +61,7 @@ FIELDS = [
 ]
 
 SECTION = Section(
-    name="queues", title="Queues", singular="queue", record=QueueConfig, key="name", fields=FIELDS,
+    name="queues", title="Queues", singular="queue", record=QueueConfig, model=QueueRecord, key="name", fields=FIELDS,
     columns=[("Name", lambda q: q.name), ("Number", lambda q: q.number or ""), ("Strategy", lambda q: q.strategy),
              ("Members", lambda q: ", ".join(q.members) or "all agents"), ("Skills", lambda q: ", ".join(q.skills)),
              ("Overflow", lambda q: q.overflow or "")],

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import current_app
 
+from appliance.schema.records import InboundRouteRecord, OutboundRouteRecord
 from appliance.store import acd
 from appliance.store.models import InboundRoute, OutboundRoute
 from web.admin import bp
@@ -30,7 +31,8 @@ def destinations() -> list[tuple[str, str]]:
 
 
 OUTBOUND = Section(
-    name="outbound", title="Outbound routes", singular="outbound_route", record=OutboundRoute, key="name",
+    name="outbound", title="Outbound routes", singular="outbound_route", record=OutboundRoute,
+    model=OutboundRouteRecord, key="name",
     fields=[
         Field("name", "Name", placeholder="national"),
         Field("pattern", "Pattern", help="Asterisk syntax: _0XXXXXXXXX, _00., _1NXXNXXXXXX", placeholder="_0XXXXXXXXX"),
@@ -49,7 +51,8 @@ OUTBOUND = Section(
 )
 
 INBOUND = Section(
-    name="inbound", title="Inbound routes", singular="inbound_route", record=InboundRoute, key="did",
+    name="inbound", title="Inbound routes", singular="inbound_route", record=InboundRoute,
+    model=InboundRouteRecord, key="did",
     fields=[
         Field("did", "Dialled number (DID)", placeholder="+33123456789"),
         Field("destination", "Destination", suggest=destinations,

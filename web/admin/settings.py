@@ -7,34 +7,30 @@ refused form changes nothing. PINs are never shown or audited in clear.
 from __future__ import annotations
 
 import re
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from appliance.dialer.numbers import NumberError, check_country
-from appliance.dialer.site import (
+from appliance.schema.settings import (
+    CALLBACK_ROUTES_SETTING,
     COUNTRY_SETTING,
     DEFAULT_NUMBER_HOURS,
     DEFAULT_NUMBER_LIMIT,
+    DEFAULT_RETENTION_DAYS,
     NUMBER_HOURS_SETTING,
     NUMBER_LIMIT_SETTING,
-    TIMEZONE_SETTING,
-)
-from appliance.schema.settings import (
-    CALLBACK_ROUTES_SETTING,
-    DEFAULT_RETENTION_DAYS,
+    PIN_SETTING_PREFIX,
     RETENTION_SETTING,
+    SETTINGS,
     SUPERVISORS_SETTING,
+    TIMEZONE_SETTING,
     setting_error,
     supervisors,
 )
-from appliance.voicemail.mailbox import PIN_SETTING_PREFIX
 from web.admin import bp
 from web.admin.forms import MASK, reload_engine
 from web.context import audit, login_required, store
 
-PIN_RE = re.compile(r"^[0-9]{4,8}$")
 # Empty means "not set": the dialer then uses its default (FR, /etc/timezone, 3 calls per 24 h).
 SITE_KEYS = (COUNTRY_SETTING, TIMEZONE_SETTING, NUMBER_LIMIT_SETTING, NUMBER_HOURS_SETTING)
 
@@ -65,23 +61,22 @@ def _render(form: dict[str, str], errors: dict[str, str], status: int = 200) -> 
                            default_hours=DEFAULT_NUMBER_HOURS), status
 
 
+def _check(key: str, raw: str, errors: dict[str, str], changes: dict[str, str | None]) -> None:
+    """One typed setting by its definition (schema/settings.py), stored in its normal form."""
+    error = setting_error(key, raw)
+    if error is not None:
+        errors[key] = error
+    else:
+        changes[key] = str(SETTINGS[key].value(raw))
+
+
 def _check_site(form: dict[str, str], errors: dict[str, str], changes: dict[str, str | None]) -> None:
     """The dialer's site values; each empty field unsets its setting."""
-    country, zone = form[COUNTRY_SETTING], form[TIMEZONE_SETTING]
-    try:
-        changes[COUNTRY_SETTING] = check_country(country) if country else None
-    except NumberError as exc:
-        errors[COUNTRY_SETTING] = str(exc)
-    try:
-        changes[TIMEZONE_SETTING] = ZoneInfo(zone).key if zone else None
-    except (ZoneInfoNotFoundError, ValueError):
-        errors[TIMEZONE_SETTING] = f"{zone!r} is not a time zone (like Europe/Paris, America/New_York)"
-    for key, low, high in ((NUMBER_LIMIT_SETTING, 0, 50), (NUMBER_HOURS_SETTING, 1, 720)):
-        value = form[key]
-        if value and not (value.isdigit() and low <= int(value) <= high):
-            errors[key] = f"a whole number from {low} to {high}"
+    for key in SITE_KEYS:
+        if form[key]:
+            _check(key, form[key], errors, changes)
         else:
-            changes[key] = str(int(value)) if value else None
+            changes[key] = None
 
 
 @bp.route("/settings/", methods=["GET", "POST"])
@@ -93,12 +88,7 @@ def settings() -> Response | tuple[str, int]:
             for k in (RETENTION_SETTING, SUPERVISORS_SETTING, CALLBACK_ROUTES_SETTING, *SITE_KEYS)}
     errors: dict[str, str] = {}
     changes: dict[str, str | None] = {}  # setting -> new value (None: delete)
-    days = form[RETENTION_SETTING]
-    retention_error = setting_error(RETENTION_SETTING, days)
-    if retention_error is not None:
-        errors[RETENTION_SETTING] = retention_error
-    else:
-        changes[RETENTION_SETTING] = str(int(days))
+    _check(RETENTION_SETTING, form[RETENTION_SETTING], errors, changes)
     known = {e.number for e in store().extensions()}
     phones = [p.strip() for p in re.split(r"[,\s]+", form[SUPERVISORS_SETTING]) if p.strip()]
     unknown = [p for p in phones if p not in known]
@@ -117,8 +107,8 @@ def settings() -> Response | tuple[str, int]:
         pin = request.form.get(f"pin_{number}", "").strip()
         if request.form.get(f"clear_{number}"):
             changes[PIN_SETTING_PREFIX + number] = None
-        elif pin and not PIN_RE.match(pin):
-            errors[f"pin_{number}"] = "4-8 digits (typed on the phone keypad)"
+        elif pin and (error := setting_error(PIN_SETTING_PREFIX + number, pin)) is not None:
+            errors[f"pin_{number}"] = error
         elif pin:
             changes[PIN_SETTING_PREFIX + number] = pin
     if errors:

@@ -1,6 +1,7 @@
 """SIP trunks towards carriers or other PBXs."""
 from __future__ import annotations
 
+from appliance.schema.records import TrunkRecord
 from appliance.store.models import TRANSPORTS, Trunk
 from web.admin import bp
 from web.admin.crud import Section, register
@@ -21,7 +22,7 @@ FIELDS = [
 ]
 
 SECTION = Section(
-    name="trunks", title="Trunks", singular="trunk", record=Trunk, key="name", fields=FIELDS,
+    name="trunks", title="Trunks", singular="trunk", record=Trunk, model=TrunkRecord, key="name", fields=FIELDS,
     columns=[("Name", lambda t: t.name), ("Host", lambda t: f"{t.host}:{t.port} ({t.transport.upper()})"),
              ("User", lambda t: t.username or ""), ("Register", lambda t: "yes" if t.register else "no"),
              ("State", lambda t: "enabled" if t.enabled else "disabled")],
