@@ -28,22 +28,23 @@ from appliance.pbx.channel import (
     HoldChanged,
     HungUp,
     MediaTimeout,
+    Party,
     PlaybackEnded,
     TransferRequested,
 )
-from appliance.pbx.dialplan import Destination, Refused, ToIvr, ToQueue, ToTrunk, ToVoicemail
+from appliance.pbx.dialplan import Destination, Dialplan, Refused, ToIvr, ToQueue, ToTrunk, ToVoicemail
 from appliance.pbx.feature_digits import FeatureDigits, Key
 from appliance.pbx.fork import Fork
-from appliance.pbx.ports import TimerHandle
+from appliance.pbx.ports import CdrSink, MediaPort, Scheduler, TimerHandle
 from appliance.pbx.permission import Principal
+from appliance.pbx.recording import ActiveRecording, Recorder
 from appliance.store.models import Extension, QueueConfig
 
 if TYPE_CHECKING:
+    from appliance.ivr.flow import Flow
     from appliance.ivr.session import IvrSession
+    from appliance.media.tones import ToneSpec
     from appliance.pbx.distributor import Waiting
-    from appliance.pbx.recording import ActiveRecording
-    from appliance.pbx.switchboard import Switchboard
-    from appliance.pbx.transfer import BlindTransfer
 
 log = logging.getLogger("plateau.pbx")
 _ids = itertools.count(1)
@@ -57,6 +58,105 @@ class CallService(Protocol):
     def handle(self, event: DtmfReceived | PlaybackEnded) -> None: ...
 
     def stop(self) -> None: ...
+
+
+class CallTransfer(Protocol):
+    """A transfer running on a call (transfer.py's `BlindTransfer`): what the call tells it."""
+
+    fork: Fork | None
+    transferor: Channel
+
+    def transferor_left(self) -> None: ...
+
+    def abandon(self) -> None: ...
+
+
+class CallQueues(Protocol):
+    """The ACD as a call uses it (implemented by `appliance.pbx.distributor.CallDistributor`)."""
+
+    def enqueue(self, call: Call, queue_name: str) -> str | None: ...
+
+    def withdraw(self, call: Call, event: str) -> bool: ...
+
+    def caller_left(self, call: Call) -> None: ...
+
+    def caller_event(self, call: Call, event: DtmfReceived | PlaybackEnded) -> None: ...
+
+    def agent_call_ended(self, call: Call, agent_id: str, how: str) -> None: ...
+
+
+class FeatureDialogues(Protocol):
+    """Feature codes a phone dials to talk to the PBX itself (features.py's `FeatureCodes`)."""
+
+    def handles(self, number: str) -> bool: ...
+
+    def run(self, call: Call, number: str) -> None: ...
+
+
+class TransferRequests(Protocol):
+    """Where a party's transfer request goes (transfer.py's `Transfers`)."""
+
+    def requested(self, call: Call, transferor: Channel, target: str,
+                  replaces: tuple[str, str | None, str | None] | None) -> None: ...
+
+
+class CallContext(Protocol):
+    """Everything a call uses of the PBX around it (implemented by the `Switchboard`): its ports
+    (media, scheduler, clock, CDR sink), the configuration snapshot, and the services it hands
+    the caller to. A call is given this, never the switchboard's other members."""
+
+    @property
+    def media(self) -> MediaPort: ...
+
+    @property
+    def schedule(self) -> Scheduler: ...
+
+    @property
+    def store(self) -> CdrSink: ...
+
+    @property
+    def dialplan(self) -> Dialplan: ...
+
+    @property
+    def distributor(self) -> CallQueues: ...
+
+    @property
+    def features(self) -> FeatureDialogues: ...
+
+    @property
+    def recorder(self) -> Recorder: ...
+
+    @property
+    def transfers(self) -> TransferRequests: ...
+
+    @property
+    def failure_tone_seconds(self) -> float: ...
+
+    def clock(self) -> float: ...
+
+    def tone(self, kind: str) -> ToneSpec: ...
+
+    def moh_source(self) -> ToneSpec | str: ...
+
+    def flow(self, name: str) -> Flow: ...
+
+    def ivr_session(self, chan: Channel, flow: Flow, on_route: Callable[[RouteTarget, dict[str, str]], None],
+                    on_hangup: Callable[[], None],
+                    on_sensitive: Callable[[bool], None] | None = None) -> IvrSession: ...
+
+    def channels_for_extension(self, ext: Extension, caller: Party) -> list[Channel]: ...
+
+    def channel_for_trunk(self, dest: ToTrunk, caller: Party) -> Channel: ...
+
+    def extension_of(self, chan: Channel) -> Extension | None: ...
+
+    def media_destroy_bridge(self, bridge_id: str) -> None: ...
+
+    def survey(self, call: Call, queue: str, agent_id: str) -> None: ...
+
+    def voicemail_deposit(self, call: Call, mailbox: str) -> None: ...
+
+    def call_ended(self, call: Call) -> None: ...
 
 
 class CallState(enum.Enum):
@@ -97,7 +197,7 @@ def disposition_for(cause: Cause, answered: bool, caller_gave_up: bool) -> str:
 class Call:
     """One call between `a` (who started it) and `b` (who it reached)."""
 
-    def __init__(self, pbx: Switchboard, a: Channel, dialed: str, caller_ext: Extension | None,
+    def __init__(self, pbx: CallContext, a: Channel, dialed: str, caller_ext: Extension | None,
                  direction: str, via_trunk: str | None = None, principal: Principal | None = None) -> None:
         self.id = f"call-{next(_ids)}"
         self.pbx = pbx
@@ -119,7 +219,7 @@ class Call:
         self.cause: Cause = NORMAL_CLEARING
         self.caller_gave_up = False
         self.fail_timer: TimerHandle | None = None
-        self.transfer: BlindTransfer | None = None
+        self.transfer: CallTransfer | None = None
         self.ivr: IvrSession | None = None
         self.variables: dict[str, str] = {}  # what an IVR learnt about the caller (screen pop)
         # The PBX itself talking with the caller: a feature-code dialogue, voicemail, a survey,
@@ -159,6 +259,100 @@ class Call:
             return self.a
         return None
 
+    # -- operations for the services around the call (transfer, features, the ACD, the dialer) --
+    # They are the only way another module changes a call: none writes its fields.
+    def assign_agent(self, agent_id: str, queue: QueueConfig, leg: Channel, at: float) -> None:
+        """`leg` is the answered leg of ACD agent `agent_id` serving `queue` (a callback, a
+        preview dial): the agent's wrap-up and the queue's statistics follow this call."""
+        self.agent_id, self.queue_config, self.agent_leg = agent_id, queue, leg
+        self.agent_answered_at = at
+
+    def attach_service(self, service: CallService | None) -> None:
+        """From now on `service` (a prompt dialogue, voicemail, a survey, a supervision session)
+        gets the caller's keys and prompt ends; None gives them back to the call (or its queue)."""
+        self.service = service
+
+    def observe(self, on_answered: Callable[[Call], None] | None = None,
+                on_agent_connected: Callable[[Call], None] | None = None,
+                on_ended: Callable[[Call], None] | None = None) -> None:
+        """Observers for a service that owns this call from outside (the outbound dialer); an
+        observer not given keeps the one set before."""
+        if on_answered is not None:
+            self.on_answered = on_answered
+        if on_agent_connected is not None:
+            self.on_agent_connected = on_agent_connected
+        if on_ended is not None:
+            self.on_ended = on_ended
+
+    def waiting_as(self, entry: Waiting | None) -> None:
+        """The distributor's record of this caller waiting in a queue (None: it no longer waits)."""
+        self.queue_entry = entry
+
+    def link_interaction(self, interaction_id: int | None) -> None:
+        """What this call is about (contact, status, disposition), as the ACD opened or found it."""
+        self.interaction_id = interaction_id
+
+    def begin_transfer(self, transfer: CallTransfer) -> None:
+        """A blind transfer runs on this call: one at a time (RFC 3515 §2.4.5 "491 Request Pending")."""
+        if self.transfer is not None:
+            raise RuntimeError(f"{self.id}: a transfer is already running")
+        self.transfer = transfer
+
+    def transfer_done(self) -> None:
+        self.transfer = None
+
+    def replace_party(self, old: Channel, new: Channel) -> None:
+        """`new` takes the place of `old` (a transfer): the agent on `old` is released, and `new`'s
+        events come to this call. `bridge_parties()` joins the media afterwards."""
+        if old is not self.a and old is not self.b:
+            raise RuntimeError(f"{self.id}: {old.id} is not a party to this call")
+        if old is self.agent_leg:
+            self.release_agent("transfer")
+        if self.a is old:
+            self.a = new
+        else:
+            self.b = new
+        self._adopt(new)
+
+    def give_up_party(self, chan: Channel) -> None:
+        """`chan` leaves this call for another one (the target of an attended transfer): the
+        party left behind is hung up and the call ends, without touching `chan`."""
+        other = self.partner(chan)
+        if other is None:
+            raise RuntimeError(f"{self.id}: {chan.id} is not a party to this call")
+        self.a, self.b = other, None
+        self.hangup(other)
+
+    def release_after_tone(self, chan: Channel, cause: Cause, seconds: float) -> None:
+        """`chan` hears busy or congestion for `seconds`, then the call ends with `cause`
+        (a blind transfer failed and there is no transferor to go back to)."""
+        self.cause = cause
+        self.pbx.media.play(chan.media_leg, self.pbx.tone("busy" if cause.code in (486, 600) else "congestion"),
+                            True)
+        self._to(CallState.FAILING)
+        self.fail_timer = self.pbx.schedule(seconds, lambda: self._end(cause))
+
+    def ring_originator(self, channels: list[Channel], timeout: float) -> None:
+        """Click-to-call: ring the originating extension's `channels`; the one that answers becomes
+        the A leg and the call starts to `dialed`. Nobody answers: the call is dropped, no CDR."""
+        ext = self.caller_ext
+
+        def answered(chan: Channel) -> None:
+            if ext is not None:
+                chan.caller = Party(ext.number, ext.name)
+            self.a = chan
+            self._adopt(chan)
+            self.fork = None
+            self.start()
+
+        def failed(cause: Cause) -> None:
+            self.fork = None
+            self.pbx.call_ended(self)
+            log.info("originate from %s failed: %s", ext.number if ext is not None else "?", cause)
+
+        self.fork = Fork(channels, timeout, self.pbx.schedule, lambda c: None, answered, failed)
+        self.fork.start()
+
     # -- routing ----------------------------------------------------------------------------
     def start(self, first_hop_did: bool = False) -> None:
         self.cdr_id = self.pbx.store.cdr_open(
@@ -189,14 +383,14 @@ class Call:
             self.direction, self.a.created, trunk=self.via_trunk,
         )
         self._to(CallState.IVR)
-        self._answer_here()
+        self.answer_here()
 
     def wait_in_queue(self, name: str) -> bool:
         """Wait in queue `name` with no overflow (the dialer's answered callee, whose only way
         out is an agent or the abandon message); False when the queue will not take it."""
         if self.state == CallState.IVR:
             self._to(CallState.ROUTING)
-        self._answer_here()
+        self.answer_here()
         self._to(CallState.QUEUED)
         if self.pbx.distributor.enqueue(self, name) is None and self.queue_entry is not None:
             return True
@@ -267,7 +461,7 @@ class Call:
             self._fail(Cause(503, "Service Unavailable"))
             return
         self._to(CallState.IVR)
-        self._answer_here()
+        self.answer_here()
         if flow.record != "none" and self.recording is None:
             self.recording = self.pbx.recorder.start(self.a.dialog_key(), self.cdr_id, [self.a.media_leg, ""],
                                                      flow.record, "ivr")
@@ -354,7 +548,7 @@ class Call:
         elif code in ("*2", "*3") and rec is not None:
             self.pbx.recorder.pause(rec, code == "*2", f"feature code from {chan.extension}")
 
-    def _answer_here(self) -> None:
+    def answer_here(self) -> None:
         """The PBX itself answers the caller (IVR, queue, feature code): the CDR counts from here.
 
         An originated call's A leg is already up (the originator answered): it counts as
@@ -374,7 +568,7 @@ class Call:
             log.error("%s: queue overflow loop at %s", self.id, name)
             self._fail(Cause(503, "Service Unavailable"))
             return
-        self._answer_here()
+        self.answer_here()
         self._to(CallState.QUEUED)
         self.hops = hops
         overflow = self.pbx.distributor.enqueue(self, name)
@@ -401,7 +595,7 @@ class Call:
         self.agent_answered_at = self.pbx.clock()
         self.pbx.media.stop_play(self.a.media_leg)
         self._to(CallState.UP)
-        self._bridge()
+        self.bridge_parties()
         if queue.recording != "none" or self.recording is not None:
             self._record_parties(queue.recording if queue.recording != "none" else "stereo", "queue", queue.name,
                                  agent_id)
@@ -415,7 +609,7 @@ class Call:
         if self.state == CallState.RINGING:
             self._to(CallState.ROUTING)
         self._to(CallState.IVR)
-        self._answer_here()
+        self.answer_here()
         self.pbx.voicemail_deposit(self, mailbox)
 
     def _survey_after_agent(self) -> bool:
@@ -428,7 +622,7 @@ class Call:
         if self.recording is not None:  # the conversation is over: the survey is not recorded
             self.pbx.recorder.stop(self.recording)
             self.recording = None
-        self._release_agent("agent hung up")
+        self.release_agent("agent hung up")
         self.b = None
         self.pbx.media_destroy_bridge(self.bridge_id)
         self.bridged = False
@@ -436,7 +630,7 @@ class Call:
         self.pbx.survey(self, queue.name, agent_id)
         return True
 
-    def _release_agent(self, how: str) -> None:
+    def release_agent(self, how: str) -> None:
         """The agent is off this call: tell the distributor once (wrap-up, COMPLETE/TRANSFER)."""
         agent_id, self.agent_id = self.agent_id, None
         if agent_id is not None:
@@ -504,7 +698,7 @@ class Call:
         if self.cdr_id is not None and not self.answered:  # an IVR may have answered already
             self.pbx.store.cdr_answer(self.cdr_id, chan.answered_at or self.a.created)
         self.answered = True
-        self._bridge()
+        self.bridge_parties()
         callee_ext = self.pbx.extension_of(chan)
         if any(e is not None and e.recording == "always" for e in (callee_ext, self.caller_ext)):
             self._record_parties("stereo", "extension")
@@ -513,7 +707,7 @@ class Call:
         if self.on_answered is not None:
             self.on_answered(self)
 
-    def _bridge(self) -> None:
+    def bridge_parties(self) -> None:
         if self.b is None:
             return
         self.pbx.media.bridge(self.bridge_id, [self.a.media_leg, self.b.media_leg])
@@ -642,7 +836,7 @@ class Call:
             self.recording = None
         if self.queue_entry is not None:
             self.pbx.distributor.caller_left(self)
-        self._release_agent("agent hung up" if by is not None and by is self.agent_leg else
+        self.release_agent("agent hung up" if by is not None and by is self.agent_leg else
                             "caller hung up" if by is not None else str(self.cause))
         self._close_cdr(by)
         log.info("%s: ended (%s)", self.id, self.cause, extra={"CALL_ID": self.id})

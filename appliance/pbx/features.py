@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from appliance.pbx.prompter import Prompter
+from appliance.pbx.prompter import Prompter, spoken_digits
 from appliance.pbx.roster import AgentError
 from appliance.schema.settings import PAUSE_REASONS
 
@@ -56,10 +56,10 @@ class FeatureCodes:
         m = _CODE_RE.match(number)
         if m is None:
             return
-        call._answer_here()
+        call.answer_here()
         device = call.caller_ext.number if call.caller_ext is not None else None
         prompter = Prompter(call.a, self.pbx.media, self.pbx.schedule, self.pbx.prompts)
-        call.service = prompter
+        call.attach_service(prompter)
         roster = self.pbx.distributor.roster
 
         def finish(text: str) -> None:
@@ -79,7 +79,7 @@ class FeatureCodes:
         try:
             if code == LOGOUT:
                 roster.logout(agent.agent_id)
-                finish(f"Agent {_digits(agent.agent_id)} logged out. Goodbye.")
+                finish(f"Agent {spoken_digits(agent.agent_id)} logged out. Goodbye.")
             elif code == PAUSE:
                 roster.pause(agent.agent_id, arg)
                 finish(f"Paused{', ' + PAUSE_REASONS[arg] if arg in PAUSE_REASONS else ''}.")
@@ -121,7 +121,7 @@ class FeatureCodes:
                     finish("Login incorrect. Goodbye." if exc.status == 403 else "That is not possible now.")
                 return
             guard.succeeded(keys)
-            finish(f"Agent {_digits(agent)} logged in.")
+            finish(f"Agent {spoken_digits(agent)} logged in.")
 
         def ask_agent(tries: int) -> None:
             prompter.ask("Please enter your agent number, then press hash.", 8,
@@ -131,8 +131,3 @@ class FeatureCodes:
             with_agent(agent_id, 0)
         else:
             ask_agent(0)
-
-
-def _digits(number: str) -> str:
-    """"2001" spoken digit by digit, as agents say their numbers."""
-    return " ".join(number)

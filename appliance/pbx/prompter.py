@@ -111,3 +111,8 @@ class Prompter:
         except (TtsError, OSError) as exc:
             log.error("%s: cannot render prompt %r: %s", self.chan.id, text, exc)
             return None
+
+
+def spoken_digits(number: str) -> str:
+    """"2001" spoken digit by digit, as agents say their numbers (text for `Prompter.say`)."""
+    return " ".join(number)

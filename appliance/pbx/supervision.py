@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING
 from appliance.media.protocol import MediaError
 from appliance.pbx.call import CallState
 from appliance.pbx.channel import Channel, DtmfReceived, Party, PlaybackEnded
-from appliance.pbx.features import _digits
 from appliance.pbx.ports import TimerHandle
-from appliance.pbx.prompter import Prompter
+from appliance.pbx.errors import PbxError
+from appliance.pbx.originate import originate
+from appliance.pbx.prompter import Prompter, spoken_digits
 from appliance.schema.settings import SUPERVISORS_SETTING, supervisors
 from appliance.store.validation import AGENT_ID_RE
 
@@ -233,9 +234,9 @@ class Supervision:
 
     def dialled(self, call: Call, agent_id: str, mode: Mode) -> None:
         """A phone dialled ``*70``-``*72`` (`agent_id` may be empty: it is asked for)."""
-        call._answer_here()
+        call.answer_here()
         prompter = Prompter(call.a, self.pbx.media, self.pbx.schedule, self.pbx.prompts)
-        call.service = prompter
+        call.attach_service(prompter)
         device = call.caller_ext.number if call.caller_ext is not None else None
 
         def finish(text: str) -> None:
@@ -255,11 +256,11 @@ class Supervision:
             target = self.pbx.distributor.agent_calls.get(digits)
             legs = agent_legs(target) if target is not None else None
             if target is None or legs is None:
-                finish(f"Agent {_digits(digits)} is not on a call. Goodbye.")
+                finish(f"Agent {spoken_digits(digits)} is not on a call. Goodbye.")
                 return
             prompter.stop()
             session = SupervisionSession(self.pbx, call, target, digits, *legs)
-            call.service = session
+            call.attach_service(session)
             session.start(mode)
 
         if agent_id:
@@ -273,8 +274,6 @@ class Supervision:
         Raises PbxError: 400 bad mode or device, 404 unknown agent, 409 agent not on a call or
         no registered phone on `device`.
         """
-        from appliance.pbx.switchboard import OriginateCall, PbxError
-
         try:
             wanted = Mode(mode)
         except ValueError:
@@ -292,7 +291,7 @@ class Supervision:
         channels = self.pbx.channels_for_extension(ext, Party(code, f"Supervise agent {agent_id}"))
         if not channels:
             raise PbxError(409, f"extension {device} has no registered phone")
-        call = OriginateCall.start(self.pbx, ext, channels, code)
+        call = originate(self.pbx.call_factory, ext, channels, code)
         self._from_api.add(call)
         log.info("%s: control API rings %s to %s agent %s", call.id, device, wanted.value, agent_id)
         return call

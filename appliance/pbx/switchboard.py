@@ -19,6 +19,9 @@ from appliance.ivr.flow import Flow, FlowError, load_flow_file
 from appliance.ivr.session import IvrSession
 from appliance.ivr.tts import PromptCache, TtsError
 from appliance.pbx.call import Call
+from appliance.pbx.call_factory import CallFactory
+from appliance.pbx.errors import PbxError
+from appliance.pbx.originate import originate
 from appliance.pbx.distributor import CallDistributor
 from appliance.pbx.features import FeatureCodes
 from appliance.pbx.recording import Recorder
@@ -26,7 +29,7 @@ from appliance.pbx.survey import PostCallSurvey, SurveySubject
 from appliance.schema.settings import CALLBACK_ROUTES_SETTING
 from appliance.voicemail.mailbox import Mailboxes
 from appliance.voicemail.service import Voicemail
-from appliance.pbx.channel import NOT_FOUND, Channel, Party
+from appliance.pbx.channel import Channel, Party
 from appliance.pbx.dialplan import Dialplan, Refused, ToExtension, ToTrunk
 from appliance.pbx.permission import TRUNK_TRANSFER_SETTING, Principal
 from appliance.pbx.pin_guard import PinGuard
@@ -49,14 +52,6 @@ class ChannelFactory(Protocol):
     def channel_for_trunk(self, dest: ToTrunk, caller: Party) -> Channel: ...
 
     def reachable(self, number: str) -> bool: ...
-
-
-class PbxError(Exception):
-    """A request the PBX cannot honour (unknown channel, nothing to transfer...)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass
@@ -85,7 +80,8 @@ class Switchboard:
         self.settings = settings
         self.clock = clock
         self.factory: ChannelFactory | None = None
-        self.calls: dict[str, Call] = {}
+        self.calls: dict[str, Call] = {}  # the live calls by id, listed by the call factory
+        self.call_factory = CallFactory(self, self.calls)
         self._device_channels: dict[str, weakref.WeakSet[Channel]] = {}
         self.transfers = Transfers(self)
         self.prompts = PromptCache(settings.tts_dir or Path("tts"))
@@ -203,8 +199,7 @@ class Switchboard:
             self._index_device(chan)
         chan.trunk = via_trunk
         direction = "inbound" if via_trunk else "internal"
-        call = Call(self, chan, dialed, caller_ext, direction, via_trunk)
-        self.calls[call.id] = call
+        call = self.call_factory.new_call(chan, dialed, direction, caller_ext, via_trunk)
         call.start(first_hop_did=via_trunk is not None)
         return call
 
@@ -226,10 +221,8 @@ class Switchboard:
 
     def call_back(self, agent_chan: Channel, number: str, agent_id: str, queue: QueueConfig) -> Call:
         """A queue callback: the agent's answered leg becomes the A side of a call to `number`."""
-        call = Call(self, agent_chan, number, None, "outbound", principal=self.callback_principal())
-        call.agent_id, call.queue_config, call.agent_leg = agent_id, queue, agent_chan
-        call.agent_answered_at = self.clock()
-        self.calls[call.id] = call
+        call = self.call_factory.new_call(agent_chan, number, "outbound", principal=self.callback_principal())
+        call.assign_agent(agent_id, queue, agent_chan, self.clock())
         call.start()
         return call
 
@@ -238,7 +231,7 @@ class Switchboard:
         """CSAT / NPS / CES by DTMF; answers stored with the call and its interaction."""
         subject = SurveySubject(call.id, call.a.dialog_key(), queue, agent_id, call.interaction_id)
         session = self.surveys.session(call.a, subject, lambda: call.hangup(call.a))
-        call.service = session
+        call.attach_service(session)
         session.start()
 
     # -- voicemail --------------------------------------------------------------------------------
@@ -249,13 +242,13 @@ class Switchboard:
             call.hangup(call.a)
             return
         session = self.voicemail.deposit(call.a, mailbox, call.id, lambda: call.hangup(call.a))
-        call.service = session
+        call.attach_service(session)
         session.start()
 
     def _voicemail_own(self, call: Call, rest: str) -> None:
         """*97: the caller's own mailbox (the phone already proved who it is with digest auth)."""
         if call.caller_ext is None or rest:
-            call._answer_here()
+            call.answer_here()
             call.hangup(call.a)
             return
         self._retrieve(call, call.caller_ext.number, pin_required=False)
@@ -265,10 +258,10 @@ class Switchboard:
         self._retrieve(call, None, pin_required=True)
 
     def _retrieve(self, call: Call, mailbox: str | None, pin_required: bool) -> None:
-        call._answer_here()
+        call.answer_here()
         session = self.voicemail.retrieval(call.a, mailbox, pin_required, self.pin_source(call),
                                            lambda: call.hangup(call.a))
-        call.service = session
+        call.attach_service(session)
         session.start()
 
     def pin_source(self, call: Call) -> str:
@@ -396,54 +389,4 @@ class Switchboard:
         channels = self.channels_for_extension(ext, Party(to, "Click-to-call"))
         if not channels:
             raise PbxError(409, f"extension {from_ext} has no registered device")
-        return OriginateCall.start(self, ext, channels, to)
-
-
-class OriginateCall:
-    """Rings the originating extension first; its answer becomes the A leg of a normal call."""
-
-    @staticmethod
-    def start(pbx: Switchboard, ext: Extension, channels: list[Channel], to: str) -> Call:
-        from appliance.pbx.fork import Fork
-
-        holder = _FirstLeg()
-        call = Call(pbx, holder, to, ext, "internal")
-        pbx.calls[call.id] = call
-
-        def answered(chan: Channel) -> None:
-            chan.caller = Party(ext.number, ext.name)
-            call.a = chan
-            call._adopt(chan)
-            call.fork = None
-            call.start()
-
-        def failed(cause: Any) -> None:
-            call.fork = None
-            pbx.call_ended(call)
-            log.info("originate from %s failed: %s", ext.number, cause)
-
-        call.fork = Fork(channels, float(ext.noanswer_seconds), pbx.schedule, lambda c: None, answered, failed)
-        call.fork.start()
-        return call
-
-
-class _FirstLeg(Channel):
-    """Stands in for the A leg until the originating extension answers."""
-
-    technology = "originate"
-
-    def __init__(self) -> None:
-        super().__init__("outbound", Party(""), "")
-
-    def ring(self) -> None: ...
-
-    def progress(self) -> None: ...
-
-    def answer(self) -> None: ...
-
-    def hangup(self, cause: Any = NOT_FOUND) -> None: ...
-
-    def notify_transfer(self, status: int, reason: str, final: bool) -> None: ...
-
-    def remote_description(self) -> str:
-        return ""
+        return originate(self.call_factory, ext, channels, to)

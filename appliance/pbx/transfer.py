@@ -41,7 +41,7 @@ class Transfers:
     def blind(self, call: Call, transferor: Channel, transferee: Channel, target: str,
               notify: bool) -> None:
         transfer = BlindTransfer(call, transferor, transferee, target, notify)
-        call.transfer = transfer
+        call.begin_transfer(transfer)
         # RFC 3515 §5 / RFC 5589 §13: the REFER is authorised as the party it came from (its
         # extension, or its trunk's transfer rights), never as the system.
         transfer.start(self.pbx.principal_of(transferor))
@@ -67,24 +67,13 @@ class Transfers:
         # Take Z out of the consultation call, which then ends with the transferor's leg.
         self.pbx.media.unbridge(z.media_leg)
         self.pbx.media.stop_play(z.media_leg)
-        if call2.a is z:
-            call2.a = x2
-            call2.b = None
-        else:
-            call2.b = None
-        call2.hangup(x2)
+        call2.give_up_party(z)
         x1.notify_transfer(200, "OK", final=True)
         x1.listener = None
         x1.hangup(NORMAL_CLEARING)
-        if x1 is call.agent_leg:
-            call._release_agent("transfer")
-        if call.a is x1:
-            call.a = z
-        else:
-            call.b = z
-        call._adopt(z)
+        call.replace_party(x1, z)
         self.pbx.media.stop_play(y.media_leg)
-        call._bridge()
+        call.bridge_parties()
         log.info("%s: attended transfer joined %s and %s", call.id, y.id, z.id)
 
 
@@ -135,7 +124,7 @@ class BlindTransfer:
 
     def _answered(self, chan: Channel) -> None:
         call = self.call
-        call.transfer = None
+        call.transfer_done()
         pbx = call.pbx
         pbx.media.stop_play(self.transferee.media_leg)
         if self.notify and not self.transferor_gone:
@@ -143,33 +132,23 @@ class BlindTransfer:
         if not self.transferor.is_down:
             self.transferor.listener = None
             self.transferor.hangup(NORMAL_CLEARING)
-        if self.transferor is call.agent_leg:
-            call._release_agent("transfer")
-        if call.a is self.transferor:
-            call.a = chan
-        else:
-            call.b = chan
-        call._adopt(chan)
-        call._bridge()
+        call.replace_party(self.transferor, chan)
+        call.bridge_parties()
         log.info("%s: transferred %s to %s", call.id, self.transferee.id, chan.callee)
 
     def _failed(self, cause: Cause) -> None:
         call = self.call
-        call.transfer = None
+        call.transfer_done()
         self.fork = None
         pbx = call.pbx
         if self.notify and not self.transferor_gone:
             self.transferor.notify_transfer(cause.code, cause.reason, final=True)
         if not self.transferor.is_down:
             pbx.media.stop_play(self.transferee.media_leg)
-            call._bridge()
+            call.bridge_parties()
             return
         # Nobody to go back to: the transferee hears why, then is released.
-        call.cause = cause
-        pbx.media.play(self.transferee.media_leg,
-                       pbx.tone("busy" if cause.code in (486, 600) else "congestion"), True)
-        call._to(CallState.FAILING)
-        call.fail_timer = pbx.schedule(max(pbx.failure_tone_seconds, 0.5), lambda: call._end(cause))
+        call.release_after_tone(self.transferee, cause, max(pbx.failure_tone_seconds, 0.5))
 
     def transferor_left(self) -> None:
         self.transferor_gone = True
