@@ -483,7 +483,7 @@ class EngineApi(DialerApi):
 
     def monitor(self, agent_id: str, device: str, mode: str) -> dict[str, Any]:
         try:
-            call = self.e.pbx.features.supervision.originate(agent_id, device, mode)
+            call = self.e.pbx.supervision.originate(agent_id, device, mode)
         except PbxError as exc:
             raise ApiError(exc.status, str(exc)) from exc
         return {"call": call.id, "agent": agent_id, "device": device, "mode": mode}

@@ -33,7 +33,8 @@ from appliance.pbx.channel import Channel, Party
 from appliance.pbx.dialplan import Dialplan, Refused, ToExtension, ToTrunk
 from appliance.pbx.permission import TRUNK_TRANSFER_SETTING, Principal
 from appliance.pbx.pin_guard import PinGuard
-from appliance.pbx.ports import Scheduler
+from appliance.pbx.ports import MediaPort, Scheduler
+from appliance.pbx.supervision import Supervision
 from appliance.pbx.transfer import Transfers
 from appliance.store import acd as acd_store
 from appliance.store.db import Store
@@ -72,7 +73,7 @@ class PbxSettings:
 class Switchboard:
     """Calls, their channels, and the routing snapshot they use."""
 
-    def __init__(self, store: Store, media: Any, schedule: Scheduler, settings: PbxSettings,
+    def __init__(self, store: Store, media: MediaPort, schedule: Scheduler, settings: PbxSettings,
                  clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.media = media
@@ -89,18 +90,19 @@ class Switchboard:
         self.contacts = StoreContacts(store)
         self.dialplan = self._load_dialplan()
         self.distributor = CallDistributor(self, clock)
-        self.features = FeatureCodes(self)
         self.recorder = Recorder(store, media, settings.recordings_dir or Path("recordings"), clock)
         self.mailboxes = Mailboxes(store, settings.voicemail_dir or Path("voicemail"))
         # Wrong PINs across calls (voicemail *98, agent login *61) lock the caller and the target.
         self.pins = PinGuard(settings.pin_failures, settings.pin_window_s, settings.pin_lock_s, clock)
         # Message-waiting indication is technology-specific (SIP NOTIFY); the engine sets this.
         self.on_message_waiting: Callable[[str], None] = lambda mailbox: None
+        self.features = FeatureCodes(media, schedule, self.prompts, self.distributor.roster, self.pins)
+        self.supervision = Supervision(self, _DistributorAgents(self.distributor))
+        self.features.register(self.supervision.handlers())
         self.surveys = PostCallSurvey(media, schedule, self.prompts, store, clock)
         self.voicemail = Voicemail(self.mailboxes, media, schedule, self.prompts, self.pins,
                                    lambda mailbox: self.on_message_waiting(mailbox))
-        self.features.extra["*97"] = self._voicemail_own
-        self.features.extra["*98"] = self._voicemail_any
+        self.features.register({"*97": self._voicemail_own, "*98": self._voicemail_any})
 
     # -- configuration --------------------------------------------------------------------
     def _load_dialplan(self) -> Dialplan:
@@ -390,3 +392,16 @@ class Switchboard:
         if not channels:
             raise PbxError(409, f"extension {from_ext} has no registered device")
         return originate(self.call_factory, ext, channels, to)
+
+
+class _DistributorAgents:
+    """The distributor's agents as supervision asks about them (`supervision.AgentCalls`)."""
+
+    def __init__(self, distributor: CallDistributor) -> None:
+        self.distributor = distributor
+
+    def is_agent(self, agent_id: str) -> bool:
+        return agent_id in self.distributor.roster.agents
+
+    def call_of(self, agent_id: str) -> Call | None:
+        return self.distributor.agent_calls.get(agent_id)
