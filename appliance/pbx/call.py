@@ -15,9 +15,7 @@ from collections.abc import Callable
 from appliance.ivr.flow import FlowError, RouteTarget
 from appliance.media.dtmf import clamp_duration
 from appliance.pbx.channel import (
-    BUSY,
     CANCELLED,
-    NO_ANSWER,
     NORMAL_CLEARING,
     UNAVAILABLE,
     Cause,
@@ -32,7 +30,7 @@ from appliance.pbx.channel import (
     PlaybackEnded,
     TransferRequested,
 )
-from appliance.pbx.dialplan import Destination, Dialplan, Refused, ToIvr, ToQueue, ToTrunk, ToVoicemail
+from appliance.pbx.dialplan import Destination, Dialplan, ToIvr, ToQueue, ToTrunk, ToVoicemail
 from appliance.pbx.feature_digits import FeatureDigits, Key
 from appliance.pbx.fork import Fork
 from appliance.pbx.ports import CdrSink, MediaPort, Scheduler, TimerHandle
@@ -50,6 +48,8 @@ log = logging.getLogger("plateau.pbx")
 _ids = itertools.count(1)
 MAX_FORWARD_HOPS = 3
 IN_CALL_CODES = frozenset({"*1", "*2", "*3"})  # see Call._feature_code
+# An IVR flow's route node names its target by kind (ivr/flow.py's RouteTarget).
+_FLOW_TARGETS: dict[str, Callable[[str], Destination]] = {"flow": ToIvr, "queue": ToQueue, "voicemail": ToVoicemail}
 
 
 class CallService(Protocol):
@@ -100,6 +100,12 @@ class TransferRequests(Protocol):
                   replaces: tuple[str, str | None, str | None] | None) -> None: ...
 
 
+class DestinationRouter(Protocol):
+    """The destination registry (destinations.py): takes a call to a destination of any kind."""
+
+    def route(self, call: Call, dest: object, hops: int) -> None: ...
+
+
 class CallContext(Protocol):
     """Everything a call uses of the PBX around it (implemented by the `Switchboard`): its ports
     (media, scheduler, clock, CDR sink), the configuration snapshot, and the services it hands
@@ -128,6 +134,9 @@ class CallContext(Protocol):
 
     @property
     def transfers(self) -> TransferRequests: ...
+
+    @property
+    def destinations(self) -> DestinationRouter: ...
 
     @property
     def failure_tone_seconds(self) -> float: ...
@@ -362,18 +371,19 @@ class Call:
         log.info("%s: %s calls %s", self.id, self.a.caller.number, self.dialed,
                  extra={"CALL_ID": self.id, "EXTENSION": self.caller_ext.number if self.caller_ext else ""})
         if first_hop_did:
-            self._go(self.pbx.dialplan.resolve_did(self.dialed), hops=0)
+            self.go(self.pbx.dialplan.resolve_did(self.dialed), hops=0)
         else:
-            self._route(self.dialed, self.principal, hops=0)
+            self.route_number(self.dialed, self.principal, hops=0)
 
-    def start_to(self, dest: Destination) -> None:
-        """Like `start`, but to a destination already decided (the dialer's campaign trunk)."""
+    def start_to(self, dest: object) -> None:
+        """Like `start`, but to a destination already decided (the dialer's campaign trunk), of any
+        kind the destination registry knows."""
         self.cdr_id = self.pbx.store.cdr_open(
             self.a.dialog_key(), self.a.caller.number, self.a.caller.name, self.dialed,
             self.direction, self.a.created, trunk=self.via_trunk,
         )
         log.info("%s: %s calls %s", self.id, self.a.caller.number, self.dialed, extra={"CALL_ID": self.id})
-        self._go(dest, hops=0)
+        self.go(dest, hops=0)
 
     def adopt_answered(self) -> None:
         """The A leg is a callee the system itself called and that answered (the dialer): open
@@ -408,57 +418,32 @@ class Call:
         self._to(CallState.IVR)
         return True
 
-    def _route(self, number: str, who: Principal, hops: int) -> None:
+    def route_number(self, number: str, who: Principal, hops: int) -> None:
+        """Route `number` as dialled by `who`: a feature code, an IVR's number, or what the dialplan
+        makes of it. A call ringing elsewhere (forward on no answer) is routed anew."""
+        if self.state == CallState.RINGING:
+            self._to(CallState.ROUTING)
         if number.startswith("*") and self.pbx.features.handles(number):
             self._to(CallState.IVR)
             self.pbx.features.run(self, number)
             return
         flow = self.pbx.dialplan.ivr_number(number)
         if flow is not None and number not in self.pbx.dialplan.extensions:
-            self._ivr(flow, hops)
+            self.to_ivr(flow, hops)
             return
-        self._go(self.pbx.dialplan.resolve(number, who), hops)
+        self.go(self.pbx.dialplan.resolve(number, who), hops)
 
-    def _go(self, dest: Destination, hops: int) -> None:
-        if isinstance(dest, Refused):
-            log.info("%s: %s", self.id, dest.why)
-            self._fail(dest.cause)
-            return
-        if isinstance(dest, ToIvr):
-            self._ivr(dest.flow, hops)
-            return
-        if isinstance(dest, ToQueue):
-            self._queue(dest.queue, hops)
-            return
-        if isinstance(dest, ToVoicemail):
-            self._voicemail(dest.mailbox)
-            return
-        if isinstance(dest, ToTrunk):
-            self._dial([self.pbx.channel_for_trunk(dest, self.a.caller)], timeout=120.0,
-                       on_fail=self._fail)
-            return
-        ext = dest.extension
-        if ext.forward_always and hops < MAX_FORWARD_HOPS:
-            log.info("%s: %s forwards all calls to %s", self.id, ext.number, ext.forward_always)
-            self._route(ext.forward_always, Principal.extension(ext), hops + 1)  # as the forwarder
-            return
-        if ext.dnd:
-            self._after_failure(ext, BUSY, hops)
-            return
-        channels = self.pbx.channels_for_extension(ext, self.a.caller)
-        if not channels:
-            self._after_failure(ext, UNAVAILABLE, hops)
-            return
-        self._dial(channels, timeout=float(ext.noanswer_seconds),
-                   on_fail=lambda cause: self._after_failure(ext, cause, hops))
+    def go(self, dest: object, hops: int) -> None:
+        """Take the call to `dest`, whatever its kind: the destination registry's handler does."""
+        self.pbx.destinations.route(self, dest, hops)
 
-    def _ivr(self, flow_name: str, hops: int) -> None:
+    def to_ivr(self, flow_name: str, hops: int) -> None:
         """Answer and walk the caller through a flow; its route continues this call's routing."""
         try:
             flow = self.pbx.flow(flow_name)
         except (FlowError, OSError) as exc:
             log.error("%s: IVR flow %s unusable: %s", self.id, flow_name, exc)
-            self._fail(Cause(503, "Service Unavailable"))
+            self.fail(Cause(503, "Service Unavailable"))
             return
         self._to(CallState.IVR)
         self.answer_here()
@@ -472,14 +457,10 @@ class Call:
             self._to(CallState.ROUTING)
             if target.kind in ("extension", "external"):
                 # The number an admin wrote in the flow, nothing else (permission.py).
-                self._route(target.value, Principal.system(f"ivr:{flow_name}", numbers=frozenset({target.value})),
-                            hops + 1)
-            elif target.kind == "flow":
-                self._ivr(target.value, hops + 1)
-            elif target.kind == "queue":
-                self._queue(target.value, hops + 1)
-            else:
-                self._voicemail(target.value)
+                self.route_number(target.value,
+                                  Principal.system(f"ivr:{flow_name}", numbers=frozenset({target.value})), hops + 1)
+            else:  # flow, queue, voicemail: a destination of that kind
+                self.go(_FLOW_TARGETS[target.kind](target.value), hops + 1)
 
         def hung_up() -> None:
             self.ivr = None
@@ -562,11 +543,11 @@ class Call:
             self.pbx.store.cdr_answer(self.cdr_id, self.a.answered_at or self.pbx.clock())
 
     # -- queues ---------------------------------------------------------------------------------
-    def _queue(self, name: str, hops: int) -> None:
+    def to_queue(self, name: str, hops: int) -> None:
         """Wait in an ACD queue; the distributor connects an agent or sends us to the overflow."""
         if hops > MAX_FORWARD_HOPS + 2:
             log.error("%s: queue overflow loop at %s", self.id, name)
-            self._fail(Cause(503, "Service Unavailable"))
+            self.fail(Cause(503, "Service Unavailable"))
             return
         self.answer_here()
         self._to(CallState.QUEUED)
@@ -582,10 +563,10 @@ class Call:
         self.pbx.media.stop_play(self.a.media_leg)
         self._to(CallState.ROUTING)
         if not dest:
-            self._fail(UNAVAILABLE)
+            self.fail(UNAVAILABLE)
             return
         log.info("%s: queue overflow to %s", self.id, dest)
-        self._go(self.pbx.dialplan.destination(dest), self.hops + 1)
+        self.go(self.pbx.dialplan.destination(dest), self.hops + 1)
 
     def connect_agent(self, chan: Channel, agent_id: str, queue: QueueConfig) -> None:
         """An agent answered the offer of this waiting caller: bridge them."""
@@ -604,7 +585,7 @@ class Call:
         if self.on_agent_connected is not None:
             self.on_agent_connected(self)
 
-    def _voicemail(self, mailbox: str) -> None:
+    def to_voicemail(self, mailbox: str) -> None:
         """Leave a message in `mailbox` (an extension's); the deposit session ends the call."""
         if self.state == CallState.RINGING:
             self._to(CallState.ROUTING)
@@ -636,28 +617,7 @@ class Call:
         if agent_id is not None:
             self.pbx.distributor.agent_call_ended(self, agent_id, how)
 
-    def _after_failure(self, ext: Extension, cause: Cause, hops: int) -> None:
-        """Apply the callee's forward-on-busy / forward-on-no-answer before giving up."""
-        if self.state in (CallState.ENDED, CallState.FAILING):
-            return
-        target = None
-        if cause.code in (486, 600):
-            target = ext.forward_busy
-        elif cause in (NO_ANSWER, UNAVAILABLE) or cause.code in (408, 480):
-            target = ext.forward_noanswer
-        if target and hops < MAX_FORWARD_HOPS:
-            log.info("%s: %s %s, forwarding to %s", self.id, ext.number, cause.reason, target)
-            if self.state == CallState.RINGING:
-                self._to(CallState.ROUTING)
-            self._route(target, Principal.extension(ext), hops + 1)  # authorised as the forwarder
-            return
-        if ext.voicemail and cause.code in (408, 480, 486, 600, 603):
-            log.info("%s: %s %s, to voicemail", self.id, ext.number, cause.reason)
-            self._voicemail(ext.number)
-            return
-        self._fail(cause)
-
-    def _dial(self, channels: list[Channel], timeout: float, on_fail: Callable[[Cause], None]) -> None:
+    def dial(self, channels: list[Channel], timeout: float, on_fail: Callable[[Cause], None]) -> None:
         for chan in channels:
             chan.owner = self
         self.fork = Fork(channels, timeout, self.pbx.schedule, self._on_ringing, self._on_answer, on_fail,
@@ -714,7 +674,7 @@ class Call:
         self.bridged = True
         self.a.bridge_id = self.b.bridge_id = self.bridge_id
 
-    def _fail(self, cause: Cause) -> None:
+    def fail(self, cause: Cause) -> None:
         """Give up: the caller hears busy or congestion, then gets the SIP status."""
         if self.state in (CallState.ENDED, CallState.FAILING):
             return

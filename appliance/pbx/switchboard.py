@@ -19,6 +19,7 @@ from appliance.ivr.flow import Flow, FlowError, load_flow_file
 from appliance.ivr.session import IvrSession
 from appliance.ivr.tts import PromptCache, TtsError
 from appliance.pbx.call import Call
+from appliance.pbx import destinations
 from appliance.pbx.call_factory import CallFactory
 from appliance.pbx.errors import PbxError
 from appliance.pbx.originate import originate
@@ -83,6 +84,7 @@ class Switchboard:
         self.factory: ChannelFactory | None = None
         self.calls: dict[str, Call] = {}  # the live calls by id, listed by the call factory
         self.call_factory = CallFactory(self, self.calls)
+        self.destinations = destinations.standard()  # destination kind -> handler
         self._device_channels: dict[str, weakref.WeakSet[Channel]] = {}
         self.transfers = Transfers(self)
         self.prompts = PromptCache(settings.tts_dir or Path("tts"))
