@@ -33,6 +33,8 @@ from appliance.pbx.channel import (
 from appliance.pbx.dialplan import Destination, Dialplan, ToIvr, ToQueue, ToTrunk, ToVoicemail
 from appliance.pbx.feature_digits import FeatureDigits, Key
 from appliance.pbx.fork import Fork
+from appliance.pbx.bus import EventBus
+from appliance.pbx.events import AgentConnected, CallAnswered, CallEnded, CallStarted, SurveyDue, TransferAsked
 from appliance.pbx.ports import CdrSink, MediaPort, Scheduler, TimerHandle
 from appliance.pbx.permission import Principal
 from appliance.pbx.recording import ActiveRecording, Recorder
@@ -93,13 +95,6 @@ class FeatureDialogues(Protocol):
     def run(self, call: Call, number: str) -> None: ...
 
 
-class TransferRequests(Protocol):
-    """Where a party's transfer request goes (transfer.py's `Transfers`)."""
-
-    def requested(self, call: Call, transferor: Channel, target: str,
-                  replaces: tuple[str, str | None, str | None] | None) -> None: ...
-
-
 class DestinationRouter(Protocol):
     """The destination registry (destinations.py): takes a call to a destination of any kind."""
 
@@ -133,7 +128,7 @@ class CallContext(Protocol):
     def recorder(self) -> Recorder: ...
 
     @property
-    def transfers(self) -> TransferRequests: ...
+    def events(self) -> EventBus: ...
 
     @property
     def destinations(self) -> DestinationRouter: ...
@@ -160,8 +155,6 @@ class CallContext(Protocol):
     def extension_of(self, chan: Channel) -> Extension | None: ...
 
     def media_destroy_bridge(self, bridge_id: str) -> None: ...
-
-    def survey(self, call: Call, queue: str, agent_id: str) -> None: ...
 
     def voicemail_deposit(self, call: Call, mailbox: str) -> None: ...
 
@@ -363,11 +356,15 @@ class Call:
         self.fork.start()
 
     # -- routing ----------------------------------------------------------------------------
-    def start(self, first_hop_did: bool = False) -> None:
+    def _open_cdr(self) -> None:
         self.cdr_id = self.pbx.store.cdr_open(
             self.a.dialog_key(), self.a.caller.number, self.a.caller.name, self.dialed,
             self.direction, self.a.created, trunk=self.via_trunk,
         )
+        self.pbx.events.publish(CallStarted(self.id, self.a.caller.number, self.dialed, self.direction))
+
+    def start(self, first_hop_did: bool = False) -> None:
+        self._open_cdr()
         log.info("%s: %s calls %s", self.id, self.a.caller.number, self.dialed,
                  extra={"CALL_ID": self.id, "EXTENSION": self.caller_ext.number if self.caller_ext else ""})
         if first_hop_did:
@@ -378,20 +375,14 @@ class Call:
     def start_to(self, dest: object) -> None:
         """Like `start`, but to a destination already decided (the dialer's campaign trunk), of any
         kind the destination registry knows."""
-        self.cdr_id = self.pbx.store.cdr_open(
-            self.a.dialog_key(), self.a.caller.number, self.a.caller.name, self.dialed,
-            self.direction, self.a.created, trunk=self.via_trunk,
-        )
+        self._open_cdr()
         log.info("%s: %s calls %s", self.id, self.a.caller.number, self.dialed, extra={"CALL_ID": self.id})
         self.go(dest, hops=0)
 
     def adopt_answered(self) -> None:
         """The A leg is a callee the system itself called and that answered (the dialer): open
         the CDR as answered, and let a service talk to it (IVR state) until it queues."""
-        self.cdr_id = self.pbx.store.cdr_open(
-            self.a.dialog_key(), self.a.caller.number, self.a.caller.name, self.dialed,
-            self.direction, self.a.created, trunk=self.via_trunk,
-        )
+        self._open_cdr()
         self._to(CallState.IVR)
         self.answer_here()
 
@@ -541,6 +532,7 @@ class Call:
         self.answered = True  # answered by us: a caller leaving now is not an unanswered call
         if self.cdr_id is not None:
             self.pbx.store.cdr_answer(self.cdr_id, self.a.answered_at or self.pbx.clock())
+        self.pbx.events.publish(CallAnswered(self.id, self.a.id))
 
     # -- queues ---------------------------------------------------------------------------------
     def to_queue(self, name: str, hops: int) -> None:
@@ -582,6 +574,7 @@ class Call:
                                  agent_id)
         log.info("%s: agent %s answered %s from queue %s", self.id, agent_id, self.a.caller.number, queue.name,
                  extra={"CALL_ID": self.id})
+        self.pbx.events.publish(AgentConnected(self.id, queue.name, agent_id, chan.id))
         if self.on_agent_connected is not None:
             self.on_agent_connected(self)
 
@@ -608,7 +601,7 @@ class Call:
         self.pbx.media_destroy_bridge(self.bridge_id)
         self.bridged = False
         self._to(CallState.IVR)
-        self.pbx.survey(self, queue.name, agent_id)
+        self.pbx.events.publish(SurveyDue(self.id, queue.name, agent_id))
         return True
 
     def release_agent(self, how: str) -> None:
@@ -664,6 +657,7 @@ class Call:
             self._record_parties("stereo", "extension")
         log.info("%s: %s answered %s", self.id, chan.callee, self.a.caller.number,
                  extra={"CALL_ID": self.id, "EXTENSION": chan.extension or ""})
+        self.pbx.events.publish(CallAnswered(self.id, chan.id))
         if self.on_answered is not None:
             self.on_answered(self)
 
@@ -706,7 +700,7 @@ class Call:
                 else:
                     self.pbx.media.stop_play(other.media_leg)
         elif isinstance(event, TransferRequested):
-            self.pbx.transfers.requested(self, chan, event.target, event.replaces)
+            self.pbx.events.publish(TransferAsked(self.id, chan.id, event.target, event.replaces))
         elif isinstance(event, MediaTimeout):
             # A phone that lost power or network never sends BYE; without this the call (and
             # its CDR, and an agent's state later) would stay up for ever. A party on hold may
@@ -801,6 +795,7 @@ class Call:
         self._close_cdr(by)
         log.info("%s: ended (%s)", self.id, self.cause, extra={"CALL_ID": self.id})
         self.pbx.call_ended(self)
+        self.pbx.events.publish(CallEnded(self.id, self.cause.code, self.cause.reason, self.answered))
         if self.on_ended is not None:
             self.on_ended(self)
 

@@ -20,13 +20,15 @@ from appliance.ivr.session import IvrSession
 from appliance.ivr.tts import PromptCache, TtsError
 from appliance.pbx.call import Call
 from appliance.pbx import destinations
+from appliance.pbx.bus import EventBus
 from appliance.pbx.call_factory import CallFactory
+from appliance.pbx.events import SurveyDue, TransferAsked
 from appliance.pbx.errors import PbxError
 from appliance.pbx.originate import originate
 from appliance.pbx.distributor import CallDistributor
 from appliance.pbx.features import FeatureCodes
 from appliance.pbx.recording import Recorder
-from appliance.pbx.survey import PostCallSurvey, SurveySubject
+from appliance.pbx.survey import PostCallSurvey, SurveyAfterAgent
 from appliance.schema.settings import CALLBACK_ROUTES_SETTING
 from appliance.voicemail.mailbox import Mailboxes
 from appliance.voicemail.service import Voicemail
@@ -82,6 +84,7 @@ class Switchboard:
         self.settings = settings
         self.clock = clock
         self.factory: ChannelFactory | None = None
+        self.events = EventBus()  # call-level events (events.py), synchronous in the engine loop
         self.calls: dict[str, Call] = {}  # the live calls by id, listed by the call factory
         self.call_factory = CallFactory(self, self.calls)
         self.destinations = destinations.standard()  # destination kind -> handler
@@ -105,6 +108,9 @@ class Switchboard:
         self.voicemail = Voicemail(self.mailboxes, media, schedule, self.prompts, self.pins,
                                    lambda mailbox: self.on_message_waiting(mailbox))
         self.features.register({"*97": self._voicemail_own, "*98": self._voicemail_any})
+        # Services that act on what calls do learn of it from the bus (docs/ARCHITECTURE.md, "Event bus").
+        self.events.subscribe(TransferAsked, self.transfers.asked)
+        self.events.subscribe(SurveyDue, SurveyAfterAgent(self.surveys, self.calls).due)
 
     # -- configuration --------------------------------------------------------------------
     def _load_dialplan(self) -> Dialplan:
@@ -229,14 +235,6 @@ class Switchboard:
         call.assign_agent(agent_id, queue, agent_chan, self.clock())
         call.start()
         return call
-
-    # -- post-call survey ---------------------------------------------------------------------------
-    def survey(self, call: Call, queue: str, agent_id: str) -> None:
-        """CSAT / NPS / CES by DTMF; answers stored with the call and its interaction."""
-        subject = SurveySubject(call.id, call.a.dialog_key(), queue, agent_id, call.interaction_id)
-        session = self.surveys.session(call.a, subject, lambda: call.hangup(call.a))
-        call.attach_service(session)
-        session.start()
 
     # -- voicemail --------------------------------------------------------------------------------
     def voicemail_deposit(self, call: Call, mailbox: str) -> None:

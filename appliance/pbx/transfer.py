@@ -7,11 +7,14 @@ ring the target ourselves and report progress to the transferor in NOTIFY sipfra
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from appliance.pbx.call import Call, CallState
 from appliance.pbx.channel import BUSY, CANCELLED, FORBIDDEN, NORMAL_CLEARING, Cause, Channel, Party
+from appliance.pbx.bus import EventBus
 from appliance.pbx.dialplan import Dialplan, Refused, ToQueue, ToTrunk
+from appliance.pbx.events import CallTransferred, TransferAsked
 from appliance.pbx.fork import Fork
 from appliance.pbx.permission import Principal, refusal
 from appliance.pbx.ports import MediaPort, Scheduler
@@ -39,6 +42,12 @@ class TransferContext(Protocol):
     @property
     def failure_tone_seconds(self) -> float: ...
 
+    @property
+    def calls(self) -> Mapping[str, Call]: ...
+
+    @property
+    def events(self) -> EventBus: ...
+
     def tone(self, kind: str) -> ToneSpec: ...
 
     def channels_for_extension(self, ext: Extension, caller: Party) -> list[Channel]: ...
@@ -55,6 +64,15 @@ class Transfers:
 
     def __init__(self, pbx: TransferContext) -> None:
         self.pbx = pbx
+
+    def asked(self, event: TransferAsked) -> None:
+        """A party asked to be replaced (the `TransferAsked` the call publishes on the bus)."""
+        call = self.pbx.calls.get(event.call_id)
+        if call is None:
+            return
+        transferor = next((c for c in (call.a, call.b) if c is not None and c.id == event.channel_id), None)
+        if transferor is not None:
+            self.requested(call, transferor, event.target, event.replaces)
 
     def requested(self, call: Call, transferor: Channel, target: str,
                   replaces: tuple[str, str | None, str | None] | None) -> None:
@@ -104,6 +122,7 @@ class Transfers:
         self.pbx.media.stop_play(y.media_leg)
         call.bridge_parties()
         log.info("%s: attended transfer joined %s and %s", call.id, y.id, z.id)
+        self.pbx.events.publish(CallTransferred(call.id, x1.id, z.callee, attended=True))
 
 
 class BlindTransfer:
@@ -166,6 +185,7 @@ class BlindTransfer:
         call.replace_party(self.transferor, chan)
         call.bridge_parties()
         log.info("%s: transferred %s to %s", call.id, self.transferee.id, chan.callee)
+        self.pbx.events.publish(CallTransferred(call.id, self.transferor.id, self.target, attended=False))
 
     def _failed(self, cause: Cause) -> None:
         call = self.call

@@ -166,3 +166,15 @@ def test_a_kind_without_a_handler_fails_the_call_and_a_kind_has_one_handler(rig:
     registry.register(ToPark, lambda call, dest, hops: None)
     with pytest.raises(ValueError, match="already has a handler"):
         registry.register(ToPark, lambda call, dest, hops: None)
+
+
+def test_the_call_publishes_what_happened_to_it_on_the_bus(rig: PbxRig) -> None:
+    from appliance.pbx.events import CallAnswered, CallEnded, CallStarted
+
+    seen: list[object] = []
+    for kind in (CallStarted, CallAnswered, CallEnded):
+        rig.pbx.events.subscribe(kind, seen.append)
+    call, a, b = rig.connected("1001", "1002")
+    a.remote_hangup()
+    assert seen == [CallStarted(call.id, "1001", "1002", "internal"), CallAnswered(call.id, b.id),
+                    CallEnded(call.id, 200, "Normal clearing", True)]

@@ -98,3 +98,18 @@ def test_the_control_api_transfers_without_notify(rig: PbxRig) -> None:
     c.remote_answer()
     assert b.is_down and b.notified == []  # the API is no SIP party: nobody gets a NOTIFY
     assert (call.a, call.b) == (a, c) and rig.media.bridges[call.bridge_id] == {a.media_leg, c.media_leg}
+
+
+def test_transfers_are_published_on_the_bus(rig: PbxRig) -> None:
+    from appliance.pbx.events import CallTransferred
+
+    seen: list[CallTransferred] = []
+    rig.pbx.events.subscribe(CallTransferred, seen.append)
+    call, a, b = rig.connected("1001", "1002")
+    b.refer("1003")
+    rig.phones.ringing("1003").remote_answer()
+    assert seen == [CallTransferred(call.id, b.id, "1003", attended=False)]
+    call2, a2, x1 = rig.connected("1004", "1002")
+    consult, x2, z = rig.connected("1002", "1001")
+    x1.refer("1001", replaces=(x2.dialog_key(), None, None))
+    assert seen[1:] == [CallTransferred(call2.id, x1.id, "1001", attended=True)]
