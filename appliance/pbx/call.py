@@ -9,11 +9,10 @@ from __future__ import annotations
 import enum
 import itertools
 import logging
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 from collections.abc import Callable
 
 from appliance.ivr.flow import FlowError, RouteTarget
-from appliance.media.dtmf import clamp_duration
 from appliance.pbx.channel import (
     CANCELLED,
     NORMAL_CLEARING,
@@ -30,135 +29,25 @@ from appliance.pbx.channel import (
     PlaybackEnded,
     TransferRequested,
 )
-from appliance.pbx.dialplan import Destination, Dialplan, ToIvr, ToQueue, ToTrunk, ToVoicemail
-from appliance.pbx.feature_digits import FeatureDigits, Key
+from appliance.pbx.dialplan import Destination, ToIvr, ToQueue, ToVoicemail
+from appliance.pbx.in_call_keys import InCallKeys
 from appliance.pbx.fork import Fork
-from appliance.pbx.bus import EventBus
+from appliance.pbx.call_context import CallContext, CallService, CallTransfer
 from appliance.pbx.events import AgentConnected, CallAnswered, CallEnded, CallStarted, SurveyDue, TransferAsked
-from appliance.pbx.ports import CdrSink, MediaPort, Scheduler, TimerHandle
+from appliance.pbx.ports import TimerHandle
 from appliance.pbx.permission import Principal
-from appliance.pbx.recording import ActiveRecording, Recorder
+from appliance.pbx.recording import ActiveRecording
 from appliance.store.models import Extension, QueueConfig
 
 if TYPE_CHECKING:
-    from appliance.ivr.flow import Flow
     from appliance.ivr.session import IvrSession
-    from appliance.media.tones import ToneSpec
     from appliance.pbx.distributor import Waiting
 
 log = logging.getLogger("plateau.pbx")
 _ids = itertools.count(1)
 MAX_FORWARD_HOPS = 3
-IN_CALL_CODES = frozenset({"*1", "*2", "*3"})  # see Call._feature_code
 # An IVR flow's route node names its target by kind (ivr/flow.py's RouteTarget).
 _FLOW_TARGETS: dict[str, Callable[[str], Destination]] = {"flow": ToIvr, "queue": ToQueue, "voicemail": ToVoicemail}
-
-
-class CallService(Protocol):
-    """Something the PBX runs on the caller's channel (see `Call.service`)."""
-
-    def handle(self, event: DtmfReceived | PlaybackEnded) -> None: ...
-
-    def stop(self) -> None: ...
-
-
-class CallTransfer(Protocol):
-    """A transfer running on a call (transfer.py's `BlindTransfer`): what the call tells it."""
-
-    fork: Fork | None
-    transferor: Channel
-
-    def transferor_left(self) -> None: ...
-
-    def abandon(self) -> None: ...
-
-
-class CallQueues(Protocol):
-    """The ACD as a call uses it (implemented by `appliance.pbx.distributor.CallDistributor`)."""
-
-    def enqueue(self, call: Call, queue_name: str) -> str | None: ...
-
-    def withdraw(self, call: Call, event: str) -> bool: ...
-
-    def caller_left(self, call: Call) -> None: ...
-
-    def caller_event(self, call: Call, event: DtmfReceived | PlaybackEnded) -> None: ...
-
-    def agent_call_ended(self, call: Call, agent_id: str, how: str) -> None: ...
-
-
-class FeatureDialogues(Protocol):
-    """Feature codes a phone dials to talk to the PBX itself (features.py's `FeatureCodes`)."""
-
-    def handles(self, number: str) -> bool: ...
-
-    def run(self, call: Call, number: str) -> None: ...
-
-
-class DestinationRouter(Protocol):
-    """The destination registry (destinations.py): takes a call to a destination of any kind."""
-
-    def route(self, call: Call, dest: object, hops: int) -> None: ...
-
-
-class CallContext(Protocol):
-    """Everything a call uses of the PBX around it (implemented by the `Switchboard`): its ports
-    (media, scheduler, clock, CDR sink), the configuration snapshot, and the services it hands
-    the caller to. A call is given this, never the switchboard's other members."""
-
-    @property
-    def media(self) -> MediaPort: ...
-
-    @property
-    def schedule(self) -> Scheduler: ...
-
-    @property
-    def store(self) -> CdrSink: ...
-
-    @property
-    def dialplan(self) -> Dialplan: ...
-
-    @property
-    def distributor(self) -> CallQueues: ...
-
-    @property
-    def features(self) -> FeatureDialogues: ...
-
-    @property
-    def recorder(self) -> Recorder: ...
-
-    @property
-    def events(self) -> EventBus: ...
-
-    @property
-    def destinations(self) -> DestinationRouter: ...
-
-    @property
-    def failure_tone_seconds(self) -> float: ...
-
-    def clock(self) -> float: ...
-
-    def tone(self, kind: str) -> ToneSpec: ...
-
-    def moh_source(self) -> ToneSpec | str: ...
-
-    def flow(self, name: str) -> Flow: ...
-
-    def ivr_session(self, chan: Channel, flow: Flow, on_route: Callable[[RouteTarget, dict[str, str]], None],
-                    on_hangup: Callable[[], None],
-                    on_sensitive: Callable[[bool], None] | None = None) -> IvrSession: ...
-
-    def channels_for_extension(self, ext: Extension, caller: Party) -> list[Channel]: ...
-
-    def channel_for_trunk(self, dest: ToTrunk, caller: Party) -> Channel: ...
-
-    def extension_of(self, chan: Channel) -> Extension | None: ...
-
-    def media_destroy_bridge(self, bridge_id: str) -> None: ...
-
-    def voicemail_deposit(self, call: Call, mailbox: str) -> None: ...
-
-    def call_ended(self, call: Call) -> None: ...
 
 
 class CallState(enum.Enum):
@@ -199,7 +88,7 @@ def disposition_for(cause: Cause, answered: bool, caller_gave_up: bool) -> str:
 class Call:
     """One call between `a` (who started it) and `b` (who it reached)."""
 
-    def __init__(self, pbx: CallContext, a: Channel, dialed: str, caller_ext: Extension | None,
+    def __init__(self, pbx: CallContext[Call], a: Channel, dialed: str, caller_ext: Extension | None,
                  direction: str, via_trunk: str | None = None, principal: Principal | None = None) -> None:
         self.id = f"call-{next(_ids)}"
         self.pbx = pbx
@@ -236,7 +125,8 @@ class Call:
         self.bridged = False
         self.recording: ActiveRecording | None = None
         self.interaction_id: int | None = None  # what this call is about (contact, status, disposition)
-        self._keys: dict[str, FeatureDigits] = {}  # channel id -> its digits (feature codes held back)
+        self._keys = InCallKeys(self.id, pbx.media, pbx.schedule, self.partner,
+                                lambda: self.state == CallState.UP, self._feature_code)
         # Observers for a service that owns this call from outside (the outbound dialer): an agent
         # took it from a queue, it answered (b leg), it ended. Called after the call's own work.
         self.on_agent_connected: Callable[[Call], None] | None = None
@@ -476,34 +366,6 @@ class Call:
         elif not self.recording.legs[1]:
             self.pbx.recorder.add_leg(self.recording, 1, self.b.media_leg, agent, queue)
 
-    def _in_call_key(self, chan: Channel, event: DtmfReceived) -> None:
-        """A digit keyed during the call is for the other party (RFC 4733 / SIP INFO / the
-        board's key events are re-sent on its leg; in-band tones already reach it as audio),
-        except the in-call codes of our own phones (never a trunk's: a caller must not stop the
-        recording), whose ``*`` is held back briefly (``feature_digits``)."""
-        if self.state != CallState.UP:
-            return
-        key = Key(event.digit, clamp_duration(event.duration_ms), event.source)
-        if chan.extension is None:
-            self._pass_key(chan, key)
-            return
-        digits = self._keys.get(chan.id)
-        if digits is None:
-            digits = self._keys[chan.id] = FeatureDigits(
-                IN_CALL_CODES, self.pbx.schedule, lambda k: self._pass_key(chan, k),
-                lambda code: self._feature_code(chan, code))
-        digits.key(key)
-
-    def _pass_key(self, chan: Channel, key: Key) -> None:
-        other = self.partner(chan)
-        if key.source == "inband" or self.state != CallState.UP or other is None or other.is_down:
-            return
-        try:
-            self.pbx.media.send_dtmf(other.media_leg, key.digit, key.duration_ms)
-        except Exception as exc:  # noqa: BLE001 - a media error must not end the call
-            log.warning("%s: DTMF %s not relayed to %s: %s", self.id, key.digit, other.id, exc,
-                        extra={"CALL_ID": self.id})
-
     def _feature_code(self, chan: Channel, code: str) -> None:
         """*1 starts/stops an on-demand recording, *2 pauses it (card details), *3 resumes."""
         if chan.extension is None or self.state != CallState.UP:
@@ -719,7 +581,7 @@ class Call:
         elif isinstance(event, DtmfReceived):
             log.info("%s: DTMF %s from %s (%s)", self.id, event.digit, chan.id, event.source,
                      extra={"CALL_ID": self.id})
-            self._in_call_key(chan, event)
+            self._keys.key(chan, event)
 
     def _party_gone(self, chan: Channel, cause: Cause) -> None:
         if self.state == CallState.ENDED:
@@ -770,8 +632,7 @@ class Call:
         if self.state == CallState.ENDED:
             return
         self.state = CallState.ENDED
-        for digits in self._keys.values():
-            digits.cancel()
+        self._keys.cancel()
         if self.cause == NORMAL_CLEARING:
             self.cause = cause  # a failure decided earlier (e.g. before the busy tone) stays
         if self.fail_timer is not None:
