@@ -21,6 +21,7 @@ from appliance.ivr.tts import PromptCache, TtsError
 from appliance.pbx.call import Call
 from appliance.pbx import destinations
 from appliance.pbx.bus import EventBus
+from appliance.pbx.call_directory import CallDirectory
 from appliance.pbx.call_factory import CallFactory
 from appliance.pbx.events import SurveyDue, TransferAsked
 from appliance.pbx.errors import PbxError
@@ -39,6 +40,7 @@ from appliance.pbx.pin_guard import PinGuard
 from appliance.pbx.ports import MediaPort, Scheduler
 from appliance.pbx.supervision import Supervision
 from appliance.pbx.transfer import Transfers
+from appliance.pbx.voicemail_calls import VoicemailOnCalls
 from appliance.store import acd as acd_store
 from appliance.store.db import Store
 from appliance.store.models import Extension, QueueConfig
@@ -85,7 +87,7 @@ class Switchboard:
         self.clock = clock
         self.factory: ChannelFactory | None = None
         self.events = EventBus()  # call-level events (events.py), synchronous in the engine loop
-        self.calls: dict[str, Call] = {}  # the live calls by id, listed by the call factory
+        self.calls = CallDirectory()  # the live calls by id, listed by the call factory
         self.call_factory = CallFactory(self, self.calls)
         self.destinations = destinations.standard()  # destination kind -> handler
         self._device_channels: dict[str, weakref.WeakSet[Channel]] = {}
@@ -107,7 +109,8 @@ class Switchboard:
         self.surveys = PostCallSurvey(media, schedule, self.prompts, store, clock)
         self.voicemail = Voicemail(self.mailboxes, media, schedule, self.prompts, self.pins,
                                    lambda mailbox: self.on_message_waiting(mailbox))
-        self.features.register({"*97": self._voicemail_own, "*98": self._voicemail_any})
+        self.voicemail_calls = VoicemailOnCalls(self.voicemail, lambda mailbox: mailbox in self.dialplan.extensions)
+        self.features.register(self.voicemail_calls.codes())
         # Services that act on what calls do learn of it from the bus (docs/ARCHITECTURE.md, "Event bus").
         self.events.subscribe(TransferAsked, self.transfers.asked)
         self.events.subscribe(SurveyDue, SurveyAfterAgent(self.surveys, self.calls).due)
@@ -238,41 +241,8 @@ class Switchboard:
 
     # -- voicemail --------------------------------------------------------------------------------
     def voicemail_deposit(self, call: Call, mailbox: str) -> None:
-        """The answered caller leaves a message for `mailbox`; the phone's lamp follows."""
-        if mailbox not in self.dialplan.extensions:
-            log.error("%s: no mailbox %s", call.id, mailbox)
-            call.hangup(call.a)
-            return
-        session = self.voicemail.deposit(call.a, mailbox, call.id, lambda: call.hangup(call.a))
-        call.attach_service(session)
-        session.start()
-
-    def _voicemail_own(self, call: Call, rest: str) -> None:
-        """*97: the caller's own mailbox (the phone already proved who it is with digest auth)."""
-        if call.caller_ext is None or rest:
-            call.answer_here()
-            call.hangup(call.a)
-            return
-        self._retrieve(call, call.caller_ext.number, pin_required=False)
-
-    def _voicemail_any(self, call: Call, rest: str) -> None:
-        """*98: any mailbox, with its PIN (from a colleague's desk)."""
-        self._retrieve(call, None, pin_required=True)
-
-    def _retrieve(self, call: Call, mailbox: str | None, pin_required: bool) -> None:
-        call.answer_here()
-        session = self.voicemail.retrieval(call.a, mailbox, pin_required, self.pin_source(call),
-                                           lambda: call.hangup(call.a))
-        call.attach_service(session)
-        session.start()
-
-    def pin_source(self, call: Call) -> str:
-        """Who is entering a PIN, as the PIN guard counts it: the extension, else trunk + caller ID."""
-        if call.caller_ext is not None:
-            return f"ext:{call.caller_ext.number}"
-        if call.via_trunk is not None:
-            return f"trunk:{call.via_trunk}:{call.a.caller.number}"
-        return f"caller:{call.a.technology}:{call.a.caller.number}"
+        """The answered caller leaves a message for `mailbox` (voicemail_calls.py)."""
+        self.voicemail_calls.deposit(call, mailbox)
 
     def device_reachable(self, number: str) -> bool:
         """The extension has a device that can ring now (a registered phone)."""
@@ -337,27 +307,16 @@ class Switchboard:
 
     # -- lookups --------------------------------------------------------------------------
     def all_channels(self) -> list[Channel]:
-        seen: list[Channel] = []
-        for call in self.calls.values():
-            for chan in (call.a, call.b):
-                if chan is not None and chan not in seen:
-                    seen.append(chan)
-            for fork in (call.fork, call.transfer.fork if call.transfer else None):
-                if fork is not None:
-                    seen.extend(c for c in fork.pending if c not in seen)
-        return seen
+        return self.calls.channels()
 
     def find_channel(self, channel_id: str) -> Channel:
-        for chan in self.all_channels():
-            if chan.id == channel_id:
-                return chan
-        raise PbxError(404, f"no channel {channel_id}")
+        chan = self.calls.channel(channel_id)
+        if chan is None:
+            raise PbxError(404, f"no channel {channel_id}")
+        return chan
 
     def find_channel_by_dialog(self, call_id: str) -> Channel | None:
-        for chan in self.all_channels():
-            if chan.dialog_key() == call_id:
-                return chan
-        return None
+        return self.calls.channel_by_dialog(call_id)
 
     # -- control API actions --------------------------------------------------------------------
     def hangup_channel(self, channel_id: str) -> None:
