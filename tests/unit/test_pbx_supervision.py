@@ -111,3 +111,19 @@ def test_the_control_api_rings_the_supervisor_and_needs_no_desk_phone_listing(ri
     phone.remote_answer()
     assert sup_call.a is phone and isinstance(sup_call.service, SupervisionSession)
     assert rig.media.monitors[phone.media_leg] == ([caller.media_leg, agent.media_leg], [])
+
+
+def test_a_survey_queue_keeps_the_caller_for_the_survey_when_the_agent_hangs_up(rig: PbxRig) -> None:
+    from appliance.pbx.events import SurveyDue
+    from appliance.pbx.survey import SurveySession
+
+    acd_store.put_queue(rig.store, QueueConfig(name="sales", number="6000", members=["501", "502"],
+                                               join_empty=True, announce_seconds=0, survey=True))
+    rig.pbx.reload()
+    due: list[SurveyDue] = []
+    rig.pbx.events.subscribe(SurveyDue, due.append)
+    call, caller, agent = _agent_call(rig)
+    agent.remote_hangup()
+    assert due == [SurveyDue(call.id, "sales", "501")]
+    assert call.state is CallState.IVR and not caller.is_down and call.agent_id is None
+    assert isinstance(call.service, SurveySession) and call.bridge_id not in rig.media.bridges
