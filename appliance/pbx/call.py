@@ -33,7 +33,7 @@ from appliance.pbx.dialplan import Destination, ToIvr, ToQueue, ToVoicemail
 from appliance.pbx.in_call_keys import InCallKeys
 from appliance.pbx.fork import Fork
 from appliance.pbx.call_context import CallContext, CallService, CallTransfer
-from appliance.pbx.events import AgentConnected, CallAnswered, CallEnded, CallStarted, SurveyDue, TransferAsked
+from appliance.pbx.events import CallAnswered, CallEnded, CallStarted, SurveyDue, TransferAsked
 from appliance.pbx.ports import TimerHandle
 from appliance.pbx.permission import Principal
 from appliance.pbx.recording import ActiveRecording
@@ -436,7 +436,6 @@ class Call:
                                  agent_id)
         log.info("%s: agent %s answered %s from queue %s", self.id, agent_id, self.a.caller.number, queue.name,
                  extra={"CALL_ID": self.id})
-        self.pbx.events.publish(AgentConnected(self.id, queue.name, agent_id, chan.id))
         if self.on_agent_connected is not None:
             self.on_agent_connected(self)
 
