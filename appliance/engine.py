@@ -15,7 +15,7 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sippy.Core.EventDispatcher import ED2
 from sippy.SipConf import SipConf
@@ -50,6 +50,10 @@ from appliance.store.models import BlockedAddress, Registration
 from appliance.system import systemd
 from appliance.system.liveness import Heartbeat, PartHealth
 from appliance.system.supervisor import Supervisor
+
+if TYPE_CHECKING:  # imported when the files exist (open_hardware, open_headsets)
+    from hw.headsets import HeadsetSupervisor
+    from hw.manager import HardwareManager
 
 log = logging.getLogger("plateau.engine")
 VERSION = "0.1.0"
@@ -145,9 +149,11 @@ class Engine:
         self.ctx = SipContext(self.global_config, self.media, opts.sip_ip)
         self.pbx.factory = SipChannelFactory(self.ctx, self.registrar)
         # Line boards (FXS phones, FXO lines) when data/hardware.yaml exists; started in run().
-        self.hardware: Any = self.open_hardware() if (opts.data_dir / "hardware.yaml").exists() else None
+        self.hardware: HardwareManager | None = (self.open_hardware() if (opts.data_dir / "hardware.yaml").exists()
+                                                 else None)
         # USB headsets (one pjsua2 softphone process each) when data/headsets.yaml exists.
-        self.headsets: Any = self.open_headsets() if (opts.data_dir / "headsets.yaml").exists() else None
+        self.headsets: HeadsetSupervisor | None = (self.open_headsets() if (opts.data_dir / "headsets.yaml").exists()
+                                                   else None)
         self.router = SipRouter(self.ctx, self.pbx, self.registrar, self.auth, self.guard, self._lookup_secret)
         self.tm = PlateauTransactionManager(self.global_config, self.router,
                                             tcp_laddress=(opts.sip_ip, opts.sip_port), guard=self.guard)
@@ -161,14 +167,14 @@ class Engine:
                                     ED2.callFromThreadSync)
 
     # -- glue -------------------------------------------------------------------------
-    def open_hardware(self) -> Any:
+    def open_hardware(self) -> HardwareManager:
         """A HardwareManager for data/hardware.yaml (at start, or when a reload finds the file)."""
         from hw.manager import HardwareManager
 
         return HardwareManager(self.pbx, self.media, self._schedule, self.opts.data_dir / "hardware.yaml",
                                channels_by_leg=self.ctx.channels_by_leg, media_host=self.opts.sip_ip)
 
-    def open_headsets(self) -> Any:
+    def open_headsets(self) -> HeadsetSupervisor:
         """A HeadsetSupervisor for data/headsets.yaml, not started (at start, or on a reload)."""
         from hw.headsets import HeadsetSupervisor
 
@@ -483,7 +489,7 @@ class EngineApi(DialerApi):
 
     def monitor(self, agent_id: str, device: str, mode: str) -> dict[str, Any]:
         try:
-            call = self.e.pbx.features.supervision.originate(agent_id, device, mode)
+            call = self.e.pbx.supervision.originate(agent_id, device, mode)
         except PbxError as exc:
             raise ApiError(exc.status, str(exc)) from exc
         return {"call": call.id, "agent": agent_id, "device": device, "mode": mode}

@@ -9,15 +9,12 @@ from __future__ import annotations
 import enum
 import itertools
 import logging
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 from collections.abc import Callable
 
 from appliance.ivr.flow import FlowError, RouteTarget
-from appliance.media.dtmf import clamp_duration
 from appliance.pbx.channel import (
-    BUSY,
     CANCELLED,
-    NO_ANSWER,
     NORMAL_CLEARING,
     UNAVAILABLE,
     Cause,
@@ -32,131 +29,25 @@ from appliance.pbx.channel import (
     PlaybackEnded,
     TransferRequested,
 )
-from appliance.pbx.dialplan import Destination, Dialplan, Refused, ToIvr, ToQueue, ToTrunk, ToVoicemail
-from appliance.pbx.feature_digits import FeatureDigits, Key
+from appliance.pbx.dialplan import Destination, ToIvr, ToQueue, ToVoicemail
+from appliance.pbx.in_call_keys import InCallKeys
 from appliance.pbx.fork import Fork
-from appliance.pbx.ports import CdrSink, MediaPort, Scheduler, TimerHandle
+from appliance.pbx.call_context import CallContext, CallService, CallTransfer
+from appliance.pbx.events import CallAnswered, CallEnded, CallStarted, SurveyDue, TransferAsked
+from appliance.pbx.ports import TimerHandle
 from appliance.pbx.permission import Principal
-from appliance.pbx.recording import ActiveRecording, Recorder
+from appliance.pbx.recording import ActiveRecording
 from appliance.store.models import Extension, QueueConfig
 
 if TYPE_CHECKING:
-    from appliance.ivr.flow import Flow
     from appliance.ivr.session import IvrSession
-    from appliance.media.tones import ToneSpec
-    from appliance.pbx.distributor import Waiting
+    from appliance.pbx.waiting import Waiting
 
 log = logging.getLogger("plateau.pbx")
 _ids = itertools.count(1)
 MAX_FORWARD_HOPS = 3
-IN_CALL_CODES = frozenset({"*1", "*2", "*3"})  # see Call._feature_code
-
-
-class CallService(Protocol):
-    """Something the PBX runs on the caller's channel (see `Call.service`)."""
-
-    def handle(self, event: DtmfReceived | PlaybackEnded) -> None: ...
-
-    def stop(self) -> None: ...
-
-
-class CallTransfer(Protocol):
-    """A transfer running on a call (transfer.py's `BlindTransfer`): what the call tells it."""
-
-    fork: Fork | None
-    transferor: Channel
-
-    def transferor_left(self) -> None: ...
-
-    def abandon(self) -> None: ...
-
-
-class CallQueues(Protocol):
-    """The ACD as a call uses it (implemented by `appliance.pbx.distributor.CallDistributor`)."""
-
-    def enqueue(self, call: Call, queue_name: str) -> str | None: ...
-
-    def withdraw(self, call: Call, event: str) -> bool: ...
-
-    def caller_left(self, call: Call) -> None: ...
-
-    def caller_event(self, call: Call, event: DtmfReceived | PlaybackEnded) -> None: ...
-
-    def agent_call_ended(self, call: Call, agent_id: str, how: str) -> None: ...
-
-
-class FeatureDialogues(Protocol):
-    """Feature codes a phone dials to talk to the PBX itself (features.py's `FeatureCodes`)."""
-
-    def handles(self, number: str) -> bool: ...
-
-    def run(self, call: Call, number: str) -> None: ...
-
-
-class TransferRequests(Protocol):
-    """Where a party's transfer request goes (transfer.py's `Transfers`)."""
-
-    def requested(self, call: Call, transferor: Channel, target: str,
-                  replaces: tuple[str, str | None, str | None] | None) -> None: ...
-
-
-class CallContext(Protocol):
-    """Everything a call uses of the PBX around it (implemented by the `Switchboard`): its ports
-    (media, scheduler, clock, CDR sink), the configuration snapshot, and the services it hands
-    the caller to. A call is given this, never the switchboard's other members."""
-
-    @property
-    def media(self) -> MediaPort: ...
-
-    @property
-    def schedule(self) -> Scheduler: ...
-
-    @property
-    def store(self) -> CdrSink: ...
-
-    @property
-    def dialplan(self) -> Dialplan: ...
-
-    @property
-    def distributor(self) -> CallQueues: ...
-
-    @property
-    def features(self) -> FeatureDialogues: ...
-
-    @property
-    def recorder(self) -> Recorder: ...
-
-    @property
-    def transfers(self) -> TransferRequests: ...
-
-    @property
-    def failure_tone_seconds(self) -> float: ...
-
-    def clock(self) -> float: ...
-
-    def tone(self, kind: str) -> ToneSpec: ...
-
-    def moh_source(self) -> ToneSpec | str: ...
-
-    def flow(self, name: str) -> Flow: ...
-
-    def ivr_session(self, chan: Channel, flow: Flow, on_route: Callable[[RouteTarget, dict[str, str]], None],
-                    on_hangup: Callable[[], None],
-                    on_sensitive: Callable[[bool], None] | None = None) -> IvrSession: ...
-
-    def channels_for_extension(self, ext: Extension, caller: Party) -> list[Channel]: ...
-
-    def channel_for_trunk(self, dest: ToTrunk, caller: Party) -> Channel: ...
-
-    def extension_of(self, chan: Channel) -> Extension | None: ...
-
-    def media_destroy_bridge(self, bridge_id: str) -> None: ...
-
-    def survey(self, call: Call, queue: str, agent_id: str) -> None: ...
-
-    def voicemail_deposit(self, call: Call, mailbox: str) -> None: ...
-
-    def call_ended(self, call: Call) -> None: ...
+# An IVR flow's route node names its target by kind (ivr/flow.py's RouteTarget).
+_FLOW_TARGETS: dict[str, Callable[[str], Destination]] = {"flow": ToIvr, "queue": ToQueue, "voicemail": ToVoicemail}
 
 
 class CallState(enum.Enum):
@@ -197,7 +88,7 @@ def disposition_for(cause: Cause, answered: bool, caller_gave_up: bool) -> str:
 class Call:
     """One call between `a` (who started it) and `b` (who it reached)."""
 
-    def __init__(self, pbx: CallContext, a: Channel, dialed: str, caller_ext: Extension | None,
+    def __init__(self, pbx: CallContext[Call], a: Channel, dialed: str, caller_ext: Extension | None,
                  direction: str, via_trunk: str | None = None, principal: Principal | None = None) -> None:
         self.id = f"call-{next(_ids)}"
         self.pbx = pbx
@@ -234,7 +125,8 @@ class Call:
         self.bridged = False
         self.recording: ActiveRecording | None = None
         self.interaction_id: int | None = None  # what this call is about (contact, status, disposition)
-        self._keys: dict[str, FeatureDigits] = {}  # channel id -> its digits (feature codes held back)
+        self._keys = InCallKeys(self.id, pbx.media, pbx.schedule, self.partner,
+                                lambda: self.state == CallState.UP, self._feature_code)
         # Observers for a service that owns this call from outside (the outbound dialer): an agent
         # took it from a queue, it answered (b leg), it ended. Called after the call's own work.
         self.on_agent_connected: Callable[[Call], None] | None = None
@@ -354,34 +246,33 @@ class Call:
         self.fork.start()
 
     # -- routing ----------------------------------------------------------------------------
-    def start(self, first_hop_did: bool = False) -> None:
+    def _open_cdr(self) -> None:
         self.cdr_id = self.pbx.store.cdr_open(
             self.a.dialog_key(), self.a.caller.number, self.a.caller.name, self.dialed,
             self.direction, self.a.created, trunk=self.via_trunk,
         )
+        self.pbx.events.publish(CallStarted(self.id, self.a.caller.number, self.dialed, self.direction))
+
+    def start(self, first_hop_did: bool = False) -> None:
+        self._open_cdr()
         log.info("%s: %s calls %s", self.id, self.a.caller.number, self.dialed,
                  extra={"CALL_ID": self.id, "EXTENSION": self.caller_ext.number if self.caller_ext else ""})
         if first_hop_did:
-            self._go(self.pbx.dialplan.resolve_did(self.dialed), hops=0)
+            self.go(self.pbx.dialplan.resolve_did(self.dialed), hops=0)
         else:
-            self._route(self.dialed, self.principal, hops=0)
+            self.route_number(self.dialed, self.principal, hops=0)
 
-    def start_to(self, dest: Destination) -> None:
-        """Like `start`, but to a destination already decided (the dialer's campaign trunk)."""
-        self.cdr_id = self.pbx.store.cdr_open(
-            self.a.dialog_key(), self.a.caller.number, self.a.caller.name, self.dialed,
-            self.direction, self.a.created, trunk=self.via_trunk,
-        )
+    def start_to(self, dest: object) -> None:
+        """Like `start`, but to a destination already decided (the dialer's campaign trunk), of any
+        kind the destination registry knows."""
+        self._open_cdr()
         log.info("%s: %s calls %s", self.id, self.a.caller.number, self.dialed, extra={"CALL_ID": self.id})
-        self._go(dest, hops=0)
+        self.go(dest, hops=0)
 
     def adopt_answered(self) -> None:
         """The A leg is a callee the system itself called and that answered (the dialer): open
         the CDR as answered, and let a service talk to it (IVR state) until it queues."""
-        self.cdr_id = self.pbx.store.cdr_open(
-            self.a.dialog_key(), self.a.caller.number, self.a.caller.name, self.dialed,
-            self.direction, self.a.created, trunk=self.via_trunk,
-        )
+        self._open_cdr()
         self._to(CallState.IVR)
         self.answer_here()
 
@@ -408,57 +299,32 @@ class Call:
         self._to(CallState.IVR)
         return True
 
-    def _route(self, number: str, who: Principal, hops: int) -> None:
+    def route_number(self, number: str, who: Principal, hops: int) -> None:
+        """Route `number` as dialled by `who`: a feature code, an IVR's number, or what the dialplan
+        makes of it. A call ringing elsewhere (forward on no answer) is routed anew."""
+        if self.state == CallState.RINGING:
+            self._to(CallState.ROUTING)
         if number.startswith("*") and self.pbx.features.handles(number):
             self._to(CallState.IVR)
             self.pbx.features.run(self, number)
             return
         flow = self.pbx.dialplan.ivr_number(number)
         if flow is not None and number not in self.pbx.dialplan.extensions:
-            self._ivr(flow, hops)
+            self.to_ivr(flow, hops)
             return
-        self._go(self.pbx.dialplan.resolve(number, who), hops)
+        self.go(self.pbx.dialplan.resolve(number, who), hops)
 
-    def _go(self, dest: Destination, hops: int) -> None:
-        if isinstance(dest, Refused):
-            log.info("%s: %s", self.id, dest.why)
-            self._fail(dest.cause)
-            return
-        if isinstance(dest, ToIvr):
-            self._ivr(dest.flow, hops)
-            return
-        if isinstance(dest, ToQueue):
-            self._queue(dest.queue, hops)
-            return
-        if isinstance(dest, ToVoicemail):
-            self._voicemail(dest.mailbox)
-            return
-        if isinstance(dest, ToTrunk):
-            self._dial([self.pbx.channel_for_trunk(dest, self.a.caller)], timeout=120.0,
-                       on_fail=self._fail)
-            return
-        ext = dest.extension
-        if ext.forward_always and hops < MAX_FORWARD_HOPS:
-            log.info("%s: %s forwards all calls to %s", self.id, ext.number, ext.forward_always)
-            self._route(ext.forward_always, Principal.extension(ext), hops + 1)  # as the forwarder
-            return
-        if ext.dnd:
-            self._after_failure(ext, BUSY, hops)
-            return
-        channels = self.pbx.channels_for_extension(ext, self.a.caller)
-        if not channels:
-            self._after_failure(ext, UNAVAILABLE, hops)
-            return
-        self._dial(channels, timeout=float(ext.noanswer_seconds),
-                   on_fail=lambda cause: self._after_failure(ext, cause, hops))
+    def go(self, dest: object, hops: int) -> None:
+        """Take the call to `dest`, whatever its kind: the destination registry's handler does."""
+        self.pbx.destinations.route(self, dest, hops)
 
-    def _ivr(self, flow_name: str, hops: int) -> None:
+    def to_ivr(self, flow_name: str, hops: int) -> None:
         """Answer and walk the caller through a flow; its route continues this call's routing."""
         try:
             flow = self.pbx.flow(flow_name)
         except (FlowError, OSError) as exc:
             log.error("%s: IVR flow %s unusable: %s", self.id, flow_name, exc)
-            self._fail(Cause(503, "Service Unavailable"))
+            self.fail(Cause(503, "Service Unavailable"))
             return
         self._to(CallState.IVR)
         self.answer_here()
@@ -472,14 +338,10 @@ class Call:
             self._to(CallState.ROUTING)
             if target.kind in ("extension", "external"):
                 # The number an admin wrote in the flow, nothing else (permission.py).
-                self._route(target.value, Principal.system(f"ivr:{flow_name}", numbers=frozenset({target.value})),
-                            hops + 1)
-            elif target.kind == "flow":
-                self._ivr(target.value, hops + 1)
-            elif target.kind == "queue":
-                self._queue(target.value, hops + 1)
-            else:
-                self._voicemail(target.value)
+                self.route_number(target.value,
+                                  Principal.system(f"ivr:{flow_name}", numbers=frozenset({target.value})), hops + 1)
+            else:  # flow, queue, voicemail: a destination of that kind
+                self.go(_FLOW_TARGETS[target.kind](target.value), hops + 1)
 
         def hung_up() -> None:
             self.ivr = None
@@ -503,34 +365,6 @@ class Call:
                                                      [self.a.media_leg, self.b.media_leg], mode, reason, queue, agent)
         elif not self.recording.legs[1]:
             self.pbx.recorder.add_leg(self.recording, 1, self.b.media_leg, agent, queue)
-
-    def _in_call_key(self, chan: Channel, event: DtmfReceived) -> None:
-        """A digit keyed during the call is for the other party (RFC 4733 / SIP INFO / the
-        board's key events are re-sent on its leg; in-band tones already reach it as audio),
-        except the in-call codes of our own phones (never a trunk's: a caller must not stop the
-        recording), whose ``*`` is held back briefly (``feature_digits``)."""
-        if self.state != CallState.UP:
-            return
-        key = Key(event.digit, clamp_duration(event.duration_ms), event.source)
-        if chan.extension is None:
-            self._pass_key(chan, key)
-            return
-        digits = self._keys.get(chan.id)
-        if digits is None:
-            digits = self._keys[chan.id] = FeatureDigits(
-                IN_CALL_CODES, self.pbx.schedule, lambda k: self._pass_key(chan, k),
-                lambda code: self._feature_code(chan, code))
-        digits.key(key)
-
-    def _pass_key(self, chan: Channel, key: Key) -> None:
-        other = self.partner(chan)
-        if key.source == "inband" or self.state != CallState.UP or other is None or other.is_down:
-            return
-        try:
-            self.pbx.media.send_dtmf(other.media_leg, key.digit, key.duration_ms)
-        except Exception as exc:  # noqa: BLE001 - a media error must not end the call
-            log.warning("%s: DTMF %s not relayed to %s: %s", self.id, key.digit, other.id, exc,
-                        extra={"CALL_ID": self.id})
 
     def _feature_code(self, chan: Channel, code: str) -> None:
         """*1 starts/stops an on-demand recording, *2 pauses it (card details), *3 resumes."""
@@ -560,13 +394,14 @@ class Call:
         self.answered = True  # answered by us: a caller leaving now is not an unanswered call
         if self.cdr_id is not None:
             self.pbx.store.cdr_answer(self.cdr_id, self.a.answered_at or self.pbx.clock())
+        self.pbx.events.publish(CallAnswered(self.id, self.a.id))
 
     # -- queues ---------------------------------------------------------------------------------
-    def _queue(self, name: str, hops: int) -> None:
+    def to_queue(self, name: str, hops: int) -> None:
         """Wait in an ACD queue; the distributor connects an agent or sends us to the overflow."""
         if hops > MAX_FORWARD_HOPS + 2:
             log.error("%s: queue overflow loop at %s", self.id, name)
-            self._fail(Cause(503, "Service Unavailable"))
+            self.fail(Cause(503, "Service Unavailable"))
             return
         self.answer_here()
         self._to(CallState.QUEUED)
@@ -582,10 +417,10 @@ class Call:
         self.pbx.media.stop_play(self.a.media_leg)
         self._to(CallState.ROUTING)
         if not dest:
-            self._fail(UNAVAILABLE)
+            self.fail(UNAVAILABLE)
             return
         log.info("%s: queue overflow to %s", self.id, dest)
-        self._go(self.pbx.dialplan.destination(dest), self.hops + 1)
+        self.go(self.pbx.dialplan.destination(dest), self.hops + 1)
 
     def connect_agent(self, chan: Channel, agent_id: str, queue: QueueConfig) -> None:
         """An agent answered the offer of this waiting caller: bridge them."""
@@ -604,7 +439,7 @@ class Call:
         if self.on_agent_connected is not None:
             self.on_agent_connected(self)
 
-    def _voicemail(self, mailbox: str) -> None:
+    def to_voicemail(self, mailbox: str) -> None:
         """Leave a message in `mailbox` (an extension's); the deposit session ends the call."""
         if self.state == CallState.RINGING:
             self._to(CallState.ROUTING)
@@ -627,7 +462,7 @@ class Call:
         self.pbx.media_destroy_bridge(self.bridge_id)
         self.bridged = False
         self._to(CallState.IVR)
-        self.pbx.survey(self, queue.name, agent_id)
+        self.pbx.events.publish(SurveyDue(self.id, queue.name, agent_id))
         return True
 
     def release_agent(self, how: str) -> None:
@@ -636,28 +471,7 @@ class Call:
         if agent_id is not None:
             self.pbx.distributor.agent_call_ended(self, agent_id, how)
 
-    def _after_failure(self, ext: Extension, cause: Cause, hops: int) -> None:
-        """Apply the callee's forward-on-busy / forward-on-no-answer before giving up."""
-        if self.state in (CallState.ENDED, CallState.FAILING):
-            return
-        target = None
-        if cause.code in (486, 600):
-            target = ext.forward_busy
-        elif cause in (NO_ANSWER, UNAVAILABLE) or cause.code in (408, 480):
-            target = ext.forward_noanswer
-        if target and hops < MAX_FORWARD_HOPS:
-            log.info("%s: %s %s, forwarding to %s", self.id, ext.number, cause.reason, target)
-            if self.state == CallState.RINGING:
-                self._to(CallState.ROUTING)
-            self._route(target, Principal.extension(ext), hops + 1)  # authorised as the forwarder
-            return
-        if ext.voicemail and cause.code in (408, 480, 486, 600, 603):
-            log.info("%s: %s %s, to voicemail", self.id, ext.number, cause.reason)
-            self._voicemail(ext.number)
-            return
-        self._fail(cause)
-
-    def _dial(self, channels: list[Channel], timeout: float, on_fail: Callable[[Cause], None]) -> None:
+    def dial(self, channels: list[Channel], timeout: float, on_fail: Callable[[Cause], None]) -> None:
         for chan in channels:
             chan.owner = self
         self.fork = Fork(channels, timeout, self.pbx.schedule, self._on_ringing, self._on_answer, on_fail,
@@ -704,6 +518,7 @@ class Call:
             self._record_parties("stereo", "extension")
         log.info("%s: %s answered %s", self.id, chan.callee, self.a.caller.number,
                  extra={"CALL_ID": self.id, "EXTENSION": chan.extension or ""})
+        self.pbx.events.publish(CallAnswered(self.id, chan.id))
         if self.on_answered is not None:
             self.on_answered(self)
 
@@ -714,7 +529,7 @@ class Call:
         self.bridged = True
         self.a.bridge_id = self.b.bridge_id = self.bridge_id
 
-    def _fail(self, cause: Cause) -> None:
+    def fail(self, cause: Cause) -> None:
         """Give up: the caller hears busy or congestion, then gets the SIP status."""
         if self.state in (CallState.ENDED, CallState.FAILING):
             return
@@ -746,7 +561,7 @@ class Call:
                 else:
                     self.pbx.media.stop_play(other.media_leg)
         elif isinstance(event, TransferRequested):
-            self.pbx.transfers.requested(self, chan, event.target, event.replaces)
+            self.pbx.events.publish(TransferAsked(self.id, chan.id, event.target, event.replaces))
         elif isinstance(event, MediaTimeout):
             # A phone that lost power or network never sends BYE; without this the call (and
             # its CDR, and an agent's state later) would stay up for ever. A party on hold may
@@ -765,7 +580,7 @@ class Call:
         elif isinstance(event, DtmfReceived):
             log.info("%s: DTMF %s from %s (%s)", self.id, event.digit, chan.id, event.source,
                      extra={"CALL_ID": self.id})
-            self._in_call_key(chan, event)
+            self._keys.key(chan, event)
 
     def _party_gone(self, chan: Channel, cause: Cause) -> None:
         if self.state == CallState.ENDED:
@@ -816,8 +631,7 @@ class Call:
         if self.state == CallState.ENDED:
             return
         self.state = CallState.ENDED
-        for digits in self._keys.values():
-            digits.cancel()
+        self._keys.cancel()
         if self.cause == NORMAL_CLEARING:
             self.cause = cause  # a failure decided earlier (e.g. before the busy tone) stays
         if self.fail_timer is not None:
@@ -841,6 +655,7 @@ class Call:
         self._close_cdr(by)
         log.info("%s: ended (%s)", self.id, self.cause, extra={"CALL_ID": self.id})
         self.pbx.call_ended(self)
+        self.pbx.events.publish(CallEnded(self.id, self.cause.code, self.cause.reason, self.answered))
         if self.on_ended is not None:
             self.on_ended(self)
 

@@ -6,7 +6,8 @@ the call itself leaves when it ends (`CallContext.call_ended`).
 """
 from __future__ import annotations
 
-from appliance.pbx.call import Call, CallContext
+from appliance.pbx.call import Call
+from appliance.pbx.call_context import CallContext
 from appliance.pbx.channel import Channel
 from appliance.pbx.permission import Principal
 from appliance.store.models import Extension
@@ -15,7 +16,7 @@ from appliance.store.models import Extension
 class CallFactory:
     """Builds calls in one context and lists them in `directory` (call id -> call)."""
 
-    def __init__(self, context: CallContext, directory: dict[str, Call]) -> None:
+    def __init__(self, context: CallContext[Call], directory: dict[str, Call]) -> None:
         self.context = context
         self.directory = directory
 

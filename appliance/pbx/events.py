@@ -70,6 +70,26 @@ class CallTransferred:
 
 
 @dataclass(frozen=True)
+class TransferAsked:
+    """A party of the call asked to be replaced by `target` (REFER, RFC 3515; `replaces`: the
+    (call-id, to-tag, from-tag) of the dialog an attended transfer replaces, RFC 3891)."""
+
+    call_id: str
+    channel_id: str
+    target: str
+    replaces: tuple[str, str | None, str | None] | None
+
+
+@dataclass(frozen=True)
+class SurveyDue:
+    """The agent left a queue call whose queue runs a post-call survey: the caller stays for it."""
+
+    call_id: str
+    queue: str
+    agent_id: str
+
+
+@dataclass(frozen=True)
 class CallEnded:
     call_id: str
     cause_code: int
@@ -78,4 +98,4 @@ class CallEnded:
 
 
 CallEvent = (CallStarted | CallAnswered | QueueJoined | QueueLeft | AgentConnected | AgentReleased
-             | CallTransferred | CallEnded)
+             | CallTransferred | TransferAsked | SurveyDue | CallEnded)

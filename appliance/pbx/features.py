@@ -17,13 +17,15 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from appliance.ivr.tts import PromptCache
+from appliance.pbx.pin_guard import PinGuard
+from appliance.pbx.ports import MediaPort, Scheduler
 from appliance.pbx.prompter import Prompter, spoken_digits
-from appliance.pbx.roster import AgentError
+from appliance.pbx.roster import AgentError, AgentRoster
 from appliance.schema.settings import PAUSE_REASONS
 
 if TYPE_CHECKING:
     from appliance.pbx.call import Call
-    from appliance.pbx.switchboard import Switchboard
 
 log = logging.getLogger("plateau.pbx")
 
@@ -35,14 +37,18 @@ PIN_TRIES = 3
 class FeatureCodes:
     """Recognises feature codes and runs their dialogue on the caller's channel."""
 
-    def __init__(self, pbx: Switchboard) -> None:
-        self.pbx = pbx
-        self.extra: dict[str, Callable[[Call, str], None]] = {}  # prefix -> handler (voicemail, supervision)
-        # *70/*71/*72 listen, whisper, barge (imported here: supervision.py uses this module).
-        from appliance.pbx.supervision import Supervision
+    def __init__(self, media: MediaPort, schedule: Scheduler, prompts: PromptCache, roster: AgentRoster,
+                 pins: PinGuard) -> None:
+        self.media, self.schedule, self.prompts = media, schedule, prompts
+        self.roster = roster
+        self.pins = pins
+        # prefix -> handler: other services' codes (voicemail *97/*98, supervision *70-*72), which
+        # the switchboard registers with `register`.
+        self.extra: dict[str, Callable[[Call, str], None]] = {}
 
-        self.supervision = Supervision(pbx)
-        self.extra.update(self.supervision.handlers())
+    def register(self, handlers: dict[str, Callable[[Call, str], None]]) -> None:
+        """Feature-code prefix -> handler(call, rest of the number) of another service."""
+        self.extra.update(handlers)
 
     def handles(self, number: str) -> bool:
         return bool(_CODE_RE.match(number)) or any(number.startswith(p) for p in self.extra)
@@ -58,9 +64,9 @@ class FeatureCodes:
             return
         call.answer_here()
         device = call.caller_ext.number if call.caller_ext is not None else None
-        prompter = Prompter(call.a, self.pbx.media, self.pbx.schedule, self.pbx.prompts)
+        prompter = Prompter(call.a, self.media, self.schedule, self.prompts)
         call.attach_service(prompter)
-        roster = self.pbx.distributor.roster
+        roster = self.roster
 
         def finish(text: str) -> None:
             prompter.say(text, lambda: call.hangup(call.a) if call.service is prompter else None)
@@ -91,7 +97,7 @@ class FeatureCodes:
             finish("That is not possible now.")
 
     def _login(self, prompter: Prompter, device: str, agent_id: str, finish: Callable[[str], None]) -> None:
-        roster = self.pbx.distributor.roster
+        roster = self.roster
 
         def with_agent(agent: str, tries: int) -> None:
             if not agent:
@@ -99,7 +105,7 @@ class FeatureCodes:
                 return
             prompter.ask("Please enter your PIN, then press hash.", 8, lambda pin: check(agent, pin, tries))
 
-        guard = self.pbx.pins
+        guard = self.pins
 
         def check(agent: str, pin: str, tries: int) -> None:
             keys = [f"ext:{device}", f"agent:{agent}"]

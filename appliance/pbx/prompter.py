@@ -9,11 +9,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from appliance.ivr.tts import PromptCache, TtsError
 from appliance.pbx.channel import Channel, DtmfReceived, PlaybackEnded
-from appliance.pbx.ports import Scheduler, TimerHandle
+from appliance.pbx.ports import MediaPort, Scheduler, TimerHandle
 
 log = logging.getLogger("plateau.pbx")
 
@@ -21,7 +20,7 @@ log = logging.getLogger("plateau.pbx")
 class Prompter:
     """Plays prompts to `chan` and collects keys; one step at a time."""
 
-    def __init__(self, chan: Channel, media: Any, schedule: Scheduler, prompts: PromptCache) -> None:
+    def __init__(self, chan: Channel, media: MediaPort, schedule: Scheduler, prompts: PromptCache) -> None:
         self.chan = chan
         self.media = media
         self.schedule = schedule

@@ -25,6 +25,7 @@ from typing import Any
 
 from appliance.media.protocol import MediaError
 from appliance.media.wavfile import WavError, repair_wav
+from appliance.pbx.ports import MediaPort
 from appliance.schema.settings import RETENTION_SETTING, SETTINGS, SettingInvalid
 from appliance.store import recordings
 from appliance.store.db import Store
@@ -48,7 +49,7 @@ class ActiveRecording:
 class Recorder:
     """Starts, pauses and stops recordings and keeps their index; one per switchboard."""
 
-    def __init__(self, store: Store, media: Any, root: Path, clock: Callable[[], float]) -> None:
+    def __init__(self, store: Store, media: MediaPort, root: Path, clock: Callable[[], float]) -> None:
         self.store = store
         self.media = media
         self.root = root

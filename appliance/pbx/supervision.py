@@ -22,25 +22,62 @@ import enum
 import logging
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from appliance.ivr.tts import PromptCache
 from appliance.media.protocol import MediaError
-from appliance.pbx.call import CallState
+from appliance.pbx.call import Call, CallState
+from appliance.pbx.call_factory import CallFactory
 from appliance.pbx.channel import Channel, DtmfReceived, Party, PlaybackEnded
-from appliance.pbx.ports import TimerHandle
+from appliance.pbx.dialplan import Dialplan
+from appliance.pbx.ports import MediaPort, Scheduler, TimerHandle
 from appliance.pbx.errors import PbxError
 from appliance.pbx.originate import originate
 from appliance.pbx.prompter import Prompter, spoken_digits
 from appliance.schema.settings import SUPERVISORS_SETTING, supervisors
+from appliance.store.models import Extension
 from appliance.store.validation import AGENT_ID_RE
-
-if TYPE_CHECKING:
-    from appliance.pbx.call import Call
-    from appliance.pbx.switchboard import Switchboard
 
 log = logging.getLogger("plateau.pbx")
 
 POLL_SECONDS = 0.5  # how soon a supervisor learns that the call it watches has ended
+
+
+class SettingsReader(Protocol):
+    def get_setting(self, key: str) -> str | None: ...
+
+
+class AgentCalls(Protocol):
+    """The ACD's agents as supervision asks about them (the switchboard adapts the distributor)."""
+
+    def is_agent(self, agent_id: str) -> bool: ...
+
+    def call_of(self, agent_id: str) -> Call | None:
+        """The call agent `agent_id` is on, if any."""
+
+
+class SupervisionContext(Protocol):
+    """What supervision uses of the PBX (implemented by the `Switchboard`)."""
+
+    @property
+    def media(self) -> MediaPort: ...
+
+    @property
+    def schedule(self) -> Scheduler: ...
+
+    @property
+    def prompts(self) -> PromptCache: ...
+
+    @property
+    def store(self) -> SettingsReader: ...
+
+    @property
+    def dialplan(self) -> Dialplan: ...
+
+    @property
+    def call_factory(self) -> CallFactory: ...
+
+    def channels_for_extension(self, ext: Extension, caller: Party) -> list[Channel]: ...
 
 
 class Mode(enum.Enum):
@@ -85,7 +122,7 @@ def agent_legs(call: Call) -> tuple[Channel, Channel] | None:
 class SupervisionSession:
     """One supervisor's session on one agent's call; the `CallService` of the supervisor's call."""
 
-    def __init__(self, pbx: Switchboard, sup_call: Call, target: Call, agent_id: str,
+    def __init__(self, pbx: SupervisionContext, sup_call: Call, target: Call, agent_id: str,
                  caller: Channel, agent: Channel) -> None:
         self.pbx = pbx
         self.sup_call = sup_call
@@ -212,8 +249,9 @@ class SupervisionSession:
 class Supervision:
     """The supervision feature codes and the control API's monitor request for one switchboard."""
 
-    def __init__(self, pbx: Switchboard) -> None:
+    def __init__(self, pbx: SupervisionContext, agents: AgentCalls) -> None:
         self.pbx = pbx
+        self.agents = agents
         # Calls the control API placed to a supervisor's phone: the API's token already
         # authorised them, so the desk-phone list does not apply.
         self._from_api: weakref.WeakSet[Call] = weakref.WeakSet()
@@ -250,10 +288,10 @@ class Supervision:
         self._from_api.discard(call)
 
         def with_agent(digits: str) -> None:
-            if not AGENT_ID_RE.match(digits) or digits not in self.pbx.distributor.roster.agents:
+            if not AGENT_ID_RE.match(digits) or not self.agents.is_agent(digits):
                 finish("There is no such agent. Goodbye.")
                 return
-            target = self.pbx.distributor.agent_calls.get(digits)
+            target = self.agents.call_of(digits)
             legs = agent_legs(target) if target is not None else None
             if target is None or legs is None:
                 finish(f"Agent {spoken_digits(digits)} is not on a call. Goodbye.")
@@ -278,10 +316,9 @@ class Supervision:
             wanted = Mode(mode)
         except ValueError:
             raise PbxError(400, f"mode must be one of {', '.join(m.value for m in Mode)}, not {mode!r}") from None
-        distributor = self.pbx.distributor
-        if agent_id not in distributor.roster.agents:
+        if not self.agents.is_agent(agent_id):
             raise PbxError(404, f"no agent {agent_id}")
-        target = distributor.agent_calls.get(agent_id)
+        target = self.agents.call_of(agent_id)
         if target is None or agent_legs(target) is None:
             raise PbxError(409, f"agent {agent_id} is not on a call")
         ext = self.pbx.dialplan.extensions.get(device)

@@ -16,12 +16,14 @@ import dataclasses
 import enum
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from appliance.ivr.tts import PromptCache
 from appliance.media.protocol import MediaError
+from appliance.pbx.call import Call
 from appliance.pbx.channel import Channel, DtmfReceived, PlaybackEnded
+from appliance.pbx.events import SurveyDue
 from appliance.pbx.ports import MediaPort, Scheduler
 from appliance.pbx.prompter import Prompter
 from appliance.store import interactions
@@ -209,3 +211,21 @@ class PostCallSurvey:
                 hang_up()
 
         return SurveySession(chan, self.media, self.schedule, self.prompts, done)
+
+
+class SurveyAfterAgent:
+    """Runs the survey when a call says one is due (`SurveyDue` on the bus): the caller's keys go
+    to the survey session, which hangs the call up once the answers are stored."""
+
+    def __init__(self, surveys: PostCallSurvey, calls: Mapping[str, Call]) -> None:
+        self.surveys = surveys
+        self.calls = calls
+
+    def due(self, event: SurveyDue) -> None:
+        call = self.calls.get(event.call_id)
+        if call is None:
+            return
+        subject = SurveySubject(call.id, call.a.dialog_key(), event.queue, event.agent_id, call.interaction_id)
+        session = self.surveys.session(call.a, subject, lambda: call.hangup(call.a))
+        call.attach_service(session)
+        session.start()

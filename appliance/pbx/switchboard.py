@@ -19,14 +19,17 @@ from appliance.ivr.flow import Flow, FlowError, load_flow_file
 from appliance.ivr.session import IvrSession
 from appliance.ivr.tts import PromptCache, TtsError
 from appliance.pbx.call import Call
+from appliance.pbx import destinations
 from appliance.pbx.bus import EventBus
+from appliance.pbx.call_directory import CallDirectory
 from appliance.pbx.call_factory import CallFactory
+from appliance.pbx.events import SurveyDue, TransferAsked
 from appliance.pbx.errors import PbxError
 from appliance.pbx.originate import originate
 from appliance.pbx.distributor import CallDistributor
 from appliance.pbx.features import FeatureCodes
 from appliance.pbx.recording import Recorder
-from appliance.pbx.survey import PostCallSurvey, SurveySubject
+from appliance.pbx.survey import PostCallSurvey, SurveyAfterAgent
 from appliance.schema.settings import CALLBACK_ROUTES_SETTING
 from appliance.voicemail.mailbox import Mailboxes
 from appliance.voicemail.service import Voicemail
@@ -34,8 +37,10 @@ from appliance.pbx.channel import Channel, Party
 from appliance.pbx.dialplan import Dialplan, Refused, ToExtension, ToTrunk
 from appliance.pbx.permission import TRUNK_TRANSFER_SETTING, Principal
 from appliance.pbx.pin_guard import PinGuard
-from appliance.pbx.ports import Scheduler
+from appliance.pbx.ports import MediaPort, Scheduler
+from appliance.pbx.supervision import Supervision
 from appliance.pbx.transfer import Transfers
+from appliance.pbx.voicemail_calls import VoicemailOnCalls
 from appliance.store import acd as acd_store
 from appliance.store.db import Store
 from appliance.store.models import Extension, QueueConfig
@@ -73,7 +78,7 @@ class PbxSettings:
 class Switchboard:
     """Calls, their channels, and the routing snapshot they use."""
 
-    def __init__(self, store: Store, media: Any, schedule: Scheduler, settings: PbxSettings,
+    def __init__(self, store: Store, media: MediaPort, schedule: Scheduler, settings: PbxSettings,
                  clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.media = media
@@ -81,28 +86,34 @@ class Switchboard:
         self.settings = settings
         self.clock = clock
         self.factory: ChannelFactory | None = None
-        self.calls: dict[str, Call] = {}  # the live calls by id, listed by the call factory
+        self.events = EventBus()  # call-level events (events.py), synchronous in the engine loop
+        self.calls = CallDirectory()  # the live calls by id, listed by the call factory
         self.call_factory = CallFactory(self, self.calls)
+        self.destinations = destinations.standard()  # destination kind -> handler
         self._device_channels: dict[str, weakref.WeakSet[Channel]] = {}
         self.transfers = Transfers(self)
         self.prompts = PromptCache(settings.tts_dir or Path("tts"))
         self._flows: dict[str, tuple[int, Flow]] = {}  # name -> (file mtime, parsed flow)
         self.contacts = StoreContacts(store)
         self.dialplan = self._load_dialplan()
-        self.events = EventBus()  # call-level events (events.py), synchronous in the engine loop
         self.distributor = CallDistributor(self, clock, self.events)
-        self.features = FeatureCodes(self)
         self.recorder = Recorder(store, media, settings.recordings_dir or Path("recordings"), clock)
         self.mailboxes = Mailboxes(store, settings.voicemail_dir or Path("voicemail"))
         # Wrong PINs across calls (voicemail *98, agent login *61) lock the caller and the target.
         self.pins = PinGuard(settings.pin_failures, settings.pin_window_s, settings.pin_lock_s, clock)
         # Message-waiting indication is technology-specific (SIP NOTIFY); the engine sets this.
         self.on_message_waiting: Callable[[str], None] = lambda mailbox: None
+        self.features = FeatureCodes(media, schedule, self.prompts, self.distributor.roster, self.pins)
+        self.supervision = Supervision(self, _DistributorAgents(self.distributor))
+        self.features.register(self.supervision.handlers())
         self.surveys = PostCallSurvey(media, schedule, self.prompts, store, clock)
         self.voicemail = Voicemail(self.mailboxes, media, schedule, self.prompts, self.pins,
                                    lambda mailbox: self.on_message_waiting(mailbox))
-        self.features.extra["*97"] = self._voicemail_own
-        self.features.extra["*98"] = self._voicemail_any
+        self.voicemail_calls = VoicemailOnCalls(self.voicemail, lambda mailbox: mailbox in self.dialplan.extensions)
+        self.features.register(self.voicemail_calls.codes())
+        # Services that act on what calls do learn of it from the bus (docs/ARCHITECTURE.md, "Event bus").
+        self.events.subscribe(TransferAsked, self.transfers.asked)
+        self.events.subscribe(SurveyDue, SurveyAfterAgent(self.surveys, self.calls).due)
 
     # -- configuration --------------------------------------------------------------------
     def _load_dialplan(self) -> Dialplan:
@@ -228,51 +239,10 @@ class Switchboard:
         call.start()
         return call
 
-    # -- post-call survey ---------------------------------------------------------------------------
-    def survey(self, call: Call, queue: str, agent_id: str) -> None:
-        """CSAT / NPS / CES by DTMF; answers stored with the call and its interaction."""
-        subject = SurveySubject(call.id, call.a.dialog_key(), queue, agent_id, call.interaction_id)
-        session = self.surveys.session(call.a, subject, lambda: call.hangup(call.a))
-        call.attach_service(session)
-        session.start()
-
     # -- voicemail --------------------------------------------------------------------------------
     def voicemail_deposit(self, call: Call, mailbox: str) -> None:
-        """The answered caller leaves a message for `mailbox`; the phone's lamp follows."""
-        if mailbox not in self.dialplan.extensions:
-            log.error("%s: no mailbox %s", call.id, mailbox)
-            call.hangup(call.a)
-            return
-        session = self.voicemail.deposit(call.a, mailbox, call.id, lambda: call.hangup(call.a))
-        call.attach_service(session)
-        session.start()
-
-    def _voicemail_own(self, call: Call, rest: str) -> None:
-        """*97: the caller's own mailbox (the phone already proved who it is with digest auth)."""
-        if call.caller_ext is None or rest:
-            call.answer_here()
-            call.hangup(call.a)
-            return
-        self._retrieve(call, call.caller_ext.number, pin_required=False)
-
-    def _voicemail_any(self, call: Call, rest: str) -> None:
-        """*98: any mailbox, with its PIN (from a colleague's desk)."""
-        self._retrieve(call, None, pin_required=True)
-
-    def _retrieve(self, call: Call, mailbox: str | None, pin_required: bool) -> None:
-        call.answer_here()
-        session = self.voicemail.retrieval(call.a, mailbox, pin_required, self.pin_source(call),
-                                           lambda: call.hangup(call.a))
-        call.attach_service(session)
-        session.start()
-
-    def pin_source(self, call: Call) -> str:
-        """Who is entering a PIN, as the PIN guard counts it: the extension, else trunk + caller ID."""
-        if call.caller_ext is not None:
-            return f"ext:{call.caller_ext.number}"
-        if call.via_trunk is not None:
-            return f"trunk:{call.via_trunk}:{call.a.caller.number}"
-        return f"caller:{call.a.technology}:{call.a.caller.number}"
+        """The answered caller leaves a message for `mailbox` (voicemail_calls.py)."""
+        self.voicemail_calls.deposit(call, mailbox)
 
     def device_reachable(self, number: str) -> bool:
         """The extension has a device that can ring now (a registered phone)."""
@@ -337,27 +307,16 @@ class Switchboard:
 
     # -- lookups --------------------------------------------------------------------------
     def all_channels(self) -> list[Channel]:
-        seen: list[Channel] = []
-        for call in self.calls.values():
-            for chan in (call.a, call.b):
-                if chan is not None and chan not in seen:
-                    seen.append(chan)
-            for fork in (call.fork, call.transfer.fork if call.transfer else None):
-                if fork is not None:
-                    seen.extend(c for c in fork.pending if c not in seen)
-        return seen
+        return self.calls.channels()
 
     def find_channel(self, channel_id: str) -> Channel:
-        for chan in self.all_channels():
-            if chan.id == channel_id:
-                return chan
-        raise PbxError(404, f"no channel {channel_id}")
+        chan = self.calls.channel(channel_id)
+        if chan is None:
+            raise PbxError(404, f"no channel {channel_id}")
+        return chan
 
     def find_channel_by_dialog(self, call_id: str) -> Channel | None:
-        for chan in self.all_channels():
-            if chan.dialog_key() == call_id:
-                return chan
-        return None
+        return self.calls.channel_by_dialog(call_id)
 
     # -- control API actions --------------------------------------------------------------------
     def hangup_channel(self, channel_id: str) -> None:
@@ -392,3 +351,16 @@ class Switchboard:
         if not channels:
             raise PbxError(409, f"extension {from_ext} has no registered device")
         return originate(self.call_factory, ext, channels, to)
+
+
+class _DistributorAgents:
+    """The distributor's agents as supervision asks about them (`supervision.AgentCalls`)."""
+
+    def __init__(self, distributor: CallDistributor) -> None:
+        self.distributor = distributor
+
+    def is_agent(self, agent_id: str) -> bool:
+        return agent_id in self.distributor.roster.agents
+
+    def call_of(self, agent_id: str) -> Call | None:
+        return self.distributor.agent_calls.get(agent_id)

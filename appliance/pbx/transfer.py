@@ -7,25 +7,72 @@ ring the target ourselves and report progress to the transferor in NOTIFY sipfra
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol
 
 from appliance.pbx.call import Call, CallState
-from appliance.pbx.channel import BUSY, CANCELLED, FORBIDDEN, NORMAL_CLEARING, Cause, Channel
-from appliance.pbx.dialplan import Refused, ToQueue, ToTrunk
+from appliance.pbx.channel import BUSY, CANCELLED, FORBIDDEN, NORMAL_CLEARING, Cause, Channel, Party
+from appliance.pbx.bus import EventBus
+from appliance.pbx.dialplan import Dialplan, Refused, ToQueue, ToTrunk
+from appliance.pbx.events import CallTransferred, TransferAsked
 from appliance.pbx.fork import Fork
 from appliance.pbx.permission import Principal, refusal
+from appliance.pbx.ports import MediaPort, Scheduler
+from appliance.store.models import Extension
 
 if TYPE_CHECKING:
-    from appliance.pbx.switchboard import Switchboard
+    from appliance.media.tones import ToneSpec
 
 log = logging.getLogger("plateau.pbx")
+
+
+class TransferContext(Protocol):
+    """What transfers use of the PBX (implemented by the `Switchboard`): media, timers, the routing
+    snapshot, outbound legs, who a leg speaks for, and the live calls' legs by SIP dialog."""
+
+    @property
+    def media(self) -> MediaPort: ...
+
+    @property
+    def schedule(self) -> Scheduler: ...
+
+    @property
+    def dialplan(self) -> Dialplan: ...
+
+    @property
+    def failure_tone_seconds(self) -> float: ...
+
+    @property
+    def calls(self) -> Mapping[str, Call]: ...
+
+    @property
+    def events(self) -> EventBus: ...
+
+    def tone(self, kind: str) -> ToneSpec: ...
+
+    def channels_for_extension(self, ext: Extension, caller: Party) -> list[Channel]: ...
+
+    def channel_for_trunk(self, dest: ToTrunk, caller: Party) -> Channel: ...
+
+    def principal_of(self, chan: Channel) -> Principal: ...
+
+    def find_channel_by_dialog(self, call_id: str) -> Channel | None: ...
 
 
 class Transfers:
     """Decides what a transfer request means and starts it."""
 
-    def __init__(self, pbx: Switchboard) -> None:
+    def __init__(self, pbx: TransferContext) -> None:
         self.pbx = pbx
+
+    def asked(self, event: TransferAsked) -> None:
+        """A party asked to be replaced (the `TransferAsked` the call publishes on the bus)."""
+        call = self.pbx.calls.get(event.call_id)
+        if call is None:
+            return
+        transferor = next((c for c in (call.a, call.b) if c is not None and c.id == event.channel_id), None)
+        if transferor is not None:
+            self.requested(call, transferor, event.target, event.replaces)
 
     def requested(self, call: Call, transferor: Channel, target: str,
                   replaces: tuple[str, str | None, str | None] | None) -> None:
@@ -40,7 +87,7 @@ class Transfers:
 
     def blind(self, call: Call, transferor: Channel, transferee: Channel, target: str,
               notify: bool) -> None:
-        transfer = BlindTransfer(call, transferor, transferee, target, notify)
+        transfer = BlindTransfer(self.pbx, call, transferor, transferee, target, notify)
         call.begin_transfer(transfer)
         # RFC 3515 §5 / RFC 5589 §13: the REFER is authorised as the party it came from (its
         # extension, or its trunk's transfer rights), never as the system.
@@ -75,12 +122,15 @@ class Transfers:
         self.pbx.media.stop_play(y.media_leg)
         call.bridge_parties()
         log.info("%s: attended transfer joined %s and %s", call.id, y.id, z.id)
+        self.pbx.events.publish(CallTransferred(call.id, x1.id, z.callee, attended=True))
 
 
 class BlindTransfer:
     """RFC 5589 §6 blind transfer run by the PBX: the transferee waits, hearing ringback."""
 
-    def __init__(self, call: Call, transferor: Channel, transferee: Channel, target: str, notify: bool) -> None:
+    def __init__(self, pbx: TransferContext, call: Call, transferor: Channel, transferee: Channel, target: str,
+                 notify: bool) -> None:
+        self.pbx = pbx
         self.call = call
         self.transferor = transferor
         self.transferee = transferee
@@ -90,7 +140,7 @@ class BlindTransfer:
         self.transferor_gone = False
 
     def start(self, who: Principal) -> None:
-        pbx = self.call.pbx
+        pbx = self.pbx
         dest = pbx.dialplan.resolve(self.target, who)
         if isinstance(dest, Refused):
             log.warning("%s: transfer to %s refused: %s", self.call.id, self.target, dest.why)
@@ -125,7 +175,7 @@ class BlindTransfer:
     def _answered(self, chan: Channel) -> None:
         call = self.call
         call.transfer_done()
-        pbx = call.pbx
+        pbx = self.pbx
         pbx.media.stop_play(self.transferee.media_leg)
         if self.notify and not self.transferor_gone:
             self.transferor.notify_transfer(200, "OK", final=True)
@@ -135,12 +185,13 @@ class BlindTransfer:
         call.replace_party(self.transferor, chan)
         call.bridge_parties()
         log.info("%s: transferred %s to %s", call.id, self.transferee.id, chan.callee)
+        self.pbx.events.publish(CallTransferred(call.id, self.transferor.id, self.target, attended=False))
 
     def _failed(self, cause: Cause) -> None:
         call = self.call
         call.transfer_done()
         self.fork = None
-        pbx = call.pbx
+        pbx = self.pbx
         if self.notify and not self.transferor_gone:
             self.transferor.notify_transfer(cause.code, cause.reason, final=True)
         if not self.transferor.is_down:
