@@ -33,10 +33,19 @@ from appliance.pbx.dialplan import Destination, ToIvr, ToQueue, ToVoicemail
 from appliance.pbx.in_call_keys import InCallKeys
 from appliance.pbx.fork import Fork
 from appliance.pbx.call_context import CallContext, CallService, CallTransfer
-from appliance.pbx.events import CallAnswered, CallEnded, CallStarted, SurveyDue, TransferAsked
+from appliance.pbx.events import (
+    CallAnswered,
+    CallEnded,
+    CallStarted,
+    InCallCode,
+    IvrEntered,
+    PartiesChanged,
+    SensitiveInput,
+    SurveyDue,
+    TransferAsked,
+)
 from appliance.pbx.ports import TimerHandle
 from appliance.pbx.permission import Principal
-from appliance.pbx.recording import ActiveRecording
 from appliance.store.models import Extension, QueueConfig
 
 if TYPE_CHECKING:
@@ -123,7 +132,6 @@ class Call:
         self.agent_leg: Channel | None = None
         self.hops = 0
         self.bridged = False
-        self.recording: ActiveRecording | None = None
         self.interaction_id: int | None = None  # what this call is about (contact, status, disposition)
         self._keys = InCallKeys(self.id, pbx.media, pbx.schedule, self.partner,
                                 lambda: self.state == CallState.UP, self._feature_code)
@@ -205,6 +213,7 @@ class Call:
         else:
             self.b = new
         self._adopt(new)
+        self.pbx.events.publish(PartiesChanged(self.id, old.id, new.id))
 
     def give_up_party(self, chan: Channel) -> None:
         """`chan` leaves this call for another one (the target of an attended transfer): the
@@ -213,6 +222,7 @@ class Call:
         if other is None:
             raise RuntimeError(f"{self.id}: {chan.id} is not a party to this call")
         self.a, self.b = other, None
+        self.pbx.events.publish(PartiesChanged(self.id, chan.id, None))
         self.hangup(other)
 
     def release_after_tone(self, chan: Channel, cause: Cause, seconds: float) -> None:
@@ -328,9 +338,7 @@ class Call:
             return
         self._to(CallState.IVR)
         self.answer_here()
-        if flow.record != "none" and self.recording is None:
-            self.recording = self.pbx.recorder.start(self.a.dialog_key(), self.cdr_id, [self.a.media_leg, ""],
-                                                     flow.record, "ivr")
+        self.pbx.events.publish(IvrEntered(self.id, flow_name, flow.record))  # call_recording.py may record it
 
         def routed(target: RouteTarget, variables: dict[str, str]) -> None:
             self.ivr = None
@@ -353,34 +361,15 @@ class Call:
 
     def _sensitive(self, active: bool) -> None:
         """The caller entered (left) a sensitive IVR node: the recording must not hear the card."""
-        if self.recording is not None:
-            self.pbx.recorder.pause(self.recording, active, "sensitive IVR node")
-
-    def _record_parties(self, mode: str, reason: str, queue: str = "", agent: str = "") -> None:
-        """Record caller and callee/agent; a recording started earlier (IVR) gains its second party."""
-        if self.b is None or mode not in ("mixed", "stereo"):
-            return
-        if self.recording is None:
-            self.recording = self.pbx.recorder.start(self.a.dialog_key(), self.cdr_id,
-                                                     [self.a.media_leg, self.b.media_leg], mode, reason, queue, agent)
-        elif not self.recording.legs[1]:
-            self.pbx.recorder.add_leg(self.recording, 1, self.b.media_leg, agent, queue)
+        self.pbx.events.publish(SensitiveInput(self.id, active))
 
     def _feature_code(self, chan: Channel, code: str) -> None:
-        """*1 starts/stops an on-demand recording, *2 pauses it (card details), *3 resumes."""
+        """*1 starts/stops an on-demand recording, *2 pauses it (card details), *3 resumes: the
+        recording service (call_recording.py) hears of it."""
         if chan.extension is None or self.state != CallState.UP:
             return
         log.info("%s: feature code %s from %s", self.id, code, chan.id, extra={"CALL_ID": self.id})
-        rec = self.recording
-        if code == "*1":
-            ext = self.pbx.dialplan.extensions.get(chan.extension)
-            if rec is not None:
-                self.pbx.recorder.stop(rec)
-                self.recording = None
-            elif ext is not None and ext.recording in ("on-demand", "always"):
-                self._record_parties("stereo", "on-demand", agent=self.agent_id or "")
-        elif code in ("*2", "*3") and rec is not None:
-            self.pbx.recorder.pause(rec, code == "*2", f"feature code from {chan.extension}")
+        self.pbx.events.publish(InCallCode(self.id, chan.id, code))
 
     def answer_here(self) -> None:
         """The PBX itself answers the caller (IVR, queue, feature code): the CDR counts from here.
@@ -431,9 +420,6 @@ class Call:
         self.pbx.media.stop_play(self.a.media_leg)
         self._to(CallState.UP)
         self.bridge_parties()
-        if queue.recording != "none" or self.recording is not None:
-            self._record_parties(queue.recording if queue.recording != "none" else "stereo", "queue", queue.name,
-                                 agent_id)
         log.info("%s: agent %s answered %s from queue %s", self.id, agent_id, self.a.caller.number, queue.name,
                  extra={"CALL_ID": self.id})
         if self.on_agent_connected is not None:
@@ -454,9 +440,6 @@ class Call:
                 or self.state != CallState.UP or self.direction == "outbound"):
             return False
         agent_id = self.agent_id
-        if self.recording is not None:  # the conversation is over: the survey is not recorded
-            self.pbx.recorder.stop(self.recording)
-            self.recording = None
         self.release_agent("agent hung up")
         self.b = None
         self.pbx.media_destroy_bridge(self.bridge_id)
@@ -513,9 +496,6 @@ class Call:
             self.pbx.store.cdr_answer(self.cdr_id, chan.answered_at or self.a.created)
         self.answered = True
         self.bridge_parties()
-        callee_ext = self.pbx.extension_of(chan)
-        if any(e is not None and e.recording == "always" for e in (callee_ext, self.caller_ext)):
-            self._record_parties("stereo", "extension")
         log.info("%s: %s answered %s", self.id, chan.callee, self.a.caller.number,
                  extra={"CALL_ID": self.id, "EXTENSION": chan.extension or ""})
         self.pbx.events.publish(CallAnswered(self.id, chan.id))
@@ -587,6 +567,7 @@ class Call:
             return
         if self.transfer is not None and chan is self.transfer.transferor:
             self.transfer.transferor_left()
+            self.pbx.events.publish(PartiesChanged(self.id, chan.id, None))
             return
         if self.ivr is not None:
             self.ivr.stop()
@@ -645,9 +626,6 @@ class Call:
                 chan.hangup(NORMAL_CLEARING if self.answered else self.cause)
         if self.bridged:  # an IVR or feature-code call never had one
             self.pbx.media_destroy_bridge(self.bridge_id)
-        if self.recording is not None:
-            self.pbx.recorder.stop(self.recording)
-            self.recording = None
         if self.queue_entry is not None:
             self.pbx.distributor.caller_left(self)
         self.release_agent("agent hung up" if by is not None and by is self.agent_leg else
