@@ -2,11 +2,12 @@
 
 The call owns the routing decisions a PBX user expects: do-not-disturb, forwarding
 (unconditional, on busy, on no answer, including out through a trunk), tones the caller
-hears when it fails, music on hold, blind and attended transfer, and its CDR row.
+hears when it fails, music on hold, blind and attended transfer. Its states are call_state.py's,
+its CDR row is cdr.py's; recording, supervision, surveys and transfers are services that hear of
+what it does on the event bus (events.py) and act through its public operations.
 """
 from __future__ import annotations
 
-import enum
 import itertools
 import logging
 from typing import TYPE_CHECKING
@@ -29,21 +30,14 @@ from appliance.pbx.channel import (
     PlaybackEnded,
     TransferRequested,
 )
-from appliance.pbx.dialplan import Destination, ToIvr, ToQueue, ToVoicemail
+from appliance.pbx.dialplan import FLOW_TARGETS
 from appliance.pbx.in_call_keys import InCallKeys
 from appliance.pbx.fork import Fork
 from appliance.pbx.call_context import CallContext, CallService, CallTransfer
-from appliance.pbx.events import (
-    CallAnswered,
-    CallEnded,
-    CallStarted,
-    InCallCode,
-    IvrEntered,
-    PartiesChanged,
-    SensitiveInput,
-    SurveyDue,
-    TransferAsked,
-)
+from appliance.pbx.call_state import TRANSITIONS, CallState
+from appliance.pbx.cdr import CallDetailRecord
+from appliance.pbx.events import (CallAnswered, CallEnded, CallStarted, InCallCode, IvrEntered, PartiesChanged,
+                                  SensitiveInput, SurveyDue, TransferAsked)
 from appliance.pbx.ports import TimerHandle
 from appliance.pbx.permission import Principal
 from appliance.store.models import Extension, QueueConfig
@@ -55,43 +49,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("plateau.pbx")
 _ids = itertools.count(1)
 MAX_FORWARD_HOPS = 3
-# An IVR flow's route node names its target by kind (ivr/flow.py's RouteTarget).
-_FLOW_TARGETS: dict[str, Callable[[str], Destination]] = {"flow": ToIvr, "queue": ToQueue, "voicemail": ToVoicemail}
-
-
-class CallState(enum.Enum):
-    ROUTING = "routing"
-    IVR = "ivr"  # answered by a flow or a feature code: the caller is talking to the PBX
-    QUEUED = "queued"  # waiting in an ACD queue for an agent
-    RINGING = "ringing"
-    UP = "up"
-    FAILING = "failing"  # the caller hears a busy/congestion tone before release
-    ENDED = "ended"
-
-
-_ALLOWED = {
-    CallState.ROUTING: {CallState.RINGING, CallState.UP, CallState.FAILING, CallState.ENDED, CallState.ROUTING,
-                        CallState.IVR, CallState.QUEUED},
-    CallState.IVR: {CallState.ROUTING, CallState.FAILING, CallState.ENDED},
-    CallState.QUEUED: {CallState.UP, CallState.ROUTING, CallState.FAILING, CallState.ENDED},
-    CallState.RINGING: {CallState.ROUTING, CallState.UP, CallState.FAILING, CallState.ENDED},
-    CallState.UP: {CallState.FAILING, CallState.ENDED, CallState.IVR},  # IVR: the post-call survey
-    CallState.FAILING: {CallState.ENDED},
-    CallState.ENDED: set(),
-}
-
-
-def disposition_for(cause: Cause, answered: bool, caller_gave_up: bool) -> str:
-    """Asterisk-style CDR disposition, what call-centre reports count."""
-    if answered:
-        return "ANSWERED"
-    if caller_gave_up:
-        return "CANCELLED"
-    if cause.code in (486, 600):
-        return "BUSY"
-    if cause.code in (408, 480):
-        return "NO ANSWER"
-    return "FAILED"
 
 
 class Call:
@@ -115,7 +72,7 @@ class Call:
         self.fork: Fork | None = None
         self.bridge_id = f"bridge-{self.id}"
         self.answered = False
-        self.cdr_id: int | None = None
+        self.cdr = CallDetailRecord(pbx.store)
         self.cause: Cause = NORMAL_CLEARING
         self.caller_gave_up = False
         self.fail_timer: TimerHandle | None = None
@@ -144,13 +101,18 @@ class Call:
 
     # -- state machine ------------------------------------------------------------------
     def _to(self, new: CallState) -> None:
-        if new not in _ALLOWED[self.state]:
+        if new not in TRANSITIONS[self.state]:
             raise RuntimeError(f"{self.id}: illegal call transition {self.state.value} -> {new.value}")
         self.state = new
 
     def _adopt(self, chan: Channel) -> None:
         chan.owner = self
         chan.listener = self._event
+
+    @property
+    def cdr_id(self) -> int | None:
+        """The id of this call's CDR row while it is open."""
+        return self.cdr.row_id
 
     def partner(self, chan: Channel) -> Channel | None:
         if chan is self.a:
@@ -257,10 +219,7 @@ class Call:
 
     # -- routing ----------------------------------------------------------------------------
     def _open_cdr(self) -> None:
-        self.cdr_id = self.pbx.store.cdr_open(
-            self.a.dialog_key(), self.a.caller.number, self.a.caller.name, self.dialed,
-            self.direction, self.a.created, trunk=self.via_trunk,
-        )
+        self.cdr.open(self.a, self.dialed, self.direction, self.via_trunk)
         self.pbx.events.publish(CallStarted(self.id, self.a.caller.number, self.dialed, self.direction))
 
     def start(self, first_hop_did: bool = False) -> None:
@@ -349,19 +308,17 @@ class Call:
                 self.route_number(target.value,
                                   Principal.system(f"ivr:{flow_name}", numbers=frozenset({target.value})), hops + 1)
             else:  # flow, queue, voicemail: a destination of that kind
-                self.go(_FLOW_TARGETS[target.kind](target.value), hops + 1)
+                self.go(FLOW_TARGETS[target.kind](target.value), hops + 1)
 
         def hung_up() -> None:
             self.ivr = None
             self.a.hangup(NORMAL_CLEARING)
             self._end(NORMAL_CLEARING, by=None)
 
-        self.ivr = self.pbx.ivr_session(self.a, flow, routed, hung_up, self._sensitive)
+        # The caller entering (leaving) a sensitive node is published: a recording must not hear the card.
+        self.ivr = self.pbx.ivr_session(self.a, flow, routed, hung_up,
+                                        lambda active: self.pbx.events.publish(SensitiveInput(self.id, active)))
         self.ivr.start()
-
-    def _sensitive(self, active: bool) -> None:
-        """The caller entered (left) a sensitive IVR node: the recording must not hear the card."""
-        self.pbx.events.publish(SensitiveInput(self.id, active))
 
     def _feature_code(self, chan: Channel, code: str) -> None:
         """*1 starts/stops an on-demand recording, *2 pauses it (card details), *3 resumes: the
@@ -381,8 +338,7 @@ class Call:
         if not self.a.is_up:
             self.a.answer()
         self.answered = True  # answered by us: a caller leaving now is not an unanswered call
-        if self.cdr_id is not None:
-            self.pbx.store.cdr_answer(self.cdr_id, self.a.answered_at or self.pbx.clock())
+        self.cdr.answer(self.a.answered_at or self.pbx.clock())
         self.pbx.events.publish(CallAnswered(self.id, self.a.id))
 
     # -- queues ---------------------------------------------------------------------------------
@@ -492,8 +448,8 @@ class Call:
         if not self.a.is_up:
             self.a.answer()
         self._to(CallState.UP)
-        if self.cdr_id is not None and not self.answered:  # an IVR may have answered already
-            self.pbx.store.cdr_answer(self.cdr_id, chan.answered_at or self.a.created)
+        if not self.answered:  # an IVR may have answered already
+            self.cdr.answer(chan.answered_at or self.a.created)
         self.answered = True
         self.bridge_parties()
         log.info("%s: %s answered %s", self.id, chan.callee, self.a.caller.number,
@@ -630,23 +586,13 @@ class Call:
             self.pbx.distributor.caller_left(self)
         self.release_agent("agent hung up" if by is not None and by is self.agent_leg else
                             "caller hung up" if by is not None else str(self.cause))
-        self._close_cdr(by)
+        self.cdr.close(self.pbx.clock(), self.cause, self.answered, self.caller_gave_up,
+                       "caller" if by is self.a else "callee" if by is not None else None)
         log.info("%s: ended (%s)", self.id, self.cause, extra={"CALL_ID": self.id})
         self.pbx.call_ended(self)
         self.pbx.events.publish(CallEnded(self.id, self.cause.code, self.cause.reason, self.answered))
         if self.on_ended is not None:
             self.on_ended(self)
-
-    def _close_cdr(self, by: Channel | None) -> None:
-        if self.cdr_id is None:
-            return
-        if self.answered or self.caller_gave_up:
-            hangup_cause = "caller hung up" if by is self.a else "callee hung up" if by else str(self.cause)
-        else:
-            hangup_cause = str(self.cause)
-        disposition = disposition_for(self.cause, self.answered, self.caller_gave_up)
-        self.pbx.store.cdr_close(self.cdr_id, self.pbx.clock(), disposition, hangup_cause)
-        self.cdr_id = None
 
     def info(self) -> dict[str, object]:
         return {
