@@ -222,7 +222,7 @@ class Engine:
     def _media_restarted(self, report: MediaRestarted) -> None:
         """A new media process holds every leg again: continue recordings in their new file,
         release the calls whose leg could not be re-created."""
-        by_rec = {c.recording.rec_id: c.recording for c in self.pbx.calls.values() if c.recording is not None}
+        by_rec = {rec.rec_id: rec for rec in self.pbx.recordings.active()}
         for cont in report.recordings:
             rec = by_rec.get(cont.rec_id)
             if rec is not None:

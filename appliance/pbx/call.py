@@ -2,11 +2,12 @@
 
 The call owns the routing decisions a PBX user expects: do-not-disturb, forwarding
 (unconditional, on busy, on no answer, including out through a trunk), tones the caller
-hears when it fails, music on hold, blind and attended transfer, and its CDR row.
+hears when it fails, music on hold, blind and attended transfer. Its states are call_state.py's,
+its CDR row is cdr.py's; recording, supervision, surveys and transfers are services that hear of
+what it does on the event bus (events.py) and act through its public operations.
 """
 from __future__ import annotations
 
-import enum
 import itertools
 import logging
 from typing import TYPE_CHECKING
@@ -29,14 +30,16 @@ from appliance.pbx.channel import (
     PlaybackEnded,
     TransferRequested,
 )
-from appliance.pbx.dialplan import Destination, ToIvr, ToQueue, ToVoicemail
+from appliance.pbx.dialplan import FLOW_TARGETS
 from appliance.pbx.in_call_keys import InCallKeys
 from appliance.pbx.fork import Fork
 from appliance.pbx.call_context import CallContext, CallService, CallTransfer
-from appliance.pbx.events import CallAnswered, CallEnded, CallStarted, SurveyDue, TransferAsked
+from appliance.pbx.call_state import TRANSITIONS, CallState
+from appliance.pbx.cdr import CallDetailRecord
+from appliance.pbx.events import (CallAnswered, CallEnded, CallStarted, InCallCode, IvrEntered, PartiesChanged,
+                                  SensitiveInput, SurveyDue, TransferAsked)
 from appliance.pbx.ports import TimerHandle
 from appliance.pbx.permission import Principal
-from appliance.pbx.recording import ActiveRecording
 from appliance.store.models import Extension, QueueConfig
 
 if TYPE_CHECKING:
@@ -46,43 +49,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("plateau.pbx")
 _ids = itertools.count(1)
 MAX_FORWARD_HOPS = 3
-# An IVR flow's route node names its target by kind (ivr/flow.py's RouteTarget).
-_FLOW_TARGETS: dict[str, Callable[[str], Destination]] = {"flow": ToIvr, "queue": ToQueue, "voicemail": ToVoicemail}
-
-
-class CallState(enum.Enum):
-    ROUTING = "routing"
-    IVR = "ivr"  # answered by a flow or a feature code: the caller is talking to the PBX
-    QUEUED = "queued"  # waiting in an ACD queue for an agent
-    RINGING = "ringing"
-    UP = "up"
-    FAILING = "failing"  # the caller hears a busy/congestion tone before release
-    ENDED = "ended"
-
-
-_ALLOWED = {
-    CallState.ROUTING: {CallState.RINGING, CallState.UP, CallState.FAILING, CallState.ENDED, CallState.ROUTING,
-                        CallState.IVR, CallState.QUEUED},
-    CallState.IVR: {CallState.ROUTING, CallState.FAILING, CallState.ENDED},
-    CallState.QUEUED: {CallState.UP, CallState.ROUTING, CallState.FAILING, CallState.ENDED},
-    CallState.RINGING: {CallState.ROUTING, CallState.UP, CallState.FAILING, CallState.ENDED},
-    CallState.UP: {CallState.FAILING, CallState.ENDED, CallState.IVR},  # IVR: the post-call survey
-    CallState.FAILING: {CallState.ENDED},
-    CallState.ENDED: set(),
-}
-
-
-def disposition_for(cause: Cause, answered: bool, caller_gave_up: bool) -> str:
-    """Asterisk-style CDR disposition, what call-centre reports count."""
-    if answered:
-        return "ANSWERED"
-    if caller_gave_up:
-        return "CANCELLED"
-    if cause.code in (486, 600):
-        return "BUSY"
-    if cause.code in (408, 480):
-        return "NO ANSWER"
-    return "FAILED"
 
 
 class Call:
@@ -106,7 +72,7 @@ class Call:
         self.fork: Fork | None = None
         self.bridge_id = f"bridge-{self.id}"
         self.answered = False
-        self.cdr_id: int | None = None
+        self.cdr = CallDetailRecord(pbx.store)
         self.cause: Cause = NORMAL_CLEARING
         self.caller_gave_up = False
         self.fail_timer: TimerHandle | None = None
@@ -123,7 +89,6 @@ class Call:
         self.agent_leg: Channel | None = None
         self.hops = 0
         self.bridged = False
-        self.recording: ActiveRecording | None = None
         self.interaction_id: int | None = None  # what this call is about (contact, status, disposition)
         self._keys = InCallKeys(self.id, pbx.media, pbx.schedule, self.partner,
                                 lambda: self.state == CallState.UP, self._feature_code)
@@ -136,13 +101,18 @@ class Call:
 
     # -- state machine ------------------------------------------------------------------
     def _to(self, new: CallState) -> None:
-        if new not in _ALLOWED[self.state]:
+        if new not in TRANSITIONS[self.state]:
             raise RuntimeError(f"{self.id}: illegal call transition {self.state.value} -> {new.value}")
         self.state = new
 
     def _adopt(self, chan: Channel) -> None:
         chan.owner = self
         chan.listener = self._event
+
+    @property
+    def cdr_id(self) -> int | None:
+        """The id of this call's CDR row while it is open."""
+        return self.cdr.row_id
 
     def partner(self, chan: Channel) -> Channel | None:
         if chan is self.a:
@@ -205,6 +175,7 @@ class Call:
         else:
             self.b = new
         self._adopt(new)
+        self.pbx.events.publish(PartiesChanged(self.id, old.id, new.id))
 
     def give_up_party(self, chan: Channel) -> None:
         """`chan` leaves this call for another one (the target of an attended transfer): the
@@ -213,6 +184,7 @@ class Call:
         if other is None:
             raise RuntimeError(f"{self.id}: {chan.id} is not a party to this call")
         self.a, self.b = other, None
+        self.pbx.events.publish(PartiesChanged(self.id, chan.id, None))
         self.hangup(other)
 
     def release_after_tone(self, chan: Channel, cause: Cause, seconds: float) -> None:
@@ -247,10 +219,7 @@ class Call:
 
     # -- routing ----------------------------------------------------------------------------
     def _open_cdr(self) -> None:
-        self.cdr_id = self.pbx.store.cdr_open(
-            self.a.dialog_key(), self.a.caller.number, self.a.caller.name, self.dialed,
-            self.direction, self.a.created, trunk=self.via_trunk,
-        )
+        self.cdr.open(self.a, self.dialed, self.direction, self.via_trunk)
         self.pbx.events.publish(CallStarted(self.id, self.a.caller.number, self.dialed, self.direction))
 
     def start(self, first_hop_did: bool = False) -> None:
@@ -328,9 +297,7 @@ class Call:
             return
         self._to(CallState.IVR)
         self.answer_here()
-        if flow.record != "none" and self.recording is None:
-            self.recording = self.pbx.recorder.start(self.a.dialog_key(), self.cdr_id, [self.a.media_leg, ""],
-                                                     flow.record, "ivr")
+        self.pbx.events.publish(IvrEntered(self.id, flow_name, flow.record))  # call_recording.py may record it
 
         def routed(target: RouteTarget, variables: dict[str, str]) -> None:
             self.ivr = None
@@ -341,46 +308,25 @@ class Call:
                 self.route_number(target.value,
                                   Principal.system(f"ivr:{flow_name}", numbers=frozenset({target.value})), hops + 1)
             else:  # flow, queue, voicemail: a destination of that kind
-                self.go(_FLOW_TARGETS[target.kind](target.value), hops + 1)
+                self.go(FLOW_TARGETS[target.kind](target.value), hops + 1)
 
         def hung_up() -> None:
             self.ivr = None
             self.a.hangup(NORMAL_CLEARING)
             self._end(NORMAL_CLEARING, by=None)
 
-        self.ivr = self.pbx.ivr_session(self.a, flow, routed, hung_up, self._sensitive)
+        # The caller entering (leaving) a sensitive node is published: a recording must not hear the card.
+        self.ivr = self.pbx.ivr_session(self.a, flow, routed, hung_up,
+                                        lambda active: self.pbx.events.publish(SensitiveInput(self.id, active)))
         self.ivr.start()
 
-    def _sensitive(self, active: bool) -> None:
-        """The caller entered (left) a sensitive IVR node: the recording must not hear the card."""
-        if self.recording is not None:
-            self.pbx.recorder.pause(self.recording, active, "sensitive IVR node")
-
-    def _record_parties(self, mode: str, reason: str, queue: str = "", agent: str = "") -> None:
-        """Record caller and callee/agent; a recording started earlier (IVR) gains its second party."""
-        if self.b is None or mode not in ("mixed", "stereo"):
-            return
-        if self.recording is None:
-            self.recording = self.pbx.recorder.start(self.a.dialog_key(), self.cdr_id,
-                                                     [self.a.media_leg, self.b.media_leg], mode, reason, queue, agent)
-        elif not self.recording.legs[1]:
-            self.pbx.recorder.add_leg(self.recording, 1, self.b.media_leg, agent, queue)
-
     def _feature_code(self, chan: Channel, code: str) -> None:
-        """*1 starts/stops an on-demand recording, *2 pauses it (card details), *3 resumes."""
+        """*1 starts/stops an on-demand recording, *2 pauses it (card details), *3 resumes: the
+        recording service (call_recording.py) hears of it."""
         if chan.extension is None or self.state != CallState.UP:
             return
         log.info("%s: feature code %s from %s", self.id, code, chan.id, extra={"CALL_ID": self.id})
-        rec = self.recording
-        if code == "*1":
-            ext = self.pbx.dialplan.extensions.get(chan.extension)
-            if rec is not None:
-                self.pbx.recorder.stop(rec)
-                self.recording = None
-            elif ext is not None and ext.recording in ("on-demand", "always"):
-                self._record_parties("stereo", "on-demand", agent=self.agent_id or "")
-        elif code in ("*2", "*3") and rec is not None:
-            self.pbx.recorder.pause(rec, code == "*2", f"feature code from {chan.extension}")
+        self.pbx.events.publish(InCallCode(self.id, chan.id, code))
 
     def answer_here(self) -> None:
         """The PBX itself answers the caller (IVR, queue, feature code): the CDR counts from here.
@@ -392,8 +338,7 @@ class Call:
         if not self.a.is_up:
             self.a.answer()
         self.answered = True  # answered by us: a caller leaving now is not an unanswered call
-        if self.cdr_id is not None:
-            self.pbx.store.cdr_answer(self.cdr_id, self.a.answered_at or self.pbx.clock())
+        self.cdr.answer(self.a.answered_at or self.pbx.clock())
         self.pbx.events.publish(CallAnswered(self.id, self.a.id))
 
     # -- queues ---------------------------------------------------------------------------------
@@ -431,9 +376,6 @@ class Call:
         self.pbx.media.stop_play(self.a.media_leg)
         self._to(CallState.UP)
         self.bridge_parties()
-        if queue.recording != "none" or self.recording is not None:
-            self._record_parties(queue.recording if queue.recording != "none" else "stereo", "queue", queue.name,
-                                 agent_id)
         log.info("%s: agent %s answered %s from queue %s", self.id, agent_id, self.a.caller.number, queue.name,
                  extra={"CALL_ID": self.id})
         if self.on_agent_connected is not None:
@@ -454,9 +396,6 @@ class Call:
                 or self.state != CallState.UP or self.direction == "outbound"):
             return False
         agent_id = self.agent_id
-        if self.recording is not None:  # the conversation is over: the survey is not recorded
-            self.pbx.recorder.stop(self.recording)
-            self.recording = None
         self.release_agent("agent hung up")
         self.b = None
         self.pbx.media_destroy_bridge(self.bridge_id)
@@ -509,13 +448,10 @@ class Call:
         if not self.a.is_up:
             self.a.answer()
         self._to(CallState.UP)
-        if self.cdr_id is not None and not self.answered:  # an IVR may have answered already
-            self.pbx.store.cdr_answer(self.cdr_id, chan.answered_at or self.a.created)
+        if not self.answered:  # an IVR may have answered already
+            self.cdr.answer(chan.answered_at or self.a.created)
         self.answered = True
         self.bridge_parties()
-        callee_ext = self.pbx.extension_of(chan)
-        if any(e is not None and e.recording == "always" for e in (callee_ext, self.caller_ext)):
-            self._record_parties("stereo", "extension")
         log.info("%s: %s answered %s", self.id, chan.callee, self.a.caller.number,
                  extra={"CALL_ID": self.id, "EXTENSION": chan.extension or ""})
         self.pbx.events.publish(CallAnswered(self.id, chan.id))
@@ -587,6 +523,7 @@ class Call:
             return
         if self.transfer is not None and chan is self.transfer.transferor:
             self.transfer.transferor_left()
+            self.pbx.events.publish(PartiesChanged(self.id, chan.id, None))
             return
         if self.ivr is not None:
             self.ivr.stop()
@@ -645,30 +582,17 @@ class Call:
                 chan.hangup(NORMAL_CLEARING if self.answered else self.cause)
         if self.bridged:  # an IVR or feature-code call never had one
             self.pbx.media_destroy_bridge(self.bridge_id)
-        if self.recording is not None:
-            self.pbx.recorder.stop(self.recording)
-            self.recording = None
         if self.queue_entry is not None:
             self.pbx.distributor.caller_left(self)
         self.release_agent("agent hung up" if by is not None and by is self.agent_leg else
                             "caller hung up" if by is not None else str(self.cause))
-        self._close_cdr(by)
+        self.cdr.close(self.pbx.clock(), self.cause, self.answered, self.caller_gave_up,
+                       "caller" if by is self.a else "callee" if by is not None else None)
         log.info("%s: ended (%s)", self.id, self.cause, extra={"CALL_ID": self.id})
         self.pbx.call_ended(self)
         self.pbx.events.publish(CallEnded(self.id, self.cause.code, self.cause.reason, self.answered))
         if self.on_ended is not None:
             self.on_ended(self)
-
-    def _close_cdr(self, by: Channel | None) -> None:
-        if self.cdr_id is None:
-            return
-        if self.answered or self.caller_gave_up:
-            hangup_cause = "caller hung up" if by is self.a else "callee hung up" if by else str(self.cause)
-        else:
-            hangup_cause = str(self.cause)
-        disposition = disposition_for(self.cause, self.answered, self.caller_gave_up)
-        self.pbx.store.cdr_close(self.cdr_id, self.pbx.clock(), disposition, hangup_cause)
-        self.cdr_id = None
 
     def info(self) -> dict[str, object]:
         return {

@@ -15,7 +15,6 @@ from appliance.pbx.channel import Channel, DtmfReceived, Party, PlaybackEnded
 from appliance.pbx.dialplan import Dialplan, ToTrunk
 from appliance.pbx.fork import Fork
 from appliance.pbx.ports import CdrSink, MediaPort, Scheduler
-from appliance.pbx.recording import Recorder
 from appliance.store.models import Extension
 
 if TYPE_CHECKING:
@@ -95,9 +94,6 @@ class CallContext(Protocol[C_contra]):
 
     @property
     def features(self) -> FeatureDialogues[C_contra]: ...
-
-    @property
-    def recorder(self) -> Recorder: ...
 
     @property
     def events(self) -> EventBus: ...

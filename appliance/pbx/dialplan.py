@@ -7,6 +7,7 @@ able to call premium numbers abroad).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -55,6 +56,10 @@ class Refused:
 
 
 Destination = ToExtension | ToTrunk | ToIvr | ToQueue | ToVoicemail | Refused
+
+# An IVR flow's route node names its target by kind (ivr/flow.py's RouteTarget): these kinds are a
+# destination of that kind; "extension" and "external" are a number to route.
+FLOW_TARGETS: dict[str, Callable[[str], Destination]] = {"flow": ToIvr, "queue": ToQueue, "voicemail": ToVoicemail}
 
 
 @lru_cache(maxsize=512)

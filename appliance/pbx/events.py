@@ -90,6 +90,45 @@ class SurveyDue:
 
 
 @dataclass(frozen=True)
+class IvrEntered:
+    """The PBX answered the call with IVR flow `flow`; `record` is the flow's recording mode
+    ("none", "mixed", "stereo")."""
+
+    call_id: str
+    flow: str
+    record: str
+
+
+@dataclass(frozen=True)
+class SensitiveInput:
+    """The caller entered (`active`) or left a sensitive IVR node (card capture, PCI DSS): a
+    recording must not hear what is said there."""
+
+    call_id: str
+    active: bool
+
+
+@dataclass(frozen=True)
+class InCallCode:
+    """One of our phones on an answered call keyed an in-call code (*1 record on/off, *2 pause,
+    *3 resume; in_call_keys.py)."""
+
+    call_id: str
+    channel_id: str
+    code: str
+
+
+@dataclass(frozen=True)
+class PartiesChanged:
+    """A party left the call or was replaced (a transfer) while the call goes on: `left` is the
+    channel gone, `joined` the one that took its place (None: nobody yet)."""
+
+    call_id: str
+    left: str
+    joined: str | None
+
+
+@dataclass(frozen=True)
 class CallEnded:
     call_id: str
     cause_code: int
@@ -98,4 +137,5 @@ class CallEnded:
 
 
 CallEvent = (CallStarted | CallAnswered | QueueJoined | QueueLeft | AgentConnected | AgentReleased
-             | CallTransferred | TransferAsked | SurveyDue | CallEnded)
+             | CallTransferred | TransferAsked | SurveyDue | IvrEntered | SensitiveInput | InCallCode
+             | PartiesChanged | CallEnded)

@@ -16,7 +16,7 @@ from appliance.pbx.feature_digits import FeatureDigits, Key
 from appliance.pbx.ports import MediaPort, Scheduler
 
 log = logging.getLogger("plateau.pbx")
-IN_CALL_CODES = frozenset({"*1", "*2", "*3"})  # recording on/off, pause, resume (Call._feature_code)
+IN_CALL_CODES = frozenset({"*1", "*2", "*3"})  # recording on/off, pause, resume (InCallCode: call_recording.py)
 
 
 class InCallKeys:

@@ -13,25 +13,29 @@ While supervising, the supervisor switches mode with the keypad: 4 listen, 5 whi
 
 Media: listen and whisper are ``media.monitor`` of the supervisor's leg (it leaves any bridge),
 barge is ``media.bridge`` into the call's bridge (which ends the monitor). The target call is
-watched from a timer, not hooked: when it ends, or the agent or caller leg leaves it
-(a transfer), the supervisor is told and released.
+watched on the event bus (docs/ARCHITECTURE.md, "Event bus"): when it ends (``CallEnded``), its
+agent is released (``AgentReleased``: hung up, transferred, the survey) or a party leaves or is
+replaced (``PartiesChanged``: a transfer), the supervisor is told and released.
 """
 from __future__ import annotations
 
 import enum
 import logging
 import weakref
+from collections import defaultdict
 from collections.abc import Callable
 from typing import Protocol
 
 from appliance.ivr.tts import PromptCache
 from appliance.media.protocol import MediaError
+from appliance.pbx.bus import EventBus
 from appliance.pbx.call import Call, CallState
 from appliance.pbx.call_factory import CallFactory
 from appliance.pbx.channel import Channel, DtmfReceived, Party, PlaybackEnded
 from appliance.pbx.dialplan import Dialplan
-from appliance.pbx.ports import MediaPort, Scheduler, TimerHandle
+from appliance.pbx.ports import MediaPort, Scheduler
 from appliance.pbx.errors import PbxError
+from appliance.pbx.events import AgentReleased, CallEnded, PartiesChanged
 from appliance.pbx.originate import originate
 from appliance.pbx.prompter import Prompter, spoken_digits
 from appliance.schema.settings import SUPERVISORS_SETTING, supervisors
@@ -39,8 +43,6 @@ from appliance.store.models import Extension
 from appliance.store.validation import AGENT_ID_RE
 
 log = logging.getLogger("plateau.pbx")
-
-POLL_SECONDS = 0.5  # how soon a supervisor learns that the call it watches has ended
 
 
 class SettingsReader(Protocol):
@@ -76,6 +78,9 @@ class SupervisionContext(Protocol):
 
     @property
     def call_factory(self) -> CallFactory: ...
+
+    @property
+    def events(self) -> EventBus: ...
 
     def channels_for_extension(self, ext: Extension, caller: Party) -> list[Channel]: ...
 
@@ -123,7 +128,7 @@ class SupervisionSession:
     """One supervisor's session on one agent's call; the `CallService` of the supervisor's call."""
 
     def __init__(self, pbx: SupervisionContext, sup_call: Call, target: Call, agent_id: str,
-                 caller: Channel, agent: Channel) -> None:
+                 caller: Channel, agent: Channel, unwatch: Callable[[], None] = lambda: None) -> None:
         self.pbx = pbx
         self.sup_call = sup_call
         self.sup = sup_call.a
@@ -133,7 +138,7 @@ class SupervisionSession:
         self.agent = agent
         self.mode: Mode | None = None
         self.state = SessionState.SUPERVISING
-        self.timer: TimerHandle | None = None
+        self.unwatch = unwatch  # the session no longer hears of the target's events
         self.prompter: Prompter | None = None
 
     def _to(self, new: SessionState) -> None:
@@ -143,10 +148,8 @@ class SupervisionSession:
         self.state = new
 
     def start(self, mode: Mode) -> None:
-        """Join the call in `mode` and start watching it."""
+        """Join the call in `mode` (`Supervision` passes on the target's events: `target_changed`)."""
         self.set_mode(mode)
-        if self.state is SessionState.SUPERVISING:
-            self.timer = self.pbx.schedule(POLL_SECONDS, self._poll)
 
     def set_mode(self, mode: Mode) -> None:
         """Listen, whisper or barge from now on (the later of monitor/bridge wins in the engine)."""
@@ -184,7 +187,7 @@ class SupervisionSession:
         if self.state is SessionState.STOPPED:
             return
         self._to(SessionState.STOPPED)
-        self._cancel()
+        self.unwatch()
         if self.prompter is not None:
             self.prompter.stop()
         self._leave_call()
@@ -195,14 +198,10 @@ class SupervisionSession:
         legs = agent_legs(self.target)
         return legs is not None and legs == (self.caller, self.agent) and self.target.agent_id == self.agent_id
 
-    def _poll(self) -> None:
-        self.timer = None
-        if self.state is not SessionState.SUPERVISING:
-            return
-        if self._still_on():
-            self.timer = self.pbx.schedule(POLL_SECONDS, self._poll)
-            return
-        self._target_gone()
+    def target_changed(self) -> None:
+        """The target ended, lost its agent or changed a party: still the same conversation?"""
+        if self.state is SessionState.SUPERVISING and not self._still_on():
+            self._target_gone()
 
     def _target_gone(self) -> None:
         if self.state is not SessionState.SUPERVISING:
@@ -210,7 +209,7 @@ class SupervisionSession:
         log.info("%s: the call of agent %s (%s) ended under supervision", self.sup_call.id, self.agent_id,
                  self.target.id, extra={"CALL_ID": self.target.id})
         self._to(SessionState.CLOSING)
-        self._cancel()
+        self.unwatch()
         self._leave_call()
         if self.sup.is_down:
             return
@@ -240,11 +239,6 @@ class SupervisionSession:
         except MediaError as exc:
             log.debug("%s: leaving %s: %s", self.sup_call.id, self.target.id, exc)
 
-    def _cancel(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-
 
 class Supervision:
     """The supervision feature codes and the control API's monitor request for one switchboard."""
@@ -255,6 +249,25 @@ class Supervision:
         # Calls the control API placed to a supervisor's phone: the API's token already
         # authorised them, so the desk-phone list does not apply.
         self._from_api: weakref.WeakSet[Call] = weakref.WeakSet()
+        self._watching: defaultdict[str, list[SupervisionSession]] = defaultdict(list)  # by target call id
+        pbx.events.subscribe(CallEnded, self._target_event)
+        pbx.events.subscribe(AgentReleased, self._target_event)
+        pbx.events.subscribe(PartiesChanged, self._target_event)
+
+    def _target_event(self, event: CallEnded | AgentReleased | PartiesChanged) -> None:
+        for session in list(self._watching.get(event.call_id, ())):
+            session.target_changed()
+
+    def _watch(self, session: SupervisionSession) -> Callable[[], None]:
+        sessions = self._watching[session.target.id]
+        sessions.append(session)
+
+        def unwatch() -> None:
+            if session in sessions:
+                sessions.remove(session)
+            if not sessions:
+                self._watching.pop(session.target.id, None)
+        return unwatch
 
     def handlers(self) -> dict[str, Callable[[Call, str], None]]:
         """Feature-code prefix -> handler, for `FeatureCodes.extra`."""
@@ -298,6 +311,7 @@ class Supervision:
                 return
             prompter.stop()
             session = SupervisionSession(self.pbx, call, target, digits, *legs)
+            session.unwatch = self._watch(session)
             call.attach_service(session)
             session.start(mode)
 

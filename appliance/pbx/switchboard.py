@@ -28,6 +28,7 @@ from appliance.pbx.errors import PbxError
 from appliance.pbx.originate import originate
 from appliance.pbx.distributor import CallDistributor
 from appliance.pbx.features import FeatureCodes
+from appliance.pbx.call_recording import CallRecordings
 from appliance.pbx.recording import Recorder
 from appliance.pbx.survey import PostCallSurvey, SurveyAfterAgent
 from appliance.schema.settings import CALLBACK_ROUTES_SETTING
@@ -113,6 +114,8 @@ class Switchboard:
         self.features.register(self.voicemail_calls.codes())
         # Services that act on what calls do learn of it from the bus (docs/ARCHITECTURE.md, "Event bus").
         self.events.subscribe(TransferAsked, self.transfers.asked)
+        # Before the survey's SurveyDue handler: the recording stops before the survey speaks.
+        self.recordings = CallRecordings(self, self.events)
         self.events.subscribe(SurveyDue, SurveyAfterAgent(self.surveys, self.calls).due)
 
     # -- configuration --------------------------------------------------------------------

@@ -109,7 +109,7 @@ def test_an_illegal_transition_is_an_error(rig: PbxRig) -> None:
 
 def test_only_a_party_can_be_replaced_or_given_up(rig: PbxRig) -> None:
     call, a, b = rig.connected("1001", "1002")
-    stranger = Line(rig.media, "outbound", Party("9"), "9")
+    stranger = Line("outbound", Party("9"), "9", rig.media)
     with pytest.raises(RuntimeError, match="not a party"):
         call.replace_party(stranger, a)
     with pytest.raises(RuntimeError, match="not a party"):
@@ -139,7 +139,7 @@ class ToPark:
 def _call_to(rig: PbxRig, dest: object) -> tuple[Call, Line]:
     """A call from 1001 started to a destination already decided (as the dialer starts its calls)."""
     ext = rig.pbx.dialplan.extensions["1001"]
-    line = Line(rig.media, "inbound", Party("1001", ext.name), "701")
+    line = Line("inbound", Party("1001", ext.name), "701", rig.media)
     call = rig.pbx.call_factory.new_call(line, "701", "internal", ext)
     call.start_to(dest)
     return call, line

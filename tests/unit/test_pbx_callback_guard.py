@@ -7,7 +7,7 @@ from appliance.pbx.switchboard import PbxSettings, Switchboard
 from appliance.schema.settings import CALLBACK_ROUTES_SETTING
 from appliance.store.db import Store
 from appliance.store.models import Extension, OutboundRoute, Trunk
-from tests.pbx_rig import FakeMedia, SimClock
+from tests.pbx_ports import FakeMedia, VirtualTime
 
 
 def test_callback_refusal(tmp_path: Path) -> None:
@@ -17,7 +17,7 @@ def test_callback_refusal(tmp_path: Path) -> None:
         store.put_outbound_route(OutboundRoute(name="national", pattern="_0XXXXXXXXX", trunk="carrier"))
         store.put_outbound_route(OutboundRoute(name="premium", pattern="_08XXXXXXXX", trunk="carrier", priority=1))
         store.put_extension(Extension(number="1001", name="Desk", secret="secret-1001"))
-        pbx = Switchboard(store, FakeMedia(), SimClock().schedule, PbxSettings(tts_dir=tmp_path / "tts"))
+        pbx = Switchboard(store, FakeMedia(), VirtualTime().schedule, PbxSettings(tts_dir=tmp_path / "tts"))
         assert pbx.callback_refusal("1001") is None  # an extension: always
         assert "not in acd.callback_routes" in (pbx.callback_refusal("0140000000") or "")  # none allowed by default
         store.set_setting(CALLBACK_ROUTES_SETTING, "national")

@@ -3,7 +3,7 @@ abandoned, machine; and the rows it leaves in a real store, from which a restart
 
 The `Dialer` places the attempt and records its outcome, both real, on a real SQLite store, with
 the real distributor whose queue the campaign uses. Only ports are fakes (tests/pbx_ports.py and
-below): the PBX (`DialerPbx`), the trunk's channel (a `PhoneChannel` the test answers, rejects or
+below): the PBX (`DialerPbx`), the trunk's channel (a `Line` the test answers, rejects or
 lets ring), the call factory and the call it makes (`AttemptCall`: the test plays what the PBX
 does with it, an agent answering from the queue, a hang-up), media and virtual time.
 """
@@ -29,7 +29,7 @@ from appliance.store import acd as acd_store
 from appliance.store import dialer as dstore
 from appliance.store.db import Store
 from appliance.store.models import QueueConfig, Trunk
-from tests.pbx_ports import FakeMedia, PhoneChannel, QueuePbx, VirtualTime
+from tests.pbx_ports import FakeMedia, Line, QueuePbx, VirtualTime
 
 NUMBER = "+33612345601"
 
@@ -108,7 +108,7 @@ class Trunks:
 
 
 class DialerPbxFake:
-    """The dialer's PBX port: the campaign's trunk rings `PhoneChannel`s kept in `lines`."""
+    """The dialer's PBX port: the campaign's trunk rings `Line`s kept in `lines`."""
 
     def __init__(self, store: Store, time: VirtualTime, prompts: PromptCache) -> None:
         self.queue_pbx = QueuePbx(store, time, prompts)
@@ -119,7 +119,7 @@ class DialerPbxFake:
         self.distributor = CallDistributor(self.queue_pbx, time.clock, EventBus())
         self.dialplan = Trunks()
         self.call_factory = Calls()
-        self.lines: list[PhoneChannel] = []
+        self.lines: list[Line] = []
 
     def device_busy(self, number: str) -> bool:
         return self.queue_pbx.device_busy(number)
@@ -128,7 +128,7 @@ class DialerPbxFake:
         return self.queue_pbx.device_reachable(number)
 
     def channel_for_trunk(self, dest: ToTrunk, caller: Party) -> Channel:
-        chan = PhoneChannel("outbound", caller, dest.number)
+        chan = Line("outbound", caller, dest.number)
         chan.trunk = dest.trunk.name
         self.lines.append(chan)
         return chan
@@ -188,7 +188,7 @@ def test_a_person_answers_waits_for_an_agent_and_the_connected_call_ends(world: 
     assert line.dialled and line.callee == NUMBER and line.caller.number == "+33140000000"
     assert attempt.state is AttemptState.DIALING and world.decisions() == [("dial", "allowed")]
     world.time.advance(4.0)
-    line.far_answer()
+    line.remote_answer()
     [call] = world.pbx.call_factory.made
     assert call.a is line and call.dialed == NUMBER and call.via_trunk == "carrier"
     assert call.variables == {"priority": str(DIALER_PRIORITY), "campaign": "spring",
@@ -221,14 +221,14 @@ def test_a_call_not_answered_ends_the_attempt_and_the_lead_is_retried(
         world: World, far_end: str, outcome: str, retry_minutes: int) -> None:
     attempt = world.dial()
     line = world.pbx.lines[0]
-    line.far_ringing()
+    line.remote_ringing()
     if far_end == "rings out":
         world.time.advance(25.1)  # the dialer's ring timeout
         assert line.is_down
     elif far_end == "busy":
-        line.far_hangup(Cause(486, "Busy Here"))
+        line.remote_hangup(Cause(486, "Busy Here"))
     else:
-        line.far_hangup(Cause(503, "Service Unavailable"))
+        line.remote_hangup(Cause(503, "Service Unavailable"))
     assert attempt.state is AttemptState.ENDED and world.pbx.call_factory.made == []
     row = world.row()
     assert (row.outcome, row.answered_at, row.connected_at) == (outcome, None, None)
@@ -241,7 +241,7 @@ def test_a_call_not_answered_ends_the_attempt_and_the_lead_is_retried(
 def test_no_agent_in_time_is_an_abandon_with_the_message_and_a_restarted_pacer_remembers_it(
         world: World) -> None:
     attempt = world.dial()
-    world.pbx.lines[0].far_answer()
+    world.pbx.lines[0].remote_answer()
     [call] = world.pbx.call_factory.made
     world.time.advance(1.9)
     assert attempt.state is AttemptState.QUEUED
@@ -266,7 +266,7 @@ def test_a_machine_is_hung_up_and_not_counted_in_the_abandon_rate(world: World) 
     world.dialer.load()
     attempt = world.dial()
     line = world.pbx.lines[0]
-    line.far_answer()
+    line.remote_answer()
     [call] = world.pbx.call_factory.made
     assert attempt.state is AttemptState.DETECTING and call.service is attempt
     assert ("detect_machine", line.media_leg) in world.pbx.media.requests

@@ -3,7 +3,7 @@ and skills, and the preview offer, through its one offer path.
 
 The `CallDistributor` is the real one, on a real SQLite store and the real roster; what it is
 given are fakes of its ports (tests/pbx_ports.py): the PBX (`DistributorPbx`: agents' phones are
-`PhoneChannel`s the test answers or lets ring), a caller (`QueueCall`), media and virtual time.
+`Line`s the test answers or lets ring), a caller (`QueueCall`), media and virtual time.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from appliance.store import acd as acd_store
 from appliance.store import queue_log
 from appliance.store.db import Store
 from appliance.store.models import AgentConfig, Extension, QueueConfig
-from tests.pbx_ports import Caller, PhoneChannel, QueuePbx, VirtualTime
+from tests.pbx_ports import Caller, Line, QueuePbx, VirtualTime
 
 
 @dataclass
@@ -90,7 +90,7 @@ def test_a_caller_is_offered_to_the_first_agent_and_connected_when_the_phone_ans
     assert world.state("2001") is AgentState.RINGING and "2001" in world.dist.offers
     assert world.pbx.phones.get("1002") is None  # one offer at a time for one caller
     world.time.advance(3.0)
-    phone.far_answer()
+    phone.remote_answer()
     assert bob.agent == (phone, "2001") and bob.queue_config is not None and bob.queue_config.name == "sales"
     assert world.state("2001") is AgentState.ON_CALL and world.dist.agent_calls == {"2001": bob}
     assert world.dist.offers == {} and world.dist.entries == {} and bob.queue_entry is None
@@ -109,12 +109,12 @@ def test_an_offer_left_ringing_times_out_and_the_caller_is_offered_again(world: 
     world.time.advance(14.9)
     assert world.state("2001") is AgentState.RINGING
     world.time.advance(0.2)  # the agent's 15 s ring timeout
-    assert first.is_down and first.hangup_cause == CANCELLED
+    assert first.is_down and first.ended_with == CANCELLED
     agent = world.dist.roster.agents["2001"]
     assert agent.consecutive_no_answer == 1
     # The caller keeps its place and linear offers the first agent again, who rejects it this
     # time: a second offer in a row not answered pauses them (max_no_answer 2), so the next one rings.
-    world.pbx.ringing("1001").far_hangup(Cause(486, "Busy Here"))
+    world.pbx.ringing("1001").remote_hangup(Cause(486, "Busy Here"))
     assert agent.state is AgentState.PAUSED and agent.pause_reason == "no-answer"
     assert world.state("2002") is AgentState.RINGING and world.pbx.ringing("1002").owner is bob
     assert world.log() == [("ENTER", "", ""), ("OFFER", "2001", ""), ("RINGNOANSWER", "2001", "480 No Answer"),
@@ -127,10 +127,10 @@ def test_the_agent_released_wraps_up_then_takes_the_next_caller(world: World) ->
     login(world, "2001")
     bob, ann = Caller("call-1", "0611111111"), Caller("call-2", "0622222222")
     world.join(bob)
-    world.pbx.ringing("1001").far_answer()
+    world.pbx.ringing("1001").remote_answer()
     world.join(ann)  # nobody free for Ann
     world.time.advance(30.0)
-    world.pbx.ringing("1001").far_hangup()  # the conversation's leg ends
+    world.pbx.ringing("1001").remote_hangup()  # the conversation's leg ends
     bob.agent_answered_at = world.time.now - 30.0
     world.dist.agent_call_ended(bob, "2001", "caller hung up")
     assert world.state("2001") is AgentState.WRAP_UP and world.dist.agent_calls == {}
@@ -150,7 +150,7 @@ def test_a_caller_who_hangs_up_while_offered_abandons_and_the_phone_stops(world:
     phone = world.pbx.ringing("1001")
     world.time.advance(4.0)
     world.dist.caller_left(bob)
-    assert phone.is_down and phone.hangup_cause == CANCELLED
+    assert phone.is_down and phone.ended_with == CANCELLED
     agent = world.dist.roster.agents["2001"]
     assert agent.state is AgentState.AVAILABLE and agent.consecutive_no_answer == 0  # not the agent's fault
     abandon = queue_log.events(world.store, 0.0, world.time.now + 1)[-1]
@@ -173,7 +173,7 @@ def test_only_agents_with_the_skills_the_queue_requires_are_offered(world: World
     world.join(Caller("call-1", "0611111111"), "french")
     # linear in member order 2002, 2003, 2001: 2002 has no French (fr:2 required), so 2003 rings.
     assert world.pbx.phones.get("1002") is None
-    world.pbx.ringing("1003").far_answer()
+    world.pbx.ringing("1003").remote_answer()
     world.join(Caller("call-2", "0622222222"), "french")
     assert world.pbx.phones.get("1002") is None and world.pbx.ringing("1001").caller.number == "0622222222"
 
@@ -186,8 +186,8 @@ def test_ring_all_first_answer_wins_and_the_other_phone_is_released(world: World
     bob = Caller("call-1", "0611111111")
     world.join(bob)
     one, two = world.pbx.ringing("1001"), world.pbx.ringing("1002")
-    two.far_answer()
-    assert one.is_down and one.hangup_cause == ANSWERED_ELSEWHERE
+    two.remote_answer()
+    assert one.is_down and one.ended_with == ANSWERED_ELSEWHERE
     assert world.state("2001") is AgentState.AVAILABLE and world.state("2002") is AgentState.ON_CALL
     assert bob.agent == (two, "2002")
 
@@ -204,7 +204,7 @@ def test_the_preview_offer_rings_the_agent_and_starts_the_call_they_answer(world
     assert phone.owner is owner and agent.state is AgentState.RINGING and agent.call_id == "preview-2001-7"
     world.join(Caller("call-1", "0611111111"))  # a queue caller meanwhile: not offered to the ringing agent
     queue_phone = world.pbx.ringing("1002")
-    phone.far_answer()
+    phone.remote_answer()
     assert agent.state is AgentState.ON_CALL and started == [lead] and world.dist.agent_calls["2001"] is lead
     assert world.events[-1] == AgentConnected("call-9", "sales", "2001", phone.id)
     assert "2001" not in world.dist.offers and not queue_phone.is_down
@@ -215,7 +215,7 @@ def test_a_preview_offer_not_answered_or_withdrawn(world: World) -> None:
     login(world, "2001")
     agent = world.dist.roster.agents["2001"]
 
-    def preview(build: Any) -> PhoneChannel:
+    def preview(build: Any) -> Line:
         chans = world.dist.ringing.channels(agent, Party("+33612345678", "[spring]"))
         world.dist.offer_preview(agent, "preview-2001-7", "sales", chans, None, build, lambda call: None)
         return world.pbx.ringing("1001")
@@ -223,10 +223,10 @@ def test_a_preview_offer_not_answered_or_withdrawn(world: World) -> None:
     preview(lambda chan: None)
     world.time.advance(15.1)  # rang out: counts against the agent
     assert agent.state is AgentState.AVAILABLE and agent.consecutive_no_answer == 1
-    preview(lambda chan: None).far_hangup(Cause(487, "Request Terminated"))  # withdrawn: not the agent's fault
+    preview(lambda chan: None).remote_hangup(Cause(487, "Request Terminated"))  # withdrawn: not the agent's fault
     assert agent.state is AgentState.AVAILABLE and agent.consecutive_no_answer == 1
     phone = preview(lambda chan: None)  # answered, but the campaign is gone meanwhile
-    phone.far_answer()
+    phone.remote_answer()
     assert phone.is_down and agent.state is AgentState.AVAILABLE and world.dist.agent_calls == {}
     assert world.dist.offers == {}
 
@@ -257,7 +257,7 @@ def test_a_callback_keeps_the_place_and_the_agent_answers_first(world: World) ->
     login(world, "2001")
     phone = world.pbx.ringing("1001")
     assert phone.caller.name == "[Callback] Caller 0611111111"
-    phone.far_answer()
+    phone.remote_answer()
     [(leg, number, agent_id)] = world.pbx.callbacks
     assert (leg, number, agent_id) == (phone, "0611111111", "2001")
     callback = world.dist.agent_calls["2001"]

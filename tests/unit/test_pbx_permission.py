@@ -18,7 +18,7 @@ from appliance.pbx.switchboard import PbxSettings, Switchboard
 from appliance.schema.settings import CALLBACK_ROUTES_SETTING
 from appliance.store.db import Store
 from appliance.store.models import Extension, InboundRoute, OutboundRoute, Trunk
-from tests.pbx_rig import FakeMedia, SimClock
+from tests.pbx_ports import FakeMedia, VirtualTime
 
 NATIONAL = OutboundRoute("national", "_0[1-9]XXXXXXXX", "carrier")
 INTL = OutboundRoute("intl", "_00X.", "carrier")
@@ -94,7 +94,7 @@ def pbx(tmp_path: Path) -> Iterator[Switchboard]:
     store.put_outbound_route(INTL)
     store.put_extension(Extension(number="1001", name="Desk", secret="secret-1001", dial_permissions=["intl"]))
     try:
-        yield Switchboard(store, FakeMedia(), SimClock().schedule, PbxSettings(tts_dir=tmp_path / "tts"))
+        yield Switchboard(store, FakeMedia(), VirtualTime().schedule, PbxSettings(tts_dir=tmp_path / "tts"))
     finally:
         store.close()
 

@@ -10,7 +10,7 @@ import pytest
 from appliance.pbx.call import Call, CallState
 from appliance.pbx.errors import PbxError
 from appliance.pbx.prompter import Prompter
-from appliance.pbx.supervision import POLL_SECONDS, Mode, SupervisionSession
+from appliance.pbx.supervision import Mode, SupervisionSession
 from appliance.schema.settings import SUPERVISORS_SETTING
 from appliance.store import acd as acd_store
 from appliance.store.db import Store
@@ -91,8 +91,7 @@ def test_the_supervisor_is_released_when_the_call_it_watches_ends(rig: PbxRig) -
     session = sup_call.service
     assert isinstance(session, SupervisionSession)
     caller.remote_hangup()
-    assert target.state is CallState.ENDED
-    rig.clock.advance(POLL_SECONDS + 0.01)
+    assert target.state is CallState.ENDED  # the session hears CallEnded: no poll to wait for
     assert session.state.value == "closing" and session.mode is None
     assert sup.media_leg not in rig.media.monitors and sup.media_leg in rig.media.playing  # "The call has ended"
 
@@ -127,3 +126,28 @@ def test_a_survey_queue_keeps_the_caller_for_the_survey_when_the_agent_hangs_up(
     assert due == [SurveyDue(call.id, "sales", "501")]
     assert call.state is CallState.IVR and not caller.is_down and call.agent_id is None
     assert isinstance(call.service, SurveySession) and call.bridge_id not in rig.media.bridges
+
+
+def test_the_supervisor_is_released_at_once_when_the_agent_leaves_during_a_blind_transfer(rig: PbxRig) -> None:
+    target, caller, agent = _agent_call(rig)
+    sup_call, sup = rig.dial("3001", "*70501")
+    session = sup_call.service
+    assert isinstance(session, SupervisionSession)
+    agent.refer("3002")  # the agent blind-transfers the caller...
+    assert session.state.value == "supervising"  # ...and is still on the call while 3002 rings
+    agent.remote_hangup()  # the transferor leaves (PartiesChanged): no time passes
+    assert target.state is CallState.UP and session.state.value == "closing"
+    assert sup.media_leg not in rig.media.monitors and sup.media_leg in rig.media.playing
+
+
+def test_the_supervisor_is_released_when_the_transfer_target_takes_the_agents_place(rig: PbxRig) -> None:
+    target, caller, agent = _agent_call(rig)
+    sup_call, sup = rig.dial("3001", "*71501")
+    session = sup_call.service
+    assert isinstance(session, SupervisionSession)
+    agent.refer("3002")
+    new = rig.phones.ringing("3002")
+    new.remote_ringing()
+    new.remote_answer()  # the agent is released (AgentReleased "transfer"): another conversation
+    assert target.state is CallState.UP and target.b is new and target.agent_id is None
+    assert session.state.value == "closing" and sup.media_leg not in rig.media.monitors
