@@ -30,7 +30,7 @@ from appliance.pbx.distributor import CallDistributor
 from appliance.pbx.features import FeatureCodes
 from appliance.pbx.recording import Recorder
 from appliance.pbx.survey import PostCallSurvey, SurveyAfterAgent
-from appliance.schema.settings import CALLBACK_ROUTES_SETTING
+from appliance.schema.settings import CALLBACK_ROUTES_SETTING, SETTINGS, names
 from appliance.voicemail.mailbox import Mailboxes
 from appliance.voicemail.service import Voicemail
 from appliance.pbx.channel import Channel, Party
@@ -302,8 +302,8 @@ class Switchboard:
 
     def callback_principal(self) -> Principal:
         """A queue callback: extensions, and outside only through `acd.callback_routes`."""
-        allowed = {r.strip() for r in (self.store.get_setting(CALLBACK_ROUTES_SETTING) or "").split(",")}
-        return Principal.system("callback", frozenset(r for r in allowed if r))
+        allowed = names(SETTINGS[CALLBACK_ROUTES_SETTING].text(self.store.get_setting(CALLBACK_ROUTES_SETTING)))
+        return Principal.system("callback", frozenset(allowed))
 
     # -- lookups --------------------------------------------------------------------------
     def all_channels(self) -> list[Channel]:

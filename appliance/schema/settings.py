@@ -27,9 +27,11 @@ COUNTRY_SETTING = "site.country"
 TIMEZONE_SETTING = "site.timezone"
 NUMBER_LIMIT_SETTING = "dialer.number_limit"  # calls to one number, all campaigns together...
 NUMBER_HOURS_SETTING = "dialer.number_limit_hours"  # ...within this rolling window
+RING_SECONDS_SETTING = "dialer.ring_seconds"  # how long a dialer call rings before it is a no-answer
 DEFAULT_COUNTRY = "FR"
 DEFAULT_NUMBER_LIMIT = 3
 DEFAULT_NUMBER_HOURS = 24
+DEFAULT_RING_SECONDS = 25
 # A voicemail box's PIN is the setting "voicemail.pin.<extension>".
 PIN_SETTING_PREFIX = "voicemail.pin."
 
@@ -102,6 +104,11 @@ class Setting:
             raise SettingInvalid(f"setting {self.name} has no number")
         return value
 
+    def text(self, raw: str | None) -> str:
+        """`value()` of a text setting, typed as one ("" when unset without a default)."""
+        value = self.value(raw)
+        return "" if value is None else str(value)
+
 
 def _country(raw: str) -> str:
     # Imported here: appliance.dialer.numbers loads libphonenumber's metadata (slow at start-up).
@@ -123,6 +130,8 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
             "calls to one number, all campaigns together (0: no limit)", low=0, high=50),
     Setting(NUMBER_HOURS_SETTING, int, DEFAULT_NUMBER_HOURS, "hours the per-number limit counts over",
             low=1, high=720),
+    Setting(RING_SECONDS_SETTING, int, DEFAULT_RING_SECONDS,
+            "seconds a dialer call rings before it counts as no answer", low=1, high=120),
     Setting(COUNTRY_SETTING, str, DEFAULT_COUNTRY, "how national numbers in prospect lists are read",
             check=_country),
     Setting(TIMEZONE_SETTING, str, None, "the site's time zone (empty: the system's)", check=_zone),
