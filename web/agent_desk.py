@@ -386,19 +386,29 @@ def lead_disposition(lead_id: int) -> Any:
     agent_id = _require_linked()
     back = url_for("agent_desk.desk")
     code = request.form.get("code", "").strip()
+    errors: dict[str, str] = {}
+    callback_at = None
     try:
         callback_at = parse_callback(request.form.get("callback_date", ""), request.form.get("callback_time", ""),
                                      _site_zone(), time.time())
     except ValueError as exc:
-        return _refuse(str(exc), "callback")
+        errors["callback"] = str(exc)
     try:
         found = _mine("lead", lead_id)
-        codes = [str(d) for d in found.get("dispositions") or []]
-        if code not in codes:
-            return _refuse(f"code: pick one of {', '.join(codes)}" if code else "code: pick a disposition", "code")
-        body: dict[str, Any] = {"code": code, "agent": agent_id}
-        if callback_at is not None:
-            body["callback_at"] = callback_at
+    except ApiError as exc:
+        if errors:  # the bad time is the agent's to fix whatever the engine's state
+            return _refuse_all(errors)
+        message, status = engine_failure(exc)
+        return answer(False, message, status, back)
+    codes = [str(d) for d in found.get("dispositions") or []]
+    if code not in codes:
+        errors = {"code": f"code: pick one of {', '.join(codes)}" if code else "code: pick a disposition", **errors}
+    if errors:
+        return _refuse_all(errors)
+    body: dict[str, Any] = {"code": code, "agent": agent_id}
+    if callback_at is not None:
+        body["callback_at"] = callback_at
+    try:
         result = ask("POST", f"/v1/leads/{lead_id}/disposition", body)
     except ApiError as exc:
         message, status = engine_failure(exc)
