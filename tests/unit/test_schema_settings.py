@@ -79,3 +79,12 @@ def test_the_dialer_ring_time_is_a_typed_setting(caplog: pytest.LogCaptureFixtur
     # A hand-edited database: the engine says so and keeps dialling with the default.
     assert site.number(_StoredSettings({RING_SECONDS_SETTING: "abc"}), RING_SECONDS_SETTING) == 25
     assert "dialer.ring_seconds='abc'" in caplog.text
+
+
+def test_a_trunks_transfer_rights_are_checked_by_the_yaml_import() -> None:
+    # Read by the engine (Principal.trunk) but stored unchecked: "internl" silently meant "off".
+    for raw in ("off", "internal", "internal, national, intl"):
+        assert setting_error("trunk.carrier.transfer", raw) is None
+    with pytest.raises(ConfigError, match=r"settings\.trunk\.carrier\.transfer: off, internal, or internal "
+                                          r".*settings\.trunk\.b\.transfer: outbound routes need internal first"):
+        parse_config('version: 1\nsettings:\n  trunk.carrier.transfer: "internl!"\n  trunk.b.transfer: "national"\n')
