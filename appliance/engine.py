@@ -516,7 +516,7 @@ class EngineApi(DialerApi):
             updated = interactions.update_interaction(self.e.store, int(interaction_id), at=time.time(),
                                                       status=status, disposition=disposition, notes=notes)
         except ConfigError as exc:
-            raise ApiError(400, str(exc)) from exc
+            raise ApiError.refused(exc) from exc
         except StoreError as exc:
             raise ApiError(404, str(exc)) from exc
         return dataclasses.asdict(updated)

@@ -14,6 +14,7 @@ from typing import Any
 
 from appliance.pbx.channel import Cause, Channel
 from appliance.pbx.ports import MediaPort
+from appliance.schema.errors import FieldError
 from appliance.system.liveness import PartHealth
 from hw import config as hwconfig
 from hw.bri import BriChannelFactory, BriConfig, BriLinePort
@@ -233,6 +234,7 @@ class HardwareManager:
         self.pbx = pbx
         self.path = Path(path)
         self.error: str | None = None
+        self.errors: tuple[FieldError, ...] = ()  # the same problems as data, each with its path
         self.relay = AudioRelay(media_host)
         self.ctx = HwContext(pbx, media, schedule, self.relay, media_host,
                              channels_by_leg if channels_by_leg is not None else {})
@@ -244,6 +246,7 @@ class HardwareManager:
         except (hwconfig.HardwareConfigError, OSError) as exc:
             # A typo in hardware.yaml must not keep the SIP side down: the error shows in the status.
             self.error = str(exc)
+            self.errors = exc.errors if isinstance(exc, hwconfig.HardwareConfigError) else ()
             log.error("hardware configuration %s not used: %s", self.path, exc)
             configs = hwconfig.HardwareConfig()
         soon = call_soon or _ed2_call_soon
@@ -354,5 +357,6 @@ class HardwareManager:
     def status(self) -> dict[str, Any]:
         """Boards, ports, modems, states, line figures, alarms, counters (JSON-able)."""
         return {"config": str(self.path), "error": self.error, "boards": [b.status() for b in self.boards],
-                "modems": [m.status() for m in self.modems]}
+                "modems": [m.status() for m in self.modems],
+                "errors": [{"loc": list(e.loc), "msg": e.msg} for e in self.errors]}
 

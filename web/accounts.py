@@ -15,12 +15,13 @@ from typing import Any
 
 from zxcvbn import zxcvbn
 
+from appliance.schema.accounts import UserRecord
+from appliance.schema.errors import FieldError, RecordInvalid, invalid
+from appliance.schema.types import errors_of
 from appliance.store import accounts as account_store
 from appliance.store.accounts import WebUser
 from appliance.store.db import Store
-from appliance.store.errors import ConfigError
 
-ROLES = ("admin", "supervisor", "agent")
 MIN_PASSWORD = 10
 MIN_STRENGTH = 3  # zxcvbn score, 0-4
 LOCK_AFTER = 5  # failed logins in a row
@@ -49,19 +50,27 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(candidate.hex(), digest)
 
 
-def check_password_rules(password: str, username: str) -> None:
-    """Raise ConfigError (field ``password``) for a password an admin should not be allowed."""
+def password_errors(password: str, username: str, field: str = "password") -> list[FieldError]:
+    """Why `password` is not allowed for `username` (at `field`), or [] when it is."""
     if len(password) < MIN_PASSWORD:
-        raise ConfigError(f"password: at least {MIN_PASSWORD} characters")
+        return [FieldError((field,), f"at least {MIN_PASSWORD} characters")]
     if password.lower() == username.lower():
-        raise ConfigError("password: must not be the user name")
+        return [FieldError((field,), "must not be the user name")]
     # Length alone let "aaaaaaaaaa" through. zxcvbn (Wheeler, USENIX Security 2016) estimates the
     # guesses an attacker needs from dictionaries, keyboard walks, repeats and dates; score 3 is
     # about 10^8 guesses, its "safely unguessable" bar for an online attack on a throttled login.
     estimate = zxcvbn(password, user_inputs=[username, "plateau"])
     if estimate["score"] < MIN_STRENGTH:
         hint = estimate["feedback"].get("warning") or "it is too easy to guess"
-        raise ConfigError(f"password: {hint.rstrip('.')}; use a few unrelated words or more varied characters")
+        return [FieldError((field,), f"{hint.rstrip('.')}; use a few unrelated words or more varied characters")]
+    return []
+
+
+def check_password_rules(password: str, username: str, field: str = "password") -> None:
+    """Raise RecordInvalid (at `field`) for a password an admin should not be allowed."""
+    errors = password_errors(password, username, field)
+    if errors:
+        raise RecordInvalid(errors)
 
 
 def one_time_password() -> str:
@@ -79,19 +88,32 @@ def users(store: Store) -> list[User]:
 
 def create_user(store: Store, username: str, password: str, role: str, at: float, *,
                 agent_id: str | None = None, must_change: bool = True) -> User:
-    if role not in ROLES:
-        raise ConfigError(f"role: {role!r} is not one of {', '.join(ROLES)}")
-    if not username or not all(c.isalnum() or c in "._-" for c in username) or len(username) > 64:
-        raise ConfigError("username: letters, digits, '.', '_' or '-', up to 64")
-    check_password_rules(password, username)
+    """Create a user; RecordInvalid lists every bad field at once (name, role, password)."""
+    errors = errors_of(UserRecord, {"username": username, "role": role})
+    errors += password_errors(password, username)
     with store.transaction():
-        if get_user(store, username) is not None:
-            raise ConfigError(f"username: {username!r} already exists")
+        if not errors and get_user(store, username) is not None:
+            errors.append(FieldError(("username",), f"{username!r} already exists"))
+        if errors:
+            raise RecordInvalid(errors)
         account_store.insert_user(store, username, hash_password(password), role, agent_id, must_change, at)
     user = get_user(store, username)
     if user is None:
-        raise ConfigError(f"username: {username!r} could not be created")
+        raise invalid(f"{username!r} could not be created", "username")
     return user
+
+
+def add_user(store: Store, username: str, password: str, role: str, agent_id: str | None, at: float) -> User:
+    """The users page's creation: `create_user` with the agent link checked, every error at once."""
+    errors = errors_of(UserRecord, {"username": username, "role": role})
+    errors += agent_link_errors(store, role, agent_id, username)
+    errors += password_errors(password, username)
+    with store.transaction():
+        if not any(e.field == "username" for e in errors) and get_user(store, username) is not None:
+            errors.append(FieldError(("username",), f"{username!r} already exists"))
+        if errors:
+            raise RecordInvalid(errors)
+        return create_user(store, username, password, role, at, agent_id=_linked(role, agent_id))
 
 
 # A well-formed hash no password matches, checked for unknown users so that every login costs
@@ -183,23 +205,34 @@ def login_throttled(store: Store, address: str, now: float) -> bool:
     return account_store.failed_logins_from(store, address, now - LOGIN_LIMIT_WINDOW) >= LOGIN_LIMIT_PER_ADDRESS
 
 
-def check_agent_link(store: Store, role: str, agent_id: str | None, username: str) -> str | None:
-    """The agent id to store for a user of `role` (None unless an agent); raises ConfigError (agent_id)."""
-    if role not in ROLES:
-        raise ConfigError(f"role: {role!r} is not one of {', '.join(ROLES)}")
+def _linked(role: str, agent_id: str | None) -> str | None:
+    return (agent_id or "").strip() if role == "agent" else None
+
+
+def agent_link_errors(store: Store, role: str, agent_id: str | None, username: str) -> list[FieldError]:
+    """Why a user of `role` cannot be linked to `agent_id` (an agent needs an ACD agent of its own)."""
     if role != "agent":
-        return None
+        return []
     from appliance.store import acd
 
-    agent_id = (agent_id or "").strip()
+    agent_id = _linked(role, agent_id)
     if not agent_id:
-        raise ConfigError("agent_id: an agent user must be linked to an ACD agent")
+        return [FieldError(("agent_id",), "an agent user must be linked to an ACD agent")]
     if acd.get_agent(store, agent_id) is None:
-        raise ConfigError(f"agent_id: there is no ACD agent {agent_id!r}")
+        return [FieldError(("agent_id",), f"there is no ACD agent {agent_id!r}")]
     taken = account_store.user_linked_to(store, agent_id, username)
     if taken is not None:
-        raise ConfigError(f"agent_id: agent {agent_id} is already linked to user {taken!r}")
-    return agent_id
+        return [FieldError(("agent_id",), f"agent {agent_id} is already linked to user {taken!r}")]
+    return []
+
+
+def check_agent_link(store: Store, role: str, agent_id: str | None, username: str) -> str | None:
+    """The agent id to store for a user of `role` (None unless an agent); RecordInvalid (role, agent_id)."""
+    errors = [e for e in errors_of(UserRecord, {"username": username, "role": role}) if e.field == "role"]
+    errors = errors or agent_link_errors(store, role, agent_id, username)
+    if errors:
+        raise RecordInvalid(errors)
+    return _linked(role, agent_id)
 
 
 def set_role(store: Store, username: str, role: str, agent_id: str | None) -> tuple[User, User]:
@@ -207,14 +240,14 @@ def set_role(store: Store, username: str, role: str, agent_id: str | None) -> tu
     with store.transaction():
         before = get_user(store, username)
         if before is None:
-            raise ConfigError(f"username: no user {username!r}")
+            raise invalid(f"no user {username!r}", "username")
         linked = check_agent_link(store, role, agent_id, username)
         if before.role == "admin" and role != "admin" and account_store.count_other_admins(store, username) == 0:
-            raise ConfigError("role: this is the last admin; make another admin first")
+            raise invalid("this is the last admin; make another admin first", "role")
         account_store.update_role(store, username, role, linked)
         after = get_user(store, username)
     if after is None:
-        raise ConfigError(f"username: no user {username!r}")
+        raise invalid(f"no user {username!r}", "username")
     return before, after
 
 
@@ -223,7 +256,7 @@ def reset_password(store: Store, username: str) -> str:
     password = one_time_password()
     with store.transaction():
         if get_user(store, username) is None:
-            raise ConfigError(f"username: no user {username!r}")
+            raise invalid(f"no user {username!r}", "username")
         account_store.update_password(store, username, hash_password(password), must_change=True)
     return password
 
@@ -233,7 +266,7 @@ def unlock(store: Store, username: str) -> User:
     with store.transaction():
         before = get_user(store, username)
         if before is None:
-            raise ConfigError(f"username: no user {username!r}")
+            raise invalid(f"no user {username!r}", "username")
         account_store.clear_failed_logins(store, username)
     return before
 
@@ -241,13 +274,13 @@ def unlock(store: Store, username: str) -> User:
 def delete_user(store: Store, username: str, acting: str) -> User:
     """Delete `username` (never the acting user, never the last admin); returns it as it was."""
     if username == acting:
-        raise ConfigError("username: you cannot delete yourself")
+        raise invalid("you cannot delete yourself", "username")
     with store.transaction():
         before = get_user(store, username)
         if before is None:
-            raise ConfigError(f"username: no user {username!r}")
+            raise invalid(f"no user {username!r}", "username")
         if before.role == "admin" and account_store.count_other_admins(store, username) == 0:
-            raise ConfigError("username: this is the last admin")
+            raise invalid("this is the last admin", "username")
         account_store.delete_user(store, username)
     return before
 

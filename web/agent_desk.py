@@ -108,10 +108,28 @@ def _render_desk(errors: dict[str, str] | None = None, status: int = 200) -> tup
 
 
 def _refuse(message: str, field: str, status: int = 400) -> Any:
-    """Bad input: JSON names the field for the script; a form post gets the desk with the error there."""
+    """Bad input in one field (see `_refuse_all`)."""
+    return _refuse_all({field: message}, status)
+
+
+def _refuse_all(errors: dict[str, str], status: int = 400) -> Any:
+    """Bad input, every field at once: JSON maps each field to its error for the script (and names
+    the first as `field`/`error`); a form post gets the desk with each error beside its field."""
     if request.accept_mimetypes.best == "application/json":
-        return jsonify({"ok": False, "error": message, "field": field}), status
-    return _render_desk({field: message}, status)
+        field, message = next(iter(errors.items()))
+        return jsonify({"ok": False, "error": message, "field": field, "errors": errors}), status
+    return _render_desk(errors, status)
+
+
+def _engine_refusal(exc: ApiError, fields: dict[str, str]) -> dict[str, str]:
+    """The engine's field errors (ApiError.errors, as data) on the desk's own fields: `fields` maps a
+    field of the engine's record to the desk's input. Empty when the refusal names none of them."""
+    out: dict[str, str] = {}
+    for error in exc.errors:
+        field = fields.get(error.field)
+        if field is not None:
+            out[field] = f"{out[field]}; {error}" if field in out else str(error)
+    return out
 
 
 def _require_linked() -> str:
@@ -204,26 +222,30 @@ def update_interaction(interaction_id: int) -> Any:
     back = url_for("agent_desk.desk")
     wanted = {k: request.form[k] for k in ("status", "disposition", "notes") if k in request.form}
     wanted = {k: v.strip() if k != "notes" else v.replace("\r\n", "\n") for k, v in wanted.items()}
+    errors: dict[str, str] = {}
     if "status" in wanted and wanted["status"] not in interactions.STATUSES:
-        return _refuse(f"status: {wanted['status']!r} is not one of {', '.join(interactions.STATUSES)}", "status")
+        errors["status"] = f"status: {wanted['status']!r} is not one of {', '.join(interactions.STATUSES)}"
     if wanted.get("disposition") and not interactions.DISPOSITION_RE.fullmatch(wanted["disposition"]):
-        return _refuse("disposition: a code of 1-32 letters, digits, '_' or '-'", "disposition")
+        errors["disposition"] = "disposition: a code of 1-32 letters, digits, '_' or '-'"
     if len(wanted.get("notes", "")) > interactions.MAX_NOTES:
-        return _refuse(f"notes: at most {interactions.MAX_NOTES} characters", "notes")
+        errors["notes"] = f"notes: at most {interactions.MAX_NOTES} characters"
+    if errors:
+        return _refuse_all(errors)
     try:
         before = _interaction_of_mine(interaction_id)
         changes = {k: v for k, v in wanted.items() if v != (before.get(k) or "")}
-        for key in ("disposition", "notes"):
-            if key in changes and not changes[key]:
-                return _refuse(f"{key}: cannot be emptied once written; write a correction instead", key)
+        emptied: dict[str, str] = {key: f"{key}: cannot be emptied once written; write a correction instead"
+                                   for key in ("disposition", "notes") if key in changes and not changes[key]}
+        if emptied:
+            return _refuse_all(emptied)
         if not changes:
             return answer(True, "Nothing changed.", 200, back)
         after = ask("POST", f"/v1/interactions/{interaction_id}", changes)
     except ApiError as exc:
         message, status = engine_failure(exc)
-        field = str(exc.message).split(":", 1)[0].rpartition(".")[2] if status == 400 else ""
-        if field in ("status", "disposition", "notes"):
-            return _refuse(message, field, status)
+        refused = _engine_refusal(exc, {"status": "status", "disposition": "disposition", "notes": "notes"})
+        if status == 400 and refused:
+            return _refuse_all(refused, status)
         return answer(False, message, status, back)
     audit("interaction.update", str(interaction_id), {k: before.get(k) for k in changes},
           {k: after.get(k) for k in changes})
@@ -364,25 +386,36 @@ def lead_disposition(lead_id: int) -> Any:
     agent_id = _require_linked()
     back = url_for("agent_desk.desk")
     code = request.form.get("code", "").strip()
+    errors: dict[str, str] = {}
+    callback_at = None
     try:
         callback_at = parse_callback(request.form.get("callback_date", ""), request.form.get("callback_time", ""),
                                      _site_zone(), time.time())
     except ValueError as exc:
-        return _refuse(str(exc), "callback")
+        errors["callback"] = str(exc)
     try:
         found = _mine("lead", lead_id)
-        codes = [str(d) for d in found.get("dispositions") or []]
-        if code not in codes:
-            return _refuse(f"code: pick one of {', '.join(codes)}" if code else "code: pick a disposition", "code")
-        body: dict[str, Any] = {"code": code, "agent": agent_id}
-        if callback_at is not None:
-            body["callback_at"] = callback_at
+    except ApiError as exc:
+        if errors:  # the bad time is the agent's to fix whatever the engine's state
+            return _refuse_all(errors)
+        message, status = engine_failure(exc)
+        return answer(False, message, status, back)
+    codes = [str(d) for d in found.get("dispositions") or []]
+    if code not in codes:
+        errors = {"code": f"code: pick one of {', '.join(codes)}" if code else "code: pick a disposition", **errors}
+    if errors:
+        return _refuse_all(errors)
+    body: dict[str, Any] = {"code": code, "agent": agent_id}
+    if callback_at is not None:
+        body["callback_at"] = callback_at
+    try:
         result = ask("POST", f"/v1/leads/{lead_id}/disposition", body)
     except ApiError as exc:
         message, status = engine_failure(exc)
-        field = str(exc.message).split(":", 1)[0].rpartition(".")[2] if status == 400 else ""
-        if field in ("code", "callback_at"):
-            return _refuse(message, "callback" if field == "callback_at" else field, status)
+        # The lead's disposition is the desk's code; its callback time the desk's callback fields.
+        refused = _engine_refusal(exc, {"disposition": "code", "code": "code", "callback_at": "callback"})
+        if status == 400 and refused:
+            return _refuse_all(refused, status)
         return answer(False, message, status, back)
     audit("lead.disposition", str(lead_id), {"campaign": (found.get("lead") or {}).get("campaign")},
           {**body, "result": result})

@@ -7,7 +7,6 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from appliance.store import web_sessions
-from appliance.store.errors import ConfigError
 from web import accounts
 from web.context import audit, current_user, end_session, login_required, start_session, store
 from web.security import safe_next
@@ -46,25 +45,24 @@ def logout() -> Response:
 def change_password() -> str | Response:
     user = current_user()
     assert user is not None  # noqa: S101 - login_required
-    error = None
+    errors: dict[str, str] = {}
     if request.method == "POST":
         new, again = request.form.get("new_password", ""), request.form.get("new_password_again", "")
+        # Every problem at once, each beside its field: the rules are the accounts' own (password_errors).
         if accounts.authenticate(store(), user.username, request.form.get("current_password", ""),
                                  time.time(), request.remote_addr or "") is None:
-            error = "The current password is wrong."
-        elif new != again:
-            error = "The two new passwords differ."
-        else:
-            try:
-                accounts.set_password(store(), user.username, new)
-            except ConfigError as exc:
-                error = str(exc).split(": ", 1)[-1]
-            else:
-                audit("password.change", user.username)
-                # Every other session of this user ends (a thief's stolen cookie too); this
-                # browser gets a fresh one.
-                web_sessions.revoke_user_sessions(store(), user.username, time.time())
-                start_session(user.username)
-                flash("Password changed.")
-                return redirect(url_for("home.index"))
-    return render_template("password.html", error=error, forced=user.must_change)
+            errors["current_password"] = "The current password is wrong."
+        for error in accounts.password_errors(new, user.username, "new_password"):
+            errors[error.field] = error.msg
+        if new != again:
+            errors["new_password_again"] = "The two new passwords differ."
+        if not errors:
+            accounts.set_password(store(), user.username, new)
+            audit("password.change", user.username)
+            # Every other session of this user ends (a thief's stolen cookie too); this
+            # browser gets a fresh one.
+            web_sessions.revoke_user_sessions(store(), user.username, time.time())
+            start_session(user.username)
+            flash("Password changed.")
+            return redirect(url_for("home.index"))
+    return render_template("password.html", errors=errors, forced=user.must_change)

@@ -10,8 +10,9 @@ from typing import Any
 from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from appliance.schema.accounts import ROLES
+from appliance.schema.errors import RecordInvalid
 from appliance.store import acd
-from appliance.store.errors import ConfigError
 from appliance.store import web_sessions
 from web import accounts
 from web.context import audit, current_user, login_required, store
@@ -39,9 +40,13 @@ def _record(user: accounts.User) -> dict[str, Any]:
     return {"username": user.username, "role": user.role, "agent_id": user.agent_id}
 
 
-def _field_errors(exc: ConfigError) -> dict[str, str]:
-    field, _, message = str(exc).partition(": ")
-    return {field: message} if message else {"form": str(exc)}
+def _field_errors(exc: RecordInvalid, under: str = "") -> dict[str, str]:
+    """Each error beside its field (``under`` a user's row: "bob.role"); one without a field on the form."""
+    errors: dict[str, str] = {}
+    for error in exc.errors:
+        key = f"{under}.{error.field}" if under and error.field else (error.field or "form")
+        errors[key] = f"{errors[key]}; {error.msg}" if key in errors else error.msg
+    return errors
 
 
 def _acting() -> str:
@@ -53,7 +58,7 @@ def _render_index(errors: dict[str, str] | None = None, form: dict[str, str] | N
                   status: int = 200) -> tuple[str, int]:
     s = store()
     return render_template("users/index.html", users=accounts.users(s), agents=acd.agents(s),
-                           roles=accounts.ROLES, errors=errors or {}, form=form or {}, now=time.time(),
+                           roles=ROLES, errors=errors or {}, form=form or {}, now=time.time(),
                            me=_acting()), status
 
 
@@ -70,11 +75,8 @@ def create() -> Response | tuple[str, int]:
     password = accounts.one_time_password()
     s = store()
     try:
-        with s.transaction():
-            agent_id = accounts.check_agent_link(s, form["role"], form["agent_id"], form["username"])
-            user = accounts.create_user(s, form["username"], password, form["role"], time.time(),
-                                        agent_id=agent_id, must_change=True)
-    except ConfigError as exc:
+        user = accounts.add_user(s, form["username"], password, form["role"], form["agent_id"], time.time())
+    except RecordInvalid as exc:
         return _render_index(_field_errors(exc), form, 400)
     audit("user.create", user.username, after=_record(user))
     return _show_once(user.username, password, created=True)
@@ -102,9 +104,8 @@ def change_role(username: str) -> Response | tuple[str, int]:
     role, agent_id = request.form.get("role", ""), request.form.get("agent_id", "")
     try:
         before, after = accounts.set_role(store(), username, role, agent_id)
-    except ConfigError as exc:
-        errors = {f"{username}.{k}": v for k, v in _field_errors(exc).items()}
-        return _render_index(errors, status=400)
+    except RecordInvalid as exc:
+        return _render_index(_field_errors(exc, under=username), status=400)
     audit("user.role", username, before=_record(before), after=_record(after))
     flash(f"{username} is now {after.role}" + (f" (agent {after.agent_id})." if after.agent_id else "."))
     return redirect(url_for("users.index"))
@@ -143,8 +144,9 @@ def delete(username: str) -> Response | tuple[str, int]:
     try:
         before = accounts.delete_user(store(), username, _acting())
         web_sessions.revoke_user_sessions(store(), username, time.time())
-    except ConfigError as exc:
-        return _render_index({f"{username}.delete": str(exc).partition(": ")[2]}, status=400)
+    except RecordInvalid as exc:
+        # Refusals of a deletion (yourself, the last admin) show beside the row's Delete button.
+        return _render_index({f"{username}.delete": "; ".join(e.msg for e in exc.errors)}, status=400)
     audit("user.delete", username, before=_record(before))
     flash(f"User {username} deleted.")
     return redirect(url_for("users.index"))

@@ -12,7 +12,7 @@ import hmac
 import json
 import logging
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,7 @@ from appliance.api.facade import ApiError, EngineFacade, JsonValue
 from appliance.api.openapi import document
 from appliance.api.routes import OPENAPI_PATH, ROUTES, Route
 from appliance.schema.api import Body, BodyInvalid, parse_body
+from appliance.schema.errors import FieldError
 from appliance.system.liveness import Heartbeat
 
 log = logging.getLogger("appliance.api.server")  # the name the engine's log lines have always had
@@ -68,8 +69,12 @@ def _answer(status: int, payload: JsonValue, headers: dict[str, str] | None = No
     return resp
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    return _answer(status, {"error": message}, headers)
+def _error(status: int, message: str, headers: dict[str, str] | None = None,
+           errors: Sequence[FieldError] = ()) -> Response:
+    body: dict[str, JsonValue] = {"error": message}
+    if errors:
+        body["errors"] = [{"loc": list(e.loc), "msg": e.msg} for e in errors]
+    return _answer(status, body, headers)
 
 
 def _authorized(token: str) -> bool:
@@ -131,7 +136,7 @@ def _view(ctx: ApiContext, route: Route) -> Callable[..., Response]:
             result = ctx.call_in_loop(fn, *args) if route.in_loop else fn(*args)
             return _answer(200, result)
         except ApiError as exc:
-            return _error(exc.status, exc.message)
+            return _error(exc.status, exc.message, errors=exc.errors)
         except Exception:  # noqa: BLE001 -- an engine bug: answer 500, keep serving, log the traceback
             log.exception("control API %s %s failed", request.method, request.path)
             return _error(500, "internal error")

@@ -11,6 +11,7 @@ from typing import Any
 
 from appliance.api.apifile import read_api_file
 from appliance.api.facade import ApiError, ApiUnavailable, JsonValue
+from appliance.schema.errors import FieldError
 
 
 class ControlApiClient:
@@ -44,10 +45,11 @@ class ControlApiClient:
             raw = exc.read()
             exc.close()
             try:
-                message = json.loads(raw.decode("utf-8"))["error"]
+                answer = json.loads(raw.decode("utf-8"))
+                message = answer["error"]
             except (ValueError, KeyError, TypeError):
-                message = raw.decode("utf-8", errors="replace") or exc.reason
-            raise ApiError(exc.code, str(message)) from None
+                answer, message = None, raw.decode("utf-8", errors="replace") or exc.reason
+            raise ApiError(exc.code, str(message), _field_errors(answer)) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise ApiUnavailable(f"control API at {self.base_url} unreachable: {reason}") from None
@@ -106,3 +108,16 @@ class ControlApiClient:
     def transfer(self, channel_id: str, to: str) -> dict[str, JsonValue]:
         """POST /v1/channels/<id>/transfer."""
         return self.request("POST", f"/v1/channels/{self._seg(channel_id)}/transfer", {"to": to})
+
+
+def _field_errors(answer: Any) -> list[FieldError]:
+    """The FieldErrors of an error answer (its "errors" list); [] when it has none or they are malformed."""
+    found = answer.get("errors") if isinstance(answer, dict) else None
+    if not isinstance(found, list):
+        return []
+    out = []
+    for item in found:
+        loc = item.get("loc") if isinstance(item, dict) else None
+        if isinstance(loc, list) and all(isinstance(p, (str, int)) for p in loc) and isinstance(item.get("msg"), str):
+            out.append(FieldError(tuple(loc), item["msg"]))
+    return out

@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
+
+from appliance.schema.errors import FieldError, RecordInvalid
 
 JsonValue = Any  # a dict/list/str/number/bool/None that json.dumps accepts
 
 
 class ApiError(Exception):
-    """A client error with its HTTP status (404 unknown channel, 400 bad body...)."""
+    """A client error with its HTTP status (404 unknown channel, 400 bad body...).
 
-    def __init__(self, status: int, message: str) -> None:
+    `errors` are the field errors of a refused record, as data: the answer carries them
+    (``{"error": ..., "errors": [{"loc": [...], "msg": ...}]}``) so a form can put each beside
+    its field without reading the message.
+    """
+
+    def __init__(self, status: int, message: str, errors: Sequence[FieldError] = ()) -> None:
         super().__init__(f"{status}: {message}")
         self.status = status
         self.message = message
+        self.errors = tuple(errors)
+
+    @classmethod
+    def refused(cls, exc: ValueError) -> ApiError:
+        """A 400 for a record the store refused: its message, and its FieldErrors when it has them."""
+        return cls(400, str(exc), exc.errors if isinstance(exc, RecordInvalid) else ())
 
 
 class ApiUnavailable(ApiError):

@@ -27,25 +27,19 @@ from appliance.pbx.channel import Party
 from appliance.pbx.dialer_call import DialerAttempt, PreviewAttempt
 from appliance.pbx.dialer_ports import DialerPbx
 from appliance.dialer.pacing import DialerSnapshot, Pacer, PacingDecision
-from appliance.dialer.site import (
-    DEFAULT_NUMBER_HOURS,
-    DEFAULT_NUMBER_LIMIT,
-    NUMBER_HOURS_SETTING,
-    NUMBER_LIMIT_SETTING,
-)
+from appliance.dialer import site
 from appliance.pbx.dialer_pacing import decision_dict, make_pacer, pacing_key, seed
 from appliance.pbx.permission import Principal, refusal
 from appliance.pbx.dialplan import ToTrunk
 from appliance.pbx.distributor import PAST_SERVICE_LEVEL_PRIORITY
 from appliance.pbx.ports import TimerHandle
+from appliance.schema.settings import RING_SECONDS_SETTING
 from appliance.store import dialer as dstore
 from appliance.store.dialer import LeadRecord
 from appliance.store.models import OutboundRoute
 
 log = logging.getLogger("plateau.dialer")
 TICK_SECONDS = 1.0
-RING_TIMEOUT_SETTING = "dialer.ring_seconds"
-DEFAULT_RING_S = 25.0
 Attempt = DialerAttempt | PreviewAttempt
 
 
@@ -119,13 +113,6 @@ class Dialer:
 
     def reload(self) -> None:
         self.load()
-
-    def setting_int(self, name: str, default: int) -> int:
-        try:
-            return int(self.store.get_setting(name) or default)
-        except ValueError:
-            log.error("setting %s is not a number: using %d", name, default)
-            return default
 
     # -- the tick ------------------------------------------------------------------------------
     def _tick(self) -> None:
@@ -204,13 +191,13 @@ class Dialer:
     # -- placing calls ---------------------------------------------------------------------------
     def check(self, campaign: CampaignConfig, lead: LeadRecord, now: float) -> compliance.DialCheck:
         """The dial-time compliance check of `lead` (DNC, attempts, per-number limit, windows)."""
-        hours = self.setting_int(NUMBER_HOURS_SETTING, DEFAULT_NUMBER_HOURS)
+        limit, hours = site.number_limit(self.store)
         facts = compliance.DialFacts(
             number=lead.number, timezone=lead.timezone, lead_attempts=lead.attempts,
             number_attempts_recent=dstore.number_attempts_since(self.store, lead.number, now - 3600.0 * hours),
             on_dnc=dstore.is_dnc(self.store, lead.number))
         rules = compliance.DialRules(campaign.windows, campaign.max_attempts,
-                                     self.setting_int(NUMBER_LIMIT_SETTING, DEFAULT_NUMBER_LIMIT), hours)
+                                     limit, hours)
         return compliance.check_dial(facts, rules, now)
 
     def refuse(self, campaign: CampaignConfig, lead: LeadRecord, check: compliance.DialCheck, now: float) -> None:
@@ -284,7 +271,7 @@ class Dialer:
                      detail=check.detail, now=now)
         chan = self.pbx.channel_for_trunk(dest, Party(dest.caller_id or "", ""))
         attempt_id = dstore.start_attempt(self.store, lead, chan.dialog_key(), now)
-        ring = float(self.setting_int(RING_TIMEOUT_SETTING, int(DEFAULT_RING_S)))
+        ring = float(site.number(self.store, RING_SECONDS_SETTING))
         attempt = DialerAttempt(self, campaign, lead, attempt_id, chan, ring)
         live.attempts[attempt_id] = attempt
         live.placed.append(now)

@@ -108,7 +108,7 @@ class DialerApi:
             updated = dstore.set_disposition(self.e.store, lead.id, live.config, code, callback_at=when,
                                              agent=agent or "")
         except ConfigError as exc:
-            raise ApiError(400, str(exc)) from exc
+            raise ApiError.refused(exc) from exc
         except StoreError as exc:
             raise ApiError(404, str(exc)) from exc
         if code in DNC_DISPOSITIONS:

@@ -13,14 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+# Per-trunk transfer rights, in the settings table: "trunk.<name>.transfer" (its values and their
+# check, which the YAML import applies: appliance/schema/settings.py).
+from appliance.schema.settings import TRUNK_TRANSFER_INTERNAL as INTERNAL
+from appliance.schema.settings import TRUNK_TRANSFER_SETTING as TRUNK_TRANSFER_SETTING
 from appliance.store.models import Extension, OutboundRoute
-
-# Per-trunk transfer rights, in the settings table: "trunk.<name>.transfer".
-#   "off" (the default): a call from that trunk may not transfer at all;
-#   "internal": to extensions and queues only;
-#   "internal,<route>,...": also out through the named outbound routes.
-TRUNK_TRANSFER_SETTING = "trunk.{name}.transfer"
-INTERNAL = "internal"
 
 
 class Kind(Enum):

@@ -38,7 +38,7 @@ from appliance.pbx.errors import PbxError
 from appliance.pbx.events import AgentReleased, CallEnded, PartiesChanged
 from appliance.pbx.originate import originate
 from appliance.pbx.prompter import Prompter, spoken_digits
-from appliance.schema.settings import SUPERVISORS_SETTING, supervisors
+from appliance.schema.settings import SETTINGS, SUPERVISORS_SETTING, supervisors
 from appliance.store.models import Extension
 from appliance.store.validation import AGENT_ID_RE
 
@@ -281,7 +281,8 @@ class Supervision:
 
     def may_supervise(self, extension: str | None) -> bool:
         """Whether the desk phone of `extension` is listed in ``acd.supervisors``."""
-        return extension is not None and extension in supervisors(self.pbx.store.get_setting(SUPERVISORS_SETTING))
+        raw = self.pbx.store.get_setting(SUPERVISORS_SETTING)
+        return extension is not None and extension in supervisors(SETTINGS[SUPERVISORS_SETTING].text(raw))
 
     def dialled(self, call: Call, agent_id: str, mode: Mode) -> None:
         """A phone dialled ``*70``-``*72`` (`agent_id` may be empty: it is asked for)."""

@@ -31,7 +31,7 @@ from appliance.pbx.features import FeatureCodes
 from appliance.pbx.call_recording import CallRecordings
 from appliance.pbx.recording import Recorder
 from appliance.pbx.survey import PostCallSurvey, SurveyAfterAgent
-from appliance.schema.settings import CALLBACK_ROUTES_SETTING
+from appliance.schema.settings import CALLBACK_ROUTES_SETTING, SETTINGS, names
 from appliance.voicemail.mailbox import Mailboxes
 from appliance.voicemail.service import Voicemail
 from appliance.pbx.channel import Channel, Party
@@ -305,8 +305,8 @@ class Switchboard:
 
     def callback_principal(self) -> Principal:
         """A queue callback: extensions, and outside only through `acd.callback_routes`."""
-        allowed = {r.strip() for r in (self.store.get_setting(CALLBACK_ROUTES_SETTING) or "").split(",")}
-        return Principal.system("callback", frozenset(r for r in allowed if r))
+        allowed = names(SETTINGS[CALLBACK_ROUTES_SETTING].text(self.store.get_setting(CALLBACK_ROUTES_SETTING)))
+        return Principal.system("callback", frozenset(allowed))
 
     # -- lookups --------------------------------------------------------------------------
     def all_channels(self) -> list[Channel]:

@@ -118,10 +118,19 @@ class PreviewActionBody(Body):
 
 
 # -- responses ----------------------------------------------------------------------------------
+class FieldErrorBody(BaseModel):
+    """One bad field of a refused record: the path to it and what is wrong (schema/errors.FieldError)."""
+
+    loc: list[str | int]
+    msg: str
+
+
 class ErrorBody(BaseModel):
-    """Every answer that is not a 200: what went wrong, in one sentence."""
+    """Every answer that is not a 200: what went wrong, in one sentence; a refused record's
+    answer lists its bad fields too, as data, for a form to put each beside its field."""
 
     error: str
+    errors: list[FieldErrorBody] | None = None
 
 
 class Result(BaseModel):

@@ -10,6 +10,7 @@ runtime module").
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -27,11 +28,21 @@ COUNTRY_SETTING = "site.country"
 TIMEZONE_SETTING = "site.timezone"
 NUMBER_LIMIT_SETTING = "dialer.number_limit"  # calls to one number, all campaigns together...
 NUMBER_HOURS_SETTING = "dialer.number_limit_hours"  # ...within this rolling window
+RING_SECONDS_SETTING = "dialer.ring_seconds"  # how long a dialer call rings before it is a no-answer
 DEFAULT_COUNTRY = "FR"
 DEFAULT_NUMBER_LIMIT = 3
 DEFAULT_NUMBER_HOURS = 24
+DEFAULT_RING_SECONDS = 25
 # A voicemail box's PIN is the setting "voicemail.pin.<extension>".
 PIN_SETTING_PREFIX = "voicemail.pin."
+# Per-trunk transfer rights (appliance/pbx/permission.py reads them):
+#   "off" (the default): a call from that trunk may not transfer at all;
+#   "internal": to extensions and queues only;
+#   "internal,<route>,...": also out through the named outbound routes.
+TRUNK_TRANSFER_SETTING = "trunk.{name}.transfer"
+TRUNK_TRANSFER_OFF = "off"
+TRUNK_TRANSFER_INTERNAL = "internal"
+_TRUNK_TRANSFER_RE = re.compile(r"^trunk\.[^.]+\.transfer$")
 
 # Pause reason codes an agent keys after *63 (Asterisk/VICIdial sites use short numeric codes).
 PAUSE_REASONS = {"1": "break", "2": "lunch", "3": "training", "4": "meeting", "5": "back-office", "9": "other"}
@@ -102,6 +113,11 @@ class Setting:
             raise SettingInvalid(f"setting {self.name} has no number")
         return value
 
+    def text(self, raw: str | None) -> str:
+        """`value()` of a text setting, typed as one ("" when unset without a default)."""
+        value = self.value(raw)
+        return "" if value is None else str(value)
+
 
 def _country(raw: str) -> str:
     # Imported here: appliance.dialer.numbers loads libphonenumber's metadata (slow at start-up).
@@ -123,6 +139,8 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
             "calls to one number, all campaigns together (0: no limit)", low=0, high=50),
     Setting(NUMBER_HOURS_SETTING, int, DEFAULT_NUMBER_HOURS, "hours the per-number limit counts over",
             low=1, high=720),
+    Setting(RING_SECONDS_SETTING, int, DEFAULT_RING_SECONDS,
+            "seconds a dialer call rings before it counts as no answer", low=1, high=120),
     Setting(COUNTRY_SETTING, str, DEFAULT_COUNTRY, "how national numbers in prospect lists are read",
             check=_country),
     Setting(TIMEZONE_SETTING, str, None, "the site's time zone (empty: the system's)", check=_zone),
@@ -131,10 +149,23 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
 )}
 
 
+def trunk_transfer_error(raw: str) -> str | None:
+    """Why `raw` is not a trunk's transfer rights ("off", "internal", "internal,<route>,...")."""
+    rights = names(raw)
+    bad = [r for r in rights if r not in (TRUNK_TRANSFER_OFF, TRUNK_TRANSFER_INTERNAL) and not NAME_RE.match(r)]
+    if bad or not rights:
+        return "off, internal, or internal followed by outbound route names (comma-separated)"
+    if TRUNK_TRANSFER_INTERNAL not in rights and set(rights) != {TRUNK_TRANSFER_OFF}:
+        return "outbound routes need internal first: internal, <route>, ..."
+    return None
+
+
 def setting_error(name: str, raw: str) -> str | None:
     """Why `raw` is not a valid value of setting `name` (None when it is, or the name is untyped)."""
     if name.startswith(PIN_SETTING_PREFIX):
         return None if PIN_RE.match(raw) else "4-8 digits (typed on the phone keypad)"
+    if _TRUNK_TRANSFER_RE.match(name):
+        return trunk_transfer_error(raw)
     setting = SETTINGS.get(name)
     return setting.error(raw) if setting is not None else None
 

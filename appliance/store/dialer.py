@@ -219,9 +219,9 @@ def set_disposition(store: Store, lead_id: int, campaign: cmp.CampaignConfig, co
     """The agent's disposition of a lead; `callback_at` schedules a personal callback at the lead's request."""
     now = time.time() if now is None else now
     if code not in campaign.dispositions:
-        raise ConfigError(f"disposition: {code!r} is not one of {', '.join(campaign.dispositions)}")
+        raise invalid(f"{code!r} is not one of {', '.join(campaign.dispositions)}", "disposition")
     if callback_at is not None and callback_at <= now:
-        raise ConfigError("callback_at: the callback time is in the past")
+        raise invalid("the callback time is in the past", "callback_at")
     with store.transaction():
         lead = get_lead(store, lead_id)
         if lead is None or lead.campaign != campaign.name:

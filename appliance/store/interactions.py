@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from appliance.schema.errors import invalid
 from appliance.store.db import Store
 from appliance.store.errors import ConfigError, StoreError
 
@@ -98,24 +99,24 @@ class SurveyKpis:
 # -- validation ------------------------------------------------------------------------------------
 def _text(value: Any, field: str, max_len: int, where: str = "interaction") -> str:
     if not isinstance(value, str):
-        raise ConfigError(f"{where}.{field}: expected text, got {type(value).__name__}")
+        raise invalid(f"expected text, got {type(value).__name__}", where, field)
     if len(value) > max_len:
-        raise ConfigError(f"{where}.{field}: {len(value)} characters, at most {max_len}")
+        raise invalid(f"{len(value)} characters, at most {max_len}", where, field)
     if "\x00" in value:
-        raise ConfigError(f"{where}.{field}: contains a NUL character")
+        raise invalid("contains a NUL character", where, field)
     return value
 
 
 def _check_status(status: str) -> str:
     if status not in STATUSES:
-        raise ConfigError(f"interaction.status: {status!r} is not one of {', '.join(STATUSES)}")
+        raise invalid(f"{status!r} is not one of {', '.join(STATUSES)}", "interaction", "status")
     return status
 
 
 def _check_disposition(disposition: str) -> str:
     if not isinstance(disposition, str) or not DISPOSITION_RE.fullmatch(disposition):
-        raise ConfigError(f"interaction.disposition: {disposition!r} is not a code of 1-32 letters, "
-                          "digits, '_' or '-'")
+        raise invalid(f"{disposition!r} is not a code of 1-32 letters, digits, '_' or '-'", "interaction",
+                      "disposition")
     return disposition
 
 

@@ -27,6 +27,7 @@ from appliance.api import (
     read_api_file,
     write_api_file,
 )
+from appliance.schema.errors import FieldError, RecordInvalid
 
 TOKEN = "test-token-" + "x" * 20
 
@@ -168,6 +169,24 @@ def test_facade_errors_keep_status_and_message(client: ControlApiClient) -> None
     with pytest.raises(ApiError) as info:
         client.transfer("SIP/nope", "1001")
     assert info.value.status == 404
+
+
+def test_a_refused_record_carries_its_field_errors_as_data(client: ControlApiClient, server: ControlApiServer,
+                                                          engine) -> None:  # type: ignore[no-untyped-def]
+    fake, _ = engine
+    refusal = RecordInvalid([FieldError(("interaction", "status"), "'x' is not one of open, closed"),
+                             FieldError(("interaction", "notes"), "contains a NUL character")])
+
+    def unblock(address: str) -> dict[str, Any]:
+        raise ApiError.refused(refusal)
+
+    fake.unblock = unblock
+    with pytest.raises(ApiError) as info:
+        client.unblock("198.51.100.7")
+    assert (info.value.status, info.value.message) == (400, str(refusal))
+    assert info.value.errors == refusal.errors
+    status, _headers, body = raw(server, "DELETE", "/v1/blocked/198.51.100.7")
+    assert status == 400 and body["errors"][1] == {"loc": ["interaction", "notes"], "msg": "contains a NUL character"}
 
 
 def test_engine_bug_is_500_and_server_keeps_serving(client: ControlApiClient) -> None:

@@ -7,11 +7,13 @@ from appliance.schema.settings import (
     COUNTRY_SETTING,
     NUMBER_LIMIT_SETTING,
     RETENTION_SETTING,
+    RING_SECONDS_SETTING,
     SETTINGS,
     TIMEZONE_SETTING,
     SettingInvalid,
     setting_error,
 )
+from appliance.dialer import site
 from appliance.store.config_yaml import parse_config
 from appliance.store.errors import ConfigError
 
@@ -55,3 +57,34 @@ def test_the_engine_reads_the_typed_value() -> None:
     assert SETTINGS[COUNTRY_SETTING].value("gb") == "GB"
     with pytest.raises(SettingInvalid, match="recording.retention_days='ninety': a number of days"):
         retention.number("ninety")
+
+
+class _StoredSettings:
+    """The store's settings port (site.Settings): stored text by name."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values
+
+    def get_setting(self, name: str, default: str | None = None) -> str | None:
+        return self.values.get(name, default)
+
+
+def test_the_dialer_ring_time_is_a_typed_setting(caplog: pytest.LogCaptureFixture) -> None:
+    # The dialer did int(...) on dialer.ring_seconds itself; the YAML import stored any text.
+    with pytest.raises(ConfigError, match=r"settings\.dialer\.ring_seconds: a whole number from 1 to 120"):
+        parse_config('version: 1\nsettings:\n  dialer.ring_seconds: "abc"\n')
+    assert setting_error(RING_SECONDS_SETTING, "0") == "a whole number from 1 to 120"
+    assert site.number(_StoredSettings({}), RING_SECONDS_SETTING) == 25
+    assert site.number(_StoredSettings({RING_SECONDS_SETTING: "8"}), RING_SECONDS_SETTING) == 8
+    # A hand-edited database: the engine says so and keeps dialling with the default.
+    assert site.number(_StoredSettings({RING_SECONDS_SETTING: "abc"}), RING_SECONDS_SETTING) == 25
+    assert "dialer.ring_seconds='abc'" in caplog.text
+
+
+def test_a_trunks_transfer_rights_are_checked_by_the_yaml_import() -> None:
+    # Read by the engine (Principal.trunk) but stored unchecked: "internl" silently meant "off".
+    for raw in ("off", "internal", "internal, national, intl"):
+        assert setting_error("trunk.carrier.transfer", raw) is None
+    with pytest.raises(ConfigError, match=r"settings\.trunk\.carrier\.transfer: off, internal, or internal "
+                                          r".*settings\.trunk\.b\.transfer: outbound routes need internal first"):
+        parse_config('version: 1\nsettings:\n  trunk.carrier.transfer: "internl!"\n  trunk.b.transfer: "national"\n')

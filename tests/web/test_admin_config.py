@@ -303,6 +303,23 @@ def test_callback_routes_setting_names_existing_routes(seeded: Flask, admin: Fla
         s.close()
 
 
+def test_the_dialer_ring_time_is_checked_beside_its_field(seeded: Flask, admin: FlaskClient) -> None:
+    base = {"recording.retention_days": "90", "acd.supervisors": "", "acd.callback_routes": ""}
+    resp = post(admin, "/admin/settings/", {**base, "dialer.ring_seconds": "abc", "dialer.number_limit": "51"})
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 400
+    for field, error in (("dialer.ring_seconds", "from 1 to 120"), ("dialer.number_limit", "from 0 to 50")):
+        m = re.search(rf'name="{re.escape(field)}"[^>]*>\s*<small[^<]*</small>\s*'
+                      r'<div class="field-error" role="alert">([^<]*)</div>', page)
+        assert m and error in m.group(1), (field, page)
+    assert post(admin, "/admin/settings/", {**base, "dialer.ring_seconds": "8"}).status_code == 302
+    s = store_of(seeded)
+    try:
+        assert s.get_setting("dialer.ring_seconds") == "8"
+    finally:
+        s.close()
+
+
 def test_site_settings_for_the_dialer_are_checked_and_unset_when_empty(seeded: Flask, admin: FlaskClient) -> None:
     base = {"recording.retention_days": "90", "acd.supervisors": "", "acd.callback_routes": ""}
     bad = {**base, "site.country": "XX", "site.timezone": "Mars/Olympus", "dialer.number_limit": "-1",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -10,6 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from appliance.api.facade import ApiError, ApiUnavailable
+from appliance.schema.errors import FieldError
 from appliance.store import interactions
 from appliance.store.models import Extension
 from tests.web.conftest import FakeEngineApi, store_of
@@ -253,6 +255,32 @@ def test_bad_interaction_input_is_400(app: Flask, agent: FlaskClient, desk: Fake
                           data={**data, "csrf_token": agent.csrf})
         assert resp.status_code == 400 and resp.get_json()["field"] == field
     assert not posts(desk) and not audit_rows(app, "interaction.update")
+
+
+def test_every_bad_interaction_field_is_refused_at_once(agent: FlaskClient, desk: FakeEngineApi,
+                                                       on_call: dict[str, Any]) -> None:
+    data = {"status": "done", "disposition": "no spaces!", "csrf_token": agent.csrf}
+    resp = agent.post(f"/agent/interactions/{on_call['id']}", headers=JSON, data=data)
+    assert resp.status_code == 400 and set(resp.get_json()["errors"]) == {"status", "disposition"}
+    resp = agent.post(f"/agent/interactions/{on_call['id']}", data=data)
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 400
+    assert re.search(r'data-for="status" >status: &#39;done&#39; is not one of', page), page
+    assert re.search(r'data-for="disposition" >disposition: a code of', page), page
+    assert not posts(desk)
+
+
+def test_the_engines_refusal_is_put_beside_the_fields_it_names(agent: FlaskClient, desk: FakeEngineApi,
+                                                              on_call: dict[str, Any]) -> None:
+    # The fields come from the refusal's FieldErrors, never from its message (here one that names none).
+    desk.responses[("POST", f"/v1/interactions/{on_call['id']}")] = ApiError(
+        400, "refused", [FieldError(("interaction", "notes"), "contains a NUL character"),
+                         FieldError(("interaction", "status"), "'x' is not one of open")])
+    resp = agent.post(f"/agent/interactions/{on_call['id']}", headers=JSON,
+                      data={"notes": "bad", "status": "closed", "csrf_token": agent.csrf})
+    assert resp.status_code == 400
+    assert resp.get_json()["errors"] == {"notes": "interaction.notes: contains a NUL character",
+                                         "status": "interaction.status: 'x' is not one of open"}
 
 
 def test_written_notes_cannot_be_emptied(agent: FlaskClient, desk: FakeEngineApi, on_call: dict[str, Any]) -> None:

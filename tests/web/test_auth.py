@@ -1,6 +1,7 @@
 """Logging in: wrong passwords, lockout, CSRF, the forced change of a one-time password, roles."""
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -73,6 +74,24 @@ def test_open_redirect_is_refused(app: Flask) -> None:
         resp = c.post("/login?next=//evil.example/", data={"username": "admin", "password": PASSWORD,
                                                             "csrf_token": token})
         assert resp.headers["Location"] == "/"
+
+
+def test_password_change_shows_every_bad_field_beside_it(app: Flask) -> None:
+    c = login(app.test_client(), "admin")
+    token = csrf_of(c, "/password")
+    resp = c.post("/password", data={"current_password": "not-the-password", "new_password": "short",
+                                     "new_password_again": "shorter", "csrf_token": token})
+    page = resp.get_data(as_text=True)
+    for name, error in (("current_password", "The current password is wrong."),
+                        ("new_password", "at least 10 characters"),
+                        ("new_password_again", "The two new passwords differ.")):
+        m = re.search(rf'name="{name}"[^>]*>\s*<div class="field-error">([^<]*)</div>', page)
+        assert m and error in m.group(1), (name, page)
+    store = store_of(app)
+    try:
+        assert accounts.authenticate(store, "admin", PASSWORD, time.time()) is not None  # unchanged
+    finally:
+        store.close()
 
 
 def test_password_hashes_are_scrypt_and_verify() -> None:

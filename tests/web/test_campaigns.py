@@ -492,6 +492,17 @@ def test_bad_dispositions_send_nothing(app: Flask, agent: FlaskClient, on_lead: 
     assert resp.status_code == 400 and needle in text(resp)
 
 
+def test_a_bad_code_and_a_bad_callback_are_refused_at_once(agent: FlaskClient, on_lead: FakeEngineApi) -> None:
+    form = {"code": "bribe", "callback_date": "soon", "callback_time": "10:00"}
+    resp = post(agent, "/agent/lead/41/disposition", form, headers=JSON)
+    errors = resp.get_json()["errors"]
+    assert resp.status_code == 400 and "pick one of" in errors["code"] and "a date like" in errors["callback"]
+    page = text(post(agent, "/agent/lead/41/disposition", form))
+    assert re.search(r'data-for="code" >code: pick one of', page)
+    assert re.search(r'data-for="callback" >callback: a date', page)
+    assert engine_posts(on_lead) == []
+
+
 def test_agents_act_only_on_the_lead_on_their_own_line(app: Flask, agent: FlaskClient, admin: FlaskClient,
                                                        on_lead: FakeEngineApi) -> None:
     for url in ("/agent/lead/40/disposition", "/agent/lead/40/dnc"):

@@ -166,6 +166,20 @@ def test_config_error_is_shown(admin: FlaskClient, engine_api: FakeEngineApi, tm
     assert str(tmp_path / "hardware.yaml") in html and "No hardware configured" not in html
 
 
+def test_every_config_error_is_shown_beside_its_path(admin: FlaskClient, engine_api: FakeEngineApi,
+                                                     tmp_path: Path) -> None:
+    mgr = _manager(tmp_path / "hardware.yaml",
+                   "boards:\n  - device: /dev/ttyACM0\n    ports: {2: {fxo: {}}, 3: {fxo: {}}}\n")
+    try:
+        engine_api.responses[HW] = mgr.status()
+    finally:
+        mgr.stop()
+    code, html = _page(admin)
+    assert code == 200
+    for path in ("boards[0].ports.2.fxo.did", "boards[0].ports.3.fxo.did"):
+        assert f'<li data-path="{path}">{path}: required</li>' in html, html
+
+
 @pytest.mark.parametrize("failure, words", [
     (ApiUnavailable("connection refused"), "The engine is not running (connection refused)"),
     (ApiError(500, "boom"), "The engine answered with an error: boom"),

@@ -90,6 +90,23 @@ def test_create_rejects_bad_input_and_saves_nothing(app: Flask, admin: FlaskClie
     assert not [a for a in _audit_actions(app) if a[0] == "user.create"]
 
 
+def _label(page: str, title: str) -> str:
+    """The <label> of a form field by its title, with the error shown beside it."""
+    m = re.search(rf"<label>{re.escape(title)}.*?</label>", page, re.S)
+    assert m, page
+    return m.group(0)
+
+
+def test_create_shows_every_bad_field_beside_it(app: Flask, admin: FlaskClient) -> None:
+    status, page = _post(admin, "/users/create", username="bad name!", role="root", agent_id="9999")
+    assert status == 400
+    assert "letters, digits" in _label(page, "User name") and "is not one of" in _label(page, "Role")
+    status, page = _post(admin, "/users/create", username="super", role="agent", agent_id="9999")
+    assert status == 400
+    assert "already exists" in _label(page, "User name") and "no ACD agent" in _label(page, "Agent (for agents)")
+    assert _user(app, "zed") is None and not [a for a in _audit_actions(app) if a[0] == "user.create"]
+
+
 def test_create_agent_linked_to_an_acd_agent(app: Flask, admin: FlaskClient) -> None:
     store = store_of(app)
     try:

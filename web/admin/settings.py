@@ -17,10 +17,12 @@ from appliance.schema.settings import (
     DEFAULT_NUMBER_HOURS,
     DEFAULT_NUMBER_LIMIT,
     DEFAULT_RETENTION_DAYS,
+    DEFAULT_RING_SECONDS,
     NUMBER_HOURS_SETTING,
     NUMBER_LIMIT_SETTING,
     PIN_SETTING_PREFIX,
     RETENTION_SETTING,
+    RING_SECONDS_SETTING,
     SETTINGS,
     SUPERVISORS_SETTING,
     TIMEZONE_SETTING,
@@ -31,8 +33,8 @@ from web.admin import bp
 from web.admin.forms import MASK, reload_engine
 from web.context import audit, login_required, store
 
-# Empty means "not set": the dialer then uses its default (FR, /etc/timezone, 3 calls per 24 h).
-SITE_KEYS = (COUNTRY_SETTING, TIMEZONE_SETTING, NUMBER_LIMIT_SETTING, NUMBER_HOURS_SETTING)
+# Empty means "not set": the dialer then uses its default (FR, /etc/timezone, 3 calls per 24 h, 25 s).
+SITE_KEYS = (COUNTRY_SETTING, TIMEZONE_SETTING, NUMBER_LIMIT_SETTING, NUMBER_HOURS_SETTING, RING_SECONDS_SETTING)
 
 
 def _current() -> dict[str, str]:
@@ -58,7 +60,8 @@ def _render(form: dict[str, str], errors: dict[str, str], status: int = 200) -> 
                            callback_key=CALLBACK_ROUTES_SETTING, country_key=COUNTRY_SETTING,
                            timezone_key=TIMEZONE_SETTING, limit_key=NUMBER_LIMIT_SETTING,
                            hours_key=NUMBER_HOURS_SETTING, default_limit=DEFAULT_NUMBER_LIMIT,
-                           default_hours=DEFAULT_NUMBER_HOURS), status
+                           default_hours=DEFAULT_NUMBER_HOURS, ring_key=RING_SECONDS_SETTING,
+                           default_ring=DEFAULT_RING_SECONDS), status
 
 
 def _check(key: str, raw: str, errors: dict[str, str], changes: dict[str, str | None]) -> None:

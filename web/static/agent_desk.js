@@ -88,8 +88,15 @@
       .then(function (r) { return r.json().catch(function () { return { ok: false, error: "HTTP " + r.status }; }); })
       .then(function (j) {
         if (!j.ok && j.field) {
-          var slot = root.querySelector('.field-error[data-for="' + j.field + '"]');
-          if (slot) { slot.textContent = j.error; slot.hidden = false; return; }
+          // Every bad field at once, each beside its input (j.errors: field -> message).
+          var errors = j.errors || {};
+          if (!j.errors) { errors[j.field] = j.error; }
+          var shown = 0;
+          Object.keys(errors).forEach(function (name) {
+            var slot = root.querySelector('.field-error[data-for="' + name + '"]');
+            if (slot) { slot.textContent = errors[name]; slot.hidden = false; shown += 1; }
+          });
+          if (shown) { return; }
         }
         show(j.ok ? j.message : j.error, j.ok);
         poll();

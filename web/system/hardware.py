@@ -16,6 +16,7 @@ from flask import Blueprint, jsonify, render_template
 from werkzeug.wrappers import Response
 
 from appliance.api.facade import ApiError, ApiUnavailable
+from appliance.schema.errors import dotted
 from appliance.store.db import Store
 from web.context import engine, login_required, store
 
@@ -53,7 +54,7 @@ _MODEM_KEYS = {"name", "kind", "device", "did", "trunk", "extension", "state", "
                "counters"}
 _HEADSET_KEYS = {"extension", "process", "pid", "restarts", "registered", "state", "peer", "since", "last_exit",
                  "error"}
-_TOP_KEYS = {"config", "error", "boards", "modems", "headsets", "headsets_error"}
+_TOP_KEYS = {"config", "error", "errors", "boards", "modems", "headsets", "headsets_error"}
 
 # A headset's process (hw/headsets.py ProcessState) as an admin reads it: (dot/badge class, explanation).
 HEADSET_PROCESS: dict[str, tuple[str, str]] = {
@@ -157,6 +158,7 @@ class HardwareView:
     configured: bool = False
     config_path: str = ""
     config_error: str = ""
+    config_errors: list[tuple[str, str]] = field(default_factory=list)  # (path in hardware.yaml, what is wrong)
     boards: list[BoardView] = field(default_factory=list)
     modems: list[ModemView] = field(default_factory=list)
     headsets: list[HeadsetView] = field(default_factory=list)
@@ -312,12 +314,23 @@ def _headset_view(raw: Any, extensions: dict[str, str], now: float) -> HeadsetVi
         extra={k: v for k, v in hs.items() if k not in _HEADSET_KEYS})
 
 
+def _config_errors(raw: Any) -> list[tuple[str, str]]:
+    """hardware.yaml's problems as the engine lists them ({"loc": [...], "msg": ...}), each with its path."""
+    out = []
+    for item in raw if isinstance(raw, list) else []:
+        loc, msg = (item.get("loc"), item.get("msg")) if isinstance(item, dict) else (None, None)
+        if isinstance(loc, list) and all(isinstance(p, (str, int)) for p in loc) and isinstance(msg, str):
+            out.append((dotted(loc), msg))
+    return out
+
+
 def build_view(status: dict[str, Any], extensions: dict[str, str]) -> HardwareView:
     """The engine's hardware status (HardwareManager.status shape) as the page's view model."""
     view = HardwareView(engine_up=True, updated_at=time.time())
     view.configured = status.get("config") is not None
     view.config_path = str(status.get("config") or "")
     view.config_error = str(status.get("error") or "")
+    view.config_errors = _config_errors(status.get("errors"))
     view.boards = [_board_view(b, extensions) for b in status.get("boards") or [] if isinstance(b, dict)]
     modems = status.get("modems")
     view.modems = [_modem_view(m, i, extensions) for i, m in enumerate(modems if isinstance(modems, list) else [])]
