@@ -13,11 +13,19 @@ Design decisions:
   use an algorithm from a challenge it received, RFC 7616 §3.4).
 * ``qop=auth`` is required: without ``nc`` there is no replay protection.  auth-int
   is not offered (SIP UAs rarely implement it).
+* Reuse: a nonce answered correctly may be used again with a higher ``nc``, as phones
+  do (RFC 7616 §3.4, RFC 2617 §3.2.2: the client "SHOULD" reuse a nonce, which saves
+  the 401/407 round trip per request), for at most ``nonce_ttl`` seconds and at most
+  ``max_nonce_uses`` requests; after that it is stale and the client gets a fresh one.
 * Replay: per nonce, the highest ``nc`` and a 64-entry sliding bitmap of recently
   seen counts (the IPsec anti-replay window, RFC 4303 §3.4.3) so reordered UDP
   retransmissions with distinct nc still pass while any repeat is rejected.  Memory
   is bounded by ``max_tracked_nonces``; a nonce evicted from the table (or older than
   the oldest evicted one) is answered as stale, never accepted blindly.
+* A nonce belongs to the first user who answers it correctly: each challenge carries
+  a fresh nonce, so another user presenting it copied it from someone else's traffic.
+  That user knows their own password (the response was correct), so it is stale, not
+  a failure: a fresh challenge follows.
 """
 
 from __future__ import annotations
@@ -133,11 +141,15 @@ def parse_digest(header_value: str) -> dict[str, str] | None:
 
 
 class _NcWindow:
-    __slots__ = ("bits", "top")
+    """What is remembered of one nonce: its owner, its uses and its recent counts."""
 
-    def __init__(self) -> None:
+    __slots__ = ("bits", "top", "uses", "user")
+
+    def __init__(self, user: str) -> None:
         self.top = 0
         self.bits = 0
+        self.uses = 0
+        self.user = user
 
     def accept(self, nc: int) -> bool:
         """Record ``nc``; False if it was already seen or fell out of the window."""
@@ -164,6 +176,7 @@ class DigestAuthenticator:
         clock: Callable[[], float] = time.time,
         max_tracked_nonces: int = 100_000,
         algorithms: tuple[str, ...] = ALGORITHMS,
+        max_nonce_uses: int = 1000,
     ) -> None:
         if not key or len(key) < 16:
             raise ValueError("digest key must be at least 16 bytes")
@@ -176,6 +189,9 @@ class DigestAuthenticator:
         self._key = bytes(key)
         self._clock = clock
         self._max_tracked = max_tracked_nonces
+        if max_nonce_uses < 1:
+            raise ValueError("max_nonce_uses must be at least 1")
+        self.max_nonce_uses = max_nonce_uses
         self._nc: OrderedDict[str, _NcWindow] = OrderedDict()
         self._evicted_ts = -1
         # Opaque is constant per realm and key: it only has to come back unchanged.
@@ -282,20 +298,29 @@ class DigestAuthenticator:
             return AuthResult(False, username, True, "nonce not issued by us", alg)
         if now_ms - ts > self.nonce_ttl * 1000 or ts > now_ms + 5000:
             return AuthResult(False, username, True, "nonce expired", alg)
-        if not self._accept_nc(p["nonce"], ts, int(nc_s, 16)):
-            return AuthResult(False, username, True, "nonce count replayed", alg)
+        refused = self._accept_nc(p["nonce"], ts, int(nc_s, 16), username)
+        if refused:
+            return AuthResult(False, username, True, refused, alg)
         return AuthResult(True, username, False, "ok", alg)
 
-    def _accept_nc(self, nonce: str, ts: int, nc: int) -> bool:
+    def _accept_nc(self, nonce: str, ts: int, nc: int, username: str) -> str | None:
+        """Record one use of ``nonce`` by ``username``; the reason it is refused, or None."""
         win = self._nc.get(nonce)
         if win is None:
             if ts <= self._evicted_ts:
-                return False  # its history is gone: force a new nonce
-            win = self._nc[nonce] = _NcWindow()
+                return "nonce count replayed"  # its history is gone: force a new nonce
+            win = self._nc[nonce] = _NcWindow(username)
             self._trim()
         else:
             self._nc.move_to_end(nonce)
-        return win.accept(nc)
+        if win.user != username:
+            return "nonce issued to another user"
+        if win.uses >= self.max_nonce_uses:
+            return "nonce used too often"
+        if not win.accept(nc):
+            return "nonce count replayed"
+        win.uses += 1
+        return None
 
     def _trim(self) -> None:
         now_ms = int(self._clock() * 1000)

@@ -203,3 +203,81 @@ def test_parse_digest_quoting():
 def test_bad_key_rejected():
     with pytest.raises(ValueError):
         DigestAuthenticator(REALM, b"short")
+
+
+def _nonce(auth):
+    return parse_digest(auth.challenge()[0][1])["nonce"]
+
+
+def test_nonce_reused_with_increasing_nc_until_its_lifetime_ends():
+    """RFC 7616 §3.4 / RFC 2617 §3.2.2: one challenge serves many requests, each with nc+1;
+    past nonce_ttl the same correct answer is stale (RFC 7616 §3.3), never ok."""
+    clock = Clock()
+    auth = DigestAuthenticator(REALM, KEY, nonce_ttl=300, clock=clock)
+    nonce = _nonce(auth)
+    for i in range(1, 6):
+        clock.t += 50
+        r = auth.verify("INVITE", _answer(auth, nonce=nonce, nc=f"{i:08x}", method="INVITE"), SECRETS.get)
+        assert r.ok, (i, r.reason)
+    clock.t += 51  # 301 s after issue
+    r = auth.verify("INVITE", _answer(auth, nonce=nonce, nc="00000006", method="INVITE"), SECRETS.get)
+    assert not r.ok and r.stale and r.reason == "nonce expired"
+    assert auth.verify("INVITE", _answer(auth, nc="00000001", method="INVITE"), SECRETS.get).ok
+
+
+def test_same_nc_is_refused_whatever_the_method_or_uri():
+    auth = DigestAuthenticator(REALM, KEY)
+    nonce = _nonce(auth)
+    assert auth.verify("INVITE", _answer(auth, nonce=nonce, method="INVITE"), SECRETS.get).ok
+    again = _answer(auth, nonce=nonce, method="SUBSCRIBE", uri="sip:1001@pbx.example")
+    r = auth.verify("SUBSCRIBE", again, SECRETS.get)
+    assert not r.ok and r.stale and r.reason == "nonce count replayed"
+
+
+def test_nonce_uses_are_bounded():
+    auth = DigestAuthenticator(REALM, KEY, max_nonce_uses=3)
+    nonce = _nonce(auth)
+    for i in range(1, 4):
+        assert auth.verify("REGISTER", _answer(auth, nonce=nonce, nc=f"{i:08x}"), SECRETS.get).ok
+    r = auth.verify("REGISTER", _answer(auth, nonce=nonce, nc="00000004"), SECRETS.get)
+    assert not r.ok and r.stale and r.reason == "nonce used too often"
+    with pytest.raises(ValueError):
+        DigestAuthenticator(REALM, KEY, max_nonce_uses=0)
+
+
+def test_nonce_belongs_to_the_first_user_who_answers_it():
+    secrets = {"1001": "secret1001", "1002": "secret1002"}
+    auth = DigestAuthenticator(REALM, KEY)
+    nonce = _nonce(auth)
+    assert auth.verify("REGISTER", _answer(auth, nonce=nonce), secrets.get).ok
+    other = _answer(auth, nonce=nonce, user="1002", password="secret1002", nc="00000002")
+    r = auth.verify("REGISTER", other, secrets.get)
+    assert not r.ok and r.stale and r.reason == "nonce issued to another user"
+    # The owner is not disturbed: its next count still passes.
+    assert auth.verify("REGISTER", _answer(auth, nonce=nonce, nc="00000002"), secrets.get).ok
+
+
+def test_nonce_of_another_realm_is_refused():
+    """The MAC covers the realm: a nonce issued for one realm is not ours in another."""
+    ours, theirs = DigestAuthenticator(REALM, KEY), DigestAuthenticator("other.example", KEY)
+    foreign = _nonce(theirs)
+    r = ours.verify("REGISTER", _answer(ours, nonce=foreign), SECRETS.get)
+    assert not r.ok and r.stale and r.reason == "nonce not issued by us"
+    as_theirs = _answer(theirs, nonce=_nonce(ours), realm="other.example")
+    r = theirs.verify("REGISTER", as_theirs, SECRETS.get)
+    assert not r.ok and r.reason == "nonce not issued by us"
+
+
+def test_flood_of_random_nonces_keeps_memory_bounded():
+    import base64
+    import os
+
+    auth = DigestAuthenticator(REALM, KEY, max_tracked_nonces=50)
+    for _ in range(2000):
+        forged = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+        r = auth.verify("REGISTER", _answer(auth, nonce=forged), SECRETS.get)
+        assert not r.ok and r.reason == "nonce not issued by us"
+    assert len(auth._nc) == 0  # a nonce we did not issue costs no memory
+    for _ in range(2000):  # correct answers to genuine nonces: the table stays capped
+        assert auth.verify("REGISTER", _answer(auth), SECRETS.get).ok
+    assert len(auth._nc) <= 50
