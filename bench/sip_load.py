@@ -19,6 +19,11 @@ Targets:
            answering the engine's digest challenge on every INVITE.
   plateau-trunk  the same engine, but the UAC is a trunk recognised by its address (no digest)
            dialling DID 1002: the path of calls arriving from a carrier.
+  plateau-reuse  the plateau target, but each SIPp run places two calls that share one nonce
+           (tests/sipp/uac_two_calls_one_nonce.xml: the second INVITE answers the first call's
+           challenge again with nc=00000002, RFC 7616 §3.4), as phones that cache credentials
+           do: one 407 per two calls. A rate R starts R/2 runs per second (R calls/s); a run
+           counts as two calls, completed or failed together.
 """
 
 from __future__ import annotations
@@ -155,15 +160,18 @@ def run_step(
     work: Path,
     user: str,
     password: str,
+    scenario: str = "load_uac",
+    calls_per_run: int = 1,
 ) -> StepResult:
-    calls = int(rate * seconds)
+    runs_per_s = rate / calls_per_run
+    calls = int(runs_per_s * seconds)
     t0 = time.monotonic()
     res = run_sipp(
-        "load_uac",
+        scenario,
         target,
         service="1002",
         calls=calls,
-        rate=rate,
+        rate=runs_per_s,
         inject=[auth_row(user, password)],
         extra_args=[
             "-d",
@@ -181,7 +189,8 @@ def run_step(
         workdir=work / f"uac-{rate}",
         local_port=UAC_PORT,
     )
-    return StepResult(rate, res.created, res.successful, res.failed, time.monotonic() - t0)
+    n = calls_per_run
+    return StepResult(rate, n * res.created, n * res.successful, n * res.failed, time.monotonic() - t0)
 
 
 @dataclass
@@ -237,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--targets", "--target", default="sippy,plateau",
-                    help="comma-separated: sippy, plateau, plateau-trunk (run one after the other)")
+                    help="comma-separated: sippy, plateau, plateau-trunk, plateau-reuse (run one after the other)")
     ap.add_argument(
         "--rates", default="50,100,150,200,300", help="calls per second, comma-separated"
     )
@@ -256,7 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     rates = [int(r) for r in args.rates.split(",") if r.strip()]
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    cms = {"sippy": sippy_target, "plateau": plateau_target, "plateau-trunk": plateau_trunk_target}
+    cms = {"sippy": sippy_target, "plateau": plateau_target, "plateau-trunk": plateau_trunk_target,
+           "plateau-reuse": plateau_target}
+    uacs = {"plateau-reuse": ("uac_two_calls_one_nonce", 2)}
     unknown = [t for t in targets if t not in cms]
     if unknown:
         ap.error(f"unknown target(s): {', '.join(unknown)}")
@@ -277,12 +288,12 @@ def main(argv: list[str] | None = None) -> int:
         with cms[name](tw) as target:
             for rate in rates:
                 r = run_step(target, rate, args.seconds, args.call_ms, args.recv_timeout_ms, tw,
-                             "1001", "secret1001")
+                             "1001", "secret1001", *uacs.get(name, ("load_uac", 1)))
                 results.append(r)
                 _print_step(name, r, args.seconds)
             good = [r.rate for r in results if r.attempted and r.failed_fraction < MAX_FAILED_FRACTION]
             capacity = args.capacity or (max(good) if good else 0)
-            if args.overload > 0 and capacity and name != "plateau-trunk":
+            if args.overload > 0 and capacity and name not in ("plateau-trunk", "plateau-reuse"):
                 ov = overloads[name] = overload_step(target, capacity, args.overload, args, tw)
                 _print_step(name, ov.step, args.seconds)
     return _summary(steps, overloads, args)
