@@ -13,10 +13,11 @@ Design decisions:
   use an algorithm from a challenge it received, RFC 7616 §3.4).
 * ``qop=auth`` is required: without ``nc`` there is no replay protection.  auth-int
   is not offered (SIP UAs rarely implement it).
-* Reuse: a nonce answered correctly may be used again with a higher ``nc``, as phones
-  do (RFC 7616 §3.4, RFC 2617 §3.2.2: the client "SHOULD" reuse a nonce, which saves
-  the 401/407 round trip per request), for at most ``nonce_ttl`` seconds and at most
-  ``max_nonce_uses`` requests; after that it is stale and the client gets a fresh one.
+* Reuse: ``nc`` counts the requests a client has sent with one nonce (RFC 7616 §3.4,
+  RFC 2617 §3.2.2), so a client that caches credentials sends the next request with
+  the same nonce and nc+1 and saves the 401/407 round trip.  That is accepted for at
+  most ``nonce_ttl`` seconds and ``max_nonce_uses`` requests; then the nonce is stale
+  and the client gets a fresh one with ``stale=true`` (RFC 7616 §3.3).
 * Replay: per nonce, the highest ``nc`` and a 64-entry sliding bitmap of recently
   seen counts (the IPsec anti-replay window, RFC 4303 §3.4.3) so reordered UDP
   retransmissions with distinct nc still pass while any repeat is rejected.  Memory
