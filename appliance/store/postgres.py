@@ -24,6 +24,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from appliance.store.errors import StoreError
+
 URL_SCHEMES = ("postgresql://", "postgres://")
 
 
@@ -48,11 +50,14 @@ class PgConnection:
         import psycopg  # here, not at the top: see the module docstring
 
         self.errors = psycopg
-        self._conn = psycopg.connect(
-            url, autocommit=True, connect_timeout=max(1, int(connect_timeout_s)),
-            # Names of the session's defaults; a transaction overrides them with SET LOCAL.
-            options=f"-c lock_timeout={int(lock_timeout_ms)} -c synchronous_commit=on",
-        )
+        try:
+            self._conn = psycopg.connect(
+                url, autocommit=True, connect_timeout=max(1, int(connect_timeout_s)),
+                # The session's defaults; a transaction overrides them with SET LOCAL.
+                options=f"-c lock_timeout={int(lock_timeout_ms)} -c synchronous_commit=on",
+            )
+        except psycopg.Error as exc:  # unreachable, refused, no such database: say which one
+            raise StoreError(f"{redacted(url)}: cannot connect: {exc}".strip()) from exc
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self._conn.execute(sql, params)  # type: ignore[arg-type]
