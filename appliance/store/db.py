@@ -185,15 +185,14 @@ class Store(ConfigTables, RegistrationTable, CdrTable, BlockTable):
                     self._depth -= 1
                 return
             durable = durable and not read_only
-            before, inside, after = self.dialect.transaction_sql(durable, busy_ms, self.busy_timeout_ms)
+            before, begin, after = self.dialect.transaction_sql(read_only, durable, busy_ms,
+                                                                self.busy_timeout_ms)
             for statement in before:
                 self._conn.execute(statement)
             try:
-                self._conn.execute(self.dialect.begin_read if read_only else self.dialect.begin_write)
+                self._conn.execute(begin)
                 self._depth = 1
                 try:
-                    for statement in inside:
-                        self._conn.execute(statement)
                     yield
                     self._conn.execute("COMMIT")
                 except BaseException:

@@ -45,16 +45,17 @@ class Dialect:
     # after; PostgreSQL's are SET LOCAL inside the transaction and end with it.
     connection_pragmas: bool = False
 
-    def transaction_sql(self, durable: bool, busy_ms: int | None,
-                        default_busy_ms: int) -> tuple[list[str], list[str], list[str]]:
-        """What a transaction runs before BEGIN, right after it, and after its end.
+    def transaction_sql(self, read_only: bool, durable: bool, busy_ms: int | None,
+                        default_busy_ms: int) -> tuple[list[str], str, list[str]]:
+        """What a transaction runs before it, to begin it, and after its end.
 
         ``durable``: the commit is on disk when it returns (SQLite ``synchronous=FULL``, the
         connection's default being NORMAL; PostgreSQL ``synchronous_commit`` on, its default,
-        and off otherwise). ``busy_ms``: how long to wait for another writer's lock.
+        and off otherwise). ``busy_ms``: how long to wait for another writer's lock. On
+        PostgreSQL the begin is one round trip: BEGIN and its SET LOCALs in one simple query.
         """
+        begin = self.begin_read if read_only else self.begin_write
         before: list[str] = []
-        inside: list[str] = []
         after: list[str] = []
         if self.connection_pragmas:
             if durable:
@@ -63,12 +64,13 @@ class Dialect:
             if busy_ms is not None:
                 before.append(f"PRAGMA busy_timeout = {int(busy_ms)}")
                 after.append(f"PRAGMA busy_timeout = {int(default_busy_ms)}")
-        else:
-            if not durable:
-                inside.append("SET LOCAL synchronous_commit = off")
-            if busy_ms is not None:
-                inside.append(f"SET LOCAL lock_timeout = {int(busy_ms)}")
-        return before, inside, after
+            return before, begin, after
+        inside = [begin]
+        if not durable:
+            inside.append("SET LOCAL synchronous_commit = off")
+        if busy_ms is not None:
+            inside.append(f"SET LOCAL lock_timeout = {int(busy_ms)}")
+        return before, "; ".join(inside), after
 
     def sql(self, text: str) -> str:
         """`text`, written with ``?`` placeholders, in this dialect's placeholder style."""

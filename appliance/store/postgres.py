@@ -59,7 +59,9 @@ class PgConnection:
         except psycopg.Error as exc:  # unreachable, refused, no such database: say which one
             raise StoreError(f"{redacted(url)}: cannot connect: {exc}".strip()) from exc
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        """Run `sql` (in psycopg's ``%s`` style); without params it goes as one simple query,
+        which may hold several statements (a BEGIN with its SET LOCALs: one round trip)."""
         return self._conn.execute(sql, params)  # type: ignore[arg-type]
 
     @property
