@@ -224,8 +224,8 @@ class Store(ConfigTables, RegistrationTable, CdrTable, BlockTable):
     def _migrate(self) -> None:
         """Apply pending migrations, each in its own transaction.
 
-        The version is re-read after ``BEGIN IMMEDIATE`` so two processes opening a
-        fresh database at once apply each migration only once.
+        The version is re-read after ``BEGIN IMMEDIATE`` (SQLite) or the dialect's migration lock
+        (PostgreSQL) so two processes opening a fresh database at once apply each migration once.
         """
         exists = self._conn.execute(self.dialect.table_exists_sql, ("schema_version",)).fetchone()
         if exists:
@@ -234,13 +234,15 @@ class Store(ConfigTables, RegistrationTable, CdrTable, BlockTable):
             current = self._conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
             if current == len(MIGRATIONS):
                 return
-        else:
-            self._conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version ("
-                "version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
-            )
         while True:
             with self.transaction():
+                if self.dialect.migration_lock:
+                    self.execute(self.dialect.migration_lock)
+                if not exists:
+                    self.execute(
+                        "CREATE TABLE IF NOT EXISTS schema_version ("
+                        "version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
+                    )
                 current = int(
                     self.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
                 )

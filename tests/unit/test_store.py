@@ -99,8 +99,8 @@ def test_failed_migration_leaves_nothing_half_applied(
         assert not s.query("SELECT name FROM sqlite_master WHERE name = 'half'")
 
 
-def test_concurrent_first_open_applies_migrations_once(tmp_path: pathlib.Path) -> None:
-    path = tmp_path / "race.db"
+def test_concurrent_first_open_applies_migrations_once(store_target: str | pathlib.Path) -> None:
+    path = store_target  # a fresh file, or a fresh PostgreSQL database
     errors: list[Exception] = []
     stores: list[Store] = []
     lock = threading.Lock()
