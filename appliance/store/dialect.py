@@ -38,6 +38,9 @@ class Dialect:
     # How the hot path's inserts (CDR open, recording start: store/writes.py) learn the new id:
     # appended to the INSERT, then read by `new_id`. Elsewhere the store writes RETURNING id.
     returning_id: str = ""
+    # Run after a deferred insert that named its own id (one parameter: that id; ``{table}`` is the
+    # table): SQLite's AUTOINCREMENT follows an explicit id by itself, a PostgreSQL identity does not.
+    follow_id_sql: str = ""
     # How a transaction begins: for writes, and for a read-only consistent snapshot.
     begin_write: str = "BEGIN"
     begin_read: str = "BEGIN"
@@ -163,4 +166,7 @@ POSTGRESQL = Dialect(
     # catalogue: a transaction-scoped advisory lock (any fixed key; "plat" in ASCII) serialises
     # the openers before they look at schema_version.
     migration_lock="SELECT pg_advisory_xact_lock(1886151028)",
+    # Never lowered (GREATEST with what it already handed out), so the next id is above this one.
+    follow_id_sql=("SELECT setval(pg_get_serial_sequence('{table}', 'id'), GREATEST(?, COALESCE("
+                   "(SELECT last_value FROM pg_sequences WHERE sequencename = '{table}_id_seq'), 0)))"),
 )

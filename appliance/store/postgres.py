@@ -50,24 +50,42 @@ class PgConnection:
         import psycopg  # here, not at the top: see the module docstring
 
         self.errors = psycopg
+        self._url = url
+        self._connect_timeout_s = max(2, int(connect_timeout_s))  # libpq's least is 2 s
+        self._lock_timeout_ms = int(lock_timeout_ms)
         try:
-            self._conn = psycopg.connect(
-                url, autocommit=True, connect_timeout=max(1, int(connect_timeout_s)),
-                # The session's defaults; a transaction overrides them with SET LOCAL.
-                options=f"-c lock_timeout={int(lock_timeout_ms)} -c synchronous_commit=on",
-            )
+            self._conn = self._open()
         except psycopg.Error as exc:  # unreachable, refused, no such database: say which one
             raise StoreError(f"{redacted(url)}: cannot connect: {exc}".strip()) from exc
 
+    def _open(self) -> Any:
+        import psycopg
+
+        return psycopg.connect(
+            self._url, autocommit=True, connect_timeout=self._connect_timeout_s,
+            # The session's defaults; a transaction overrides them with SET LOCAL.
+            options=f"-c lock_timeout={self._lock_timeout_ms} -c synchronous_commit=on",
+        )
+
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
         """Run `sql` (in psycopg's ``%s`` style); without params it goes as one simple query,
-        which may hold several statements (a BEGIN with its SET LOCALs: one round trip)."""
+        which may hold several statements (a BEGIN with its SET LOCALs: one round trip).
+
+        A connection the server dropped (a restart, a failover) is opened again here, outside a
+        transaction only: the statement that found it dropped has failed, and the Store deferred
+        its write (store/writes.py); the flusher's next try reconnects. A failed reconnect raises
+        psycopg's OperationalError, a storage fault ("database unavailable"), not StoreError.
+        """
+        if self._conn.broken:
+            self._conn = self._open()
         return self._conn.execute(sql, params)  # type: ignore[arg-type]
 
     @property
     def in_transaction(self) -> bool:
         from psycopg import pq
 
+        if self._conn.broken:  # lost with the server: nothing left to roll back
+            return False
         return self._conn.info.transaction_status != pq.TransactionStatus.IDLE
 
     def close(self) -> None:

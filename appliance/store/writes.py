@@ -156,6 +156,9 @@ class DeferredWriting:
                             row_id = self.dialect.new_id(self.execute(sql, values))
                         if row_id is None:
                             raise StoreError(f"{table} insert returned no id")
+                        # Ids go on from here if the database is unreachable later (PostgreSQL:
+                        # no read of its sequence either, unlike a full SQLite disk).
+                        self._allocated[table] = max(self._allocated.get(table, 0), int(row_id))
                         if sync_soon and self._wal_sync is not None:
                             # committed NORMAL: the WAL syncer fsyncs it right after
                             self._wal_sync.request()
@@ -167,7 +170,10 @@ class DeferredWriting:
                         self.deferred.failed(fault, exc, kind)
         row_id = self._allocate_id(table)
         sql = f"INSERT INTO {table} (id, {', '.join(columns)}) VALUES (?, {', '.join('?' for _ in columns)})"
-        self._defer(PendingWrite(kind, statements((sql, (row_id, *values))), durable, time.time()))
+        pairs: list[tuple[str, Sequence[Any]]] = [(sql, (row_id, *values))]
+        if self.dialect.follow_id_sql:
+            pairs.append((self.dialect.follow_id_sql.format(table=table), (row_id,)))
+        self._defer(PendingWrite(kind, statements(*pairs), durable, time.time()))
         return row_id
 
     def _allocate_id(self, table: str) -> int:

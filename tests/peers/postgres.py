@@ -51,18 +51,26 @@ class PostgresServer:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        """initdb (the first time) and start the server; return once it accepts connections."""
+        if not self.data.exists():
+            self._initdb()
+        self._launch()
+
+    def _initdb(self) -> None:
         subprocess.run(
             _as_server_user([str(BIN / "initdb"), "-D", str(self.data), "-U", SUPERUSER,
                              "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"]),
             check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120,
         )
+
+    def _launch(self) -> None:
         # fsync off: the tests never pull the plug on this server, and a database per test is
         # created in a few ms instead of a few hundred. The store's own commit settings still run.
         self.proc = subprocess.Popen(
             _as_server_user([str(BIN / "postgres"), "-D", str(self.data), "-p", str(self.port),
                              "-h", "127.0.0.1", "-k", str(self.socket_dir), "-c", "fsync=off",
                              "-c", "full_page_writes=off", "-c", "max_connections=200"]),
-            stdout=subprocess.DEVNULL, stderr=open(self.root / "server.log", "wb"),  # noqa: SIM115
+            stdout=subprocess.DEVNULL, stderr=open(self.root / "server.log", "ab"),  # noqa: SIM115
             start_new_session=True,
         )
         PERSISTENT_PIDS.add(self.proc.pid)
@@ -96,6 +104,12 @@ class PostgresServer:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
 
     def stop(self) -> None:
+        """Stop the server and remove its directory."""
+        self.halt()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def halt(self) -> None:
+        """Stop the server (fast shutdown: sessions are ended), keeping its data for `start`."""
         if self.proc is not None:
             subprocess.run(_as_server_user([str(BIN / "pg_ctl"), "stop", "-D", str(self.data), "-m", "fast",
                                             "-w", "-t", "30"]),
@@ -103,4 +117,3 @@ class PostgresServer:
             stop_group(self.proc)  # pg_ctl has stopped it; this reaps it (and ends it if not)
             PERSISTENT_PIDS.discard(self.proc.pid)
             self.proc = None
-        shutil.rmtree(self.root, ignore_errors=True)
