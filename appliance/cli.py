@@ -193,10 +193,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     from appliance.store.config_yaml import export_config, import_config
     from appliance.store.db import Store
-    from appliance.store.errors import ConfigError
+    from appliance.store.errors import ConfigError, StoreError
 
     if args.action == "export":
-        store = Store(_database(args))
+        try:
+            store = Store(_database(args))
+        except StoreError as exc:
+            print(f"plateau: {exc}", file=sys.stderr)
+            return 1
         try:
             text = export_config(store)
         finally:
@@ -212,7 +216,11 @@ def cmd_config(args: argparse.Namespace) -> int:
         print(f"plateau: cannot read {args.file}: {exc}", file=sys.stderr)
         return 2
     args.data_dir.mkdir(parents=True, exist_ok=True)
-    store = Store(_database(args))
+    try:
+        store = Store(_database(args))
+    except StoreError as exc:
+        print(f"plateau: configuration not imported: {exc}", file=sys.stderr)
+        return 1
     try:
         report = import_config(store, text)
     except ConfigError as exc:
