@@ -9,6 +9,13 @@ import sys
 from pathlib import Path
 
 DEFAULT_DATA_DIR = Path(os.environ.get("PLATEAU_DATA_DIR", "data"))
+_DB_HELP = ("the database: a PostgreSQL URL (postgresql://user@host/db), sqlite:///PATH or a file path; "
+            "default $PLATEAU_DB, else DATA_DIR/plateau.db")
+
+
+def _database(args: argparse.Namespace) -> str | Path:
+    """What `Store` opens for a command: --db, else $PLATEAU_DB, else the data directory's SQLite file."""
+    return args.db or os.environ.get("PLATEAU_DB") or args.data_dir / "plateau.db"
 
 
 def _port(text: str) -> int:
@@ -35,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the engine in the foreground")
     run.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    run.add_argument("--db", metavar="URL", help=_DB_HELP)
     run.add_argument("--sip-ip", default="127.0.0.1",
                      help="address for SIP and RTP (default 127.0.0.1); 'auto': the default route's source address")
     run.add_argument("--sip-port", type=_port, default=5060)
@@ -67,10 +75,12 @@ def _parser() -> argparse.ArgumentParser:
     cfg_sub = cfg.add_subparsers(dest="action", required=True)
     exp = cfg_sub.add_parser("export")
     exp.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    exp.add_argument("--db", metavar="URL", help=_DB_HELP)
     exp.add_argument("-o", "--output", type=Path)
     imp = cfg_sub.add_parser("import")
     imp.add_argument("file", type=Path)
     imp.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    imp.add_argument("--db", metavar="URL", help=_DB_HELP)
     ivr = sub.add_parser("ivr", help="IVR flows")
     ivr_sub = ivr.add_subparsers(dest="action", required=True)
     sim = ivr_sub.add_parser("simulate", help="walk a flow without a call: FLOW --digits 1,2 --caller +33...",
@@ -99,6 +109,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from appliance.engine import Engine, EngineOptions
     from appliance.store.db import Store
     from appliance.store.demo import DEMO_FLOW, DEMO_IVR_NUMBER, seed_demo
+    from appliance.store.errors import StoreError
     from appliance.system.systemd import setup_logging
 
     from appliance.system.netaddr import NoAddressError, resolve_sip_ip
@@ -110,8 +121,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"plateau: cannot start: {exc}", file=sys.stderr)
         return 1
     args.data_dir.mkdir(parents=True, exist_ok=True)
+    db = _database(args)
     if not args.no_demo:
-        store = Store(args.data_dir / "plateau.db")
+        try:
+            store = Store(db)
+        except StoreError as exc:
+            print(f"plateau: cannot start: {exc}", file=sys.stderr)
+            return 1
         try:
             created = seed_demo(store)
         finally:
@@ -133,11 +149,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     opts = EngineOptions(args.data_dir, args.sip_ip, args.sip_port, args.api_port,
                          args.rtp_ports[0], args.rtp_ports[1], tone_country=args.tone_country,
                          block_failures=args.block_after, block_seconds=args.block_seconds,
-                         rtp_timeout=args.rtp_timeout,
+                         rtp_timeout=args.rtp_timeout, db=str(db),
                          digest_algorithms=tuple(a.strip() for a in args.digest_algorithms.split(",")))
     try:
         engine = Engine(opts)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, StoreError) as exc:
         print(f"plateau: cannot start: {exc}", file=sys.stderr)
         return 1
     return engine.run()
@@ -177,10 +193,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     from appliance.store.config_yaml import export_config, import_config
     from appliance.store.db import Store
-    from appliance.store.errors import ConfigError
+    from appliance.store.errors import ConfigError, StoreError
 
     if args.action == "export":
-        store = Store(args.data_dir / "plateau.db")
+        try:
+            store = Store(_database(args))
+        except StoreError as exc:
+            print(f"plateau: {exc}", file=sys.stderr)
+            return 1
         try:
             text = export_config(store)
         finally:
@@ -196,7 +216,11 @@ def cmd_config(args: argparse.Namespace) -> int:
         print(f"plateau: cannot read {args.file}: {exc}", file=sys.stderr)
         return 2
     args.data_dir.mkdir(parents=True, exist_ok=True)
-    store = Store(args.data_dir / "plateau.db")
+    try:
+        store = Store(_database(args))
+    except StoreError as exc:
+        print(f"plateau: configuration not imported: {exc}", file=sys.stderr)
+        return 1
     try:
         report = import_config(store, text)
     except ConfigError as exc:

@@ -77,6 +77,7 @@ class EngineOptions:
     block_seconds: float = 900.0
     digest_algorithms: tuple[str, ...] = ("SHA-256", "MD5")
     rtp_timeout: float = 60.0
+    db: str | None = None  # a PostgreSQL URL or a SQLite path; None: data_dir/plateau.db
 
 
 class SipLog:
@@ -104,7 +105,7 @@ class Engine:
         self.opts = opts
         self.started = time.time()
         opts.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = Store(opts.data_dir / "plateau.db")
+        self.store = Store(opts.db or opts.data_dir / "plateau.db")
         interrupted = self.store.close_interrupted(time.time())
         if interrupted:
             log.warning("closed %d call record(s) left open by a crash as INTERRUPTED", interrupted)

@@ -21,6 +21,7 @@ if _stray is not None and Path(getattr(_stray, "__file__", "") or "").parent != 
     del sys.modules["tests"]
 
 from tests.peers.engine import PERSISTENT_PIDS, Engine
+from tests.peers.postgres import PostgresServer
 
 
 # -- engine ---------------------------------------------------------------------------
@@ -63,6 +64,28 @@ def engine_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     finally:
         eng.stop()
         sys.stderr.write(f"\n--- engine stderr ({eng.stderr_path}) ---\n{eng.stderr_tail(2000)}\n")
+
+
+# -- PostgreSQL -----------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A private PostgreSQL server for this worker's session (tests/peers/postgres.py)."""
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh database of the test's own on the session's server, dropped after the test."""
+    url = postgres_server.new_database()
+    try:
+        yield url
+    finally:
+        postgres_server.drop_database(url)
 
 
 # -- leak detector --------------------------------------------------------------------

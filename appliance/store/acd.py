@@ -170,8 +170,8 @@ def add_callback(store: Store, queue: str, number: str, name: str, priority: int
     with store.transaction():
         cur = store.execute(
             "INSERT INTO queue_callbacks (queue, number, name, priority, requested_at, call_id)"
-            " VALUES (?, ?, ?, ?, ?, ?)", (queue, number, name, priority, at, call_id))
-        return int(cur.lastrowid or 0)
+            " VALUES (?, ?, ?, ?, ?, ?) RETURNING id", (queue, number, name, priority, at, call_id))
+        return int(cur.fetchone()[0])
 
 
 def finish_callback(store: Store, callback_id: int, at: float, outcome: str) -> None:

@@ -8,7 +8,6 @@ functions: times are epoch seconds).
 """
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -70,7 +69,7 @@ class CdrTable(DeferredWriting):
 
     def cdr_answer(self, cdr_id: int, t: float) -> None:
         """Record the answer time of an open, unanswered call (deferred on a storage fault)."""
-        def check(cursors: list[sqlite3.Cursor]) -> None:
+        def check(cursors: list[Any]) -> None:
             if not cursors[0].rowcount:
                 raise self._cdr_refusal(cdr_id)
 
@@ -89,7 +88,7 @@ class CdrTable(DeferredWriting):
         if disposition not in DISPOSITIONS:
             raise StoreError(f"cdr disposition {disposition!r} is not one of {DISPOSITIONS}")
 
-        def check(cursors: list[sqlite3.Cursor]) -> None:
+        def check(cursors: list[Any]) -> None:
             if not cursors[0].rowcount:
                 raise self._cdr_refusal(cdr_id, disposition)
 

@@ -3,7 +3,7 @@
 A mixin of `Store` (store/db.py), which provides the connection, its lock and transactions; every
 method checks its record (store/validation.py) and commits before it returns, durably (the
 configuration must survive a power cut). The SQL is written for SQLite and PostgreSQL alike, the
-upsert spelled by the Store's `Dialect` (store/dialect.py).
+upsert built by store/dialect.py (`upsert_sql`).
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from appliance.store.validation import (
     VOICEMAIL_PREFIX,
 )
 from appliance.store.writes import DeferredWriting
+from appliance.store.dialect import upsert_sql
 
 _EXTENSION_COLUMNS = (
     "number", "name", "secret", "dnd", "forward_always", "forward_busy", "forward_noanswer",
@@ -51,7 +52,7 @@ class ConfigTables(DeferredWriting):
         """Create or replace a setting."""
         check_setting(name, value)
         with self.transaction():
-            self.execute(self.dialect.upsert_sql("settings", ("name", "value"), ("name",)), (name, value))
+            self.execute(upsert_sql("settings", ("name", "value"), ("name",)), (name, value))
 
     def delete_setting(self, name: str) -> bool:
         """Delete a setting; return whether it existed."""
@@ -108,7 +109,7 @@ class ConfigTables(DeferredWriting):
                 if route not in known:
                     raise invalid(f"outbound route {route!r} does not exist", "extension", "dial_permissions", i)
             self.execute(
-                self.dialect.upsert_sql("extensions", _EXTENSION_COLUMNS, ("number",)),
+                upsert_sql("extensions", _EXTENSION_COLUMNS, ("number",)),
                 row_values(ext, _EXTENSION_COLUMNS),
             )
             self.execute("DELETE FROM extension_dial_permissions WHERE extension = ?", (ext.number,))
@@ -155,7 +156,7 @@ class ConfigTables(DeferredWriting):
         check_trunk(trunk)
         with self.transaction():
             self.execute(
-                self.dialect.upsert_sql("trunks", _TRUNK_COLUMNS, ("name",)), row_values(trunk, _TRUNK_COLUMNS)
+                upsert_sql("trunks", _TRUNK_COLUMNS, ("name",)), row_values(trunk, _TRUNK_COLUMNS)
             )
 
     def delete_trunk(self, name: str) -> bool:
@@ -186,7 +187,7 @@ class ConfigTables(DeferredWriting):
         with self.transaction():
             self.check_destination(route.destination, "inbound_route", "destination")
             self.execute(
-                self.dialect.upsert_sql("inbound_routes", _INBOUND_COLUMNS, ("did",)),
+                upsert_sql("inbound_routes", _INBOUND_COLUMNS, ("did",)),
                 row_values(route, _INBOUND_COLUMNS),
             )
 
@@ -232,7 +233,7 @@ class ConfigTables(DeferredWriting):
             if not self.execute("SELECT 1 FROM trunks WHERE name = ?", (route.trunk,)).fetchone():
                 raise invalid(f"trunk {route.trunk!r} does not exist", "outbound_route", "trunk")
             self.execute(
-                self.dialect.upsert_sql("outbound_routes", _OUTBOUND_COLUMNS, ("name",)),
+                upsert_sql("outbound_routes", _OUTBOUND_COLUMNS, ("name",)),
                 row_values(route, _OUTBOUND_COLUMNS),
             )
 

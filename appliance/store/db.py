@@ -1,4 +1,4 @@
-"""The SQLite store's core: the connection, transactions, migrations and the `Store` class.
+"""The store's core: the connection (SQLite, or PostgreSQL by URL), transactions, migrations and the `Store` class.
 
 The tables' methods live in the module of their concept, mixed into `Store` (config_tables.py:
 settings, extensions, trunks, routes; registrations.py; cdr.py; blocks.py); the other concepts
@@ -51,15 +51,16 @@ from appliance.store.blocks import BlockTable
 from appliance.store.cdr import CdrTable
 from appliance.store.config_tables import ConfigTables
 from appliance.store.deferred import DEFAULT_LIMIT
-from appliance.store.dialect import SQLITE, Dialect
+from appliance.store import postgres
+from appliance.store.dialect import POSTGRESQL, SQLITE, Dialect
+from appliance.store.dialect import upsert_sql as portable_upsert
 from appliance.store.errors import StoreError
-from appliance.store.migrations import MIGRATIONS, split_script
+from appliance.store.migrations import MIGRATIONS, SCRIPTS, split_script
 from appliance.store.registrations import RegistrationTable
 from appliance.store.writes import WRITE_BUSY_MS
 
-# The upsert as a function of the SQLite dialect, for the concept modules written before the
-# Dialect (store/acd.py); new code asks its store: ``store.dialect.upsert_sql``.
-upsert_sql = SQLITE.upsert_sql
+# The upsert in the store's ``?`` text, which `Store.execute` converts (store/acd.py imports it here).
+upsert_sql = portable_upsert
 
 
 class Store(ConfigTables, RegistrationTable, CdrTable, BlockTable):
@@ -71,40 +72,66 @@ class Store(ConfigTables, RegistrationTable, CdrTable, BlockTable):
     """
 
     dialect: Dialect = SQLITE
+    path: pathlib.Path | None  # the SQLite file; None on PostgreSQL
+    location: str  # the file or the URL without its password, for messages
+    # The driver's errors: sqlite3's, or psycopg's on PostgreSQL (PEP 249 names, each module its own).
+    db_error: type[Exception] = sqlite3.Error
+    integrity_error: type[Exception] = sqlite3.IntegrityError
 
-    def __init__(self, path: pathlib.Path, *, busy_timeout_ms: int = 5000,
+    def __init__(self, path: pathlib.Path | str, *, busy_timeout_ms: int = 5000,
                  write_busy_ms: int = WRITE_BUSY_MS, pending_limit: int = DEFAULT_LIMIT) -> None:
-        """Open (creating if needed, mode 0600: it holds secrets) and migrate ``path``.
+        """Open (creating if needed) and migrate ``path``: a SQLite file, or a PostgreSQL URL.
 
+        A file path or ``sqlite:///path`` is SQLite (the file created mode 0600: it holds secrets);
+        ``postgresql://...`` is a PostgreSQL database through psycopg (store/postgres.py).
         ``write_busy_ms`` bounds how long a deferrable write (`record_write`) waits for another
         connection's write lock before it is deferred; ``pending_limit`` bounds the deferred queue.
         """
-        self.path = pathlib.Path(path)
         self.busy_timeout_ms = int(busy_timeout_ms)
-        self._init_deferred(write_busy_ms, pending_limit)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not self.path.exists():
-            fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
-            os.close(fd)
         self._lock = threading.RLock()
         self._depth = 0
-        self._conn = sqlite3.connect(
-            str(self.path), isolation_level=None, check_same_thread=False,
-            timeout=busy_timeout_ms / 1000.0,
-        )
+        self._conn: Any
+        if postgres.is_url(path):
+            self.dialect = POSTGRESQL
+            self.path = None
+            self.location = postgres.redacted(str(path))
+            pg = postgres.PgConnection(str(path), connect_timeout_s=busy_timeout_ms / 1000.0,
+                                       lock_timeout_ms=busy_timeout_ms)
+            self.db_error, self.integrity_error = pg.errors.Error, pg.errors.IntegrityError
+            self._conn = pg
+            self._init_deferred(write_busy_ms, pending_limit)
+        else:
+            self.path = pathlib.Path(str(path).removeprefix("sqlite://"))
+            self.location = str(self.path)
+            self._init_deferred(write_busy_ms, pending_limit)
+            self._conn = self._open_sqlite(self.path, busy_timeout_ms)
         try:
-            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            self._enable_wal(busy_timeout_ms / 1000.0)
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-            self._conn.execute("PRAGMA foreign_keys = ON")
             self._migrate()
         except BaseException:
             self._conn.close()
             raise
 
+    def _open_sqlite(self, path: pathlib.Path, busy_timeout_ms: int) -> sqlite3.Connection:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+        conn = sqlite3.connect(
+            str(path), isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000.0,
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            self._enable_wal(conn, busy_timeout_ms / 1000.0)
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
     # -- connection and transactions -------------------------------------------------
 
-    def _enable_wal(self, timeout: float) -> None:
+    def _enable_wal(self, conn: sqlite3.Connection, timeout: float) -> None:
         """Switch to WAL (persistent in the file, so usually already on).
 
         The switch needs an exclusive lock and SQLite returns "database is locked"
@@ -114,16 +141,16 @@ class Store(ConfigTables, RegistrationTable, CdrTable, BlockTable):
         deadline = time.monotonic() + timeout
         while True:
             try:
-                mode = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
+                mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
                 if mode.lower() != "wal":
-                    mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.01)
                 continue
             if mode.lower() != "wal":
-                raise StoreError(f"{self.path}: cannot enable WAL (journal_mode={mode})")
+                raise StoreError(f"{self.location}: cannot enable WAL (journal_mode={mode})")
             return
 
     def close(self) -> None:
@@ -158,36 +185,36 @@ class Store(ConfigTables, RegistrationTable, CdrTable, BlockTable):
                     self._depth -= 1
                 return
             durable = durable and not read_only
-            if durable:
-                self._conn.execute("PRAGMA synchronous = FULL")
-            if busy_ms is not None:
-                self._conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
+            before, begin, after = self.dialect.transaction_sql(read_only, durable, busy_ms,
+                                                                self.busy_timeout_ms)
+            for statement in before:
+                self._conn.execute(statement)
             try:
-                self._conn.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
+                self._conn.execute(begin)
                 self._depth = 1
                 try:
                     yield
                     self._conn.execute("COMMIT")
                 except BaseException:
                     if self._conn.in_transaction:
-                        # After SQLITE_FULL or an I/O error SQLite may have rolled back already.
-                        with contextlib.suppress(sqlite3.OperationalError):
+                        # After SQLITE_FULL or an I/O error SQLite may have rolled back already;
+                        # a PostgreSQL connection that was lost cannot roll back at all.
+                        with contextlib.suppress(self.db_error):
                             self._conn.execute("ROLLBACK")
                     raise
                 finally:
                     self._depth = 0
             finally:
-                if busy_ms is not None:
-                    self._conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
-                if durable:
-                    self._conn.execute("PRAGMA synchronous = NORMAL")
+                for statement in after:
+                    self._conn.execute(statement)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+            return self._conn.execute(self.dialect.sql(sql), params).fetchall()  # type: ignore[no-any-return]
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
-        return self._conn.execute(sql, params)
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run one statement written with ``?`` placeholders; the driver's cursor."""
+        return self._conn.execute(self.dialect.sql(sql), params)
 
     def schema_version(self) -> int:
         """Return the number of migrations applied."""
@@ -197,8 +224,8 @@ class Store(ConfigTables, RegistrationTable, CdrTable, BlockTable):
     def _migrate(self) -> None:
         """Apply pending migrations, each in its own transaction.
 
-        The version is re-read after ``BEGIN IMMEDIATE`` so two processes opening a
-        fresh database at once apply each migration only once.
+        The version is re-read after ``BEGIN IMMEDIATE`` (SQLite) or the dialect's migration lock
+        (PostgreSQL) so two processes opening a fresh database at once apply each migration once.
         """
         exists = self._conn.execute(self.dialect.table_exists_sql, ("schema_version",)).fetchone()
         if exists:
@@ -207,24 +234,28 @@ class Store(ConfigTables, RegistrationTable, CdrTable, BlockTable):
             current = self._conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
             if current == len(MIGRATIONS):
                 return
-        else:
-            self._conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version ("
-                "version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
-            )
         while True:
             with self.transaction():
+                if self.dialect.migration_lock:
+                    self.execute(self.dialect.migration_lock)
+                if not exists:
+                    self.execute(
+                        "CREATE TABLE IF NOT EXISTS schema_version ("
+                        "version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
+                    )
                 current = int(
                     self.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
                 )
                 if current > len(MIGRATIONS):
                     raise StoreError(
-                        f"{self.path}: schema version {current} is newer than this software "
+                        f"{self.location}: schema version {current} is newer than this software "
                         f"({len(MIGRATIONS)}); refusing to open"
                     )
                 if current == len(MIGRATIONS):
                     return
-                for statement in split_script(MIGRATIONS[current]):
+                # SQLite's are MIGRATIONS; another engine's are the same scripts in its types.
+                script = MIGRATIONS[current] if self.dialect is SQLITE else self.dialect.ddl(SCRIPTS[current])
+                for statement in split_script(script):
                     self.execute(statement)
                 self.execute(
                     "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",

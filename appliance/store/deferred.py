@@ -40,6 +40,13 @@ _FAULT_OF_CODE = {
     _SQLITE_FULL: DISK_FULL, _SQLITE_BUSY: LOCKED, _SQLITE_LOCKED: LOCKED,
     _SQLITE_IOERR: IO_ERROR, _SQLITE_READONLY: READ_ONLY,
 }
+UNAVAILABLE = "database unavailable"
+# PostgreSQL SQLSTATEs (https://www.postgresql.org/docs/15/errcodes-appendix.html) of the same
+# faults; class 08 (connection exception) and a server shutting down are UNAVAILABLE.
+_FAULT_OF_SQLSTATE = {
+    "53100": DISK_FULL, "55P03": LOCKED, "40P01": LOCKED, "58030": IO_ERROR, "25006": READ_ONLY,
+    "57P01": UNAVAILABLE, "57P02": UNAVAILABLE, "57P03": UNAVAILABLE,
+}
 DEFAULT_LIMIT = 50_000
 LOG_INTERVAL_S = 60.0
 
@@ -50,6 +57,8 @@ def storage_fault(exc: BaseException) -> str | None:
     Only these are worth deferring: they pass when space returns or the lock is released. A
     constraint or SQL error would fail again on replay, so it is raised to the caller.
     """
+    if hasattr(exc, "sqlstate"):  # psycopg's errors (the PostgreSQL store)
+        return _postgres_fault(exc)
     if not isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError):
         return None
     code = getattr(exc, "sqlite_errorcode", None)
@@ -63,6 +72,16 @@ def storage_fault(exc: BaseException) -> str | None:
     if "disk i/o error" in text:
         return IO_ERROR
     return None
+
+
+def _postgres_fault(exc: BaseException) -> str | None:
+    state = getattr(exc, "sqlstate", None)
+    if isinstance(state, str):
+        if state.startswith("08"):
+            return UNAVAILABLE
+        return _FAULT_OF_SQLSTATE.get(state)
+    # No SQLSTATE: the client's own error, such as a connection that was closed under it.
+    return UNAVAILABLE if type(exc).__name__ == "OperationalError" else None
 
 
 @dataclass(frozen=True)

@@ -116,8 +116,9 @@ def add_list(store: Store, campaign: str, name: str, leads: Iterable[Lead], repo
         if not store.query("SELECT 1 FROM campaigns WHERE name = ?", (campaign,)):
             raise StoreError(f"no campaign {campaign!r}")
         cur = store.execute("INSERT INTO lead_lists (campaign, name, imported_at, imported_by, report)"
-                          " VALUES (?, ?, ?, ?, ?)", (campaign, name, now, by, json.dumps(report.as_dict())))
-        list_id = int(cur.lastrowid or 0)
+                            " VALUES (?, ?, ?, ?, ?) RETURNING id",
+                            (campaign, name, now, by, json.dumps(report.as_dict())))
+        list_id = int(cur.fetchone()[0])
         for lead in leads:
             store.execute("INSERT INTO leads (list_id, campaign, number, timezone, fields, updated_at)"
                         " VALUES (?, ?, ?, ?, ?, ?)",
@@ -169,8 +170,8 @@ def start_attempt(store: Store, lead: LeadRecord, call_id: str, now: float) -> i
         store.execute("UPDATE leads SET status = 'dialing', attempts = attempts + 1, updated_at = ? WHERE id = ?",
                     (now, lead.id))
         cur = store.execute("INSERT INTO dial_attempts (campaign, lead_id, number, call_id, placed_at)"
-                          " VALUES (?, ?, ?, ?, ?)", (lead.campaign, lead.id, lead.number, call_id, now))
-        return int(cur.lastrowid or 0)
+                          " VALUES (?, ?, ?, ?, ?) RETURNING id", (lead.campaign, lead.id, lead.number, call_id, now))
+        return int(cur.fetchone()[0])
 
 
 def mark_attempt(store: Store, attempt_id: int, *, answered_at: float | None = None,

@@ -17,7 +17,6 @@ the function returns.
 from __future__ import annotations
 
 import json
-import sqlite3
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -183,7 +182,7 @@ def assign_agent(store: Store, interaction_id: int, agent: str, at: float) -> No
     _text(agent, "agent", 64)
     if not agent:
         raise ConfigError("interaction.agent: must not be empty")
-    def check(cursors: list[sqlite3.Cursor]) -> None:
+    def check(cursors: list[Any]) -> None:
         if not cursors[0].rowcount:
             _require(store, interaction_id)
 

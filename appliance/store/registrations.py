@@ -12,6 +12,7 @@ from appliance.store.columns import from_row, row_values
 from appliance.store.models import Registration
 from appliance.store.validation import check_record_types
 from appliance.store.writes import DeferredWriting
+from appliance.store.dialect import upsert_sql
 
 _REGISTRATION_COLUMNS = (
     "aor", "contact", "source_host", "source_port", "transport", "expires_at", "user_agent",
@@ -28,7 +29,7 @@ class RegistrationTable(DeferredWriting):
         """Insert or refresh a contact binding (keyed on aor + contact); deferred on a fault."""
         check_record_types(reg, "registration")
         self.record_write("registration", [(
-            self.dialect.upsert_sql("registrations", _REGISTRATION_COLUMNS, ("aor", "contact")),
+            upsert_sql("registrations", _REGISTRATION_COLUMNS, ("aor", "contact")),
             row_values(reg, _REGISTRATION_COLUMNS),
         )])
 

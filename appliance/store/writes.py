@@ -12,7 +12,6 @@ import contextlib
 import logging
 import pathlib
 import shutil
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -46,17 +45,19 @@ class DeferredWriting:
     stubs below say what they use of the Store, which overrides them.
     """
 
-    path: pathlib.Path
+    path: pathlib.Path | None
     busy_timeout_ms: int
     dialect: Dialect
+    db_error: type[Exception]
+    integrity_error: type[Exception]
     _lock: threading.RLock
-    _conn: sqlite3.Connection
+    _conn: Any
 
     def transaction(self, *, durable: bool = True, read_only: bool = False,
                     busy_ms: int | None = None) -> contextlib.AbstractContextManager[None]:
         raise NotImplementedError
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         raise NotImplementedError
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
@@ -70,12 +71,16 @@ class DeferredWriting:
         self._flusher_lock = threading.Lock()
         self._flusher_beat = Heartbeat()
         self._closing = threading.Event()
-        self._wal_sync = WalSyncer(pathlib.Path(f"{self.path}-wal"), self.deferred)
+        # SQLite's WAL file, fsynced off the loop after a call start; PostgreSQL's own WAL writer
+        # does that for a commit made with synchronous_commit off (store/postgres.py).
+        self._wal_sync = (WalSyncer(pathlib.Path(f"{self.path}-wal"), self.deferred)
+                          if self.path is not None else None)
 
     def _stop_deferred(self) -> None:
         """At close: fsync what is pending, stop the flusher, one last flush with the full busy timeout."""
         self._closing.set()
-        self._wal_sync.stop()
+        if self._wal_sync is not None:
+            self._wal_sync.stop()
         flusher = self._flusher
         if flusher is not None:
             flusher.join(timeout=5.0)
@@ -89,7 +94,7 @@ class DeferredWriting:
 
     def record_write(
         self, kind: str, pairs: Sequence[tuple[str, Sequence[Any]]], *, durable: bool = False,
-        check: Callable[[list[sqlite3.Cursor]], None] | None = None, expect_row: bool = False,
+        check: Callable[[list[Any]], None] | None = None, expect_row: bool = False,
     ) -> bool:
         """Run a write the engine must not lose; True if committed now, False if deferred.
 
@@ -106,7 +111,7 @@ class DeferredWriting:
 
     def _record_write(
         self, kind: str, frozen: tuple[tuple[str, tuple[Any, ...]], ...], durable: bool,
-        check: Callable[[list[sqlite3.Cursor]], None] | None, expect_row: bool,
+        check: Callable[[list[Any]], None] | None, expect_row: bool,
     ) -> bool:
         if not len(self.deferred):
             with self._lock:
@@ -117,7 +122,7 @@ class DeferredWriting:
                             if check is not None:
                                 check(cursors)
                         return True
-                    except sqlite3.Error as exc:
+                    except self.db_error as exc:
                         fault = storage_fault(exc)
                         if fault is None:
                             raise
@@ -151,17 +156,24 @@ class DeferredWriting:
                             row_id = self.dialect.new_id(self.execute(sql, values))
                         if row_id is None:
                             raise StoreError(f"{table} insert returned no id")
-                        if sync_soon:  # committed NORMAL: the WAL syncer fsyncs it right after
+                        # Ids go on from here if the database is unreachable later (PostgreSQL:
+                        # no read of its sequence either, unlike a full SQLite disk).
+                        self._allocated[table] = max(self._allocated.get(table, 0), int(row_id))
+                        if sync_soon and self._wal_sync is not None:
+                            # committed NORMAL: the WAL syncer fsyncs it right after
                             self._wal_sync.request()
                         return int(row_id)
-                    except sqlite3.Error as exc:
+                    except self.db_error as exc:
                         fault = storage_fault(exc)
                         if fault is None:
                             raise
                         self.deferred.failed(fault, exc, kind)
         row_id = self._allocate_id(table)
         sql = f"INSERT INTO {table} (id, {', '.join(columns)}) VALUES (?, {', '.join('?' for _ in columns)})"
-        self._defer(PendingWrite(kind, statements((sql, (row_id, *values))), durable, time.time()))
+        pairs: list[tuple[str, Sequence[Any]]] = [(sql, (row_id, *values))]
+        if self.dialect.follow_id_sql:
+            pairs.append((self.dialect.follow_id_sql.format(table=table), (row_id,)))
+        self._defer(PendingWrite(kind, statements(*pairs), durable, time.time()))
         return row_id
 
     def _allocate_id(self, table: str) -> int:
@@ -171,7 +183,7 @@ class DeferredWriting:
                 seq = self._conn.execute(self.dialect.sequence_sql, (table,)).fetchone()
                 top = self._conn.execute(f"SELECT MAX(id) FROM {table}").fetchone()
                 used = max(used, int(seq[0]) if seq else 0, int(top[0] or 0))
-            except sqlite3.Error as exc:  # reads still work on a full disk; if not, ids go on
+            except self.db_error as exc:  # reads still work on a full disk; if not, ids go on
                 if not used:
                     raise StoreError(f"cannot allocate a {table} id: {exc}") from exc
             self._allocated[table] = used + 1
@@ -229,7 +241,7 @@ class DeferredWriting:
                                           busy_ms=self.write_busy_ms if busy_ms is None else busy_ms):
                         for write in batch:
                             rejected += not self._replay(write)
-                except sqlite3.Error as exc:
+                except self.db_error as exc:
                     fault = storage_fault(exc)
                     if fault is None:
                         raise
@@ -244,7 +256,7 @@ class DeferredWriting:
             changed = [self.execute(sql, params).rowcount for sql, params in write.statements]
             if write.expect_row and not all(changed):
                 raise StoreError("it changed no row")
-        except (sqlite3.IntegrityError, StoreError) as exc:
+        except (self.integrity_error, StoreError) as exc:
             self.execute("ROLLBACK TO deferred_write")
             self.execute("RELEASE deferred_write")
             log.error("storage: deferred %s write queued at %.3f refused on replay: %s",
@@ -256,8 +268,8 @@ class DeferredWriting:
     def storage_status(self) -> StorageStatus:
         """Deferred writes, faults and losses, for ``/v1/status`` and the health page."""
         status = self.deferred.status()
-        try:
-            status.free_bytes = shutil.disk_usage(self.path.parent).free
+        try:  # the database server's disk is not ours to see
+            status.free_bytes = shutil.disk_usage(self.path.parent).free if self.path else None
         except OSError:
             status.free_bytes = None
         return status

@@ -182,7 +182,10 @@ def write_backup(out: IO[bytes], store: Store, data_dir: Path, version: str, *,
             for rel, path in _tree(data_dir / "voicemail", (".wav",)).items():
                 members[f"voicemail/{rel}"] = path.read_bytes()
                 checksums[f"voicemail/{rel}"] = hashlib.sha256(members[f"voicemail/{rel}"]).hexdigest()
-            snapshot_database(Path(store.path), db_copy)
+            if store.path is None:  # the snapshot is SQLite's file copy (store/dbfile.py)
+                raise ConfigError(f"{store.location}: a PostgreSQL database is backed up with pg_dump, "
+                                  "not in the archive")
+            snapshot_database(store.path, db_copy)
             checksums[DB_MEMBER] = _file_sha256(db_copy)
         manifest = {
             "format": FORMAT, "format_version": FORMAT_VERSION_DB if include_database else FORMAT_VERSION,

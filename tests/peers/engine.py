@@ -95,6 +95,7 @@ class Engine:
         start_timeout: float = 20.0,
         persistent: bool = False,
         extra_args: list[str] | None = None,
+        db: str | None = None,
     ) -> None:
         self.work_dir = Path(work_dir)
         self.data_dir = self.work_dir / "data"
@@ -103,6 +104,7 @@ class Engine:
         self.start_timeout = start_timeout
         self.persistent = persistent
         self.extra_args = list(extra_args or [])
+        self.db_args = ["--db", db] if db else []  # a PostgreSQL URL: config import and run use it
         self.sip_ip = "127.0.0.1"
         self.sip_port = free_port()
         self.rtp_ports = free_port_range()
@@ -129,6 +131,7 @@ class Engine:
                 str(cfg_path),
                 "--data-dir",
                 str(self.data_dir),
+                *self.db_args,
             ],
             cwd=REPO_ROOT,
             capture_output=True,
@@ -159,6 +162,7 @@ class Engine:
             "0",
             "--rtp-ports",
             f"{a}-{b}",
+            *self.db_args,
             *self.extra_args,
         ]
 

@@ -25,6 +25,7 @@ from appliance.store import (
     Trunk,
 )
 from appliance.store.migrations import MIGRATIONS
+from tests.peers.postgres import sqlite_only
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -32,13 +33,6 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 @pytest.fixture
 def db_path(tmp_path: pathlib.Path) -> pathlib.Path:
     return tmp_path / "data" / "plateau.db"
-
-
-@pytest.fixture
-def store(db_path: pathlib.Path):
-    s = Store(db_path)
-    yield s
-    s.close()
 
 
 def _config(store: Store) -> None:
@@ -56,7 +50,9 @@ def _config(store: Store) -> None:
 # -- opening and migrations ------------------------------------------------------------
 
 
-def test_open_creates_wal_database_private_and_migrated(store: Store, db_path: pathlib.Path) -> None:
+@sqlite_only
+def test_open_creates_wal_database_private_and_migrated(store: Store, store_target: pathlib.Path) -> None:
+    db_path = store_target
     assert store.schema_version() == len(MIGRATIONS)
     assert stat.S_IMODE(db_path.stat().st_mode) == 0o600
     conn = sqlite3.connect(db_path)
@@ -103,8 +99,8 @@ def test_failed_migration_leaves_nothing_half_applied(
         assert not s.query("SELECT name FROM sqlite_master WHERE name = 'half'")
 
 
-def test_concurrent_first_open_applies_migrations_once(tmp_path: pathlib.Path) -> None:
-    path = tmp_path / "race.db"
+def test_concurrent_first_open_applies_migrations_once(store_target: str | pathlib.Path) -> None:
+    path = store_target  # a fresh file, or a fresh PostgreSQL database
     errors: list[Exception] = []
     stores: list[Store] = []
     lock = threading.Lock()
@@ -337,13 +333,13 @@ def test_committed_cdr_survives_process_kill(db_path: pathlib.Path) -> None:
         assert s.close_interrupted(10.0) == 1
 
 
-def test_second_process_reads_while_engine_writes(store: Store, db_path: pathlib.Path) -> None:
+def test_second_process_reads_while_engine_writes(store: Store, store_target: str | pathlib.Path) -> None:
     _config(store)
     script = textwrap.dedent(f"""
         import pathlib, sys
         sys.path.insert(0, {str(REPO)!r})
         from appliance.store import Store, Extension
-        with Store(pathlib.Path({str(db_path)!r})) as s:
+        with Store({str(store_target)!r}) as s:
             print(",".join(e.number for e in s.extensions()))
             s.put_extension(Extension(number="1003", name="Web", secret="fromweb123"))
     """)

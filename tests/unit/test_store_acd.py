@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pathlib
 import textwrap
 
 import pytest
@@ -33,13 +32,6 @@ BASE = textwrap.dedent("""\
     inbound_routes:
       - {did: '0123456789', destination: 'queue:support-fr'}
 """)
-
-
-@pytest.fixture
-def store(tmp_path: pathlib.Path) -> Store:
-    s = Store(tmp_path / "plateau.db")
-    yield s
-    s.close()
 
 
 def test_agents_and_queues_round_trip_through_the_provisioning_file(store: Store) -> None:

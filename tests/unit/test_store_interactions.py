@@ -1,8 +1,6 @@
 """Interactions and survey results in a real SQLite store: round trips, validation, FKs and KPIs."""
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,20 +13,6 @@ from appliance.store.db import Store
 from appliance.store.errors import ConfigError, StoreError
 
 T0 = 1_700_000_000.0
-
-
-def interactions_store(path: Path) -> Store:
-    """A fresh store: migration 6 holds the interactions and survey tables."""
-    return Store(path)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = interactions_store(tmp_path / "ix.db")
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def _contact(store: Store, number: str = "+33612345678") -> int:
@@ -60,12 +44,12 @@ def test_open_assign_update_round_trip(store: Store) -> None:
     assert ix.interaction_for_call(store, "other@10.0.0.1") is None
 
 
-def test_committed_before_return_seen_by_another_connection(store: Store, tmp_path: Path) -> None:
+def test_committed_before_return_seen_by_another_connection(store: Store, store_target: str | Path) -> None:
     iid = ix.open_interaction(store, "1002", "support", "cid-1", T0)
     ix.update_interaction(store, iid, at=T0 + 1, status="follow-up")
-    other = sqlite3.connect(str(tmp_path / "ix.db"))
+    other = Store(store_target)
     try:
-        assert other.execute("SELECT status FROM interactions WHERE id = ?", (iid,)).fetchone() == ("follow-up",)
+        assert other.query("SELECT status FROM interactions WHERE id = ?", (iid,)) == [("follow-up",)]
     finally:
         other.close()
 
@@ -110,7 +94,7 @@ def test_contact_foreign_key(store: Store) -> None:
     with pytest.raises(ConfigError, match="interaction.contact_id: expected an integer"):
         ix.open_interaction(store, "1002", "support", "cid-1", T0, contact_id="7")  # type: ignore[arg-type]
     # The database enforces it too, whoever writes.
-    with pytest.raises(sqlite3.IntegrityError), store.transaction():
+    with pytest.raises(store.integrity_error), store.transaction():
         store.execute("INSERT INTO interactions (contact_id, caller, created_at, updated_at) VALUES (42, 'x', 0, 0)")
     # Deleting a contact keeps its interactions (history), unlinked.
     cid = _contact(store)
@@ -122,7 +106,7 @@ def test_contact_foreign_key(store: Store) -> None:
 
 
 def test_status_check_constraint_in_the_schema(store: Store) -> None:
-    with pytest.raises(sqlite3.IntegrityError), store.transaction():
+    with pytest.raises(store.integrity_error), store.transaction():
         store.execute("INSERT INTO interactions (caller, status, created_at, updated_at) VALUES ('x', 'gone', 0, 0)")
 
 
@@ -188,7 +172,7 @@ def test_record_survey_rejects_out_of_range(store: Store, field: str, value: obj
 
 def test_survey_range_checks_in_the_schema(store: Store) -> None:
     for column, value in (("csat", 6), ("nps", 11), ("ces", 0)):
-        with pytest.raises(sqlite3.IntegrityError), store.transaction():
+        with pytest.raises(store.integrity_error), store.transaction():
             store.execute(f"INSERT INTO survey_results ({column}, at) VALUES (?, 0)", (value,))
     with store.transaction():  # all unanswered is a valid row (the caller hung up at once)
         store.execute("INSERT INTO survey_results (csat, nps, ces, at) VALUES (NULL, NULL, NULL, 0)")

@@ -1,7 +1,6 @@
 """Queue log rows and the KPIs computed from them, checked against hand-worked figures."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
@@ -10,13 +9,6 @@ from appliance.store.errors import StoreError
 from appliance.store.queue_log import QueueEvent, kpis, record
 
 T0 = 1_800_000_000.0
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(tmp_path / "q.db")
-    yield s
-    s.close()
 
 
 def _day(store: Store) -> None:

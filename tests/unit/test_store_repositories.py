@@ -13,6 +13,7 @@ import pytest
 from appliance.store import accounts, dbfile, quality, recordings, reports
 from appliance.store.db import Store
 from appliance.store.migrations import MIGRATIONS
+from tests.peers.postgres import sqlite_only
 
 
 def test_a_recording_continued_after_a_media_restart_is_a_new_row_of_the_same_call(store: Store) -> None:
@@ -95,6 +96,7 @@ def test_the_call_search_folds_case_and_takes_wildcards_literally(store: Store) 
     assert reports.volume_by_direction(store, 11.5, 100.0) == {"outbound": 1}
 
 
+@sqlite_only  # the SQLite file operations of backup and update (store/dbfile.py)
 def test_a_database_file_is_inspected_without_being_changed(store: Store, tmp_path: Path) -> None:
     copy = tmp_path / "copy.sqlite"
     dbfile.snapshot_database(store.path, copy)

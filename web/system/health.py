@@ -102,6 +102,7 @@ def collect(data_dir: Path, store: Store, engine: Any) -> Health:
         sup = status.get("supervision")
         health.supervision = dict(sup) if isinstance(sup, dict) else None
     health.disk = disk_usage(data_dir)
-    health.database_bytes = database_bytes(store.path)
+    # A PostgreSQL store's files are the server's, not in this box's data directory.
+    health.database_bytes = database_bytes(store.path) if store.path is not None else 0
     health.recordings = recordings.count(store)
     return health

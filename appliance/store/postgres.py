@@ -1,0 +1,92 @@
+"""The Store's PostgreSQL connection: psycopg 3, one session per Store, opened from a URL.
+
+`Store` (db.py) opens a ``postgresql://`` URL here and a file path as SQLite; everything it does
+after that goes through the same few calls on either connection (``execute``, ``close``,
+``in_transaction``), with the SQL converted by the store's `Dialect` (dialect.py, POSTGRESQL).
+
+The session is in autocommit mode and `Store.transaction` writes BEGIN and COMMIT itself, as it
+does on SQLite (``isolation_level=None``): a read outside a transaction sees the last commit, and
+nested store calls join one transaction. psycopg is imported only when a PostgreSQL URL is
+opened, so the embedded SQLite appliance does not pay for it.
+
+What SQLite's store does that has no PostgreSQL counterpart, or another one:
+- WAL mode and ``synchronous=NORMAL/FULL``: the server's WAL, with ``synchronous_commit`` off
+  for a non-durable commit (``SET LOCAL``, the PostgreSQL meaning of NORMAL: the server may lose
+  the last commits if it crashes, never consistency; its WAL writer flushes them within
+  ``3 * wal_writer_delay``, https://www.postgresql.org/docs/15/wal-async-commit.html) and on for a
+  durable one. That WAL writer is also why the store's WAL-sync thread is not started here.
+- ``busy_timeout``: ``lock_timeout`` (``SET LOCAL`` for a deferrable write's short wait).
+- ``BEGIN IMMEDIATE``: plain BEGIN; row locks are taken by the statements themselves.
+- The file snapshot, restore and integrity check of dbfile.py: SQLite files only (pg_dump's job).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from appliance.store.errors import StoreError
+
+URL_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_url(target: object) -> bool:
+    """Is `target` a PostgreSQL URL (as `plateau run --db` takes it) rather than a file path?"""
+    return isinstance(target, str) and target.startswith(URL_SCHEMES)
+
+
+def redacted(url: str) -> str:
+    """`url` without its password, for error messages and logs."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{host}"
+
+
+class PgConnection:
+    """A psycopg connection with the surface `Store` uses of sqlite3's."""
+
+    def __init__(self, url: str, *, connect_timeout_s: float, lock_timeout_ms: int) -> None:
+        import psycopg  # here, not at the top: see the module docstring
+
+        self.errors = psycopg
+        self._url = url
+        self._connect_timeout_s = max(2, int(connect_timeout_s))  # libpq's least is 2 s
+        self._lock_timeout_ms = int(lock_timeout_ms)
+        try:
+            self._conn = self._open()
+        except psycopg.Error as exc:  # unreachable, refused, no such database: say which one
+            raise StoreError(f"{redacted(url)}: cannot connect: {exc}".strip()) from exc
+
+    def _open(self) -> Any:
+        import psycopg
+
+        return psycopg.connect(
+            self._url, autocommit=True, connect_timeout=self._connect_timeout_s,
+            # The session's defaults; a transaction overrides them with SET LOCAL.
+            options=f"-c lock_timeout={self._lock_timeout_ms} -c synchronous_commit=on",
+        )
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        """Run `sql` (in psycopg's ``%s`` style); without params it goes as one simple query,
+        which may hold several statements (a BEGIN with its SET LOCALs: one round trip).
+
+        A connection the server dropped (a restart, a failover) is opened again here, outside a
+        transaction only: the statement that found it dropped has failed, and the Store deferred
+        its write (store/writes.py); the flusher's next try reconnects. A failed reconnect raises
+        psycopg's OperationalError, a storage fault ("database unavailable"), not StoreError.
+        """
+        if self._conn.broken:
+            self._conn = self._open()
+        return self._conn.execute(sql, params)  # type: ignore[arg-type]
+
+    @property
+    def in_transaction(self) -> bool:
+        from psycopg import pq
+
+        if self._conn.broken:  # lost with the server: nothing left to roll back
+            return False
+        return self._conn.info.transaction_status != pq.TransactionStatus.IDLE
+
+    def close(self) -> None:
+        self._conn.close()
