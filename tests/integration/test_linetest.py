@@ -174,7 +174,10 @@ def test_echo_line_passes_with_a_good_mos(engine_module: Engine) -> None:
     assert mos is not None and float(mos.group(1)) >= 4.0, out
     rt = re.search(r"audio round trip (\d+\.\d) ms", out)
     assert rt is not None and 0.0 < float(rt.group(1)) < 500.0, out
-    assert re.search(r"tone heard (\d\.\d\d) s", out) and "purity 1.00" in out, out
+    # A clean loop gives a purity of 1.00; one late or concealed frame on a loaded box costs a
+    # hundredth or two, so the window is timing-tolerant (the pass threshold itself is 0.5).
+    purity = re.search(r"tone heard \d\.\d\d s, purity (\d\.\d\d)", out)
+    assert purity is not None and float(purity.group(1)) >= 0.97, out
     assert re.search(r"received +\d{3} packets, lost 0 ", out), out
 
 
