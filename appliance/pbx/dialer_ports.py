@@ -11,14 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from appliance.ivr.tts import PromptCache
 from appliance.pbx.call import CallService
 from appliance.pbx.channel import Cause, Channel, Party
 from appliance.pbx.dialplan import ToTrunk
 from appliance.pbx.distributor import CallDistributor
 from appliance.pbx.permission import Principal
-from appliance.pbx.ports import MediaPort, Scheduler
-from appliance.store.db import Store
+from appliance.pbx.ports import PromptingPbx
 from appliance.store.models import Extension, Trunk
 
 
@@ -70,22 +68,10 @@ class TrunkDirectory(Protocol):
     def trunks(self) -> Mapping[str, Trunk]: ...
 
 
-class DialerPbx(Protocol):
+class DialerPbx(PromptingPbx, Protocol):
     """What the dialer and its attempts use of the PBX (implemented by `Switchboard`): the store,
     timers, media and prompts for the called person, the distributor whose queue a campaign uses,
     agents' phones, the campaign's trunk, and the call factory."""
-
-    @property
-    def store(self) -> Store: ...
-
-    @property
-    def schedule(self) -> Scheduler: ...
-
-    @property
-    def media(self) -> MediaPort: ...
-
-    @property
-    def prompts(self) -> PromptCache: ...
 
     @property
     def distributor(self) -> CallDistributor[Any]: ...

@@ -136,10 +136,9 @@ class ExtensionDirectory(Protocol):
     def extensions(self) -> Mapping[str, Extension]: ...
 
 
-class DistributorPbx(Protocol[C_co]):
-    """What the distributor uses of the PBX (implemented by `appliance.pbx.switchboard.Switchboard`):
-    the store, timers, media and prompts for waiting callers, agents' phones, and placing a
-    queue callback. `C_co` is the PBX's call class."""
+class PromptingPbx(Protocol):
+    """What a service that speaks to a party uses of the PBX: the store, timers, media and prompts
+    (the part the distributor's and the dialer's ports share)."""
 
     @property
     def store(self) -> Store: ...
@@ -152,6 +151,12 @@ class DistributorPbx(Protocol[C_co]):
 
     @property
     def prompts(self) -> PromptCache: ...
+
+
+class DistributorPbx(PromptingPbx, Protocol[C_co]):
+    """What the distributor uses of the PBX (implemented by `appliance.pbx.switchboard.Switchboard`):
+    the store, timers, media and prompts for waiting callers, agents' phones, and placing a
+    queue callback. `C_co` is the PBX's call class."""
 
     @property
     def contacts(self) -> ContactDirectory: ...
