@@ -5,6 +5,7 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import sys
 from pathlib import Path
 
@@ -43,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the engine in the foreground")
     run.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     run.add_argument("--db", metavar="URL", help=_DB_HELP)
+    run.add_argument("--node", default=os.environ.get("PLATEAU_NODE") or socket.gethostname(),
+                     help="this engine's name among the engines of one site (default $PLATEAU_NODE, "
+                          "else the host name)")
     run.add_argument("--sip-ip", default="127.0.0.1",
                      help="address for SIP and RTP (default 127.0.0.1); 'auto': the default route's source address")
     run.add_argument("--sip-port", type=_port, default=5060)
@@ -149,7 +153,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     opts = EngineOptions(args.data_dir, args.sip_ip, args.sip_port, args.api_port,
                          args.rtp_ports[0], args.rtp_ports[1], tone_country=args.tone_country,
                          block_failures=args.block_after, block_seconds=args.block_seconds,
-                         rtp_timeout=args.rtp_timeout, db=str(db),
+                         rtp_timeout=args.rtp_timeout, db=str(db), node=args.node,
                          digest_algorithms=tuple(a.strip() for a in args.digest_algorithms.split(",")))
     try:
         engine = Engine(opts)

@@ -78,6 +78,7 @@ class EngineOptions:
     digest_algorithms: tuple[str, ...] = ("SHA-256", "MD5")
     rtp_timeout: float = 60.0
     db: str | None = None  # a PostgreSQL URL or a SQLite path; None: data_dir/plateau.db
+    node: str = dataclasses.field(default_factory=socket.gethostname)  # this engine's name on the site
 
 
 class SipLog:
@@ -86,6 +87,11 @@ class SipLog:
     def write(self, *args: Any, **kwargs: Any) -> None:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("".join(str(a) for a in args))
+
+
+def _binding(r: Registration) -> Binding:
+    return Binding(r.aor, r.contact, (r.source_host, r.source_port), r.transport, r.expires_at,
+                   r.user_agent, r.call_id, r.cseq)
 
 
 def _secret_key(data_dir: Path) -> bytes:
@@ -140,13 +146,10 @@ class Engine:
         self.pbx.preload_flows()
         self.dialer = Dialer(self.pbx)
         self.registrar = Registrar(self.auth, self._lookup_secret, self.guard,
-                                   self._persist_binding, self._forget_binding)
+                                   self._persist_binding, self._forget_binding,
+                                   site_contacts=self._site_contacts if self.store.shared else None)
         now = time.time()
-        self.registrar.restore(
-            Binding(r.aor, r.contact, (r.source_host, r.source_port), r.transport, r.expires_at,
-                    r.user_agent, r.call_id, r.cseq)
-            for r in self.store.registrations(now)
-        )
+        self.registrar.restore(_binding(r) for r in self.store.registrations(now))
         self.ctx = SipContext(self.global_config, self.media, opts.sip_ip)
         self.pbx.factory = SipChannelFactory(self.ctx, self.registrar)
         # Line boards (FXS phones, FXO lines) when data/hardware.yaml exists; started in run().
@@ -195,6 +198,15 @@ class Engine:
         self.store.save_registration(Registration(
             b.aor, b.contact_uri, b.source[0], int(b.source[1]), b.transport, b.expires_at,
             b.user_agent or "", b.call_id, b.cseq))
+
+    def _site_contacts(self, aor: str) -> list[Binding] | None:
+        """The site's bindings of ``aor`` from the shared store; None when it is unreachable."""
+        try:
+            rows = self.store.registrations(time.time(), aor=aor)
+        except StoreError as exc:
+            log.warning("site registrations of %s unreadable (%s): using this engine's own", aor, exc)
+            return None
+        return [_binding(r) for r in rows]
 
     def _forget_binding(self, aor: str, contact: str) -> None:
         self.store.delete_registration(aor, contact)
@@ -341,6 +353,7 @@ class EngineApi(DialerApi):
             "version": VERSION,
             "uptime": round(time.time() - e.started, 1),
             "hostname": socket.gethostname(),
+            "node": e.opts.node,
             "sip": {"address": e.opts.sip_ip, "port": e.opts.sip_port, "transports": ["udp", "tcp"],
                     **e.tm.edge_status()},
             "calls": len(e.pbx.calls),

@@ -92,6 +92,7 @@ class Registrar:
         default_expires: int = 600,
         max_contacts: int = 10,
         clock: Callable[[], float] = time.time,
+        site_contacts: Callable[[str], list[Binding] | None] | None = None,
     ) -> None:
         if not 0 < min_expires <= default_expires <= max_expires:
             raise ValueError("need 0 < min_expires <= default_expires <= max_expires")
@@ -107,14 +108,23 @@ class Registrar:
         self.default_expires = default_expires
         self.max_contacts = max_contacts
         self._clock = clock
+        # With a shared store (several engines on one site) another engine may hold a phone's
+        # REGISTER: the site's bindings are read from the store, ours are the fallback when the
+        # store is away (``site_contacts`` answers None; our writes are then deferred, so our
+        # memory is the fresher copy).
+        self._site_contacts = site_contacts
         self._bindings: dict[str, dict[str, Binding]] = {}
 
     # -- location service ------------------------------------------------------------
 
     def contacts(self, aor: str) -> list[Binding]:
-        """Unexpired bindings of ``aor``, latest expiry first."""
+        """Unexpired bindings of ``aor`` (the site's, when shared), latest expiry first."""
         now = self._clock()
-        live = [b for b in self._bindings.get(aor, {}).values() if b.expires_at > now]
+        bindings: Iterable[Binding] = self._bindings.get(aor, {}).values()
+        site = self._site_contacts(aor) if self._site_contacts is not None else None
+        if site is not None:  # None: the store is away
+            bindings = site
+        live = [b for b in bindings if b.expires_at > now]
         return sorted(live, key=lambda b: -b.expires_at)
 
     def all_bindings(self) -> list[Binding]:

@@ -153,6 +153,11 @@ class Store(ConfigTables, RegistrationTable, CdrTable, BlockTable):
                 raise StoreError(f"{self.location}: cannot enable WAL (journal_mode={mode})")
             return
 
+    @property
+    def shared(self) -> bool:
+        """True when several engines may share this store (PostgreSQL): the site's state is here."""
+        return self.dialect is POSTGRESQL
+
     def close(self) -> None:
         """Flush what was deferred (one last try) and close; the Store cannot be used afterwards."""
         self._stop_deferred()
