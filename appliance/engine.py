@@ -24,6 +24,7 @@ from sippy.Time.Timeout import Timeout
 from appliance.api.apifile import write_api_file
 from appliance.api.facade import ApiError
 from appliance.api.server import ControlApiServer
+from appliance.cluster.nodes import NodeWatch, rejoin
 from appliance.media.client import MediaClient
 from appliance.media.events import DtmfEvent, MachineDetected, PlaybackFinished, RecordingFailed, RtpTimeout
 from appliance.media.ledger import MediaRestarted
@@ -111,10 +112,13 @@ class Engine:
         self.opts = opts
         self.started = time.time()
         opts.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = Store(opts.db or opts.data_dir / "plateau.db")
-        interrupted = self.store.close_interrupted(time.time())
-        if interrupted:
-            log.warning("closed %d call record(s) left open by a crash as INTERRUPTED", interrupted)
+        self.store = Store(opts.db or opts.data_dir / "plateau.db", node=opts.node)
+        self._end_leftovers()
+        # On a shared store: this node's heartbeat and the watch over its peers, in a thread and on
+        # a connection of their own (appliance/cluster/nodes.py); started in run().
+        self.watch: NodeWatch | None = (
+            NodeWatch(Store(str(opts.db), node=opts.node), opts.node, sip=self._sip_address(),
+                      api=self._api_url()) if self.store.shared else None)
         self.media = MediaClient.start(opts.sip_ip, opts.rtp_min, opts.rtp_max, rtp_timeout_s=opts.rtp_timeout)
         self.media.set_event_handler(lambda ev: ED2.callFromThread(self._media_event, ev))
         self.media.on_restart = lambda report: ED2.callFromThread(self._media_restarted, report)
@@ -171,6 +175,25 @@ class Engine:
                                     ED2.callFromThreadSync)
 
     # -- glue -------------------------------------------------------------------------
+    def _sip_address(self) -> str:
+        return f"{self.opts.sip_ip}:{self.opts.sip_port}"
+
+    def _api_url(self) -> str:
+        return f"http://127.0.0.1:{self.opts.api_port}"
+
+    def _end_leftovers(self) -> None:
+        """End the calls a crash of this node left open (CDRs, queue log): this node's only on a
+        shared store, where the other engines' calls are live; every one on one box."""
+        now = time.time()
+        try:
+            ended = rejoin(self.store, self.opts.node, now, self._sip_address(), self._api_url())
+        except self.store.db_error as exc:  # a full disk or a lock: the CDR close waits in memory
+            log.warning("ending the calls a crash left open failed (%s): closing their CDRs deferred", exc)
+            node = self.opts.node if self.store.shared else None
+            ended = {"cdr": self.store.close_interrupted(now, node=node)}
+        if any(ended.values()):
+            log.warning("ended what a crash of this node left open, as INTERRUPTED: %s", ended)
+
     def open_hardware(self) -> HardwareManager:
         """A HardwareManager for data/hardware.yaml (at start, or when a reload finds the file)."""
         from hw.manager import HardwareManager
@@ -203,7 +226,7 @@ class Engine:
         """The site's bindings of ``aor`` from the shared store; None when it is unreachable."""
         try:
             rows = self.store.registrations(time.time(), aor=aor)
-        except StoreError as exc:
+        except (StoreError, self.store.db_error) as exc:  # the database away: this engine's own
             log.warning("site registrations of %s unreadable (%s): using this engine's own", aor, exc)
             return None
         return [_binding(r) for r in rows]
@@ -273,6 +296,8 @@ class Engine:
         sup.add("media", self.media.health)
         sup.add("hardware", self._hardware_parts)
         sup.add("store", self.store.parts)  # the deferred-write flusher, while writes are queued
+        if self.watch is not None:
+            sup.add("node-watch", self.watch.parts)
         sup.add_probe(self.media.probe)
         return sup
 
@@ -299,6 +324,8 @@ class Engine:
             self.hardware.start()
         if self.headsets is not None:
             self.headsets.start()  # their REGISTERs wait in the socket until ED2.loop() runs
+        if self.watch is not None:
+            self.watch.start()
         Timeout(self._housekeeping, 10.0, -1)
         Timeout(self.loop_beat.beat, 0.5, -1)
         # The watchdog is pinged by the supervisor's own thread, and only while every part is
@@ -338,6 +365,9 @@ class Engine:
         except FileNotFoundError:
             pass
         self.media.close()
+        if self.watch is not None:
+            self.watch.stop()  # after the calls were hung up: this node leaves the site cleanly
+            self.watch.store.close()
         self.store.close()
 
 
@@ -354,6 +384,7 @@ class EngineApi(DialerApi):
             "uptime": round(time.time() - e.started, 1),
             "hostname": socket.gethostname(),
             "node": e.opts.node,
+            "site": e.watch.status() if e.watch is not None else None,
             "sip": {"address": e.opts.sip_ip, "port": e.opts.sip_port, "transports": ["udp", "tcp"],
                     **e.tm.edge_status()},
             "calls": len(e.pbx.calls),

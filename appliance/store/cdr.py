@@ -22,6 +22,20 @@ _CDR_COLUMNS = (
 INTERRUPTED_CAUSE = "interrupted: engine stopped during the call"
 
 
+def _close_interrupted(now: float, cause: str, node: str | None) -> tuple[str, tuple[Any, ...]]:
+    """The UPDATE closing open CDRs as INTERRUPTED (all, or one node's), durations computed in it."""
+    sql = ("UPDATE cdr SET end_at = ?, disposition = 'INTERRUPTED', hangup_cause = ?,"
+           " duration = CASE WHEN ? > start_at THEN ? - start_at ELSE 0 END,"
+           " billsec = CASE WHEN answer_at IS NULL OR ? <= answer_at THEN 0"
+           " ELSE ? - answer_at END"
+           " WHERE end_at IS NULL")
+    params: tuple[Any, ...] = (now, cause, now, now, now, now)
+    if node is not None:
+        sql += " AND node = ?"
+        params += (node,)
+    return sql, params
+
+
 def _cdr_from_row(row: Sequence[Any]) -> Cdr:
     v = dict(zip(_CDR_COLUMNS, row, strict=True))
     return Cdr(
@@ -51,8 +65,9 @@ class CdrTable(DeferredWriting):
         if direction not in DIRECTIONS:
             raise StoreError(f"cdr direction {direction!r} is not one of {', '.join(DIRECTIONS)}")
         return self.insert_row(
-            "cdr_open", "cdr", ("call_id", "start_at", "caller", "caller_name", "callee", "direction", "trunk"),
-            (call_id, start, caller, caller_name, callee, direction, trunk), sync_soon=True)
+            "cdr_open", "cdr",
+            ("call_id", "start_at", "caller", "caller_name", "callee", "direction", "trunk", "node"),
+            (call_id, start, caller, caller_name, callee, direction, trunk, self.node), sync_soon=True)
 
     def _cdr_refusal(self, cdr_id: int, disposition: str | None = None) -> StoreError:
         """Why an UPDATE of an open CDR changed nothing."""
@@ -100,19 +115,31 @@ class CdrTable(DeferredWriting):
             (end, disposition, hangup_cause, end, end, end, end, cdr_id, disposition),
         )], durable=True, check=check, expect_row=True)
 
-    def close_interrupted(self, now: float) -> int:
-        """Close every open CDR as INTERRUPTED at ``now`` (call at engine start); return count
-        (0 when deferred: an engine restarted on a full disk still starts and takes calls)."""
+    def close_interrupted(self, now: float, node: str | None = None) -> int:
+        """Close the open CDRs as INTERRUPTED at ``now`` (call at engine start); return the count
+        (0 when deferred: an engine restarted on a full disk still starts and takes calls).
+
+        ``node``: only that node's calls (a shared store: the other engines' calls are live);
+        None: every open CDR (one box, where every call was this engine's).
+        """
         changed: list[int] = []
-        self.record_write("cdr_close", [(
-            "UPDATE cdr SET end_at = ?, disposition = 'INTERRUPTED', hangup_cause = ?,"
-            " duration = CASE WHEN ? > start_at THEN ? - start_at ELSE 0 END,"
-            " billsec = CASE WHEN answer_at IS NULL OR ? <= answer_at THEN 0"
-            " ELSE ? - answer_at END"
-            " WHERE end_at IS NULL",
-            (now, INTERRUPTED_CAUSE, now, now, now, now),
-        )], durable=True, check=lambda cursors: changed.append(cursors[0].rowcount))
+        self.record_write("cdr_close", [_close_interrupted(now, INTERRUPTED_CAUSE, node)], durable=True,
+                          check=lambda cursors: changed.append(cursors[0].rowcount))
         return changed[0] if changed else 0
+
+    def close_node_calls(self, node: str | None, now: float, cause: str) -> int:
+        """Close the open CDRs of ``node`` (None: all) as INTERRUPTED, in the caller's transaction
+        (a survivor taking over a dead node, or a node restarted: appliance/cluster/nodes.py); not
+        deferred: a refusal raises and the takeover is tried again. The count closed."""
+        sql, params = _close_interrupted(now, cause, node)
+        return int(self.execute(sql, params).rowcount)
+
+    def cdr_node(self, cdr_id: int) -> str:
+        """The node that opened a call record ('' before node names, or on one box)."""
+        rows = self.query("SELECT node FROM cdr WHERE id = ?", (cdr_id,))
+        if not rows:
+            raise StoreError(f"cdr {cdr_id} does not exist")
+        return str(rows[0][0])
 
     def get_cdr(self, cdr_id: int) -> Cdr | None:
         """Return one call record, or None."""

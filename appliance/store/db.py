@@ -79,14 +79,17 @@ class Store(ConfigTables, RegistrationTable, CdrTable, BlockTable):
     integrity_error: type[Exception] = sqlite3.IntegrityError
 
     def __init__(self, path: pathlib.Path | str, *, busy_timeout_ms: int = 5000,
-                 write_busy_ms: int = WRITE_BUSY_MS, pending_limit: int = DEFAULT_LIMIT) -> None:
+                 write_busy_ms: int = WRITE_BUSY_MS, pending_limit: int = DEFAULT_LIMIT, node: str = "") -> None:
         """Open (creating if needed) and migrate ``path``: a SQLite file, or a PostgreSQL URL.
 
         A file path or ``sqlite:///path`` is SQLite (the file created mode 0600: it holds secrets);
         ``postgresql://...`` is a PostgreSQL database through psycopg (store/postgres.py).
         ``write_busy_ms`` bounds how long a deferrable write (`record_write`) waits for another
         connection's write lock before it is deferred; ``pending_limit`` bounds the deferred queue.
+        ``node`` is the engine's name on the site, stamped on the CDR and queue-log rows it writes
+        (so a survivor closes a dead node's calls only: appliance/cluster/nodes.py).
         """
+        self.node = node
         self.busy_timeout_ms = int(busy_timeout_ms)
         self._lock = threading.RLock()
         self._depth = 0

@@ -455,6 +455,24 @@ SCRIPTS: list[str] = [
     );
     CREATE INDEX web_sessions_username ON web_sessions (username);
     """,
+    # 10: node liveness on a shared site (issue 14, appliance/store/nodes.py, appliance/cluster/nodes.py):
+    # each engine's heartbeat, and the node that owns each CDR and queue-log row, so a survivor (or the
+    # node itself, restarted) closes the calls of one dead node only.
+    """
+    CREATE TABLE nodes (
+        name TEXT PRIMARY KEY,
+        started_at DOUBLE PRECISION NOT NULL,
+        heartbeat_at DOUBLE PRECISION NOT NULL,
+        sip TEXT NOT NULL DEFAULT '',
+        api TEXT NOT NULL DEFAULT '',
+        taken_over_by TEXT,
+        taken_over_at DOUBLE PRECISION
+    );
+    ALTER TABLE cdr ADD COLUMN node TEXT NOT NULL DEFAULT '';
+    CREATE INDEX cdr_open_node ON cdr (node) WHERE end_at IS NULL;
+    ALTER TABLE queue_log ADD COLUMN node TEXT NOT NULL DEFAULT '';
+    CREATE INDEX queue_log_node_at ON queue_log (node, at);
+    """,
 ]
 
 # The scripts as SQLite runs them (what Store applies, what backup's checks replay).

@@ -43,8 +43,8 @@ def record(store: Store, ev: QueueEvent) -> None:
     if ev.event not in EVENTS:
         raise StoreError(f"queue log event {ev.event!r} is not one of {', '.join(sorted(EVENTS))}")
     store.record_write("queue_log", [(
-        f"INSERT INTO queue_log ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
-        tuple(getattr(ev, c) for c in _COLUMNS),
+        f"INSERT INTO queue_log ({', '.join(_COLUMNS)}, node) VALUES ({', '.join('?' * len(_COLUMNS))}, ?)",
+        (*(getattr(ev, c) for c in _COLUMNS), store.node),
     )])
 
 
@@ -154,3 +154,50 @@ def kpis(store: Store, start: float, end: float, queue: str | None = None, sl_se
     """KPIs of [start, end) read from the store (FCR looks 72 h past the end)."""
     return compute(events(store, start, end, queue), sl_seconds, end,
                    later=events(store, end, end + FCR_WINDOW_S, queue))
+
+
+# The events after which a caller is no longer in the queue: the queue log's call in progress is an
+# ENTER (then OFFER, RINGNOANSWER, CONNECT) with none of these after it, for that call and queue.
+ENDING = frozenset({"ABANDON", "COMPLETE", "TRANSFER", "EXITWITHTIMEOUT", "EXITFULL", "EXITEMPTY",
+                    "CALLBACK_REQUESTED"})
+
+
+def open_entries(store: Store, node: str | None, since: float) -> list[QueueEvent]:
+    """The last event of each call still in a queue (waiting, or CONNECTed to an agent) since
+    ``since``: ``node``'s calls only, or every node's (None: one box)."""
+    sql = f"SELECT {', '.join(_COLUMNS)} FROM queue_log WHERE at >= ? AND call_id <> ''"
+    params: list[Any] = [since]
+    if node is not None:
+        sql += " AND node = ?"
+        params.append(node)
+    last: dict[tuple[str, str], QueueEvent] = {}
+    for r in store.query(sql + " ORDER BY at, id", params):
+        ev = QueueEvent(at=r[0], call_id=r[1], queue=r[2], agent=r[3], event=r[4], caller=r[5],
+                        position=r[6], wait_s=r[7], talk_s=r[8], wrap_s=r[9], data=r[10])
+        key = (ev.call_id, ev.queue)
+        if ev.event == "ENTER":
+            last[key] = ev
+        elif key in last and ev.event in ENDING:
+            del last[key]
+        elif key in last and ev.event == "CONNECT":
+            last[key] = ev
+    return list(last.values())
+
+
+def close_open(store: Store, node: str | None, since: float, now: float, note: str) -> int:
+    """End the calls ``open_entries`` finds, at ``now``, as their engine would have: a waiting
+    caller ABANDONs (wait_s up to now), a connected one COMPLETEs (talk_s up to now); ``note`` in
+    ``data`` says why. Run in the caller's transaction, not deferred (a takeover retries as a
+    whole: appliance/cluster/nodes.py). The rows keep the dead call's node. The count ended."""
+    ended = open_entries(store, node, since)
+    for ev in ended:
+        connected = ev.event == "CONNECT"
+        row = QueueEvent(at=now, event="COMPLETE" if connected else "ABANDON", call_id=ev.call_id,
+                         queue=ev.queue, agent=ev.agent if connected else "", caller=ev.caller,
+                         wait_s=None if connected else max(0.0, now - ev.at),
+                         talk_s=max(0.0, now - ev.at) if connected else None, wrap_s=0.0 if connected else None,
+                         data=note)
+        store.execute(
+            f"INSERT INTO queue_log ({', '.join(_COLUMNS)}, node) VALUES ({', '.join('?' * len(_COLUMNS))}, ?)",
+            (*(getattr(row, c) for c in _COLUMNS), node if node is not None else store.node))
+    return len(ended)

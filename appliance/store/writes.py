@@ -46,6 +46,7 @@ class DeferredWriting:
     """
 
     path: pathlib.Path | None
+    node: str  # this engine's name on the site, stamped on the rows it owns (CDR, queue log)
     busy_timeout_ms: int
     dialect: Dialect
     db_error: type[Exception]
