@@ -163,6 +163,9 @@ class Store(ConfigTables, RegistrationTable, CdrTable, BlockTable):
 
     def close(self) -> None:
         """Flush what was deferred (one last try) and close; the Store cannot be used afterwards."""
+        if len(self.deferred) and isinstance(self._conn, postgres.PgConnection):
+            # A session the server dropped is reopened in the background: give the last flush one.
+            self._conn.wait_open(self.busy_timeout_ms / 1000.0)
         self._stop_deferred()
         with self._lock:
             self._conn.close()

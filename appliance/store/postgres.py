@@ -21,10 +21,16 @@ What SQLite's store does that has no PostgreSQL counterpart, or another one:
 """
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from appliance.store.errors import StoreError
+
+log = logging.getLogger("plateau.store")
+REOPEN_INTERVAL_S = 0.25  # between reconnect attempts while the server is away
 
 URL_SCHEMES = ("postgresql://", "postgres://")
 
@@ -53,6 +59,9 @@ class PgConnection:
         self._url = url
         self._connect_timeout_s = max(2, int(connect_timeout_s))  # libpq's least is 2 s
         self._lock_timeout_ms = int(lock_timeout_ms)
+        self._closed = False
+        self._reopen_lock = threading.Lock()
+        self._reopener: threading.Thread | None = None
         try:
             self._conn = self._open()
         except psycopg.Error as exc:  # unreachable, refused, no such database: say which one
@@ -71,14 +80,54 @@ class PgConnection:
         """Run `sql` (in psycopg's ``%s`` style); without params it goes as one simple query,
         which may hold several statements (a BEGIN with its SET LOCALs: one round trip).
 
-        A connection the server dropped (a restart, a failover) is opened again here, outside a
-        transaction only: the statement that found it dropped has failed, and the Store deferred
-        its write (store/writes.py); the flusher's next try reconnects. A failed reconnect raises
-        psycopg's OperationalError, a storage fault ("database unavailable"), not StoreError.
+        A connection the server dropped (a restart, a failover) is opened again by a thread of
+        its own, never here: the caller holds the Store's lock, and the SIP loop's next write
+        would wait on that lock for the whole connect timeout (an unreachable host answers no
+        SYN). Until the new session is up every statement fails at once with psycopg's
+        OperationalError, a storage fault ("database unavailable"): the Store defers its write
+        (store/writes.py) and the flusher replays it once the session is back.
         """
+        conn = self._conn
+        if conn.broken:
+            self._reopen_soon()
+            raise self.errors.OperationalError("the connection to the server was lost; reconnecting")
+        return conn.execute(sql, params)  # type: ignore[arg-type]
+
+    def _reopen_soon(self) -> None:
+        with self._reopen_lock:
+            if self._reopener is None and not self._closed:
+                self._reopener = threading.Thread(target=self._reopen, name="pg-reconnect", daemon=True)
+                self._reopener.start()
+
+    def _reopen(self) -> None:
+        """Open a new session until one is up (or the Store closes), then hand it over."""
+        try:
+            while not self._closed:
+                try:
+                    fresh = self._open()
+                except self.errors.Error as exc:
+                    log.debug("reconnect to %s failed: %s", redacted(self._url), exc)
+                    time.sleep(REOPEN_INTERVAL_S)
+                    continue
+                if self._closed:
+                    fresh.close()
+                    return
+                old, self._conn = self._conn, fresh  # one reference swap: a statement sees one or the other
+                old.close()
+                return
+        finally:
+            with self._reopen_lock:
+                self._reopener = None
+
+    def wait_open(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for a dropped session to be opened again (at close, before the
+        last flush); True if the session is up."""
         if self._conn.broken:
-            self._conn = self._open()
-        return self._conn.execute(sql, params)  # type: ignore[arg-type]
+            self._reopen_soon()
+        deadline = time.monotonic() + timeout_s
+        while self._conn.broken and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return not self._conn.broken
 
     @property
     def in_transaction(self) -> bool:
@@ -89,4 +138,5 @@ class PgConnection:
         return self._conn.info.transaction_status != pq.TransactionStatus.IDLE
 
     def close(self) -> None:
+        self._closed = True
         self._conn.close()
