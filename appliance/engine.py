@@ -325,7 +325,7 @@ class Engine:
         if self.headsets is not None:
             self.headsets.start()  # their REGISTERs wait in the socket until ED2.loop() runs
         if self.watch is not None:
-            self.watch.start()
+            self.watch.start(api=url)
         Timeout(self._housekeeping, 10.0, -1)
         Timeout(self.loop_beat.beat, 0.5, -1)
         # The watchdog is pinged by the supervisor's own thread, and only while every part is

@@ -131,8 +131,8 @@ class NodeWatch:
         now = self.clock()
         try:
             if not node_rows.beat(self.store, self.me, now):
-                # A survivor took us over (we were cut off longer than its bound) or the row went.
-                log.error("node %s: the site had taken this node over; joining again", self.me)
+                # A survivor took us over (we were cut off longer than its bound), or the row went.
+                log.error("node %s: not on the site (taken over, or never joined): joining", self.me)
                 node_rows.join(self.store, self.me, now, self.sip, self.api)
             peers = [n for n in node_rows.all_nodes(self.store) if n.name != self.me]
         except (self.store.db_error, StoreError) as exc:
@@ -169,7 +169,14 @@ class NodeWatch:
         return taken
 
     # -- thread ---------------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, api: str | None = None) -> None:
+        """Join the site with the control API's URL (known once it listens) and start beating."""
+        if api is not None:
+            self.api = api
+        try:
+            node_rows.join(self.store, self.me, self.clock(), self.sip, self.api)
+        except (self.store.db_error, StoreError) as exc:  # the first good beat joins instead
+            log.warning("node %s: could not join the site yet (%s)", self.me, exc)
         self._thread = threading.Thread(target=run_supervised, name="node-watch",
                                         args=("node-watch", self._beat, self._run, self._stop.is_set),
                                         daemon=True)
