@@ -175,14 +175,18 @@ class TrunkRegistrations:
         self.start()
 
     def status(self) -> list[dict[str, Any]]:
+        try:
+            trunks = [(t.name, t.enabled, t.register) for t in self.store.trunks()]
+        except self.store.db_error:  # the database away (a restart): status still answers, from memory
+            trunks = [(name, True, True) for name in sorted(self.active)]
         out = []
-        for trunk in self.store.trunks():
-            reg = self.active.get(trunk.name)
-            state = reg.state.value if reg else ("disabled" if not trunk.enabled else "not registering")
+        for name, enabled, register in trunks:
+            reg = self.active.get(name)
+            state = reg.state.value if reg else ("disabled" if not enabled else "not registering")
             out.append({
-                "name": trunk.name,
-                "enabled": trunk.enabled,
-                "register": trunk.register,
+                "name": name,
+                "enabled": enabled,
+                "register": register,
                 "state": state,
                 "detail": reg.detail if reg else "",
                 "expires_in": round(reg.expires_at - time.time()) if reg and reg.expires_at else None,

@@ -1,4 +1,5 @@
-"""Engine death on a shared site: two engines on one PostgreSQL, pjsua2 phones, kill -9 of one.
+"""Engine death on a shared site (two engines on one PostgreSQL, pjsua2 phones, kill -9 of one),
+and the database's own restart under calls.
 
 The survivor's node watch (appliance/cluster/nodes.py) sees the dead engine's heartbeat stop and,
 within a few seconds, closes its CDRs as INTERRUPTED and ends its queue callers in the queue log;
@@ -10,6 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from appliance.store import nodes as node_rows
 from appliance.store import queue_log
 from appliance.store.db import Store
 from appliance.store.models import Cdr
@@ -18,6 +20,7 @@ from tests.peers.acd import queue_config
 from tests.peers.engine import Engine
 from tests.peers.pjsua import registered_phone as _phone
 from tests.peers.polling import wait_until
+from tests.peers.postgres import PostgresServer
 
 # The watch judges a peer dead after 3 s without a beat, and looks once a second: the CDR is
 # closed within about 4 s of the kill; 6 s leaves room for a loaded 2-core box.
@@ -126,3 +129,60 @@ def test_kill9_mid_queue_the_survivor_ends_the_waiting_caller_in_the_queue_log(
             assert [ev.caller for ev in ended()] == ["1001", "1003"]
     finally:
         one.stop()
+
+
+def test_a_postgresql_restart_during_calls_keeps_the_audio_and_loses_no_cdr_or_queue_event(
+        tmp_path: Path) -> None:
+    """Item 1 with real phones: the database goes away under a call and a queue caller, both
+    hang up while it is away, and their CDRs and queue-log rows arrive, in order, when it returns."""
+    server = PostgresServer()  # its own server: this test stops it
+    server.start()
+    try:
+        url = server.new_database()
+        tone_a = write_tone_wav(tmp_path / "a.wav", 1000, 30.0, rate=8000, amplitude=8000)
+        heard_b = tmp_path / "heard_b.wav"
+        eng = Engine(tmp_path / "engine", config=queue_config(), db=url, extra_args=["--node", "one"])
+        with eng.running(), _phone(eng, "a", "1001") as a, _phone(eng, "b", "1002") as b, \
+                _phone(eng, "c", "1003") as c:
+            ca = a.call(f"sip:1002@127.0.0.1:{eng.sip_port}", play_wav=tone_a)
+            cb = b.wait_incoming()
+            b.answer(cb, record_wav=heard_b)
+            a.wait_state(ca, "CONFIRMED")
+            cq = c.call(f"sip:6000@127.0.0.1:{eng.sip_port}")
+            c.wait_state(cq, "CONFIRMED")
+            with Store(url) as store:
+                wait_until(lambda: [e.event for e in queue_log.events(store, 0, 2e9)] == ["ENTER"],
+                           what="the caller in the queue")
+                wait_until(lambda: _cdr(store, "1001").answer is not None, what="the call answered")
+            server.halt()
+            b.wait_rx_audio(cb, 2.0)  # the call goes on with the database away
+            c.wait_rx_audio(cq, 1.0)  # and the queue's music too
+            b.stop_record(cb)
+            a.hangup(ca)
+            b.wait_state(cb, "DISCONNECTED")
+            c.hangup(cq)
+
+            def storage() -> dict[str, object]:
+                status, body = eng.api("GET", "/v1/status")
+                assert status == 200, body
+                return dict(body["storage"])
+            down = wait_until(lambda: (s := storage())["pending"] >= 3 and s, what="the hang-ups deferred")
+            assert down["fault"] == "database unavailable"
+            server.start()
+            up = wait_until(lambda: (s := storage())["pending"] == 0 and s, timeout=20.0,
+                            what="the deferred writes flushed")
+            assert up["dropped"] == {}
+            with Store(url) as store:
+                assert (_cdr(store, "1001").disposition, _cdr(store, "1003").end is not None) == ("ANSWERED", True)
+                assert _cdr(store, "1001").billsec > 2.0  # type: ignore[operator]
+                log = queue_log.events(store, 0, 2e9)
+                assert [(e.event, e.caller) for e in log] == [("ENTER", "1003"), ("ABANDON", "1003")]
+                assert not log[1].data  # ended by its own engine, not as interrupted
+                # The node's watch judged nobody while its own beat failed, and is on the site again.
+                wait_until(lambda: eng.api("GET", "/v1/status")[1]["site"]["beat_failures"] > 0,
+                           what="failed beats counted")
+                assert [n.taken_over_by for n in node_rows.all_nodes(store)] == [None]
+    finally:
+        server.stop()
+    rate, got = read_wav(heard_b)
+    assert tone_ratio(got[-rate:], rate, 1000) > 0.7  # the last second, with the database away
