@@ -3,6 +3,7 @@ store of each backend, with a manual clock. A dead node's calls are ended by one
 a live node's calls are never touched."""
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from appliance.store import nodes as node_rows
 from appliance.store import queue_log
 from appliance.store.db import Store
 from appliance.store.queue_log import QueueEvent
+from tests.peers.postgres import sqlite_only
 
 T0 = 1_800_000_000.0
 
@@ -150,3 +152,36 @@ def test_close_interrupted_on_a_node_closes_that_nodes_cdrs_only(site: dict[str,
     assert all(one.get_cdr(i).end is not None for i in mine.values())  # type: ignore[union-attr]
     assert all(one.get_cdr(i).end is None for i in theirs.values())  # type: ignore[union-attr]
     assert one.cdr_node(theirs["talk"]) == "two"
+
+
+@sqlite_only
+def test_a_node_whose_own_beat_fails_judges_nobody_until_it_beats_again(store_target: str | Path,
+                                                                         clock: Clock) -> None:
+    """The database away for everyone: when it returns, every peer's beat is old, and the watch
+    must not take them all over; its observation starts again from its first good beat."""
+    one = Store(store_target, node="one", busy_timeout_ms=50)
+    two = Store(store_target, node="two")
+    blocker = sqlite3.connect(str(store_target), isolation_level=None, timeout=0.05)
+    try:
+        rejoin(one, "one", clock(), "", "")
+        rejoin(two, "two", clock(), "", "")
+        watch_one, watch_two = _watch(one, clock), _watch(two, clock)
+        clock.t += 1.0
+        watch_two.tick()
+        watch_one.tick()  # one has seen two's last beat
+        blocker.execute("BEGIN IMMEDIATE")  # nobody can write: one's beats fail, and two's would
+        for _ in range(10):
+            clock.t += 1.0
+            assert watch_one.tick() == []
+        assert watch_one.beat_failures == 10
+        blocker.execute("ROLLBACK")
+        clock.t += 1.0
+        assert watch_one.tick() == []  # two's beat is 11 s old, but seen for the first time now
+        clock.t += 2.0
+        assert watch_one.tick() == []
+        clock.t += 1.5
+        assert [t.node for t in watch_one.tick()] == ["two"]  # 3 s of good beats of ours without one of its
+    finally:
+        blocker.close()
+        one.close()
+        two.close()
