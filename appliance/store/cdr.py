@@ -22,6 +22,12 @@ _CDR_COLUMNS = (
 INTERRUPTED_CAUSE = "interrupted: engine stopped during the call"
 
 
+# An open CDR, or one a survivor closed as INTERRUPTED while the node that owns it was in fact alive
+# (cut off from the site's database longer than the watch's bound: appliance/cluster/nodes.py): the
+# owner answering or closing it proves the call went on, so its own record wins over the guess.
+_STILL_OURS = "(end_at IS NULL OR (disposition = 'INTERRUPTED' AND node = ? AND node <> ''))"
+
+
 def _close_interrupted(now: float, cause: str, node: str | None) -> tuple[str, tuple[Any, ...]]:
     """The UPDATE closing open CDRs as INTERRUPTED (all, or one node's), durations computed in it."""
     sql = ("UPDATE cdr SET end_at = ?, disposition = 'INTERRUPTED', hangup_cause = ?,"
@@ -89,12 +95,13 @@ class CdrTable(DeferredWriting):
                 raise self._cdr_refusal(cdr_id)
 
         self.record_write("cdr_answer", [(
-            "UPDATE cdr SET answer_at = ? WHERE id = ? AND answer_at IS NULL AND end_at IS NULL",
-            (t, cdr_id),
+            f"UPDATE cdr SET answer_at = ? WHERE id = ? AND answer_at IS NULL AND {_STILL_OURS}",
+            (t, cdr_id, self.node),
         )], check=check, expect_row=True)
 
     def cdr_close(self, cdr_id: int, end: float, disposition: str, hangup_cause: str | None) -> None:
-        """Close an open call record (durably), computing duration and billsec.
+        """Close an open call record (durably), computing duration and billsec; also one a survivor
+        closed as INTERRUPTED while this node was alive (`_STILL_OURS`): the true end replaces it.
 
         Times are wall clock; if the clock stepped back during the call the durations are
         clamped at 0 rather than losing the record. The durations are computed in the UPDATE
@@ -111,8 +118,8 @@ class CdrTable(DeferredWriting):
             "UPDATE cdr SET end_at = ?, disposition = ?, hangup_cause = ?,"
             " duration = CASE WHEN ? > start_at THEN ? - start_at ELSE 0.0 END,"
             " billsec = CASE WHEN answer_at IS NULL OR ? <= answer_at THEN 0.0 ELSE ? - answer_at END"
-            " WHERE id = ? AND end_at IS NULL AND (? <> 'ANSWERED' OR answer_at IS NOT NULL)",
-            (end, disposition, hangup_cause, end, end, end, end, cdr_id, disposition),
+            f" WHERE id = ? AND {_STILL_OURS} AND (? <> 'ANSWERED' OR answer_at IS NOT NULL)",
+            (end, disposition, hangup_cause, end, end, end, end, cdr_id, self.node, disposition),
         )], durable=True, check=check, expect_row=True)
 
     def close_interrupted(self, now: float, node: str | None = None) -> int:

@@ -13,6 +13,7 @@ from appliance.cluster.nodes import NodeWatch, rejoin, take_over
 from appliance.store import nodes as node_rows
 from appliance.store import queue_log
 from appliance.store.db import Store
+from appliance.store.errors import StoreError
 from appliance.store.queue_log import QueueEvent
 from tests.peers.postgres import sqlite_only
 
@@ -185,3 +186,21 @@ def test_a_node_whose_own_beat_fails_judges_nobody_until_it_beats_again(store_ta
         blocker.close()
         one.close()
         two.close()
+
+
+def test_a_node_taken_over_while_alive_closes_its_calls_with_their_true_end(site: dict[str, Store],
+                                                                            clock: Clock) -> None:
+    """Cut off from the database longer than the bound, node two was alive: its own close of a call
+    replaces the survivor's INTERRUPTED guess; no other node may close that row again."""
+    one, two = site["one"], site["two"]
+    calls = _calls(two, clock)
+    take_over(one, node_rows.get(one, "two"), "one", clock())  # type: ignore[arg-type]
+    assert two.get_cdr(calls["wait"]).disposition == "INTERRUPTED"  # type: ignore[union-attr]
+    two.cdr_answer(calls["wait"], clock() + 20)  # the call went on: an agent answered
+    two.cdr_close(calls["wait"], clock() + 50, "ANSWERED", "caller hung up")
+    cdr = two.get_cdr(calls["wait"])
+    assert cdr is not None and (cdr.disposition, cdr.billsec, cdr.hangup_cause) == ("ANSWERED", 30.0, "caller hung up")
+    with pytest.raises(StoreError, match="already closed"):
+        two.cdr_close(calls["wait"], clock() + 60, "ANSWERED", None)
+    with pytest.raises(StoreError, match="already closed"):  # not the owner: the guess stands
+        one.cdr_close(calls["talk"], clock() + 60, "ANSWERED", None)
