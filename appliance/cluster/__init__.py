@@ -1,0 +1,1 @@
+"""Site-level pieces of a Plateau cluster: the Kamailio front door, node liveness, HA."""
