@@ -79,6 +79,7 @@ class FrontDoor:
     rate_invite: int = 2000
     rate_register: int = 2000
     mask_key: str = ""  # topoh's key; a random one when empty
+    debug: int = 1  # Kamailio's log level: 1 errors and our xlog warnings, 3 every message
 
     def __post_init__(self) -> None:
         if not self.engines:
@@ -110,6 +111,7 @@ def render(door: FrontDoor) -> str:
         "RATE_INVITE": str(door.rate_invite),
         "RATE_REGISTER": str(door.rate_register),
         "LOG_PREFIX": f"[front-door {door.listen}:{door.port}]",
+        "DEBUG": str(door.debug),
     }
     text = CFG_TEMPLATE.read_text()
     for name, value in values.items():
