@@ -7,12 +7,18 @@ back through Kamailio.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+from appliance.cluster.kamailio import Kamailio
 from appliance.store.db import Store
+from tests.audio import read_wav, tone_ratio, write_tone_wav
 from tests.peers.engine import Engine
 from tests.peers.kamailio import FRONT_DOOR_IP, behind_front_door, front_door
 from tests.peers.pjsua import PjPhone
+from tests.peers.polling import wait_until
 
 
 def _engine(tmp_path: Path, name: str, db: str) -> Engine:
@@ -30,3 +36,60 @@ def test_a_registration_through_kamailio_is_stored_with_its_path(tmp_path: Path,
     assert reg.path.startswith(f"<sip:{FRONT_DOOR_IP}:{kam.door.port};lr;received=sip:127.0.0.1")
     assert (reg.source_host, reg.transport) == ("127.0.0.1", "udp")  # the phone's, not Kamailio's
     assert reg.source_port != kam.door.port
+
+
+def _holder(engines: list[Engine], aor: str) -> Engine | None:
+    """The engine whose own registrar took ``aor``'s REGISTER (its /v1/registrations)."""
+    for engine in engines:
+        if any(r["aor"] == aor for r in engine.api("GET", "/v1/registrations")[1]):
+            return engine
+    return None
+
+
+@contextmanager
+def _phone_on(engines: list[Engine], kam: Kamailio, ext: str, avoid: Engine | None,
+              **kw: Any) -> Iterator[tuple[PjPhone, Engine]]:
+    """A phone registered through Kamailio whose REGISTER landed on an engine other than
+    ``avoid``: Kamailio hashes the Call-ID, so a new phone (a new Call-ID) is tried until one does."""
+    for attempt in range(12):
+        with PjPhone(f"{ext}-{attempt}", **kw) as phone:
+            phone.register(ext, engines[0].secret(ext), FRONT_DOOR_IP, kam.door.port)
+            holder = wait_until(lambda: _holder(engines, ext), what=f"{ext}'s engine")
+            if holder is not avoid:
+                yield phone, holder
+                return
+            phone.unregister()
+    raise AssertionError(f"12 REGISTERs of {ext} all landed on {avoid and avoid.work_dir.name}")
+
+
+def test_a_call_between_phones_registered_on_different_engines_through_kamailio_has_tones_both_ways(
+        tmp_path: Path, postgres_url: str) -> None:
+    tone_a = write_tone_wav(tmp_path / "a.wav", 1000, 3.0, rate=8000, amplitude=8000)
+    tone_b = write_tone_wav(tmp_path / "b.wav", 2000, 3.0, rate=8000, amplitude=8000)
+    rec_a, rec_b = tmp_path / "rec_a.wav", tmp_path / "rec_b.wav"
+    engines = [_engine(tmp_path, "one", postgres_url), _engine(tmp_path, "two", postgres_url)]
+    with engines[0].running(), engines[1].running(), front_door(tmp_path / "kamailio", engines) as kam:
+        with _phone_on(engines, kam, "1001", None, log_level=5) as (a, on_a), \
+                _phone_on(engines, kam, "1002", on_a, log_level=5) as (b, on_b):
+            assert on_a is not on_b  # the two REGISTERs landed on different engines
+            ca = a.call(f"sip:1002@{FRONT_DOOR_IP}:{kam.door.port}", play_wav=tone_a, record_wav=rec_a)
+            cb = b.wait_incoming()
+            b.answer(cb, play_wav=tone_b, record_wav=rec_b)
+            a.wait_state(ca, "CONFIRMED")
+            a.wait_rx_audio(ca, 1.5)
+            b.wait_rx_audio(cb, 1.5)
+            incoming = b.incoming_info(cb)
+            a.hangup(ca)  # the BYE follows Record-Route through Kamailio to the engine
+            b.wait_state(cb, "DISCONNECTED")
+            logs = a.log_text() + b.log_text()
+        with Store(postgres_url) as store:
+            closed = wait_until(lambda: [c for c in store.cdrs() if c.disposition], what="the closed CDR")
+    assert [(c.caller, c.callee, c.disposition) for c in closed] == [("1001", "1002", "ANSWERED")]
+    assert tone_ratio(*reversed(read_wav(rec_b)), 1000) > 0.7
+    assert tone_ratio(*reversed(read_wav(rec_a)), 2000) > 0.7
+    # Phones see one address: Kamailio's. No engine's SIP address in anything they received
+    # (Contact, Record-Route, Via: topoh masks them), and b was called from the front door.
+    assert f"@{FRONT_DOOR_IP}" in incoming["remote_contact"] or FRONT_DOOR_IP in incoming["remote_contact"]
+    for engine in engines:
+        assert f"127.0.0.1:{engine.sip_port}" not in logs, f"engine {engine.work_dir.name}'s address reached a phone"
+    assert "Record-Route: <sip:127.0.0.2" in logs
