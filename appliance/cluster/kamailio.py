@@ -224,6 +224,33 @@ class Kamailio:
                 return
         raise KamailioError(f"kamailio does not answer OPTIONS after {timeout} s:\n{self.log_tail()}")
 
+    def rpc(self, *command: str, timeout: float = 5.0) -> str:
+        """``kamcmd`` on this Kamailio's control socket (e.g. ``dispatcher.list``); its output."""
+        kamcmd = shutil.which("kamcmd") or shutil.which("kamcmd", path="/usr/sbin:/sbin")
+        if kamcmd is None:
+            raise KamailioError("kamcmd is not installed (Debian: apt-get install kamailio)")
+        res = subprocess.run([kamcmd, "-s", f"unix:{self.door.run_dir / 'kamailio_ctl'}", *command],
+                             capture_output=True, text=True, timeout=timeout, check=False)
+        if res.returncode != 0:
+            raise KamailioError(f"kamcmd {' '.join(command)}: {res.stdout}{res.stderr}".strip())
+        return res.stdout
+
+    def active_engines(self) -> set[tuple[str, int]]:
+        """The engines the dispatcher would send a new call to now (flags without I or D)."""
+        active: set[tuple[str, int]] = set()
+        uri = ""
+        for line in self.rpc("dispatcher.list").splitlines():
+            key, _, value = line.strip().partition(":")
+            value = value.strip()
+            if key == "URI":
+                uri = value
+            elif key == "FLAGS" and uri:
+                if "I" not in value[:1] and "D" not in value[:1]:
+                    host, _, port = uri.removeprefix("sip:").split(";")[0].rpartition(":")
+                    active.add((host, int(port)))
+                uri = ""
+        return active
+
     def returncode(self) -> int | None:
         return self.proc.poll() if self.proc is not None else None
 

@@ -7,6 +7,8 @@ back through Kamailio.
 """
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -93,3 +95,44 @@ def test_a_call_between_phones_registered_on_different_engines_through_kamailio_
     for engine in engines:
         assert f"127.0.0.1:{engine.sip_port}" not in logs, f"engine {engine.work_dir.name}'s address reached a phone"
     assert "Record-Route: <sip:127.0.0.2" in logs
+
+
+def test_kill_9_of_an_engine_takes_it_out_of_kamailio_s_set_within_5_s_and_new_calls_complete_on_the_survivor(
+        tmp_path: Path, postgres_url: str) -> None:
+    victim, survivor = _engine(tmp_path, "one", postgres_url), _engine(tmp_path, "two", postgres_url)
+    victim.start()
+    try:
+        with survivor.running(), front_door(tmp_path / "kamailio", [victim, survivor]) as kam:
+            wait_until(lambda: len(kam.active_engines()) == 2, what="both engines in the set")
+            with PjPhone("a") as a, PjPhone("b", auto_answer=True) as b:
+                a.register("1001", victim.secret("1001"), FRONT_DOOR_IP, kam.door.port)
+                b.register("1002", victim.secret("1002"), FRONT_DOOR_IP, kam.door.port)
+                victim.kill9()
+                killed = time.monotonic()
+                # The dead engine's port, held by us: whatever Kamailio still sends it lands here.
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tomb:
+                    tomb.bind((victim.sip_ip, victim.sip_port))
+                    tomb.setblocking(False)
+                    wait_until(lambda: (victim.sip_ip, victim.sip_port) not in kam.active_engines(),
+                               timeout=5.0, what="the dead engine out of Kamailio's set")
+                    out_after = time.monotonic() - killed
+                    first_call = None
+                    for _ in range(4):  # four new Call-IDs: by the hash, some would have gone to the victim
+                        call = a.call(f"sip:1002@{FRONT_DOOR_IP}:{kam.door.port}")
+                        a.wait_state(call, "CONFIRMED")
+                        first_call = first_call or time.monotonic() - killed
+                        assert len(survivor.api("GET", "/v1/calls")[1]) == 1
+                        a.hangup(call)
+                        a.wait_state(call, "DISCONNECTED")
+                    sent_to_dead = []
+                    while True:
+                        try:
+                            sent_to_dead.append(tomb.recv(65535).split(b" ", 1)[0])
+                        except BlockingIOError:
+                            break
+        print(f"\nkill -9: out of Kamailio's set after {out_after:.2f} s; "
+              f"first new call completed on the survivor {first_call:.2f} s after the kill")
+        assert out_after < 5.0
+        assert b"INVITE" not in sent_to_dead  # the keepalive OPTIONS go on; no call
+    finally:
+        victim.stop()
