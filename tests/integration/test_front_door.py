@@ -17,10 +17,11 @@ from typing import Any
 from appliance.cluster.kamailio import Kamailio
 from appliance.store.db import Store
 from tests.audio import read_wav, tone_ratio, write_tone_wav
-from tests.peers.engine import Engine
+from tests.peers.engine import Engine, free_port
 from tests.peers.kamailio import FRONT_DOOR_IP, behind_front_door, front_door
 from tests.peers.pjsua import PjPhone
 from tests.peers.polling import wait_until
+from tests.peers.sipp import auth_row, run_sipp
 
 
 def _engine(tmp_path: Path, name: str, db: str) -> Engine:
@@ -136,3 +137,32 @@ def test_kill_9_of_an_engine_takes_it_out_of_kamailio_s_set_within_5_s_and_new_c
         assert b"INVITE" not in sent_to_dead  # the keepalive OPTIONS go on; no call
     finally:
         victim.stop()
+
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "sipp" / "engine"
+SCANNER_IP = "127.0.0.3"  # neither the phones' 127.0.0.1 nor the front door's 127.0.0.2
+
+
+def test_a_scanner_through_kamailio_is_blocked_by_its_own_address_while_a_good_phone_keeps_working(
+        tmp_path: Path, postgres_url: str) -> None:
+    one = _engine(tmp_path, "one", postgres_url)
+    one.extra_args += ["--block-after", "3", "--digest-algorithms", "MD5"]  # SIPp answers MD5 only
+    with one.running(), front_door(tmp_path / "kamailio", [one]) as kam:
+        door = f"{FRONT_DOOR_IP}:{kam.door.port}"
+        # Wrong passwords for 1005 from 127.0.0.3, through Kamailio: 401 until the third failure.
+        scan = run_sipp(SCENARIOS / "register_wrong.xml", door, calls=5, inject=[auth_row("1005", "guess")],
+                        local_port=free_port(host=SCANNER_IP), extra_args=["-i", SCANNER_IP],
+                        timeout=15, workdir=tmp_path / "scanner")
+        assert scan.successful >= 1, scan.explain()  # the first wrong passwords were answered 401
+        blocked = wait_until(lambda: one.api("GET", "/v1/blocked")[1], what="a block")
+        assert [b["address"] for b in blocked] == [SCANNER_IP]  # the scanner, not the front door
+        assert scan.failed >= 1, scan.explain()  # once blocked: 403, no more challenges
+        assert "SIP/2.0 403" in scan.messages
+        # A good phone through the same front door registers and calls.
+        with PjPhone("a") as a, PjPhone("b", auto_answer=True) as b:
+            a.register("1001", one.secret("1001"), FRONT_DOOR_IP, kam.door.port)
+            b.register("1002", one.secret("1002"), FRONT_DOOR_IP, kam.door.port)
+            call = a.call(f"sip:1002@{door}")
+            a.wait_state(call, "CONFIRMED")
+            a.hangup(call)
+            a.wait_state(call, "DISCONNECTED")
