@@ -7,8 +7,11 @@ back through Kamailio.
 """
 from __future__ import annotations
 
+import hashlib
+import re
 import socket
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -166,3 +169,44 @@ def test_a_scanner_through_kamailio_is_blocked_by_its_own_address_while_a_good_p
             a.wait_state(call, "CONFIRMED")
             a.hangup(call)
             a.wait_state(call, "DISCONNECTED")
+
+
+def _register(engine: Engine, sock: socket.socket, call_id: str, cseq: int, auth: str = "") -> bytes:
+    host, port = sock.getsockname()
+    lines = [f"REGISTER sip:{engine.sip_ip}:{engine.sip_port} SIP/2.0",
+             f"Via: SIP/2.0/UDP {host}:{port};branch=z9hG4bK{uuid.uuid4().hex};rport",
+             "Max-Forwards: 70", f"From: <sip:1003@{engine.sip_ip}>;tag=f{cseq}", f"To: <sip:1003@{engine.sip_ip}>",
+             f"Call-ID: {call_id}", f"CSeq: {cseq} REGISTER", f"Contact: <sip:1003@{host}:{port}>", "Expires: 60"]
+    if auth:
+        lines.append(f"Authorization: {auth}")
+    sock.sendto(("\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n").encode(), (engine.sip_ip, engine.sip_port))
+    while True:
+        reply = sock.recv(65535)
+        if not reply.startswith(b"SIP/2.0 1"):
+            return reply
+
+
+def test_a_register_challenged_by_one_engine_is_accepted_by_another(tmp_path: Path, postgres_url: str) -> None:
+    """Behind the front door a phone's answer to a challenge may reach another engine: the
+    engines of one site share the nonce key (store/site_secrets.py), so its nonce is good there."""
+    one, two = _engine(tmp_path, "one", postgres_url), _engine(tmp_path, "two", postgres_url)
+    with one.running(), two.running(), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(3.0)
+        call_id = uuid.uuid4().hex
+        challenge = _register(one, sock, call_id, 1).decode()
+        assert challenge.startswith("SIP/2.0 401")
+        md5 = next(line for line in challenge.split("\r\n")
+                   if line.startswith("WWW-Authenticate:") and "algorithm=MD5" in line)
+        nonce = re.search(r'nonce="([^"]+)"', md5).group(1)  # type: ignore[union-attr]
+        opaque = re.search(r'opaque="([^"]+)"', md5).group(1)  # type: ignore[union-attr]
+        uri = f"sip:{two.sip_ip}:{two.sip_port}"
+
+        def h(text: str) -> str:
+            return hashlib.md5(text.encode()).hexdigest()
+        ha1, ha2 = h(f"1003:plateau:{one.secret('1003')}"), h(f"REGISTER:{uri}")
+        response = h(f"{ha1}:{nonce}:00000001:c0ffee:auth:{ha2}")
+        auth = (f'Digest username="1003", realm="plateau", nonce="{nonce}", uri="{uri}", response="{response}", '
+                f'algorithm=MD5, qop=auth, nc=00000001, cnonce="c0ffee", opaque="{opaque}"')
+        answer = _register(two, sock, call_id, 2, auth).decode()
+    assert answer.startswith("SIP/2.0 200"), answer
