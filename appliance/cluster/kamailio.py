@@ -21,6 +21,7 @@ the scanner guard and the trunk match) only from the addresses given to ``platea
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import shutil
@@ -234,6 +235,12 @@ class Kamailio:
         if res.returncode != 0:
             raise KamailioError(f"kamcmd {' '.join(command)}: {res.stdout}{res.stderr}".strip())
         return res.stdout
+
+    def set_engines(self, engines: Sequence[EngineHop]) -> None:
+        """Replace the dispatcher set while Kamailio runs (the list file, then dispatcher.reload)."""
+        self.door = dataclasses.replace(self.door, engines=tuple(engines))
+        (self.door.run_dir / "dispatcher.list").write_text(dispatcher_list(self.door))
+        self.rpc("dispatcher.reload")
 
     def active_engines(self) -> set[tuple[str, int]]:
         """The engines the dispatcher would send a new call to now (flags without I or D)."""

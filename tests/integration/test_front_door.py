@@ -17,11 +17,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from appliance.cluster.kamailio import Kamailio
+from appliance.cluster.kamailio import Kamailio, options_ping
 from appliance.store.db import Store
 from tests.audio import read_wav, tone_ratio, write_tone_wav
 from tests.peers.engine import Engine, free_port
-from tests.peers.kamailio import FRONT_DOOR_IP, behind_front_door, front_door
+from tests.peers.kamailio import FRONT_DOOR_IP, behind_front_door, front_door, hop
 from tests.peers.pjsua import PjPhone
 from tests.peers.polling import wait_until
 from tests.peers.sipp import auth_row, run_sipp
@@ -210,3 +210,54 @@ def test_a_register_challenged_by_one_engine_is_accepted_by_another(tmp_path: Pa
                 f'algorithm=MD5, qop=auth, nc=00000001, cnonce="c0ffee", opaque="{opaque}"')
         answer = _register(two, sock, call_id, 2, auth).decode()
     assert answer.startswith("SIP/2.0 200"), answer
+
+
+def test_the_engines_set_changes_while_kamailio_runs(tmp_path: Path, postgres_url: str) -> None:
+    one, two = _engine(tmp_path, "one", postgres_url), _engine(tmp_path, "two", postgres_url)
+    with one.running(), two.running(), front_door(tmp_path / "kamailio", [one]) as kam:
+        wait_until(lambda: kam.active_engines() == {(one.sip_ip, one.sip_port)}, what="engine one alone")
+        kam.set_engines([hop(one), hop(two)])
+        # Both answer the keepalive OPTIONS with 200, or the dispatcher would not count them in.
+        wait_until(lambda: kam.active_engines() == {(e.sip_ip, e.sip_port) for e in (one, two)},
+                   what="both engines in the set")
+
+
+FLOOD_IP = "127.0.0.4"
+
+
+def _flood(host: str, port: int, method: str, count: int) -> list[int]:
+    """``count`` requests from FLOOD_IP at once, without waiting; the status codes answered in 1 s."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((FLOOD_IP, 0))
+        lport = sock.getsockname()[1]
+        for i in range(count):
+            sock.sendto((f"{method} sip:{host}:{port} SIP/2.0\r\n"
+                         f"Via: SIP/2.0/UDP {FLOOD_IP}:{lport};branch=z9hG4bK{uuid.uuid4().hex};rport\r\n"
+                         f"Max-Forwards: 70\r\nTo: <sip:1001@{host}>\r\nFrom: <sip:1001@{host}>;tag=t{i}\r\n"
+                         f"Call-ID: flood-{i}-{uuid.uuid4().hex}\r\nCSeq: 1 {method}\r\n"
+                         f"Contact: <sip:1001@{FLOOD_IP}:{lport}>\r\nContent-Length: 0\r\n\r\n").encode(), (host, port))
+        codes: list[int] = []
+        deadline = time.monotonic() + 1.0
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            try:
+                first = sock.recv(65535).split(b"\r\n", 1)[0].split()
+            except TimeoutError:
+                break
+            if int(first[1]) >= 200:
+                codes.append(int(first[1]))
+        return codes
+
+
+def test_pike_drops_one_source_s_flood_and_ratelimit_caps_the_site_s_registers(
+        tmp_path: Path, postgres_url: str) -> None:
+    one = _engine(tmp_path, "one", postgres_url)
+    with one.running(), front_door(tmp_path / "kamailio", [one], pike_requests=30, pike_seconds=2,
+                                   rate_register=5) as kam:
+        host, port = FRONT_DOOR_IP, kam.door.port
+        registers = _flood(host, port, "REGISTER", 20)
+        assert registers.count(503) >= 10 and registers.count(401) <= 10, registers  # 5 a second pass
+        wait_until(lambda: options_ping(host, port) == 200, what="the phones' address still served")
+        options = _flood(host, port, "OPTIONS", 300)
+        assert 0 < len(options) < 150, len(options)  # pike: the rest of the flood dropped unanswered
+        assert options_ping(host, port) == 200  # another source (127.0.0.1) is not held up
