@@ -28,6 +28,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -307,3 +308,34 @@ def engines_from(addresses: Sequence[str]) -> tuple[EngineHop, ...]:
             raise ValueError(f"engine address {item!r}: want HOST:PORT")
         hops.append(EngineHop(host, int(port)))
     return tuple(hops)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m appliance.cluster.kamailio --listen IP --port N --engine HOST:PORT ... --run-dir DIR``:
+    write and check the configuration, then become Kamailio in the foreground (for scripts)."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m appliance.cluster.kamailio", description=__doc__.splitlines()[0])
+    p.add_argument("--listen", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5060)
+    p.add_argument("--engine", action="append", required=True, metavar="HOST:PORT", help="one per engine")
+    p.add_argument("--run-dir", type=Path, required=True)
+    p.add_argument("--check-only", action="store_true", help="write and check the configuration, do not run")
+    args = p.parse_args(argv)
+    try:
+        door = FrontDoor(args.listen, args.port, engines_from(args.engine), args.run_dir.resolve())
+        cfg = write_config(door)
+        check(cfg)
+    except (ValueError, KamailioError, OSError) as exc:
+        print(f"front door: {exc}", file=sys.stderr)
+        return 1
+    if args.check_only:
+        print(cfg)
+        return 0
+    command = Kamailio(door).command()
+    os.execv(command[0], command)
+    return 1  # not reached: execv replaced this process
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -161,8 +161,8 @@ def test_a_scanner_through_kamailio_is_blocked_by_its_own_address_while_a_good_p
         assert [b["address"] for b in blocked] == [SCANNER_IP]  # the scanner, not the front door
         assert scan.failed >= 1, scan.explain()  # once blocked: 403, no more challenges
         assert "SIP/2.0 403" in scan.messages
-        # A good phone through the same front door registers and calls.
-        with PjPhone("a") as a, PjPhone("b", auto_answer=True) as b:
+        # A good phone through the same front door registers and calls (the callee over TCP).
+        with PjPhone("a") as a, PjPhone("b", transport="tcp", auto_answer=True) as b:
             a.register("1001", one.secret("1001"), FRONT_DOOR_IP, kam.door.port)
             b.register("1002", one.secret("1002"), FRONT_DOOR_IP, kam.door.port)
             call = a.call(f"sip:1002@{door}")
