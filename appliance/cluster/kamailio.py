@@ -156,7 +156,7 @@ def check(cfg: Path) -> None:
 def options_ping(host: str, port: int, timeout: float = 0.5) -> int | None:
     """Send one OPTIONS over UDP to ``host:port``; the status code of its answer, None if none."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((host if host != "0.0.0.0" else "127.0.0.1", 0))
+        sock.connect((host, port))  # the kernel picks our address towards it, for the Via
         lhost, lport = sock.getsockname()
         call_id = uuid.uuid4().hex
         msg = (f"OPTIONS sip:{host}:{port} SIP/2.0\r\n"
@@ -165,7 +165,7 @@ def options_ping(host: str, port: int, timeout: float = 0.5) -> int | None:
                f"From: <sip:probe@{lhost}:{lport}>;tag={call_id[16:24]}\r\n"
                f"Call-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
         sock.settimeout(timeout)
-        sock.sendto(msg.encode(), (host, port))
+        sock.send(msg.encode())
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
