@@ -82,6 +82,7 @@ class EngineOptions:
     db: str | None = None  # a PostgreSQL URL or a SQLite path; None: data_dir/plateau.db
     node: str = dataclasses.field(default_factory=socket.gethostname)  # this engine's name on the site
     front_doors: tuple[str, ...] = ()  # the site's Kamailio addresses (sip/front_door.py)
+    outbound_proxy: tuple[str, int] | None = None  # trunk calls through the front door (host, port)
 
 
 class SipLog:
@@ -157,7 +158,7 @@ class Engine:
         now = time.time()
         self.registrar.restore(_binding(r) for r in self.store.registrations(now))
         self.ctx = SipContext(self.global_config, self.media, opts.sip_ip)
-        self.pbx.factory = SipChannelFactory(self.ctx, self.registrar)
+        self.pbx.factory = SipChannelFactory(self.ctx, self.registrar, opts.outbound_proxy)
         # Line boards (FXS phones, FXO lines) when data/hardware.yaml exists; started in run().
         self.hardware: HardwareManager | None = (self.open_hardware() if (opts.data_dir / "hardware.yaml").exists()
                                                  else None)

@@ -82,6 +82,7 @@ class Target:
     username: str | None = None  # digest credentials when the next hop challenges (trunks)
     secret: str | None = None
     route: str = ""  # a binding's Path (RFC 3327 §5.3): the INVITE's Route set; host:port is its first hop
+    from_host: str | None = None  # the From's host when not ours: the front door's, which the far end sees
 
 
 def _sipfrag(status: int, reason: str) -> MsgBody:
@@ -195,13 +196,15 @@ class SipChannel(Channel):
         self.rtp_port = self.ctx.media.create_leg(self.media_leg)
         offer = MsgBody(self._local_sdp(sdp.offer_codecs(self.ctx.codecs), "sendrecv"))
         event = CCEventTry((SipCallId(), self.caller.number, self.callee, offer, None, self.caller.name or None))
-        request_uri, route = self.target.request_uri, self.target.route
-        if request_uri is not None or route:
+        request_uri, route, from_host = self.target.request_uri, self.target.route, self.target.from_host
+        if request_uri is not None or route or from_host:
             def set_up(ua: Any, uri: str | None = request_uri, path: str = route) -> None:
                 if uri is not None:
                     ua.rTarget = SipURL(url=uri.strip("<>"))
                 if path:
                     ua.routes = sip_path.sip_routes(path)  # the 200's Record-Route replaces it (§12.1.2)
+                if from_host:
+                    ua.lUri.getUrl().host = from_host
             event.onUacSetupComplete = set_up  # type: ignore[method-assign]
         self.ua.recvEvent(event)
 

@@ -20,7 +20,7 @@ from typing import Any
 from appliance.cluster.kamailio import Kamailio, options_ping
 from appliance.store.db import Store
 from tests.audio import read_wav, tone_ratio, write_tone_wav
-from tests.peers.engine import Engine, free_port
+from tests.peers.engine import Engine, default_config, free_port
 from tests.peers.kamailio import FRONT_DOOR_IP, behind_front_door, front_door, hop
 from tests.peers.pjsua import PjPhone
 from tests.peers.polling import wait_until
@@ -95,7 +95,8 @@ def test_a_call_between_phones_registered_on_different_engines_through_kamailio_
     assert tone_ratio(*reversed(read_wav(rec_a)), 2000) > 0.7
     # Phones see one address: Kamailio's. No engine's SIP address in anything they received
     # (Contact, Record-Route, Via: topoh masks them), and b was called from the front door.
-    assert f"@{FRONT_DOOR_IP}" in incoming["remote_contact"] or FRONT_DOOR_IP in incoming["remote_contact"]
+    assert FRONT_DOOR_IP in incoming["remote_contact"]
+    assert incoming["remote_uri"].startswith(f"sip:1001@{FRONT_DOOR_IP}")  # the From too
     for engine in engines:
         assert f"127.0.0.1:{engine.sip_port}" not in logs, f"engine {engine.work_dir.name}'s address reached a phone"
     assert "Record-Route: <sip:127.0.0.2" in logs
@@ -273,3 +274,51 @@ def test_pike_drops_one_source_s_flood_and_ratelimit_caps_the_site_s_registers(
         options = _flood(host, port, "OPTIONS", 300)
         assert 0 < len(options) < 150, len(options)  # pike: the rest of the flood dropped unanswered
         assert options_ping(host, port) == 200  # another source (127.0.0.1) is not held up
+
+
+CARRIER_IP = "127.0.0.5"
+OUR_DID = "+33140000099"
+
+
+def _site_with_a_trunk(carrier_port: int) -> dict[str, Any]:
+    cfg = default_config()
+    for ext in cfg["extensions"]:
+        if ext["number"] == "1001":
+            ext.update(dial_permissions=["national"], external_caller_id="+33140000001")
+    cfg["trunks"] = [{"name": "carrier", "host": CARRIER_IP, "port": carrier_port, "transport": "udp"}]
+    cfg["outbound_routes"] = [{"name": "national", "pattern": "_0XXXXXXXXX", "trunk": "carrier"}]
+    cfg["inbound_routes"] = [{"did": OUR_DID, "destination": "1002"}]
+    return cfg
+
+
+def test_a_carrier_sees_only_the_front_door_both_ways(tmp_path: Path, postgres_url: str) -> None:
+    with PjPhone("carrier", bind_ip=CARRIER_IP, log_level=5) as carrier:
+        one = behind_front_door(Engine(tmp_path / "one", config=_site_with_a_trunk(carrier.sip_port),
+                                       db=postgres_url))
+        door_port = free_port(host=FRONT_DOOR_IP)
+        one.extra_args += ["--outbound-proxy", f"{FRONT_DOOR_IP}:{door_port}"]
+        with one.running(), front_door(tmp_path / "kamailio", [one], port=door_port):
+            door = f"{FRONT_DOOR_IP}:{door_port}"
+            with PjPhone("a") as a, PjPhone("b") as b:
+                a.register("1001", one.secret("1001"), FRONT_DOOR_IP, door_port)
+                b.register("1002", one.secret("1002"), FRONT_DOOR_IP, door_port)
+                # Out: the engine sends the trunk leg through Kamailio (--outbound-proxy).
+                ca = a.call(f"sip:0123456789@{door}")
+                cc = carrier.wait_incoming()
+                info = carrier.incoming_info(cc)
+                carrier.answer(cc)
+                a.wait_state(ca, "CONFIRMED")
+                a.hangup(ca)
+                carrier.wait_state(cc, "DISCONNECTED")
+                # In: the carrier calls our DID at the front door; the engine knows it for the trunk
+                # by the X-Plateau-Source Kamailio adds (without it: a 407, as to an unknown phone).
+                cin = carrier.call(f"sip:{OUR_DID}@{door}")
+                cb = b.wait_incoming()
+                b.answer(cb)
+                carrier.wait_state(cin, "CONFIRMED")
+                carrier.hangup(cin)
+                b.wait_state(cb, "DISCONNECTED")
+            seen = carrier.log_text()
+    assert info["remote_uri"].startswith(f"sip:+33140000001@{FRONT_DOOR_IP}")  # From: the front door
+    assert FRONT_DOOR_IP in info["remote_contact"]
+    assert f":{one.sip_port}" not in seen, "the engine's SIP address reached the carrier"

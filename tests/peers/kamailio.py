@@ -32,9 +32,10 @@ def behind_front_door(engine: Engine) -> Engine:
 
 
 @contextmanager
-def front_door(run_dir: Path, engines: Sequence[Engine | EngineHop], **limits: Any) -> Iterator[Kamailio]:
-    """A running Kamailio on 127.0.0.2:<free port> in front of ``engines``; stopped on exit."""
-    door = FrontDoor(FRONT_DOOR_IP, free_port(host=FRONT_DOOR_IP),
+def front_door(run_dir: Path, engines: Sequence[Engine | EngineHop], port: int = 0,
+               **limits: Any) -> Iterator[Kamailio]:
+    """A running Kamailio on 127.0.0.2:``port`` (0: a free one) in front of ``engines``; stopped on exit."""
+    door = FrontDoor(FRONT_DOOR_IP, port or free_port(host=FRONT_DOOR_IP),
                      tuple(e if isinstance(e, EngineHop) else hop(e) for e in engines), Path(run_dir), **limits)
     with Kamailio(door).running() as kam:
         yield kam
