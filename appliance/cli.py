@@ -26,6 +26,22 @@ def _port(text: str) -> int:
     return value
 
 
+def _front_doors(text: str) -> tuple[str, ...]:
+    from appliance.sip.front_door import parse_addresses
+
+    try:
+        return parse_addresses(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
 def _port_range(text: str) -> tuple[int, int]:
     try:
         lo_s, hi_s = text.split("-", 1)
@@ -47,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--node", default=os.environ.get("PLATEAU_NODE") or socket.gethostname(),
                      help="this engine's name among the engines of one site (default $PLATEAU_NODE, "
                           "else the host name)")
+    run.add_argument("--front-door", type=_front_doors, default=(), metavar="IP[,IP]",
+                     help="the site's SIP front doors (Kamailio): their X-Plateau-Source header names the "
+                          "sender the scanner guard counts; trusted from these addresses only")
+    run.add_argument("--outbound-proxy", type=_host_port, default=None, metavar="IP:PORT",
+                     help="send calls to trunks through the site's front door (Kamailio), so carriers "
+                          "see its address only")
     run.add_argument("--sip-ip", default="127.0.0.1",
                      help="address for SIP and RTP (default 127.0.0.1); 'auto': the default route's source address")
     run.add_argument("--sip-port", type=_port, default=5060)
@@ -154,6 +176,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                          args.rtp_ports[0], args.rtp_ports[1], tone_country=args.tone_country,
                          block_failures=args.block_after, block_seconds=args.block_seconds,
                          rtp_timeout=args.rtp_timeout, db=str(db), node=args.node,
+                         front_doors=args.front_door, outbound_proxy=args.outbound_proxy,
                          digest_algorithms=tuple(a.strip() for a in args.digest_algorithms.split(",")))
     try:
         engine = Engine(opts)

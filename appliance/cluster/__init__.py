@@ -1,1 +1,1 @@
-"""Site-level pieces for several engines on one store: the front door, node liveness, HA."""
+"""Site-level pieces for several engines on one store: the Kamailio front door, node liveness, HA."""

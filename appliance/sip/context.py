@@ -46,16 +46,22 @@ class SipContext:
 class SipChannelFactory:
     """Builds outbound SIP legs: one per registered contact, or one towards a trunk."""
 
-    def __init__(self, ctx: SipContext, registrar: Registrar) -> None:
+    def __init__(self, ctx: SipContext, registrar: Registrar,
+                 outbound_proxy: tuple[str, int] | None = None) -> None:
         self.ctx = ctx
         self.registrar = registrar
+        # The site's front door (Kamailio): trunk legs go through it, so carriers see its
+        # address only (RFC 3261 §8.1.2: a pre-loaded Route naming the outbound proxy).
+        self.outbound_proxy = outbound_proxy
 
     def channels_for_extension(self, ext: Extension, caller: Party) -> list[Channel]:
         channels: list[Channel] = []
         for binding in self.registrar.contacts(ext.number):
-            host, port = binding.source
-            # RFC 3581 / NAT: send to where the REGISTER came from, keep the Contact as R-URI.
-            target = Target(host, int(port), binding.transport, request_uri=binding.contact_uri)
+            # RFC 3581 / NAT: send to where the REGISTER came from, keep the Contact as R-URI;
+            # with a Path (RFC 3327), to its first hop (the front door) with the path as Route.
+            (host, port), transport = binding.target
+            target = Target(host, int(port), transport, request_uri=binding.contact_uri, route=binding.path,
+                            from_host=host if binding.path else None)
             chan = SipChannel.outbound(self.ctx, caller, ext.number, target)
             self.ctx.channels_by_leg[chan.media_leg] = chan
             channels.append(chan)
@@ -69,6 +75,12 @@ class SipChannelFactory:
         trunk = dest.trunk
         presented = Party(dest.caller_id or caller.number, caller.name)
         target = Target(trunk.host, trunk.port, trunk.transport, None, trunk.username, trunk.secret)
+        if self.outbound_proxy is not None:
+            host, port = self.outbound_proxy
+            transport = "" if trunk.transport == "udp" else f";transport={trunk.transport}"
+            target = Target(host, port, "udp", f"sip:{dest.number}@{trunk.host}:{trunk.port}{transport}",
+                            trunk.username, trunk.secret, route=f"<sip:{host}:{port};lr>",
+                            from_host=trunk.from_domain or host)
         chan = SipChannel.outbound(self.ctx, presented, dest.number, target)
         self.ctx.channels_by_leg[chan.media_leg] = chan
         return chan
