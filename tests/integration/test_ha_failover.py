@@ -140,6 +140,13 @@ def test_box_b_takes_the_vip_promotes_and_serves_new_calls_with_nothing_lost(pai
         agents_before = _agents(a)
         assert agents_before["2001"] == ("paused", "lunch", ANA_PHONE)
         assert agents_before["2002"][::2] == ("available", BOB_PHONE)
+        # A call that is up when A dies: Bob's phone talking to the first callback's.
+        held = bob.call(f"sip:{CALLBACK_1}@{vip}:{SIP_PORT}", play_wav=tone_1)
+        cb1.answer(cb1.wait_incoming(timeout=10.0), play_wav=tone_2)
+        bob.wait_state(held, "CONFIRMED")
+        bob.wait_rx_audio(held, 1.0)
+        registrations_before = sorted(r["aor"] for r in a.engine.api("GET", "/v1/registrations")[1])
+        assert len(registrations_before) == 6
         with a.ns.entered():
             wait_until(lambda: standby_caught_up(a.superuser_url(), pair.pair.application_name("b")),
                        timeout=10.0, what="B's standby replaying all of A's WAL")
@@ -182,15 +189,34 @@ def test_box_b_takes_the_vip_promotes_and_serves_new_calls_with_nothing_lost(pai
         assert [w[:3] for w in waiting_after] == [(CALLBACK_1, 1, True), (CALLBACK_2, 2, True)]
         assert all(after[3] >= before[3] + (completed - killed) - 1.0
                    for before, after in zip(waiting_before, waiting_after))
+        # ...and are served in that order by B: Ana back from lunch is offered the first one.
+        assert b.engine.api("POST", "/v1/agents/2001/unpause")[0] == 200
+        offer = ana.wait_incoming(timeout=10.0)
+        assert "[Callback]" in ana.incoming_info(offer)["display"]
+        ana.answer(offer, play_wav=tone_2)
+        back = cb1.wait_incoming(timeout=10.0)
+        cb1.answer(back)
+        cb1.wait_state(back, "CONFIRMED")
+        cb1.wait_rx_audio(back, 1.0)
+        cb1.hangup(back)
+        ana.wait_state(offer, "DISCONNECTED")
+        assert [w[:3] for w in _waiting(b)] == [(CALLBACK_2, 1, True)]
         assert b.engine.api("GET", "/v1/status")[1]["node"] == "b"
+        assert sorted(r["aor"] for r in b.engine.api("GET", "/v1/registrations")[1]) == registrations_before
         with b.ns.entered(), Store(b.superuser_url()) as store:
             cdrs_after = store.cdrs()[::-1]
             log_after = _queue_log(store)
-        # Every row A had committed, unchanged (ids, times, dispositions), then the new call's.
-        assert cdrs_after[:len(cdrs_before)] == cdrs_before
+        # Every row A had committed, unchanged (ids, times, dispositions), then the new call's; the
+        # call that was up when A died is closed as INTERRUPTED by B's engine.
+        open_before = [c for c in cdrs_before if c.disposition is None]
+        assert [(c.caller, c.callee) for c in open_before] == [(BOB_PHONE, CALLBACK_1)]
+        assert [c for c in cdrs_after[:len(cdrs_before)] if c.id != open_before[0].id] == [
+            c for c in cdrs_before if c.id != open_before[0].id]
+        assert next(c.disposition for c in cdrs_after if c.id == open_before[0].id) == "INTERRUPTED"
         assert [(c.caller, c.callee, c.disposition) for c in cdrs_after[len(cdrs_before):]] == [
-            (CALLER, DESK, "ANSWERED")]
+            (CALLER, DESK, "ANSWERED"), (ANA_PHONE, CALLBACK_1, "ANSWERED")]  # the call through B, the callback
         assert log_after[:len(log_before)] == log_before
+        assert [e[4] for e in log_after[len(log_before):] if e[4].startswith("CALLBACK")] == ["CALLBACK_PLACED"]
     finally:
         for phone in phones:
             phone.close()
