@@ -101,7 +101,9 @@ def _agents(box: HaBox) -> dict[str, tuple[str, str | None, str | None]]:
     return {a["agent"]: (a["state"], a.get("pause_reason"), a.get("device")) for a in agents}
 
 
-def test_box_b_takes_the_vip_promotes_and_serves_new_calls_with_nothing_lost(pair: Pair, tmp_path: Path) -> None:
+@pytest.mark.parametrize("death", ["kill -9", "link down"])
+def test_box_b_takes_the_vip_promotes_and_serves_new_calls_with_nothing_lost(
+        pair: Pair, tmp_path: Path, death: str) -> None:
     a, b = pair.build()
     assert not b.holds_vip() and b.in_recovery() and b.engine.running_pid() is None
     vip = str(pair.pair.vip.ip)
@@ -157,9 +159,13 @@ def test_box_b_takes_the_vip_promotes_and_serves_new_calls_with_nothing_lost(pai
         assert [e[4:7] for e in log_before if e[4] in ("CONNECT", "CALLBACK_REQUESTED")] == [
             ("CONNECT", "2001", 1), ("CALLBACK_REQUESTED", "", 1), ("CALLBACK_REQUESTED", "", 2)]
 
-        # Box A dies at once: keepalived, PostgreSQL, engine and media.
+        # Box A dies at once (keepalived, PostgreSQL, engine and media), or loses its cable: then its
+        # keepalived goes FAULT and its notify script stops its engine.
         killed = time.monotonic()
-        a.kill()
+        if death == "kill -9":
+            a.kill()
+        else:
+            a.unplug()
         wait_until(b.holds_vip, timeout=30.0, what="box B holding the virtual IP")
         vip_moved = time.monotonic()
         wait_until(lambda: not b.in_recovery(), timeout=30.0, what="B's PostgreSQL promoted")
@@ -202,6 +208,9 @@ def test_box_b_takes_the_vip_promotes_and_serves_new_calls_with_nothing_lost(pai
         ana.wait_state(offer, "DISCONNECTED")
         assert [w[:3] for w in _waiting(b)] == [(CALLBACK_2, 1, True)]
         assert b.engine.api("GET", "/v1/status")[1]["node"] == "b"
+        if death == "link down":
+            wait_until(lambda: a.engine.running_pid() is None, timeout=10.0, what="A's engine stopped on FAULT")
+            assert not a.holds_vip()
         assert sorted(r["aor"] for r in b.engine.api("GET", "/v1/registrations")[1]) == registrations_before
         with b.ns.entered(), Store(b.superuser_url()) as store:
             cdrs_after = store.cdrs()[::-1]

@@ -146,6 +146,10 @@ class HaBox:
         if self.keepalived is not None:
             self.keepalived.wait(timeout=10)
 
+    def unplug(self) -> None:
+        """The box loses its link (eth0 down): everything in it goes on running, cut off."""
+        subprocess.run(self.ns.argv(["ip", "link", "set", "eth0", "down"]), check=True, timeout=10)
+
     def stop(self) -> None:
         """Stop whatever still runs in the box; keeps the logs."""
         self.ns.kill_all()
