@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.cluster import ha
+from appliance.store.replication import in_recovery, prepare_primary
 from tests.peers.engine import REPO_ROOT, Engine, EngineError
 from tests.peers.netns import Netns, write_wrapper
 from tests.peers.polling import wait_until
@@ -109,8 +110,6 @@ class HaBox:
 
     def start_primary(self) -> None:
         self.postgres.start()
-        from appliance.store.replication import prepare_primary
-
         with self.ns.entered():
             prepare_primary(self.superuser_url("postgres"), database=self.pair.database,
                             db_user=self.pair.db_user, db_password=self.secrets.db_password,
@@ -135,8 +134,6 @@ class HaBox:
         return str(self.pair.vip.ip) in self.ns.addresses()
 
     def in_recovery(self) -> bool:
-        from appliance.store.replication import in_recovery
-
         with self.ns.entered():
             return in_recovery(self.superuser_url())
 
