@@ -381,15 +381,17 @@ def write_command(args: Any) -> int:
              " systemctl restart postgresql",
              f"ln -sf {files.keepalived} /etc/keepalived/keepalived.conf; systemctl enable --now keepalived"
              " (from now on the engine and the web UI run only while this box holds the virtual IP)"]
+    backup = " ".join(shlex.quote(a) for a in basebackup_argv(pair, args.box, args.pg_data, ha_secrets))
     if args.box == "a":
         steps.insert(1, f"runuser -u postgres -- plateau ha prepare-primary --secrets {secrets_file}")
         steps.append(f"copy {secrets_file} to box b")
     else:
-        backup = basebackup_argv(pair, args.box, args.pg_data, ha_secrets)
-        steps.insert(1, "stop PostgreSQL, empty its data directory, then as postgres: "
-                     + " ".join(shlex.quote(a) for a in backup))
+        steps.insert(1, f"stop PostgreSQL, empty its data directory, then as postgres: {backup}")
     for n, step in enumerate(steps, 1):
         print(f"  {n}. {step}")
+    # nopreempt keeps a returning box standby; its database is behind and must be copied again.
+    print(f"After a failover, this box rejoins as the other's standby: stop PostgreSQL, empty {args.pg_data},"
+          f" then as postgres: {backup}")
     return 0
 
 

@@ -53,7 +53,7 @@ class Pair:
         wait_until(a.holds_vip, timeout=20.0, what="box A holding the virtual IP")
         a.engine.attach()
         b.start_keepalived()
-        wait_until(lambda: "VRRP state BACKUP" in _read(b.notify_log), timeout=20.0, what="box B in BACKUP")
+        wait_until(lambda: _last_state(b) == "BACKUP", timeout=20.0, what="box B in BACKUP")
         return a, b
 
     def close(self) -> str:
@@ -62,6 +62,12 @@ class Pair:
         for box in self.boxes:
             box.postgres.stop()
         return logs
+
+
+def _last_state(box: HaBox) -> str:
+    """The VRRP state keepalived last told the box's notify script."""
+    states = [line.rsplit("VRRP state ", 1)[1] for line in _read(box.notify_log).splitlines() if "VRRP state " in line]
+    return states[-1] if states else ""
 
 
 def _read(path: Path) -> str:
@@ -226,6 +232,36 @@ def test_box_b_takes_the_vip_promotes_and_serves_new_calls_with_nothing_lost(
             (CALLER, DESK, "ANSWERED"), (ANA_PHONE, CALLBACK_1, "ANSWERED")]  # the call through B, the callback
         assert log_after[:len(log_before)] == log_before
         assert [e[4] for e in log_after[len(log_before):] if e[4].startswith("CALLBACK")] == ["CALLBACK_PLACED"]
+
+        # A comes back as B's standby (its old database copied again from B), then B dies in turn.
+        a.rejoin()
+        wait_until(lambda: _last_state(a) == "BACKUP" and a.in_recovery(), timeout=30.0,
+                   what="box A back in BACKUP as a standby")
+        with b.ns.entered():
+            wait_until(lambda: standby_caught_up(b.superuser_url(), pair.pair.application_name("a")),
+                       timeout=20.0, what="A's standby replaying all of B's WAL")
+            with Store(b.superuser_url()) as store:
+                cdrs_on_b = store.cdrs()[::-1]
+        assert not a.holds_vip() and a.engine.running_pid() is None
+        killed = time.monotonic()
+        b.kill()
+        wait_until(a.holds_vip, timeout=30.0, what="box A holding the virtual IP again")
+        wait_until(lambda: not a.in_recovery(), timeout=30.0, what="A's PostgreSQL promoted")
+        a.engine.attach(timeout=30.0)
+        again = caller.call(f"sip:{DESK}@{vip}:{SIP_PORT}", play_wav=tone_1)
+        ringing = desk.wait_incoming(timeout=10.0)
+        desk.answer(ringing, play_wav=tone_2)
+        caller.wait_state(again, "CONFIRMED")
+        caller.wait_rx_audio(again, 1.0)
+        print(f"HA failback: first new call completed on A {time.monotonic() - killed:.1f} s after B's kill")
+        caller.hangup(again)
+        desk.wait_state(ringing, "DISCONNECTED")
+        assert [w[:3] for w in _waiting(a)] == [(CALLBACK_2, 1, True)]
+        with a.ns.entered(), Store(a.superuser_url()) as store:
+            cdrs_back = store.cdrs()[::-1]
+        assert cdrs_back[:len(cdrs_on_b)] == cdrs_on_b
+        assert [(c.caller, c.callee, c.disposition) for c in cdrs_back[len(cdrs_on_b):]] == [
+            (CALLER, DESK, "ANSWERED")]
     finally:
         for phone in phones:
             phone.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -142,6 +143,19 @@ class HaBox:
         self.ns.kill_all()
         if self.keepalived is not None:
             self.keepalived.wait(timeout=10)
+        # What a reboot clears (/run): the engine's pid, which another process may get next.
+        self.engine.pid_file.unlink(missing_ok=True)
+
+    def rejoin(self) -> None:
+        """The box comes back as the peer's standby: link up, its old database stopped and
+        emptied, copied again from the peer (pg_basebackup -R), keepalived running."""
+        subprocess.run(self.ns.argv(["ip", "link", "set", "eth0", "up"]), check=True, timeout=10)
+        self.postgres.halt()
+        shutil.rmtree(self.postgres.data)
+        (self.engine.data_dir / "api.json").unlink(missing_ok=True)
+        self.start_standby()
+        if self.keepalived is None or self.keepalived.poll() is not None:
+            self.start_keepalived()
 
     def unplug(self) -> None:
         """The box loses its link (eth0 down): everything in it goes on running, cut off."""
