@@ -397,6 +397,8 @@ def write_command(args: Any) -> int:
 
 def prepare_primary_command(args: Any) -> int:
     """`plateau ha prepare-primary`: the engine's and the standby's roles on box a's PostgreSQL."""
+    import psycopg
+
     from appliance.store.replication import prepare_primary
 
     try:
@@ -406,8 +408,8 @@ def prepare_primary_command(args: Any) -> int:
     except HaConfigError as exc:
         print(f"plateau ha: {exc}", file=sys.stderr)
         return 1
-    except Exception as exc:  # psycopg's errors: the server's own message says what went wrong
-        print(f"plateau ha: cannot prepare the primary: {exc}", file=sys.stderr)
+    except psycopg.Error as exc:  # the server's own message says what went wrong
+        print(f"plateau ha: cannot prepare the primary: {str(exc).strip()}", file=sys.stderr)
         return 1
     print(f"plateau ha: roles {DB_USER} and {REPLICATION_USER} and database {DATABASE} ready")
     return 0

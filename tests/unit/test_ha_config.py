@@ -12,6 +12,8 @@ import pytest
 
 from appliance.cli import main
 from appliance.cluster import ha
+from tests.peers.engine import free_port
+from tests.peers.postgres import PostgresServer
 
 PAIR = ha.HaPair(a=IPv4Address("10.9.0.11"), b=IPv4Address("10.9.0.12"), vip=IPv4Interface("10.9.0.10/24"))
 SECRETS = ha.HaSecrets("db-secret", "repl-secret")
@@ -134,3 +136,44 @@ def test_plateau_ha_write_refuses_bad_addresses_with_one_line(
     err = capsys.readouterr().err
     assert err.startswith("plateau ha: ") and message in err and "Traceback" not in err
     assert not (tmp_path / "keepalived.conf").exists()
+
+
+def test_prepare_primary_makes_the_roles_once_and_again(
+        tmp_path: Path, postgres_server: PostgresServer, capsys: pytest.CaptureFixture[str]) -> None:
+    secrets = tmp_path / "ha-secrets.json"
+    ha.HaSecrets("engine-pw", "stream-pw").save(secrets)
+    superuser = postgres_server.url()
+    try:
+        for _ in range(2):  # idempotent: a second run sets the passwords again and keeps the database
+            assert main(["ha", "prepare-primary", "--secrets", str(secrets), "--db", superuser]) == 0
+        assert "ready" in capsys.readouterr().out
+        with psycopg.connect(superuser) as conn:
+            roles = dict(conn.execute("SELECT rolname, rolreplication FROM pg_roles"
+                                      " WHERE rolname IN ('plateau', 'replicator')").fetchall())
+            owner = conn.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'plateau'").fetchone()
+        # plateau is this test server's bootstrap superuser already (tests/peers/postgres.py), so it
+        # keeps its attributes; replicator is new, with REPLICATION.
+        assert roles == {"plateau": True, "replicator": True}
+        assert owner == ("plateau",)
+        host, port = "127.0.0.1", postgres_server.port
+        # The standby's role may open a replication connection, with the password from the file.
+        with psycopg.connect(f"host={host} port={port} user=replicator password=stream-pw dbname=postgres"
+                             " replication=database") as conn:
+            assert conn.execute("IDENTIFY_SYSTEM").fetchone() is not None
+    finally:
+        postgres_server.drop_database(postgres_server.url("plateau"))
+        with psycopg.connect(superuser, autocommit=True) as conn:
+            conn.execute("DROP ROLE IF EXISTS replicator")
+
+
+def test_prepare_primary_on_an_unreachable_server_is_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    secrets = tmp_path / "ha-secrets.json"
+    ha.HaSecrets("a", "b").save(secrets)
+    url = f"postgresql://plateau@127.0.0.1:{free_port()}/postgres"
+    assert main(["ha", "prepare-primary", "--secrets", str(secrets), "--db", url]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("plateau ha: cannot prepare the primary:") and "Traceback" not in err
+    (tmp_path / "bad.json").write_text("{}")
+    assert main(["ha", "prepare-primary", "--secrets", str(tmp_path / "bad.json"), "--db", url]) == 1
+    assert "not a Plateau HA secrets file" in capsys.readouterr().err
