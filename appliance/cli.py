@@ -128,6 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_firstboot_parser(sub)
     _add_health_parser(sub)
     _add_backup_parser(sub)
+    _add_ha_parser(sub)
     return p
 
 
@@ -492,6 +493,18 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_ha_parser(sub: argparse._SubParsersAction) -> None:
+    from appliance.cluster.ha import add_parser
+
+    add_parser(sub)
+
+
+def cmd_ha(args: argparse.Namespace) -> int:
+    from appliance.cluster.ha import cli
+
+    return cli(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:2] == ["ivr", "simulate"]:
@@ -503,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"run": cmd_run, "status": cmd_status, "config": cmd_config, "web": cmd_web,
                 "linetest": cmd_linetest, "update": cmd_update,
                 "firstboot": cmd_firstboot, "health": cmd_health,
-                "backup": cmd_backup}
+                "backup": cmd_backup, "ha": cmd_ha}
     return handlers[args.command](args)
 
 

@@ -6,6 +6,10 @@ fresh database per test (`PostgresServer.new_database`), so no two tests share a
 
 initdb and postgres refuse to run as root: as root (CI), both run as the ``postgres`` system user
 through ``runuser``, in a directory that user owns outside pytest's root-only tmp tree.
+
+Two-box HA (tests/integration/test_ha_failover.py) runs one server in each box's network
+namespace: `netns`, a fixed port, the listen addresses and pg_hba lines of the box's
+configuration, and for the standby a data directory made by `basebackup` instead of initdb.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.peers.engine import PERSISTENT_PIDS, free_port
+from tests.peers.netns import Netns
 from tests.peers.polling import wait_until
 from tests.peers.process import stop_group
 
@@ -38,7 +43,12 @@ def _as_server_user(argv: list[str]) -> list[str]:
 class PostgresServer:
     """One postgres process on 127.0.0.1:<free port> and a unix socket in its own directory."""
 
-    def __init__(self) -> None:
+    def __init__(self, netns: Netns | None = None, port: int | None = None, listen: str | None = "127.0.0.1",
+                 include: str | None = None, hba: list[str] | None = None) -> None:
+        self.netns = netns
+        self.listen = listen  # None: the include file's listen_addresses
+        self.include = include  # postgresql.conf lines appended after initdb or basebackup
+        self.hba = list(hba or [])  # pg_hba.conf lines appended likewise
         self.root = Path(tempfile.mkdtemp(prefix="plateau-pg-"))
         self.data = self.root / "data"
         self.socket_dir = self.root / "run"
@@ -47,8 +57,12 @@ class PostgresServer:
             user = pwd.getpwnam("postgres")
             for path in (self.root, self.socket_dir):
                 os.chown(path, user.pw_uid, user.pw_gid)
-        self.port = free_port(also_tcp=True)
+        self.port = port if port is not None else free_port(also_tcp=True)
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def _argv(self, argv: list[str]) -> list[str]:
+        argv = _as_server_user(argv)
+        return self.netns.argv(argv) if self.netns is not None else argv
 
     def start(self) -> None:
         """initdb (the first time) and start the server; return once it accepts connections."""
@@ -58,18 +72,34 @@ class PostgresServer:
 
     def _initdb(self) -> None:
         subprocess.run(
-            _as_server_user([str(BIN / "initdb"), "-D", str(self.data), "-U", SUPERUSER,
-                             "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"]),
+            self._argv([str(BIN / "initdb"), "-D", str(self.data), "-U", SUPERUSER,
+                        "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"]),
             check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120,
         )
+        self._configure()
+
+    def basebackup(self, argv: list[str]) -> None:
+        """Make the data directory a standby's with `argv` (a pg_basebackup -R of the primary)."""
+        res = subprocess.run(self._argv(argv), check=False, capture_output=True, timeout=120)
+        if res.returncode != 0:
+            raise RuntimeError(f"pg_basebackup failed: {res.stderr.decode(errors='replace')}")
+        self._configure()
+
+    def _configure(self) -> None:
+        # Appended as the server user would, so the files keep their owner.
+        for name, lines in (("postgresql.conf", self.include), ("pg_hba.conf", "\n".join(self.hba))):
+            if lines:
+                with open(self.data / name, "a") as f:
+                    f.write("\n" + lines + "\n")
 
     def _launch(self) -> None:
         # fsync off: the tests never pull the plug on this server, and a database per test is
         # created in a few ms instead of a few hundred. The store's own commit settings still run.
         self.proc = subprocess.Popen(
-            _as_server_user([str(BIN / "postgres"), "-D", str(self.data), "-p", str(self.port),
-                             "-h", "127.0.0.1", "-k", str(self.socket_dir), "-c", "fsync=off",
-                             "-c", "full_page_writes=off", "-c", "max_connections=200"]),
+            self._argv([str(BIN / "postgres"), "-D", str(self.data), "-p", str(self.port),
+                        *(["-h", self.listen] if self.listen is not None else []),
+                        "-k", str(self.socket_dir), "-c", "fsync=off",
+                        "-c", "full_page_writes=off", "-c", "max_connections=200"]),
             stdout=subprocess.DEVNULL, stderr=open(self.root / "server.log", "ab"),  # noqa: SIM115
             start_new_session=True,
         )
@@ -80,7 +110,7 @@ class PostgresServer:
         if self.proc is not None and self.proc.poll() is not None:
             log = (self.root / "server.log").read_text(errors="replace")
             raise RuntimeError(f"postgres exited with {self.proc.returncode}: {log[-2000:]}")
-        probe = subprocess.run([str(BIN / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)],
+        probe = subprocess.run(self._argv([str(BIN / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)]),
                                check=False, timeout=10)
         return probe.returncode == 0
 
@@ -111,8 +141,8 @@ class PostgresServer:
     def halt(self) -> None:
         """Stop the server (fast shutdown: sessions are ended), keeping its data for `start`."""
         if self.proc is not None:
-            subprocess.run(_as_server_user([str(BIN / "pg_ctl"), "stop", "-D", str(self.data), "-m", "fast",
-                                            "-w", "-t", "30"]),
+            subprocess.run(self._argv([str(BIN / "pg_ctl"), "stop", "-D", str(self.data), "-m", "fast",
+                                       "-w", "-t", "30"]),
                            check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
             stop_group(self.proc)  # pg_ctl has stopped it; this reaps it (and ends it if not)
             PERSISTENT_PIDS.discard(self.proc.pid)
