@@ -14,9 +14,25 @@ _DB_HELP = ("the database: a PostgreSQL URL (postgresql://user@host/db), sqlite:
             "default $PLATEAU_DB, else DATA_DIR/plateau.db")
 
 
+_SHARED_HELP = ("where recordings/ and voicemail/ live: a directory every engine of the site reaches "
+                "(a network share); default $PLATEAU_SHARED_DIR, else DATA_DIR")
+
+
 def _database(args: argparse.Namespace) -> str | Path:
     """What `Store` opens for a command: --db, else $PLATEAU_DB, else the data directory's SQLite file."""
     return args.db or os.environ.get("PLATEAU_DB") or args.data_dir / "plateau.db"
+
+
+def _shared_dir(args: argparse.Namespace) -> Path:
+    """Where recordings/ and voicemail/ live: --shared-dir, else $PLATEAU_SHARED_DIR, else the data dir."""
+    chosen = args.shared_dir or os.environ.get("PLATEAU_SHARED_DIR")
+    return Path(chosen) if chosen else args.data_dir
+
+
+def _add_site_options(parser: argparse.ArgumentParser) -> None:
+    """--db and --shared-dir: the site's database and the files every engine of the site reaches."""
+    parser.add_argument("--db", metavar="URL", help=_DB_HELP)
+    parser.add_argument("--shared-dir", type=Path, metavar="DIR", help=_SHARED_HELP)
 
 
 def _port(text: str) -> int:
@@ -43,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the engine in the foreground")
     run.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    run.add_argument("--db", metavar="URL", help=_DB_HELP)
+    _add_site_options(run)
     run.add_argument("--node", default=os.environ.get("PLATEAU_NODE") or socket.gethostname(),
                      help="this engine's name among the engines of one site (default $PLATEAU_NODE, "
                           "else the host name)")
@@ -67,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
 
     web = sub.add_parser("web", help="run the web UI (gunicorn) in the foreground")
     web.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    _add_site_options(web)
     web.add_argument("--bind", default="127.0.0.1:8080", help="address:port (default 127.0.0.1:8080)")
     web.add_argument("--certfile", type=Path, help="TLS certificate (PEM): serve HTTPS (with --keyfile)")
     web.add_argument("--keyfile", type=Path, help="TLS private key (PEM) of --certfile")
@@ -154,6 +171,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                          args.rtp_ports[0], args.rtp_ports[1], tone_country=args.tone_country,
                          block_failures=args.block_after, block_seconds=args.block_seconds,
                          rtp_timeout=args.rtp_timeout, db=str(db), node=args.node,
+                         shared_dir=_shared_dir(args),
                          digest_algorithms=tuple(a.strip() for a in args.digest_algorithms.split(",")))
     try:
         engine = Engine(opts)
@@ -255,7 +273,8 @@ def cmd_web(args: argparse.Namespace) -> int:
     from web.server import serve
 
     args.data_dir.mkdir(parents=True, exist_ok=True)
-    return serve(args.data_dir, args.bind, certfile=args.certfile, keyfile=args.keyfile)
+    return serve(args.data_dir, args.bind, certfile=args.certfile, keyfile=args.keyfile,
+                 db=str(_database(args)), shared_dir=_shared_dir(args))
 
 
 def cmd_linetest(args: argparse.Namespace) -> int:
@@ -267,15 +286,17 @@ def cmd_linetest(args: argparse.Namespace) -> int:
 def _add_firstboot_parser(sub: argparse._SubParsersAction) -> None:
     fb = sub.add_parser("firstboot", help="first-boot setup: TLS certificate, first web admin (idempotent)")
     fb.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    fb.add_argument("--db", metavar="URL", help=_DB_HELP)
     fb.add_argument("--hostname", help="name for the certificate (default: this host's name)")
 
 
 def cmd_firstboot(args: argparse.Namespace) -> int:
+    from appliance.store.errors import StoreError
     from appliance.system.firstboot import FirstbootError, run_firstboot
 
     try:
-        report = run_firstboot(args.data_dir, hostname=args.hostname)
-    except (FirstbootError, OSError) as exc:
+        report = run_firstboot(args.data_dir, hostname=args.hostname, db=_database(args))
+    except (FirstbootError, OSError, StoreError) as exc:
         print(f"plateau firstboot: {exc}", file=sys.stderr)
         return 1
     if report.already_done:
