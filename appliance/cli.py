@@ -129,7 +129,7 @@ def _parser() -> argparse.ArgumentParser:
 def cmd_run(args: argparse.Namespace) -> int:
     from appliance.engine import Engine, EngineOptions
     from appliance.store.db import Store
-    from appliance.store.demo import DEMO_FLOW, DEMO_IVR_NUMBER, seed_demo
+    from appliance.store.demo import DEMO_FLOW_FILE, notice, seed_demo
     from appliance.store.errors import StoreError
     from appliance.system.systemd import setup_logging
 
@@ -156,17 +156,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if created:
             flows = args.data_dir / "flows"
             flows.mkdir(exist_ok=True)
-            example = Path(__file__).parent / "ivr" / "examples" / f"{DEMO_FLOW}.yaml"
-            shutil.copyfile(example, flows / f"{DEMO_FLOW}.yaml")
-            print("Demo configuration created. SIP accounts (shown once, keep them):")
-            for number, secret in created.extensions.items():
-                print(f"  extension {number}  password {secret}")
-            print(f"  register to sip:<extension>@{args.sip_ip}:{args.sip_port} (UDP or TCP)")
-            print("Agents (log in from any demo phone: dial *61, then agent number #, then PIN #):")
-            for agent_id, pin in created.agent_pins.items():
-                print(f"  agent {agent_id}  PIN {pin}")
-            print(f"  dial {DEMO_IVR_NUMBER} for the reception menu (data/flows/{DEMO_FLOW}.yaml): 1 sales queue"
-                  " (6001), 2 support queue (6002), 0 operator (1001)")
+            shutil.copyfile(DEMO_FLOW_FILE, flows / DEMO_FLOW_FILE.name)
+            print("\n".join(notice(created, f"{args.sip_ip}:{args.sip_port}")))
     opts = EngineOptions(args.data_dir, args.sip_ip, args.sip_port, args.api_port,
                          args.rtp_ports[0], args.rtp_ports[1], tone_country=args.tone_country,
                          block_failures=args.block_after, block_seconds=args.block_seconds,

@@ -1,16 +1,13 @@
 """A private PostgreSQL server for the test session: initdb in a temporary directory, its own port.
 
-Debian's postgresql-15 (scripts/test installs it) gives the binaries; its own cluster is never
-started. One server per pytest-xdist worker (a session fixture in each worker process), and one
-fresh database per test (`PostgresServer.new_database`), so no two tests share a row.
-
-initdb and postgres refuse to run as root: as root (CI), both run as the ``postgres`` system user
-through ``runuser``, in a directory that user owns outside pytest's root-only tmp tree.
+The server itself is appliance/cluster/postgres.py's `LocalPostgres` (the one `scripts/cluster`
+runs); Debian's postgresql-15 (scripts/test installs it) gives the binaries. One server per
+pytest-xdist worker (a session fixture in each worker process), and one fresh database per test
+(`PostgresServer.new_database`), so no two tests share a row. As root it runs as the ``postgres``
+user, in a directory outside pytest's root-only tmp tree.
 """
 from __future__ import annotations
 
-import os
-import pwd
 import secrets
 import shutil
 import subprocess
@@ -19,89 +16,42 @@ from pathlib import Path
 
 import pytest
 
+from appliance.store import databases
+from appliance.cluster.postgres import BIN, SUPERUSER, LocalPostgres
 from tests.peers.engine import PERSISTENT_PIDS, free_port
-from tests.peers.polling import wait_until
 from tests.peers.process import stop_group
 
-BIN = Path("/usr/lib/postgresql/15/bin")
+__all__ = ["BACKENDS", "BIN", "SUPERUSER", "PostgresServer", "sqlite_only"]
+
 # The store fixtures' backends (tests/unit/conftest.py: ``store_target`` and ``store``).
 BACKENDS = ("sqlite", "postgresql")
 # A store test about SQLite itself (its file, WAL, a full disk under it) runs on SQLite only.
 sqlite_only = pytest.mark.parametrize("store_target", ["sqlite"], indirect=True)
-SUPERUSER = "plateau"
+# fsync off: the tests never pull the plug on this server, and a database per test is created in a
+# few ms instead of a few hundred. The store's own commit settings still run.
+TEST_SETTINGS = {"fsync": "off", "full_page_writes": "off"}
 
 
-def _as_server_user(argv: list[str]) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
-
-
-class PostgresServer:
-    """One postgres process on 127.0.0.1:<free port> and a unix socket in its own directory."""
+class PostgresServer(LocalPostgres):
+    """One postgres process on 127.0.0.1:<free port>, in a temporary directory of its own."""
 
     def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="plateau-pg-"))
-        self.data = self.root / "data"
-        self.socket_dir = self.root / "run"
-        self.socket_dir.mkdir()
-        if os.geteuid() == 0:
-            user = pwd.getpwnam("postgres")
-            for path in (self.root, self.socket_dir):
-                os.chown(path, user.pw_uid, user.pw_gid)
-        self.port = free_port(also_tcp=True)
+        super().__init__(Path(tempfile.mkdtemp(prefix="plateau-pg-")), free_port(also_tcp=True),
+                         settings=TEST_SETTINGS)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         """initdb (the first time) and start the server; return once it accepts connections."""
-        if not self.data.exists():
-            self._initdb()
-        self._launch()
-
-    def _initdb(self) -> None:
-        subprocess.run(
-            _as_server_user([str(BIN / "initdb"), "-D", str(self.data), "-U", SUPERUSER,
-                             "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"]),
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120,
-        )
-
-    def _launch(self) -> None:
-        # fsync off: the tests never pull the plug on this server, and a database per test is
-        # created in a few ms instead of a few hundred. The store's own commit settings still run.
-        self.proc = subprocess.Popen(
-            _as_server_user([str(BIN / "postgres"), "-D", str(self.data), "-p", str(self.port),
-                             "-h", "127.0.0.1", "-k", str(self.socket_dir), "-c", "fsync=off",
-                             "-c", "full_page_writes=off", "-c", "max_connections=200"]),
-            stdout=subprocess.DEVNULL, stderr=open(self.root / "server.log", "ab"),  # noqa: SIM115
-            start_new_session=True,
-        )
+        self.prepare()
+        self.proc = self.launch()
         PERSISTENT_PIDS.add(self.proc.pid)
-        wait_until(self._ready, timeout=60.0, what=f"postgres on port {self.port} accepting connections")
-
-    def _ready(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            log = (self.root / "server.log").read_text(errors="replace")
-            raise RuntimeError(f"postgres exited with {self.proc.returncode}: {log[-2000:]}")
-        probe = subprocess.run([str(BIN / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)],
-                               check=False, timeout=10)
-        return probe.returncode == 0
-
-    def url(self, database: str = "postgres") -> str:
-        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
 
     def new_database(self) -> str:
         """A fresh, empty database of its own; its URL."""
-        import psycopg
-
-        name = f"t_{secrets.token_hex(6)}"
-        with psycopg.connect(self.url(), autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
-        return self.url(name)
+        return self.create_database(f"t_{secrets.token_hex(6)}")
 
     def drop_database(self, url: str) -> None:
-        import psycopg
-
-        name = url.rsplit("/", 1)[1]
-        with psycopg.connect(self.url(), autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+        databases.drop_database(self.url(), url.rsplit("/", 1)[1])
 
     def stop(self) -> None:
         """Stop the server and remove its directory."""
@@ -111,9 +61,7 @@ class PostgresServer:
     def halt(self) -> None:
         """Stop the server (fast shutdown: sessions are ended), keeping its data for `start`."""
         if self.proc is not None:
-            subprocess.run(_as_server_user([str(BIN / "pg_ctl"), "stop", "-D", str(self.data), "-m", "fast",
-                                            "-w", "-t", "30"]),
-                           check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+            super().stop()
             stop_group(self.proc)  # pg_ctl has stopped it; this reaps it (and ends it if not)
             PERSISTENT_PIDS.discard(self.proc.pid)
             self.proc = None
