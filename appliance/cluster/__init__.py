@@ -1,1 +1,1 @@
-"""Site-level pieces of a cluster: the Kamailio front door, node liveness, HA, the local cluster."""
+"""Site-level pieces of a Plateau cluster: the Kamailio front door, node liveness, HA."""
