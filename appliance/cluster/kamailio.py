@@ -149,15 +149,17 @@ def check(cfg: Path) -> None:
         raise KamailioError(f"kamailio -c refused {cfg}:\n{res.stdout}{res.stderr}")
 
 
-def options_ping(host: str, port: int, timeout: float = 0.5) -> int | None:
-    """Send one OPTIONS over UDP to ``host:port``; the status code of its answer, None if none."""
+def options_ping(host: str, port: int, timeout: float = 0.5, user: str = "") -> int | None:
+    """Send one OPTIONS over UDP to ``host:port`` (to ``user@`` there: past the front door to an
+    engine); the status code of its answer, None if none."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind((host if host != "0.0.0.0" else "127.0.0.1", 0))
         lhost, lport = sock.getsockname()
         call_id = uuid.uuid4().hex
-        msg = (f"OPTIONS sip:{host}:{port} SIP/2.0\r\n"
+        target = f"{user}@{host}:{port}" if user else f"{host}:{port}"
+        msg = (f"OPTIONS sip:{target} SIP/2.0\r\n"
                f"Via: SIP/2.0/UDP {lhost}:{lport};branch=z9hG4bK{call_id[:16]};rport\r\n"
-               f"Max-Forwards: 70\r\nTo: <sip:{host}:{port}>\r\n"
+               f"Max-Forwards: 70\r\nTo: <sip:{target}>\r\n"
                f"From: <sip:probe@{lhost}:{lport}>;tag={call_id[16:24]}\r\n"
                f"Call-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
         sock.settimeout(timeout)

@@ -32,6 +32,7 @@ from typing import Any
 from appliance.api.client import ControlApiClient
 from appliance.api.facade import ApiError, ApiUnavailable
 from appliance.cluster import front_door
+from appliance.cluster.kamailio import KamailioError
 from appliance.cluster.postgres import LocalPostgres, PostgresUnavailable
 from appliance.store.db import Store
 from appliance.store.demo import DEMO_FLOW_FILE, notice, seed_demo
@@ -164,6 +165,9 @@ def _wait(ready: Callable[[], bool], proc: subprocess.Popen[bytes], what: str, l
 def _port_free(ip: str, port: int) -> bool:
     for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
         with socket.socket(socket.AF_INET, kind) as s:
+            if kind == socket.SOCK_STREAM:
+                # as the servers do: a port whose last connections linger in TIME_WAIT is free
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind((ip, port))
             except OSError:
@@ -255,22 +259,22 @@ class LocalCluster:
         engines: list[dict[str, Any]] = []
         for k in range(1, lay.nodes + 1):
             engines.append(self._start_engine(k, db))
-        door = front_door.start(lay.data_dir / "kamailio", (lay.sip_ip, lay.sip_port),
-                                [(lay.node_ip(k), lay.engine_port) for k in range(1, lay.nodes + 1)])
-        if door is not None:
-            self._record(Started("kamailio", door.pid, _start_ticks(door.pid) or 0))
+        try:
+            door = front_door.start(lay.data_dir / "kamailio", (lay.sip_ip, lay.sip_port),
+                                    [(lay.node_ip(k), lay.engine_port) for k in range(1, lay.nodes + 1)])
+        except KamailioError as exc:
+            raise ClusterError(f"the front door did not start: {exc}") from None
+        self._record(Started("kamailio", door, _start_ticks(door) or 0))
         admin_notice = []
         for k, engine in enumerate(engines, start=1):
             admin_notice += self._start_web(k, db, engine)
-        sip = f"{lay.sip_ip}:{lay.sip_port}" if door is not None else engines[0]["sip"]
+        sip = f"{lay.sip_ip}:{lay.sip_port}"
         if created:
             for line in notice(created, sip):
                 out(line)
         for line in admin_notice:
             out(line)
-        if door is None:
-            out(f"note: {front_door.MISSING}; phones register to an engine directly ({sip})")
-        self.state.summary = {"sip": f"{lay.sip_ip}:{lay.sip_port}" if door is not None else None, "db": db,
+        self.state.summary = {"sip": sip, "db": db,
                               "engines": engines, "web": [e["web"] for e in engines]}
         self.state.save(lay.data_dir)
         return self.state.summary
