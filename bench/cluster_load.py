@@ -1,7 +1,7 @@
 """SIP load through Kamailio to one engine and to two, in the same run; RTP over two; failover time.
 
     python bench/cluster_load.py [--rates 25,50,75,100,150,200] [--seconds 10] [--call-ms 1000]
-                                 [--recv-timeout-ms 5000] [--rtp-calls 100] [--rtp-hold 20]
+                                 [--recv-timeout-ms 5000] [--rtp-calls 100] [--rtp-hold 30]
                                  [--failover-rate 40] [--workdir DIR]
 
 One PostgreSQL server (tests/peers/postgres.py), two engines on it (tests.peers.engine.Engine,
@@ -201,11 +201,15 @@ def _rtp_over_two(door: str, one: Engine, two: Engine, args: argparse.Namespace,
                         extra_args=["-s", "1004", "-r", str(args.rtp_rate), "-l", str(args.rtp_calls),
                                     "-d", str(call_ms), "-max_recv_loops", "10000",
                                     "-mp", str(free_port_range(4)[0])]):
-        deadline = time.monotonic() + ramp + 30
-        up = [0, 0]
-        while time.monotonic() < deadline:
+        # Until every call is up, or all were placed and the count has stopped growing (a call
+        # that failed never comes): the calls stay up for --rtp-hold after the ramp.
+        placed_by = time.monotonic() + ramp + 2.0
+        up, best, still = [0, 0], 0, 0
+        while time.monotonic() < placed_by + args.rtp_hold / 2:
             up = [sum(1 for c in e.api("GET", "/v1/calls")[1] if c["state"] == "up") for e in (one, two)]
-            if sum(up) >= args.rtp_calls:
+            still = still + 1 if sum(up) <= best else 0
+            best = max(best, sum(up))
+            if best >= args.rtp_calls or (time.monotonic() > placed_by and still >= 3):
                 break
             time.sleep(1.0)
         time.sleep(2.0)  # let the jitter buffers settle
@@ -294,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--recv-timeout-ms", type=int, default=5000, help="per-message timeout")
     ap.add_argument("--rtp-calls", type=int, default=100, help="concurrent anchored calls with RTP through k2")
     ap.add_argument("--rtp-rate", type=float, default=20.0, help="their set-ups per second")
-    ap.add_argument("--rtp-hold", type=float, default=20.0, help="how long they last once all are up")
+    ap.add_argument("--rtp-hold", type=float, default=30.0, help="how long they last once all are up")
     ap.add_argument("--rtp-measure", type=float, default=10.0, help="measurement window inside the hold")
     ap.add_argument("--failover-rate", type=float, default=40.0, help="calls per second while an engine is killed")
     ap.add_argument("--failover-seconds", type=float, default=15.0)
