@@ -42,6 +42,15 @@ def _port(text: str) -> int:
     return value
 
 
+def _front_doors(text: str) -> tuple[str, ...]:
+    from appliance.sip.front_door import parse_addresses
+
+    try:
+        return parse_addresses(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def _port_range(text: str) -> tuple[int, int]:
     try:
         lo_s, hi_s = text.split("-", 1)
@@ -63,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--node", default=os.environ.get("PLATEAU_NODE") or socket.gethostname(),
                      help="this engine's name among the engines of one site (default $PLATEAU_NODE, "
                           "else the host name)")
+    run.add_argument("--front-door", type=_front_doors, default=(), metavar="IP[,IP]",
+                     help="the site's SIP front doors (Kamailio): their X-Plateau-Source header names the "
+                          "sender the scanner guard counts; trusted from these addresses only")
     run.add_argument("--sip-ip", default="127.0.0.1",
                      help="address for SIP and RTP (default 127.0.0.1); 'auto': the default route's source address")
     run.add_argument("--sip-port", type=_port, default=5060)
@@ -163,6 +175,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                          block_failures=args.block_after, block_seconds=args.block_seconds,
                          rtp_timeout=args.rtp_timeout, db=str(db), node=args.node,
                          shared_dir=_shared_dir(args),
+                         front_doors=args.front_door,
                          digest_algorithms=tuple(a.strip() for a in args.digest_algorithms.split(",")))
     try:
         engine = Engine(opts)

@@ -39,6 +39,7 @@ from appliance.store.errors import ConfigError, StoreError
 from appliance.pbx.switchboard import PbxError, PbxSettings, Switchboard
 from appliance.sip.context import SipChannelFactory, SipContext
 from appliance.sip.digest import DigestAuthenticator
+from appliance.sip.front_door import FrontDoors
 from appliance.sip.guard import BlockedEntry, ScannerGuard
 from appliance.sip.registrar import Binding, Registrar
 from appliance.sip.router import SipRouter
@@ -47,6 +48,7 @@ from appliance.sip.transactions import PlateauTransactionManager
 from appliance.sip.trunks import TrunkRegistrations
 from appliance.store.db import Store
 from appliance.store.models import BlockedAddress, Registration
+from appliance.store.site_secrets import site_secret
 from appliance.system import systemd
 from appliance.system.liveness import Heartbeat, PartHealth
 from appliance.system.supervisor import Supervisor
@@ -82,6 +84,7 @@ class EngineOptions:
     # Where recordings/ and voicemail/ live: a directory every engine of the site reaches (a
     # network share, image/README.md); None: the data directory, as on one box.
     shared_dir: Path | None = None
+    front_doors: tuple[str, ...] = ()  # the site's Kamailio addresses (sip/front_door.py)
 
     @property
     def files_dir(self) -> Path:
@@ -99,7 +102,7 @@ class SipLog:
 
 def _binding(r: Registration) -> Binding:
     return Binding(r.aor, r.contact, (r.source_host, r.source_port), r.transport, r.expires_at,
-                   r.user_agent, r.call_id, r.cseq)
+                   r.user_agent, r.call_id, r.cseq, r.path)
 
 
 def _secret_key(data_dir: Path) -> bytes:
@@ -138,11 +141,13 @@ class Engine:
             "_sip_port": opts.sip_port,
             "_sip_logger": SipLog(),
         }
+        # A front door is never blocked: its senders are counted by their own addresses.
+        self.front_doors = FrontDoors(opts.front_doors)
         self.guard = ScannerGuard(max_failures=opts.block_failures, block_seconds=opts.block_seconds,
-                                  on_block=self._persist_block)
+                                  on_block=self._persist_block, allowlist=opts.front_doors)
         self.guard.restore(BlockedEntry(b.address, b.until, b.reason, b.failures)
                            for b in self.store.blocks(time.time()))
-        self.auth = DigestAuthenticator(opts.realm, _secret_key(opts.data_dir),
+        self.auth = DigestAuthenticator(opts.realm, self._nonce_key(),
                                         algorithms=opts.digest_algorithms)
         moh = ensure_default_moh(opts.data_dir / "sounds" / "moh.wav")
         self.pbx = Switchboard(self.store, self.media, self._schedule,
@@ -155,7 +160,8 @@ class Engine:
         self.dialer = Dialer(self.pbx)
         self.registrar = Registrar(self.auth, self._lookup_secret, self.guard,
                                    self._persist_binding, self._forget_binding,
-                                   site_contacts=self._site_contacts if self.store.shared else None)
+                                   site_contacts=self._site_contacts if self.store.shared else None,
+                                   front_doors=self.front_doors)
         now = time.time()
         self.registrar.restore(_binding(r) for r in self.store.registrations(now))
         self.ctx = SipContext(self.global_config, self.media, opts.sip_ip)
@@ -166,7 +172,8 @@ class Engine:
         # USB headsets (one pjsua2 softphone process each) when data/headsets.yaml exists.
         self.headsets: HeadsetSupervisor | None = (self.open_headsets() if (opts.data_dir / "headsets.yaml").exists()
                                                    else None)
-        self.router = SipRouter(self.ctx, self.pbx, self.registrar, self.auth, self.guard, self._lookup_secret)
+        self.router = SipRouter(self.ctx, self.pbx, self.registrar, self.auth, self.guard, self._lookup_secret,
+                                front_doors=self.front_doors)
         self.tm = PlateauTransactionManager(self.global_config, self.router,
                                             tcp_laddress=(opts.sip_ip, opts.sip_port), guard=self.guard)
         self.global_config["_sip_tm"] = self.tm
@@ -193,6 +200,13 @@ class Engine:
         registrar = "127.0.0.1" if self.opts.sip_ip in ("", "0.0.0.0") else self.opts.sip_ip
         return HeadsetSupervisor.from_file(self.opts.data_dir / "headsets.yaml", registrar, self.opts.sip_port)
 
+    def _nonce_key(self) -> bytes:
+        """The digest nonce key: the site's when the store is shared, so that a REGISTER
+        challenged by one engine and answered to another passes; else this box's file."""
+        if self.store.shared:
+            return bytes.fromhex(site_secret(self.store, "digest_nonce_key", lambda: secrets.token_hex(32)))
+        return _secret_key(self.opts.data_dir)
+
     def _schedule(self, delay: float, fn: Any) -> Timeout:
         return Timeout(fn, delay)
 
@@ -205,7 +219,7 @@ class Engine:
     def _persist_binding(self, b: Binding) -> None:
         self.store.save_registration(Registration(
             b.aor, b.contact_uri, b.source[0], int(b.source[1]), b.transport, b.expires_at,
-            b.user_agent or "", b.call_id, b.cseq))
+            b.user_agent or "", b.call_id, b.cseq, b.path))
 
     def _site_contacts(self, aor: str) -> list[Binding] | None:
         """The site's bindings of ``aor`` from the shared store; None when it is unreachable."""

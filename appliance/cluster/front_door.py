@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from appliance.cluster.kamailio import FrontDoor, Kamailio, KamailioError, engines_from, kamailio_binary, options_ping
+from appliance.cluster.kamailio import FrontDoor, Kamailio, KamailioError, engines_from, kamailio_binary
 
 Address = tuple[str, int]
 
@@ -24,9 +24,9 @@ def missing() -> str | None:
 
 
 def engine_args(front: Address) -> list[str]:
-    """Extra `plateau run` arguments for an engine behind the front door at FRONT (none so far:
-    the engines need nothing of Kamailio's address to serve calls it relays)."""
-    return []
+    """Extra `plateau run` arguments for an engine behind the front door at FRONT: trust its
+    X-Plateau-Source header, so a scanner's wrong passwords block the scanner, not Kamailio."""
+    return ["--front-door", front[0]]
 
 
 def start(run_dir: Path, listen: Address, engines: list[Address]) -> int:
@@ -38,24 +38,20 @@ def start(run_dir: Path, listen: Address, engines: list[Address]) -> int:
     if kam.pid is None:
         raise KamailioError("kamailio did not start")
     try:
-        _wait_for_engines(listen, len(engines))
+        _wait_for_engines(kam, {(h, p) for h, p in engines})
     except KamailioError:
         kam.stop()
         raise
     return kam.pid
 
 
-def _wait_for_engines(listen: Address, count: int, timeout: float = 20.0) -> None:
-    """Until requests get past the front door: Kamailio answering its own OPTIONS is not enough,
-    its dispatcher takes an engine in only once that engine has answered a keepalive (a REGISTER
-    sent before then got "503 no engine"). An OPTIONS to a user goes through to an engine; each
-    has its own Call-ID, so its hash picks any engine of the set."""
+def _wait_for_engines(kam: Kamailio, engines: set[Address], timeout: float = 20.0) -> None:
+    """Until every engine is in the dispatcher's active set: Kamailio answering its own OPTIONS
+    is not enough, it takes an engine in once that engine has answered a keepalive (a REGISTER
+    sent before then got "503 no engine")."""
     deadline = time.monotonic() + timeout
-    good = 0
-    while good < 2 * count:
-        code = options_ping(listen[0], listen[1], timeout=1.0, user="ping")
-        good = good + 1 if code is not None and code != 503 else 0
+    while (active := kam.active_engines()) != engines:
         if time.monotonic() > deadline:
-            raise KamailioError(f"no engine reachable through the front door in {timeout:g} s (last answer {code})")
-        if not good:
-            time.sleep(0.1)
+            missing = ", ".join(f"{h}:{p}" for h, p in sorted(engines - active))
+            raise KamailioError(f"engines not taken in by Kamailio in {timeout:g} s: {missing}")
+        time.sleep(0.1)

@@ -21,12 +21,14 @@ the scanner guard and the trunk match) only from the addresses given to ``platea
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -79,6 +81,7 @@ class FrontDoor:
     rate_invite: int = 2000
     rate_register: int = 2000
     mask_key: str = ""  # topoh's key; a random one when empty
+    debug: int = 1  # Kamailio's log level: 1 errors and our xlog warnings, 3 every message
 
     def __post_init__(self) -> None:
         if not self.engines:
@@ -110,6 +113,7 @@ def render(door: FrontDoor) -> str:
         "RATE_INVITE": str(door.rate_invite),
         "RATE_REGISTER": str(door.rate_register),
         "LOG_PREFIX": f"[front-door {door.listen}:{door.port}]",
+        "DEBUG": str(door.debug),
     }
     text = CFG_TEMPLATE.read_text()
     for name, value in values.items():
@@ -149,17 +153,15 @@ def check(cfg: Path) -> None:
         raise KamailioError(f"kamailio -c refused {cfg}:\n{res.stdout}{res.stderr}")
 
 
-def options_ping(host: str, port: int, timeout: float = 0.5, user: str = "") -> int | None:
-    """Send one OPTIONS over UDP to ``host:port`` (to ``user@`` there: past the front door to an
-    engine); the status code of its answer, None if none."""
+def options_ping(host: str, port: int, timeout: float = 0.5) -> int | None:
+    """Send one OPTIONS over UDP to ``host:port``; the status code of its answer, None if none."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind((host if host != "0.0.0.0" else "127.0.0.1", 0))
         lhost, lport = sock.getsockname()
         call_id = uuid.uuid4().hex
-        target = f"{user}@{host}:{port}" if user else f"{host}:{port}"
-        msg = (f"OPTIONS sip:{target} SIP/2.0\r\n"
+        msg = (f"OPTIONS sip:{host}:{port} SIP/2.0\r\n"
                f"Via: SIP/2.0/UDP {lhost}:{lport};branch=z9hG4bK{call_id[:16]};rport\r\n"
-               f"Max-Forwards: 70\r\nTo: <sip:{target}>\r\n"
+               f"Max-Forwards: 70\r\nTo: <sip:{host}:{port}>\r\n"
                f"From: <sip:probe@{lhost}:{lport}>;tag={call_id[16:24]}\r\n"
                f"Call-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
         sock.settimeout(timeout)
@@ -224,6 +226,39 @@ class Kamailio:
                 return
         raise KamailioError(f"kamailio does not answer OPTIONS after {timeout} s:\n{self.log_tail()}")
 
+    def rpc(self, *command: str, timeout: float = 5.0) -> str:
+        """``kamcmd`` on this Kamailio's control socket (e.g. ``dispatcher.list``); its output."""
+        kamcmd = shutil.which("kamcmd") or shutil.which("kamcmd", path="/usr/sbin:/sbin")
+        if kamcmd is None:
+            raise KamailioError("kamcmd is not installed (Debian: apt-get install kamailio)")
+        res = subprocess.run([kamcmd, "-s", f"unix:{self.door.run_dir / 'kamailio_ctl'}", *command],
+                             capture_output=True, text=True, timeout=timeout, check=False)
+        if res.returncode != 0:
+            raise KamailioError(f"kamcmd {' '.join(command)}: {res.stdout}{res.stderr}".strip())
+        return res.stdout
+
+    def set_engines(self, engines: Sequence[EngineHop]) -> None:
+        """Replace the dispatcher set while Kamailio runs (the list file, then dispatcher.reload)."""
+        self.door = dataclasses.replace(self.door, engines=tuple(engines))
+        (self.door.run_dir / "dispatcher.list").write_text(dispatcher_list(self.door))
+        self.rpc("dispatcher.reload")
+
+    def active_engines(self) -> set[tuple[str, int]]:
+        """The engines the dispatcher would send a new call to now (flags without I or D)."""
+        active: set[tuple[str, int]] = set()
+        uri = ""
+        for line in self.rpc("dispatcher.list").splitlines():
+            key, _, value = line.strip().partition(":")
+            value = value.strip()
+            if key == "URI":
+                uri = value
+            elif key == "FLAGS" and uri:
+                if "I" not in value[:1] and "D" not in value[:1]:
+                    host, _, port = uri.removeprefix("sip:").split(";")[0].rpartition(":")
+                    active.add((host, int(port)))
+                uri = ""
+        return active
+
     def returncode(self) -> int | None:
         return self.proc.poll() if self.proc is not None else None
 
@@ -273,3 +308,34 @@ def engines_from(addresses: Sequence[str]) -> tuple[EngineHop, ...]:
             raise ValueError(f"engine address {item!r}: want HOST:PORT")
         hops.append(EngineHop(host, int(port)))
     return tuple(hops)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m appliance.cluster.kamailio --listen IP --port N --engine HOST:PORT ... --run-dir DIR``:
+    write and check the configuration, then become Kamailio in the foreground (for scripts)."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m appliance.cluster.kamailio", description=__doc__.splitlines()[0])
+    p.add_argument("--listen", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5060)
+    p.add_argument("--engine", action="append", required=True, metavar="HOST:PORT", help="one per engine")
+    p.add_argument("--run-dir", type=Path, required=True)
+    p.add_argument("--check-only", action="store_true", help="write and check the configuration, do not run")
+    args = p.parse_args(argv)
+    try:
+        door = FrontDoor(args.listen, args.port, engines_from(args.engine), args.run_dir.resolve())
+        cfg = write_config(door)
+        check(cfg)
+    except (ValueError, KamailioError, OSError) as exc:
+        print(f"front door: {exc}", file=sys.stderr)
+        return 1
+    if args.check_only:
+        print(cfg)
+        return 0
+    command = Kamailio(door).command()
+    os.execv(command[0], command)
+    return 1  # not reached: execv replaced this process
+
+
+if __name__ == "__main__":
+    sys.exit(main())

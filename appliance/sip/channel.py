@@ -43,6 +43,7 @@ from appliance.pbx.channel import (
     TransferRequested,
 )
 from appliance.pbx.ports import MediaPort
+from appliance.sip import path as sip_path
 from appliance.sip import sdp
 from appliance.sip.dialog_peer import DialogPeer, InDialogGuard, PeerCheckedUA
 from appliance.sip.dtmf_relay import parse_info_key
@@ -80,6 +81,7 @@ class Target:
     request_uri: str | None = None  # a registered Contact; None = sip:callee@host:port
     username: str | None = None  # digest credentials when the next hop challenges (trunks)
     secret: str | None = None
+    route: str = ""  # a binding's Path (RFC 3327 §5.3): the INVITE's Route set; host:port is its first hop
 
 
 def _sipfrag(status: int, reason: str) -> MsgBody:
@@ -193,11 +195,14 @@ class SipChannel(Channel):
         self.rtp_port = self.ctx.media.create_leg(self.media_leg)
         offer = MsgBody(self._local_sdp(sdp.offer_codecs(self.ctx.codecs), "sendrecv"))
         event = CCEventTry((SipCallId(), self.caller.number, self.callee, offer, None, self.caller.name or None))
-        request_uri = self.target.request_uri
-        if request_uri is not None:
-            def set_ruri(ua: Any, uri: str = request_uri) -> None:
-                ua.rTarget = SipURL(url=uri.strip("<>"))
-            event.onUacSetupComplete = set_ruri  # type: ignore[method-assign]
+        request_uri, route = self.target.request_uri, self.target.route
+        if request_uri is not None or route:
+            def set_up(ua: Any, uri: str | None = request_uri, path: str = route) -> None:
+                if uri is not None:
+                    ua.rTarget = SipURL(url=uri.strip("<>"))
+                if path:
+                    ua.routes = sip_path.sip_routes(path)  # the 200's Record-Route replaces it (§12.1.2)
+            event.onUacSetupComplete = set_up  # type: ignore[method-assign]
         self.ua.recvEvent(event)
 
     # -- actions ----------------------------------------------------------------------

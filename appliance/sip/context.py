@@ -53,9 +53,10 @@ class SipChannelFactory:
     def channels_for_extension(self, ext: Extension, caller: Party) -> list[Channel]:
         channels: list[Channel] = []
         for binding in self.registrar.contacts(ext.number):
-            host, port = binding.source
-            # RFC 3581 / NAT: send to where the REGISTER came from, keep the Contact as R-URI.
-            target = Target(host, int(port), binding.transport, request_uri=binding.contact_uri)
+            # RFC 3581 / NAT: send to where the REGISTER came from, keep the Contact as R-URI;
+            # with a Path (RFC 3327), to its first hop (the front door) with the path as Route.
+            (host, port), transport = binding.target
+            target = Target(host, int(port), transport, request_uri=binding.contact_uri, route=binding.path)
             chan = SipChannel.outbound(self.ctx, caller, ext.number, target)
             self.ctx.channels_by_leg[chan.media_leg] = chan
             channels.append(chan)

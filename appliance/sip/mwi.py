@@ -32,6 +32,7 @@ from sippy.SipTo import SipTo
 from sippy.SipURL import SipURL
 from sippy.Time.Timeout import Timeout
 
+from appliance.sip import path as sip_path
 from appliance.sip.registrar import Binding
 from appliance.sip.headers import raw_header
 
@@ -247,9 +248,11 @@ class MwiNotifier:
     def _notify_unsolicited(self, binding: Binding, body: str) -> None:
         fr0m = SipFrom(address=self._our_address(binding.aor))
         fr0m.setTag(secrets.token_hex(8))
+        # A binding with a Path (RFC 3327 §5.3) is reached through it: the path is the Route set.
+        routes = sip_path.sip_routes(binding.path) if binding.path else ()
         req = SipRequest(method="NOTIFY", ruri=SipURL(binding.contact_uri), fr0m=fr0m,
                          to=SipTo(address=self._our_address(binding.aor)), callid=SipCallId(),
-                         cseq=1, target=binding.target)
+                         cseq=1, target=binding.target, routes=routes)
         self._send(req, body, "active", lambda code: None)
 
     def _send(self, req: SipRequest, body: str, state: str, on_code: Callable[[int], None]) -> None:

@@ -23,6 +23,13 @@ Decisions (and why):
   whole request with 400, like Kamailio ("Invalid CSeq number").
 * Beyond ``max_contacts`` the bindings closest to expiry are dropped (a phone that
   changed address should not be locked out until its old binding expires).
+* A REGISTER's Path (RFC 3327) is stored with its bindings, whether or not the phone says
+  ``Supported: path`` (phones rarely do; the proxy that added it needs it all the same, like
+  Kamailio's registrar in ``path_mode`` 0/1), and echoed in the 200 when it does (§5.3).
+  Requests to such a contact go to the path's first hop with the path as their Route set
+  (sip/path.py); behind the site's front door, that is Kamailio.
+* Behind a trusted front door (sip/front_door.py) the phone's own address, not Kamailio's,
+  is the one the scanner guard counts and the binding records.
 """
 
 from __future__ import annotations
@@ -36,7 +43,9 @@ from email.utils import formatdate
 from sippy.SipHeader import SipHeader
 from sippy.SipResponse import SipResponse
 
+from appliance.sip import path as sip_path
 from appliance.sip.digest import DigestAuthenticator, parse_digest
+from appliance.sip.front_door import FrontDoors
 from appliance.sip.guard import ScannerGuard
 from appliance.sip.headers import raw_header
 
@@ -59,10 +68,19 @@ class Binding:
     user_agent: str | None
     call_id: str
     cseq: int
+    path: str = ""  # RFC 3327 Path values, the route set to this contact ('' = direct)
 
     @property
     def target(self) -> tuple[tuple[str, int], str]:
-        """Where to send requests for this contact: the REGISTER's source (NAT-safe)."""
+        """Where to send requests for this contact: the path's first hop, else the REGISTER's
+        source (NAT-safe)."""
+        if self.path:
+            try:
+                hop = sip_path.first_hop(self.path)
+            except ValueError:
+                hop = None  # checked when stored; a row written by hand falls back to the source
+            if hop is not None:
+                return hop
         return (self.source, self.transport)
 
 
@@ -93,6 +111,7 @@ class Registrar:
         max_contacts: int = 10,
         clock: Callable[[], float] = time.time,
         site_contacts: Callable[[str], list[Binding] | None] | None = None,
+        front_doors: FrontDoors | None = None,
     ) -> None:
         if not 0 < min_expires <= default_expires <= max_expires:
             raise ValueError("need 0 < min_expires <= default_expires <= max_expires")
@@ -113,6 +132,7 @@ class Registrar:
         # store is away (``site_contacts`` answers None; our writes are then deferred, so our
         # memory is the fresher copy).
         self._site_contacts = site_contacts
+        self.front_doors = front_doors or FrontDoors()
         self._bindings: dict[str, dict[str, Binding]] = {}
 
     # -- location service ------------------------------------------------------------
@@ -175,12 +195,12 @@ class Registrar:
         Blocked sources should have been dropped by the transaction manager already
         (``PlateauTransactionManager(guard=...)``); if one gets here it gets 403.
         """
-        (src_host, src_port), transport = req.getSource(2)
-        if self.guard.is_blocked(src_host):
+        src = self.front_doors.source(req)
+        if self.guard.is_blocked(src.host):
             return self._response(req, 403, "Forbidden", [])
         try:
-            aor = self._authorize(req, src_host)
-            headers = self._update(req, aor, (src_host, int(src_port)), str(transport).lower())
+            aor = self._authorize(req, src.host)
+            headers = self._update(req, aor, (src.host, src.port), src.transport)
         except _Reject as rej:
             return self._response(req, rej.code, rej.reason, rej.headers)
         return self._response(req, 200, "OK", headers)
@@ -239,6 +259,7 @@ class Registrar:
             contacts = req.getHFBodys("contact")
         except _PARSE_ERRORS:
             raise _Reject(400, "Bad Request - Invalid Contact") from None
+        path = self._path(req)
         current = self._bindings.get(aor, {})
 
         if any(c.asterisk for c in contacts):
@@ -284,7 +305,7 @@ class Registrar:
                 if per.pop(uri, None) is not None:
                     self.forget(aor, uri)
                 continue
-            b = Binding(aor, uri, source, transport, now + expires, user_agent, call_id, cseq)
+            b = Binding(aor, uri, source, transport, now + expires, user_agent, call_id, cseq, path)
             per[uri] = b
             self.persist(b)
         live = sorted(per.values(), key=lambda b: b.expires_at)
@@ -293,7 +314,25 @@ class Registrar:
             self.forget(aor, b.contact_uri)
         if not per:
             del self._bindings[aor]
-        return self._contact_headers(aor)
+        headers = self._contact_headers(aor)
+        if path and "path" in self._supported(req):
+            headers.append(("Path", path))  # RFC 3327 §5.3: the path we stored, for the UA to see
+        return headers
+
+    def _path(self, req) -> str:
+        """The REGISTER's Path as one string ('' without one); 400 when a value is no SIP URI."""
+        try:
+            path = sip_path.join([_raw(h) for h in req.getHFs("path")])
+            sip_path.sip_routes(path)
+        except (ValueError, *_PARSE_ERRORS):
+            raise _Reject(400, "Bad Request - Invalid Path") from None
+        return path
+
+    def _supported(self, req) -> set[str]:
+        tags: set[str] = set()
+        for h in req.getHFs("supported"):
+            tags.update(t.strip().lower() for t in _raw(h).split(","))
+        return tags
 
     def _contact_headers(self, aor: str) -> list[tuple[str, str]]:
         # §10.3 step 8: the 200 lists every current binding with its remaining time.

@@ -17,6 +17,7 @@ from appliance.pbx.dialplan import Dialplan
 from appliance.sip import sdp
 from appliance.sip.channel import ChannelContext, SipChannel
 from appliance.sip.digest import DigestAuthenticator
+from appliance.sip.front_door import FrontDoors
 from appliance.sip.guard import ScannerGuard
 from appliance.sip.headers import raw_header
 from appliance.sip.malformed import GLOBAL_KEY, MalformedLog
@@ -47,7 +48,8 @@ class SipRouter:
 
     def __init__(self, ctx: ChannelContext, pbx: CallIntake, registrar: Registrar,
                  authenticator: DigestAuthenticator, guard: ScannerGuard,
-                 lookup_secret: Callable[[str], str | None], max_queue_delay: float = 0.5) -> None:
+                 lookup_secret: Callable[[str], str | None], max_queue_delay: float = 0.5,
+                 front_doors: FrontDoors | None = None) -> None:
         self.ctx = ctx
         self.pbx = pbx
         self.registrar = registrar
@@ -55,6 +57,8 @@ class SipRouter:
         self.guard = guard
         self.lookup_secret = lookup_secret
         self.max_queue_delay = max_queue_delay
+        # Behind the site's front door the guard and the trunk match see the sender's own address.
+        self.front_doors = front_doors or FrontDoors()
         self.shed = 0  # INVITEs refused because the loop was behind
         self.mwi: MwiNotifier | None = None  # set by the engine to accept message-summary SUBSCRIBEs
 
@@ -65,6 +69,11 @@ class SipRouter:
         if req.getHFBody("to").getTag() is not None:
             # RFC 3261 §12.2.2: an in-dialog request for a dialog we do not know.
             return (req.genResponse(481, "Call/Transaction Does Not Exist"), None, None)
+        src = self.front_doors.source(req)
+        if src.relayed and self.guard.is_blocked(src.host):
+            # The transports drop a blocked address's packets; through the front door they come
+            # from Kamailio, so the block is enforced here, with an answer Kamailio passes on.
+            return (req.genResponse(403, "Forbidden", server=self.ctx.server_header()), None, None)
         if method == "REGISTER":
             return (self.registrar.handle_register(req), None, None)
         if method == "OPTIONS":
@@ -89,6 +98,7 @@ class SipRouter:
             # a B2BUA places a new leg for every INVITE, so a routing loop ends here.
             return (req.genResponse(483, "Too Many Hops", server=self.ctx.server_header()), None, None)
         (host, port), transport = req.getSource(ver=2)
+        real = self.front_doors.source(req)  # whom to count and which trunk; the dialog's peer is the hop
         rtime = getattr(req, "rtime", None)
         if rtime is not None and MonoTime().monot - rtime.monot > self.max_queue_delay:
             # The loop is behind: a call accepted now would time out half set up and hold its
@@ -101,11 +111,11 @@ class SipRouter:
         frm = req.getHFBody("from")
         from_user = frm.getUrl().username or ""
         display = frm.getUri().name or ""
-        trunk = self.pbx.dialplan.trunk_for_source(host, int(port))
+        trunk = self.pbx.dialplan.trunk_for_source(real.host, real.port)
         if trunk is not None:
             caller = Party(from_user, display)
             return self._start(req, t, caller, dialed, None, trunk.name, f"{host}:{port}", transport)
-        ext_number = self._authenticate(req, from_user, host)
+        ext_number = self._authenticate(req, from_user, real.host)
         if isinstance(ext_number, tuple):
             return ext_number
         ext = self.pbx.dialplan.extensions.get(ext_number)
@@ -116,7 +126,7 @@ class SipRouter:
 
     def _subscribe(self, req: SipRequest) -> Reply:
         """SUBSCRIBE (RFC 6665) from a phone: message-summary (RFC 3842) for its own mailbox."""
-        (host, _port), _transport = req.getSource(ver=2)
+        host = self.front_doors.source(req).host
         from_user = req.getHFBody("from").getUrl().username or ""
         user = self._authenticate(req, from_user, host, "SUBSCRIBE")
         if isinstance(user, tuple):

@@ -455,6 +455,16 @@ SCRIPTS: list[str] = [
     );
     CREATE INDEX web_sessions_username ON web_sessions (username);
     """,
+    # 10: the front door (issue 14, appliance/cluster/kamailio.py): a binding's Path (RFC 3327 §5.3:
+    # the route set to reach that phone through the proxies it registered through, '' = direct), and
+    # the secrets every engine of a shared store must hold alike (appliance/store/site_secrets.py).
+    """
+    ALTER TABLE registrations ADD COLUMN path TEXT NOT NULL DEFAULT '';
+    CREATE TABLE site_secrets (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 ]
 
 # The scripts as SQLite runs them (what Store applies, what backup's checks replay).

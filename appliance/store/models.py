@@ -97,6 +97,7 @@ class Registration:
     user_agent: str = ""
     call_id: str = ""
     cseq: int = 0
+    path: str = ""  # the REGISTER's Path header values (RFC 3327), the route set to the phone
 
 
 @dataclass

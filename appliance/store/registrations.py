@@ -16,7 +16,7 @@ from appliance.store.dialect import upsert_sql
 
 _REGISTRATION_COLUMNS = (
     "aor", "contact", "source_host", "source_port", "transport", "expires_at", "user_agent",
-    "call_id", "cseq",
+    "call_id", "cseq", "path",
 )
 
 

@@ -11,6 +11,7 @@ from appliance.cluster.kamailio import (
     KamailioError,
     check,
     engines_from,
+    main,
     render,
     write_config,
 )
@@ -48,3 +49,11 @@ def test_bad_front_door_settings_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="want HOST:PORT"):
         engines_from(["127.0.0.11"])
     assert engines_from(["127.0.0.11:5070"]) == (EngineHop("127.0.0.11", 5070),)
+
+
+def test_the_command_line_writes_and_checks_or_names_the_bad_argument(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--port", "5999", "--engine", "127.0.0.11:5060", "--run-dir", str(tmp_path), "--check-only"]) == 0
+    assert "1 sip:127.0.0.11:5060 0 0" in (tmp_path / "dispatcher.list").read_text()
+    assert main(["--engine", "127.0.0.11", "--run-dir", str(tmp_path)]) == 1
+    assert "engine address '127.0.0.11': want HOST:PORT" in capsys.readouterr().err
