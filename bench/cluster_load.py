@@ -14,7 +14,8 @@ as bench/sip_load.py drives them (its `run_step`), against three targets one aft
   k2      Kamailio with both engines (Call-ID hash).
 
 Per step: attempted / completed / failed, and CPU per completed call from /proc (utime + stime
-of each engine's process and its media child, of Kamailio's processes, of the SIPp peers).
+of each engine's process and its media child, of Kamailio's processes, of the SIPp peers), less
+what those processes spend idle (measured for 3 s before each target's steps).
 Then: concurrent anchored calls with RTP through k2 (SIPp rtp_stream both ways, as
 bench/pbx_load.py), counted on each engine with their media late/lost figures; and the failover
 time: under a steady load through k2, engine two is killed with SIGKILL (its process group, the
@@ -77,6 +78,11 @@ class Cpu:
     kamailio: float = 0.0
     sipp: float = 0.0  # the UAS (persistent) and the UAC runs reaped in the stretch
 
+    def minus(self, idle: Cpu, seconds: float) -> Cpu:
+        """This stretch less what the same parts spend idle in SECONDS (IDLE: per second)."""
+        return Cpu(max(0.0, self.sip - idle.sip * seconds), max(0.0, self.media - idle.media * seconds),
+                   max(0.0, self.kamailio - idle.kamailio * seconds), self.sipp)
+
     def per_call_ms(self, calls: int) -> dict[str, float]:
         n = max(1, calls)
         return {"sip": 1000 * self.sip / n, "media": 1000 * self.media / n,
@@ -106,6 +112,15 @@ class Parts:
         reaped = os.times()
         return sip, media, kam, uas, reaped.children_user + reaped.children_system
 
+    def idle(self, seconds: float = 3.0) -> Cpu:
+        """CPU seconds per second of these parts with no call: the media tick every 20 ms, the
+        keepalives, the store's listener. Subtracted from each step, so a step's CPU per call is
+        what a call adds, the figure the per-core model scales."""
+        before = self.sample()
+        time.sleep(seconds)
+        cpu = self.since(before)
+        return Cpu(cpu.sip / seconds, cpu.media / seconds, cpu.kamailio / seconds, 0.0)
+
     def since(self, before: tuple[int, int, int, int, float]) -> Cpu:
         now = self.sample()
         return Cpu((now[0] - before[0]) / CLK_TCK, (now[1] - before[1]) / CLK_TCK,
@@ -124,11 +139,14 @@ class Measured:
 
 def _steps(name: str, target: str, parts: Parts, args: argparse.Namespace, work: Path) -> list[Measured]:
     out = []
+    idle = parts.idle()
+    print(f"{name:>7} idle: engines {100 * idle.sip:.1f} %, media {100 * idle.media:.1f} %, "
+          f"Kamailio {100 * idle.kamailio:.1f} % of a core (subtracted below)", flush=True)
     for rate in args.rates:
-        before = parts.sample()
+        before, t0 = parts.sample(), time.monotonic()
         step = run_step(target, rate, args.seconds, args.call_ms, args.recv_timeout_ms, work / name,
                         "1001", "secret1001")
-        m = Measured(step, parts.since(before))
+        m = Measured(step, parts.since(before).minus(idle, time.monotonic() - t0))
         out.append(m)
         ms = m.cpu.per_call_ms(step.completed)
         print(f"{name:>7} {rate:>9} {step.attempted:>9} {step.completed:>9} {step.failed:>6} "
@@ -237,6 +255,7 @@ class Failover:
     first_new_completed_s: float | None  # kill -> first call placed after it completed (any survivor)
     first_rerouted_completed_s: float | None  # kill -> first of those Kamailio had sent to the dead engine
     sent_to_dead_s: float | None  # kill -> the last call Kamailio still sent to the dead engine first
+    out_of_set_s: float | None  # kill -> the dead engine gone from the dispatcher's active set (kamcmd)
     rerouted: int  # calls placed after the kill that reached a survivor late (after a failed try)
     completed_after: int
     attempted: int
@@ -249,7 +268,7 @@ class Failover:
 REROUTED_DELAY_S = 1.5
 
 
-def _failover(door: str, two: Engine, db: str, args: argparse.Namespace, work: Path) -> Failover:
+def _failover(kam: Kamailio, two: Engine, db: str, args: argparse.Namespace, work: Path) -> Failover:
     """Steady calls through k2; SIGKILL engine two after --failover-kill-after s; read the CDRs.
 
     SIPp places call N at t0 + (N-1)/rate and names it "N-pid@host" (its [call_id]), so each
@@ -257,6 +276,7 @@ def _failover(door: str, two: Engine, db: str, args: argparse.Namespace, work: P
     arrived: a call Kamailio first sent to the dead engine arrives after the transaction timer
     and the failover to the next engine (failure_route in kamailio.cfg)."""
     seconds, rate = args.failover_seconds, args.failover_rate
+    door = f"{kam.door.listen}:{kam.door.port}"
     box: dict[str, object] = {}
 
     def load() -> None:
@@ -273,6 +293,13 @@ def _failover(door: str, two: Engine, db: str, args: argparse.Namespace, work: P
     time.sleep(args.failover_kill_after)  # the load runs on both engines before the kill
     kill_at = time.time()
     two.kill9()
+    dead = (two.sip_ip, two.sip_port)
+    out_of_set = None
+    while time.time() < kill_at + 30 and bg.is_alive():
+        if dead not in kam.active_engines():
+            out_of_set = time.time() - kill_at
+            break
+        time.sleep(0.05)
     bg.join()
     res = box["res"]
     with Store(db) as store:
@@ -287,7 +314,7 @@ def _failover(door: str, two: Engine, db: str, args: argparse.Namespace, work: P
         min((c.end for c in done if c.end is not None), default=kill_at - 1) - kill_at if done else None,
         min(late_done) - kill_at if late_done else None,
         max(t0 + placed[c.id] for c in late) - kill_at if late else None,
-        len(late), len(done), res.created, res.failed)  # type: ignore[attr-defined]
+        out_of_set, len(late), len(done), res.created, res.failed)  # type: ignore[attr-defined]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -322,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
             door = f"{kam.door.listen}:{kam.door.port}"
             results["k2"] = _steps("k2", door, Parts([one, two], kam, uas), args, work)
             rtp_ok = _rtp_over_two(door, one, two, args, work)
-            fo = _failover(door, two, one.db_args[1], args, work)
+            fo = _failover(kam, two, one.db_args[1], args, work)
     return _summary(results, rtp_ok, fo, cores, args)
 
 
@@ -378,8 +405,10 @@ def _summary(results: dict[str, list[Measured]], rtp_ok: bool, fo: Failover, cor
     print(f"  first call placed after the kill completed on the survivor {secs(fo.first_new_completed_s)} after it;"
           f" {fo.completed_after} such calls completed, SIPp counted {fo.failed} failed of {fo.attempted}")
     print(f"  {fo.rerouted} of them went to the dead engine first and reached the survivor late; the last was placed "
-          f"{secs(fo.sent_to_dead_s)} after the kill (Kamailio's keepalive marking it out); the first of them "
-          f"completed {secs(fo.first_rerouted_completed_s)} after the kill")
+          f"{secs(fo.sent_to_dead_s)} after the kill; the first of them completed "
+          f"{secs(fo.first_rerouted_completed_s)} after the kill")
+    print(f"  the dead engine left Kamailio's active set (kamcmd dispatcher.list) {secs(fo.out_of_set_s)}"
+          " after the kill")
     if fo.first_new_completed_s is None:
         verdicts.append(False)
     return 0 if all(verdicts) else 1
