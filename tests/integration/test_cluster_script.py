@@ -115,3 +115,30 @@ def _call_through_the_front_door(summary: dict[str, Any], passwords: dict[str, s
         b.wait_rx_audio(cb, 1.0)
         a.hangup(ca)
         b.wait_state(cb, "DISCONNECTED", timeout=10.0)
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["0"], "N must be 1 to 50"),
+    (["2", "--base-ip", "10.1.2.3"], "loopback"),
+    (["2", "--rtp-base", "65000"], "do not fit"),
+    (["2", "--rtp-span", "99"], "--rtp-span 99"),
+])
+def test_cluster_up_refuses_a_bad_layout_by_name_and_starts_nothing(cluster_dir: Path, args: list[str],
+                                                                    says: str) -> None:
+    res = _cluster("up", *args, "--data-dir", str(cluster_dir))
+    assert res.returncode == 1
+    assert says in res.stderr and "Traceback" not in res.stderr
+    assert not (cluster_dir / "cluster.json").exists() and not (cluster_dir / "pg").exists()
+
+
+def test_cluster_up_names_a_port_in_use_and_starts_nothing(cluster_dir: Path) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        port = busy.getsockname()[1]
+        res = _cluster("up", "1", "--data-dir", str(cluster_dir), "--sip-port", str(port),
+                       "--base-ip", _loopback_block())
+    assert res.returncode == 1
+    assert f"Kamailio 127.0.0.1:{port}" in res.stderr and "in use already" in res.stderr
+    assert not (cluster_dir / "pg").exists()
