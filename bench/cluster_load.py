@@ -14,7 +14,8 @@ as bench/sip_load.py drives them (its `run_step`), against three targets one aft
   k2      Kamailio with both engines (Call-ID hash).
 
 Per step: attempted / completed / failed, and CPU per completed call from /proc (utime + stime
-of each engine's process and its media child, of Kamailio's processes, of the SIPp peers), less
+of each engine's process and its media child, of Kamailio's processes, of the PostgreSQL server
+and its backends, of the SIPp peers), less
 what those processes spend idle (measured for 3 s before each target's steps).
 Then: concurrent anchored calls with RTP through k2 (SIPp rtp_stream both ways, as
 bench/pbx_load.py), counted on each engine with their media late/lost figures; and the failover
@@ -30,7 +31,7 @@ Targets, and when they apply (the exit code is 1 only for a target that applies 
     one Python thread under the GIL), and Kamailio, the media processes and the SIPp peers need
     the rest. Below that the figure is reported with the per-core model's prediction for this box
     and for an 8-core box: cps(n engines, C cores) = min(n x 1000/sip_ms, n x 1000/media_ms,
-    C x 1000/(sip_ms + media_ms + kamailio_ms [+ sipp_ms on a box that also runs the peers])),
+    C x 1000/(sip_ms + media_ms + kamailio_ms + db_ms [+ sipp_ms on a box that also runs the peers])),
     each term a measured CPU ms per call.
 """
 
@@ -77,16 +78,18 @@ class Cpu:
     media: float = 0.0  # their media children
     kamailio: float = 0.0
     sipp: float = 0.0  # the UAS (persistent) and the UAC runs reaped in the stretch
+    db: float = 0.0  # the PostgreSQL server: its postmaster and every backend (one process group)
 
     def minus(self, idle: Cpu, seconds: float) -> Cpu:
         """This stretch less what the same parts spend idle in SECONDS (IDLE: per second)."""
         return Cpu(max(0.0, self.sip - idle.sip * seconds), max(0.0, self.media - idle.media * seconds),
-                   max(0.0, self.kamailio - idle.kamailio * seconds), self.sipp)
+                   max(0.0, self.kamailio - idle.kamailio * seconds), self.sipp,
+                   max(0.0, self.db - idle.db * seconds))
 
     def per_call_ms(self, calls: int) -> dict[str, float]:
         n = max(1, calls)
         return {"sip": 1000 * self.sip / n, "media": 1000 * self.media / n,
-                "kamailio": 1000 * self.kamailio / n, "sipp": 1000 * self.sipp / n}
+                "kamailio": 1000 * self.kamailio / n, "db": 1000 * self.db / n, "sipp": 1000 * self.sipp / n}
 
 
 @dataclass
@@ -96,9 +99,10 @@ class Parts:
     engines: list[Engine]
     kamailio: Kamailio | None
     uas: SippProcess
+    db_group: int  # the PostgreSQL server's process group
     _kam_pids: list[int] = field(default_factory=list)
 
-    def sample(self) -> tuple[int, int, int, int, float]:
+    def sample(self) -> tuple[int, int, int, int, float, int]:
         sip = media = 0
         for eng in self.engines:
             sip += cpu_ticks([eng.pid or 0])
@@ -110,7 +114,7 @@ class Parts:
             kam = cpu_ticks(self._kam_pids)
         uas = cpu_ticks([self.uas.proc.pid]) if self.uas.proc is not None else 0
         reaped = os.times()
-        return sip, media, kam, uas, reaped.children_user + reaped.children_system
+        return sip, media, kam, uas, reaped.children_user + reaped.children_system, group_ticks(self.db_group)
 
     def idle(self, seconds: float = 3.0) -> Cpu:
         """CPU seconds per second of these parts with no call: the media tick every 20 ms, the
@@ -119,12 +123,28 @@ class Parts:
         before = self.sample()
         time.sleep(seconds)
         cpu = self.since(before)
-        return Cpu(cpu.sip / seconds, cpu.media / seconds, cpu.kamailio / seconds, 0.0)
+        return Cpu(cpu.sip / seconds, cpu.media / seconds, cpu.kamailio / seconds, 0.0, cpu.db / seconds)
 
-    def since(self, before: tuple[int, int, int, int, float]) -> Cpu:
+    def since(self, before: tuple[int, int, int, int, float, int]) -> Cpu:
         now = self.sample()
         return Cpu((now[0] - before[0]) / CLK_TCK, (now[1] - before[1]) / CLK_TCK,
-                   (now[2] - before[2]) / CLK_TCK, (now[3] - before[3]) / CLK_TCK + now[4] - before[4])
+                   (now[2] - before[2]) / CLK_TCK, (now[3] - before[3]) / CLK_TCK + now[4] - before[4],
+                   (now[5] - before[5]) / CLK_TCK)
+
+
+def group_ticks(pgid: int) -> int:
+    """utime + stime of every live process in process group PGID (a server and the children it forks)."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total
 
 
 @dataclass
@@ -141,7 +161,8 @@ def _steps(name: str, target: str, parts: Parts, args: argparse.Namespace, work:
     out = []
     idle = parts.idle()
     print(f"{name:>7} idle: engines {100 * idle.sip:.1f} %, media {100 * idle.media:.1f} %, "
-          f"Kamailio {100 * idle.kamailio:.1f} % of a core (subtracted below)", flush=True)
+          f"Kamailio {100 * idle.kamailio:.1f} %, PostgreSQL {100 * idle.db:.1f} % of a core (subtracted below)",
+          flush=True)
     for rate in args.rates:
         before, t0 = parts.sample(), time.monotonic()
         step = run_step(target, rate, args.seconds, args.call_ms, args.recv_timeout_ms, work / name,
@@ -151,7 +172,7 @@ def _steps(name: str, target: str, parts: Parts, args: argparse.Namespace, work:
         ms = m.cpu.per_call_ms(step.completed)
         print(f"{name:>7} {rate:>9} {step.attempted:>9} {step.completed:>9} {step.failed:>6} "
               f"{100 * step.failed_fraction:>7.2f}% {ms['sip']:>7.2f} {ms['media']:>7.2f} {ms['kamailio']:>7.2f} "
-              f"{ms['sipp']:>7.2f}", flush=True)
+              f"{ms['db']:>7.2f} {ms['sipp']:>7.2f}", flush=True)
     return out
 
 
@@ -171,7 +192,7 @@ def _cost(results: list[Measured], rates: set[int]) -> dict[str, float]:
 def model_cps(cost: dict[str, float], engines: int, cores: float, with_peers: bool) -> float:
     """The per-core model: each engine's SIP loop and media process at most one core each; the
     whole box at most CORES of the parts' summed cost per call."""
-    per_call = cost["sip"] + cost["media"] + cost["kamailio"] + (cost["sipp"] if with_peers else 0.0)
+    per_call = cost["sip"] + cost["media"] + cost["kamailio"] + cost["db"] + (cost["sipp"] if with_peers else 0.0)
     bounds = [engines * 1000.0 / cost["sip"], cores * 1000.0 / per_call]
     if cost["media"] > 0:
         bounds.append(engines * 1000.0 / cost["media"])
@@ -179,7 +200,7 @@ def model_cps(cost: dict[str, float], engines: int, cores: float, with_peers: bo
 
 
 @contextlib.contextmanager
-def _site(work: Path) -> Iterator[tuple[Engine, Engine, SippProcess]]:
+def _site(work: Path) -> Iterator[tuple[Engine, Engine, SippProcess, int]]:
     pg = PostgresServer()
     pg.start()
     try:
@@ -198,7 +219,7 @@ def _site(work: Path) -> Iterator[tuple[Engine, Engine, SippProcess]]:
             uas = stack.enter_context(SippProcess(
                 "load_uas", workdir=work / "uas", register=("1002", one.secret(1002), f"{one.sip_ip}:{one.sip_port}"),
                 extra_args=["-max_recv_loops", "10000"]))
-            yield one, two, uas
+            yield one, two, uas, pg.proc.pid if pg.proc is not None else 0
     finally:
         pg.stop()
 
@@ -339,15 +360,17 @@ def main(argv: list[str] | None = None) -> int:
     cores = os.cpu_count() or 1
     print(f"steps {args.rates} cps x {args.seconds:g} s, calls {args.call_ms} ms, {cores} cores, logs in {work}")
     print(f"{'target':>7} {'offered/s':>9} {'attempted':>9} {'completed':>9} {'failed':>6} {'failed%':>8} "
-          f"{'ms/call: engine':>7} {'media':>7} {'kamailio':>7} {'sipp':>7}")
+          f"{'ms/call: engine':>7} {'media':>7} {'kamailio':>7} {'db':>7} {'sipp':>7}")
     results: dict[str, list[Measured]] = {}
-    with _site(work) as (one, two, uas):
-        results["direct"] = _steps("direct", f"{one.sip_ip}:{one.sip_port}", Parts([one], None, uas), args, work)
+    with _site(work) as (one, two, uas, db_group):
+        results["direct"] = _steps("direct", f"{one.sip_ip}:{one.sip_port}", Parts([one], None, uas, db_group),
+                                   args, work)
         with front_door(work / "k1", [one], **UNLIMITED) as kam:
-            results["k1"] = _steps("k1", f"{kam.door.listen}:{kam.door.port}", Parts([one], kam, uas), args, work)
+            results["k1"] = _steps("k1", f"{kam.door.listen}:{kam.door.port}", Parts([one], kam, uas, db_group),
+                                   args, work)
         with front_door(work / "k2", [one, two], **UNLIMITED) as kam:
             door = f"{kam.door.listen}:{kam.door.port}"
-            results["k2"] = _steps("k2", door, Parts([one, two], kam, uas), args, work)
+            results["k2"] = _steps("k2", door, Parts([one, two], kam, uas, db_group), args, work)
             rtp_ok = _rtp_over_two(door, one, two, args, work)
             fo = _failover(kam, two, one.db_args[1], args, work)
     return _summary(results, rtp_ok, fo, cores, args)
