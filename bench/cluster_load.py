@@ -78,7 +78,7 @@ class Cpu:
     media: float = 0.0  # their media children
     kamailio: float = 0.0
     sipp: float = 0.0  # the UAS (persistent) and the UAC runs reaped in the stretch
-    db: float = 0.0  # the PostgreSQL server: its postmaster and every backend (one process group)
+    db: float = 0.0  # the PostgreSQL server: its postmaster and every backend
 
     def minus(self, idle: Cpu, seconds: float) -> Cpu:
         """This stretch less what the same parts spend idle in SECONDS (IDLE: per second)."""
@@ -99,7 +99,7 @@ class Parts:
     engines: list[Engine]
     kamailio: Kamailio | None
     uas: SippProcess
-    db_group: int  # the PostgreSQL server's process group
+    db_root: int  # the PostgreSQL server's launched process (runuser as root, or postgres)
     _kam_pids: list[int] = field(default_factory=list)
 
     def sample(self) -> tuple[int, int, int, int, float, int]:
@@ -114,7 +114,7 @@ class Parts:
             kam = cpu_ticks(self._kam_pids)
         uas = cpu_ticks([self.uas.proc.pid]) if self.uas.proc is not None else 0
         reaped = os.times()
-        return sip, media, kam, uas, reaped.children_user + reaped.children_system, group_ticks(self.db_group)
+        return sip, media, kam, uas, reaped.children_user + reaped.children_system, tree_ticks(self.db_root)
 
     def idle(self, seconds: float = 3.0) -> Cpu:
         """CPU seconds per second of these parts with no call: the media tick every 20 ms, the
@@ -132,9 +132,10 @@ class Parts:
                    (now[5] - before[5]) / CLK_TCK)
 
 
-def group_ticks(pgid: int) -> int:
-    """utime + stime of every live process in process group PGID (a server and the children it forks)."""
-    total = 0
+def tree_ticks(root: int) -> int:
+    """utime + stime of ROOT and every live descendant (PostgreSQL's backends: each calls setsid,
+    so the server's process group does not hold them)."""
+    stats: dict[int, tuple[int, int]] = {}  # pid -> (ppid, ticks)
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -142,8 +143,12 @@ def group_ticks(pgid: int) -> int:
             fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
+        stats[int(entry)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    total, frontier = 0, [root]
+    while frontier:
+        pid = frontier.pop()
+        total += stats.get(pid, (0, 0))[1]
+        frontier += [child for child, (ppid, _) in stats.items() if ppid == pid]
     return total
 
 
@@ -362,15 +367,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'target':>7} {'offered/s':>9} {'attempted':>9} {'completed':>9} {'failed':>6} {'failed%':>8} "
           f"{'ms/call: engine':>7} {'media':>7} {'kamailio':>7} {'db':>7} {'sipp':>7}")
     results: dict[str, list[Measured]] = {}
-    with _site(work) as (one, two, uas, db_group):
-        results["direct"] = _steps("direct", f"{one.sip_ip}:{one.sip_port}", Parts([one], None, uas, db_group),
+    with _site(work) as (one, two, uas, db_root):
+        results["direct"] = _steps("direct", f"{one.sip_ip}:{one.sip_port}", Parts([one], None, uas, db_root),
                                    args, work)
         with front_door(work / "k1", [one], **UNLIMITED) as kam:
-            results["k1"] = _steps("k1", f"{kam.door.listen}:{kam.door.port}", Parts([one], kam, uas, db_group),
+            results["k1"] = _steps("k1", f"{kam.door.listen}:{kam.door.port}", Parts([one], kam, uas, db_root),
                                    args, work)
         with front_door(work / "k2", [one, two], **UNLIMITED) as kam:
             door = f"{kam.door.listen}:{kam.door.port}"
-            results["k2"] = _steps("k2", door, Parts([one, two], kam, uas, db_group), args, work)
+            results["k2"] = _steps("k2", door, Parts([one, two], kam, uas, db_root), args, work)
             rtp_ok = _rtp_over_two(door, one, two, args, work)
             fo = _failover(kam, two, one.db_args[1], args, work)
     return _summary(results, rtp_ok, fo, cores, args)

@@ -250,11 +250,8 @@ class LocalCluster:
         server = self.pg.launch()
         self._record(Started("postgres", server.pid, _start_ticks(server.pid) or 0))
         db = self.pg.create_database(DATABASE)
-        store = Store(db)  # the migrations run once, here, before any engine opens the site
-        try:
+        with Store(db) as store:  # the migrations run once, here, before any engine opens the site
             created = seed_demo(store)
-        finally:
-            store.close()
         lay.shared_dir.mkdir(parents=True, exist_ok=True)
         engines: list[dict[str, Any]] = []
         for k in range(1, lay.nodes + 1):
@@ -284,7 +281,9 @@ class LocalCluster:
         name, node_dir = lay.node_name(k), lay.node_dir(k)
         flows = node_dir / "flows"
         flows.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(DEMO_FLOW_FILE, flows / DEMO_FLOW_FILE.name)  # IVR flows are files, per node
+        flow = flows / DEMO_FLOW_FILE.name
+        if not flow.exists():  # IVR flows are files, per node; one edited since the first `up` stays
+            shutil.copyfile(DEMO_FLOW_FILE, flow)
         (node_dir / "api.json").unlink(missing_ok=True)
         low, high = lay.rtp_range(k)
         log = node_dir / "engine.log"
