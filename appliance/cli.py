@@ -14,9 +14,25 @@ _DB_HELP = ("the database: a PostgreSQL URL (postgresql://user@host/db), sqlite:
             "default $PLATEAU_DB, else DATA_DIR/plateau.db")
 
 
+_SHARED_HELP = ("where recordings/ and voicemail/ live: a directory every engine of the site reaches "
+                "(a network share); default $PLATEAU_SHARED_DIR, else DATA_DIR")
+
+
 def _database(args: argparse.Namespace) -> str | Path:
     """What `Store` opens for a command: --db, else $PLATEAU_DB, else the data directory's SQLite file."""
     return args.db or os.environ.get("PLATEAU_DB") or args.data_dir / "plateau.db"
+
+
+def _shared_dir(args: argparse.Namespace) -> Path:
+    """Where recordings/ and voicemail/ live: --shared-dir, else $PLATEAU_SHARED_DIR, else the data dir."""
+    chosen = args.shared_dir or os.environ.get("PLATEAU_SHARED_DIR")
+    return Path(chosen) if chosen else args.data_dir
+
+
+def _add_site_options(parser: argparse.ArgumentParser) -> None:
+    """--db and --shared-dir: the site's database and the files every engine of the site reaches."""
+    parser.add_argument("--db", metavar="URL", help=_DB_HELP)
+    parser.add_argument("--shared-dir", type=Path, metavar="DIR", help=_SHARED_HELP)
 
 
 def _port(text: str) -> int:
@@ -59,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the engine in the foreground")
     run.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    run.add_argument("--db", metavar="URL", help=_DB_HELP)
+    _add_site_options(run)
     run.add_argument("--node", default=os.environ.get("PLATEAU_NODE") or socket.gethostname(),
                      help="this engine's name among the engines of one site (default $PLATEAU_NODE, "
                           "else the host name)")
@@ -89,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
 
     web = sub.add_parser("web", help="run the web UI (gunicorn) in the foreground")
     web.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    _add_site_options(web)
     web.add_argument("--bind", default="127.0.0.1:8080", help="address:port (default 127.0.0.1:8080)")
     web.add_argument("--certfile", type=Path, help="TLS certificate (PEM): serve HTTPS (with --keyfile)")
     web.add_argument("--keyfile", type=Path, help="TLS private key (PEM) of --certfile")
@@ -135,7 +152,7 @@ def _parser() -> argparse.ArgumentParser:
 def cmd_run(args: argparse.Namespace) -> int:
     from appliance.engine import Engine, EngineOptions
     from appliance.store.db import Store
-    from appliance.store.demo import DEMO_FLOW, DEMO_IVR_NUMBER, seed_demo
+    from appliance.store.demo import DEMO_FLOW_FILE, notice, seed_demo
     from appliance.store.errors import StoreError
     from appliance.system.systemd import setup_logging
 
@@ -162,21 +179,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         if created:
             flows = args.data_dir / "flows"
             flows.mkdir(exist_ok=True)
-            example = Path(__file__).parent / "ivr" / "examples" / f"{DEMO_FLOW}.yaml"
-            shutil.copyfile(example, flows / f"{DEMO_FLOW}.yaml")
-            print("Demo configuration created. SIP accounts (shown once, keep them):")
-            for number, secret in created.extensions.items():
-                print(f"  extension {number}  password {secret}")
-            print(f"  register to sip:<extension>@{args.sip_ip}:{args.sip_port} (UDP or TCP)")
-            print("Agents (log in from any demo phone: dial *61, then agent number #, then PIN #):")
-            for agent_id, pin in created.agent_pins.items():
-                print(f"  agent {agent_id}  PIN {pin}")
-            print(f"  dial {DEMO_IVR_NUMBER} for the reception menu (data/flows/{DEMO_FLOW}.yaml): 1 sales queue"
-                  " (6001), 2 support queue (6002), 0 operator (1001)")
+            shutil.copyfile(DEMO_FLOW_FILE, flows / DEMO_FLOW_FILE.name)
+            print("\n".join(notice(created, f"{args.sip_ip}:{args.sip_port}")))
     opts = EngineOptions(args.data_dir, args.sip_ip, args.sip_port, args.api_port,
                          args.rtp_ports[0], args.rtp_ports[1], tone_country=args.tone_country,
                          block_failures=args.block_after, block_seconds=args.block_seconds,
                          rtp_timeout=args.rtp_timeout, db=str(db), node=args.node,
+                         shared_dir=_shared_dir(args),
                          front_doors=args.front_door, outbound_proxy=args.outbound_proxy,
                          digest_algorithms=tuple(a.strip() for a in args.digest_algorithms.split(",")))
     try:
@@ -279,7 +288,8 @@ def cmd_web(args: argparse.Namespace) -> int:
     from web.server import serve
 
     args.data_dir.mkdir(parents=True, exist_ok=True)
-    return serve(args.data_dir, args.bind, certfile=args.certfile, keyfile=args.keyfile)
+    return serve(args.data_dir, args.bind, certfile=args.certfile, keyfile=args.keyfile,
+                 db=str(_database(args)), shared_dir=_shared_dir(args))
 
 
 def cmd_linetest(args: argparse.Namespace) -> int:
@@ -291,15 +301,17 @@ def cmd_linetest(args: argparse.Namespace) -> int:
 def _add_firstboot_parser(sub: argparse._SubParsersAction) -> None:
     fb = sub.add_parser("firstboot", help="first-boot setup: TLS certificate, first web admin (idempotent)")
     fb.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    fb.add_argument("--db", metavar="URL", help=_DB_HELP)
     fb.add_argument("--hostname", help="name for the certificate (default: this host's name)")
 
 
 def cmd_firstboot(args: argparse.Namespace) -> int:
+    from appliance.store.errors import StoreError
     from appliance.system.firstboot import FirstbootError, run_firstboot
 
     try:
-        report = run_firstboot(args.data_dir, hostname=args.hostname)
-    except (FirstbootError, OSError) as exc:
+        report = run_firstboot(args.data_dir, hostname=args.hostname, db=_database(args))
+    except (FirstbootError, OSError, StoreError) as exc:
         print(f"plateau firstboot: {exc}", file=sys.stderr)
         return 1
     if report.already_done:

@@ -82,8 +82,16 @@ class EngineOptions:
     rtp_timeout: float = 60.0
     db: str | None = None  # a PostgreSQL URL or a SQLite path; None: data_dir/plateau.db
     node: str = dataclasses.field(default_factory=socket.gethostname)  # this engine's name on the site
+    # Where recordings/ and voicemail/ live: a directory every engine of the site reaches (a
+    # network share, image/README.md); None: the data directory, as on one box.
+    shared_dir: Path | None = None
     front_doors: tuple[str, ...] = ()  # the site's Kamailio addresses (sip/front_door.py)
     outbound_proxy: tuple[str, int] | None = None  # trunk calls through the front door (host, port)
+
+    @property
+    def files_dir(self) -> Path:
+        """The directory holding recordings/ and voicemail/."""
+        return self.shared_dir or self.data_dir
 
 
 class SipLog:
@@ -151,8 +159,8 @@ class Engine:
                                PbxSettings(opts.tone_country, opts.failure_tone_seconds, moh,
                                            flows_dir=opts.data_dir / "flows", sounds_dir=opts.data_dir / "sounds",
                                            tts_dir=opts.data_dir / "tts",
-                                           recordings_dir=opts.data_dir / "recordings",
-                                           voicemail_dir=opts.data_dir / "voicemail"))
+                                           recordings_dir=opts.files_dir / "recordings",
+                                           voicemail_dir=opts.files_dir / "voicemail"))
         self.pbx.preload_flows()
         self.dialer = Dialer(self.pbx)
         self.registrar = Registrar(self.auth, self._lookup_secret, self.guard,

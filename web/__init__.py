@@ -19,12 +19,20 @@ from web.context import close_store, csrf_protect, inject_template_globals, open
 
 
 def create_app(data_dir: Path | str, *, testing: bool = False, api_client: Any = None,
-               secret_key: str | None = None, tls: bool = False) -> Flask:
-    """The web app for the appliance whose data lives in `data_dir` (`tls`: served over HTTPS)."""
+               secret_key: str | None = None, tls: bool = False, db: str | Path | None = None,
+               shared_dir: Path | str | None = None) -> Flask:
+    """The web app for the appliance whose data lives in `data_dir` (`tls`: served over HTTPS).
+
+    ``db``: the database (a PostgreSQL URL or a SQLite path; default `data_dir`/plateau.db);
+    ``shared_dir``: where recordings/ and voicemail/ live (default `data_dir`), the directory
+    every engine of the site writes them to (`plateau run --shared-dir`).
+    """
     app = Flask(__name__)
     data = Path(data_dir)
     app.config.update(
         DATA_DIR=data,
+        DATABASE=db or data / "plateau.db",
+        SHARED_DIR=Path(shared_dir) if shared_dir else data,
         TESTING=testing,
         SECRET_KEY=secret_key or _secret_key(data),
         SESSION_COOKIE_HTTPONLY=True,
@@ -81,11 +89,11 @@ def _secret_key(data: Path) -> str:
     return path.read_text().strip()
 
 
-def first_start(data_dir: Path | str) -> str | None:
+def first_start(data_dir: Path | str, db: str | Path | None = None) -> str | None:
     """Create the first admin if there is no user yet; returns its one-time password."""
     from appliance.store.db import Store
 
-    store = Store(Path(data_dir) / "plateau.db")
+    store = Store(db or Path(data_dir) / "plateau.db")
     try:
         return accounts.ensure_first_admin(store, time.time())
     finally:

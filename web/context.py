@@ -20,7 +20,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def open_store() -> None:
-    g.store = Store(current_app.config["DATA_DIR"] / "plateau.db")
+    g.store = Store(current_app.config["DATABASE"])
 
 
 def close_store(_exc: BaseException | None = None) -> None:

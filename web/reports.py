@@ -350,7 +350,9 @@ def calls_csv() -> Response:
 
 # -- recordings ----------------------------------------------------------------------------------
 def recordings_root() -> Path:
-    return Path(current_app.config["DATA_DIR"]) / "recordings"
+    # The site's shared directory: the file may come from any engine of the site (the index
+    # holds its path relative to recordings/, the same on every node).
+    return Path(current_app.config["SHARED_DIR"]) / "recordings"
 
 
 def recording_file(rel: str) -> Path:

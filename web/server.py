@@ -24,8 +24,11 @@ class WebServer(BaseApplication):  # type: ignore[misc]
     """gunicorn running `web.create_app(data_dir)`; the bind comes from the CLI."""
 
     def __init__(self, data_dir: Path, bind: str, *,
-                 certfile: Path | None = None, keyfile: Path | None = None) -> None:
+                 certfile: Path | None = None, keyfile: Path | None = None,
+                 db: str | None = None, shared_dir: Path | None = None) -> None:
         self.data_dir = data_dir
+        self.db = db
+        self.shared_dir = shared_dir
         # One worker: the wallboard fan-out and the stream caps are per process.
         self.options: dict[str, Any] = {
             "bind": bind, "workers": 1, "worker_class": "web.worker.PlateauWorker",
@@ -46,7 +49,7 @@ class WebServer(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         from web import create_app
 
-        return create_app(self.data_dir, tls="certfile" in self.options)
+        return create_app(self.data_dir, tls="certfile" in self.options, db=self.db, shared_dir=self.shared_dir)
 
 
 def check_tls_files(certfile: Path | None, keyfile: Path | None) -> str | None:
@@ -68,7 +71,10 @@ def _raise_open_files() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
-def serve(data_dir: Path, bind: str, *, certfile: Path | None = None, keyfile: Path | None = None) -> int:
+def serve(data_dir: Path, bind: str, *, certfile: Path | None = None, keyfile: Path | None = None,
+          db: str | None = None, shared_dir: Path | None = None) -> int:
+    """Run the web UI; ``db`` and ``shared_dir`` as `web.create_app` takes them."""
+    from appliance.store.errors import StoreError
     from web import first_start
 
     problem = check_tls_files(certfile, keyfile)
@@ -76,12 +82,16 @@ def serve(data_dir: Path, bind: str, *, certfile: Path | None = None, keyfile: P
         print(f"plateau web: {problem}", file=sys.stderr)
         return 2
 
-    password = first_start(data_dir)
+    try:
+        password = first_start(data_dir, db)
+    except StoreError as exc:  # an unreachable database: one line naming it, no traceback
+        print(f"plateau web: cannot start: {exc}", file=sys.stderr)
+        return 1
     if password is not None:
         print("Web UI: first start. Log in as 'admin' with this one-time password (shown once, "
               f"you will choose your own): {password}", flush=True)
     _raise_open_files()
     scheme = "https" if certfile is not None else "http"
     print(f"Plateau web UI on {scheme}://{bind}/", flush=True)
-    WebServer(data_dir, bind, certfile=certfile, keyfile=keyfile).run()
+    WebServer(data_dir, bind, certfile=certfile, keyfile=keyfile, db=db, shared_dir=shared_dir).run()
     return 0

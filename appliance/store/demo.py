@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 import string
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from appliance.store import acd
 from appliance.store.db import Store
@@ -20,6 +21,7 @@ DEMO_TRUNK = "demo-trunk"
 DEMO_ROUTE = "national"
 DEMO_IVR_NUMBER = "7000"  # dial it from a demo phone to hear the reception menu
 DEMO_FLOW = "reception"  # appliance/ivr/examples/reception.yaml, copied to data/flows/ by `plateau run`
+DEMO_FLOW_FILE = Path(__file__).resolve().parents[1] / "ivr" / "examples" / f"{DEMO_FLOW}.yaml"
 DEMO_SUPERVISOR = "1001"  # may listen / whisper / barge (*70, *71, *72 + agent)
 DEMO_AGENTS = (
     ("2001", "Ana", ["english:5", "french:4"]),
@@ -81,3 +83,15 @@ def seed_demo(store: Store) -> DemoAccounts:
         store.set_setting("acd.supervisors", DEMO_SUPERVISOR)
         store.put_inbound_route(InboundRoute(did=DEMO_IVR_NUMBER, destination=f"ivr:{DEMO_FLOW}"))
     return created
+
+
+def notice(created: DemoAccounts, sip_address: str) -> list[str]:
+    """What `plateau run` and `scripts/cluster up` print once about a demo just created."""
+    lines = ["Demo configuration created. SIP accounts (shown once, keep them):"]
+    lines += [f"  extension {number}  password {secret}" for number, secret in created.extensions.items()]
+    lines.append(f"  register to sip:<extension>@{sip_address} (UDP or TCP)")
+    lines.append("Agents (log in from any demo phone: dial *61, then agent number #, then PIN #):")
+    lines += [f"  agent {agent_id}  PIN {pin}" for agent_id, pin in created.agent_pins.items()]
+    lines.append(f"  dial {DEMO_IVR_NUMBER} for the reception menu (data/flows/{DEMO_FLOW}.yaml): 1 sales queue"
+                 " (6001), 2 support queue (6002), 0 operator (1001)")
+    return lines

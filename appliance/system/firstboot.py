@@ -120,8 +120,11 @@ def issue_text(password: str) -> str:
 
 
 def run_firstboot(data_dir: Path, *, hostname: str | None = None,
-                  addresses: list[str] | None = None) -> FirstbootReport:
-    """Do whatever first-boot step is still missing in ``data_dir``; see the module docstring."""
+                  addresses: list[str] | None = None, db: str | Path | None = None) -> FirstbootReport:
+    """Do whatever first-boot step is still missing in ``data_dir``; see the module docstring.
+
+    ``db``: the database the first web admin goes to (default `data_dir`/plateau.db).
+    """
     from web import first_start  # the web app's own first-admin path (plateau web uses it too)
 
     p = paths(data_dir)
@@ -135,7 +138,7 @@ def run_firstboot(data_dir: Path, *, hostname: str | None = None,
     if not (p["cert"].exists() and p["key"].exists()):
         make_certificate(p["cert"], p["key"], host, local_addresses() if addresses is None else addresses)
         report.created += [CERT, KEY]
-    password = first_start(data_dir)
+    password = first_start(data_dir, db)
     if password is not None:
         _write_private(p["password"], password + "\n")
         report.admin_password = password

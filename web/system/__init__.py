@@ -40,7 +40,8 @@ def _data_dir() -> Path:
 @bp.route("/")
 @login_required("admin")
 def index() -> str:
-    return render_template("system/index.html", health=health_mod.collect(_data_dir(), store(), engine()))
+    return render_template("system/index.html",
+                           health=health_mod.collect(Path(current_app.config["SHARED_DIR"]), store(), engine()))
 
 
 @bp.route("/backup", methods=["GET"])

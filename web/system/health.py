@@ -69,16 +69,16 @@ def database_bytes(db_path: Path) -> int:
     return total
 
 
-def disk_usage(data_dir: Path) -> DiskUsage:
-    """Room left where recordings are written (data/recordings, else data)."""
-    target = data_dir / "recordings"
+def disk_usage(files_dir: Path) -> DiskUsage:
+    """Room left where recordings are written (recordings/ of the data or shared dir, else that dir)."""
+    target = files_dir / "recordings"
     if not target.is_dir():
-        target = data_dir
+        target = files_dir
     usage = shutil.disk_usage(target)
     return DiskUsage(str(target), usage.total, usage.free)
 
 
-def collect(data_dir: Path, store: Store, engine: Any) -> Health:
+def collect(files_dir: Path, store: Store, engine: Any) -> Health:
     """Ask the engine for its status (it may be down: that is a state, not an error) and read the disk."""
     health = Health(web_version=web_version(), engine_up=False)
     try:
@@ -101,7 +101,7 @@ def collect(data_dir: Path, store: Store, engine: Any) -> Health:
 
         sup = status.get("supervision")
         health.supervision = dict(sup) if isinstance(sup, dict) else None
-    health.disk = disk_usage(data_dir)
+    health.disk = disk_usage(files_dir)  # where recordings are written: the data or shared dir
     # A PostgreSQL store's files are the server's, not in this box's data directory.
     health.database_bytes = database_bytes(store.path) if store.path is not None else 0
     health.recordings = recordings.count(store)
