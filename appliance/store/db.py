@@ -74,6 +74,7 @@ class Store(ConfigTables, RegistrationTable, CdrTable, BlockTable):
     dialect: Dialect = SQLITE
     path: pathlib.Path | None  # the SQLite file; None on PostgreSQL
     location: str  # the file or the URL without its password, for messages
+    url: str | None  # the PostgreSQL URL (with its password: never logged), None on SQLite
     # The driver's errors: sqlite3's, or psycopg's on PostgreSQL (PEP 249 names, each module its own).
     db_error: type[Exception] = sqlite3.Error
     integrity_error: type[Exception] = sqlite3.IntegrityError
@@ -94,6 +95,7 @@ class Store(ConfigTables, RegistrationTable, CdrTable, BlockTable):
         if postgres.is_url(path):
             self.dialect = POSTGRESQL
             self.path = None
+            self.url = str(path)
             self.location = postgres.redacted(str(path))
             pg = postgres.PgConnection(str(path), connect_timeout_s=busy_timeout_ms / 1000.0,
                                        lock_timeout_ms=busy_timeout_ms)
@@ -102,6 +104,7 @@ class Store(ConfigTables, RegistrationTable, CdrTable, BlockTable):
             self._init_deferred(write_busy_ms, pending_limit)
         else:
             self.path = pathlib.Path(str(path).removeprefix("sqlite://"))
+            self.url = None
             self.location = str(self.path)
             self._init_deferred(write_busy_ms, pending_limit)
             self._conn = self._open_sqlite(self.path, busy_timeout_ms)
@@ -157,6 +160,12 @@ class Store(ConfigTables, RegistrationTable, CdrTable, BlockTable):
     def shared(self) -> bool:
         """True when several engines may share this store (PostgreSQL): the site's state is here."""
         return self.dialect is POSTGRESQL
+
+    def config_changed(self) -> None:
+        """This transaction changed the configuration: the site's other engines reload it when it
+        commits (PostgreSQL NOTIFY, store/notify.py); nothing to tell on SQLite (one engine)."""
+        if self.dialect.config_notify:
+            self.execute(self.dialect.config_notify)
 
     def close(self) -> None:
         """Flush what was deferred (one last try) and close; the Store cannot be used afterwards."""

@@ -50,6 +50,9 @@ class Dialect:
     # Run first in a migration's transaction, so two processes opening a fresh database apply
     # each migration once: SQLite's BEGIN IMMEDIATE already holds the write lock.
     migration_lock: str = ""
+    # Run inside a transaction that changed the configuration, so the site's other engines reload
+    # it (store/notify.py); empty where one engine owns the database (SQLite).
+    config_notify: str = ""
 
     def transaction_sql(self, read_only: bool, durable: bool, busy_ms: int | None,
                         default_busy_ms: int) -> tuple[list[str], str, list[str]]:
@@ -166,6 +169,8 @@ POSTGRESQL = Dialect(
     # catalogue: a transaction-scoped advisory lock (any fixed key; "plat" in ASCII) serialises
     # the openers before they look at schema_version.
     migration_lock="SELECT pg_advisory_xact_lock(1886151028)",
+    # Delivered at commit, never before, and folded into one per transaction (store/notify.py).
+    config_notify="NOTIFY plateau_config",
     # Never lowered (GREATEST with what it already handed out), so the next id is above this one.
     follow_id_sql=("SELECT setval(pg_get_serial_sequence('{table}', 'id'), GREATEST(?, COALESCE("
                    "(SELECT last_value FROM pg_sequences WHERE sequencename = '{table}_id_seq'), 0)))"),

@@ -63,6 +63,9 @@ class DeferredWriting:
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         raise NotImplementedError
 
+    def config_changed(self) -> None:
+        raise NotImplementedError
+
     def _init_deferred(self, write_busy_ms: int, pending_limit: int) -> None:
         self.write_busy_ms = int(write_busy_ms)
         self.deferred = DeferredWrites(pending_limit)
