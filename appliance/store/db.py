@@ -57,7 +57,7 @@ from appliance.store.dialect import upsert_sql as portable_upsert
 from appliance.store.errors import StoreError
 from appliance.store.migrations import MIGRATIONS, SCRIPTS, split_script
 from appliance.store.registrations import RegistrationTable
-from appliance.store.writes import WRITE_BUSY_MS
+from appliance.store.writes import RESERVE_IDS, WRITE_BUSY_MS
 
 # The upsert in the store's ``?`` text, which `Store.execute` converts (store/acd.py imports it here).
 upsert_sql = portable_upsert
@@ -80,13 +80,16 @@ class Store(ConfigTables, RegistrationTable, CdrTable, BlockTable):
     integrity_error: type[Exception] = sqlite3.IntegrityError
 
     def __init__(self, path: pathlib.Path | str, *, busy_timeout_ms: int = 5000,
-                 write_busy_ms: int = WRITE_BUSY_MS, pending_limit: int = DEFAULT_LIMIT) -> None:
+                 write_busy_ms: int = WRITE_BUSY_MS, pending_limit: int = DEFAULT_LIMIT,
+                 reserve_ids: int = RESERVE_IDS) -> None:
         """Open (creating if needed) and migrate ``path``: a SQLite file, or a PostgreSQL URL.
 
         A file path or ``sqlite:///path`` is SQLite (the file created mode 0600: it holds secrets);
         ``postgresql://...`` is a PostgreSQL database through psycopg (store/postgres.py).
         ``write_busy_ms`` bounds how long a deferrable write (`record_write`) waits for another
-        connection's write lock before it is deferred; ``pending_limit`` bounds the deferred queue.
+        connection's write lock before it is deferred; ``pending_limit`` bounds the deferred queue;
+        ``reserve_ids``: on PostgreSQL, the ids kept per table for inserts deferred while the server
+        is away (store/writes.py).
         """
         self.busy_timeout_ms = int(busy_timeout_ms)
         self._lock = threading.RLock()
@@ -101,7 +104,7 @@ class Store(ConfigTables, RegistrationTable, CdrTable, BlockTable):
                                        lock_timeout_ms=busy_timeout_ms)
             self.db_error, self.integrity_error = pg.errors.Error, pg.errors.IntegrityError
             self._conn = pg
-            self._init_deferred(write_busy_ms, pending_limit)
+            self._init_deferred(write_busy_ms, pending_limit, reserve_ids)
         else:
             self.path = pathlib.Path(str(path).removeprefix("sqlite://"))
             self.url = None
