@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -82,13 +83,14 @@ class ConfigListener:
     def _run(self) -> None:
         delay = RETRY_MIN_S
         while not self._stopping.is_set():
+            self._beat.beat()
             try:
-                session = self.open_session()
+                session = self.open_session()  # at most PgListener's connect timeout (5 s)
             except Exception as exc:  # any failure to connect: logged, retried with a longer delay
                 self._beat.died(exc)
                 log.warning("configuration notices: cannot listen on %s (%s); again in %.1f s",
                             self.where, exc, delay)
-                self._stopping.wait(delay)
+                self._pause(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
                 continue
             delay = RETRY_MIN_S
@@ -109,6 +111,17 @@ class ConfigListener:
                 except Exception as exc:  # closing a broken session may fail too; nothing to keep
                     log.debug("configuration notices: close failed: %s", exc)
             self._beat.beat()
+
+    def _pause(self, seconds: float) -> None:
+        """Wait before the next try, beating: a database that is away is no reason for the
+        supervisor to withhold the watchdog (calls go on; the engine's writes are deferred)."""
+        deadline = time.monotonic() + seconds
+        while not self._stopping.is_set():
+            self._beat.beat()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._stopping.wait(min(WAIT_S, left))
 
     def _listen(self, session: ListenSession) -> None:
         while not self._stopping.is_set():

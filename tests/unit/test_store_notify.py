@@ -7,6 +7,7 @@ after its session is killed by the server.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +20,7 @@ from appliance.store.errors import ConfigError
 from appliance.store.models import AgentConfig, Extension, InboundRoute
 from appliance.store.notify import ConfigListener, config_listener
 from tests.peers.polling import wait_until
+from tests.peers.postgres import PostgresServer
 
 
 class Heard:
@@ -105,3 +107,28 @@ def test_a_listener_whose_session_is_killed_listens_again_and_reloads_once(postg
         writer.put_extension(Extension("1092", "After", "a-long-secret-1"))
         wait_until(lambda: heard.value() == 2, timeout=2.0, what="the change after the reconnect")
         assert listener.health()[0].alive and listener.health()[0].deaths == 1
+
+
+def test_a_listener_outlives_a_server_restart_alive_and_fresh_and_reloads_once_back() -> None:
+    server = PostgresServer()  # its own server: this test stops it
+    server.start()
+    try:
+        url = server.new_database()
+        with listening(url) as (listener, heard):
+            server.halt()
+            wait_until(lambda: not listener.connected.is_set(), what="the lost session")
+            # Away for longer than the supervisor's staleness bound would allow a silent thread:
+            # the thread is alive and beating, so the engine is not restarted for it.
+            deadline = time.monotonic() + 5.0
+            while time.monotonic() < deadline:
+                part = listener.health()[0]
+                assert part.alive and time.monotonic() - part.last_progress < 1.5
+                time.sleep(0.2)
+            server.start()
+            wait_until(lambda: listener.connected.is_set() and heard.value() == 1, timeout=15.0,
+                       what="listening again, with one reload")
+            with Store(url) as writer:
+                writer.set_setting("site.country", "FR")
+            wait_until(lambda: heard.value() == 2, timeout=2.0, what="the next change")
+    finally:
+        server.stop()
