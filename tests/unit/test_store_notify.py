@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from appliance.store import acd
+from appliance.store.config_yaml import export_config, import_config
 from appliance.store.db import Store
 from appliance.store.errors import ConfigError
 from appliance.store.models import AgentConfig, Extension, InboundRoute
@@ -132,3 +133,18 @@ def test_a_listener_outlives_a_server_restart_alive_and_fresh_and_reloads_once_b
             wait_until(lambda: heard.value() == 2, timeout=2.0, what="the next change")
     finally:
         server.stop()
+
+
+def test_a_config_import_is_one_notice(postgres_url: str) -> None:
+    """`plateau config import` replaces the whole configuration in one transaction: the other
+    engines hear it once, when it commits (PostgreSQL folds the transaction's notices)."""
+    with Store(postgres_url) as source:
+        for n in range(1001, 1021):
+            source.put_extension(Extension(str(n), f"Desk {n}", "a-long-secret-1"))
+        text = export_config(source)
+    with listening(postgres_url) as (listener, heard), Store(postgres_url) as writer:
+        import_config(writer, text)
+        wait_until(lambda: heard.value() == 1, timeout=2.0, what="the import's notice")
+        with pytest.raises(AssertionError):
+            wait_until(lambda: heard.value() > 1, timeout=0.5, what="a second notice")
+        assert listener.notices == 1
