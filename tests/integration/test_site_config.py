@@ -95,6 +95,7 @@ def test_a_recording_made_through_engine_1_plays_in_the_web_ui_of_node_2(tmp_pat
         accounts.create_user(site, "admin", PASSWORD, "admin", time.time(), must_change=False)
     [row] = rows
     assert not Path(row.path).is_absolute() and (shared / "recordings" / row.path).is_file()
+    assert Path(row.path).parts[0] == "one"  # under the engine that made it (pbx/recording.py)
     assert not (one.data_dir / "recordings").exists()  # nothing in engine 1's own data dir
     # Node 2's web UI: its own data dir, the site's database and share.
     web_two = create_app(two.data_dir, testing=True, secret_key="k", db=postgres_url, shared_dir=shared)
