@@ -121,6 +121,7 @@ class Engine:
         self.started = time.time()
         opts.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(opts.db or opts.data_dir / "plateau.db")
+        self.store.reserve_deferred_ids()  # several engines on PostgreSQL: store/writes.py
         interrupted = self.store.close_interrupted(time.time())
         if interrupted:
             log.warning("closed %d call record(s) left open by a crash as INTERRUPTED", interrupted)

@@ -46,6 +46,8 @@ RESERVE_IDS = 1000
 # this store alone, so no other engine has the same key, and the sequence itself never climbs to
 # 2**52. Below 2**53, so a browser's JavaScript still reads it exactly.
 FALLBACK_BASE, FALLBACK_SPAN, FALLBACK_KEYS = 2 ** 52, 2 ** 20, 2 ** 32
+# The tables the engine inserts into with `insert_row` (cdr.py, recordings.py, interactions.py).
+ENGINE_INSERT_TABLES = ("cdr", "recordings", "interactions")
 
 
 class DeferredWriting:
@@ -190,6 +192,15 @@ class DeferredWriting:
         sql = f"INSERT INTO {table} (id, {', '.join(columns)}) VALUES (?, {', '.join('?' for _ in columns)})"
         self._defer(PendingWrite(kind, statements((sql, (row_id, *values))), durable, time.time()))
         return row_id
+
+    def reserve_deferred_ids(self) -> None:
+        """The engine's store, at start: reserve the ids of its deferrable inserts now, so a
+        server lost before the first call still leaves every call start its id. Not done by every
+        Store open (the web app opens one per request); a no-op on SQLite."""
+        if self.dialect.reserve_ids_sql:
+            with self._lock:
+                for table in ENGINE_INSERT_TABLES:
+                    self._top_up_reserve(table)
 
     def _top_up_reserve(self, table: str) -> None:
         """Keep `reserve_ids` ids of `table`'s sequence for deferred inserts (the server answers now)."""

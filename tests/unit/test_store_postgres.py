@@ -120,3 +120,25 @@ def test_an_outage_longer_than_the_reserve_goes_on_with_node_qualified_ids() -> 
             two.close()
     finally:
         server.stop()
+
+
+def test_an_engine_store_reserves_its_ids_at_start_so_a_server_lost_before_any_call_loses_nothing() -> None:
+    server = PostgresServer()
+    server.start()
+    try:
+        url = server.new_database()
+        store = Store(url)
+        try:
+            store.reserve_deferred_ids()  # what the engine does once its store is open
+            server.halt()
+            first = store.cdr_open("c1", "1001", "", "1002", "internal", T0)  # no insert before: deferred
+            store.cdr_close(first, T0 + 5, "NO ANSWER", "487 Request Terminated")
+            assert store.storage_status().pending == 2
+            server.start()
+            wait_until(lambda: store.storage_status().pending == 0, timeout=15.0, what="the deferred writes flushed")
+            assert [(c.id, c.disposition) for c in store.cdrs()] == [(first, "NO ANSWER")]
+            assert store.storage_status().rejected == 0
+        finally:
+            store.close()
+    finally:
+        server.stop()
