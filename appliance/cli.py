@@ -8,6 +8,7 @@ import shutil
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 DEFAULT_DATA_DIR = Path(os.environ.get("PLATEAU_DATA_DIR", "data"))
 _DB_HELP = ("the database: a PostgreSQL URL (postgresql://user@host/db), sqlite:///PATH or a file path; "
@@ -113,6 +114,8 @@ def _parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="show the running engine's state")
     st.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     st.add_argument("--json", action="store_true")
+    st.add_argument("--db", metavar="URL", help="also show the site's registrations from this database "
+                    "(a PostgreSQL URL shared by several engines; default $PLATEAU_DB)")
 
     cfg = sub.add_parser("config", help="export or import the whole configuration as YAML")
     cfg_sub = cfg.add_subparsers(dest="action", required=True)
@@ -209,8 +212,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"plateau: engine not reachable ({exc}); is `plateau run --data-dir {args.data_dir}` running?",
               file=sys.stderr)
         return 1
+    site = _site_status(args)
+    if isinstance(site, int):
+        return site
     if args.json:
-        print(json.dumps({"status": status, "registrations": regs, "calls": calls}, indent=2))
+        out = {"status": status, "registrations": regs, "calls": calls}
+        print(json.dumps(out if site is None else {**out, "site": site}, indent=2))
         return 0
     sip = status.get("sip", {})
     print(f"Plateau {status.get('version')}  up {status.get('uptime')} s  "
@@ -224,7 +231,35 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  {r['aor']:>6}  {r['contact']}  via {r['transport']} {r['source']}  expires in {r['expires_in']} s")
     for c in calls:
         print(f"  {c['id']}: {c['caller']} -> {c['dialed']} [{c['state']}]")
+    if site is not None:
+        print(f"site {site['database']}: {len(site['registrations'])} registrations")
+        for r in site["registrations"]:
+            print(f"  {r['aor']:>6}  {r['contact']}  via {r['transport']} {r['source']}  "
+                  f"expires in {r['expires_in']} s")
     return 0
+
+
+def _site_status(args: argparse.Namespace) -> dict[str, Any] | int | None:
+    """The site's registrations from --db / $PLATEAU_DB (every engine's phones); None without a
+    database named, or 1 (the exit code) when it cannot be opened."""
+    import time
+
+    from appliance.store.db import Store
+    from appliance.store.errors import StoreError
+
+    target = args.db or os.environ.get("PLATEAU_DB")
+    if not target:
+        return None
+    try:
+        with Store(target) as store:
+            now = time.time()
+            return {"database": store.location, "registrations": [
+                {"aor": r.aor, "contact": r.contact, "transport": r.transport,
+                 "source": f"{r.source_host}:{r.source_port}", "expires_in": int(r.expires_at - now)}
+                for r in store.registrations(now)]}
+    except StoreError as exc:
+        print(f"plateau: {exc}", file=sys.stderr)
+        return 1
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -439,10 +474,12 @@ def _add_backup_parser(sub: argparse._SubParsersAction) -> None:
     create.add_argument("output", type=Path, help="the archive to write (plateau-backup-....tar.gz)")
     create.add_argument("--recordings", action="store_true", help="include the call recordings")
     create.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    _add_site_options(create)
     restore = bk_sub.add_parser("restore", help="check an archive, then restore it (the engine must be stopped"
                                 " unless --config-only)")
     restore.add_argument("archive", type=Path)
     restore.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    _add_site_options(restore)
     restore.add_argument("--config-only", action="store_true",
                          help="restore the configuration, flows and prompts only, live (as the web UI does)")
 
@@ -450,13 +487,19 @@ def _add_backup_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_backup(args: argparse.Namespace) -> int:
     import importlib.metadata
 
+    from appliance.store import postgres
     from appliance.store.db import Store
     from appliance.store.errors import StoreError
     from appliance.system import backup as bk
 
-    db = args.data_dir / bk.DB_NAME
+    db = _database(args)
+    # PostgreSQL (the site's database): the archive holds the configuration, flows, prompts and
+    # recordings; the database itself is the server's, backed up with pg_dump and restored with
+    # pg_restore (https://www.postgresql.org/docs/15/backup-dump.html).
+    on_server = postgres.is_url(str(db))
+    files = _shared_dir(args)
     if args.action == "create":
-        if not db.is_file():
+        if not on_server and not Path(str(db).removeprefix("sqlite://")).is_file():
             print(f"plateau backup: no database at {db}", file=sys.stderr)
             return 2
         try:
@@ -467,7 +510,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
         try:
             with Store(db) as store, open(tmp, "wb") as out:
                 manifest = bk.write_backup(out, store, args.data_dir, version, include_recordings=args.recordings,
-                                           include_database=True)
+                                           include_database=not on_server, files_dir=files)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, args.output)
@@ -475,7 +518,9 @@ def cmd_backup(args: argparse.Namespace) -> int:
             tmp.unlink(missing_ok=True)
             print(f"plateau backup: {exc}", file=sys.stderr)
             return 1
-        print(f"{args.output}: {len(manifest['files'])} files, database schema {manifest['schema_version']}"
+        schema = f"database schema {manifest['schema_version']}" if not on_server else (
+            "configuration only: back the PostgreSQL database up with pg_dump")
+        print(f"{args.output}: {len(manifest['files'])} files, {schema}"
               f"{', recordings included' if args.recordings else ''}")
         return 0
     try:
@@ -483,7 +528,13 @@ def cmd_backup(args: argparse.Namespace) -> int:
             if args.config_only:
                 with Store(db) as store:
                     plan = bk.check_backup(fh, store, args.data_dir)
-                    result = bk.apply_backup(plan, store, args.data_dir)
+                    result = bk.apply_backup(plan, store, args.data_dir, files_dir=files)
+            elif on_server:
+                raise bk.BackupError([f"{postgres.redacted(str(db))} is a PostgreSQL database: restore it with "
+                                      "pg_restore, and this archive's configuration with --config-only"])
+            elif Path(str(db).removeprefix("sqlite://")) != args.data_dir / bk.DB_NAME:
+                raise bk.BackupError([f"a full restore writes {args.data_dir / bk.DB_NAME}, not {db}: "
+                                      "give that file's --data-dir, or use --config-only"])
             else:
                 running = bk.engine_running(args.data_dir)
                 if running:  # before reading a large archive for nothing

@@ -48,6 +48,7 @@ from appliance.sip.sippy_clock import use_fast_clock
 from appliance.sip.transactions import PlateauTransactionManager
 from appliance.sip.trunks import TrunkRegistrations
 from appliance.store.db import Store
+from appliance.store.notify import config_listener
 from appliance.store.models import BlockedAddress, Registration
 from appliance.store.site_secrets import site_secret
 from appliance.system import systemd
@@ -125,6 +126,7 @@ class Engine:
         self.started = time.time()
         opts.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(opts.db or opts.data_dir / "plateau.db", node=opts.node)
+        self.store.reserve_deferred_ids()  # several engines on PostgreSQL: store/writes.py
         self._end_leftovers()
         # On a shared store: this node's heartbeat and the watch over its peers, in a thread and on
         # a connection of their own (appliance/cluster/nodes.py); started in run().
@@ -160,7 +162,8 @@ class Engine:
                                            flows_dir=opts.data_dir / "flows", sounds_dir=opts.data_dir / "sounds",
                                            tts_dir=opts.data_dir / "tts",
                                            recordings_dir=opts.files_dir / "recordings",
-                                           voicemail_dir=opts.files_dir / "voicemail"))
+                                           voicemail_dir=opts.files_dir / "voicemail",
+                                           node=opts.node if self.store.shared else ""))
         self.pbx.preload_flows()
         self.dialer = Dialer(self.pbx)
         self.registrar = Registrar(self.auth, self._lookup_secret, self.guard,
@@ -186,6 +189,10 @@ class Engine:
         self.router.mwi = self.mwi
         self.pbx.on_message_waiting = lambda mailbox: self.mwi.notify(mailbox, *self.pbx.mailboxes.counts(mailbox))
         self.trunks = TrunkRegistrations(self.global_config, self.store)
+        # Engines sharing one PostgreSQL store: a configuration change committed by any of them
+        # (web UI, control API, config import) reloads here too (store/notify.py).
+        self.config_notices = config_listener(
+            self.store, lambda: ED2.callFromThread(self._site_configuration_changed))
         self.api_token = secrets.token_urlsafe(32)
         self.api = ControlApiServer("127.0.0.1", opts.api_port, self.api_token, EngineApi(self),
                                     ED2.callFromThreadSync)
@@ -230,6 +237,20 @@ class Engine:
         if self.store.shared:
             return bytes.fromhex(site_secret(self.store, "digest_nonce_key", lambda: secrets.token_hex(32)))
         return _secret_key(self.opts.data_dir)
+
+    def reload_configuration(self) -> None:
+        """Take the store's configuration (in ED2): calls in progress keep the one they started with."""
+        self.pbx.reload()
+        self.dialer.reload()
+        self.trunks.reload()
+
+    def _site_configuration_changed(self) -> None:
+        try:
+            self.reload_configuration()
+        except Exception:  # a bad reload keeps the running configuration; the next notice retries
+            log.exception("reloading the site's configuration failed; the running one is kept")
+            return
+        log.info("configuration reloaded: changed on the site")
 
     def _schedule(self, delay: float, fn: Any) -> Timeout:
         return Timeout(fn, delay)
@@ -321,6 +342,8 @@ class Engine:
         sup.add("store", self.store.parts)  # the deferred-write flusher, while writes are queued
         if self.watch is not None:
             sup.add("node-watch", self.watch.parts)
+        if self.config_notices is not None:
+            sup.add("config-notices", self.config_notices.health)
         sup.add_probe(self.media.probe)
         return sup
 
@@ -341,6 +364,8 @@ class Engine:
         url = f"http://127.0.0.1:{self.api.port}"
         write_api_file(self.opts.data_dir, url, self.api_token)
         self.trunks.start()
+        if self.config_notices is not None:
+            self.config_notices.start()
         self.pbx.start()
         self.dialer.start()
         if self.hardware is not None:
@@ -378,6 +403,8 @@ class Engine:
         if self.supervisor is not None:
             self.supervisor.stop()
         self.api.stop()
+        if self.config_notices is not None:
+            self.config_notices.stop()
         self.trunks.stop()
         if self.hardware is not None:
             self.hardware.stop()
@@ -526,9 +553,7 @@ class EngineApi(DialerApi):
             plan = HardwareReload.read(self.e.opts.data_dir, self.e.hardware, self.e.headsets, self.e.open_headsets)
         except ReloadRefused as exc:
             raise ApiError(400, f"{exc}; the running configuration is kept") from exc
-        self.e.pbx.reload()
-        self.e.dialer.reload()
-        self.e.trunks.reload()
+        self.e.reload_configuration()
         self.e.hardware, self.e.headsets = plan.apply(self.e.hardware, self.e.headsets, self.e.open_hardware)
         return {"reloaded": True, "hardware": plan.changes}
 

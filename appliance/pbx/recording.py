@@ -46,14 +46,25 @@ class ActiveRecording:
     paused_seconds: float = 0.0
 
 
+def node_directory(node: str) -> str:
+    """An engine's name as one directory name: no separator, no dot-only name."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in node)[:64]
+    return safe if safe.strip(".") else "_" + safe
+
+
 class Recorder:
     """Starts, pauses and stops recordings and keeps their index; one per switchboard."""
 
-    def __init__(self, store: Store, media: MediaPort, root: Path, clock: Callable[[], float]) -> None:
+    def __init__(self, store: Store, media: MediaPort, root: Path, clock: Callable[[], float],
+                 node: str = "") -> None:
+        """``node``: this engine's name where several engines share the store and the recordings
+        directory. Its files then go under ``<root>/<node>/``, and at start-up it repairs only
+        those: a row another engine left open is a recording that engine is still writing."""
         self.store = store
         self.media = media
         self.root = root
         self.clock = clock
+        self.node_dir = node_directory(node) if node else ""
 
     def start(self, call_id: str, cdr_id: int | None, legs: list[str], mode: str, reason: str,
               queue: str = "", agent: str = "") -> ActiveRecording | None:
@@ -64,7 +75,8 @@ class Recorder:
         """
         now = self.clock()
         day = dt.datetime.fromtimestamp(now, dt.UTC)
-        directory = self.root / f"{day:%Y}" / f"{day:%m}" / f"{day:%d}"
+        base = self.root / self.node_dir if self.node_dir else self.root
+        directory = base / f"{day:%Y}" / f"{day:%m}" / f"{day:%d}"
         safe_id = "".join(c if c.isalnum() or c in "-_." else "_" for c in call_id)[:80]
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -146,8 +158,10 @@ class Recorder:
 
     # -- start-up and housekeeping ---------------------------------------------------------------
     def repair_open(self) -> int:
-        """Start-up: make every file left open by a killed engine playable, and close its row."""
-        rows = recordings.open_rows(self.store)
+        """Start-up: make every file left open by a killed engine playable, and close its row
+        (on a site: this engine's files only, see `__init__`)."""
+        rows = [row for row in recordings.open_rows(self.store)
+                if not self.node_dir or row.path.startswith(f"{self.node_dir}/")]
         for row in rows:
             path = self.root / row.path
             note, seconds = "repaired", 0.0

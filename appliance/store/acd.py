@@ -45,6 +45,7 @@ def put_agent(store: Store, agent: AgentConfig) -> None:
     """Create or update an agent (its skill rows are replaced)."""
     check_agent(agent)
     with store.transaction():
+        store.config_changed()
         store.execute(upsert_sql("agents", _AGENT_COLUMNS, ("agent_id",)),
                     [getattr(agent, c) for c in _AGENT_COLUMNS])
         store.execute("DELETE FROM agent_skills WHERE agent_id = ?", (agent.agent_id,))
@@ -57,6 +58,7 @@ def put_agent(store: Store, agent: AgentConfig) -> None:
 def delete_agent(store: Store, agent_id: str) -> bool:
     """Delete an agent (and their queue memberships and state)."""
     with store.transaction():
+        store.config_changed()
         return store.execute("DELETE FROM agents WHERE agent_id = ?", (agent_id,)).rowcount > 0
 
 
@@ -89,6 +91,7 @@ def put_queue(store: Store, queue: QueueConfig) -> None:
     """Create or update a queue; its members and overflow must exist."""
     check_queue(queue)
     with store.transaction():
+        store.config_changed()
         for i, member in enumerate(queue.members):
             if not store.execute("SELECT 1 FROM agents WHERE agent_id = ?", (member,)).fetchone():
                 raise invalid(f"agent {member!r} does not exist", "queue", "members", i)
@@ -107,6 +110,7 @@ def put_queue(store: Store, queue: QueueConfig) -> None:
 def delete_queue(store: Store, name: str) -> bool:
     """Delete a queue; refused while an inbound route or another queue's overflow sends calls to it."""
     with store.transaction():
+        store.config_changed()
         target = f"{QUEUE_PREFIX}{name}"
         users = [r[0] for r in store.execute("SELECT did FROM inbound_routes WHERE destination = ?", (target,))]
         users += [f"queue {r[0]}" for r in store.execute("SELECT name FROM queues WHERE overflow = ?", (target,))]
@@ -122,6 +126,7 @@ def replace_acd(store: Store, agent_list: Sequence[AgentConfig], queue_list: Seq
     not log everybody out.
     """
     with store.transaction():
+        store.config_changed()
         keep = {a.agent_id for a in agent_list}
         store.execute("DELETE FROM queue_members")
         store.execute("DELETE FROM queues")

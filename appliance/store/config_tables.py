@@ -52,11 +52,13 @@ class ConfigTables(DeferredWriting):
         """Create or replace a setting."""
         check_setting(name, value)
         with self.transaction():
+            self.config_changed()
             self.execute(upsert_sql("settings", ("name", "value"), ("name",)), (name, value))
 
     def delete_setting(self, name: str) -> bool:
         """Delete a setting; return whether it existed."""
         with self.transaction():
+            self.config_changed()
             return self.execute("DELETE FROM settings WHERE name = ?", (name,)).rowcount > 0
 
     def settings(self) -> dict[str, str]:
@@ -104,6 +106,7 @@ class ConfigTables(DeferredWriting):
         """Create or update an extension; its dial permissions must name existing routes."""
         check_extension(ext)
         with self.transaction():
+            self.config_changed()
             known = {r[0] for r in self.execute("SELECT name FROM outbound_routes")}
             for i, route in enumerate(ext.dial_permissions):
                 if route not in known:
@@ -122,6 +125,7 @@ class ConfigTables(DeferredWriting):
     def delete_extension(self, number: str) -> bool:
         """Delete an extension; refused while an inbound route points at it."""
         with self.transaction():
+            self.config_changed()
             targets = (number, f"{VOICEMAIL_PREFIX}{number}")
             dids = [r[0] for r in self.execute(
                 "SELECT did FROM inbound_routes WHERE destination IN (?, ?) ORDER BY did", targets
@@ -155,6 +159,7 @@ class ConfigTables(DeferredWriting):
         """Create or update a trunk."""
         check_trunk(trunk)
         with self.transaction():
+            self.config_changed()
             self.execute(
                 upsert_sql("trunks", _TRUNK_COLUMNS, ("name",)), row_values(trunk, _TRUNK_COLUMNS)
             )
@@ -162,6 +167,7 @@ class ConfigTables(DeferredWriting):
     def delete_trunk(self, name: str) -> bool:
         """Delete a trunk; refused while an outbound route uses it."""
         with self.transaction():
+            self.config_changed()
             routes = [r[0] for r in self.execute(
                 "SELECT name FROM outbound_routes WHERE trunk = ? ORDER BY name", (name,)
             )]
@@ -185,6 +191,7 @@ class ConfigTables(DeferredWriting):
         """Create or update an inbound route; its destination extension must exist."""
         check_inbound_route(route)
         with self.transaction():
+            self.config_changed()
             self.check_destination(route.destination, "inbound_route", "destination")
             self.execute(
                 upsert_sql("inbound_routes", _INBOUND_COLUMNS, ("did",)),
@@ -208,6 +215,7 @@ class ConfigTables(DeferredWriting):
     def delete_inbound_route(self, did: str) -> bool:
         """Delete an inbound route; return whether it existed."""
         with self.transaction():
+            self.config_changed()
             return self.execute("DELETE FROM inbound_routes WHERE did = ?", (did,)).rowcount > 0
 
     # -- outbound routes ---------------------------------------------------------------
@@ -230,6 +238,7 @@ class ConfigTables(DeferredWriting):
         """Create or update an outbound route; its trunk must exist."""
         check_outbound_route(route)
         with self.transaction():
+            self.config_changed()
             if not self.execute("SELECT 1 FROM trunks WHERE name = ?", (route.trunk,)).fetchone():
                 raise invalid(f"trunk {route.trunk!r} does not exist", "outbound_route", "trunk")
             self.execute(
@@ -240,6 +249,7 @@ class ConfigTables(DeferredWriting):
     def delete_outbound_route(self, name: str) -> bool:
         """Delete an outbound route (and every extension's permission to use it)."""
         with self.transaction():
+            self.config_changed()
             return self.execute("DELETE FROM outbound_routes WHERE name = ?", (name,)).rowcount > 0
 
     def replace_config(
@@ -252,6 +262,7 @@ class ConfigTables(DeferredWriting):
     ) -> None:
         """Replace the whole configuration in one transaction (all or nothing)."""
         with self.transaction():
+            self.config_changed()
             for table in ("extension_dial_permissions", "inbound_routes", "extensions",
                           "outbound_routes", "trunks", "settings"):
                 self.execute(f"DELETE FROM {table}")

@@ -57,7 +57,7 @@ from appliance.store.dialect import upsert_sql as portable_upsert
 from appliance.store.errors import StoreError
 from appliance.store.migrations import MIGRATIONS, SCRIPTS, split_script
 from appliance.store.registrations import RegistrationTable
-from appliance.store.writes import WRITE_BUSY_MS
+from appliance.store.writes import RESERVE_IDS, WRITE_BUSY_MS
 
 # The upsert in the store's ``?`` text, which `Store.execute` converts (store/acd.py imports it here).
 upsert_sql = portable_upsert
@@ -74,20 +74,23 @@ class Store(ConfigTables, RegistrationTable, CdrTable, BlockTable):
     dialect: Dialect = SQLITE
     path: pathlib.Path | None  # the SQLite file; None on PostgreSQL
     location: str  # the file or the URL without its password, for messages
+    url: str | None  # the PostgreSQL URL (with its password: never logged), None on SQLite
     # The driver's errors: sqlite3's, or psycopg's on PostgreSQL (PEP 249 names, each module its own).
     db_error: type[Exception] = sqlite3.Error
     integrity_error: type[Exception] = sqlite3.IntegrityError
 
     def __init__(self, path: pathlib.Path | str, *, busy_timeout_ms: int = 5000,
-                 write_busy_ms: int = WRITE_BUSY_MS, pending_limit: int = DEFAULT_LIMIT, node: str = "") -> None:
+                 write_busy_ms: int = WRITE_BUSY_MS, pending_limit: int = DEFAULT_LIMIT,
+                 reserve_ids: int = RESERVE_IDS, node: str = "") -> None:
         """Open (creating if needed) and migrate ``path``: a SQLite file, or a PostgreSQL URL.
 
         A file path or ``sqlite:///path`` is SQLite (the file created mode 0600: it holds secrets);
         ``postgresql://...`` is a PostgreSQL database through psycopg (store/postgres.py).
         ``write_busy_ms`` bounds how long a deferrable write (`record_write`) waits for another
-        connection's write lock before it is deferred; ``pending_limit`` bounds the deferred queue.
-        ``node`` is the engine's name on the site, stamped on the CDR and queue-log rows it writes
-        (so a survivor closes a dead node's calls only: appliance/cluster/nodes.py).
+        connection's write lock before it is deferred; ``pending_limit`` bounds the deferred queue;
+        ``reserve_ids``: on PostgreSQL, the ids kept per table for inserts deferred while the server
+        is away (store/writes.py). ``node`` is the engine's name on the site, stamped on the CDR and
+        queue-log rows it writes (so a survivor closes a dead node's calls only: appliance/cluster/nodes.py).
         """
         self.node = node
         self.busy_timeout_ms = int(busy_timeout_ms)
@@ -97,14 +100,16 @@ class Store(ConfigTables, RegistrationTable, CdrTable, BlockTable):
         if postgres.is_url(path):
             self.dialect = POSTGRESQL
             self.path = None
+            self.url = str(path)
             self.location = postgres.redacted(str(path))
             pg = postgres.PgConnection(str(path), connect_timeout_s=busy_timeout_ms / 1000.0,
                                        lock_timeout_ms=busy_timeout_ms)
             self.db_error, self.integrity_error = pg.errors.Error, pg.errors.IntegrityError
             self._conn = pg
-            self._init_deferred(write_busy_ms, pending_limit)
+            self._init_deferred(write_busy_ms, pending_limit, reserve_ids)
         else:
             self.path = pathlib.Path(str(path).removeprefix("sqlite://"))
+            self.url = None
             self.location = str(self.path)
             self._init_deferred(write_busy_ms, pending_limit)
             self._conn = self._open_sqlite(self.path, busy_timeout_ms)
@@ -160,6 +165,12 @@ class Store(ConfigTables, RegistrationTable, CdrTable, BlockTable):
     def shared(self) -> bool:
         """True when several engines may share this store (PostgreSQL): the site's state is here."""
         return self.dialect is POSTGRESQL
+
+    def config_changed(self) -> None:
+        """This transaction changed the configuration: the site's other engines reload it when it
+        commits (PostgreSQL NOTIFY, store/notify.py); nothing to tell on SQLite (one engine)."""
+        if self.dialect.config_notify:
+            self.execute(self.dialect.config_notify)
 
     def close(self) -> None:
         """Flush what was deferred (one last try) and close; the Store cannot be used afterwards."""

@@ -61,6 +61,7 @@ def put_campaign(store: Store, campaign: cmp.CampaignConfig, now: float | None =
     now = time.time() if now is None else now
     config = dataclasses.asdict(campaign)
     with store.transaction():
+        store.config_changed()
         if not store.query("SELECT 1 FROM queues WHERE name = ?", (campaign.queue,)):
             raise invalid(f"there is no queue {campaign.queue!r}", "campaign", "queue")
         if not store.query("SELECT 1 FROM trunks WHERE name = ?", (campaign.trunk,)):
@@ -91,6 +92,7 @@ def set_campaign_state(store: Store, name: str, state: str, now: float | None = 
     if state not in cmp.STATES:
         raise ConfigError(f"campaign.state: {state!r} is not one of {', '.join(cmp.STATES)}")
     with store.transaction():
+        store.config_changed()
         cur = store.execute("UPDATE campaigns SET state = ?, updated_at = ? WHERE name = ?",
                           (state, time.time() if now is None else now, name))
         if cur.rowcount == 0:
@@ -100,6 +102,7 @@ def set_campaign_state(store: Store, name: str, state: str, now: float | None = 
 def delete_campaign(store: Store, name: str) -> bool:
     """Delete a campaign with its lists and leads (attempts and audit lines stay: they are history)."""
     with store.transaction():
+        store.config_changed()
         return store.execute("DELETE FROM campaigns WHERE name = ?", (name,)).rowcount > 0
 
 

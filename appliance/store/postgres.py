@@ -140,3 +140,40 @@ class PgConnection:
     def close(self) -> None:
         self._closed = True
         self._conn.close()
+
+
+class PgListener:
+    """A session of its own that LISTENs on one channel (store/notify.py `ConfigListener`).
+
+    TCP keepalives make a peer that vanished without closing (a dead box, a cut link) a lost
+    session within about 10 s, instead of a listener waiting for ever on a socket nobody writes.
+    """
+
+    def __init__(self, url: str, channel: str, *, connect_timeout_s: int = 5) -> None:
+        import psycopg
+
+        if not channel.isidentifier():  # LISTEN takes an identifier, not a parameter
+            raise StoreError(f"{channel!r} is not a channel name")
+        self._conn = psycopg.connect(url, autocommit=True, connect_timeout=max(2, connect_timeout_s),
+                                     keepalives=1, keepalives_idle=5, keepalives_interval=2,
+                                     keepalives_count=2)
+        try:
+            self._conn.execute(f"LISTEN {channel}")
+        except BaseException:
+            self._conn.close()
+            raise
+
+    @property
+    def backend_pid(self) -> int:
+        """The server process of this session (what pg_terminate_backend takes)."""
+        return int(self._conn.info.backend_pid)
+
+    def wait(self, timeout: float, burst: float) -> int:
+        """Notices heard within `timeout` s, and those arriving within `burst` s after the first."""
+        heard = sum(1 for _ in self._conn.notifies(timeout=timeout, stop_after=1))
+        if heard:
+            heard += sum(1 for _ in self._conn.notifies(timeout=burst))
+        return heard
+
+    def close(self) -> None:
+        self._conn.close()

@@ -8,6 +8,7 @@ each module stays about one concept.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import pathlib
@@ -36,6 +37,17 @@ log = logging.getLogger("plateau.store")
 WRITE_BUSY_MS = 50
 FLUSH_INTERVAL_S = 0.25  # how often the flusher retries while writes are deferred
 FLUSH_BATCH = 500  # deferred writes replayed per transaction
+# A shared store (PostgreSQL, several engines) keeps this many ids per table, reserved from the
+# table's sequence while the server answers, for the inserts it defers while the server is away:
+# topped up when half are used (one round trip per RESERVE_IDS // 2 inserts).
+RESERVE_IDS = 1000
+# Past the reserve (a long outage), a deferred insert's id is FALLBACK_BASE + key * FALLBACK_SPAN
+# + n, where key is the first id this store ever reserved for the table: that id was handed to
+# this store alone, so no other engine has the same key, and the sequence itself never climbs to
+# 2**52. Below 2**53, so a browser's JavaScript still reads it exactly.
+FALLBACK_BASE, FALLBACK_SPAN, FALLBACK_KEYS = 2 ** 52, 2 ** 20, 2 ** 32
+# The tables the engine inserts into with `insert_row` (cdr.py, recordings.py, interactions.py).
+ENGINE_INSERT_TABLES = ("cdr", "recordings", "interactions")
 
 
 class DeferredWriting:
@@ -64,10 +76,16 @@ class DeferredWriting:
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         raise NotImplementedError
 
-    def _init_deferred(self, write_busy_ms: int, pending_limit: int) -> None:
+    def config_changed(self) -> None:
+        raise NotImplementedError
+
+    def _init_deferred(self, write_busy_ms: int, pending_limit: int, reserve_ids: int = RESERVE_IDS) -> None:
         self.write_busy_ms = int(write_busy_ms)
         self.deferred = DeferredWrites(pending_limit)
         self._allocated: dict[str, int] = {}  # table -> highest id handed out to a deferred insert
+        self.reserve_ids = int(reserve_ids)
+        self._reserved: dict[str, collections.deque[int]] = {}  # table -> ids from its sequence (shared)
+        self._fallback: dict[str, list[int]] = {}  # table -> [key, last n] past the reserve (shared)
         self._flusher: threading.Thread | None = None
         self._flusher_lock = threading.Lock()
         self._flusher_beat = Heartbeat()
@@ -135,9 +153,11 @@ class DeferredWriting:
                    durable: bool = False, sync_soon: bool = False) -> int:
         """INSERT one row the engine must not lose and return its id (see `record_write`).
 
-        A deferred insert gets its id here, above every id the table has used (AUTOINCREMENT
-        tables never reuse one) and every id handed out before, so later writes can name the
-        row before it reaches the table. Only the engine inserts into these tables.
+        A deferred insert gets its id here, so later writes can name the row before it reaches the
+        table. One engine (SQLite): above every id the table has used (AUTOINCREMENT tables never
+        reuse one) and every id handed out before; only the engine inserts into these tables.
+        Several engines (PostgreSQL): one this store reserved from the table's sequence while the
+        server answered, which no other engine can hold (then FALLBACK_BASE, see above).
         """
         t0 = time.perf_counter()
         try:
@@ -157,9 +177,9 @@ class DeferredWriting:
                             row_id = self.dialect.new_id(self.execute(sql, values))
                         if row_id is None:
                             raise StoreError(f"{table} insert returned no id")
-                        # Ids go on from here if the database is unreachable later (PostgreSQL:
-                        # no read of its sequence either, unlike a full SQLite disk).
                         self._allocated[table] = max(self._allocated.get(table, 0), int(row_id))
+                        if self.dialect.reserve_ids_sql:
+                            self._top_up_reserve(table)
                         if sync_soon and self._wal_sync is not None:
                             # committed NORMAL: the WAL syncer fsyncs it right after
                             self._wal_sync.request()
@@ -171,13 +191,37 @@ class DeferredWriting:
                         self.deferred.failed(fault, exc, kind)
         row_id = self._allocate_id(table)
         sql = f"INSERT INTO {table} (id, {', '.join(columns)}) VALUES (?, {', '.join('?' for _ in columns)})"
-        pairs: list[tuple[str, Sequence[Any]]] = [(sql, (row_id, *values))]
-        if self.dialect.follow_id_sql:
-            pairs.append((self.dialect.follow_id_sql.format(table=table), (row_id,)))
-        self._defer(PendingWrite(kind, statements(*pairs), durable, time.time()))
+        self._defer(PendingWrite(kind, statements((sql, (row_id, *values))), durable, time.time()))
         return row_id
 
+    def reserve_deferred_ids(self) -> None:
+        """The engine's store, at start: reserve the ids of its deferrable inserts now, so a
+        server lost before the first call still leaves every call start its id. Not done by every
+        Store open (the web app opens one per request); a no-op on SQLite."""
+        if self.dialect.reserve_ids_sql:
+            with self._lock:
+                for table in ENGINE_INSERT_TABLES:
+                    self._top_up_reserve(table)
+
+    def _top_up_reserve(self, table: str) -> None:
+        """Keep `reserve_ids` ids of `table`'s sequence for deferred inserts (the server answers now)."""
+        reserve = self._reserved.setdefault(table, collections.deque())
+        if len(reserve) > self.reserve_ids // 2:
+            return
+        try:
+            rows = self.execute(self.dialect.reserve_ids_sql.format(table=table),
+                                (self.reserve_ids - len(reserve),)).fetchall()
+        except self.db_error as exc:
+            if storage_fault(exc) is None:
+                raise
+            return  # the server went away after the insert: the next insert tries again
+        reserve.extend(int(r[0]) for r in rows)
+        if reserve:
+            self._fallback.setdefault(table, [reserve[0], 0])
+
     def _allocate_id(self, table: str) -> int:
+        if self.dialect.reserve_ids_sql:
+            return self._allocate_shared_id(table)
         with self._lock:
             used = self._allocated.get(table, 0)
             try:
@@ -189,6 +233,21 @@ class DeferredWriting:
                     raise StoreError(f"cannot allocate a {table} id: {exc}") from exc
             self._allocated[table] = used + 1
             return used + 1
+
+    def _allocate_shared_id(self, table: str) -> int:
+        """An id no other engine on the database holds: reserved, else node-qualified (see above)."""
+        with self._lock:
+            reserve = self._reserved.get(table)
+            if reserve:
+                return reserve.popleft()
+            fallback = self._fallback.get(table)
+            if fallback is None:  # nothing reserved yet: the server was away since the first insert
+                raise StoreError(f"cannot allocate a {table} id: no id of its sequence is reserved")
+            key, n = fallback
+            if key >= FALLBACK_KEYS or n + 1 >= FALLBACK_SPAN:
+                raise StoreError(f"cannot allocate a {table} id: the ids kept for an outage are used up")
+            fallback[1] = n + 1
+            return FALLBACK_BASE + key * FALLBACK_SPAN + n + 1
 
     def _defer(self, write: PendingWrite) -> None:
         self.deferred.push(write)

@@ -158,11 +158,13 @@ def _file_sha256(path: Path) -> str:
 
 def write_backup(out: IO[bytes], store: Store, data_dir: Path, version: str, *,
                  include_recordings: bool = False, include_database: bool = False,
-                 now: float | None = None) -> dict[str, Any]:
+                 now: float | None = None, files_dir: Path | None = None) -> dict[str, Any]:
     """Write a backup archive of the appliance in `data_dir` to `out`; returns its manifest.
 
-    `include_database` adds the whole database and the voicemail messages (format_version 2)."""
+    `include_database` adds the whole database and the voicemail messages (format_version 2).
+    `files_dir`: where recordings/ and voicemail/ live (`plateau run --shared-dir`), default `data_dir`."""
     now = time.time() if now is None else now
+    files_dir = data_dir if files_dir is None else files_dir
     members: dict[str, bytes] = {"config.yaml": export_config(store).encode()}
     for rel, path in _tree(data_dir / "flows", FLOW_SUFFIXES).items():
         if "/" not in rel:  # flows are flat: data/flows/<name>.yaml
@@ -170,7 +172,7 @@ def write_backup(out: IO[bytes], store: Store, data_dir: Path, version: str, *,
     for rel, path in _tree(data_dir / "sounds", (".wav",)).items():
         members[f"sounds/{rel}"] = path.read_bytes()
     if include_recordings:
-        files = _tree(data_dir / "recordings", (".wav",))
+        files = _tree(files_dir / "recordings", (".wav",))
         index = [{k: getattr(r, k) for k in _RECORDING_KEYS} for r in recordings.closed(store) if r.path in files]
         for rel, path in files.items():
             members[f"recordings/{rel}"] = path.read_bytes()
@@ -179,7 +181,7 @@ def write_backup(out: IO[bytes], store: Store, data_dir: Path, version: str, *,
         db_copy = Path(scratch) / DB_MEMBER
         checksums = {name: hashlib.sha256(data).hexdigest() for name, data in members.items()}
         if include_database:
-            for rel, path in _tree(data_dir / "voicemail", (".wav",)).items():
+            for rel, path in _tree(files_dir / "voicemail", (".wav",)).items():
                 members[f"voicemail/{rel}"] = path.read_bytes()
                 checksums[f"voicemail/{rel}"] = hashlib.sha256(members[f"voicemail/{rel}"]).hexdigest()
             if store.path is None:  # the snapshot is SQLite's file copy (store/dbfile.py)
@@ -543,7 +545,8 @@ def _write_new(path: Path, data: bytes) -> bool:
     return True
 
 
-def apply_backup(plan: RestorePlan, store: Store, data_dir: Path) -> dict[str, Any]:
+def apply_backup(plan: RestorePlan, store: Store, data_dir: Path,
+                 files_dir: Path | None = None) -> dict[str, Any]:
     """Apply a checked plan: flows and prompts staged first, the configuration in one transaction,
     then the staged directories swapped in by rename; recordings are added, never replaced."""
     staging = data_dir / f".restore-{os.getpid()}-{time.monotonic_ns()}"
@@ -560,7 +563,7 @@ def apply_backup(plan: RestorePlan, store: Store, data_dir: Path) -> dict[str, A
         with store.transaction():
             known = recordings.paths(store)
             for rel, data in plan.recordings.items():
-                added += _write_new(data_dir / "recordings" / rel, data)
+                added += _write_new((files_dir or data_dir) / "recordings" / rel, data)
             recordings.add_archived(store, [row for row in plan.recording_rows if row["path"] not in known])
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -395,6 +395,11 @@ class Phone:
         acfg.regConfig.retryIntervalSec = 0  # a failed registration stays failed for the test
         acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", user, 0, password))
         acfg.sipConfig.proxies.append(f"sip:{host}:{port}{self._tp_param()};lr")
+        if self.reg_acc is not None and not self.reg_acc.getInfo().regIsActive:
+            # A failed account registers again only when made anew (modify() of the same
+            # account sends nothing): a test retrying a refused REGISTER gets a new one.
+            self.reg_acc.shutdown()
+            self.reg_acc = None
         if self.reg_acc is not None:
             self.reg_acc.modify(acfg)
         else:

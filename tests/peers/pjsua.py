@@ -238,7 +238,8 @@ class PjPhone:
     ) -> int:
         """REGISTER through the registrar; returns the final status code.
 
-        Raises PeerError if `expect_code` is given and a different final code arrives.
+        Raises PeerError if `expect_code` is given and a different final code arrives. After a
+        refused REGISTER, asking again sends a new one (the phone's account is made anew).
         """
         self._send(
             "register",

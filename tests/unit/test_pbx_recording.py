@@ -69,3 +69,25 @@ def test_repair_closes_open_rows_and_makes_the_file_readable(store: Store, tmp_p
     with wave.open(str(path)) as w:
         assert (w.getnchannels(), w.getnframes()) == (2, 16000)
     assert rec.repair_open() == 0  # nothing left open
+
+
+def test_on_a_site_each_engine_writes_under_its_node_and_repairs_only_its_own(store: Store, tmp_path: Path) -> None:
+    """Engines sharing the store and the recordings directory: engine two starting up must not
+    "repair" (close) the recording engine one is still writing, only what it left open itself."""
+    class Media:
+        def record_parties(self, path: str, legs: list[str], stereo: bool) -> str:
+            Path(path).write_bytes(b"")  # the media process opens the file
+            return "rec-1"
+
+    one = Recorder(store, media=Media(), root=tmp_path, clock=lambda: NOW, node="one")  # type: ignore[arg-type]
+    live = one.start("call-live", None, ["leg-a"], "mixed", "always")
+    assert live is not None and live.path.relative_to(tmp_path).parts[0] == "one"
+    left = add_row(store, tmp_path, "two/2027/01/15/cut.wav", NOW - 60, None)  # engine two was killed
+    two = Recorder(store, media=None, root=tmp_path, clock=lambda: NOW + 5, node="two")
+    assert two.repair_open() == 1
+    [repaired] = recordings_for_call(store, "two/2027/01/15/cut.wav")
+    assert repaired["ended_at"] is not None and left.exists()
+    [still_open] = recordings_for_call(store, "call-live")
+    assert still_open["ended_at"] is None  # engine one's recording goes on, untouched
+    # A name that is not a directory name is made one.
+    assert Recorder(store, None, tmp_path, lambda: NOW, node="../x").node_dir == ".._x"  # type: ignore[arg-type]

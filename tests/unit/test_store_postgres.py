@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 
 from appliance.store import queue_log
 from appliance.store.db import Store
 from appliance.store.deferred import UNAVAILABLE
 from appliance.store.queue_log import QueueEvent
+from appliance.store.writes import FALLBACK_BASE
 from tests.peers.polling import wait_until
 from tests.peers.postgres import PostgresServer
 
@@ -29,7 +31,7 @@ def test_a_postgresql_restart_defers_the_call_writes_in_order_and_loses_none() -
                                                caller="1003", position=1))
             status = store.storage_status()
             assert (status.fault, status.pending) == (UNAVAILABLE, 3)
-            assert second == first + 1  # the id goes on from the last one this store inserted
+            assert second == first + 1  # the first id this store reserved, right after its first insert
             server.start()
             # The flusher reconnects and replays them.
             wait_until(lambda: store.storage_status().pending == 0, timeout=15.0, what="the deferred writes flushed")
@@ -37,7 +39,7 @@ def test_a_postgresql_restart_defers_the_call_writes_in_order_and_loses_none() -
             assert rows["c1"].disposition == "NO ANSWER" and rows["c2"].id == second
             assert rows["c2"].disposition is None
             assert [e.call_id for e in queue_log.events(store, T0, T0 + 10)] == ["c2"]
-            # A write after the replay gets an id above the replayed one (the sequence followed it).
+            # A write after the replay gets an id above the replayed one (it came from the sequence).
             assert store.cdr_open("c3", "1004", "Dan", "1002", "internal", T0 + 7) > second
             assert store.storage_status().dropped == {}
         finally:
@@ -81,6 +83,100 @@ def test_a_reconnect_that_hangs_does_not_hold_the_call_writes() -> None:
             wait_until(lambda: store.storage_status().pending == 0, timeout=20.0, what="the deferred writes flushed")
             rows = {c.call_id: c for c in store.cdrs(limit=1000)}
             assert rows["c1"].disposition == "NO ANSWER" and len(rows) == i
+
+
+def test_two_engines_writing_cdrs_at_once_and_through_a_restart_never_share_an_id() -> None:
+    """Two stores on one database, as two engines: ids of deferred inserts come from the database
+    (reserved from the sequence), not from each engine's own counter, so the replays never clash."""
+    server = PostgresServer()  # its own server: this test stops it
+    server.start()
+    try:
+        url = server.new_database()
+        one, two = Store(url), Store(url)
+        try:
+            opened: dict[str, list[int]] = {"one": [], "two": []}
+
+            def calls(store: Store, node: str, count: int, at: float) -> None:
+                for i in range(count):
+                    cdr = store.cdr_open(f"{node}-{at}-{i}", "1001", "", "1002", "internal", at + i)
+                    opened[node].append(cdr)
+                    store.cdr_answer(cdr, at + i + 0.5)
+                    store.cdr_close(cdr, at + i + 1, "ANSWERED", None)
+
+            # At once, the server up: each insert takes the sequence's next id.
+            threads = [threading.Thread(target=calls, args=(s, n, 50, T0)) for s, n in ((one, "one"), (two, "two"))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            server.halt()
+            # The server away: both engines defer call starts, each naming the rows by the id it holds.
+            calls(one, "one", 5, T0 + 100)
+            calls(two, "two", 5, T0 + 100)
+            assert one.storage_status().pending == two.storage_status().pending == 15
+            server.start()
+            for store in (one, two):
+                wait_until(lambda s=store: s.storage_status().pending == 0, timeout=15.0,  # type: ignore[misc]
+                           what="the deferred writes flushed")
+                assert store.storage_status().rejected == 0  # no replay hit another engine's row
+            ids = opened["one"] + opened["two"]
+            assert len(set(ids)) == len(ids) == 110
+            rows = one.cdrs(limit=200)
+            assert sorted(c.id for c in rows) == sorted(ids)
+            assert all(c.disposition == "ANSWERED" for c in rows)
+            # The sequence was never pushed up by a replayed id: the next call gets a small id.
+            assert max(ids) < one.cdr_open("after", "1001", "", "1002", "internal", T0 + 200) < FALLBACK_BASE
+        finally:
+            one.close()
+            two.close()
+    finally:
+        server.stop()
+
+
+def test_an_outage_longer_than_the_reserve_goes_on_with_node_qualified_ids() -> None:
+    server = PostgresServer()
+    server.start()
+    try:
+        url = server.new_database()
+        one, two = Store(url, reserve_ids=2), Store(url, reserve_ids=2)
+        try:
+            first = [s.cdr_open(f"first-{i}", "1001", "", "1002", "internal", T0) for i, s in enumerate((one, two))]
+            server.halt()
+            deferred = [s.cdr_open(f"{n}-{i}", "1001", "", "1002", "internal", T0 + i)
+                        for i in range(4) for n, s in (("one", one), ("two", two))]
+            # Two reserved ids each, then ids past FALLBACK_BASE keyed by each store's own reservation.
+            assert len(set(deferred)) == 8 and sum(i >= FALLBACK_BASE for i in deferred) == 4
+            assert max(deferred) < 2 ** 53
+            server.start()
+            for store in (one, two):
+                wait_until(lambda s=store: s.storage_status().pending == 0, timeout=15.0,  # type: ignore[misc]
+                           what="the deferred writes flushed")
+                assert store.storage_status().rejected == 0
+            assert sorted(c.id for c in one.cdrs(limit=20)) == sorted(first + deferred)
+            assert one.cdr_open("after", "1001", "", "1002", "internal", T0 + 9) < FALLBACK_BASE
+        finally:
+            one.close()
+            two.close()
+    finally:
+        server.stop()
+
+
+def test_an_engine_store_reserves_its_ids_at_start_so_a_server_lost_before_any_call_loses_nothing() -> None:
+    server = PostgresServer()
+    server.start()
+    try:
+        url = server.new_database()
+        store = Store(url)
+        try:
+            store.reserve_deferred_ids()  # what the engine does once its store is open
+            server.halt()
+            first = store.cdr_open("c1", "1001", "", "1002", "internal", T0)  # no insert before: deferred
+            store.cdr_close(first, T0 + 5, "NO ANSWER", "487 Request Terminated")
+            assert store.storage_status().pending == 2
+            server.start()
+            wait_until(lambda: store.storage_status().pending == 0, timeout=15.0, what="the deferred writes flushed")
+            assert [(c.id, c.disposition) for c in store.cdrs()] == [(first, "NO ANSWER")]
+            assert store.storage_status().rejected == 0
         finally:
             store.close()
     finally:

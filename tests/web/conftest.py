@@ -103,4 +103,4 @@ def agent(app: Flask) -> FlaskClient:
 
 def store_of(app: Flask) -> Store:
     """A store on the app's database (close it)."""
-    return Store(app.config["DATA_DIR"] / "plateau.db")
+    return Store(app.config["DATABASE"])

@@ -144,8 +144,9 @@ def seed_calls(app: Flask, data_dir: Path) -> int:
             w.writeframes(b"\x00\x01" * 800)
         with store.transaction():
             cur = store.execute("INSERT INTO recordings (call_id, cdr_id, path, mode, reason, agent, started_at)"
-                              " VALUES (?, ?, ?, 'mixed', 'queue', '2001', ?)", ("call-1", first, rel, now - 55))
-            rec_id = int(cur.lastrowid or 0)
+                              " VALUES (?, ?, ?, 'mixed', 'queue', '2001', ?) RETURNING id",
+                              ("call-1", first, rel, now - 55))
+            rec_id = int(cur.fetchone()[0])  # RETURNING: SQLite and PostgreSQL alike (tests/web/test_postgres.py)
             store.execute("INSERT INTO recordings (call_id, path, mode, reason, started_at)"
                         " VALUES ('evil', '../plateau.db', 'mixed', 'queue', ?)", (now,))
             store.execute("INSERT INTO recordings (call_id, path, mode, reason, started_at)"

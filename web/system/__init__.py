@@ -55,7 +55,8 @@ def backup_page() -> str:
 def backup_download() -> Response:
     include = request.form.get("include_recordings") == "1"
     out = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)  # noqa: SIM115 - send_file closes it
-    manifest = write_backup(out, store(), _data_dir(), health_mod.web_version(), include_recordings=include)
+    manifest = write_backup(out, store(), _data_dir(), health_mod.web_version(), include_recordings=include,
+                            files_dir=Path(current_app.config["SHARED_DIR"]))
     out.seek(0)
     audit("backup.download", "configuration", after={
         "created_at": manifest["created_at"], "include_recordings": include, "files": len(manifest["files"])})
@@ -128,7 +129,7 @@ def restore_apply() -> Response | tuple[str, int]:
     try:
         with open(path, "rb") as fh:
             plan: RestorePlan = check_backup(fh, store(), _data_dir())  # again: the store may have changed
-        result = apply_backup(plan, store(), _data_dir())
+        result = apply_backup(plan, store(), _data_dir(), files_dir=Path(current_app.config["SHARED_DIR"]))
     except BackupError as exc:
         return render_template("system/backup.html", errors=exc.errors), 400
     finally:
