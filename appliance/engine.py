@@ -142,7 +142,7 @@ class Engine:
                                            flows_dir=opts.data_dir / "flows", sounds_dir=opts.data_dir / "sounds",
                                            tts_dir=opts.data_dir / "tts",
                                            recordings_dir=opts.data_dir / "recordings",
-                                           voicemail_dir=opts.data_dir / "voicemail"))
+                                           voicemail_dir=opts.data_dir / "voicemail", node=opts.node))
         self.pbx.preload_flows()
         self.dialer = Dialer(self.pbx)
         self.registrar = Registrar(self.auth, self._lookup_secret, self.guard,

@@ -19,6 +19,12 @@ caller (`dispatch`), and the dialer's preview lead (`offer_preview`). The distri
 PBX only through its ports (`ports.DistributorPbx`, `ports.QueueCall`; docs/ARCHITECTURE.md,
 "Ports") and tells the rest of the engine what happened through events on the bus: QueueJoined,
 QueueLeft, AgentConnected, AgentReleased (appliance/pbx/events.py).
+
+One logical ACD across the nodes of a site (issue 14): the roster mirrors the site's agent rows
+and holds an agent in the store before ringing them (appliance/pbx/roster.py); every waiting
+caller is also a site row (appliance/store/acd_site.py), and a node offers its own caller only
+while no caller of another node who is not being offered yet, and whom a free agent could serve,
+waits ahead of it in the same queue (priority, then arrival). The wallboard reads the site rows.
 """
 from __future__ import annotations
 
@@ -39,10 +45,12 @@ from appliance.pbx.events import AgentConnected, AgentReleased, QueueJoined, Que
 from appliance.pbx.offers import OfferLeg, Offers
 from appliance.pbx.ports import DistributorPbx, TimerHandle
 from appliance.pbx.prompter import Prompter
-from appliance.pbx.roster import AgentRoster
+from appliance.pbx.roster import AgentError, AgentRoster
+from appliance.pbx.site_queues import behind_other_nodes, site_callers
 from appliance.pbx.waiting import C, Waiting, announcement_text, queue_music
 from appliance.store import acd as acd_store
-from appliance.store import interactions, queue_log
+from appliance.store import acd_site, interactions, queue_log
+from appliance.store.acd_site import SiteCaller, site_entry
 from appliance.store.models import QueueConfig
 
 log = logging.getLogger("plateau.acd")
@@ -79,7 +87,8 @@ class CallDistributor(Generic[C]):
         self.store = pbx.store
         self.clock = clock
         self.bus = bus
-        self.roster = AgentRoster(pbx.store, clock)
+        self.node = pbx.settings.node
+        self.roster = AgentRoster(pbx.store, clock, self.node)
         self.roster.on_available = lambda agent: self.dispatch()
         self.queues: dict[str, LiveQueue[C]] = {}
         self.entries: dict[str, Waiting[C]] = {}
@@ -112,6 +121,8 @@ class CallDistributor(Generic[C]):
         """Restore agents and promised callbacks after a restart, then run the periodic tick."""
         self.load()
         self.roster.restore()
+        # This node's earlier life is dead: its callers' rows and any hold it still had go.
+        acd_site.forget_node(self.store, self.node, self.clock())
         for cb_id, queue, number, name, priority, requested_at, call_id in acd_store.pending_callbacks(self.store):
             live = self.queues.get(queue)
             if live is None:
@@ -179,6 +190,7 @@ class CallDistributor(Generic[C]):
         entry = Waiting(entry_id, live.config.name, caller, priority, at, call)
         live.waiting[entry_id] = self.entries[entry_id] = entry
         position = live.calls.position(entry_id)
+        self._place_on_site(entry)
         self._log("ENTER", live, self._call_key(entry), caller.number, position=position,
                   data="callback" if call is None else "")
         if call is not None:
@@ -197,6 +209,7 @@ class CallDistributor(Generic[C]):
             entry.prompter = None
         if entry.callback_id is not None:
             entry.call = None  # keeps its place: called back when its turn comes
+            self._place_on_site(entry)
             self.bus.publish(QueueLeft(call.id, entry.queue, "CALLBACK_REQUESTED"))
             return
         self._leave(entry, "ABANDON")
@@ -234,6 +247,7 @@ class CallDistributor(Generic[C]):
         live.calls.leave(entry.entry_id)
         live.calls.join(entry.caller.number, entry.entered_at, priority, entry.entry_id)
         entry.priority = priority
+        self._place_on_site(entry)
         return True
 
     def caller_event(self, call: C, event: DtmfReceived | PlaybackEnded) -> None:
@@ -277,6 +291,7 @@ class CallDistributor(Generic[C]):
         live.calls.leave(entry.entry_id)
         del live.waiting[entry.entry_id]
         del self.entries[entry.entry_id]
+        acd_site.leave(self.store, site_entry(self.node, entry.entry_id))
         if entry.prompter is not None:
             entry.prompter.stop()
             entry.prompter = None
@@ -286,6 +301,11 @@ class CallDistributor(Generic[C]):
             self.bus.publish(QueueLeft(entry.call.id, live.config.name, event))
         for offer in [o for o in self.offers.values() if o.entry_id == entry.entry_id]:
             self._cancel_offer(offer)
+
+    def _place_on_site(self, entry: Waiting[C]) -> None:
+        """Write (again) the caller's row in the site's waiting list."""
+        acd_site.join(self.store, SiteCaller(site_entry(self.node, entry.entry_id), entry.queue, self.node,
+                                             entry.caller.number, entry.priority, entry.entered_at, entry.call is None))
 
     def _overflow(self, entry: Waiting[C], event: str) -> None:
         call = entry.call
@@ -318,6 +338,7 @@ class CallDistributor(Generic[C]):
         heads = [(live.calls.entries()[0].sort_key, name) for name, live in self.queues.items() if len(live.calls)]
         if not heads:
             return
+        self.roster.refresh()
         available = [a for a in self.roster.agents.values() if a.state is AgentState.AVAILABLE]
         if not available:
             return
@@ -328,20 +349,42 @@ class CallDistributor(Generic[C]):
             device = agent.device or ""
             if self.pbx.device_busy(device) or not self.pbx.device_reachable(device):
                 busy.add(agent.agent_id)
+        free = [a for a in available if a.agent_id not in busy]
+        behind = self._behind_other_nodes([name for _key, name in heads], free, now)
         for _key, name in sorted(heads):
             live = self.queues[name]
-            assignments = live.calls.next_assignment(self.members(live), now, exclude=busy)
+            assignments = live.calls.next_assignment(self.members(live), now, exclude=busy, held=behind)
             for assignment in assignments:
                 for agent_id in assignment.agent_ids:
                     busy.add(agent_id)
                     self._offer(live, self.entries[assignment.entry_id], self.roster.agents[agent_id], now)
 
+    def _behind_other_nodes(self, queues: list[str], free: list[Agent], now: float) -> set[str]:
+        """This node's entries that wait behind another node's caller (site_queues.py)."""
+        try:
+            site = acd_site.waiting(self.store, queues)
+        except self.store.db_error as exc:  # the site unreadable: this node's own order still holds
+            log.warning("site queue rows unreadable: %s", exc)
+            return set()
+        serving = {name: (live.calls.requirements, self.members(live)) for name, live in self.queues.items()}
+        return behind_other_nodes(self.node, site, serving, free, now)
+
     def _offer(self, live: LiveQueue[C], entry: Waiting[C], agent: Agent, now: float) -> None:
+        if not self.ringing.hold(agent, entry.entry_id):
+            # Another node rang this agent first: they are not ours to offer; look again.
+            live.calls.offer_ended(entry.entry_id, agent.agent_id)
+            self._again = True
+            return
         self._log("OFFER", live, self._call_key(entry), entry.caller.number, agent=agent.agent_id)
         label = "Callback" if entry.call is None else live.config.name
         party = Party(entry.caller.number, f"[{label}] {entry.caller.name}".strip())
-        self.ringing.ring(agent, entry.entry_id, live.config.name, self._call_key(entry),
-                          self.ringing.channels(agent, party), entry.call, self._answered, self._unanswered, now=now)
+        try:
+            self.ringing.ring(agent, entry.entry_id, live.config.name, self._call_key(entry),
+                              self.ringing.channels(agent, party), entry.call, self._answered, self._unanswered,
+                              now=now)
+        except AgentError:  # taken in the instant between the hold and the ring
+            live.calls.offer_ended(entry.entry_id, agent.agent_id)
+            self._again = True
 
     def offer_preview(self, agent: Agent, key: str, queue: str, channels: list[Channel], owner: object,
                       build: Callable[[Channel], C | None], start: Callable[[C], None]) -> OfferLeg:
@@ -382,6 +425,7 @@ class CallDistributor(Generic[C]):
         _entry, others = live.calls.answered(entry.entry_id, agent.agent_id, now)
         del live.waiting[entry.entry_id]
         del self.entries[entry.entry_id]
+        acd_site.leave(self.store, site_entry(self.node, entry.entry_id))
         if entry.prompter is not None:
             entry.prompter.stop()
             entry.prompter = None
@@ -462,8 +506,10 @@ class CallDistributor(Generic[C]):
         self._timer = self.pbx.schedule(TICK_SECONDS, self._tick)
         try:
             now = self.clock()
+            self.roster.refresh()  # what the other nodes did with the site's agents
             if now - self._last_reconcile >= RECONCILE_SECONDS:
                 self._last_reconcile = now
+                self._keep_holds(now)
                 self.roster.reconcile(self._on_call(), self.offers)
             for live in self.queues.values():
                 if not live.waiting:
@@ -481,6 +527,16 @@ class CallDistributor(Generic[C]):
             self.dispatch()
         except Exception:  # the tick must survive any one bad entry, or every queue stops
             log.exception("ACD tick failed")
+
+    def _keep_holds(self, now: float) -> None:
+        """Touch this node's holds on agents (its offers and calls live) and free the agents of a
+        node that stopped touching its own (appliance/store/acd_site.py: a hold is never leaked)."""
+        try:
+            acd_site.touch(self.store, self.node, now)
+            for agent_id in acd_site.reclaim_stale(self.store, self.node, now):
+                log.warning("agent %s: freed from a node that stopped holding them", agent_id)
+        except self.store.db_error as exc:
+            log.warning("agent holds not kept: %s", exc)
 
     def _announce_due(self) -> None:
         if not any(live.config.announce_seconds for live in self.queues.values()):
@@ -562,19 +618,24 @@ class CallDistributor(Generic[C]):
     # -- status for the control API -----------------------------------------------------------
     def queue_status(self) -> list[dict[str, object]]:
         now = self.clock()
+        self.roster.refresh()
         result: list[dict[str, object]] = []
+        try:  # the site's callers, whichever node they wait on
+            site = acd_site.waiting(self.store, self.queues)
+        except self.store.db_error as exc:
+            log.warning("site queue rows unreadable, showing this node's: %s", exc)
+            site = [SiteCaller(site_entry(self.node, e.entry_id), name, self.node, e.caller_id, e.priority,
+                               e.entered_at, self.entries[e.entry_id].call is None)
+                    for name, live in self.queues.items() for e in live.calls.entries()]
         for name, live in sorted(self.queues.items()):
             members = self.members(live)
-            entries = live.calls.entries()
+            callers = site_callers(site, name, now)
             result.append({
                 "name": name,
                 "strategy": live.config.strategy,
-                "waiting": len(entries),
-                "longest_wait": round(now - min(e.entered_at for e in entries), 1) if entries else 0.0,
-                "callers": [{"entry": e.entry_id, "caller": e.caller_id, "position": i + 1,
-                             "wait": round(now - e.entered_at, 1), "priority": e.priority,
-                             "callback": self.entries[e.entry_id].call is None}
-                            for i, e in enumerate(entries)],
+                "waiting": len(callers),
+                "longest_wait": max((round(now - r.arrived_at, 1) for r in site if r.queue == name), default=0.0),
+                "callers": callers,
                 "agents": {state.value: sum(1 for a in members if a.state is state) for state in AgentState},
                 "service_rate": live.calls.service_rate(now),
             })
@@ -582,6 +643,7 @@ class CallDistributor(Generic[C]):
 
     def agent_status(self) -> list[dict[str, object]]:
         now = self.clock()
+        self.roster.refresh()
         return [{
             "agent": a.agent_id, "name": a.name, "state": a.state.value, "pause_reason": a.pause_reason,
             "device": a.device, "since": round(now - a.state_since, 1), "calls_today": a.calls_today,
@@ -589,6 +651,7 @@ class CallDistributor(Generic[C]):
             "caller": self.agent_calls[a.agent_id].a.caller.number if a.agent_id in self.agent_calls else None,
             "interaction": self.agent_calls[a.agent_id].interaction_id if a.agent_id in self.agent_calls else None,
             "skills": dict(a.skills),
+            "held_by": self.roster.held_by.get(a.agent_id),  # the node whose offer or call has them
         } for a in sorted(self.roster.agents.values(), key=lambda a: a.agent_id)]
 
 

@@ -74,6 +74,7 @@ class PbxSettings:
     pin_failures: int = 5  # wrong PINs (per caller, per mailbox/agent) before a lockout
     pin_window_s: float = 900.0
     pin_lock_s: float = 900.0
+    node: str = "local"  # this engine's name on the site (EngineOptions.node)
 
 
 class Switchboard:
