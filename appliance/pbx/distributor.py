@@ -20,11 +20,9 @@ PBX only through its ports (`ports.DistributorPbx`, `ports.QueueCall`; docs/ARCH
 "Ports") and tells the rest of the engine what happened through events on the bus: QueueJoined,
 QueueLeft, AgentConnected, AgentReleased (appliance/pbx/events.py).
 
-One logical ACD across the nodes of a site (issue 14): the roster mirrors the site's agent rows
-and holds an agent in the store before ringing them (appliance/pbx/roster.py); every waiting
-caller is also a site row (appliance/store/acd_site.py), and a node offers its own caller only
-while no caller of another node who is not being offered yet, and whom a free agent could serve,
-waits ahead of it in the same queue (priority, then arrival). The wallboard reads the site rows.
+One ACD across the nodes of a site (issue 14): the roster holds an agent in the store before
+ringing them (roster.py), and each waiting caller is a site row too, so a queue's order holds
+across nodes (site_queues.py) and the wallboard shows the whole site (acd_board.py).
 """
 from __future__ import annotations
 
@@ -46,7 +44,8 @@ from appliance.pbx.offers import OfferLeg, Offers
 from appliance.pbx.ports import DistributorPbx, TimerHandle
 from appliance.pbx.prompter import Prompter
 from appliance.pbx.roster import AgentError, AgentRoster
-from appliance.pbx.site_queues import behind_other_nodes, site_callers
+from appliance.pbx.acd_board import QueueView, agent_board, queue_board
+from appliance.pbx.site_queues import behind_other_nodes
 from appliance.pbx.waiting import C, Waiting, announcement_text, queue_music
 from appliance.store import acd as acd_store
 from appliance.store import acd_site, interactions, queue_log
@@ -302,10 +301,13 @@ class CallDistributor(Generic[C]):
         for offer in [o for o in self.offers.values() if o.entry_id == entry.entry_id]:
             self._cancel_offer(offer)
 
+    def _site_row(self, entry: Waiting[C]) -> SiteCaller:
+        return SiteCaller(site_entry(self.node, entry.entry_id), entry.queue, self.node, entry.caller.number,
+                          entry.priority, entry.entered_at, entry.call is None)
+
     def _place_on_site(self, entry: Waiting[C]) -> None:
         """Write (again) the caller's row in the site's waiting list."""
-        acd_site.join(self.store, SiteCaller(site_entry(self.node, entry.entry_id), entry.queue, self.node,
-                                             entry.caller.number, entry.priority, entry.entered_at, entry.call is None))
+        acd_site.join(self.store, self._site_row(entry))
 
     def _overflow(self, entry: Waiting[C], event: str) -> None:
         call = entry.call
@@ -350,7 +352,8 @@ class CallDistributor(Generic[C]):
             if self.pbx.device_busy(device) or not self.pbx.device_reachable(device):
                 busy.add(agent.agent_id)
         free = [a for a in available if a.agent_id not in busy]
-        behind = self._behind_other_nodes([name for _key, name in heads], free, now)
+        serving = {name: (live.calls.requirements, self.members(live)) for name, live in self.queues.items()}
+        behind = behind_other_nodes(self.store, self.node, serving, free, now)
         for _key, name in sorted(heads):
             live = self.queues[name]
             assignments = live.calls.next_assignment(self.members(live), now, exclude=busy, held=behind)
@@ -358,16 +361,6 @@ class CallDistributor(Generic[C]):
                 for agent_id in assignment.agent_ids:
                     busy.add(agent_id)
                     self._offer(live, self.entries[assignment.entry_id], self.roster.agents[agent_id], now)
-
-    def _behind_other_nodes(self, queues: list[str], free: list[Agent], now: float) -> set[str]:
-        """This node's entries that wait behind another node's caller (site_queues.py)."""
-        try:
-            site = acd_site.waiting(self.store, queues)
-        except self.store.db_error as exc:  # the site unreadable: this node's own order still holds
-            log.warning("site queue rows unreadable: %s", exc)
-            return set()
-        serving = {name: (live.calls.requirements, self.members(live)) for name, live in self.queues.items()}
-        return behind_other_nodes(self.node, site, serving, free, now)
 
     def _offer(self, live: LiveQueue[C], entry: Waiting[C], agent: Agent, now: float) -> None:
         if not self.ringing.hold(agent, entry.entry_id):
@@ -382,9 +375,8 @@ class CallDistributor(Generic[C]):
             self.ringing.ring(agent, entry.entry_id, live.config.name, self._call_key(entry),
                               self.ringing.channels(agent, party), entry.call, self._answered, self._unanswered,
                               now=now)
-        except AgentError:  # taken in the instant between the hold and the ring
+        except AgentError:  # paused or logged out on another node in the instant since the hold
             live.calls.offer_ended(entry.entry_id, agent.agent_id)
-            self._again = True
 
     def offer_preview(self, agent: Agent, key: str, queue: str, channels: list[Channel], owner: object,
                       build: Callable[[Channel], C | None], start: Callable[[C], None]) -> OfferLeg:
@@ -509,7 +501,7 @@ class CallDistributor(Generic[C]):
             self.roster.refresh()  # what the other nodes did with the site's agents
             if now - self._last_reconcile >= RECONCILE_SECONDS:
                 self._last_reconcile = now
-                self._keep_holds(now)
+                self.roster.keep_holds(now)
                 self.roster.reconcile(self._on_call(), self.offers)
             for live in self.queues.values():
                 if not live.waiting:
@@ -527,16 +519,6 @@ class CallDistributor(Generic[C]):
             self.dispatch()
         except Exception:  # the tick must survive any one bad entry, or every queue stops
             log.exception("ACD tick failed")
-
-    def _keep_holds(self, now: float) -> None:
-        """Touch this node's holds on agents (its offers and calls live) and free the agents of a
-        node that stopped touching its own (appliance/store/acd_site.py: a hold is never leaked)."""
-        try:
-            acd_site.touch(self.store, self.node, now)
-            for agent_id in acd_site.reclaim_stale(self.store, self.node, now):
-                log.warning("agent %s: freed from a node that stopped holding them", agent_id)
-        except self.store.db_error as exc:
-            log.warning("agent holds not kept: %s", exc)
 
     def _announce_due(self) -> None:
         if not any(live.config.announce_seconds for live in self.queues.values()):
@@ -617,42 +599,21 @@ class CallDistributor(Generic[C]):
 
     # -- status for the control API -----------------------------------------------------------
     def queue_status(self) -> list[dict[str, object]]:
+        """Each queue with the callers waiting on every node of the site (acd_board.py)."""
         now = self.clock()
         self.roster.refresh()
-        result: list[dict[str, object]] = []
-        try:  # the site's callers, whichever node they wait on
+        try:
             site = acd_site.waiting(self.store, self.queues)
         except self.store.db_error as exc:
             log.warning("site queue rows unreadable, showing this node's: %s", exc)
-            site = [SiteCaller(site_entry(self.node, e.entry_id), name, self.node, e.caller_id, e.priority,
-                               e.entered_at, self.entries[e.entry_id].call is None)
-                    for name, live in self.queues.items() for e in live.calls.entries()]
-        for name, live in sorted(self.queues.items()):
-            members = self.members(live)
-            callers = site_callers(site, name, now)
-            result.append({
-                "name": name,
-                "strategy": live.config.strategy,
-                "waiting": len(callers),
-                "longest_wait": max((round(now - r.arrived_at, 1) for r in site if r.queue == name), default=0.0),
-                "callers": callers,
-                "agents": {state.value: sum(1 for a in members if a.state is state) for state in AgentState},
-                "service_rate": live.calls.service_rate(now),
-            })
-        return result
+            site = [self._site_row(e) for e in self.entries.values()]
+        return queue_board([QueueView(name, live.config.strategy, self.members(live), live.calls.service_rate(now))
+                            for name, live in sorted(self.queues.items())], site, now)
 
     def agent_status(self) -> list[dict[str, object]]:
-        now = self.clock()
+        """Every agent of the site, with the call this node has them on (acd_board.py)."""
         self.roster.refresh()
-        return [{
-            "agent": a.agent_id, "name": a.name, "state": a.state.value, "pause_reason": a.pause_reason,
-            "device": a.device, "since": round(now - a.state_since, 1), "calls_today": a.calls_today,
-            "call": self.agent_calls[a.agent_id].id if a.agent_id in self.agent_calls else None,
-            "caller": self.agent_calls[a.agent_id].a.caller.number if a.agent_id in self.agent_calls else None,
-            "interaction": self.agent_calls[a.agent_id].interaction_id if a.agent_id in self.agent_calls else None,
-            "skills": dict(a.skills),
-            "held_by": self.roster.held_by.get(a.agent_id),  # the node whose offer or call has them
-        } for a in sorted(self.roster.agents.values(), key=lambda a: a.agent_id)]
+        return agent_board(self.roster.agents.values(), self.agent_calls, self.roster.held_by, self.clock())
 
 
 def _int(value: str | None) -> int:

@@ -148,6 +148,16 @@ class AgentRoster:
             acd_site.release(self.store, agent.agent_id, self.node)
             self.held_by[agent.agent_id] = None
 
+    def keep_holds(self, now: float) -> None:
+        """Touch this node's holds (its offers and calls live) and free the agents of a node that
+        stopped touching its own: a hold is never leaked (appliance/store/acd_site.py)."""
+        try:
+            acd_site.touch(self.store, self.node, now)
+            for agent_id in acd_site.reclaim_stale(self.store, self.node, now):
+                log.warning("agent %s: freed from a node that stopped holding them", agent_id)
+        except self.store.db_error as exc:
+            log.warning("agent holds not kept: %s", exc)
+
     def ours(self, agent: Agent) -> bool:
         """This node holds the agent, or nobody does: its repairs are ours to make."""
         return self.held_by.get(agent.agent_id) in (None, self.node)

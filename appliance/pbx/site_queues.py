@@ -1,5 +1,4 @@
-"""A site's queues seen from one node: whose caller goes first across nodes, and the callers the
-wallboard shows.
+"""A site's queues seen from one node: whose caller goes first across nodes.
 
 Every node's waiting callers are rows of the store (appliance/store/acd_site.py), in service
 order (priority, then arrival). The rule that keeps that order across nodes: a node offers its
@@ -10,19 +9,34 @@ callers behind it are free to go.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Mapping, Sequence
 
 from appliance.acd.agent import Agent
 from appliance.acd.skills import SkillRequirements, eligible
+from appliance.store import acd_site
 from appliance.store.acd_site import SiteCaller
+from appliance.store.db import Store
+
+log = logging.getLogger("plateau.acd")
 
 
-def behind_other_nodes(node: str, site: Sequence[SiteCaller],
-                       serving: Mapping[str, tuple[SkillRequirements, Collection[Agent]]],
+def behind_other_nodes(store: Store, node: str, serving: Mapping[str, tuple[SkillRequirements, Collection[Agent]]],
                        free: Collection[Agent], now: float) -> set[str]:
-    """The entry ids of `node`'s callers that wait behind another node's caller; `site` is in
-    service order, `serving` gives each queue's requirements and members, `free` the agents
-    this node could offer a caller to now."""
+    """The entry ids of `node`'s callers that wait behind another node's caller in the site's
+    rows; `serving` gives each queue's requirements and members, `free` the agents this node
+    could offer a caller to now. The site unreadable, none: this node's own order still holds."""
+    try:
+        site = acd_site.waiting(store, serving)
+    except store.db_error as exc:
+        log.warning("site queue rows unreadable: %s", exc)
+        return set()
+    return _behind(node, site, serving, free, now)
+
+
+def _behind(node: str, site: Sequence[SiteCaller],
+            serving: Mapping[str, tuple[SkillRequirements, Collection[Agent]]],
+            free: Collection[Agent], now: float) -> set[str]:
     behind: set[str] = set()
     blocked: set[str] = set()
     prefix = f"{node}:"
@@ -41,11 +55,3 @@ def behind_other_nodes(node: str, site: Sequence[SiteCaller],
         if any(a.agent_id in member_ids and eligible(a.skills, reqs) for a in free):
             blocked.add(row.queue)
     return behind
-
-
-def site_callers(site: Sequence[SiteCaller], queue: str, now: float) -> list[dict[str, object]]:
-    """The callers waiting in `queue` on every node, in service order, as the wallboard shows them."""
-    rows = [r for r in site if r.queue == queue]
-    return [{"entry": r.entry, "node": r.node, "caller": r.caller, "position": i + 1,
-             "wait": round(now - r.arrived_at, 1), "priority": r.priority, "callback": r.callback}
-            for i, r in enumerate(rows)]
