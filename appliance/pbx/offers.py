@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from appliance.acd.agent import Agent, Offer
+from appliance.acd.agent import Agent, AgentState, Offer
 from appliance.pbx.channel import CANCELLED, Cause, Channel, Party
 from appliance.pbx.fork import Fork
 from appliance.pbx.ports import DistributorPbx
@@ -62,7 +62,10 @@ class Offers:
             raise AgentError(409, f"agent {agent.agent_id} is being offered a call on another node")
         offer = self.legs[agent.agent_id] = OfferLeg(agent.agent_id, entry_id, queue,
                                                      started=self.clock() if now is None else now)
-        self.roster.apply(agent, Offer(call_key))
+        if self.roster.apply(agent, Offer(call_key)) is not AgentState.RINGING:
+            del self.legs[agent.agent_id]
+            self.roster.release(agent)  # not free here after all: the hold must not outlive this
+            raise AgentError(409, f"agent {agent.agent_id} is {agent.state.value}")
         for chan in channels:
             chan.owner = owner
 

@@ -143,16 +143,21 @@ class AgentRoster:
         return held
 
     def release(self, agent: Agent) -> None:
-        """Give back this node's hold on `agent` when the offer never started ringing."""
+        """Give back this node's hold on `agent` when the offer did not start after all."""
         if self.held_by.get(agent.agent_id) == self.node and agent.state is AgentState.AVAILABLE:
-            acd_site.release(self.store, agent.agent_id, self.node)
+            try:
+                acd_site.release(self.store, agent.agent_id, self.node)
+            except self.store.db_error as exc:  # the hold ages out (acd_site.reclaim_stale)
+                log.warning("agent %s: hold not released: %s", agent.agent_id, exc)
             self.held_by[agent.agent_id] = None
 
     def keep_holds(self, now: float) -> None:
         """Touch this node's holds (its offers and calls live) and free the agents of a node that
         stopped touching its own: a hold is never leaked (appliance/store/acd_site.py)."""
         try:
-            acd_site.touch(self.store, self.node, now)
+            engaged = [a.agent_id for a in self.agents.values()
+                       if self.held_by.get(a.agent_id) == self.node and a.state.value in acd_store.ENGAGED_STATES]
+            acd_site.touch(self.store, self.node, engaged, now)
             for agent_id in acd_site.reclaim_stale(self.store, self.node, now):
                 log.warning("agent %s: freed from a node that stopped holding them", agent_id)
         except self.store.db_error as exc:

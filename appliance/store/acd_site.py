@@ -15,10 +15,12 @@ mirrors the `agent_state` rows; these functions are the parts that make it one A
   when some agent's hold names it.
 
 On SQLite (one box) the same statements run against one writer, so the code path is the same.
+The engine loop runs these: like `Store.record_write`, each waits at most ``write_busy_ms`` for
+another connection's write lock (the web app's) and then fails, which the roster handles.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from appliance.store.acd import ENGAGED_STATES
@@ -72,7 +74,7 @@ def reserve(store: Store, agent_id: str, node: str, entry: str, now: float) -> b
     """Hold an available agent for `entry` on `node`; False if the row says they are not available
     or another offer holds them (one transaction: of nodes racing for one agent, one wins). Holding
     again what `node` already holds for `entry` is True."""
-    with store.transaction(durable=False):
+    with store.transaction(durable=False, busy_ms=store.write_busy_ms):
         cur = store.execute(
             "UPDATE agent_state SET reserved_by = ?, reserved_entry = ?, reserved_at = ?"
             " WHERE agent_id = ? AND state = ?"
@@ -83,24 +85,29 @@ def reserve(store: Store, agent_id: str, node: str, entry: str, now: float) -> b
 
 def release(store: Store, agent_id: str, node: str) -> bool:
     """Give back `node`'s hold on an agent it did not ring after all; False if it held none."""
-    with store.transaction(durable=False):
+    with store.transaction(durable=False, busy_ms=store.write_busy_ms):
         cur = store.execute(
             "UPDATE agent_state SET reserved_by = NULL, reserved_entry = NULL, reserved_at = NULL"
             " WHERE agent_id = ? AND reserved_by = ?", (agent_id, node))
         return bool(cur.rowcount == 1)
 
 
-def touch(store: Store, node: str, now: float) -> int:
-    """Say that `node`'s holds are alive (its offers and agents' calls exist); returns how many."""
-    with store.transaction(durable=False):
-        return int(store.execute("UPDATE agent_state SET reserved_at = ? WHERE reserved_by = ?",
-                                 (now, node)).rowcount)
+def touch(store: Store, node: str, agent_ids: Collection[str], now: float) -> int:
+    """Say that `node`'s holds on `agent_ids` are alive (their offers and calls exist here); a hold
+    it no longer touches ages out (`reclaim_stale`). Returns how many were touched."""
+    if not agent_ids:
+        return 0
+    marks = ", ".join("?" for _ in agent_ids)
+    with store.transaction(durable=False, busy_ms=store.write_busy_ms):
+        return int(store.execute(
+            f"UPDATE agent_state SET reserved_at = ? WHERE reserved_by = ? AND agent_id IN ({marks})",
+            (now, node, *agent_ids)).rowcount)
 
 
 def _free(store: Store, where: str, params: tuple[object, ...], now: float) -> list[str]:
     """Free the held agents `where` selects: available again, their hold gone (their node's calls
     and offers died with it, so there is nothing to wrap up)."""
-    with store.transaction(durable=False):
+    with store.transaction(durable=False, busy_ms=store.write_busy_ms):
         ids = [r[0] for r in store.execute(f"SELECT agent_id FROM agent_state WHERE {where}", params)]
         store.execute(
             "UPDATE agent_state SET state = CASE WHEN state IN (?, ?, ?) THEN ? ELSE state END,"
@@ -111,16 +118,17 @@ def _free(store: Store, where: str, params: tuple[object, ...], now: float) -> l
 
 
 def reclaim_stale(store: Store, node: str, now: float, bound_s: float = HOLD_BOUND_S) -> list[str]:
-    """Free the agents held by another node that has not touched its holds for `bound_s`; returns
-    their ids. A node's own holds are its reconcile's to repair."""
-    return _free(store, "reserved_by IS NOT NULL AND reserved_by <> ? AND reserved_at < ?",
-                 (node, now - bound_s), now)
+    """Free the agents whose hold was not touched for `bound_s`: another node's (it stopped), or
+    one of `node`'s own on an agent the row says is free (an offer that never rang: its engaged
+    ones are its reconcile's to repair). Returns their ids."""
+    return _free(store, "reserved_by IS NOT NULL AND reserved_at < ? AND (reserved_by <> ? OR state = ?)",
+                 (now - bound_s, node, "available"), now)
 
 
 def forget_node(store: Store, node: str, now: float) -> tuple[list[str], int]:
     """`node` is dead (the failover watch says so, or it is starting again): free the agents it
     held and drop the callers that waited on it. Returns (agents freed, callers dropped)."""
-    with store.transaction(durable=False):
+    with store.transaction(durable=False, busy_ms=store.write_busy_ms):
         freed = _free(store, "reserved_by = ?", (node,), now)
         dropped = int(store.execute("DELETE FROM queue_waiting WHERE node = ?", (node,)).rowcount)
     return freed, dropped

@@ -67,7 +67,8 @@ def test_a_hold_its_node_stopped_touching_is_reclaimed_by_another(store: Store) 
     assert acd_site.reserve(store, "2002", "two", "two:q1", 100.0)
     acd.save_agent_status(store, AgentStatus("2001", "on-call", None, "1001", 100.0))
     acd.save_agent_status(store, AgentStatus("2002", "on-call", None, "1001", 100.0))
-    assert acd_site.touch(store, "one", 125.0) == 1  # node one is alive: its call goes on
+    assert acd_site.touch(store, "one", ["2001", "2002"], 125.0) == 1  # node one is alive: its call goes on
+    assert acd_site.touch(store, "one", [], 125.0) == 0
     assert acd_site.reclaim_stale(store, "two", 140.0, bound_s=30.0) == []  # touched 15 s ago
     # Node two stopped touching at 100: node one frees its agent past the bound; never its own.
     assert acd_site.reclaim_stale(store, "one", 131.0, bound_s=30.0) == ["2002"]
@@ -75,6 +76,15 @@ def test_a_hold_its_node_stopped_touching_is_reclaimed_by_another(store: Store) 
     assert (rows["2002"].state, rows["2002"].held_by, rows["2002"].since) == ("available", None, 131.0)
     assert (rows["2001"].state, rows["2001"].held_by) == ("on-call", "one")
     assert acd_site.reclaim_stale(store, "one", 1000.0, bound_s=30.0) == []
+
+
+def test_a_nodes_own_hold_on_a_free_agent_ages_out(store: Store) -> None:
+    """A hold whose offer never started (the agent stayed free) is not kept alive by anyone."""
+    _agent(store, "2001")
+    assert acd_site.reserve(store, "2001", "one", "one:q1", 100.0)
+    assert acd_site.reclaim_stale(store, "one", 120.0, bound_s=30.0) == []
+    assert acd_site.reclaim_stale(store, "one", 131.0, bound_s=30.0) == ["2001"]
+    assert acd_site.agents(store)["2001"].held_by is None
 
 
 def test_forget_node_frees_its_agents_and_drops_its_callers(store: Store) -> None:
