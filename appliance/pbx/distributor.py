@@ -120,9 +120,19 @@ class CallDistributor(Generic[C]):
         """Restore agents and promised callbacks after a restart, then run the periodic tick."""
         self.load()
         self.roster.restore()
-        # This node's earlier life is dead: its callers' rows and any hold it still had go.
+        # This node's earlier life is dead: its callers' rows, holds and callbacks are let go.
         acd_site.forget_node(self.store, self.node, self.clock())
+        self._adopt_callbacks()
+        self._timer = self.pbx.schedule(TICK_SECONDS, self._tick)
+        self.dispatch()
+
+    def _adopt_callbacks(self) -> None:
+        """Wait here for the promised callbacks no node serves (this node's earlier life's, a dead
+        node's, or from before the site): each is adopted by one node (acd_site.adopt_callbacks)."""
+        mine = set(acd_site.adopt_callbacks(self.store, self.node))
         for cb_id, queue, number, name, priority, requested_at, call_id in acd_store.pending_callbacks(self.store):
+            if cb_id not in mine:
+                continue
             live = self.queues.get(queue)
             if live is None:
                 acd_store.finish_callback(self.store, cb_id, self.clock(), "queue deleted")
@@ -132,8 +142,6 @@ class CallDistributor(Generic[C]):
             known = interactions.interaction_for_call(self.store, call_id)
             entry.interaction_id = known.id if known is not None else None
             log.info("callback %d for %s restored in %s", cb_id, number, queue)
-        self._timer = self.pbx.schedule(TICK_SECONDS, self._tick)
-        self.dispatch()
 
     def stop(self) -> None:
         if self._timer is not None:
@@ -276,7 +284,7 @@ class CallDistributor(Generic[C]):
             self._say(entry, "Sorry, we cannot call you back at this number. Please stay on the line.", then=None)
             return
         entry.callback_id = acd_store.add_callback(self.store, entry.queue, entry.caller.number, entry.caller.name,
-                                                   entry.priority, entry.entered_at, call.a.dialog_key())
+                                                   entry.priority, entry.entered_at, call.a.dialog_key(), self.node)
         self._log("CALLBACK_REQUESTED", live, call.a.dialog_key(), entry.caller.number,
                   position=live.calls.position(entry.entry_id), wait_s=self.clock() - entry.entered_at)
         entry.interaction_id = call.interaction_id
@@ -502,6 +510,7 @@ class CallDistributor(Generic[C]):
             if now - self._last_reconcile >= RECONCILE_SECONDS:
                 self._last_reconcile = now
                 self.roster.keep_holds(now)
+                self._adopt_callbacks()
                 self.roster.reconcile(self._on_call(), self.offers)
             for live in self.queues.values():
                 if not live.waiting:

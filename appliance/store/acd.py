@@ -173,12 +173,13 @@ def agent_statuses(store: Store) -> dict[str, AgentStatus]:
 
 # -- callbacks -----------------------------------------------------------------------------
 def add_callback(store: Store, queue: str, number: str, name: str, priority: int, at: float,
-                 call_id: str) -> int:
-    """Record a caller's request to be called back (durable: the caller has hung up on our word)."""
+                 call_id: str, node: str | None = None) -> int:
+    """Record a caller's request to be called back (durable: the caller has hung up on our word);
+    `node` is the engine whose queue keeps its place (store/acd_site.py)."""
     with store.transaction():
         cur = store.execute(
-            "INSERT INTO queue_callbacks (queue, number, name, priority, requested_at, call_id)"
-            " VALUES (?, ?, ?, ?, ?, ?) RETURNING id", (queue, number, name, priority, at, call_id))
+            "INSERT INTO queue_callbacks (queue, number, name, priority, requested_at, call_id, node)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id", (queue, number, name, priority, at, call_id, node))
         return int(cur.fetchone()[0])
 
 

@@ -12,7 +12,8 @@ mirrors the `agent_state` rows; these functions are the parts that make it one A
   `forget_node` frees a dead node's at once.
 * **The waiting list.** Every caller waiting on any node is a row (queue, node, priority,
   arrival); `waiting` returns them in service order (priority, then arrival), each marked offered
-  when some agent's hold names it.
+  when some agent's hold names it. A promised callback is kept by one node (`adopt_callbacks`),
+  so two nodes never call one customer back.
 
 On SQLite (one box) the same statements run against one writer, so the code path is the same.
 The engine loop runs these: like `Store.record_write`, each waits at most ``write_busy_ms`` for
@@ -127,11 +128,21 @@ def reclaim_stale(store: Store, node: str, now: float, bound_s: float = HOLD_BOU
 
 def forget_node(store: Store, node: str, now: float) -> tuple[list[str], int]:
     """`node` is dead (the failover watch says so, or it is starting again): free the agents it
-    held and drop the callers that waited on it. Returns (agents freed, callers dropped)."""
+    held, drop the callers that waited on it, and let go of the callbacks it kept, for a living
+    node to adopt (`adopt_callbacks`). Returns (agents freed, callers dropped)."""
     with store.transaction(durable=False, busy_ms=store.write_busy_ms):
         freed = _free(store, "reserved_by = ?", (node,), now)
         dropped = int(store.execute("DELETE FROM queue_waiting WHERE node = ?", (node,)).rowcount)
+        store.execute("UPDATE queue_callbacks SET node = NULL WHERE node = ? AND done_at IS NULL", (node,))
     return freed, dropped
+
+
+def adopt_callbacks(store: Store, node: str) -> list[int]:
+    """Take the promised callbacks that no node keeps (one transaction: each goes to one node);
+    returns their ids. The callback rows themselves are acd.py's."""
+    with store.transaction():
+        return sorted(int(r[0]) for r in store.execute(
+            "UPDATE queue_callbacks SET node = ? WHERE node IS NULL AND done_at IS NULL RETURNING id", (node,)))
 
 
 # -- waiting callers ---------------------------------------------------------------------------

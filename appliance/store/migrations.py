@@ -456,12 +456,13 @@ SCRIPTS: list[str] = [
     CREATE INDEX web_sessions_username ON web_sessions (username);
     """,
     # 10: one logical ACD across the engines of a site (issue 14, appliance/store/acd_site.py): the
-    # node holding an agent (reserved from the offer until the agent is free again) and the site's
-    # waiting callers, so a queue's order holds across nodes.
+    # node holding an agent (reserved from the offer until the agent is free again), the site's
+    # waiting callers, so a queue's order holds across nodes, and the node keeping each callback.
     """
     ALTER TABLE agent_state ADD COLUMN reserved_by TEXT;
     ALTER TABLE agent_state ADD COLUMN reserved_entry TEXT;
     ALTER TABLE agent_state ADD COLUMN reserved_at DOUBLE PRECISION;
+    ALTER TABLE queue_callbacks ADD COLUMN node TEXT;
 
     CREATE TABLE queue_waiting (
         entry TEXT PRIMARY KEY,

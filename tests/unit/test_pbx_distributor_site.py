@@ -16,6 +16,7 @@ import pytest
 from appliance.acd.agent import AgentState
 from appliance.ivr.tts import PromptCache
 from appliance.pbx.bus import EventBus
+from appliance.pbx.channel import DtmfReceived
 from appliance.pbx.distributor import CallDistributor
 from appliance.store import acd as acd_store
 from appliance.store import acd_site, queue_log
@@ -154,3 +155,25 @@ def test_the_agents_of_a_node_that_stopped_are_freed_and_its_callers_forgotten(
     assert phone2.caller.number == "0622222222"
     freed, dropped = acd_site.forget_node(one.store, "two", time.now)  # what the failover watch calls
     assert (freed, dropped) == ([], 0)  # already freed; two's caller was answered, not waiting
+
+
+def test_a_callback_kept_by_a_node_that_died_is_placed_by_a_survivor(site: tuple[VirtualTime, Node, Node]) -> None:
+    time, one, two = site
+    for node in (one, two):
+        node.dist.queues["sales"].config.callback_key = "5"
+    bob = Caller("call-1", "0611111111")
+    two.join(bob)
+    two.dist.caller_event(bob, DtmfReceived(bob.a, "5", "rfc4733"))
+    two.dist.caller_left(bob)  # hangs up after the confirmation: engine two keeps the place
+    time.advance(6.0)
+    assert one.dist.entries == {}  # engine one does not take engine two's callback
+    assert [c["callback"] for c in one.dist.queue_status()[0]["callers"]] == [True]
+    two.dist.stop()
+    acd_site.forget_node(one.store, "two", time.now)  # the failover watch: engine two died
+    one.dist.roster.login("2001", "1234", "1001")
+    time.advance(6.0)  # engine one's next reconcile adopts the callback and offers it
+    (phone,) = one.ringing()
+    assert phone.caller.name == "[Callback] Caller 0611111111"
+    phone.remote_answer()
+    assert [(number, agent) for _leg, number, agent in one.pbx.callbacks] == [("0611111111", "2001")]
+    assert two.pbx.callbacks == [] and two.ringing() == []

@@ -150,3 +150,15 @@ def test_nodes_racing_on_their_own_connections_never_share_an_agent(store: Store
             n.close()
     assert all(len(w) == 1 for w in won.values()), won
     assert {a: r.held_by for a, r in acd_site.agents(store).items()} == {a: w[0] for a, w in won.items()}
+
+
+def test_a_callback_is_kept_by_one_node_and_adopted_by_another_when_its_node_dies(store: Store) -> None:
+    mine = acd.add_callback(store, "sales", "+33123", "Ann", 0, 5.0, "call-1", "one")
+    legacy = acd.add_callback(store, "sales", "+33456", "Bob", 0, 6.0, "call-2")  # from before the site
+    assert acd_site.adopt_callbacks(store, "two") == [legacy]  # nobody kept it: two takes it
+    assert acd_site.adopt_callbacks(store, "one") == []  # one's own is already one's; none left
+    acd_site.forget_node(store, "one", 10.0)
+    assert acd_site.adopt_callbacks(store, "two") == [mine]
+    acd.finish_callback(store, mine, 11.0, "placed by agent 2001")
+    acd_site.forget_node(store, "two", 12.0)
+    assert acd_site.adopt_callbacks(store, "one") == [legacy]  # a placed callback stays done
