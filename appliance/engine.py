@@ -163,7 +163,7 @@ class Engine:
                                            tts_dir=opts.data_dir / "tts",
                                            recordings_dir=opts.files_dir / "recordings",
                                            voicemail_dir=opts.files_dir / "voicemail",
-                                           node=opts.node if self.store.shared else ""))
+                                           node=opts.node))
         self.pbx.preload_flows()
         self.dialer = Dialer(self.pbx)
         self.registrar = Registrar(self.auth, self._lookup_secret, self.guard,

@@ -321,6 +321,7 @@ class Caller:
 @dataclass
 class Paths:
     sounds_dir: Path | None = None
+    node: str = "local"
 
 
 @dataclass

@@ -131,12 +131,15 @@ class CallQueue:
         return entry
 
     # -- offers -------------------------------------------------------------------------------
-    def next_assignment(self, agents: Iterable[Agent], now: float, exclude: Collection[str] = ()) -> list[Assignment]:
+    def next_assignment(self, agents: Iterable[Agent], now: float, exclude: Collection[str] = (),
+                        held: Collection[str] = ()) -> list[Assignment]:
         """Decide which AVAILABLE, eligible agents to offer which waiting callers, head first.
 
         Each caller's requirements are escalated by its own wait. No agent appears twice, nor
         is an agent offered while ringing for another caller of this queue; pass ``exclude``
-        to share one decision round across queues. The offers are recorded on the entries.
+        to share one decision round across queues. Callers in ``held`` (entry ids) are not
+        offered this round (they wait behind another node's caller). The offers are recorded
+        on the entries.
         """
         ringing_here = {agent_id for entry in self._entries for agent_id in entry.ringing}
         available = [
@@ -156,6 +159,8 @@ class CallQueue:
                 break
             if entry.ringing and not multi:
                 continue  # one agent at a time: wait for this offer's outcome
+            if entry.entry_id in held:
+                continue
             reqs = self.requirements.requirements_at(now - entry.entered_at)
             pool = pools.get(reqs)
             if pool is None:

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from appliance.store import acd_site
 from appliance.store import nodes as node_rows
 from appliance.store import queue_log
 from appliance.store.db import Store
@@ -67,11 +68,19 @@ def end_queue_entries(store: Store, down: NodeDown) -> int:
     return queue_log.close_open(store, down.rows, down.since, down.at, down.note)
 
 
+def free_agents_and_callers(store: Store, down: NodeDown) -> int:
+    """The agents it held freed, its waiting callers dropped, its promised callbacks let go for a
+    living node to adopt (store/acd_site.py)."""
+    freed, dropped = acd_site.forget_node(store, down.rows or down.name, down.at)
+    return len(freed) + dropped
+
+
 # "Node X is dead": everything that is done about it, in this order, in the takeover's transaction.
 # Each takes the store and the NodeDown and returns how many rows it ended.
 CLEANUPS: tuple[tuple[str, Cleanup], ...] = (
     ("cdr", end_calls),
     ("queue_log", end_queue_entries),
+    ("acd", free_agents_and_callers),
 )
 
 

@@ -140,6 +140,7 @@ class Dialer:
         queue = dist.queues.get(live.config.queue)
         if queue is None:
             return 0, 0, [], []
+        dist.roster.refresh()  # the site's agents: those of every node count
         members = dist.members(queue)
         available = 0
         talking: list[float] = []

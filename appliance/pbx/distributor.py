@@ -19,6 +19,10 @@ caller (`dispatch`), and the dialer's preview lead (`offer_preview`). The distri
 PBX only through its ports (`ports.DistributorPbx`, `ports.QueueCall`; docs/ARCHITECTURE.md,
 "Ports") and tells the rest of the engine what happened through events on the bus: QueueJoined,
 QueueLeft, AgentConnected, AgentReleased (appliance/pbx/events.py).
+
+One ACD across the nodes of a site (issue 14): the roster holds an agent in the store before
+ringing them (roster.py), and each waiting caller is a site row too, so a queue's order holds
+across nodes (site_queues.py) and the wallboard shows the whole site (acd_board.py).
 """
 from __future__ import annotations
 
@@ -39,10 +43,13 @@ from appliance.pbx.events import AgentConnected, AgentReleased, QueueJoined, Que
 from appliance.pbx.offers import OfferLeg, Offers
 from appliance.pbx.ports import DistributorPbx, TimerHandle
 from appliance.pbx.prompter import Prompter
-from appliance.pbx.roster import AgentRoster
+from appliance.pbx.roster import AgentError, AgentRoster
+from appliance.pbx.acd_board import QueueView, agent_board, queue_board
+from appliance.pbx.site_queues import behind_other_nodes
 from appliance.pbx.waiting import C, Waiting, announcement_text, queue_music
 from appliance.store import acd as acd_store
-from appliance.store import interactions, queue_log
+from appliance.store import acd_site, interactions, queue_log
+from appliance.store.acd_site import SiteCaller, site_entry
 from appliance.store.models import QueueConfig
 
 log = logging.getLogger("plateau.acd")
@@ -79,7 +86,8 @@ class CallDistributor(Generic[C]):
         self.store = pbx.store
         self.clock = clock
         self.bus = bus
-        self.roster = AgentRoster(pbx.store, clock)
+        self.node = pbx.settings.node
+        self.roster = AgentRoster(pbx.store, clock, self.node)
         self.roster.on_available = lambda agent: self.dispatch()
         self.queues: dict[str, LiveQueue[C]] = {}
         self.entries: dict[str, Waiting[C]] = {}
@@ -112,7 +120,19 @@ class CallDistributor(Generic[C]):
         """Restore agents and promised callbacks after a restart, then run the periodic tick."""
         self.load()
         self.roster.restore()
+        # This node's earlier life is dead: its callers' rows, holds and callbacks are let go.
+        acd_site.forget_node(self.store, self.node, self.clock())
+        self._adopt_callbacks()
+        self._timer = self.pbx.schedule(TICK_SECONDS, self._tick)
+        self.dispatch()
+
+    def _adopt_callbacks(self) -> None:
+        """Wait here for the promised callbacks no node serves (this node's earlier life's, a dead
+        node's, or from before the site): each is adopted by one node (acd_site.adopt_callbacks)."""
+        mine = set(acd_site.adopt_callbacks(self.store, self.node))
         for cb_id, queue, number, name, priority, requested_at, call_id in acd_store.pending_callbacks(self.store):
+            if cb_id not in mine:
+                continue
             live = self.queues.get(queue)
             if live is None:
                 acd_store.finish_callback(self.store, cb_id, self.clock(), "queue deleted")
@@ -122,8 +142,6 @@ class CallDistributor(Generic[C]):
             known = interactions.interaction_for_call(self.store, call_id)
             entry.interaction_id = known.id if known is not None else None
             log.info("callback %d for %s restored in %s", cb_id, number, queue)
-        self._timer = self.pbx.schedule(TICK_SECONDS, self._tick)
-        self.dispatch()
 
     def stop(self) -> None:
         if self._timer is not None:
@@ -179,6 +197,7 @@ class CallDistributor(Generic[C]):
         entry = Waiting(entry_id, live.config.name, caller, priority, at, call)
         live.waiting[entry_id] = self.entries[entry_id] = entry
         position = live.calls.position(entry_id)
+        self._place_on_site(entry)
         self._log("ENTER", live, self._call_key(entry), caller.number, position=position,
                   data="callback" if call is None else "")
         if call is not None:
@@ -197,6 +216,7 @@ class CallDistributor(Generic[C]):
             entry.prompter = None
         if entry.callback_id is not None:
             entry.call = None  # keeps its place: called back when its turn comes
+            self._place_on_site(entry)
             self.bus.publish(QueueLeft(call.id, entry.queue, "CALLBACK_REQUESTED"))
             return
         self._leave(entry, "ABANDON")
@@ -234,6 +254,7 @@ class CallDistributor(Generic[C]):
         live.calls.leave(entry.entry_id)
         live.calls.join(entry.caller.number, entry.entered_at, priority, entry.entry_id)
         entry.priority = priority
+        self._place_on_site(entry)
         return True
 
     def caller_event(self, call: C, event: DtmfReceived | PlaybackEnded) -> None:
@@ -263,7 +284,7 @@ class CallDistributor(Generic[C]):
             self._say(entry, "Sorry, we cannot call you back at this number. Please stay on the line.", then=None)
             return
         entry.callback_id = acd_store.add_callback(self.store, entry.queue, entry.caller.number, entry.caller.name,
-                                                   entry.priority, entry.entered_at, call.a.dialog_key())
+                                                   entry.priority, entry.entered_at, call.a.dialog_key(), self.node)
         self._log("CALLBACK_REQUESTED", live, call.a.dialog_key(), entry.caller.number,
                   position=live.calls.position(entry.entry_id), wait_s=self.clock() - entry.entered_at)
         entry.interaction_id = call.interaction_id
@@ -277,6 +298,7 @@ class CallDistributor(Generic[C]):
         live.calls.leave(entry.entry_id)
         del live.waiting[entry.entry_id]
         del self.entries[entry.entry_id]
+        acd_site.leave(self.store, site_entry(self.node, entry.entry_id))
         if entry.prompter is not None:
             entry.prompter.stop()
             entry.prompter = None
@@ -286,6 +308,14 @@ class CallDistributor(Generic[C]):
             self.bus.publish(QueueLeft(entry.call.id, live.config.name, event))
         for offer in [o for o in self.offers.values() if o.entry_id == entry.entry_id]:
             self._cancel_offer(offer)
+
+    def _site_row(self, entry: Waiting[C]) -> SiteCaller:
+        return SiteCaller(site_entry(self.node, entry.entry_id), entry.queue, self.node, entry.caller.number,
+                          entry.priority, entry.entered_at, entry.call is None)
+
+    def _place_on_site(self, entry: Waiting[C]) -> None:
+        """Write (again) the caller's row in the site's waiting list."""
+        acd_site.join(self.store, self._site_row(entry))
 
     def _overflow(self, entry: Waiting[C], event: str) -> None:
         call = entry.call
@@ -318,6 +348,7 @@ class CallDistributor(Generic[C]):
         heads = [(live.calls.entries()[0].sort_key, name) for name, live in self.queues.items() if len(live.calls)]
         if not heads:
             return
+        self.roster.refresh()
         available = [a for a in self.roster.agents.values() if a.state is AgentState.AVAILABLE]
         if not available:
             return
@@ -328,20 +359,32 @@ class CallDistributor(Generic[C]):
             device = agent.device or ""
             if self.pbx.device_busy(device) or not self.pbx.device_reachable(device):
                 busy.add(agent.agent_id)
+        free = [a for a in available if a.agent_id not in busy]
+        serving = {name: (live.calls.requirements, self.members(live)) for name, live in self.queues.items()}
+        behind = behind_other_nodes(self.store, self.node, serving, free, now)
         for _key, name in sorted(heads):
             live = self.queues[name]
-            assignments = live.calls.next_assignment(self.members(live), now, exclude=busy)
+            assignments = live.calls.next_assignment(self.members(live), now, exclude=busy, held=behind)
             for assignment in assignments:
                 for agent_id in assignment.agent_ids:
                     busy.add(agent_id)
                     self._offer(live, self.entries[assignment.entry_id], self.roster.agents[agent_id], now)
 
     def _offer(self, live: LiveQueue[C], entry: Waiting[C], agent: Agent, now: float) -> None:
+        if not self.ringing.hold(agent, entry.entry_id):
+            # Another node rang this agent first: they are not ours to offer; look again.
+            live.calls.offer_ended(entry.entry_id, agent.agent_id)
+            self._again = True
+            return
         self._log("OFFER", live, self._call_key(entry), entry.caller.number, agent=agent.agent_id)
         label = "Callback" if entry.call is None else live.config.name
         party = Party(entry.caller.number, f"[{label}] {entry.caller.name}".strip())
-        self.ringing.ring(agent, entry.entry_id, live.config.name, self._call_key(entry),
-                          self.ringing.channels(agent, party), entry.call, self._answered, self._unanswered, now=now)
+        try:
+            self.ringing.ring(agent, entry.entry_id, live.config.name, self._call_key(entry),
+                              self.ringing.channels(agent, party), entry.call, self._answered, self._unanswered,
+                              now=now)
+        except AgentError:  # paused or logged out on another node in the instant since the hold
+            live.calls.offer_ended(entry.entry_id, agent.agent_id)
 
     def offer_preview(self, agent: Agent, key: str, queue: str, channels: list[Channel], owner: object,
                       build: Callable[[Channel], C | None], start: Callable[[C], None]) -> OfferLeg:
@@ -382,6 +425,7 @@ class CallDistributor(Generic[C]):
         _entry, others = live.calls.answered(entry.entry_id, agent.agent_id, now)
         del live.waiting[entry.entry_id]
         del self.entries[entry.entry_id]
+        acd_site.leave(self.store, site_entry(self.node, entry.entry_id))
         if entry.prompter is not None:
             entry.prompter.stop()
             entry.prompter = None
@@ -462,8 +506,11 @@ class CallDistributor(Generic[C]):
         self._timer = self.pbx.schedule(TICK_SECONDS, self._tick)
         try:
             now = self.clock()
+            self.roster.refresh()  # what the other nodes did with the site's agents
             if now - self._last_reconcile >= RECONCILE_SECONDS:
                 self._last_reconcile = now
+                self.roster.keep_holds(now)
+                self._adopt_callbacks()
                 self.roster.reconcile(self._on_call(), self.offers)
             for live in self.queues.values():
                 if not live.waiting:
@@ -561,35 +608,21 @@ class CallDistributor(Generic[C]):
 
     # -- status for the control API -----------------------------------------------------------
     def queue_status(self) -> list[dict[str, object]]:
+        """Each queue with the callers waiting on every node of the site (acd_board.py)."""
         now = self.clock()
-        result: list[dict[str, object]] = []
-        for name, live in sorted(self.queues.items()):
-            members = self.members(live)
-            entries = live.calls.entries()
-            result.append({
-                "name": name,
-                "strategy": live.config.strategy,
-                "waiting": len(entries),
-                "longest_wait": round(now - min(e.entered_at for e in entries), 1) if entries else 0.0,
-                "callers": [{"entry": e.entry_id, "caller": e.caller_id, "position": i + 1,
-                             "wait": round(now - e.entered_at, 1), "priority": e.priority,
-                             "callback": self.entries[e.entry_id].call is None}
-                            for i, e in enumerate(entries)],
-                "agents": {state.value: sum(1 for a in members if a.state is state) for state in AgentState},
-                "service_rate": live.calls.service_rate(now),
-            })
-        return result
+        self.roster.refresh()
+        try:
+            site = acd_site.waiting(self.store, self.queues)
+        except self.store.db_error as exc:
+            log.warning("site queue rows unreadable, showing this node's: %s", exc)
+            site = [self._site_row(e) for e in self.entries.values()]
+        return queue_board([QueueView(name, live.config.strategy, self.members(live), live.calls.service_rate(now))
+                            for name, live in sorted(self.queues.items())], site, now)
 
     def agent_status(self) -> list[dict[str, object]]:
-        now = self.clock()
-        return [{
-            "agent": a.agent_id, "name": a.name, "state": a.state.value, "pause_reason": a.pause_reason,
-            "device": a.device, "since": round(now - a.state_since, 1), "calls_today": a.calls_today,
-            "call": self.agent_calls[a.agent_id].id if a.agent_id in self.agent_calls else None,
-            "caller": self.agent_calls[a.agent_id].a.caller.number if a.agent_id in self.agent_calls else None,
-            "interaction": self.agent_calls[a.agent_id].interaction_id if a.agent_id in self.agent_calls else None,
-            "skills": dict(a.skills),
-        } for a in sorted(self.roster.agents.values(), key=lambda a: a.agent_id)]
+        """Every agent of the site, with the call this node has them on (acd_board.py)."""
+        self.roster.refresh()
+        return agent_board(self.roster.agents.values(), self.agent_calls, self.roster.held_by, self.clock())
 
 
 def _int(value: str | None) -> int:

@@ -131,6 +131,11 @@ class SoundPaths(Protocol):
     def sounds_dir(self) -> Path | None: ...  # where a queue's own music on hold is
 
 
+class DistributorSettings(SoundPaths, Protocol):
+    @property
+    def node(self) -> str: ...  # this engine's name on the site: who holds the agents it rings
+
+
 class ExtensionDirectory(Protocol):
     @property
     def extensions(self) -> Mapping[str, Extension]: ...
@@ -162,7 +167,7 @@ class DistributorPbx(PromptingPbx, Protocol[C_co]):
     def contacts(self) -> ContactDirectory: ...
 
     @property
-    def settings(self) -> SoundPaths: ...
+    def settings(self) -> DistributorSettings: ...
 
     @property
     def dialplan(self) -> ExtensionDirectory: ...

@@ -5,6 +5,13 @@ Every state change goes through `apply`, which runs the agent's state machine
 agents where they were) and writes the queue-log events reports need. `reconcile` is the
 "never stuck" guarantee: an agent on a call that no longer exists, ringing for an offer
 nobody tracks, or in wrap-up past its timer is put right, at start-up and every few seconds.
+
+The roster is one node's view of the site's agents (issue 14, "one logical ACD"): the rows are
+the truth, `refresh` takes the changes other nodes made (an agent logged in on another engine,
+ringing or talking there), and `hold` reserves an agent in the store before this node rings them
+(appliance/store/acd_site.py), so no two nodes ever offer one agent two calls. `reconcile`
+repairs only the agents this node holds, or nobody does: another node's call is not ours to end.
+On one box (SQLite) the same path runs with one node.
 """
 from __future__ import annotations
 
@@ -28,7 +35,7 @@ from appliance.acd.agent import (
 from appliance.acd.skills import parse_skills
 from appliance.schema.settings import PAUSE_REASONS
 from appliance.store import acd as acd_store
-from appliance.store import queue_log
+from appliance.store import acd_site, queue_log
 from appliance.store.db import Store
 from appliance.store.models import AgentConfig, AgentStatus
 
@@ -46,10 +53,12 @@ class AgentError(Exception):
 class AgentRoster:
     """Agents (state machines) keyed by id, with persistence and the queue log."""
 
-    def __init__(self, store: Store, clock: Callable[[], float]) -> None:
+    def __init__(self, store: Store, clock: Callable[[], float], node: str = "local") -> None:
         self.store = store
         self.clock = clock
+        self.node = node  # this engine's name on the site: who holds an agent it rings
         self.agents: dict[str, Agent] = {}
+        self.held_by: dict[str, str | None] = {}  # agent id -> the node holding them, as last read
         self.on_available: Callable[[Agent], None] = lambda agent: None
 
     # -- configuration -------------------------------------------------------------------
@@ -73,10 +82,11 @@ class AgentRoster:
         """Start-up: put every agent back in its persisted state, then reconcile with the calls that
         exist now (none, after a restart: an agent who was on a call goes to wrap-up)."""
         now = self.clock()
-        for agent_id, status in acd_store.agent_statuses(self.store).items():
+        for agent_id, status in acd_site.agents(self.store).items():
             agent = self.agents.get(agent_id)
             if agent is None:
                 continue
+            self.held_by[agent_id] = status.held_by
             agent.state = AgentState(status.state)
             agent.pause_reason = status.pause_reason
             agent.device = status.device
@@ -86,6 +96,76 @@ class AgentRoster:
             if agent.state is not AgentState.LOGGED_OUT:
                 log.info("agent %s restored %s on %s", agent_id, agent.state.value, agent.device)
         self.reconcile(on_call=(), offered=())
+
+    # -- the site ------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Take what other nodes changed in the site's agent rows. An agent this node holds keeps
+        its state here (this node wrote it, and its timers are here); while the store is refusing
+        writes or reads, the memory is the newest there is and stays."""
+        if len(self.store.deferred):
+            return
+        try:
+            rows = acd_site.agents(self.store)
+        except self.store.db_error as exc:
+            log.warning("agent rows unreadable, keeping this node's view: %s", exc)
+            return
+        for agent_id, row in rows.items():
+            agent = self.agents.get(agent_id)
+            if agent is None:
+                continue
+            self.held_by[agent_id] = row.held_by
+            state = AgentState(row.state)
+            if row.held_by == self.node or (state, row.pause_reason, row.device) == (
+                    agent.state, agent.pause_reason, agent.device):
+                continue
+            log.info("agent %s: %s -> %s (site)", agent_id, agent.state.value, state.value)
+            agent.state, agent.pause_reason, agent.device = state, row.pause_reason, row.device
+            agent.state_since = row.since
+            agent.call_id = row.held_entry
+            agent.wrapup_until = None
+            if state is AgentState.AVAILABLE:
+                agent.idle_since = row.since
+                self.on_available(agent)
+
+    def hold(self, agent: Agent, entry: str) -> bool:
+        """Reserve `agent` in the store for this node's `entry` before ringing them; False if
+        another node has them (or the row says they are not available). On one box (SQLite)
+        whose writes are deferred this node is the only writer and its memory decides."""
+        if not self.store.shared and len(self.store.deferred):
+            return agent.state is AgentState.AVAILABLE
+        try:
+            held = acd_site.reserve(self.store, agent.agent_id, self.node, entry, self.clock())
+        except self.store.db_error as exc:
+            log.warning("agent %s: cannot reserve (%s)", agent.agent_id, exc)
+            return not self.store.shared and agent.state is AgentState.AVAILABLE
+        if held:
+            self.held_by[agent.agent_id] = self.node
+        return held
+
+    def release(self, agent: Agent) -> None:
+        """Give back this node's hold on `agent` when the offer did not start after all."""
+        if self.held_by.get(agent.agent_id) == self.node and agent.state is AgentState.AVAILABLE:
+            try:
+                acd_site.release(self.store, agent.agent_id, self.node)
+            except self.store.db_error as exc:  # the hold ages out (acd_site.reclaim_stale)
+                log.warning("agent %s: hold not released: %s", agent.agent_id, exc)
+            self.held_by[agent.agent_id] = None
+
+    def keep_holds(self, now: float) -> None:
+        """Touch this node's holds (its offers and calls live) and free the agents of a node that
+        stopped touching its own: a hold is never leaked (appliance/store/acd_site.py)."""
+        try:
+            engaged = [a.agent_id for a in self.agents.values()
+                       if self.held_by.get(a.agent_id) == self.node and a.state.value in acd_store.ENGAGED_STATES]
+            acd_site.touch(self.store, self.node, engaged, now)
+            for agent_id in acd_site.reclaim_stale(self.store, self.node, now):
+                log.warning("agent %s: freed from a node that stopped holding them", agent_id)
+        except self.store.db_error as exc:
+            log.warning("agent holds not kept: %s", exc)
+
+    def ours(self, agent: Agent) -> bool:
+        """This node holds the agent, or nobody does: its repairs are ours to make."""
+        return self.held_by.get(agent.agent_id) in (None, self.node)
 
     # -- requests from phones and the API ----------------------------------------------------
     def get(self, agent_id: str) -> Agent:
@@ -101,6 +181,7 @@ class AgentRoster:
 
     def login(self, agent_id: str, pin: str | None, device: str) -> Agent:
         """Log `agent_id` in on `device`; `pin` None skips the check (the admin API does)."""
+        self.refresh()  # the agent, or another on this phone, may be logged in on another node
         agent = self.agents.get(agent_id)
         if agent is None or (pin is not None and not hmac.compare_digest(agent.pin, pin)):
             raise AgentError(403, "wrong agent number or PIN")  # same answer for both: no enumeration
@@ -117,12 +198,14 @@ class AgentRoster:
         return agent
 
     def logout(self, agent_id: str) -> Agent:
+        self.refresh()
         agent = self.get(agent_id)
         if agent.state is not AgentState.LOGGED_OUT:
             self.apply(agent, Logout())
         return agent
 
     def pause(self, agent_id: str, reason: str) -> Agent:
+        self.refresh()
         agent = self.get(agent_id)
         if agent.state not in (AgentState.AVAILABLE, AgentState.WRAP_UP, AgentState.PAUSED):
             raise AgentError(409, f"agent {agent_id} is {agent.state.value}: cannot pause now")
@@ -130,6 +213,7 @@ class AgentRoster:
         return agent
 
     def unpause(self, agent_id: str) -> Agent:
+        self.refresh()
         agent = self.get(agent_id)
         if agent.state is AgentState.WRAP_UP:
             self.apply(agent, WrapUpDone())  # "ready" also ends wrap-up early
@@ -151,6 +235,8 @@ class AgentRoster:
             return agent.state
         if after is before and agent.pause_reason == reason_before:
             return after
+        if after.value not in acd_store.ENGAGED_STATES:
+            self.held_by[agent.agent_id] = None  # the row's hold goes with this write
         acd_store.save_agent_status(self.store, AgentStatus(agent.agent_id, after.value, agent.pause_reason,
                                                             agent.device, agent.state_since))
         log.info("agent %s: %s -> %s%s", agent.agent_id, before.value, after.value,
@@ -179,9 +265,13 @@ class AgentRoster:
         """Repair states that contradict the calls and offers the engine actually has.
 
         `on_call` and `offered` are the ids of agents the engine has a live call or offer for.
+        An agent another node holds is that node's to repair (or, once it stops touching its
+        holds, `acd_site.reclaim_stale`'s).
         """
         now = self.clock()
         for agent in self.agents.values():
+            if not self.ours(agent):
+                continue
             if agent.state is AgentState.ON_CALL and agent.agent_id not in on_call:
                 log.warning("agent %s was on %s, which no longer exists: wrap-up", agent.agent_id, agent.call_id)
                 self.apply(agent, CallEnded(0.0))

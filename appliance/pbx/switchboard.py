@@ -71,10 +71,10 @@ class PbxSettings:
     tts_dir: Path | None = None
     recordings_dir: Path | None = None
     voicemail_dir: Path | None = None
-    node: str = ""  # engines sharing one store: this one's name (pbx/recording.py, Recorder)
     pin_failures: int = 5  # wrong PINs (per caller, per mailbox/agent) before a lockout
     pin_window_s: float = 900.0
     pin_lock_s: float = 900.0
+    node: str = "local"  # this engine's name on the site (EngineOptions.node)
 
 
 class Switchboard:
@@ -99,8 +99,9 @@ class Switchboard:
         self.contacts = StoreContacts(store)
         self.dialplan = self._load_dialplan()
         self.distributor = CallDistributor(self, clock, self.events)
+        # Engines sharing one store (and one recordings directory) each write under their own name.
         self.recorder = Recorder(store, media, settings.recordings_dir or Path("recordings"), clock,
-                                 node=settings.node)
+                                 node=settings.node if store.shared else "")
         self.mailboxes = Mailboxes(store, settings.voicemail_dir or Path("voicemail"))
         # Wrong PINs across calls (voicemail *98, agent login *61) lock the caller and the target.
         self.pins = PinGuard(settings.pin_failures, settings.pin_window_s, settings.pin_lock_s, clock)

@@ -22,6 +22,7 @@ _QUEUE_COLUMNS = (
     "callback_key", "service_level_seconds", "recording", "survey",
 )
 _QUEUE_BOOLS = ("join_empty", "leave_empty", "survey")
+ENGAGED_STATES = ("ringing", "on-call", "wrap-up")  # an agent is held by a node in these (store/acd_site.py)
 
 
 # -- agents --------------------------------------------------------------------------------
@@ -154,12 +155,19 @@ def _without_overflow(queue: QueueConfig) -> QueueConfig:
 def save_agent_status(store: Store, status: AgentStatus) -> None:
     """Persist an agent's state (not fsynced: losing the last change to a power cut is repaired
     by the reconcile at start-up, and agents change state on every call). Kept in order in memory
-    while the database refuses writes (Store.record_write): an agent's state never fails a call."""
+    while the database refuses writes (Store.record_write): an agent's state never fails a call.
+
+    A free state (not ringing, on a call or in wrap-up) drops the node's hold on the agent in the
+    same statement (appliance/store/acd_site.py), so no node sees them free and still held."""
     store.record_write("agent_state", [(
         "INSERT INTO agent_state (agent_id, state, pause_reason, device, since) VALUES (?, ?, ?, ?, ?)"
         " ON CONFLICT (agent_id) DO UPDATE SET state = excluded.state, pause_reason = excluded.pause_reason,"
-        " device = excluded.device, since = excluded.since",
-        (status.agent_id, status.state, status.pause_reason, status.device, status.since),
+        " device = excluded.device, since = excluded.since,"
+        " reserved_by = CASE WHEN excluded.state IN (?, ?, ?) THEN agent_state.reserved_by END,"
+        " reserved_entry = CASE WHEN excluded.state IN (?, ?, ?) THEN agent_state.reserved_entry END,"
+        " reserved_at = CASE WHEN excluded.state IN (?, ?, ?) THEN agent_state.reserved_at END",
+        (status.agent_id, status.state, status.pause_reason, status.device, status.since,
+         *ENGAGED_STATES, *ENGAGED_STATES, *ENGAGED_STATES),
     )])
 
 
@@ -170,12 +178,13 @@ def agent_statuses(store: Store) -> dict[str, AgentStatus]:
 
 # -- callbacks -----------------------------------------------------------------------------
 def add_callback(store: Store, queue: str, number: str, name: str, priority: int, at: float,
-                 call_id: str) -> int:
-    """Record a caller's request to be called back (durable: the caller has hung up on our word)."""
+                 call_id: str, node: str | None = None) -> int:
+    """Record a caller's request to be called back (durable: the caller has hung up on our word);
+    `node` is the engine whose queue keeps its place (store/acd_site.py)."""
     with store.transaction():
         cur = store.execute(
-            "INSERT INTO queue_callbacks (queue, number, name, priority, requested_at, call_id)"
-            " VALUES (?, ?, ?, ?, ?, ?) RETURNING id", (queue, number, name, priority, at, call_id))
+            "INSERT INTO queue_callbacks (queue, number, name, priority, requested_at, call_id, node)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id", (queue, number, name, priority, at, call_id, node))
         return int(cur.fetchone()[0])
 
 

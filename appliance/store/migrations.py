@@ -483,6 +483,27 @@ SCRIPTS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # 12: one logical ACD across the engines of a site (issue 14, appliance/store/acd_site.py): the
+    # node holding an agent (reserved from the offer until the agent is free again), the site's
+    # waiting callers, so a queue's order holds across nodes, and the node keeping each callback.
+    """
+    ALTER TABLE agent_state ADD COLUMN reserved_by TEXT;
+    ALTER TABLE agent_state ADD COLUMN reserved_entry TEXT;
+    ALTER TABLE agent_state ADD COLUMN reserved_at DOUBLE PRECISION;
+    ALTER TABLE queue_callbacks ADD COLUMN node TEXT;
+
+    CREATE TABLE queue_waiting (
+        entry TEXT PRIMARY KEY,
+        queue TEXT NOT NULL,
+        node TEXT NOT NULL,
+        caller TEXT NOT NULL DEFAULT '',
+        priority INTEGER NOT NULL DEFAULT 0,
+        arrived_at DOUBLE PRECISION NOT NULL,
+        callback BOOLEAN NOT NULL DEFAULT FALSE
+    );
+    CREATE INDEX queue_waiting_order ON queue_waiting (queue, priority, arrived_at);
+    CREATE INDEX queue_waiting_node ON queue_waiting (node);
+    """,
 ]
 
 # The scripts as SQLite runs them (what Store applies, what backup's checks replay).

@@ -19,13 +19,13 @@ from tests.peers.acd import (
     CALLER,
     agent,
     engine_with_flows,
+    login_by_feature_code,
     phone,
     queue_config,
     queue_log,
     wait_agent,
 )
 from tests.peers.engine import Engine
-from tests.peers.pjsua import PjPhone
 
 @pytest.fixture
 def pbx(tmp_path: Path) -> Iterator[Engine]:
@@ -36,18 +36,6 @@ def pbx(tmp_path: Path) -> Iterator[Engine]:
 
 def events(pbx: Engine) -> list[str]:
     return [row[0] for row in queue_log(pbx)]
-
-
-def login_by_feature_code(pbx: Engine, p: PjPhone, agent_id: str, pin: str) -> None:
-    call = p.call(pbx.uri("*61"))
-    p.wait_state(call, "CONFIRMED")
-    # Kept: the API shows no prompt state, and keys pressed before a prompt starts are flushed
-    # (as on any IVR), so the test paces the keys the way a person following the prompts would.
-    time.sleep(0.5)
-    p.dial_dtmf(call, agent_id + "#")
-    time.sleep(1.5)
-    p.dial_dtmf(call, pin + "#")
-    p.wait_state(call, "DISCONNECTED", timeout=10.0)  # the PBX confirms and hangs up
 
 
 def test_agent_logs_in_by_feature_code_the_skilled_agent_rings_and_tones_pass_both_ways(

@@ -62,6 +62,19 @@ def queue_log(pbx: Engine) -> list[tuple[str, str, int | None, float | None]]:
         db.close()
 
 
+def login_by_feature_code(pbx: Engine, p: PjPhone, agent_id: str, pin: str) -> None:
+    """Log `agent_id` in on the phone `p` by dialling *61, then the agent number and PIN."""
+    call = p.call(pbx.uri("*61"))
+    p.wait_state(call, "CONFIRMED")
+    # Kept: the API shows no prompt state, and keys pressed before a prompt starts are flushed
+    # (as on any IVR), so the test paces the keys the way a person following the prompts would.
+    time.sleep(0.5)
+    p.dial_dtmf(call, agent_id + "#")
+    time.sleep(1.5)
+    p.dial_dtmf(call, pin + "#")
+    p.wait_state(call, "DISCONNECTED", timeout=10.0)  # the PBX confirms and hangs up
+
+
 @contextlib.contextmanager
 def engine_with_flows(work_dir: Any, config: dict[str, Any], flows: dict[str, str]) -> Iterator[Engine]:
     """A started engine whose data/flows holds `flows` (name -> YAML), stopped on exit."""

@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 
 from appliance.cluster.nodes import NodeWatch, rejoin, take_over
+from appliance.store import acd, acd_site
 from appliance.store import nodes as node_rows
 from appliance.store import queue_log
 from appliance.store.db import Store
 from appliance.store.errors import StoreError
+from appliance.store.models import AgentConfig, AgentStatus
 from appliance.store.queue_log import QueueEvent
 from tests.peers.postgres import sqlite_only
 
@@ -79,7 +81,7 @@ def test_a_node_that_stops_beating_is_taken_over_and_only_its_calls_end(site: di
     assert watch_one.tick() == []
     clock.t += 1.0
     [taken] = watch_one.tick()
-    assert taken.node == "two" and taken.ended == {"cdr": 2, "queue_log": 2}
+    assert taken.node == "two" and taken.ended == {"cdr": 2, "queue_log": 2, "acd": 0}
     end = clock()
     for cdr_id in theirs.values():
         cdr = one.get_cdr(cdr_id)
@@ -99,13 +101,30 @@ def test_a_node_that_stops_beating_is_taken_over_and_only_its_calls_end(site: di
     assert watch_one.tick() == []  # taken once
 
 
+def test_a_dead_nodes_agent_hold_and_waiting_caller_are_freed_by_the_takeover(site: dict[str, Store],
+                                                                              clock: Clock) -> None:
+    """The ACD's site rows are among the cleanups: an agent the dead node was ringing is free for
+    the survivors' callers, and its caller no longer holds its place in the site's queue order."""
+    one, two = site["one"], site["two"]
+    acd.put_agent(one, AgentConfig(agent_id="2001", name="Agent 2001", pin="1234"))
+    acd.save_agent_status(one, AgentStatus("2001", "available", None, "1001", clock()))
+    assert acd_site.reserve(two, "2001", "two", "two:q1", clock())
+    acd_site.join(two, acd_site.SiteCaller("two:q1", "sales", "two", "0600", 0, clock(), False))
+    dead = node_rows.get(one, "two")
+    assert dead is not None
+    assert take_over(one, dead, "one", clock() + 5) == {"cdr": 0, "queue_log": 0, "acd": 2}
+    assert acd_site.agents(one)["2001"].held_by is None
+    assert acd_site.waiting(one) == []
+    assert acd_site.reserve(one, "2001", "one", "one:q1", clock() + 6)  # the survivor may ring them
+
+
 def test_exactly_one_survivor_takes_a_dead_node(site: dict[str, Store], clock: Clock) -> None:
     one, two = site["one"], site["two"]
     _calls(one, clock)
     dead = node_rows.get(two, "one")
     assert dead is not None
     # two survivors saw the same stale beat: the first claim wins, the second changes nothing
-    assert take_over(two, dead, "two", clock()) == {"cdr": 2, "queue_log": 2}
+    assert take_over(two, dead, "two", clock()) == {"cdr": 2, "queue_log": 2, "acd": 0}
     assert take_over(one, dead, "three", clock()) is None
     assert node_rows.get(two, "one").taken_over_by == "two"  # type: ignore[union-attr]
 
@@ -137,11 +156,11 @@ def test_a_restarted_node_ends_its_own_leftovers_only_on_a_shared_store(site: di
     clock.t += 10.0
     ended = rejoin(one, "one", clock(), "", "")  # one was killed and starts again
     if one.shared:  # PostgreSQL: two's calls are live on engine two
-        assert ended == {"cdr": 2, "queue_log": 2}
+        assert ended == {"cdr": 2, "queue_log": 2, "acd": 0}
         assert all(one.get_cdr(i).end is None for i in theirs.values())  # type: ignore[union-attr]
         assert node_rows.get(one, "one").started_at == clock()  # type: ignore[union-attr]
     else:  # one box: every open call was this engine's
-        assert ended == {"cdr": 4, "queue_log": 4}
+        assert ended == {"cdr": 4, "queue_log": 4, "acd": 0}
     assert all(one.get_cdr(i).disposition == "INTERRUPTED" for i in mine.values())  # type: ignore[union-attr]
     assert one.get_cdr(mine["talk"]).hangup_cause == "interrupted: node one restarted"  # type: ignore[union-attr]
 

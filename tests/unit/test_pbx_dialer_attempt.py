@@ -28,7 +28,7 @@ from appliance.pbx.distributor import DIALER_PRIORITY, CallDistributor
 from appliance.store import acd as acd_store
 from appliance.store import dialer as dstore
 from appliance.store.db import Store
-from appliance.store.models import QueueConfig, Trunk
+from appliance.store.models import AgentConfig, Extension, QueueConfig, Trunk
 from tests.pbx_ports import FakeMedia, Line, QueuePbx, VirtualTime
 
 NUMBER = "+33612345601"
@@ -276,3 +276,23 @@ def test_a_machine_is_hung_up_and_not_counted_in_the_abandon_rate(world: World) 
     assert ("queue", "sales") not in call.steps  # a machine never reaches an agent
     assert world.row().outcome == "machine"
     assert world.live.pacer.ledger.totals(world.time.now) == (0, 0)
+
+
+def test_the_pacing_counts_the_agents_of_every_node(world: World, store_target: Any) -> None:
+    """An agent logged in on another engine of the site is free for this engine's campaign, and
+    stops being so while that engine has them on a call (issue 14: one logical ACD)."""
+    for agent_id, phone in (("2001", "1001"), ("2002", "1002")):
+        acd_store.put_agent(world.store, AgentConfig(agent_id, f"Agent {agent_id}", "1234"))
+        world.pbx.queue_pbx.dialplan.extensions[phone] = Extension(number=phone, name=phone, secret="x")
+    world.pbx.distributor.load()
+    with Store(store_target) as other:  # another engine's connection, its own distributor
+        pbx = QueuePbx(other, world.time, world.pbx.prompts)
+        pbx.settings.node = "two"
+        elsewhere: CallDistributor[Any] = CallDistributor(pbx, world.time.clock, EventBus())
+        elsewhere.load()
+        assert world.dialer.snapshot(world.live, world.time.now).agents_free == 0
+        elsewhere.roster.login("2001", None, "1001")
+        elsewhere.roster.login("2002", None, "1002")
+        assert world.dialer.snapshot(world.live, world.time.now).agents_free == 2
+        elsewhere.roster.pause("2002", "lunch")
+        assert world.dialer.snapshot(world.live, world.time.now).agents_free == 1

@@ -83,6 +83,10 @@ def test_a_reconnect_that_hangs_does_not_hold_the_call_writes() -> None:
             wait_until(lambda: store.storage_status().pending == 0, timeout=20.0, what="the deferred writes flushed")
             rows = {c.call_id: c for c in store.cdrs(limit=1000)}
             assert rows["c1"].disposition == "NO ANSWER" and len(rows) == i
+        finally:
+            store.close()
+    finally:
+        server.stop()
 
 
 def test_two_engines_writing_cdrs_at_once_and_through_a_restart_never_share_an_id() -> None:
