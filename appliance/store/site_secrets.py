@@ -1,4 +1,4 @@
-"""Site secrets (migration 10): keys every engine of a shared store must hold alike.
+"""Site secrets (migration 11): keys every engine of a shared store must hold alike.
 
 The digest nonce key is one: behind the front door a REGISTER challenged by one engine may be
 answered to another, which must accept the nonce the first one made (sip/digest.py). The first
