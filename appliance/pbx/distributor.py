@@ -129,7 +129,11 @@ class CallDistributor(Generic[C]):
     def _adopt_callbacks(self) -> None:
         """Wait here for the promised callbacks no node serves (this node's earlier life's, a dead
         node's, or from before the site): each is adopted by one node (acd_site.adopt_callbacks)."""
-        mine = set(acd_site.adopt_callbacks(self.store, self.node))
+        try:
+            mine = set(acd_site.adopt_callbacks(self.store, self.node))
+        except self.store.db_error as exc:  # another connection's write lock: the next reconcile asks again
+            log.warning("callbacks to adopt not taken now: %s", exc)
+            return
         for cb_id, queue, number, name, priority, requested_at, call_id in acd_store.pending_callbacks(self.store):
             if cb_id not in mine:
                 continue

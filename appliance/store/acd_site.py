@@ -140,7 +140,11 @@ def forget_node(store: Store, node: str, now: float) -> tuple[list[str], int]:
 def adopt_callbacks(store: Store, node: str) -> list[int]:
     """Take the promised callbacks that no node keeps (one transaction: each goes to one node);
     returns their ids. The callback rows themselves are acd.py's."""
-    with store.transaction():
+    # Read first: the engine loop asks every few seconds, and almost always nothing is unkept; the
+    # write (and its wait for another connection's write lock) is only for when something is.
+    if not store.query("SELECT 1 FROM queue_callbacks WHERE node IS NULL AND done_at IS NULL LIMIT 1"):
+        return []
+    with store.transaction(durable=False, busy_ms=store.write_busy_ms):
         return sorted(int(r[0]) for r in store.execute(
             "UPDATE queue_callbacks SET node = ? WHERE node IS NULL AND done_at IS NULL RETURNING id", (node,)))
 
