@@ -202,7 +202,9 @@ class OrderedUdpServer(Udp_server):
         self.areceivers = [_Receiver(self)]
 
     def send_to(self, data: bytes | str, address: object, delayed: bool = False) -> None:
-        if (isinstance(data, bytes) and isinstance(address, tuple) and len(address) == 2
+        if isinstance(data, str):
+            data = data.encode("utf-8")  # sippy hands its messages over as text
+        if (isinstance(address, tuple) and len(address) == 2
                 and not self.closing and self.uopts.family == socket.AF_INET
                 and not self.uopts.ploss_out_rate and not self.uopts.pdelay_out_max):
             with self.order_lock:
@@ -217,8 +219,8 @@ class OrderedUdpServer(Udp_server):
         if not (isinstance(host, str) and isinstance(port, int) and 0 < port <= 65535):
             return False  # a name to resolve, or a port the sender reports as a failure
         try:
-            ipaddress.IPv4Address(host)
-        except ValueError:
+            socket.inet_pton(socket.AF_INET, host)  # a dotted quad: sendto resolves nothing
+        except OSError:
             return False
         try:
             self.skt.sendto(data, socket.MSG_DONTWAIT, (host, port))  # a datagram: all or an error
