@@ -45,6 +45,7 @@ from appliance.sip.guard import BlockedEntry, ScannerGuard
 from appliance.sip.registrar import Binding, Registrar
 from appliance.sip.router import SipRouter
 from appliance.sip.sippy_clock import use_fast_clock
+from appliance.sip.sippy_placeholders import use_fast_placeholder_checks
 from appliance.sip.transactions import PlateauTransactionManager
 from appliance.sip.trunks import TrunkRegistrations
 from appliance.store.db import Store
@@ -122,6 +123,7 @@ class Engine:
 
     def __init__(self, opts: EngineOptions) -> None:
         use_fast_clock()
+        use_fast_placeholder_checks()
         self.opts = opts
         self.started = time.time()
         opts.data_dir.mkdir(parents=True, exist_ok=True)

@@ -7,8 +7,10 @@
 For each target in turn and each rate the UAC (tests/sipp/load_uac.xml; provisionals are
 optional="global" so a 180 relayed after the 200 OK is tolerated) places rate*seconds calls of
 --call-ms each; any message not answered within --recv-timeout-ms fails its call. Prints
-offered/attempted/completed/failed and goodput (completed calls per second) per step, the
-highest rate with fewer than 0.1 % failed calls (the capacity), then an overload step at
+offered/attempted/completed/failed, goodput (completed calls per second) and the target's CPU
+per completed call (user + system time of its processes: the B2BUA, or the engine and its media
+process) per step, the highest rate with fewer than 0.1 % failed calls (the capacity), each
+Plateau target's capacity as a ratio to sippy's in the same run, then an overload step at
 --overload x capacity with --standing-calls long calls set up before it. Exits 1 when a Plateau
 target's overload goodput is below --goodput-target x capacity or a standing call failed.
 
@@ -32,13 +34,14 @@ import argparse
 import contextlib
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -61,15 +64,40 @@ class StepResult:
     completed: int
     failed: int
     wall_s: float
+    cpu_s: float = 0.0  # the target's processes, during the step
 
     @property
     def failed_fraction(self) -> float:
         return self.failed / self.attempted if self.attempted else 1.0
 
+    @property
+    def cpu_ms_per_call(self) -> float:
+        return 1000 * self.cpu_s / self.completed if self.completed else 0.0
+
+
+@dataclass
+class Target:
+    """A running target: where the UAC sends, and the processes whose CPU a step costs."""
+
+    address: str
+    pids: Callable[[], list[int]] = field(default=lambda: [])
+
+
+def process_cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds of ``pids`` so far (/proc/PID/stat fields 14 and 15)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited: its time is lost, the step's figure is a lower bound
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
 
 @contextlib.contextmanager
-def sippy_target(work: Path) -> Iterator[str]:
-    """A SIPp UAS behind sippy's b2bua_simple; yields the B2BUA's "host:port"."""
+def sippy_target(work: Path) -> Iterator[Target]:
+    """A SIPp UAS behind sippy's b2bua_simple; yields the B2BUA's "host:port" and pid."""
     with SippProcess(
         "load_uas", workdir=work / "uas", extra_args=["-max_recv_loops", "10000"]
     ) as uas:
@@ -102,7 +130,7 @@ def sippy_target(work: Path) -> Iterator[str]:
                 raise RuntimeError(
                     f"b2bua_simple exited {proc.returncode}: {(work / 'b2bua.log').read_text()}"
                 )
-            yield f"127.0.0.1:{port}"
+            yield Target(f"127.0.0.1:{port}", lambda: [proc.pid])
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -115,8 +143,9 @@ def sippy_target(work: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def _plateau(work: Path, config: dict | None = None) -> Iterator[str]:
-    """The Plateau engine with a SIPp UAS registered as 1002; yields the engine's "host:port"."""
+def _plateau(work: Path, config: dict | None = None) -> Iterator[Target]:
+    """The Plateau engine with a SIPp UAS registered as 1002; yields the engine's "host:port"
+    and the pids of the engine and its media process."""
     # SIPp 3.6.1 answers only the first challenge and only with MD5: offer MD5 first.
     eng = Engine(work / "engine", config=config, extra_args=["--digest-algorithms", "MD5,SHA-256"])
     eng.rtp_ports = free_port_range(8000)  # two legs per call: room for 2,000 concurrent calls
@@ -129,7 +158,7 @@ def _plateau(work: Path, config: dict | None = None) -> Iterator[str]:
             register=("1002", eng.secret(1002), registrar),
             extra_args=["-max_recv_loops", "10000"],
         ):
-            yield registrar
+            yield Target(registrar, lambda: [p for p in (eng.pid, eng.media_pid()) if p is not None])
     finally:
         eng.stop()
 
@@ -137,12 +166,12 @@ def _plateau(work: Path, config: dict | None = None) -> Iterator[str]:
 UAC_PORT = free_port()  # fixed, so the plateau-trunk target can recognise the UAC as its carrier
 
 
-def plateau_target(work: Path) -> contextlib.AbstractContextManager[str]:
+def plateau_target(work: Path) -> contextlib.AbstractContextManager[Target]:
     """Extension calls: the UAC, as 1001, calls 1002 and answers the digest challenge."""
     return _plateau(work)
 
 
-def plateau_trunk_target(work: Path) -> contextlib.AbstractContextManager[str]:
+def plateau_trunk_target(work: Path) -> contextlib.AbstractContextManager[Target]:
     """Carrier calls: the UAC is a trunk recognised by its address (no digest), dialling DID
     1002, which routes to the UAS registered as 1002."""
     cfg = default_config()
@@ -152,7 +181,7 @@ def plateau_trunk_target(work: Path) -> contextlib.AbstractContextManager[str]:
 
 
 def run_step(
-    target: str,
+    target: Target,
     rate: int,
     seconds: float,
     call_ms: int,
@@ -165,10 +194,12 @@ def run_step(
 ) -> StepResult:
     runs_per_s = rate / calls_per_run
     calls = int(runs_per_s * seconds)
+    pids = target.pids()
+    cpu0 = process_cpu_s(pids)
     t0 = time.monotonic()
     res = run_sipp(
         scenario,
-        target,
+        target.address,
         service="1002",
         calls=calls,
         rate=runs_per_s,
@@ -190,7 +221,8 @@ def run_step(
         local_port=UAC_PORT,
     )
     n = calls_per_run
-    return StepResult(rate, n * res.created, n * res.successful, n * res.failed, time.monotonic() - t0)
+    return StepResult(rate, n * res.created, n * res.successful, n * res.failed, time.monotonic() - t0,
+                      process_cpu_s(pids) - cpu0)
 
 
 @dataclass
@@ -212,7 +244,7 @@ class OverloadResult:
         return self.goodput / self.capacity if self.capacity else 0.0
 
 
-def overload_step(target: str, capacity: int, factor: float, args: argparse.Namespace,
+def overload_step(target: Target, capacity: int, factor: float, args: argparse.Namespace,
                   work: Path) -> OverloadResult:
     """Calls already up (``--standing-calls`` long calls at a low rate), then ``factor`` x capacity.
 
@@ -225,7 +257,7 @@ def overload_step(target: str, capacity: int, factor: float, args: argparse.Name
 
     def standing() -> None:
         box["res"] = run_sipp(
-            "load_uac", target, service="1002", calls=args.standing_calls, rate=standing_rate,
+            "load_uac", target.address, service="1002", calls=args.standing_calls, rate=standing_rate,
             inject=[auth_row("1003", "secret1003")],
             extra_args=["-d", str(hold_ms), "-recv_timeout", str(args.recv_timeout_ms * 4)],
             timeout=hold_ms / 1000 + 60, workdir=work / f"standing-{rate}",
@@ -278,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         f"per-message timeout {args.recv_timeout_ms} ms, overload {args.overload:g}x, logs in {work}"
     )
     print(f"{'target':>14} {'offered/s':>9} {'attempted':>10} {'completed':>10} {'failed':>7} "
-          f"{'failed%':>8} {'goodput/s':>9} {'wall s':>7}")
+          f"{'failed%':>8} {'goodput/s':>9} {'wall s':>7} {'cpu ms/call':>11}")
     steps: dict[str, list[StepResult]] = {}
     overloads: dict[str, OverloadResult] = {}
     for name in targets:
@@ -291,8 +323,7 @@ def main(argv: list[str] | None = None) -> int:
                              "1001", "secret1001", *uacs.get(name, ("load_uac", 1)))
                 results.append(r)
                 _print_step(name, r, args.seconds)
-            good = [r.rate for r in results if r.attempted and r.failed_fraction < MAX_FAILED_FRACTION]
-            capacity = args.capacity or (max(good) if good else 0)
+            capacity = args.capacity or capacity_of(results)
             if args.overload > 0 and capacity and name not in ("plateau-trunk", "plateau-reuse"):
                 ov = overloads[name] = overload_step(target, capacity, args.overload, args, tw)
                 _print_step(name, ov.step, args.seconds)
@@ -301,7 +332,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _print_step(name: str, r: StepResult, seconds: float) -> None:
     print(f"{name:>14} {r.rate:>9} {r.attempted:>10} {r.completed:>10} {r.failed:>7} "
-          f"{100 * r.failed_fraction:>7.2f}% {r.completed / seconds:>9.1f} {r.wall_s:>7.1f}", flush=True)
+          f"{100 * r.failed_fraction:>7.2f}% {r.completed / seconds:>9.1f} {r.wall_s:>7.1f} "
+          f"{r.cpu_ms_per_call:>11.2f}", flush=True)
+
+
+def capacity_of(results: list[StepResult]) -> int:
+    """The highest offered rate with fewer than MAX_FAILED_FRACTION failed calls (0: none)."""
+    good = [r.rate for r in results if r.attempted and r.failed_fraction < MAX_FAILED_FRACTION]
+    return max(good) if good else 0
 
 
 def _summary(steps: dict[str, list[StepResult]], overloads: dict[str, OverloadResult],
@@ -319,10 +357,14 @@ def _summary(steps: dict[str, list[StepResult]], overloads: dict[str, OverloadRe
             cells.append(f"{r.completed / args.seconds:>7.1f} ({r.completed}/{r.attempted})" if r else "")
         print(f"{rate:>9} " + " ".join(f"{c:>16}" for c in cells))
     failed = False
+    capacities = {n: capacity_of(steps[n]) for n in names}
+    anchor = capacities.get("sippy", 0)
     for n in names:
-        good = [r.rate for r in steps[n] if r.attempted and r.failed_fraction < MAX_FAILED_FRACTION]
+        clean = [r for r in steps[n] if r.attempted and r.failed_fraction < MAX_FAILED_FRACTION]
+        cpu = statistics.median(r.cpu_ms_per_call for r in clean) if clean else 0.0
+        ratio = f" = {capacities[n] / anchor:.2f}x sippy's" if anchor and n != "sippy" else ""
         print(f"{n}: highest rate with < {100 * MAX_FAILED_FRACTION:g} % failed calls: "
-              f"{max(good) if good else 'none'} cps")
+              f"{capacities[n] or 'none'} cps{ratio}; CPU per call at the clean steps (median) {cpu:.2f} ms")
         ov = overloads.get(n)
         if ov is None:
             continue

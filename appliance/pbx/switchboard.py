@@ -265,7 +265,10 @@ class Switchboard:
 
     def _index_device(self, chan: Channel) -> None:
         if chan.extension is not None:
-            self._device_channels.setdefault(chan.extension, weakref.WeakSet()).add(chan)
+            chans = self._device_channels.get(chan.extension)
+            if chans is None:  # not setdefault: that builds a WeakSet for every dialled channel
+                chans = self._device_channels[chan.extension] = weakref.WeakSet()
+            chans.add(chan)
 
     def channels_for_extension(self, ext: Extension, caller: Party) -> list[Channel]:
         if self.factory is None:

@@ -8,6 +8,12 @@ the 200, so here exactly one thread sends and one receives: the send queue and t
 ED2 call-from-thread queue are FIFO, so messages leave and are handled in the order
 they were produced and received.
 
+A message is sent at once, on the thread that sends it (the SIP loop), when the sender thread
+is idle and nothing is queued: order is the same, and a loaded loop no longer pays a thread
+hand-off for every datagram (a queue put, the sender's wake-up and its GIL round, about a tenth
+of the loop at load, bench/sip_load.py). A send that would block, a host name to resolve, or
+a busy sender takes the queue as before.
+
 The receiver also reads with ``recvmsg`` into a 64 KiB buffer (sippy uses 8 KiB
 and truncates larger datagrams silently) and flags truncation, so the transaction
 manager can answer 513 instead of parsing half a message.
@@ -73,10 +79,18 @@ class _Sender(threading.Thread):
         srv = self.server
         while True:
             self.beat.beat()
+            with srv.order_lock:
+                # Idle only with nothing queued: every earlier datagram has left, so a direct
+                # send by the loop (OrderedUdpServer.send_to) cannot overtake one.
+                srv.sender_idle = srv.sendqueue.empty()
             try:
                 item = srv.sendqueue.get(timeout=_IDLE_BEAT_S)
             except queue.Empty:
                 continue
+            # Busy until the next pass: also for an item put on the queue directly (sippy's
+            # shutdown, a test), which no send_to marked; False needs no lock (it only stops
+            # direct sends).
+            srv.sender_idle = False
             if item is None:
                 break
             data, address = item
@@ -164,12 +178,19 @@ class OrderedUdpServer(Udp_server):
     gate: OverloadGate | None = None
     asenders: list[threading.Thread] | None
     areceivers: list[threading.Thread] | None
+    #: True while the sender thread waits with an empty queue; guarded by ``order_lock``.
+    sender_idle = False
 
     def __init__(self, global_config: dict, uopts: Udp_server_opts) -> None:
         # Let Udp_server bind the socket but start none of its own workers.
         if not isinstance(uopts, OrderedUdpServerOpts):
             uopts = OrderedUdpServerOpts(o=uopts)
         super().__init__(global_config, uopts)
+        # A SimpleQueue, not sippy's Queue: its put is one C call, where Queue.put takes a
+        # lock and notifies a Condition (8 % of the SIP loop at load, bench/sip_load.py); it
+        # is as FIFO, and the only consumer is our one sender thread.
+        self.sendqueue: queue.SimpleQueue[tuple[bytes, tuple] | None] = queue.SimpleQueue()
+        self.order_lock = threading.Lock()
         self.malformed = global_config.get(GLOBAL_KEY)
         self.gate = global_config.get(GATE_KEY)
         for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
@@ -179,6 +200,35 @@ class OrderedUdpServer(Udp_server):
                 pass  # capped by net.core.rmem_max; the default still works
         self.asenders = [_Sender(self)]
         self.areceivers = [_Receiver(self)]
+
+    def send_to(self, data: bytes | str, address: object, delayed: bool = False) -> None:
+        if isinstance(data, str):
+            data = data.encode("utf-8")  # sippy hands its messages over as text
+        if (isinstance(address, tuple) and len(address) == 2
+                and not self.closing and self.uopts.family == socket.AF_INET
+                and not self.uopts.ploss_out_rate and not self.uopts.pdelay_out_max):
+            with self.order_lock:
+                if self.sender_idle and self.sendqueue.empty() and self._send_now(data, address):
+                    return
+                self.sender_idle = False  # what follows queues behind this datagram
+        super().send_to(data, address, delayed)
+
+    def _send_now(self, data: bytes, address: tuple) -> bool:
+        """One non-blocking ``sendto`` to a literal address; False: let the sender thread try."""
+        host, port = address
+        if not (isinstance(host, str) and isinstance(port, int) and 0 < port <= 65535):
+            return False  # a name to resolve, or a port the sender reports as a failure
+        try:
+            socket.inet_pton(socket.AF_INET, host)  # a dotted quad: sendto resolves nothing
+        except OSError:
+            return False
+        try:
+            self.skt.sendto(data, socket.MSG_DONTWAIT, (host, port))  # a datagram: all or an error
+        except OSError as why:
+            if why.errno in (EWOULDBLOCK, ENOBUFS, EAGAIN):
+                return False  # the sender thread retries (and may block) off the loop
+            self.send_failed(address, why)
+        return True
 
     def resolve(self, address: tuple) -> tuple:
         """Socket address for ``(host, port)``; DNS only when host is not a literal.

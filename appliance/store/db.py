@@ -13,13 +13,14 @@ survives an engine crash but may lose the last commits on power loss (SQLite,
 https://www.sqlite.org/pragma.html#pragma_synchronous: "WAL mode is always consistent
 with synchronous=NORMAL, but WAL mode does lose durability. A transaction committed in
 WAL mode with synchronous=NORMAL might roll back following a power loss or system
-crash."). Writes whose loss would matter after a power cut (configuration, CDR close,
-recordings) switch the connection to ``synchronous=FULL`` for their commit, so the WAL
+crash."). Writes whose loss would matter after a power cut (configuration, recordings)
+switch the connection to ``synchronous=FULL`` for their commit, so the WAL
 is fsynced before the method returns ("an additional sync operation of the WAL file
 happens after each transaction commit"); because the WAL is sequential, that fsync
-also persists any earlier NORMAL commits. A call start (CDR open) is committed NORMAL
-in the SIP loop and fsynced by the WAL syncer thread right after (deferred.WalSyncer):
-a power cut loses no call start older than that fsync, measured at 1.8 ms mean and
+also persists any earlier NORMAL commits. A call's start and end (CDR open and close)
+are committed NORMAL in the SIP loop and fsynced by the WAL syncer thread right after
+(deferred.WalSyncer; the close was FULL in the loop until issue 14 item 8): a power cut
+loses no call start or end older than that fsync, measured at 1.8 ms mean and
 8.6 ms max at 200 calls (bench/pbx_load.py, ``wal_sync``; the open itself costs the loop
 0.5 ms), while FULL in the loop cost each open 2.1 ms instead of 0.6 ms at 100 calls.
 Registrations, answer times and blocks stay NORMAL:

@@ -114,8 +114,14 @@ class DeferredWriting:
     def record_write(
         self, kind: str, pairs: Sequence[tuple[str, Sequence[Any]]], *, durable: bool = False,
         check: Callable[[list[Any]], None] | None = None, expect_row: bool = False,
+        sync_soon: bool = False,
     ) -> bool:
         """Run a write the engine must not lose; True if committed now, False if deferred.
+
+        ``durable`` with ``sync_soon``: where a WAL syncer runs (SQLite), commit without the
+        fsync and have the syncer fsync it a moment later, off the caller's thread, as
+        `insert_row` does (WalSyncer: group commit; the store's close waits for it). A
+        deferred write, and every write on PostgreSQL, keeps ``durable`` as given.
 
         Deferred (appliance/store/deferred.py) when the database refuses it for a storage fault
         (disk full, I/O error, locked past ``write_busy_ms``), or when earlier writes are still
@@ -124,22 +130,26 @@ class DeferredWriting:
         """
         t0 = time.perf_counter()
         try:
-            return self._record_write(kind, statements(*pairs), durable, check, expect_row)
+            return self._record_write(kind, statements(*pairs), durable, check, expect_row,
+                                      sync_soon and durable and self._wal_sync is not None)
         finally:
             self.deferred.timed(kind, time.perf_counter() - t0)
 
     def _record_write(
         self, kind: str, frozen: tuple[tuple[str, tuple[Any, ...]], ...], durable: bool,
-        check: Callable[[list[Any]], None] | None, expect_row: bool,
+        check: Callable[[list[Any]], None] | None, expect_row: bool, sync_soon: bool = False,
     ) -> bool:
         if not len(self.deferred):
             with self._lock:
                 if not len(self.deferred):
                     try:
-                        with self.transaction(durable=durable, busy_ms=self.write_busy_ms):
+                        with self.transaction(durable=durable and not sync_soon,
+                                              busy_ms=self.write_busy_ms):
                             cursors = [self.execute(sql, params) for sql, params in frozen]
                             if check is not None:
                                 check(cursors)
+                        if sync_soon and self._wal_sync is not None:
+                            self._wal_sync.request()  # committed NORMAL: fsynced right after
                         return True
                     except self.db_error as exc:
                         fault = storage_fault(exc)

@@ -357,6 +357,47 @@ def test_ordered_udp_server_keeps_send_order():
     assert srv.asenders is None
 
 
+def test_ordered_udp_server_keeps_order_between_direct_and_queued_sends():
+    """The loop sends itself while the sender thread is idle; a datagram that must be queued
+    (a host name to resolve) makes the ones after it queue too, so order still holds."""
+    from appliance.sip.udp_transport import OrderedUdpServer, OrderedUdpServerOpts
+    from tests.peers.polling import wait_until  # here: this file also runs as the UAS script
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    sink.settimeout(2)
+    port = sink.getsockname()[1]
+    srv = OrderedUdpServer({}, OrderedUdpServerOpts(("127.0.0.1", 0), lambda *a: None))
+    direct = {"n": 0}
+    send_now = srv._send_now
+
+    def counted(data: bytes, address: tuple) -> bool:
+        sent = send_now(data, address)
+        direct["n"] += sent
+        return sent
+
+    srv._send_now = counted  # type: ignore[method-assign]
+    try:
+        n = 1000
+        for i in range(n):
+            if i % 50 == 0:
+                wait_until(lambda: srv.sender_idle, timeout=5.0, what="the sender thread idle")
+            host = "localhost" if i % 50 == 25 else "127.0.0.1"
+            srv.send_to(b"%06d" % i + b"." * 300, (host, port))
+        got = []
+        try:
+            while len(got) < n:
+                got.append(int(sink.recv(1000)[:6]))
+        except TimeoutError:
+            pass
+        assert len(got) > n * 0.95  # loopback may drop under a full buffer, never reorder
+        assert got == sorted(got)
+        assert n // 50 <= direct["n"] < n - n // 50  # both paths were taken
+    finally:
+        srv.shutdown()
+        sink.close()
+
+
 # --------------------------------------------------------------------------- TCP
 
 

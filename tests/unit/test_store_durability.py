@@ -170,6 +170,30 @@ def test_a_call_start_is_fsynced_off_the_caller_right_after_its_commit(tmp_path:
         store.close()
 
 
+def test_a_call_end_is_committed_at_once_and_fsynced_off_the_caller(tmp_path: Path) -> None:
+    store = Store(tmp_path / "plateau.db")
+    try:
+        cid = store.cdr_open("call-1", "1001", "A", "1002", "internal", 100.0)
+
+        def syncs() -> int:
+            return int(store.storage_status().write_ms.get("wal_sync", {}).get("count", 0))
+
+        wait_until(lambda: syncs() >= 1, timeout=5.0, what="the fsync of the call start")
+        before = syncs()
+        store.cdr_close(cid, 130.0, "NO ANSWER", "timeout")
+        # Committed before cdr_close returned: another connection reads it (a kill -9 keeps it).
+        other = sqlite3.connect(tmp_path / "plateau.db")
+        try:
+            assert other.execute("SELECT end_at, disposition FROM cdr WHERE id = ?", (cid,)).fetchone() \
+                == (130.0, "NO ANSWER")
+        finally:
+            other.close()
+        # ... and fsynced by the WAL syncer, not inside the caller's commit (issue 14 item 8).
+        wait_until(lambda: syncs() > before, timeout=5.0, what="the WAL syncer's fsync of the call end")
+    finally:
+        store.close()
+
+
 def test_a_wav_recorder_that_meets_a_full_disk_keeps_a_valid_wav_of_what_was_written(tmp_path: Path) -> None:
     with small_tmpfs(tmp_path / "small", "1m") as mount:
         rec = WavRecorder(mount / "call.wav", 16000, 2)
