@@ -57,7 +57,7 @@ sys.modules.pop("tests", None)  # sippy installs a stray top-level `tests`; use 
 from appliance.cluster.kamailio import Kamailio
 from appliance.store.db import Store
 from bench.pbx_load import CLK_TCK, children, cpu_ticks, write_ulaw_wav
-from bench.sip_load import MAX_FAILED_FRACTION, StepResult, run_step
+from bench.sip_load import MAX_FAILED_FRACTION, StepResult, Target, run_step
 from tests.peers.engine import Engine, free_port_range
 from tests.peers.kamailio import front_door
 from tests.peers.postgres import PostgresServer
@@ -170,7 +170,8 @@ def _steps(name: str, target: str, parts: Parts, args: argparse.Namespace, work:
           flush=True)
     for rate in args.rates:
         before, t0 = parts.sample(), time.monotonic()
-        step = run_step(target, rate, args.seconds, args.call_ms, args.recv_timeout_ms, work / name,
+        # The CPU is this script's own accounting (Parts), so the target's pids stay empty here.
+        step = run_step(Target(target), rate, args.seconds, args.call_ms, args.recv_timeout_ms, work / name,
                         "1001", "secret1001")
         m = Measured(step, parts.since(before).minus(idle, time.monotonic() - t0))
         out.append(m)

@@ -36,6 +36,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance.system.process_group import stop_group
+
 __all__ = ["CFG_TEMPLATE", "EngineHop", "FrontDoor", "Kamailio", "KamailioError", "check", "options_ping",
            "render", "write_config"]
 
@@ -273,17 +275,7 @@ class Kamailio:
         proc, self.proc = self.proc, None
         if proc is None:
             return
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            if proc.poll() is not None:
-                break
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                continue
+        stop_group(proc, term_wait=grace, kill_wait=grace)
         try:
             os.killpg(proc.pid, signal.SIGKILL)  # workers left behind by a dead main process
         except (ProcessLookupError, PermissionError):

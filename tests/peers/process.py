@@ -1,22 +1,8 @@
-"""Stopping a peer's process group: SIGTERM so it can write its results, then SIGKILL."""
+"""Stopping a peer's process group: SIGTERM so it can write its results, then SIGKILL.
+
+The same as the appliance's own (appliance/system/process_group.py), kept at this path for the peers."""
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
+from appliance.system.process_group import stop_group
 
-
-def stop_group(proc: subprocess.Popen, term_wait: float = 3.0, kill_wait: float = 5.0) -> None:
-    """End `proc`'s process group (started with start_new_session=True); idempotent."""
-    for sig, wait in ((signal.SIGTERM, term_wait), (signal.SIGKILL, kill_wait)):
-        if proc.poll() is not None:
-            break
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            proc.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            continue
-    proc.wait(timeout=5.0)
+__all__ = ["stop_group"]
