@@ -56,6 +56,7 @@ sys.modules.pop("tests", None)  # sippy installs a stray top-level `tests`; use 
 
 from appliance.cluster.kamailio import Kamailio
 from appliance.store.db import Store
+from appliance.system.process_group import process_table
 from bench.pbx_load import CLK_TCK, children, cpu_ticks, write_ulaw_wav
 from bench.sip_load import MAX_FAILED_FRACTION, StepResult, Target, run_step
 from tests.peers.engine import Engine, free_port_range
@@ -135,15 +136,7 @@ class Parts:
 def tree_ticks(root: int) -> int:
     """utime + stime of ROOT and every live descendant (PostgreSQL's backends: each calls setsid,
     so the server's process group does not hold them)."""
-    stats: dict[int, tuple[int, int]] = {}  # pid -> (ppid, ticks)
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        stats[int(entry)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    stats = {pid: (int(f[1]), int(f[11]) + int(f[12])) for pid, f in process_table().items()}  # ppid, ticks
     total, frontier = 0, [root]
     while frontier:
         pid = frontier.pop()

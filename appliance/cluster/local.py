@@ -35,6 +35,7 @@ from appliance.cluster import front_door
 from appliance.cluster.kamailio import KamailioError
 from appliance.cluster.postgres import LocalPostgres, PostgresUnavailable
 from appliance.store.db import Store
+from appliance.system.process_group import process_table
 from appliance.store.demo import DEMO_FLOW_FILE, notice, seed_demo
 
 STATE_FILE = "cluster.json"
@@ -354,16 +355,7 @@ def _group_alive(pgid: int) -> bool:
     except PermissionError:
         return True
     # killpg(0) also succeeds for zombies: a member counts only while it is not one.
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+    return any(int(fields[2]) == pgid and fields[0] != "Z" for fields in process_table().values())
 
 
 def _parser() -> argparse.ArgumentParser:

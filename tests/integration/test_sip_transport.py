@@ -330,25 +330,37 @@ def test_udp_scanner_blocked_after_failures(uas):
         phone.close()
 
 
-def test_ordered_udp_server_keeps_send_order():
-    """2,000 datagrams queued back to back leave in order (one sender thread)."""
-    from appliance.sip.udp_transport import OrderedUdpServer, OrderedUdpServerOpts
+def _numbered_sink() -> socket.socket:
+    """A UDP socket on loopback with room for a burst of numbered datagrams."""
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sink.bind(("127.0.0.1", 0))
     sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
     sink.settimeout(2)
+    return sink
+
+
+def _received_numbers(sink: socket.socket, n: int) -> list[int]:
+    """The sequence numbers (first 6 bytes) of up to ``n`` datagrams, until 2 s of silence."""
+    got: list[int] = []
+    try:
+        while len(got) < n:
+            got.append(int(sink.recv(1000)[:6]))
+    except TimeoutError:
+        pass
+    return got
+
+
+def test_ordered_udp_server_keeps_send_order():
+    """2,000 datagrams queued back to back leave in order (one sender thread)."""
+    from appliance.sip.udp_transport import OrderedUdpServer, OrderedUdpServerOpts
+    sink = _numbered_sink()
     srv = OrderedUdpServer({}, OrderedUdpServerOpts(("127.0.0.1", 0), lambda *a: None))
     try:
         assert len(srv.asenders) == 1 and len(srv.areceivers) == 1
         n = 2000
         for i in range(n):
             srv.send_to(b"%06d" % i + b"." * 300, sink.getsockname())
-        got = []
-        try:
-            while len(got) < n:
-                got.append(int(sink.recv(1000)[:6]))
-        except TimeoutError:
-            pass
+        got = _received_numbers(sink, n)
         assert len(got) > n * 0.95  # loopback may drop under a full buffer, never reorder
         assert got == sorted(got)
     finally:
@@ -362,10 +374,7 @@ def test_ordered_udp_server_keeps_order_between_direct_and_queued_sends():
     (a host name to resolve) makes the ones after it queue too, so order still holds."""
     from appliance.sip.udp_transport import OrderedUdpServer, OrderedUdpServerOpts
     from tests.peers.polling import wait_until  # here: this file also runs as the UAS script
-    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sink.bind(("127.0.0.1", 0))
-    sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-    sink.settimeout(2)
+    sink = _numbered_sink()
     port = sink.getsockname()[1]
     srv = OrderedUdpServer({}, OrderedUdpServerOpts(("127.0.0.1", 0), lambda *a: None))
     direct = {"n": 0}
@@ -384,12 +393,7 @@ def test_ordered_udp_server_keeps_order_between_direct_and_queued_sends():
                 wait_until(lambda: srv.sender_idle, timeout=5.0, what="the sender thread idle")
             host = "localhost" if i % 50 == 25 else "127.0.0.1"
             srv.send_to(b"%06d" % i + b"." * 300, (host, port))
-        got = []
-        try:
-            while len(got) < n:
-                got.append(int(sink.recv(1000)[:6]))
-        except TimeoutError:
-            pass
+        got = _received_numbers(sink, n)
         assert len(got) > n * 0.95  # loopback may drop under a full buffer, never reorder
         assert got == sorted(got)
         assert n // 50 <= direct["n"] < n - n // 50  # both paths were taken
