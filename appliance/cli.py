@@ -506,16 +506,11 @@ def cmd_backup(args: argparse.Namespace) -> int:
             version = importlib.metadata.version("plateau")
         except importlib.metadata.PackageNotFoundError:
             version = "unknown"
-        tmp = args.output.with_name(f".{args.output.name}.tmp")
         try:
-            with Store(db) as store, open(tmp, "wb") as out:
-                manifest = bk.write_backup(out, store, args.data_dir, version, include_recordings=args.recordings,
-                                           include_database=not on_server, files_dir=files)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, args.output)
+            with Store(db) as store:
+                manifest = bk.create_archive(args.output, store, args.data_dir, version,
+                                             include_recordings=args.recordings, files_dir=files)
         except (OSError, StoreError) as exc:
-            tmp.unlink(missing_ok=True)
             print(f"plateau backup: {exc}", file=sys.stderr)
             return 1
         schema = f"database schema {manifest['schema_version']}" if not on_server else (
