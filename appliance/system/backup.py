@@ -28,7 +28,14 @@ from appliance.ivr.flow import FlowError, load_flow
 from appliance.store.config_yaml import ConfigData, import_config, parse_config, removal_errors
 from appliance.store import recordings
 from appliance.store.db import Store
-from appliance.store.dbfile import DatabaseFileError, expected_tables, inspect_database, relocate_voicemail
+from appliance.store.backups import DATA_TABLES
+from appliance.store.dbfile import (
+    DatabaseFileError,
+    expected_tables,
+    inspect_database,
+    relocate_voicemail,
+    table_counts,
+)
 from appliance.store.migrations import MIGRATIONS
 from appliance.store.errors import ConfigError
 from appliance.system.backup_archive import (
@@ -70,6 +77,7 @@ class RestorePlan:
     database: Path | None = None  # the checked database, staged in the data directory (keep_database)
     database_schema: int | None = None
     voicemail: dict[str, bytes] = field(default_factory=dict)
+    database_counts: dict[str, int | None] | None = None  # rows of store/backups.py DATA_TABLES in its database
 
     def discard(self) -> None:
         """Remove the staged database of a plan that will not be applied."""
@@ -218,6 +226,12 @@ def _check_files(files: dict[str, bytes], database: Spooled | None, store: Store
     rows = _check_recording_rows(files, errors)
     if errors:
         raise BackupError(errors)
+    counts: dict[str, int | None] | None = None
+    if database is not None:
+        try:
+            counts = table_counts(database.path, list(DATA_TABLES))
+        except DatabaseFileError as exc:
+            raise BackupError([f"{DB_MEMBER}: {exc}"]) from None
     if database is not None and not keep_database:
         database.path.unlink(missing_ok=True)
         database = None
@@ -230,6 +244,7 @@ def _check_files(files: dict[str, bytes], database: Spooled | None, store: Store
         sounds_removed=sorted(set(tree(data_dir / "sounds", (".wav",))) - set(sounds)),
         extensions_added=sorted(new_ext - current_ext), extensions_removed=sorted(current_ext - new_ext),
         database=database.path if database is not None else None, database_schema=schema, voicemail=voicemail,
+        database_counts=counts,
     )
 
 

@@ -10,7 +10,6 @@ import datetime as dt
 import re
 import secrets
 import socket
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,8 @@ from appliance.store import acd
 from web.context import audit, engine, login_required, store
 from web.system import hardware as hardware_mod
 from web.system import health as health_mod
-from appliance.system.backup import BackupError, RestorePlan, apply_backup, check_backup, write_backup
+from appliance.system.backup import BackupError, RestorePlan, apply_backup, check_backup, create_archive
+from appliance.system.restore_diff import restore_diff
 
 bp = Blueprint("system", __name__, url_prefix="/system")
 hardware_mod.register(bp)  # the Hardware tab: /system/hardware and its refresh, hardware.json
@@ -53,13 +53,21 @@ def backup_page() -> str:
 @bp.route("/backup", methods=["POST"])
 @login_required("admin")
 def backup_download() -> Response:
+    """The whole site as `plateau backup create` writes it: configuration, flows, prompts and, on
+    SQLite, the database (CDRs, queue log, users, audit, scorecards, leads) and voicemail."""
     include = request.form.get("include_recordings") == "1"
-    out = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)  # noqa: SIM115 - send_file closes it
-    manifest = write_backup(out, store(), _data_dir(), health_mod.web_version(), include_recordings=include,
-                            files_dir=Path(current_app.config["SHARED_DIR"]))
-    out.seek(0)
-    audit("backup.download", "configuration", after={
-        "created_at": manifest["created_at"], "include_recordings": include, "files": len(manifest["files"])})
+    s = store()
+    # Spooled on the data disk, where the database is (not /tmp, which may be small or private).
+    scratch = _data_dir() / f".download-{secrets.token_hex(8)}.tar.gz"
+    try:
+        manifest = create_archive(scratch, s, _data_dir(), health_mod.web_version(), include_recordings=include,
+                                  files_dir=Path(current_app.config["SHARED_DIR"]))
+        out = open(scratch, "rb")  # noqa: SIM115 - send_file closes it
+    finally:
+        scratch.unlink(missing_ok=True)  # the open handle keeps the data until the download ends
+    audit("backup.download", "site", after={
+        "created_at": manifest["created_at"], "include_recordings": include, "files": len(manifest["files"]),
+        "database": "schema_version" in manifest})
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     name = f"plateau-backup-{socket.gethostname()}-{stamp}.tar.gz"
     resp = send_file(out, mimetype="application/gzip", as_attachment=True, download_name=name)
@@ -102,8 +110,14 @@ def restore_check() -> tuple[str, int]:
         audit("restore.refused", upload.filename, after={"errors": exc.errors[:50]})
         return render_template("system/backup.html", errors=exc.errors, filename=upload.filename), 400
     session["restore_token"] = token
+    session["restore_filename"] = upload.filename
+    return _report(plan, token, upload.filename), 200
+
+
+def _report(plan: RestorePlan, token: str, filename: str | None, confirm_error: str = "") -> str:
     return render_template("system/restore_report.html", plan=plan, summary=plan.summary(), token=token,
-                           filename=upload.filename, current=_current_summary()), 200
+                           filename=filename, current=_current_summary(), diff=restore_diff(store(), plan),
+                           confirm_error=confirm_error)
 
 
 def _reload_engine() -> str:
@@ -125,6 +139,15 @@ def restore_apply() -> Response | tuple[str, int]:
     path = _pending_dir() / f"{token}.tar.gz"
     if not path.exists():
         abort(400, description="this restore expired: upload the archive again")
+    if request.form.get("confirm") != "yes":
+        # Nothing is restored without the tick: show the same differences again, asking for it.
+        with open(path, "rb") as fh:
+            try:
+                pending = check_backup(fh, store(), _data_dir())
+            except BackupError as exc:
+                return render_template("system/backup.html", errors=exc.errors), 400
+        return _report(pending, token, session.get("restore_filename"),
+                       "Tick the box to confirm that this restore replaces the configuration."), 400
     before = _current_summary()
     try:
         with open(path, "rb") as fh:
@@ -135,6 +158,7 @@ def restore_apply() -> Response | tuple[str, int]:
     finally:
         path.unlink(missing_ok=True)
         session.pop("restore_token", None)
+        session.pop("restore_filename", None)
     audit("restore.apply", plan.manifest.get("created_at", ""), before=before, after=plan.summary())
     flash(f"Backup of {plan.manifest.get('created_at')} restored: {result['extensions']} extensions, "
           f"{result['queues']} queues, {result['flows']} flows, {result['sounds']} prompts"
