@@ -360,3 +360,34 @@ def test_restore_shows_the_differences_and_restores_nothing_unconfirmed(app: Fla
     # The archive is still pending: confirming now restores it.
     assert admin.post("/system/restore/apply", data=_confirmed(admin, token)).status_code == 302
     assert _snapshot(app) != changed
+
+
+def test_the_schedule_form_shows_every_error_then_saves_and_failed_runs_show(app: Flask, admin: FlaskClient,
+                                                                             tmp_path: Path) -> None:
+    from appliance.store import backups
+
+    form = {"csrf_token": _csrf(admin), "directory": "usb", "every_hours": "0", "keep_count": "x",
+            "keep_days": "7"}
+    resp = admin.post("/system/backup/schedule", data=form)
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 400
+    assert all(f'id="err-{n}"' in page for n in ("directory", "every_hours", "keep_count"))
+    assert 'id="err-keep_days"' not in page and 'value="usb"' in page  # what was typed is kept
+
+    target = tmp_path / "usb"
+    target.mkdir()
+    form.update(directory=str(target), every_hours="12", keep_count="5", require_mount="yes")
+    assert admin.post("/system/backup/schedule", data=form).status_code == 302
+    store = store_of(app)
+    try:
+        settings = store.settings()
+        assert (settings["backup.dir"], settings["backup.every_hours"], settings["backup.keep_count"],
+                settings["backup.require_mount"]) == (str(target), "12", "5", "yes")
+        run = backups.start_run(store, 1_700_000_000.0)
+        backups.finish_run(store, run, 1_700_000_001.0, ok=False, error=f"{target} is not mounted")
+    finally:
+        store.close()
+    page = admin.get("/system/backup").get_data(as_text=True)
+    assert "failed: " + f"{target} is not mounted" in page
+    health = admin.get("/system/").get_data(as_text=True)
+    assert 'id="backup-alert"' in health and "the last scheduled backup failed" in health
