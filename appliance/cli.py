@@ -482,6 +482,10 @@ def _add_backup_parser(sub: argparse._SubParsersAction) -> None:
     _add_site_options(restore)
     restore.add_argument("--config-only", action="store_true",
                          help="restore the configuration, flows and prompts only, live (as the web UI does)")
+    scheduled = bk_sub.add_parser("scheduled", help="write a scheduled backup if one is due (plateau-backup.timer)")
+    scheduled.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    scheduled.add_argument("--now", action="store_true", help="run now, due or not")
+    _add_site_options(scheduled)
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
@@ -498,6 +502,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
     # pg_restore (https://www.postgresql.org/docs/15/backup-dump.html).
     on_server = postgres.is_url(str(db))
     files = _shared_dir(args)
+    if args.action == "scheduled":
+        return _scheduled_backup(args, db, files)
     if args.action == "create":
         if not on_server and not Path(str(db).removeprefix("sqlite://")).is_file():
             print(f"plateau backup: no database at {db}", file=sys.stderr)
@@ -506,16 +512,11 @@ def cmd_backup(args: argparse.Namespace) -> int:
             version = importlib.metadata.version("plateau")
         except importlib.metadata.PackageNotFoundError:
             version = "unknown"
-        tmp = args.output.with_name(f".{args.output.name}.tmp")
         try:
-            with Store(db) as store, open(tmp, "wb") as out:
-                manifest = bk.write_backup(out, store, args.data_dir, version, include_recordings=args.recordings,
-                                           include_database=not on_server, files_dir=files)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, args.output)
+            with Store(db) as store:
+                manifest = bk.create_archive(args.output, store, args.data_dir, version,
+                                             include_recordings=args.recordings, files_dir=files)
         except (OSError, StoreError) as exc:
-            tmp.unlink(missing_ok=True)
             print(f"plateau backup: {exc}", file=sys.stderr)
             return 1
         schema = f"database schema {manifest['schema_version']}" if not on_server else (
@@ -553,6 +554,40 @@ def cmd_backup(args: argparse.Namespace) -> int:
         _reload_running_engine(args.data_dir)
     else:
         print("restart plateau-web if it is running, so it opens the restored database")
+    return 0
+
+
+def _scheduled_backup(args: argparse.Namespace, db: str | Path, files: Path | None) -> int:
+    """`plateau backup scheduled`: 0 when nothing was due or the run succeeded, 1 when it failed."""
+    import importlib.metadata
+    import time
+
+    from appliance.store.db import Store
+    from appliance.store.errors import StoreError
+    from appliance.system import backup_schedule
+
+    try:
+        version = importlib.metadata.version("plateau")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    try:
+        with Store(db) as store:
+            now = time.time()
+            result: backup_schedule.RunResult | None
+            if args.now:
+                result = backup_schedule.run_backup(store, args.data_dir, version, now, files)
+            else:
+                result = backup_schedule.run_if_due(store, args.data_dir, version, now, files)
+    except StoreError as exc:
+        print(f"plateau backup: {exc}", file=sys.stderr)
+        return 1
+    if result is None:
+        print("no scheduled backup due")
+        return 0
+    if not result.ok:
+        print(f"plateau backup: scheduled backup failed: {result.error}", file=sys.stderr)
+        return 1
+    print(f"{result.path}: {result.size} bytes, {result.removed} old backup(s) removed")
     return 0
 
 

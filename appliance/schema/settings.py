@@ -33,6 +33,12 @@ DEFAULT_COUNTRY = "FR"
 DEFAULT_NUMBER_LIMIT = 3
 DEFAULT_NUMBER_HOURS = 24
 DEFAULT_RING_SECONDS = 25
+# Scheduled backups (appliance/system/backup_schedule.py, System > Backup).
+BACKUP_DIR_SETTING = "backup.dir"
+BACKUP_EVERY_SETTING = "backup.every_hours"
+BACKUP_KEEP_COUNT_SETTING = "backup.keep_count"
+BACKUP_KEEP_DAYS_SETTING = "backup.keep_days"
+BACKUP_MOUNT_SETTING = "backup.require_mount"
 # A voicemail box's PIN is the setting "voicemail.pin.<extension>".
 PIN_SETTING_PREFIX = "voicemail.pin."
 # Per-trunk transfer rights (appliance/pbx/permission.py reads them):
@@ -132,6 +138,18 @@ def _zone(raw: str) -> str:
         raise ValueError(f"{raw!r} is not a time zone (like Europe/Paris, America/New_York)") from None
 
 
+def _backup_dir(raw: str) -> str:
+    if raw and (not raw.startswith("/") or "\0" in raw or "/../" in f"{raw}/"):
+        raise ValueError("an absolute directory, like /media/usb or /mnt/backups")
+    return raw.rstrip("/") or raw
+
+
+def _yes_no(raw: str) -> str:
+    if raw.lower() not in ("yes", "no"):
+        raise ValueError("yes or no")
+    return raw.lower()
+
+
 SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting(RETENTION_SETTING, int, DEFAULT_RETENTION_DAYS, "days a call recording is kept (0: forever)",
             low=0, high=MAX_RETENTION_DAYS, hint=f"a number of days from 0 to {MAX_RETENTION_DAYS}"),
@@ -145,6 +163,14 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
             check=_country),
     Setting(TIMEZONE_SETTING, str, None, "the site's time zone (empty: the system's)", check=_zone),
     Setting(SUPERVISORS_SETTING, str, "", "extensions that may listen, whisper and barge (comma-separated)"),
+    Setting(BACKUP_DIR_SETTING, str, "", "where scheduled backups go: a directory, a USB disk or a network"
+            " share's mount point (empty: no scheduled backups)", check=_backup_dir),
+    Setting(BACKUP_EVERY_SETTING, int, 24, "hours between scheduled backups", low=1, high=720),
+    Setting(BACKUP_KEEP_COUNT_SETTING, int, 7, "scheduled backups kept (0: no limit by count)", low=0, high=1000),
+    Setting(BACKUP_KEEP_DAYS_SETTING, int, 30, "days a scheduled backup is kept (0: no limit by age)",
+            low=0, high=MAX_RETENTION_DAYS),
+    Setting(BACKUP_MOUNT_SETTING, str, "no", "the backup directory must be mounted (yes for a USB disk or a"
+            " network share, so an unmounted one fails instead of filling the system disk)", check=_yes_no),
     Setting(CALLBACK_ROUTES_SETTING, str, "", "outbound routes queue callbacks may use (comma-separated)"),
 )}
 

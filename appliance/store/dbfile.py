@@ -111,3 +111,21 @@ def relocate_voicemail(db: Path, old_prefix: str, new_prefix: str) -> None:
                          (new_prefix, len(old_prefix) + 1, len(old_prefix), old_prefix))
     finally:
         conn.close()
+
+
+def table_counts(db: Path, tables: list[str]) -> dict[str, int | None]:
+    """Rows of each of `tables` in the database file `db`, opened read-only (None: no such table,
+    an archive of an older schema). Raises DatabaseFileError when the file cannot be read."""
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise DatabaseFileError(f"cannot be opened: {exc}") from exc
+    try:
+        present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        # The names come from the store's own list (store/backups.py DATA_TABLES), never input.
+        return {t: int(conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) if t in present else None
+                for t in tables}
+    except sqlite3.Error as exc:
+        raise DatabaseFileError(f"not a readable SQLite database: {exc}") from exc
+    finally:
+        conn.close()

@@ -504,6 +504,20 @@ SCRIPTS: list[str] = [
     CREATE INDEX queue_waiting_order ON queue_waiting (queue, priority, arrived_at);
     CREATE INDEX queue_waiting_node ON queue_waiting (node);
     """,
+    # 13 (issue 15 item 6): each scheduled backup run and its result, for System > Backup and health.
+    """
+    CREATE TABLE backup_runs (
+        id {serial_pk},
+        started_at DOUBLE PRECISION NOT NULL,
+        finished_at DOUBLE PRECISION,
+        ok BOOLEAN NOT NULL DEFAULT FALSE,
+        path TEXT NOT NULL DEFAULT '',
+        size INTEGER NOT NULL DEFAULT 0,
+        removed INTEGER NOT NULL DEFAULT 0,
+        error TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX backup_runs_started ON backup_runs (started_at);
+    """,
 ]
 
 # The scripts as SQLite runs them (what Store applies, what backup's checks replay).

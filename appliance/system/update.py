@@ -33,7 +33,8 @@ from typing import Any
 
 from appliance.store.dbfile import restore_snapshot, schema_version_of
 from appliance.system import slots
-from appliance.system.backup import fsync_dir, snapshot_database
+from appliance.store.dbfile import snapshot_database
+from appliance.system.backup_archive import fsync_dir
 from appliance.system.slots import AfterBoot, BootEntry, Outcome, Pending, Slot
 
 log = logging.getLogger(__name__)

@@ -30,8 +30,8 @@ UNITS = REPO / "image" / "systemd"
 RULES = REPO / "image" / "udev" / "90-plateau.rules"
 NFT = REPO / "image" / "nftables.conf"
 HOST_UNITS = Path("/usr/lib/systemd/system")
-OUR_UNITS = sorted(p.name for p in UNITS.glob("*.service"))
-EXPECTED = {"plateau-engine.service", "plateau-web.service", "plateau-firstboot.service",
+OUR_UNITS = sorted(p.name for pattern in ("*.service", "*.timer") for p in UNITS.glob(pattern))
+EXPECTED = {"plateau-engine.service", "plateau-backup.service", "plateau-web.service", "plateau-firstboot.service",
             "plateau-health.service", "plateau-update-check.service", "plateau-update-confirm.service"}
 
 
@@ -112,6 +112,7 @@ def test_units_enable_like_the_image_build(tmp_path: Path) -> None:
     assert (etc / "multi-user.target.wants/plateau-engine.service").is_symlink()
     assert (etc / "multi-user.target.wants/plateau-web.service").is_symlink()
     assert (etc / "boot-complete.target.requires/plateau-health.service").is_symlink()
+    assert (etc / "timers.target.wants/plateau-backup.timer").is_symlink()
 
 
 @pytest.mark.parametrize("unit", sorted(EXPECTED))

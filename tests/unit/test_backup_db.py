@@ -126,6 +126,7 @@ def source(tmp_path: Path) -> Path:
 def _create(data: Path, out: Path, *extra: str) -> None:
     assert plateau(["backup", "create", str(out), "--data-dir", str(data), *extra]) == 0
     assert out.is_file() and not out.with_name(f".{out.name}.tmp").exists()
+    assert not out.with_name(f".{out.name}.partial").exists()
 
 
 def _members(archive: Path) -> dict[str, bytes]:

@@ -101,6 +101,11 @@ def _archive(members: dict[str, bytes], *, manifest: bool = True, extra: list[ta
     return out.getvalue()
 
 
+def _confirmed(admin: FlaskClient, token: str) -> dict[str, str]:
+    """The form of "Restore now" with its confirmation ticked."""
+    return {"csrf_token": _csrf(admin), "token": token, "confirm": "yes"}
+
+
 def _members(blob: bytes) -> dict[str, bytes]:
     with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
         return {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}  # type: ignore[union-attr]
@@ -174,8 +179,9 @@ def test_backup_then_restore_round_trip(app: Flask, admin: FlaskClient, engine_a
     assert admin.get("/system/backup").status_code == 200
     blob = _download(admin)
     members = _members(blob)
+    # The web's backup is the CLI's: the database too (issue 15: it held the configuration only).
     assert set(members) == {"manifest.json", "config.yaml", "flows/reception.yaml", "sounds/moh.wav",
-                            "sounds/greetings/welcome.wav"}
+                            "sounds/greetings/welcome.wav", "database.sqlite"}
     manifest = json.loads(members["manifest.json"])
     assert manifest["format"] == "plateau-backup" and manifest["version"] and manifest["created_at"]
 
@@ -196,7 +202,7 @@ def test_backup_then_restore_round_trip(app: Flask, admin: FlaskClient, engine_a
     assert _config(app) != original[0]  # checking changed nothing yet
     token = re.search(r'name="token" value="([0-9a-f]+)"', page).group(1)  # type: ignore[union-attr]
 
-    resp = admin.post("/system/restore/apply", data={"csrf_token": _csrf(admin), "token": token})
+    resp = admin.post("/system/restore/apply", data=_confirmed(admin, token))
     assert resp.status_code == 302
     assert _snapshot(app) == original
     assert ("POST", "/v1/reload", None) in engine_api.requests
@@ -212,7 +218,7 @@ def test_backup_then_restore_round_trip(app: Flask, admin: FlaskClient, engine_a
     assert "backup.download" in actions and "restore.apply" in actions
     assert '"extensions": 11' in row[0] and '"extensions": 10' in row[1]
     # The token is used up.
-    assert admin.post("/system/restore/apply", data={"csrf_token": _csrf(admin), "token": token}).status_code == 400
+    assert admin.post("/system/restore/apply", data=_confirmed(admin, token)).status_code == 400
 
 
 def test_restore_with_the_engine_down_still_applies(app: Flask, admin: FlaskClient,
@@ -222,7 +228,7 @@ def test_restore_with_the_engine_down_still_applies(app: Flask, admin: FlaskClie
     engine_api.responses[("POST", "/v1/reload")] = ApiUnavailable("refused")
     _, page = _upload(admin, blob)
     token = re.search(r'name="token" value="([0-9a-f]+)"', page).group(1)  # type: ignore[union-attr]
-    assert admin.post("/system/restore/apply", data={"csrf_token": _csrf(admin), "token": token}).status_code == 302
+    assert admin.post("/system/restore/apply", data=_confirmed(admin, token)).status_code == 302
     assert "takes the restored configuration when it starts" in admin.get("/system/").get_data(as_text=True)
 
 
@@ -250,7 +256,7 @@ def test_backup_with_recordings_restores_missing_ones(app: Flask, admin: FlaskCl
         store.close()
     _, page = _upload(admin, blob)
     token = re.search(r'name="token" value="([0-9a-f]+)"', page).group(1)  # type: ignore[union-attr]
-    admin.post("/system/restore/apply", data={"csrf_token": _csrf(admin), "token": token})
+    admin.post("/system/restore/apply", data=_confirmed(admin, token))
     assert rec.read_bytes() == members["recordings/2025/01/02/101010-call1-queue.wav"]
     store = store_of(app)
     try:
@@ -321,5 +327,67 @@ def test_path_escapes_and_links_are_refused(app: Flask, admin: FlaskClient, engi
 
 def test_apply_needs_the_pending_token(admin: FlaskClient) -> None:
     for token in ("", "not-hex", "0" * 32):
-        resp = admin.post("/system/restore/apply", data={"csrf_token": _csrf(admin), "token": token})
+        resp = admin.post("/system/restore/apply", data=_confirmed(admin, token))
         assert resp.status_code == 400 and "upload the archive again" in resp.get_data(as_text=True)
+
+
+def test_restore_shows_the_differences_and_restores_nothing_unconfirmed(app: Flask, admin: FlaskClient) -> None:
+    _populate(app)
+    blob = _download(admin)
+    store = store_of(app)
+    try:
+        store.put_extension(Extension(number="1099", name="Temp", secret="Kx7-temp-secret-value"))
+        store.set_setting("recording.retention_days", "45")
+    finally:
+        store.close()
+    changed = _snapshot(app)
+
+    status, page = _upload(admin, blob)
+    assert status == 200
+    assert re.search(r'<tr class="removed" data-section="extensions" data-key="1099">', page)
+    assert re.search(r'<tr class="removed" data-section="settings" data-key="recording.retention_days">', page)
+    assert 'data-table="cdr"' in page and 'name="confirm" value="yes" required' in page
+    assert "Kx7-temp-secret-value" not in page  # a diff names fields, never a secret's value
+    token = re.search(r'name="token" value="([0-9a-f]+)"', page).group(1)  # type: ignore[union-attr]
+
+    # "Restore now" without the tick: refused, the differences shown again, nothing changed.
+    resp = admin.post("/system/restore/apply", data={"csrf_token": _csrf(admin), "token": token})
+    assert resp.status_code == 400
+    again = resp.get_data(as_text=True)
+    assert "Tick the box to confirm" in again and 'data-key="1099"' in again
+    assert _snapshot(app) == changed
+
+    # The archive is still pending: confirming now restores it.
+    assert admin.post("/system/restore/apply", data=_confirmed(admin, token)).status_code == 302
+    assert _snapshot(app) != changed
+
+
+def test_the_schedule_form_shows_every_error_then_saves_and_failed_runs_show(app: Flask, admin: FlaskClient,
+                                                                             tmp_path: Path) -> None:
+    from appliance.store import backups
+
+    form = {"csrf_token": _csrf(admin), "directory": "usb", "every_hours": "0", "keep_count": "x",
+            "keep_days": "7"}
+    resp = admin.post("/system/backup/schedule", data=form)
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 400
+    assert all(f'id="err-{n}"' in page for n in ("directory", "every_hours", "keep_count"))
+    assert 'id="err-keep_days"' not in page and 'value="usb"' in page  # what was typed is kept
+
+    target = tmp_path / "usb"
+    target.mkdir()
+    form.update(directory=str(target), every_hours="12", keep_count="5", require_mount="yes")
+    assert admin.post("/system/backup/schedule", data=form).status_code == 302
+    store = store_of(app)
+    try:
+        settings = store.settings()
+        assert (settings["backup.dir"], settings["backup.every_hours"], settings["backup.keep_count"],
+                settings["backup.require_mount"]) == (str(target), "12", "5", "yes")
+        run = backups.start_run(store, 1_700_000_000.0)
+        backups.finish_run(store, run, 1_700_000_001.0, ok=False, error=f"{target} is not mounted")
+    finally:
+        store.close()
+    page = admin.get("/system/backup").get_data(as_text=True)
+    assert "failed: " + f"{target} is not mounted" in page
+    health = admin.get("/system/").get_data(as_text=True)
+    assert 'id="backup-alert"' in health and "the last scheduled backup failed" in health

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from appliance.api.facade import ApiError, ApiUnavailable
 from appliance.store import recordings
 from appliance.store.db import Store
+from appliance.system import backup_schedule
 
 LOW_DISK_FRACTION = 0.10  # under 10 % free for recordings is a warning
 
@@ -50,6 +52,7 @@ class Health:
 
     # the engine's supervisor: every thread and child process, its deaths and restarts
     supervision: dict[str, Any] | None = None
+    backup_problem: str | None = None  # the scheduled backups' (backup_schedule.status)
 
 
 def web_version() -> str:
@@ -105,4 +108,5 @@ def collect(files_dir: Path, store: Store, engine: Any) -> Health:
     # A PostgreSQL store's files are the server's, not in this box's data directory.
     health.database_bytes = database_bytes(store.path) if store.path is not None else 0
     health.recordings = recordings.count(store)
+    health.backup_problem = backup_schedule.status(store, time.time())
     return health
