@@ -15,6 +15,7 @@ On one box (SQLite) the same path runs with one node.
 """
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import logging
 from collections.abc import Callable, Collection
@@ -80,8 +81,13 @@ class AgentRoster:
 
     def restore(self) -> None:
         """Start-up: put every agent back in its persisted state, then reconcile with the calls that
-        exist now (none, after a restart: an agent who was on a call goes to wrap-up)."""
+        exist now (none, after a restart: an agent who was on a call goes to wrap-up). Today's
+        answered calls come from the queue log, so the board's "calls today" survives a restart."""
         now = self.clock()
+        midnight = dt.datetime.combine(dt.date.fromtimestamp(now), dt.time()).timestamp()
+        answered = queue_log.answered_by_agent(self.store, midnight)
+        for known in self.agents.values():
+            known.calls_today = answered.get(known.agent_id, 0)
         for agent_id, status in acd_site.agents(self.store).items():
             agent = self.agents.get(agent_id)
             if agent is None:
