@@ -147,3 +147,16 @@ def test_tv_mode_has_large_figures_and_no_controls(supervisor: FlaskClient, floo
 
 def test_tv_mode_is_for_supervisors(agent: FlaskClient) -> None:
     assert agent.get("/wallboard/tv").status_code == 403
+
+
+# -- the agent desk shows the same truths ---------------------------------------------------------------
+def test_the_desk_shows_no_time_unreachable_and_asks_before_pause_and_logout(
+        agent: FlaskClient, engine_api: FakeEngineApi) -> None:
+    never = dict(AGENTS[2], agent="2001", name="Agent One")
+    engine_api.responses[("GET", "/v1/agents")] = [never]
+    page = agent.get("/agent/").get_data(as_text=True)
+    assert 'id="my-since" class="since" title="time in this state">—<' in page
+    assert 'id="pause-form" data-confirm="pause"' in page and 'id="logout-form" data-confirm="logout"' in page
+    engine_api.responses[("GET", "/v1/agents")] = [dict(AGENTS[1], agent="2001")]  # available, phone unregistered
+    page = agent.get("/agent/").get_data(as_text=True)
+    assert 'class="state unreachable" data-state="available">unreachable<' in page
