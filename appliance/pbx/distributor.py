@@ -514,6 +514,7 @@ class CallDistributor(Generic[C]):
             if now - self._last_reconcile >= RECONCILE_SECONDS:
                 self._last_reconcile = now
                 self.roster.keep_holds(now)
+                self.roster.count_calls_today(now)  # a new day, and the other nodes' answers
                 self._adopt_callbacks()
                 self.roster.reconcile(self._on_call(), self.offers)
             for live in self.queues.values():

@@ -18,6 +18,7 @@ from appliance.pbx.call import CallState
 from appliance.schema.settings import SUPERVISORS_SETTING
 from appliance.store import acd as acd_store
 from appliance.store import contacts as contacts_store
+from appliance.store import queue_log
 from appliance.store.db import Store
 from appliance.store.models import AgentConfig, QueueConfig
 from tests.pbx_rig import PbxRig
@@ -157,3 +158,20 @@ def test_who_monitors_whom_and_in_which_mode(rig: PbxRig) -> None:
     assert [s["mode"] for s in rig.pbx.supervision.sessions()] == ["barge"]
     sup.remote_hangup()
     assert rig.pbx.supervision.sessions() == []
+
+
+def test_calls_today_start_again_at_midnight_and_count_the_sites_answers(rig: PbxRig, store: Store) -> None:
+    roster = rig.pbx.distributor.roster
+    roster.login("501", None, "2001")
+    call, caller = rig.dial("1001", "6000")
+    agent = rig.phones.ringing("2001")
+    agent.remote_ringing()
+    agent.remote_answer()
+    caller.remote_hangup()
+    assert _agents(rig)["501"]["calls_today"] == 1
+    queue_log.record(store, queue_log.QueueEvent(at=rig.clock.now, event="CONNECT", call_id="other-node-1",
+                                                 queue="sales", agent="501", caller="1002"))
+    roster.count_calls_today(rig.clock.now)  # another node's answer, read from the shared log
+    assert _agents(rig)["501"]["calls_today"] == 2
+    roster.count_calls_today(rig.clock.now + 86_400)  # the next day: nothing answered yet
+    assert _agents(rig)["501"]["calls_today"] == 0
