@@ -175,3 +175,32 @@ def test_calls_today_start_again_at_midnight_and_count_the_sites_answers(rig: Pb
     assert _agents(rig)["501"]["calls_today"] == 2
     roster.count_calls_today(rig.clock.now + 86_400)  # the next day: nothing answered yet
     assert _agents(rig)["501"]["calls_today"] == 0
+
+
+class _CampaignCall:
+    """A campaign's call as the distributor sees it (the `QueueCall` port): the dialer names the
+    campaign in the call's variables (dialer_call.py)."""
+
+    id = "c7"
+    interaction_id = None
+    variables = {"campaign": "spring-offers", "priority": "10"}
+
+    class a:  # noqa: N801 - the port's attribute name
+        class caller:  # noqa: N801
+            number = "+33699"
+
+
+def test_an_agent_on_a_campaign_call_shows_the_campaign() -> None:
+    agent = Agent("1", "A", "0", state=AgentState.ON_CALL, state_since=100.0, device="2001")
+    (row,) = agent_board([agent], {"1": _CampaignCall()}, {}, 130.0, queue_of={"1": "outbound"})  # type: ignore[dict-item]
+    assert (row["campaign"], row["queue"], row["caller"], row["since"]) == ("spring-offers", "outbound", "+33699", 30.0)
+
+
+def test_the_supervisors_extension_is_kept_with_the_user(store: Store) -> None:
+    from appliance.store import accounts
+
+    accounts.insert_user(store, "sup", "hash", "supervisor", None, False, 0.0)
+    assert accounts.supervisor_extension(store, "sup") is None
+    accounts.set_supervisor_extension(store, "sup", "1090")
+    assert accounts.supervisor_extension(store, "sup") == "1090"
+    assert accounts.supervisor_extension(store, "nobody") is None
