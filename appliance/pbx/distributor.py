@@ -49,6 +49,7 @@ from appliance.pbx.site_queues import behind_other_nodes
 from appliance.pbx.waiting import C, Waiting, announcement_text, queue_music
 from appliance.store import acd as acd_store
 from appliance.store import acd_site, interactions, queue_log
+from appliance.store import contacts as contacts_store
 from appliance.store.acd_site import SiteCaller, site_entry
 from appliance.store.models import QueueConfig
 
@@ -617,9 +618,10 @@ class CallDistributor(Generic[C]):
         now = self.clock()
         self.roster.refresh()
         site = self._site_waiting()
+        names = self._contact_names([r.caller for r in site])
         return queue_board([QueueView(name, live.config.strategy, self.members(live), live.calls.service_rate(now))
                             for name, live in sorted(self.queues.items())], site, now,
-                           busy_in=self._queue_of(site), names=self._contact_name)
+                           busy_in=self._queue_of(site), names=lambda number: names.get(number, ""))
 
     def agent_status(self) -> list[dict[str, object]]:
         """Every agent of the site, with the call this node has them on (acd_board.py)."""
@@ -652,12 +654,12 @@ class CallDistributor(Generic[C]):
                 found[agent_id] = call.queue_config.name
         return found
 
-    def _contact_name(self, number: str) -> str:
+    def _contact_names(self, numbers: list[str]) -> dict[str, str]:
         try:
-            contact = self.pbx.contacts.find_by_number(number)
-        except self.store.db_error:
-            return ""
-        return contact.name if contact is not None else ""
+            return contacts_store.names_by_number(self.store, numbers)
+        except self.store.db_error as exc:
+            log.warning("contacts unreadable, waiting callers shown by number: %s", exc)
+            return {}
 
 
 def _int(value: str | None) -> int:
