@@ -113,11 +113,12 @@ def agent_view(a: dict[str, Any]) -> dict[str, Any]:
 
     `since` stays None when the engine knows no state change (an agent who never logged in):
     the page shows "—", not the time since 1970. `shown` is the state the page shows: an agent
-    logged in on a phone that is not registered is "unreachable", whatever the ACD state says
-    (issue 15: such an agent showed "available" and was never offered a call)."""
+    logged in on a phone that is not registered is "unreachable" instead of "available" (issue 15:
+    such an agent showed "available" and was never offered a call)."""
     state = a.get("state") or ""
     since = a.get("since")
-    unreachable = a.get("reachable") is False and state not in ("", "logged-out")
+    # Only "available" is untrue on a dead phone; paused or in wrap-up stay what they are.
+    unreachable = a.get("reachable") is False and state == "available"
     return {"agent": str(a.get("agent", "")), "name": a.get("name") or "", "state": state,
             "shown": "unreachable" if unreachable else state,
             "pause_reason": a.get("pause_reason") or "", "device": a.get("device") or "",

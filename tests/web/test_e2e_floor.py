@@ -82,6 +82,8 @@ def test_the_wallboard_with_waiting_callers_and_a_monitored_call(site: tuple[Eng
         page.once("dialog", lambda d: d.accept())
         page.click(f'{_row("2002")} button[data-action=pause]')
         wait_agent(eng, "2002", "paused")
+        page.wait_for_function(f"() => document.querySelector('{_row('2002')}').dataset.shown === 'paused'")
+        assert page.locator(f'{_row("2002")} .not-registered').is_visible()  # paused, on a dead phone
 
         # Ana takes the first caller; the second waits, listed with queue, position and wait.
         assert eng.api("POST", "/v1/agents/2001/login", {"device": ANA_PHONE})[0] == 200
@@ -121,6 +123,8 @@ def test_the_wallboard_with_waiting_callers_and_a_monitored_call(site: tuple[Eng
         page.wait_for_function("() => document.querySelectorAll('#waiting tbody tr').length === 1")
         assert page.locator("button, form, select").count() == 0
         assert page.locator('[data-queue="support"] .waiting').inner_text() == "1"
+        page.dblclick("h1")
+        page.wait_for_function("() => document.fullscreenElement !== null")  # full screen, no button
         screenshot(page, SHOTS, "floor-02-tv")
         supervisor.hangup(ring)
         second.hangup(waiting_call)

@@ -82,6 +82,10 @@ def test_an_agent_on_an_unregistered_phone_shows_unreachable(supervisor: FlaskCl
     row = row[:row.index("</tr>")]
     assert '<span class="state unreachable">unreachable</span>' in row and "available</span>" not in row
     assert _snap(supervisor)["agents"][1]["shown"] == "unreachable"
+    assert '<span class="muted not-registered" > not registered</span>' in row
+    paused = dict(AGENTS[1], state="paused", pause_reason="break")  # paused stays paused, phone flagged
+    floor.responses[("GET", "/v1/agents")] = [AGENTS[0], paused, AGENTS[2]]
+    wait_until(lambda: _snap(supervisor)["agents"][1]["shown"] == "paused", what="Bob paused")
 
 
 def test_waiting_callers_list(supervisor: FlaskClient, floor: FakeEngineApi) -> None:

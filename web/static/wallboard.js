@@ -107,7 +107,8 @@
     set(row, ".since", dur(a.since));
     row.querySelector(".since").className = "since level-" + (a.level || "ok");
     set(row, ".working", a.campaign || a.queue || "");
-    set(row, ".device", a.device || "");
+    set(row, ".device-number", a.device || "");
+    row.querySelector(".not-registered").hidden = a.reachable !== false;
     set(row, ".caller", a.caller || "");
     set(row, ".calls-today", String(a.calls_today));
     enableActions(row, a.state);
@@ -240,6 +241,14 @@
   setInterval(function () {
     if (Date.now() - lastSnapshot > STALE_MS && root.getAttribute("data-engine") === "up") { indicate("stale"); }
   }, 2000);
+  if (tv) {
+    // The wall screen has no controls: a double click (or a kiosk browser) makes it full screen.
+    document.addEventListener("dblclick", function () {
+      if (document.fullscreenElement) { document.exitFullscreen(); } else if (document.documentElement.requestFullscreen) {
+        document.documentElement.requestFullscreen().catch(function () { /* refused: stays in the window */ });
+      }
+    });
+  }
   window.addEventListener("beforeunload", function () { if (source) { source.close(); } });
   connect();
 })();
