@@ -589,6 +589,9 @@ class EngineApi(DialerApi):
             raise ApiError(exc.status, str(exc)) from exc
         return {"call": call.id, "agent": agent_id, "device": device, "mode": mode}
 
+    def monitors(self) -> list[dict[str, Any]]:
+        return self.e.pbx.supervision.sessions()
+
     def queue_kpis(self, name: str) -> dict[str, Any]:
         cfg = self.e.pbx.distributor.queues.get(name)
         if cfg is None:

@@ -35,12 +35,14 @@ from flask import (
 
 from appliance.api.facade import ApiError, ApiUnavailable
 from appliance.schema.settings import PAUSE_REASONS
-from web.context import audit, engine, login_required, store
+from appliance.store import accounts
+from web.context import audit, current_user, engine, login_required, store
 
 bp = Blueprint("wallboard", __name__, url_prefix="/wallboard")
 
 ROLES = ("admin", "supervisor")
 MONITOR_MODES = ("listen", "whisper", "barge")
+LEVELS = ("ok", "warn", "alarm")  # time in state against the queue's thresholds (appliance/pbx/acd_board.py)
 KPI_SECONDS = 10.0  # the KPIs scan today's queue log: refreshed less often than the live counts
 STREAMS_PER_SESSION = 4  # live boards one login may hold open (tabs, a second screen)
 STREAMS_TOTAL = 200  # live boards of the whole process
@@ -107,11 +109,41 @@ def agent_record(agents: list[dict[str, Any]], agent_id: str) -> dict[str, Any] 
 
 
 def agent_view(a: dict[str, Any]) -> dict[str, Any]:
-    """What a board or desk shows of one agent from /v1/agents."""
-    return {"agent": str(a.get("agent", "")), "name": a.get("name") or "", "state": a.get("state") or "",
+    """What a board or desk shows of one agent from /v1/agents.
+
+    `since` stays None when the engine knows no state change (an agent who never logged in):
+    the page shows "—", not the time since 1970. `shown` is the state the page shows: an agent
+    logged in on a phone that is not registered is "unreachable" instead of "available" (issue 15:
+    such an agent showed "available" and was never offered a call)."""
+    state = a.get("state") or ""
+    since = a.get("since")
+    # Only "available" is untrue on a dead phone; paused or in wrap-up stay what they are.
+    unreachable = a.get("reachable") is False and state == "available"
+    return {"agent": str(a.get("agent", "")), "name": a.get("name") or "", "state": state,
+            "shown": "unreachable" if unreachable else state,
             "pause_reason": a.get("pause_reason") or "", "device": a.get("device") or "",
-            "since": a.get("since") or 0, "calls_today": a.get("calls_today") or 0,
-            "call": a.get("call"), "caller": a.get("caller") or "", "interaction": a.get("interaction")}
+            "since": since if isinstance(since, (int, float)) and since >= 0 else None,
+            "calls_today": a.get("calls_today") or 0,
+            "call": a.get("call"), "caller": a.get("caller") or "", "interaction": a.get("interaction"),
+            "queue": a.get("queue") or "", "campaign": a.get("campaign") or "",
+            "level": a.get("level") if a.get("level") in LEVELS else "ok", "reachable": a.get("reachable")}
+
+
+def monitor_view(m: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """Who monitors whom, from /v1/monitors: the supervisor's extension, the agent, the mode."""
+    agent = str(m.get("agent", ""))
+    return {"agent": agent, "agent_name": names.get(agent, ""), "supervisor": str(m.get("supervisor") or ""),
+            "mode": str(m.get("mode") or ""), "call": str(m.get("call") or "")}
+
+
+def waiting_view(queues: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every waiting caller of the site, longest wait first: number or contact name, queue,
+    position, priority and wait (the ACD's site-wide list, appliance/store/acd_site.py)."""
+    rows = [{"queue": q.get("name", ""), "caller": c.get("caller") or "", "name": c.get("name") or "",
+             "position": c.get("position") or i + 1, "priority": c.get("priority") or 0,
+             "wait": c.get("wait") or 0, "callback": bool(c.get("callback"))}
+            for q in queues for i, c in enumerate(q.get("callers") or [])]
+    return sorted(rows, key=lambda r: (-float(r["wait"]), str(r["queue"]), int(r["position"])))
 
 
 # -- the snapshot ------------------------------------------------------------------------------------
@@ -120,9 +152,14 @@ def _queue_view(q: dict[str, Any], kpis: dict[str, Any] | None) -> dict[str, Any
     return {
         "name": q.get("name", ""), "strategy": q.get("strategy", ""),
         "waiting": q.get("waiting", 0), "longest_wait": q.get("longest_wait", 0.0),
-        "callers": [{"caller": c.get("caller", ""), "wait": c.get("wait", 0)} for c in q.get("callers") or []],
+        "callers": [{"caller": c.get("caller", ""), "name": c.get("name") or "", "wait": c.get("wait", 0),
+                     "position": c.get("position") or i + 1, "priority": c.get("priority") or 0,
+                     "callback": bool(c.get("callback"))}
+                    for i, c in enumerate(q.get("callers") or [])],
         "available": agents.get("available", 0),
         "on_call": agents.get("on-call", 0) + agents.get("ringing", 0),
+        # members on another queue's call: not this queue's "on call" (issue 15)
+        "busy_elsewhere": agents.get("busy-elsewhere", 0),
         "wrap_up": agents.get("wrap-up", 0),
         "paused": agents.get("paused", 0),
         "service_level": None if kpis is None else kpis.get("service_level"),
@@ -134,7 +171,10 @@ def _queue_view(q: dict[str, Any], kpis: dict[str, Any] | None) -> dict[str, Any
 
 
 def down_snapshot(now: float, message: str) -> dict[str, Any]:
-    return {"at": now, "engine": "down", "message": message, "queues": [], "agents": []}
+    """The board while the last poll failed: never "live" (issue 15: a stopped engine showed
+    a green "live" with "No queues")."""
+    return {"at": now, "engine": "down", "message": message, "queues": [], "agents": [], "waiting": [],
+            "monitors": []}
 
 
 class StreamRefused(Exception):
@@ -239,12 +279,25 @@ class BoardFeed:
             queues = fetch("GET", "/v1/queues")
             agents = fetch("GET", "/v1/agents")
             views = [_queue_view(q, self._queue_kpis(fetch, str(q.get("name", "")), now)) for q in queues]
+            monitors = self._monitors(fetch)
         except ApiUnavailable:
             return down_snapshot(now, "")  # the page says "Engine not running."
         except ApiError as exc:
             return down_snapshot(now, f"The engine answered {exc.status}: {exc.message}")
-        return {"at": now, "engine": "up", "message": "", "queues": views,
-                "agents": [agent_view(a) for a in agents]}
+        rows = [agent_view(a) for a in agents]
+        names = {a["agent"]: a["name"] for a in rows}
+        return {"at": now, "engine": "up", "message": "", "queues": views, "agents": rows,
+                "waiting": waiting_view(queues), "monitors": [monitor_view(m, names) for m in monitors]}
+
+    @staticmethod
+    def _monitors(fetch: Ask) -> list[dict[str, Any]]:
+        try:
+            found = fetch("GET", "/v1/monitors")
+        except ApiUnavailable:
+            raise
+        except ApiError:
+            return []  # an engine older than the route: nobody shown as monitored
+        return [m for m in found if isinstance(m, dict)] if isinstance(found, list) else []
 
     def _queue_kpis(self, fetch: Ask, name: str, now: float) -> dict[str, Any] | None:
         cached = self._kpis.get(name)
@@ -298,7 +351,21 @@ def _events(board: BoardFeed, lifetime: float, unsubscribe: Callable[[], None]) 
 def board() -> str:
     snap = feed().snapshot(ask, time.time())
     return render_template("wallboard/board.html", snap=snap, reasons=PAUSE_REASONS, modes=MONITOR_MODES,
-                           my_extension=session.get("my_extension", ""))
+                           my_extension=_my_extension() or "")
+
+
+@bp.route("/tv")
+@login_required(*ROLES)
+def tv() -> str:
+    """The board for the screen on the wall: full screen, large figures, no controls."""
+    return render_template("wallboard/tv.html", snap=feed().snapshot(ask, time.time()))
+
+
+def _my_extension() -> str | None:
+    """The extension the logged-in supervisor supervises from: a setting of the user (stored
+    with the account, so it outlives the browser session; issue 15)."""
+    user = current_user()
+    return accounts.supervisor_extension(store(), user.username) if user is not None else None
 
 
 @bp.route("/snapshot")
@@ -335,8 +402,11 @@ def my_extension() -> Any:
         return answer(False, "extension: type the number of the phone you supervise from", 400, back)
     if store().get_extension(number) is None:
         return answer(False, f"extension: {number} is not an extension of this appliance", 400, back)
-    before = session.get("my_extension")
-    session["my_extension"] = number
+    user = current_user()
+    if user is None:  # login_required let the request in: the session ended in between
+        return answer(False, "log in again", 401, back)
+    before = accounts.supervisor_extension(store(), user.username)
+    accounts.set_supervisor_extension(store(), user.username, number)
     audit("wallboard.my_extension", number, before, number)
     return answer(True, f"Listening, whispering and barging will ring extension {number}.", 200, back)
 
@@ -350,7 +420,7 @@ def agent_action(agent_id: str, action: str) -> Any:
     body: dict[str, str]
     if action == "monitor":
         mode = str(form.get("mode", ""))
-        device = session.get("my_extension", "")
+        device = _my_extension() or ""
         if mode not in MONITOR_MODES:
             return answer(False, f"mode: {mode!r} is not one of {', '.join(MONITOR_MODES)}", 400, back)
         if not device:

@@ -111,6 +111,11 @@ class EngineFacade(Protocol):
         not on a call or no registered phone on ``device``."""
         ...
 
+    def monitors(self) -> list[dict[str, JsonValue]]:
+        """Supervision sessions on this node: the agent watched, their call, the supervisor's
+        extension and the mode (listen, whisper, barge)."""
+        ...
+
     def queue_kpis(self, name: str) -> dict[str, JsonValue]:
         """Today's figures of a queue: service level, ASA, AHT, abandon rate... and survey scores."""
         ...

@@ -90,6 +90,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/queues", "queues", _params(), many=True),
     Route("POST", AGENT + "/monitor", "monitor", lambda p, b: (p["id"], b.device, b.mode), schema.MonitorBody,
           schema.MonitorResult),
+    Route("GET", "/v1/monitors", "monitors", _params(), many=True),
     Route("GET", "/v1/queues/<seg:name>/kpis", "queue_kpis", _params("name")),
     Route("GET", "/v1/interactions/<digits:id>", "interaction", _params("id")),
     Route("POST", "/v1/interactions/<digits:id>", "update_interaction", _interaction, schema.InteractionBody),

@@ -44,11 +44,12 @@ from appliance.pbx.offers import OfferLeg, Offers
 from appliance.pbx.ports import DistributorPbx, TimerHandle
 from appliance.pbx.prompter import Prompter
 from appliance.pbx.roster import AgentError, AgentRoster
-from appliance.pbx.acd_board import QueueView, agent_board, queue_board
+from appliance.pbx.acd_board import QueueView, Thresholds, agent_board, queue_board
 from appliance.pbx.site_queues import behind_other_nodes
 from appliance.pbx.waiting import C, Waiting, announcement_text, queue_music
 from appliance.store import acd as acd_store
 from appliance.store import acd_site, interactions, queue_log
+from appliance.store import contacts as contacts_store
 from appliance.store.acd_site import SiteCaller, site_entry
 from appliance.store.models import QueueConfig
 
@@ -514,6 +515,7 @@ class CallDistributor(Generic[C]):
             if now - self._last_reconcile >= RECONCILE_SECONDS:
                 self._last_reconcile = now
                 self.roster.keep_holds(now)
+                self.roster.count_calls_today(now)  # a new day, and the other nodes' answers
                 self._adopt_callbacks()
                 self.roster.reconcile(self._on_call(), self.offers)
             for live in self.queues.values():
@@ -615,18 +617,49 @@ class CallDistributor(Generic[C]):
         """Each queue with the callers waiting on every node of the site (acd_board.py)."""
         now = self.clock()
         self.roster.refresh()
-        try:
-            site = acd_site.waiting(self.store, self.queues)
-        except self.store.db_error as exc:
-            log.warning("site queue rows unreadable, showing this node's: %s", exc)
-            site = [self._site_row(e) for e in self.entries.values()]
+        site = self._site_waiting()
+        names = self._contact_names([r.caller for r in site])
         return queue_board([QueueView(name, live.config.strategy, self.members(live), live.calls.service_rate(now))
-                            for name, live in sorted(self.queues.items())], site, now)
+                            for name, live in sorted(self.queues.items())], site, now,
+                           busy_in=self._queue_of(site), names=lambda number: names.get(number, ""))
 
     def agent_status(self) -> list[dict[str, object]]:
         """Every agent of the site, with the call this node has them on (acd_board.py)."""
         self.roster.refresh()
-        return agent_board(self.roster.agents.values(), self.agent_calls, self.roster.held_by, self.clock())
+        thresholds = {name: Thresholds.of_queue(live.config.wrapup_seconds, live.config.service_level_seconds)
+                      for name, live in self.queues.items()}
+        return agent_board(self.roster.agents.values(), self.agent_calls, self.roster.held_by, self.clock(),
+                           reachable=self.pbx.device_reachable, thresholds=thresholds,
+                           queue_of=self._queue_of(self._site_waiting()))
+
+    def _site_waiting(self) -> list[SiteCaller]:
+        try:
+            return acd_site.waiting(self.store, self.queues)
+        except self.store.db_error as exc:
+            log.warning("site queue rows unreadable, showing this node's: %s", exc)
+            return [self._site_row(e) for e in self.entries.values()]
+
+    def _queue_of(self, site: list[SiteCaller]) -> dict[str, str]:
+        """The queue each busy agent works for now: this node's calls and offers, and for an agent
+        another node holds, the queue of the waiting caller their hold names."""
+        entry_queue = {r.entry: r.queue for r in site}
+        found: dict[str, str] = {}
+        for agent in self.roster.agents.values():
+            if agent.call_id is not None and agent.call_id in entry_queue:
+                found[agent.agent_id] = entry_queue[agent.call_id]
+        for agent_id, offer in self.offers.items():
+            found[agent_id] = offer.queue
+        for agent_id, call in self.agent_calls.items():
+            if call.queue_config is not None:
+                found[agent_id] = call.queue_config.name
+        return found
+
+    def _contact_names(self, numbers: list[str]) -> dict[str, str]:
+        try:
+            return contacts_store.names_by_number(self.store, numbers)
+        except self.store.db_error as exc:
+            log.warning("contacts unreadable, waiting callers shown by number: %s", exc)
+            return {}
 
 
 def _int(value: str | None) -> int:

@@ -15,6 +15,7 @@ On one box (SQLite) the same path runs with one node.
 """
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import logging
 from collections.abc import Callable, Collection
@@ -60,6 +61,7 @@ class AgentRoster:
         self.agents: dict[str, Agent] = {}
         self.held_by: dict[str, str | None] = {}  # agent id -> the node holding them, as last read
         self.on_available: Callable[[Agent], None] = lambda agent: None
+        self._day: dt.date | None = None  # the local day calls_today counts
 
     # -- configuration -------------------------------------------------------------------
     def load(self, configs: list[AgentConfig]) -> None:
@@ -80,8 +82,10 @@ class AgentRoster:
 
     def restore(self) -> None:
         """Start-up: put every agent back in its persisted state, then reconcile with the calls that
-        exist now (none, after a restart: an agent who was on a call goes to wrap-up)."""
+        exist now (none, after a restart: an agent who was on a call goes to wrap-up). Today's
+        answered calls come from the queue log, so the board's "calls today" survives a restart."""
         now = self.clock()
+        self.count_calls_today(now)
         for agent_id, status in acd_site.agents(self.store).items():
             agent = self.agents.get(agent_id)
             if agent is None:
@@ -96,6 +100,26 @@ class AgentRoster:
             if agent.state is not AgentState.LOGGED_OUT:
                 log.info("agent %s restored %s on %s", agent_id, agent.state.value, agent.device)
         self.reconcile(on_call=(), offered=())
+
+    def count_calls_today(self, now: float) -> None:
+        """Each agent's answered calls since local midnight, as the queue log counts them.
+
+        The log outlives the engine and holds every node's calls, so after a restart (issue 15:
+        "calls today" was 0 while the queue said answered 1) and on a site the count is the
+        site's. A new day starts from the log's count (0 at midnight); within a day the count
+        never goes down, since this node's latest answers may still wait in the deferred writes."""
+        day = dt.date.fromtimestamp(now)
+        midnight = dt.datetime.combine(day, dt.time()).timestamp()
+        try:
+            answered = queue_log.answered_by_agent(self.store, midnight)
+        except self.store.db_error as exc:
+            log.warning("queue log unreadable, keeping the calls counted here: %s", exc)
+            return
+        new_day = day != self._day
+        self._day = day
+        for agent in self.agents.values():
+            logged = answered.get(agent.agent_id, 0)
+            agent.calls_today = logged if new_day else max(agent.calls_today, logged)
 
     # -- the site ------------------------------------------------------------------------------
     def refresh(self) -> None:

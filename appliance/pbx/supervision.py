@@ -269,6 +269,19 @@ class Supervision:
                 self._watching.pop(session.target.id, None)
         return unwatch
 
+    def sessions(self) -> list[dict[str, object]]:
+        """Who supervises whom: each live session's agent, watched call, supervisor and mode."""
+        found: list[dict[str, object]] = []
+        for target_id, sessions in sorted(self._watching.items()):
+            for session in sessions:
+                if session.state is not SessionState.SUPERVISING or session.mode is None:
+                    continue
+                ext = session.sup_call.caller_ext
+                found.append({"agent": session.agent_id, "call": target_id, "mode": session.mode.value,
+                              "supervisor": ext.number if ext is not None else session.sup.caller.number,
+                              "supervisor_call": session.sup_call.id})
+        return found
+
     def handlers(self) -> dict[str, Callable[[Call, str], None]]:
         """Feature-code prefix -> handler, for `FeatureCodes.extra`."""
         return {prefix: self._handler(mode) for prefix, mode in PREFIXES.items()}

@@ -104,6 +104,17 @@ def update_role(store: Store, username: str, role: str, agent_id: str | None) ->
         store.execute("UPDATE web_users SET role = ?, agent_id = ? WHERE username = ?", (role, agent_id, username))
 
 
+def supervisor_extension(store: Store, username: str) -> str | None:
+    """The extension `username` supervises from (Listen, Whisper, Barge ring it), if set."""
+    rows = store.query("SELECT extension FROM web_users WHERE username = ?", (username,))
+    return (rows[0][0] or None) if rows else None
+
+
+def set_supervisor_extension(store: Store, username: str, extension: str | None) -> None:
+    with store.transaction():
+        store.execute("UPDATE web_users SET extension = ? WHERE username = ?", (extension, username))
+
+
 def delete_user(store: Store, username: str) -> None:
     with store.transaction():
         store.execute("DELETE FROM web_users WHERE username = ?", (username,))

@@ -6,6 +6,7 @@ like acd.py; the SQL is written for SQLite and PostgreSQL alike.
 """
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,17 @@ def contact_by_number(store: Store, number: str) -> ContactRow | None:
     """The contact whose number is exactly `number` (numbers are unique), or None."""
     rows = store.query(f"SELECT {_COLUMNS} FROM contacts WHERE number = ?", (number,))
     return _row(rows[0]) if rows else None
+
+
+def names_by_number(store: Store, numbers: Collection[str]) -> dict[str, str]:
+    """The contact name of each of `numbers` that has one, in one query (the wallboard's waiting
+    callers, read every second on the engine's loop)."""
+    wanted = sorted(set(numbers))
+    if not wanted:
+        return {}
+    marks = ", ".join("?" * len(wanted))
+    rows = store.query(f"SELECT number, name FROM contacts WHERE number IN ({marks}) AND name <> ''", wanted)
+    return {str(r[0]): str(r[1]) for r in rows}
 
 
 def contact_by_id(store: Store, contact_id: int) -> ContactRow | None:

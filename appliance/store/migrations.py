@@ -518,6 +518,11 @@ SCRIPTS: list[str] = [
     );
     CREATE INDEX backup_runs_started ON backup_runs (started_at);
     """,
+    # 14: the supervisor's own extension is a setting of the web user (issue 15), so Listen,
+    # Whisper and Barge ring it after every login, not only in the browser session that set it.
+    """
+    ALTER TABLE web_users ADD COLUMN extension TEXT;
+    """,
 ]
 
 # The scripts as SQLite runs them (what Store applies, what backup's checks replay).

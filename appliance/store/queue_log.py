@@ -201,3 +201,11 @@ def close_open(store: Store, node: str | None, since: float, now: float, note: s
             f"INSERT INTO queue_log ({', '.join(_COLUMNS)}, node) VALUES ({', '.join('?' * len(_COLUMNS))}, ?)",
             (*(getattr(row, c) for c in _COLUMNS), node if node is not None else store.node))
     return len(ended)
+
+
+def answered_by_agent(store: Store, since: float) -> dict[str, int]:
+    """Calls each agent answered (CONNECT events) since `since`: the agents' "calls today" as
+    the log, which outlives the engine, counts them (issue 15: a restart reset them to 0)."""
+    rows = store.query("SELECT agent, COUNT(*) FROM queue_log WHERE event = 'CONNECT' AND at >= ?"
+                       " AND agent <> '' GROUP BY agent", (since,))
+    return {str(r[0]): int(r[1]) for r in rows}

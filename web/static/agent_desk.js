@@ -10,7 +10,8 @@
   var POLL_MS = 2000;
 
   function dur(s) {
-    s = Math.max(0, Math.floor(s || 0));
+    if (s === null || s === undefined) { return "\u2014"; }  // no time in state (never logged in)
+    s = Math.max(0, Math.floor(s));
     var h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
     return (h ? h + ":" + String(m).padStart(2, "0") : String(m)) + ":" + String(r).padStart(2, "0");
   }
@@ -48,8 +49,8 @@
     if (a) {
       var badge = document.getElementById("my-state");
       if (badge) {
-        badge.className = "state " + a.state;
-        badge.textContent = a.state;
+        badge.className = "state " + (a.shown || a.state);
+        badge.textContent = a.shown || a.state;
         badge.setAttribute("data-state", a.state);
       }
       text("my-pause-reason", a.pause_reason || "");
@@ -78,10 +79,23 @@
     root.querySelectorAll(".field-error").forEach(function (e) { e.hidden = true; e.textContent = ""; });
   }
 
+  // Pause and Log out ask first (issue 15: they acted with no confirmation).
+  function confirmed(form) {
+    var kind = form.getAttribute("data-confirm");
+    if (kind === "pause") {
+      var select = form.querySelector("select[name=reason]");
+      var reason = select ? select.options[select.selectedIndex].text : "";
+      return window.confirm("Pause (" + reason + ")? You get no calls until you are ready again.");
+    }
+    if (kind === "logout") { return window.confirm("Log out of every queue?"); }
+    return true;
+  }
+
   root.addEventListener("submit", function (ev) {
     var form = ev.target;
     if (!form.classList.contains("desk-action")) { return; }
     ev.preventDefault();
+    if (!confirmed(form)) { return; }
     clearErrors(form);
     fetch(form.action, { method: "POST", body: new FormData(form), credentials: "same-origin",
                          headers: { "X-CSRF-Token": csrf, "Accept": "application/json" } })
