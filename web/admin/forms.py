@@ -19,8 +19,8 @@ from appliance.schema.errors import ConfigError, FieldError, RecordInvalid
 from web.context import engine
 
 # Field kinds: how a value is shown and read back.
-TEXT, OPTIONAL, INT, BOOL, SELECT, LINES, MULTI, SECRET = (
-    "text", "optional", "int", "bool", "select", "lines", "multi", "secret")
+TEXT, OPTIONAL, INT, BOOL, SELECT, LINES, MULTI, SECRET, DESTINATION = (
+    "text", "optional", "int", "bool", "select", "lines", "multi", "secret", "destination")
 MASK = "****"
 
 
@@ -28,8 +28,9 @@ MASK = "****"
 class Field:
     """One form field of a record.
 
-    `choices` (SELECT, MULTI) and `suggest` (datalist for TEXT/OPTIONAL, or the ordered-list widget
-    for LINES) are callables so they read the database at request time.
+    `choices` (SELECT, MULTI, DESTINATION: the pick list of what exists) and `suggest` (datalist for
+    TEXT/OPTIONAL, or the ordered-list widget for LINES) are callables so they read the database at
+    request time.
     """
 
     name: str
@@ -40,7 +41,7 @@ class Field:
     suggest: Callable[[], list[tuple[str, str]]] | None = None
     placeholder: str = ""
     ordered: bool = False  # LINES whose order matters (queue members): the JS list widget
-    optional: bool = False  # SECRET that may stay unset (a trunk without authentication)
+    optional: bool = False  # SECRET or DESTINATION that may stay unset (a trunk without authentication)
     wide: bool = False
 
 
@@ -106,7 +107,9 @@ def read_form(form: Mapping[str, Any], fields: list[Field], state: FormState,
             state.raw[f.name] = values[f.name] = [str(p) for p in picked]
             continue
         text = str(form.get(f.name, ""))
-        state.raw[f.name] = "" if f.kind == SECRET else text
+        # A secret typed in this request comes back in a refused form (a generated SIP password
+        # is not lost); a stored one never reaches the page (raw_of).
+        state.raw[f.name] = text
         if f.kind == SECRET:
             if text:
                 values[f.name] = text
@@ -123,7 +126,7 @@ def read_form(form: Mapping[str, Any], fields: list[Field], state: FormState,
             except ValueError:
                 state.fail(f.name, f"{text!r} is not a whole number" if text.strip() else "required")
                 values[f.name] = 0
-        elif f.kind == OPTIONAL:
+        elif f.kind == OPTIONAL or (f.kind == DESTINATION and f.optional):
             values[f.name] = text.strip() or None
         elif f.kind == LINES:
             values[f.name] = [line.strip() for line in text.splitlines() if line.strip()]
