@@ -145,3 +145,15 @@ def test_the_yaml_import_refuses_an_unpublished_flow(tmp_path: Path) -> None:
         assert [r.destination for r in store.inbound_routes()] == ["ivr:menu"]
     finally:
         store.close()
+
+
+def test_every_error_of_one_field_is_shown_beside_it(site: Flask, admin: FlaskClient) -> None:
+    """Two bad lines of a list are two errors: before, only the first one was shown."""
+    resp = post(admin, "/admin/agents/new", {"agent_id": "2003", "name": "Cléo", "pin": "4321",
+                                            "skills": "french:9\nbilling:x", "ring_timeout": "20",
+                                            "max_no_answer": "3"})
+    shown = field_error(resp.get_data(as_text=True), "skills")
+    assert resp.status_code == 400 and "line 1:" in shown and "line 2:" in shown, shown
+    # A value the form cannot read keeps that one error (no range error about a stand-in 0).
+    resp = post(admin, "/admin/queues/new", {**QUEUE_FORM, "ring_step_seconds": "ten"})
+    assert field_error(resp.get_data(as_text=True), "ring_step_seconds") == "'ten' is not a whole number"

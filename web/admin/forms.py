@@ -53,8 +53,12 @@ class FormState:
     errors: dict[str, str] = field(default_factory=dict)
 
     def fail(self, name: str, message: str) -> None:
-        """The first error of a field is the one shown (a type error before a range error)."""
-        self.errors.setdefault(name, message)
+        """Every error of a field is shown beside it (two bad lines of a list: both)."""
+        old = self.errors.get(name)
+        if not old:
+            self.errors[name] = message
+        elif message not in old.split("; "):
+            self.errors[name] = f"{old}; {message}"
 
     def fail_form(self, message: str) -> None:
         """An error of the whole record: every one is shown, at the top of the form."""
@@ -143,9 +147,14 @@ def show_errors(state: FormState, errors: Sequence[FieldError], fields: list[Fie
     error on a list item (``skills[1]``) goes beside the list, "line 2:" in front.
     """
     shown = {f.name for f in fields}
+    # A field the form could not even read (a port of "fifty") keeps that error alone: the model
+    # saw a stand-in value, and its range error would be about a number nobody typed.
+    unreadable = set(state.errors)
     for error in errors:
         loc = error.loc[len(under):] if error.loc[:len(under)] == under else error.loc
         name = loc[0] if loc and isinstance(loc[0], str) else None
+        if name in unreadable:
+            continue
         if name is None or name not in shown:
             state.fail_form(str(error))
         elif len(loc) > 1 and isinstance(loc[1], int):
