@@ -504,6 +504,11 @@ SCRIPTS: list[str] = [
     CREATE INDEX queue_waiting_order ON queue_waiting (queue, priority, arrived_at);
     CREATE INDEX queue_waiting_node ON queue_waiting (node);
     """,
+    # Issue 15: a queue's display name, in the site's language ("Réclamations"); `name` stays the
+    # ASCII identifier destinations, the queue log and URLs use.
+    """
+    ALTER TABLE queues ADD COLUMN label TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 # The scripts as SQLite runs them (what Store applies, what backup's checks replay).

@@ -46,7 +46,9 @@ def _references(values: dict[str, Any]) -> list[FieldError]:
 
 
 FIELDS = [
-    Field("name", "Name", placeholder="support"),
+    Field("name", "Identifier", placeholder="reclamations",
+          help="letters without accents, digits, '_', '.', '-': used in queue:<name>, reports and URLs"),
+    Field("label", "Display name", placeholder="Réclamations", help="what people read; empty: the identifier"),
     Field("number", "Internal number", OPTIONAL, help="2-8 digits phones dial to reach the queue"),
     Field("strategy", "Strategy", SELECT,
           choices=lambda: [(n, _STRATEGY_HELP.get(n, n)) for n in sorted(STRATEGIES)]),
@@ -71,9 +73,13 @@ FIELDS = [
     Field("survey", "Post-call survey", BOOL),
 ]
 
+def _shown_name(q: QueueConfig) -> str:
+    return q.name if q.label in ("", q.name) else f"{q.label} ({q.name})"
+
+
 SECTION = Section(
     name="queues", title="Queues", singular="queue", record=QueueConfig, model=QueueRecord, key="name", fields=FIELDS,
-    columns=[("Name", lambda q: q.name), ("Number", lambda q: q.number or ""), ("Strategy", lambda q: q.strategy),
+    columns=[("Name", _shown_name), ("Number", lambda q: q.number or ""), ("Strategy", lambda q: q.strategy),
              ("Members", lambda q: ", ".join(q.members) or "all agents"), ("Skills", lambda q: ", ".join(q.skills)),
              ("Overflow", lambda q: q.overflow or "")],
     load_all=acd.queues, load_one=acd.get_queue, put=acd.put_queue, delete=acd.delete_queue,

@@ -25,9 +25,11 @@ def catalogue() -> Catalogue:
     from web.admin.flows import flows_dir
 
     extensions = store().extensions()
+    queues = acd.queues(store())
     return Catalogue.of([e.number for e in extensions], [e.number for e in extensions if e.voicemail],
-                        [q.name for q in acd.queues(store())], published_flow_names(flows_dir()),
-                        labels={e.number: e.name for e in extensions})
+                        [q.name for q in queues], published_flow_names(flows_dir()),
+                        labels={e.number: e.name for e in extensions} | {f"queue:{q.name}": q.display_name
+                                                                        for q in queues})
 
 
 def destinations() -> list[tuple[str, str]]:

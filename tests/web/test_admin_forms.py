@@ -157,3 +157,27 @@ def test_every_error_of_one_field_is_shown_beside_it(site: Flask, admin: FlaskCl
     # A value the form cannot read keeps that one error (no range error about a stand-in 0).
     resp = post(admin, "/admin/queues/new", {**QUEUE_FORM, "ring_step_seconds": "ten"})
     assert field_error(resp.get_data(as_text=True), "ring_step_seconds") == "'ten' is not a whole number"
+
+
+def test_an_accented_queue_name_is_its_display_name(site: Flask, admin: FlaskClient) -> None:
+    """"Réclamations" was refused: the identifier stays ASCII (queue:<name>), the display name is free."""
+    resp = post(admin, "/admin/queues/new", {**QUEUE_FORM, "name": "Réclamations"})
+    assert resp.status_code == 400
+    assert "write it with accents as the display name" in field_error(resp.get_data(as_text=True), "name")
+    resp = post(admin, "/admin/queues/new", {**QUEUE_FORM, "name": "reclamations", "label": "Réclamations"})
+    assert resp.status_code == 302
+    assert with_store(site, lambda s: acd.get_queue(s, "reclamations")).display_name == "Réclamations"
+    assert "Réclamations (reclamations)" in admin.get("/admin/queues/").get_data(as_text=True)
+    page = admin.get("/admin/inbound/new").get_data(as_text=True)
+    assert '<option value="queue:reclamations">queue Réclamations</option>' in page
+
+
+def test_the_demo_site_shows_french_queue_names(tmp_path: Path) -> None:
+    from appliance.store.demo import seed_demo
+
+    store = Store(tmp_path / "p.db")
+    try:
+        seed_demo(store)
+        assert {q.name: q.display_name for q in acd.queues(store)} == {"sales": "Ventes", "support": "Réclamations"}
+    finally:
+        store.close()
