@@ -73,7 +73,9 @@ def site_zone() -> str:
 
 
 FIELDS = [
-    Field("name", "Name", placeholder="spring-offer", help="letters, digits, '_', '.', '-'"),
+    Field("name", "Identifier", placeholder="spring-offer",
+          help="letters without accents, digits, '_', '.', '-': used in URLs and reports"),
+    Field("label", "Display name", placeholder="Offre de printemps", help="what people read; empty: the identifier"),
     Field("mode", "Dialling mode", SELECT, choices=lambda: [(m, _MODE_HELP[m]) for m in MODES]),
     Field("queue", "Agents' queue", SELECT, choices=_queues, help="the queue whose members take this campaign's calls"),
     Field("trunk", "Trunk", SELECT, choices=_trunks, help="where the calls go out"),
