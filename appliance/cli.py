@@ -263,6 +263,7 @@ def _site_status(args: argparse.Namespace) -> dict[str, Any] | int | None:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
+    from appliance.ivr.flow import published_flow_names
     from appliance.store.config_yaml import export_config, import_config
     from appliance.store.db import Store
     from appliance.store.errors import ConfigError, StoreError
@@ -294,7 +295,8 @@ def cmd_config(args: argparse.Namespace) -> int:
         print(f"plateau: configuration not imported: {exc}", file=sys.stderr)
         return 1
     try:
-        report = import_config(store, text)
+        # The flows beside the database: an inbound route to ivr:<flow> must name a published one.
+        report = import_config(store, text, published_flow_names(args.data_dir / "flows"))
     except ConfigError as exc:
         print(f"plateau: configuration not imported, nothing changed: {exc}", file=sys.stderr)
         return 2

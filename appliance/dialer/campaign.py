@@ -50,6 +50,11 @@ class CampaignConfig:
     machine_message: str = ""
     abandon_message: str = "Sorry, we called you but no one is free to take the call. We will call you back."
     state: str = "paused"
+    label: str = ""  # the name people read ("Relance printemps"); empty: `name`
+
+    @property
+    def display_name(self) -> str:
+        return self.label or self.name
 
 
 def check_campaign(c: CampaignConfig, where: str = "campaign") -> None:

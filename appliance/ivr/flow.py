@@ -10,16 +10,19 @@ node 'salse'``), so an admin fixes a document in one pass.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
 
+from appliance.schema.destinations import Catalogue
 from appliance.schema.errors import FieldError
 
 # The schema of the document (one pydantic model per node type) and its value types; their names
@@ -350,3 +353,31 @@ def load_flow_file(path: str) -> Flow:
     """Read and validate a flow file."""
     with open(path, encoding="utf-8") as fh:
         return load_flow(fh.read())
+
+
+# A replaced version kept beside the published flow: ``<name>.v<version>.yaml`` (web/admin/flows.py).
+KEPT_VERSION_RE = re.compile(r"^(?P<name>.+)\.v(?P<version>\d+)$")
+
+
+def published_flow_names(folder: Path) -> list[str]:
+    """Names of the flows published in `folder` (data/flows/), not their kept versions: what an
+    ``ivr:<flow>`` destination may name."""
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob("*.yaml") if not KEPT_VERSION_RE.match(p.stem))
+
+
+def target_errors(flow: Flow, catalogue: Catalogue) -> list[FieldError]:
+    """Every route node whose target names nothing on the site (a queue that does not exist...).
+
+    The document alone cannot tell: the editor's Check, publishing and the engine's loader ask
+    with the site's catalogue. A flow may route to itself before it is first published.
+    """
+    known = dataclasses.replace(catalogue, flows=None if catalogue.flows is None else catalogue.flows | {flow.name})
+    errors = []
+    for nid, node in flow.nodes.items():
+        if isinstance(node, RouteNode):
+            why = known.error(node.target.destination, external=True)
+            if why:
+                errors.append(FieldError(("nodes", nid, "target"), why))
+    return errors

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, field_validator
 
+from appliance.schema import destinations
 from appliance.schema.errors import FieldError, Problems, field_errors
 
 NODE_TYPES = ("play", "menu", "collect", "hours", "lookup_caller", "set", "route", "hangup")
@@ -28,8 +29,6 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_DIGITS_RE = re.compile(r"^[0-9]+$")
-_EXTERNAL_RE = re.compile(r"^\+?[0-9]{2,20}$")
 _RANGE_RE = re.compile(r"^(?P<days>[a-z,\-]+)\s+(?P<start>\d{2}:\d{2})-(?P<end>\d{2}:\d{2})$")
 
 
@@ -46,14 +45,20 @@ class Prompt:
 
 @dataclass(frozen=True)
 class RouteTarget:
-    """Where the call leaves the IVR: ``queue:<name>``, ``extension:<n>``, ``voicemail:<n>``,
-    ``external:<number>`` or ``flow:<name>``."""
+    """Where the call leaves the IVR; `kind` as the engine routes it (``flow`` is an ``ivr:`` destination,
+    ``extension`` a bare number)."""
 
     kind: Literal["queue", "extension", "voicemail", "external", "flow"]
     value: str
 
     def __str__(self) -> str:
+        # The engine's spelling (transcripts, logs); `destination` is the one a person writes.
         return f"{self.kind}:{self.value}"
+
+    @property
+    def destination(self) -> str:
+        """The target in the one destination syntax (``1001``, ``ivr:menu``)."""
+        return str(destinations.Destination(_SYNTAX_KIND.get(self.kind, self.kind), self.value))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -371,19 +376,25 @@ class SetFields(NodeFields):
 
 
 def _target(v: Any) -> RouteTarget:
+    """A route node's target in the one destination syntax (appliance/schema/destinations.py):
+    ``1001``, ``voicemail:1001``, ``queue:support``, ``ivr:menu``, ``external:+3312345678``;
+    the older ``extension:1001`` and ``flow:menu`` still read."""
     value_text = text()(v) or ""  # required: never None
-    kind, sep, value = value_text.partition(":")
-    value = value.strip()
-    if not sep or kind not in ROUTE_KINDS:
-        raise ValueError(f"expected one of {', '.join(k + ':...' for k in ROUTE_KINDS)}, got {value_text!r}")
-    ok = {
-        "queue": bool(NAME_RE.match(value)), "flow": bool(NAME_RE.match(value)),
-        "extension": bool(_DIGITS_RE.match(value)), "voicemail": bool(_DIGITS_RE.match(value)),
-        "external": bool(_EXTERNAL_RE.match(value)),
-    }[kind]
-    if not ok:
-        raise ValueError(f"bad {kind} {value!r}")
-    return RouteTarget(kind, value)  # type: ignore[arg-type]  # kind checked against ROUTE_KINDS
+    try:
+        dest = destinations.parse(value_text, external=True)
+    except ValueError:
+        kind, sep, value = value_text.partition(":")
+        if sep and _SYNTAX_KIND.get(kind, kind) in _SYNTAX_KINDS:
+            raise ValueError(f"bad {kind} {value.strip()!r}") from None
+        raise ValueError("expected one of queue:..., voicemail:..., ivr:..., external:... or an extension number"
+                         f", got {value_text!r}") from None
+    return RouteTarget(_RUNTIME_KIND.get(dest.kind, dest.kind), dest.value)  # type: ignore[arg-type]
+
+
+# The destination kinds as the engine's RouteTarget names them (pbx/dialplan.py FLOW_TARGETS).
+_RUNTIME_KIND = {"ivr": "flow"}
+_SYNTAX_KIND = {"flow": "ivr"}
+_SYNTAX_KINDS = ("extension", "voicemail", "queue", "ivr", "external")
 
 
 class RouteFields(NodeFields):

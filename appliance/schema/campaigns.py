@@ -15,6 +15,7 @@ from pydantic import BeforeValidator, field_validator, model_validator
 
 from appliance.schema.errors import FieldError, Problems, problem
 from appliance.schema.records import CALLER_HELP, CALLER_ID_RE, NAME_HELP, NAME_RE
+from appliance.schema.records import text as free_text
 from appliance.schema.types import Flag, Number, Record, Text, TextList, Whole, matches, one_of
 
 MODES = ("preview", "progressive", "predictive")
@@ -104,11 +105,20 @@ class CampaignRecord(Record):
     machine_message: Text = ""
     abandon_message: Text = "Sorry, we called you but no one is free to take the call. We will call you back."
     state: Text = "paused"
+    label: Text = ""
 
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
+        if v and not v.isascii():
+            raise ValueError(f"{v!r} is not {NAME_HELP}: it is the campaign's identifier (in URLs and "
+                             "reports); write it with accents as the display name")
         return matches(v, NAME_RE, NAME_HELP) or v
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, v: str) -> str:
+        return free_text(v, required=False)
 
     @field_validator("queue", "trunk")
     @classmethod

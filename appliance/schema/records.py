@@ -389,11 +389,20 @@ class QueueRecord(Record):
     service_level_seconds: Whole = 20
     recording: Text = "none"
     survey: Flag = False
+    label: Text = ""
 
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
+        if v and not v.isascii():
+            raise ValueError(f"{v!r} is not {NAME_HELP}: it is the queue's identifier (queue:<name>); "
+                             "write it with accents as the display name")
         return matches(v, NAME_RE, NAME_HELP) or v
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, v: str) -> str:
+        return text(v, required=False)
 
     @field_validator("number")
     @classmethod

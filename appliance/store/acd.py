@@ -19,7 +19,7 @@ _AGENT_COLUMNS = ("agent_id", "name", "pin", "max_no_answer", "ring_timeout", "e
 _QUEUE_COLUMNS = (
     "name", "number", "strategy", "requirements", "escalations", "ring_step_seconds", "wrapup_seconds",
     "max_wait_seconds", "max_callers", "overflow", "join_empty", "leave_empty", "announce_seconds", "moh",
-    "callback_key", "service_level_seconds", "recording", "survey",
+    "callback_key", "service_level_seconds", "recording", "survey", "label",
 )
 _QUEUE_BOOLS = ("join_empty", "leave_empty", "survey")
 ENGAGED_STATES = ("ringing", "on-call", "wrap-up")  # an agent is held by a node in these (store/acd_site.py)

@@ -13,6 +13,7 @@ it keeps, and refuses to drop a campaign that still has leads rather than delete
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,11 +159,13 @@ def _load(text: str) -> dict[str, Any]:
     return doc
 
 
-def parse_config(text: str) -> ConfigData:
+def parse_config(text: str, flows: Iterable[str] | None = None) -> ConfigData:
     """Parse and validate a provisioning file.
 
     Every record is checked by its model (appliance/schema/records.py); RecordInvalid lists
     every field error of every record at once, then every broken reference between records.
+    `flows` are the site's published IVR flows: an ``ivr:<flow>`` destination must be one of them
+    (None: not checked, the flows are not known to the caller).
     """
     doc = _load(text)
     data = ConfigData()
@@ -186,13 +189,13 @@ def parse_config(text: str) -> ConfigData:
     data.campaigns = _records(doc, "campaigns", cmp.CampaignConfig, CampaignRecord, errors)
     if errors:
         raise RecordInvalid(errors)
-    _check_references(data, errors)
+    _check_references(data, errors, None if flows is None else set(flows))
     if errors:
         raise RecordInvalid(errors)
     return data
 
 
-def _check_references(data: ConfigData, errors: list[FieldError]) -> None:
+def _check_references(data: ConfigData, errors: list[FieldError], flows: set[str] | None) -> None:
     """Names unique within a section, and every reference to another record defined."""
     trunks = _unique(data.trunks, "name", "trunks", errors)
     routes = _unique(data.outbound_routes, "name", "outbound_routes", errors)
@@ -215,13 +218,14 @@ def _check_references(data: ConfigData, errors: list[FieldError]) -> None:
                 errors.append(FieldError(("extensions", i, "dial_permissions", j),
                                          f"outbound route {name!r} is not defined"))
     for i, inbound in enumerate(data.inbound_routes):
-        _check_destination(inbound.destination, ("inbound_routes", i, "destination"), numbers, queue_names, errors)
+        _check_destination(inbound.destination, ("inbound_routes", i, "destination"), numbers, queue_names, flows,
+                           errors)
     for i, queue in enumerate(data.queues):
         for j, member in enumerate(queue.members):
             if member not in agent_ids:
                 errors.append(FieldError(("queues", i, "members", j), f"agent {member!r} is not defined"))
         if queue.overflow is not None:
-            _check_destination(queue.overflow, ("queues", i, "overflow"), numbers, queue_names, errors)
+            _check_destination(queue.overflow, ("queues", i, "overflow"), numbers, queue_names, flows, errors)
         if queue.number in numbers:
             errors.append(FieldError(("queues", i, "number"), f"{queue.number} is already extension "
                                      f"extensions[{numbers[queue.number]}]"))
@@ -233,8 +237,11 @@ def _check_references(data: ConfigData, errors: list[FieldError]) -> None:
 
 
 def _check_destination(dest: str, loc: tuple[str | int, ...], numbers: dict[str, int], queues: dict[str, int],
-                       errors: list[FieldError]) -> None:
+                       flows: set[str] | None, errors: list[FieldError]) -> None:
     if dest.startswith(IVR_PREFIX):
+        flow = dest[len(IVR_PREFIX):]
+        if flows is not None and flow not in flows:
+            errors.append(FieldError(loc, f"IVR flow {flow!r} is not published (no flows/{flow}.yaml)"))
         return
     if dest.startswith(QUEUE_PREFIX):
         if dest[len(QUEUE_PREFIX):] not in queues:
@@ -263,13 +270,15 @@ def removal_errors(store: Store, data: ConfigData) -> list[str]:
     return errors
 
 
-def import_config(store: Store, text: str) -> ImportReport:
+def import_config(store: Store, text: str, flows: Iterable[str] | None = None) -> ImportReport:
     """Validate ``text`` completely, then replace the whole configuration atomically.
+
+    `flows`: the published IVR flows an ``ivr:`` destination may name (parse_config).
 
     Campaigns are upserted (their lists and leads stay) and those missing from the file are
     deleted; ConfigError, with nothing changed, if one of those still has leads.
     """
-    data = parse_config(text)
+    data = parse_config(text, flows)
     with store.transaction():
         errors = removal_errors(store, data)
         if errors:

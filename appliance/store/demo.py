@@ -74,10 +74,10 @@ def seed_demo(store: Store) -> DemoAccounts:
             created.agent_pins[agent_id] = "".join(secrets.choice(string.digits) for _ in range(4))
             acd.put_agent(store, AgentConfig(agent_id, name, created.agent_pins[agent_id], skills=skills))
         acd.put_queue(store, QueueConfig(
-            "sales", number="6001", strategy="ring-all", members=["2001", "2002"], wrapup_seconds=10,
+            "sales", label="Ventes", number="6001", strategy="ring-all", members=["2001", "2002"], wrapup_seconds=10,
             announce_seconds=30, callback_key="1", overflow="voicemail:1001"))
         acd.put_queue(store, QueueConfig(
-            "support", number="6002", strategy="longest-idle", skills=["french:4"],
+            "support", label="Réclamations", number="6002", strategy="longest-idle", skills=["french:4"],
             escalations=["after 30s: french:1", "after 90s: any"], wrapup_seconds=15, announce_seconds=30,
             callback_key="1", recording="stereo", survey=True, overflow="voicemail:1001"))
         store.set_setting("acd.supervisors", DEMO_SUPERVISOR)

@@ -523,6 +523,11 @@ SCRIPTS: list[str] = [
     """
     ALTER TABLE web_users ADD COLUMN extension TEXT;
     """,
+    # 15 (issue 15): a queue's display name, in the site's language ("Réclamations"); `name` stays the
+    # ASCII identifier destinations, the queue log and URLs use.
+    """
+    ALTER TABLE queues ADD COLUMN label TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 # The scripts as SQLite runs them (what Store applies, what backup's checks replay).

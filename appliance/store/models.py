@@ -168,6 +168,11 @@ class QueueConfig:
     service_level_seconds: int = 20
     recording: str = "none"  # none | mixed | stereo
     survey: bool = False  # post-call CSAT/NPS/CES survey when the agent hangs up
+    label: str = ""  # the name people read ("Réclamations"); empty: `name`
+
+    @property
+    def display_name(self) -> str:
+        return self.label or self.name
 
 
 @dataclass

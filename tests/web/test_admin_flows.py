@@ -10,7 +10,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from appliance.ivr.flow import load_flow
-from appliance.store.models import Extension
+from appliance.store import acd
+from appliance.store.db import Store
+from appliance.store.models import Extension, QueueConfig
 from tests.web.conftest import FakeEngineApi
 from tests.web.test_admin_config import audit_rows, post, reloads, with_store
 
@@ -21,7 +23,17 @@ def flows_of(app: Flask) -> Path:
     return Path(app.config["DATA_DIR"]) / "flows"
 
 
+def seed_demo_site(store: Store) -> None:
+    """The queues and the mailbox the demo flow routes to: a flow's targets must exist to publish."""
+    if store.get_extension("1001") is None:
+        store.put_extension(Extension(number="1001", name="Reception", secret="s3cret-pass", voicemail=True))
+    for name in ("sales-fr", "sales-en", "support"):
+        if acd.get_queue(store, name) is None:
+            acd.put_queue(store, QueueConfig(name=name))
+
+
 def publish_demo(app: Flask) -> str:
+    with_store(app, seed_demo_site)
     text = (EXAMPLES / "demo.yaml").read_text(encoding="utf-8")
     flows_of(app).mkdir(parents=True, exist_ok=True)
     (flows_of(app) / "demo.yaml").write_text(text, encoding="utf-8")

@@ -563,3 +563,14 @@ def test_every_bad_field_is_shown_at_once(site: Flask, admin: FlaskClient) -> No
     assert "must be in 1..43200" in field_error(text(resp), "f-retry-busy")
     assert "'x' is not a caller number" in field_error(text(resp), "f-caller_id")
     assert with_store(site, dstore.campaigns) == []
+
+
+def test_an_accented_campaign_name_is_its_display_name(site: Flask, admin: FlaskClient) -> None:
+    """Issue 15: "Relance été" was refused; the identifier stays ASCII, the display name is free."""
+    resp = post(admin, f"{BASE}/new", {**FORM, "name": "Relance été"})
+    assert resp.status_code == 400
+    assert "with accents as the display name" in html.unescape(resp.get_data(as_text=True))
+    resp = post(admin, f"{BASE}/new", {**FORM, "name": "relance-ete", "label": "Relance été"})
+    assert resp.status_code == 302, resp.get_data(as_text=True)
+    assert with_store(site, lambda s: dstore.get_campaign(s, "relance-ete")).display_name == "Relance été"
+    assert "<h1>Relance été</h1>" in admin.get(f"{BASE}/relance-ete/").get_data(as_text=True)

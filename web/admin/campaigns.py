@@ -73,7 +73,9 @@ def site_zone() -> str:
 
 
 FIELDS = [
-    Field("name", "Name", placeholder="spring-offer", help="letters, digits, '_', '.', '-'"),
+    Field("name", "Identifier", placeholder="spring-offer",
+          help="letters without accents, digits, '_', '.', '-': used in URLs and reports"),
+    Field("label", "Display name", placeholder="Offre de printemps", help="what people read; empty: the identifier"),
     Field("mode", "Dialling mode", SELECT, choices=lambda: [(m, _MODE_HELP[m]) for m in MODES]),
     Field("queue", "Agents' queue", SELECT, choices=_queues, help="the queue whose members take this campaign's calls"),
     Field("trunk", "Trunk", SELECT, choices=_trunks, help="where the calls go out"),
@@ -278,8 +280,13 @@ def _show(state: FormState, errors: list[FieldError] | tuple[FieldError, ...], u
     """The model's errors beside their fields, in the form's own words where it shows a value
     differently: the cap as a percentage, each retry rule as its own minutes field."""
     rest = []
+    unreadable = set(state.errors)  # a type error stays alone beside its field (show_errors)
     for error in errors:
         loc = error.loc[len(under):]
+        if loc[:1] == ("abandon_cap",) or (loc[:1] == ("retry_minutes",) and len(loc) == 2):
+            name = "abandon_cap" if loc[0] == "abandon_cap" else f"retry_minutes.{loc[1]}"
+            if name in unreadable:
+                continue
         if loc[:1] == ("abandon_cap",):
             state.fail("abandon_cap", "must be a percentage between 0 and 20")
         elif loc[:1] == ("retry_minutes",) and len(loc) == 2:

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from appliance.schema.errors import ConfigError, invalid
+from appliance.schema.errors import ConfigError, FieldError, invalid
 from appliance.schema.types import Record, errors_of
 from appliance.store.db import Store
 from web.admin.forms import (
@@ -50,6 +50,9 @@ class Section:
     delete: Callable[[Store, str], bool]
     secrets: tuple[str, ...] = ()
     intro: str = ""
+    # Checks that need the rest of the site (a destination exists): run with the model's, so the
+    # form shows every error at once; the store checks again when it writes.
+    references: Callable[[dict[str, Any]], list[FieldError]] | None = None
 
     def key_of(self, record: Any) -> str:
         return str(getattr(record, self.key))
@@ -109,7 +112,7 @@ class _Defaults:
         self.__dict__.update(values)
 
 
-def _save(s: Section, state: FormState, existing: Any) -> Response | tuple[str, int]:
+def _save(s: Section, state: FormState, existing: Any) -> Response:
     fields = [f for f in s.fields if not (existing is not None and f.name == s.key)]
     values = read_form(request.form, fields, state, existing)
     if existing is not None:
@@ -118,9 +121,13 @@ def _save(s: Section, state: FormState, existing: Any) -> Response | tuple[str, 
     full = {**defaults_of(s.record), **_kept(existing, s), **values}
     # Every field's error at once, from the record's model; a field the form could not even read
     # (a port of "fifty") keeps that error.
-    show_errors(state, errors_of(s.model, full), s.fields)
+    errors = errors_of(s.model, full)
+    if s.references is not None:
+        bad = {e.field for e in errors}
+        errors += [e for e in s.references(full) if e.field not in bad]
+    show_errors(state, errors, s.fields)
     if state.errors:
-        return _render_form(s, state, existing), 400
+        return _refused(s, state, existing)
     record = s.record(**full)
     key = s.key_of(record)
     try:
@@ -132,7 +139,7 @@ def _save(s: Section, state: FormState, existing: Any) -> Response | tuple[str, 
                   before=audit_dict(existing, s.secrets), after=audit_dict(record, s.secrets, existing))
     except ConfigError as exc:
         show_refusal(state, exc, s.fields, (s.singular,))
-        return _render_form(s, state, existing), 400
+        return _refused(s, state, existing)
     flash(f"{s.singular.capitalize()} {key} saved.")
     reload_engine()
     return redirect(url_for(f"admin.{s.name}"))
@@ -151,6 +158,13 @@ def _render_list(s: Section, error: str | None = None) -> str:
     records = s.load_all(store())
     rows = [(s.key_of(r), [fn(r) for _label, fn in s.columns]) for r in records]
     return render_template("admin/list.html", section=s, rows=rows, error=error)
+
+
+def _refused(s: Section, state: FormState, existing: Any) -> Response:
+    """The form again, as typed, with every error: 400, and never cached (it may hold a typed secret)."""
+    resp = make_response(_render_form(s, state, existing), 400)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
 
 
 def _render_form(s: Section, state: FormState, existing: Any) -> str:

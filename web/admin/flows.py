@@ -16,7 +16,8 @@ from pathlib import Path
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from appliance.ivr.flow import Flow, FlowError, load_flow
+from appliance.ivr.flow import KEPT_VERSION_RE, Flow, FlowError, load_flow, published_flow_names, target_errors
+from appliance.schema.errors import FieldError
 from appliance.ivr.simulate import Transcript, simulate
 from web.admin import bp
 from web.admin.forms import reload_engine
@@ -25,7 +26,7 @@ from web.context import audit, login_required
 # Names usable as an ``ivr:<flow>`` destination (appliance/schema/records.py DESTINATION_RE); no dots,
 # so a flow's name never collides with a kept version ``<name>.v<version>``.
 FLOW_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-_KEPT_RE = re.compile(r"^(?P<name>.+)\.v(?P<version>\d+)$")
+_KEPT_RE = KEPT_VERSION_RE
 _VERSION_LINE_RE = re.compile(r"(?m)^version:[ \t]*(\d+)[ \t]*(#.*)?$")
 
 
@@ -47,10 +48,7 @@ def flows_dir(data_dir: Path | None = None) -> Path:
 
 def published_names(data_dir: Path) -> list[str]:
     """Names of the published flows (not the kept versions)."""
-    folder = flows_dir(data_dir)
-    if not folder.is_dir():
-        return []
-    return sorted(p.stem for p in folder.glob("*.yaml") if not _KEPT_RE.match(p.stem))
+    return published_flow_names(flows_dir(data_dir))
 
 
 def kept_versions(folder: Path, name: str) -> list[int]:
@@ -168,6 +166,9 @@ def flow_edit(name: str) -> str | Response | tuple[str, int]:
             errors = exc.errors
         if flow is not None and flow.name != name:
             errors = [f"name: must stay {name!r} (the file name; create a new flow to rename)"]
+        if flow is not None:
+            # What the document names must exist on this site: Check calls nothing valid that routes nowhere.
+            errors += FlowError(_missing_targets(flow)).errors
         if errors:
             status = 400
         elif flow is not None and action == "test":
@@ -188,6 +189,22 @@ def flow_edit(name: str) -> str | Response | tuple[str, int]:
                            published=old_flow, kept=kept_versions(folder, name)), status
 
 
+def checked_flow(text: str) -> Flow:
+    """`text` parsed and validated, its route targets included: a queue, extension, mailbox or flow
+    it sends calls to must exist (Check and publishing refuse ``queue:nosuch``). Raises FlowError."""
+    flow = load_flow(text)
+    errors = _missing_targets(flow)
+    if errors:
+        raise FlowError(errors)
+    return flow
+
+
+def _missing_targets(flow: Flow) -> list[FieldError]:
+    from web.admin.routes import catalogue
+
+    return target_errors(flow, catalogue())
+
+
 def publish_flow(name: str, text: str, action: str | None = None) -> Flow:
     """Validate `text` and publish it as flow `name`: the one way a flow is published.
 
@@ -198,7 +215,7 @@ def publish_flow(name: str, text: str, action: str | None = None) -> Flow:
     """
     folder = flows_dir()
     old_text, old_flow = _current(folder, name)
-    flow = load_flow(text)
+    flow = checked_flow(text)
     if flow.name != name:
         raise FlowError([f"name: must stay {name!r} (the file name; create a new flow to rename)"])
     if old_flow is not None and flow.version <= old_flow.version:

@@ -19,8 +19,8 @@ from appliance.schema.errors import ConfigError, FieldError, RecordInvalid
 from web.context import engine
 
 # Field kinds: how a value is shown and read back.
-TEXT, OPTIONAL, INT, BOOL, SELECT, LINES, MULTI, SECRET = (
-    "text", "optional", "int", "bool", "select", "lines", "multi", "secret")
+TEXT, OPTIONAL, INT, BOOL, SELECT, LINES, MULTI, SECRET, DESTINATION = (
+    "text", "optional", "int", "bool", "select", "lines", "multi", "secret", "destination")
 MASK = "****"
 
 
@@ -28,8 +28,9 @@ MASK = "****"
 class Field:
     """One form field of a record.
 
-    `choices` (SELECT, MULTI) and `suggest` (datalist for TEXT/OPTIONAL, or the ordered-list widget
-    for LINES) are callables so they read the database at request time.
+    `choices` (SELECT, MULTI, DESTINATION: the pick list of what exists) and `suggest` (datalist for
+    TEXT/OPTIONAL, or the ordered-list widget for LINES) are callables so they read the database at
+    request time.
     """
 
     name: str
@@ -40,7 +41,7 @@ class Field:
     suggest: Callable[[], list[tuple[str, str]]] | None = None
     placeholder: str = ""
     ordered: bool = False  # LINES whose order matters (queue members): the JS list widget
-    optional: bool = False  # SECRET that may stay unset (a trunk without authentication)
+    optional: bool = False  # SECRET or DESTINATION that may stay unset (a trunk without authentication)
     wide: bool = False
 
 
@@ -52,8 +53,12 @@ class FormState:
     errors: dict[str, str] = field(default_factory=dict)
 
     def fail(self, name: str, message: str) -> None:
-        """The first error of a field is the one shown (a type error before a range error)."""
-        self.errors.setdefault(name, message)
+        """Every error of a field is shown beside it (two bad lines of a list: both)."""
+        old = self.errors.get(name)
+        if not old:
+            self.errors[name] = message
+        elif message not in old.split("; "):
+            self.errors[name] = f"{old}; {message}"
 
     def fail_form(self, message: str) -> None:
         """An error of the whole record: every one is shown, at the top of the form."""
@@ -106,7 +111,9 @@ def read_form(form: Mapping[str, Any], fields: list[Field], state: FormState,
             state.raw[f.name] = values[f.name] = [str(p) for p in picked]
             continue
         text = str(form.get(f.name, ""))
-        state.raw[f.name] = "" if f.kind == SECRET else text
+        # A secret typed in this request comes back in a refused form (a generated SIP password
+        # is not lost); a stored one never reaches the page (raw_of).
+        state.raw[f.name] = text
         if f.kind == SECRET:
             if text:
                 values[f.name] = text
@@ -123,7 +130,7 @@ def read_form(form: Mapping[str, Any], fields: list[Field], state: FormState,
             except ValueError:
                 state.fail(f.name, f"{text!r} is not a whole number" if text.strip() else "required")
                 values[f.name] = 0
-        elif f.kind == OPTIONAL:
+        elif f.kind == OPTIONAL or (f.kind == DESTINATION and f.optional):
             values[f.name] = text.strip() or None
         elif f.kind == LINES:
             values[f.name] = [line.strip() for line in text.splitlines() if line.strip()]
@@ -140,9 +147,14 @@ def show_errors(state: FormState, errors: Sequence[FieldError], fields: list[Fie
     error on a list item (``skills[1]``) goes beside the list, "line 2:" in front.
     """
     shown = {f.name for f in fields}
+    # A field the form could not even read (a port of "fifty") keeps that error alone: the model
+    # saw a stand-in value, and its range error would be about a number nobody typed.
+    unreadable = set(state.errors)
     for error in errors:
         loc = error.loc[len(under):] if error.loc[:len(under)] == under else error.loc
         name = loc[0] if loc and isinstance(loc[0], str) else None
+        if name in unreadable:
+            continue
         if name is None or name not in shown:
             state.fail_form(str(error))
         elif len(loc) > 1 and isinstance(loc[1], int):

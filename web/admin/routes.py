@@ -1,14 +1,17 @@
 """Outbound routes (number patterns to trunks) and inbound routes (DIDs to destinations)."""
 from __future__ import annotations
 
-from flask import current_app
+from typing import Any
 
+from appliance.ivr.flow import published_flow_names
+from appliance.schema.destinations import Catalogue
+from appliance.schema.errors import FieldError
 from appliance.schema.records import InboundRouteRecord, OutboundRouteRecord
 from appliance.store import acd
 from appliance.store.models import InboundRoute, OutboundRoute
 from web.admin import bp
 from web.admin.crud import Section, register
-from web.admin.forms import INT, OPTIONAL, SELECT, Field
+from web.admin.forms import DESTINATION, INT, OPTIONAL, SELECT, Field
 from web.context import store
 
 
@@ -16,18 +19,29 @@ def _trunks() -> list[tuple[str, str]]:
     return [(t.name, t.name) for t in store().trunks()]
 
 
-def destinations() -> list[tuple[str, str]]:
-    """Every place a call can be sent: extensions, voicemail boxes, queues and published IVR flows."""
-    from web.admin.flows import published_names
+def catalogue() -> Catalogue:
+    """What a destination may name on this site, read now: extensions, their voicemail, queues and
+    published IVR flows (appliance/schema/destinations.py)."""
+    from web.admin.flows import flows_dir
 
-    out: list[tuple[str, str]] = []
-    for e in store().extensions():
-        out.append((e.number, f"extension {e.name}"))
-        if e.voicemail:
-            out.append((f"voicemail:{e.number}", f"voicemail of {e.name}"))
-    out += [(f"queue:{q.name}", f"queue {q.name}") for q in acd.queues(store())]
-    out += [(f"ivr:{name}", f"IVR flow {name}") for name in published_names(current_app.config["DATA_DIR"])]
-    return out
+    extensions = store().extensions()
+    queues = acd.queues(store())
+    return Catalogue.of([e.number for e in extensions], [e.number for e in extensions if e.voicemail],
+                        [q.name for q in queues], published_flow_names(flows_dir()),
+                        labels={e.number: e.name for e in extensions} | {f"queue:{q.name}": q.display_name
+                                                                        for q in queues})
+
+
+def destinations() -> list[tuple[str, str]]:
+    """Every place a call can be sent, in the one destination syntax: the field's pick list."""
+    return catalogue().choices()
+
+
+def destination_errors(values: dict[str, Any], name: str) -> list[FieldError]:
+    """Field `name` of a posted record names a destination that exists (empty: not set)."""
+    value = values.get(name)
+    why = catalogue().error(value) if value else None
+    return [FieldError((name,), why)] if why else []
 
 
 OUTBOUND = Section(
@@ -55,9 +69,10 @@ INBOUND = Section(
     model=InboundRouteRecord, key="did",
     fields=[
         Field("did", "Dialled number (DID)", placeholder="+33123456789"),
-        Field("destination", "Destination", suggest=destinations,
-              help="an extension, voicemail:<extension>, queue:<name> or ivr:<flow>"),
+        Field("destination", "Destination", DESTINATION, choices=destinations,
+              help="an extension, a voicemail box, a queue or a published IVR flow"),
     ],
+    references=lambda values: destination_errors(values, "destination"),
     columns=[("DID", lambda r: r.did), ("Destination", lambda r: r.destination)],
     load_all=lambda s: s.inbound_routes(), load_one=lambda s, k: s.get_inbound_route(k),
     put=lambda s, r: s.put_inbound_route(r), delete=lambda s, k: s.delete_inbound_route(k),
