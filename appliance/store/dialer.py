@@ -21,6 +21,7 @@ from appliance.dialer.prospects import ImportReport, Lead
 from appliance.store.db import Store
 from appliance.schema.errors import invalid
 from appliance.store.errors import ConfigError, StoreError
+from appliance.store.paging import Page, PageQuery, Sorts, contains, fetch_page, like
 
 LEAD_STATUSES = ("new", "retry", "callback", "dialing", "done", "dnc", "exhausted")
 DUE_STATUSES = ("new", "retry", "callback")
@@ -372,10 +373,29 @@ def dnc_numbers(store: Store) -> set[str]:
     return {r[0] for r in store.query("SELECT number FROM dnc")}
 
 
+def dnc_count(store: Store) -> int:
+    return int(store.query("SELECT COUNT(*) FROM dnc")[0][0])
+
+
 def dnc_entries(store: Store, limit: int = 500) -> list[dict[str, Any]]:
     rows = store.query("SELECT number, source, note, added_by, added_at FROM dnc ORDER BY added_at DESC LIMIT ?",
                         (limit,))
     return [dict(zip(("number", "source", "note", "added_by", "added_at"), r)) for r in rows]
+
+
+DNC_SORTS = Sorts({"added": "added_at", "number": "number", "source": "source", "by": "added_by", "note": "note"},
+                  default="added", default_descending=True, tiebreak="number")
+
+
+def dnc_page(store: Store, q: PageQuery, text: str = "") -> Page[DncEntry]:
+    """One page of the do-not-call list sorted by `q` (DNC_SORTS); `text` is found in the number,
+    the note or who added it."""
+    where, params = " FROM dnc", []
+    if text:
+        where += " WHERE " + contains(("number", "note", "added_by"))
+        params = [like(text)] * 3
+    return fetch_page(store, "number, source, note, added_by, added_at", where, params, DNC_SORTS, q,
+                      lambda r: DncEntry(*r))
 
 
 # -- audit -----------------------------------------------------------------------------------

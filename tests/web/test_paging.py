@@ -9,6 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from appliance.store import accounts as account_store
+from appliance.store import dialer as dstore
 from appliance.store import reports
 from appliance.store.paging import PageQuery
 from tests.web.conftest import store_of
@@ -78,3 +79,20 @@ def test_a_page_counts_every_match_but_reads_one_page(app: Flask) -> None:
         assert page.total == 60 and len(page.rows) == 10 and durations == sorted(durations)
     finally:
         store.close()
+
+
+def test_the_dnc_list_finds_sorts_and_pages_on_the_server(app: Flask, admin: FlaskClient) -> None:
+    store = store_of(app)
+    try:
+        dstore.add_dnc(store, [f"+3361{i:07d}" for i in range(130)], "admin", note="", by="boss")
+        dstore.add_dnc(store, ["+442079460958"], "admin", note="asked in writing", by="eve")
+    finally:
+        store.close()
+    page = admin.get("/admin/dnc/?sort=number&dir=asc&per=100&page=2").get_data(as_text=True)
+    numbers = re.findall(r'<tr data-number="([^"]+)"', page)
+    assert numbers == [f"+3361{i:07d}" for i in range(100, 130)] + ["+442079460958"]
+    assert "101–131 of 131" in page
+    page = admin.get("/admin/dnc/?q=WRITING").get_data(as_text=True)  # in the note, any case
+    assert re.findall(r'<tr data-number="([^"]+)"', page) == ["+442079460958"]
+    assert admin.get("/admin/dnc/?q=" + "9" * 65).status_code == 400
+    assert admin.get("/admin/dnc/?sort=note;--").status_code == 400
