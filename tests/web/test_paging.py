@@ -9,8 +9,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from appliance.store import accounts as account_store
+from appliance.store import acd, quality
 from appliance.store import dialer as dstore
 from appliance.store import reports
+from appliance.store.models import AgentConfig
 from appliance.store.paging import PageQuery
 from tests.web.conftest import store_of
 
@@ -96,3 +98,22 @@ def test_the_dnc_list_finds_sorts_and_pages_on_the_server(app: Flask, admin: Fla
     assert re.findall(r'<tr data-number="([^"]+)"', page) == ["+442079460958"]
     assert admin.get("/admin/dnc/?q=" + "9" * 65).status_code == 400
     assert admin.get("/admin/dnc/?sort=note;--").status_code == 400
+
+
+def test_scorecards_sort_by_total_and_page(app: Flask, supervisor: FlaskClient) -> None:
+    store = store_of(app)
+    try:
+        acd.put_agent(store, AgentConfig(agent_id="2001", name="Alice", pin="1234"))
+        now = time.time()
+        for i in range(30):
+            quality.add_score(store, {"recording_id": None, "call_id": f"c{i}", "agent": "2001", "supervisor": "sup",
+                                      **{c: (i + k) % 6 for k, c in enumerate(quality.CRITERIA)},
+                                      "comment": f"card-{i}", "at": now - 60 * i})
+    finally:
+        store.close()
+    page = supervisor.get("/quality/?sort=total&dir=desc&per=25").get_data(as_text=True)
+    totals = [int(t) for t in re.findall(r"<td><strong>(\d+)</strong>/25", page)]
+    assert len(totals) == 25 and totals == sorted(totals, reverse=True)
+    page = supervisor.get("/quality/?per=25&page=2").get_data(as_text=True)
+    assert re.findall(r"card-\d+", page) == [f"card-{i}" for i in range(25, 30)]  # newest first, page 2
+    assert supervisor.get("/quality/?sort=comment").status_code == 400
