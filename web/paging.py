@@ -100,3 +100,24 @@ def table(page: Page[Any], endpoint: str, filters: Mapping[str, str] | None = No
 
 def current_query(sorts: Sorts, per: int = DEFAULT_PER) -> PageQuery:
     return page_query(request.args, sorts, per)
+
+
+def column_sorts(labels: list[str]) -> Sorts:
+    """The sorts of a list drawn from records already in memory (the admin's configuration lists,
+    loaded whole for the engine anyway): key "c<i>" is the i-th column, compared as text."""
+    return Sorts({f"c{i}": label for i, label in enumerate(labels)}, default="c0", default_descending=False,
+                 tiebreak="c0")
+
+
+def page_of_rows(rows: list[tuple[str, list[str]]], q: PageQuery, text: str = "") -> Page[tuple[str, list[str]]]:
+    """One page of (key, cells) rows sorted by `q`'s column, those containing `text` (any case) only.
+    Numbers sort as numbers ("9" before "10") so that extensions list in dial order."""
+    needle = text.casefold()
+    found = [r for r in rows if not needle or any(needle in str(c).casefold() for c in r[1])]
+    column = int(q.sort[1:])
+
+    def key(row: tuple[str, list[str]]) -> tuple[int, float, str]:
+        cell = str(row[1][column]) if column < len(row[1]) else ""
+        return (0, float(cell), "") if cell.isdecimal() else (1, 0.0, cell.casefold())
+    found.sort(key=key, reverse=q.descending)
+    return Page(found[q.offset:q.offset + q.limit], len(found), q)

@@ -12,7 +12,7 @@ from appliance.store import accounts as account_store
 from appliance.store import acd, quality
 from appliance.store import dialer as dstore
 from appliance.store import reports
-from appliance.store.models import AgentConfig
+from appliance.store.models import AgentConfig, QueueConfig
 from appliance.store.paging import PageQuery
 from tests.web.conftest import store_of
 
@@ -117,3 +117,19 @@ def test_scorecards_sort_by_total_and_page(app: Flask, supervisor: FlaskClient) 
     page = supervisor.get("/quality/?per=25&page=2").get_data(as_text=True)
     assert re.findall(r"card-\d+", page) == [f"card-{i}" for i in range(25, 30)]  # newest first, page 2
     assert supervisor.get("/quality/?sort=comment").status_code == 400
+
+
+def test_an_admin_list_sorts_finds_and_pages_on_the_server(app: Flask, admin: FlaskClient) -> None:
+    store = store_of(app)
+    try:
+        for i in range(60):
+            acd.put_queue(store, QueueConfig(name=f"q{i:02d}", number=str(6000 + (i * 37) % 60)))
+    finally:
+        store.close()
+    page = admin.get("/admin/queues/?per=25&page=3").get_data(as_text=True)
+    assert re.findall(r'<a href="/admin/queues/(q\d\d)/edit">', page) == [f"q{i:02d}" for i in range(50, 60)]
+    page = admin.get("/admin/queues/?sort=c0&dir=desc&per=25").get_data(as_text=True)
+    assert re.findall(r'<a href="/admin/queues/(q\d\d)/edit">', page)[:2] == ["q59", "q58"]
+    page = admin.get("/admin/queues/?q=Q4").get_data(as_text=True)
+    assert re.findall(r'<a href="/admin/queues/(q\d\d)/edit">', page) == [f"q4{i}" for i in range(10)]
+    assert admin.get("/admin/queues/?sort=c99").status_code == 400
