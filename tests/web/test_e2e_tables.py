@@ -10,7 +10,11 @@ from typing import Any
 
 import pytest
 
+from appliance.dialer.campaign import CampaignConfig
+from appliance.store import acd
+from appliance.store import dialer as dstore
 from appliance.store.db import Store
+from appliance.store.models import QueueConfig, Trunk
 from tests.peers.browser import browser_page, submit
 from tests.peers.polling import wait_until
 from tests.peers.webui import WebUi
@@ -27,6 +31,9 @@ def web(tmp_path: Path) -> Iterator[WebUi]:
     store = Store(data / "plateau.db")
     try:
         accounts.create_user(store, "boss", PASSWORD, "admin", time.time(), must_change=False)
+        acd.put_queue(store, QueueConfig(name="outbound"))
+        store.put_trunk(Trunk(name="carrier", host="sip.example.net"))
+        dstore.put_campaign(store, CampaignConfig(name="spring", queue="outbound", trunk="carrier"))
         start = time.time() - ROWS - 60  # all of them today, within the search's default day
         with store.transaction():
             for i in range(ROWS):
@@ -92,7 +99,7 @@ def test_a_sorted_paginated_call_search_of_10000_rows(web: WebUi) -> None:
 SIDEBAR_LEFT = "document.getElementById('sidebar').getBoundingClientRect().left"
 PHONE_PAGES = ("/", "/wallboard/", "/reports/", "/reports/calls", "/quality/", "/staffing/", "/users/",
                "/users/audit", "/admin/", "/admin/extensions/", "/admin/queues/", "/admin/campaigns/",
-               "/admin/dnc/", "/system/")
+               "/admin/dnc/", "/system/", "/admin/campaigns/spring/", "/leads/spring/")
 
 
 def test_the_390px_layout_has_no_sideways_scroll_and_the_menu_opens(web: WebUi) -> None:
