@@ -12,13 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import abort, request, url_for
+from flask import abort, url_for
 
 from appliance.store.paging import MAX_OFFSET, Page, PageQuery, Sorts
 
 PER_PAGE = (25, 50, 100, 200)
 DEFAULT_PER = 50
-PAGING_ARGS = ("sort", "dir", "page", "per")
 
 
 def page_query(args: Mapping[str, str], sorts: Sorts, per: int = DEFAULT_PER) -> PageQuery:
@@ -96,10 +95,6 @@ class Table:
 
 def table(page: Page[Any], endpoint: str, filters: Mapping[str, str] | None = None, **view_args: Any) -> Table:
     return Table(page, endpoint, dict(filters or {}), view_args)
-
-
-def current_query(sorts: Sorts, per: int = DEFAULT_PER) -> PageQuery:
-    return page_query(request.args, sorts, per)
 
 
 def column_sorts(labels: list[str]) -> Sorts:
