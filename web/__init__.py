@@ -55,7 +55,7 @@ def create_app(data_dir: Path | str, *, testing: bool = False, api_client: Any =
     app.register_blueprint(auth_bp)
     app.register_blueprint(home_bp)
     app.register_error_handler(HTTPException, _error_page)
-    for name in ("admin", "wallboard", "reports", "agent_desk", "staffing", "quality", "system", "users"):
+    for name in ("admin", "wallboard", "reports", "agent_desk", "staffing", "quality", "system", "users", "leads"):
         _register_optional(app, name)
     return app
 

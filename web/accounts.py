@@ -21,6 +21,7 @@ from appliance.schema.types import errors_of
 from appliance.store import accounts as account_store
 from appliance.store.accounts import WebUser
 from appliance.store.db import Store
+from appliance.store.paging import Page, PageQuery
 
 MIN_PASSWORD = 10
 MIN_STRENGTH = 3  # zxcvbn score, 0-4
@@ -291,6 +292,13 @@ def audit_entries(store: Store, *, username: str = "", action: str = "", limit: 
     found = account_store.audit_rows(store, username=username, action=action, limit=limit, offset=offset)
     return [AuditEntry(r.id, r.at, r.username, r.action, r.target, _json_or_text(r.before_json),
                        _json_or_text(r.after_json)) for r in found]
+
+
+def audit_page(store: Store, q: PageQuery, *, username: str = "", action: str = "") -> Page[AuditEntry]:
+    """One page of the audit log sorted by `q` (appliance/store/accounts.AUDIT_SORTS), as entries."""
+    found = account_store.audit_page(store, q, username=username, action=action)
+    return Page([AuditEntry(r.id, r.at, r.username, r.action, r.target, _json_or_text(r.before_json),
+                            _json_or_text(r.after_json)) for r in found.rows], found.total, q)
 
 
 def audit_facets(store: Store) -> tuple[list[str], list[str]]:

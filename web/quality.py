@@ -21,6 +21,7 @@ from appliance.store.quality import ScoreRow
 from appliance.store.recordings import RecordingRow
 from web import charts
 from web.context import audit, current_user, login_required, store
+from web.paging import page_query, table
 from web.reports import ROLES, fmt_num, fmt_pct, local_time
 
 bp = Blueprint("quality", __name__, url_prefix="/quality")
@@ -120,6 +121,8 @@ def _page(form: Mapping[str, str], errors: dict[str, str], status: int) -> tuple
     weeks = [this_week - dt.timedelta(weeks=i) for i in range(n_weeks - 1, -1, -1)]
     rows = scores(dt.datetime.combine(weeks[0], dt.time()).timestamp(), agent or None)
     averages = weekly_averages(rows, weeks)
+    cards = quality_store.scores_page(store(), page_query(request.args, quality_store.SCORE_SORTS),
+                                      dt.datetime.combine(weeks[0], dt.time()).timestamp(), agent or None)
     chart = charts.line_chart("Quality score per week", [w.strftime("%d %b") for w in weeks],
                               [charts.Series(a, v) for a, v in averages.items()], unit=" %", y_max=100.0)
     recordings = recent_recordings(now - RECENT_DAYS * 86400)
@@ -130,9 +133,10 @@ def _page(form: Mapping[str, str], errors: dict[str, str], status: int) -> tuple
             recordings.insert(0, rec)
     return render_template(
         "quality/index.html", form=form, errors=errors, criteria=CRITERIA, max_score=MAX_SCORE,
-        recordings=recordings, chosen=chosen, rows=list(reversed(rows))[:100], averages=averages, weeks=weeks,
+        recordings=recordings, chosen=chosen, rows=cards.rows, averages=averages, weeks=weeks,
         chart=chart, agents=agents, agent=agent, n_weeks=n_weeks, names={a.agent_id: a.name for a in agents},
-        pct=fmt_pct, num=fmt_num, local_time=local_time), status
+        pct=fmt_pct, num=fmt_num, local_time=local_time,
+        t=table(cards, "quality.index", {"agent": agent, "weeks": str(n_weeks)})), status
 
 
 @bp.route("/")

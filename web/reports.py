@@ -26,6 +26,7 @@ from appliance.store.reports import CallRow
 from web import charts
 from web.csv_export import csv_response
 from web.context import audit, login_required, store
+from web.paging import page_query, table
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
@@ -33,7 +34,6 @@ ROLES = ("admin", "supervisor")
 DEFAULT_SL_SECONDS = 20
 FIRST_YEAR, LAST_YEAR = 1970, 9000  # the Unix epoch, and far from date.max
 MAX_DAYS = 366  # one year per report keeps a page under a second on the appliance
-MAX_CALL_ROWS = 500  # on screen; the CSV export takes up to MAX_CSV_ROWS
 MAX_CSV_ROWS = 100_000
 NUMBER_RE = re.compile(r"[0-9A-Za-z+*#@._-]{1,64}")
 
@@ -327,11 +327,12 @@ def search_calls(f: Filters, number: str, disposition: str, limit: int) -> list[
 @login_required(*ROLES)
 def calls() -> tuple[str, int]:
     f, number, disposition = call_filters(request.args)
-    rows = search_calls(f, number, disposition, MAX_CALL_ROWS + 1)
+    q = page_query(request.args, report_store.CALL_SORTS)
+    page = report_store.calls_page(store(), f.start_ts, f.end_ts, q, number, disposition)
     args = {"start": f.start.isoformat(), "end": f.end.isoformat(), "number": number, "disposition": disposition}
     return render_template(
         "reports/calls.html", f=f, number=number, disposition=disposition, dispositions=DISPOSITIONS,
-        rows=rows[:MAX_CALL_ROWS], truncated=len(rows) > MAX_CALL_ROWS, secs=fmt_secs, local_time=local_time,
+        t=table(page, "reports.calls", args), rows=page.rows, secs=fmt_secs, local_time=local_time,
         csv_args={k: v for k, v in args.items() if v}), 400 if f.errors else 200
 
 

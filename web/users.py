@@ -3,6 +3,7 @@ log viewer; and the per-address limit on failed logins (the account lockout stop
 password, this stops one address trying many accounts)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from typing import Any
@@ -14,13 +15,15 @@ from appliance.schema.accounts import ROLES
 from appliance.schema.errors import RecordInvalid
 from appliance.store import acd
 from appliance.store import web_sessions
+from appliance.store.accounts import AUDIT_SORTS
+from appliance.store.paging import MAX_OFFSET
 from web import accounts
 from web.context import audit, current_user, login_required, store
+from web.paging import page_query, table
 
 bp = Blueprint("users", __name__, url_prefix="/users")
 
 AUDIT_PAGE = 100
-MAX_OFFSET = 10**12
 
 
 @bp.before_app_request
@@ -181,21 +184,24 @@ def _show(value: Any) -> str:
 def audit_log() -> str:
     username = request.args.get("user", "").strip()
     action = request.args.get("action", "").strip()
-    raw = request.args.get("offset", "0").strip()
-    # SQLite's OFFSET is a signed 64-bit integer: 10^23 raised OverflowError (a 500).
-    if not raw.isdecimal() or len(raw) > 12:
-        abort(400, description=f"offset: a whole number from 0 to {MAX_OFFSET}")
-    offset = int(raw)
-    if offset > MAX_OFFSET:
-        abort(400, description=f"offset: a whole number from 0 to {MAX_OFFSET}")
+    q = page_query(request.args, AUDIT_SORTS, AUDIT_PAGE)
+    raw = request.args.get("offset")
+    if raw is not None:
+        # The older links' `offset` (rows to skip) still works. SQLite's OFFSET is a signed
+        # 64-bit integer: 10^23 raised OverflowError (a 500).
+        raw = raw.strip()
+        if not raw.isdecimal() or len(raw) > 12 or int(raw) > MAX_OFFSET:
+            abort(400, description=f"offset: a whole number from 0 to {MAX_OFFSET}")
+        q = dataclasses.replace(q, offset=int(raw) // q.limit * q.limit)
     s = store()
-    entries = accounts.audit_entries(s, username=username, action=action, limit=AUDIT_PAGE + 1, offset=offset)
+    found = accounts.audit_page(s, q, username=username, action=action)
     names, actions = accounts.audit_facets(s)
     prefixes = sorted({a.split(".", 1)[0] for a in actions if "." in a} - set(actions))
-    rows = [(e, _changes(e.before, e.after)) for e in entries[:AUDIT_PAGE]]
+    rows = [(e, _changes(e.before, e.after)) for e in found.rows]
     return render_template("users/audit.html", rows=rows, names=names, actions=sorted(set(actions) | set(prefixes)),
-                           user=username, action=action, offset=offset, more=len(entries) > AUDIT_PAGE,
-                           page=AUDIT_PAGE, pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False))
+                           user=username, action=action, t=table(found, "users.audit_log",
+                                                                 {"user": username, "action": action}),
+                           pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False))
 
 
 @bp.app_template_filter("sys_time")

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from appliance.store.db import Store
+from appliance.store.paging import Page, PageQuery, Sorts, fetch_page
 
 _USER_COLUMNS = "username, role, agent_id, must_change, failed_logins, locked_until"
 _AUDIT_COLUMNS = "id, at, username, action, target, before_json, after_json"
@@ -173,6 +174,24 @@ def audit_rows(store: Store, *, username: str = "", action: str = "", limit: int
     sql = (f"SELECT {_AUDIT_COLUMNS} FROM audit_log"
            + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY at DESC, id DESC LIMIT ? OFFSET ?")
     return [AuditRow(*r) for r in store.query(sql, (*params, limit, offset))]
+
+
+AUDIT_SORTS = Sorts({"at": "at", "username": "username", "action": "action", "target": "target"},
+                    default="at", default_descending=True, tiebreak="id")
+
+
+def audit_page(store: Store, q: PageQuery, *, username: str = "", action: str = "") -> Page[AuditRow]:
+    """One page of the audit rows sorted by `q` (AUDIT_SORTS), filtered as audit_rows filters."""
+    where: list[str] = []
+    params: list[Any] = []
+    if username:
+        where.append("username = ?")
+        params.append(username)
+    if action:
+        where.append("(action = ? OR substr(action, 1, ?) = ?)")
+        params += [action, len(action) + 1, action + "."]
+    from_where = " FROM audit_log" + (" WHERE " + " AND ".join(where) if where else "")
+    return fetch_page(store, _AUDIT_COLUMNS, from_where, params, AUDIT_SORTS, q, lambda r: AuditRow(*r))
 
 
 def audit_facets(store: Store) -> tuple[list[str], list[str]]:

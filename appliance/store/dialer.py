@@ -21,6 +21,7 @@ from appliance.dialer.prospects import ImportReport, Lead
 from appliance.store.db import Store
 from appliance.schema.errors import invalid
 from appliance.store.errors import ConfigError, StoreError
+from appliance.store.paging import Page, PageQuery, Sorts, contains, fetch_page, like
 
 LEAD_STATUSES = ("new", "retry", "callback", "dialing", "done", "dnc", "exhausted")
 DUE_STATUSES = ("new", "retry", "callback")
@@ -125,7 +126,8 @@ def add_list(store: Store, campaign: str, name: str, leads: Iterable[Lead], repo
         for lead in leads:
             store.execute("INSERT INTO leads (list_id, campaign, number, timezone, fields, updated_at)"
                         " VALUES (?, ?, ?, ?, ?, ?)",
-                        (list_id, campaign, lead.number, lead.timezone, json.dumps(lead.fields), now))
+                        (list_id, campaign, lead.number, lead.timezone,
+                         json.dumps(lead.fields, ensure_ascii=False), now))
     return list_id
 
 
@@ -140,6 +142,42 @@ def lead_lists(store: Store, campaign: str) -> list[dict[str, Any]]:
 def get_lead(store: Store, lead_id: int) -> LeadRecord | None:
     rows = store.query(f"SELECT {', '.join(_LEAD_COLUMNS)} FROM leads WHERE id = ?", (lead_id,))
     return _lead(rows[0]) if rows else None
+
+
+LEAD_SORTS = Sorts({"id": "id", "number": "number", "status": "status", "attempts": "attempts",
+                    "updated": "updated_at", "next": "next_at"}, default="id", default_descending=False, tiebreak="id")
+
+
+def leads_page(store: Store, campaign: str, q: PageQuery, text: str = "", status: str = "") -> Page[LeadRecord]:
+    """One page of a campaign's leads sorted by `q` (LEAD_SORTS); `text` is found in the number or
+    the card (a name, a customer reference), `status` matches exactly."""
+    where, params = " FROM leads WHERE campaign = ?", [campaign]
+    if text:
+        where += " AND " + contains(("number", "fields"))
+        params += [like(text)] * 2
+    if status:
+        where += " AND status = ?"
+        params.append(status)
+    return fetch_page(store, ", ".join(_LEAD_COLUMNS), where, params, LEAD_SORTS, q, _lead)
+
+
+def update_lead(store: Store, lead_id: int, *, number: str, status: str, timezone: str, fields: dict[str, str],
+                now: float | None = None) -> bool:
+    """An admin's edit of a lead; False when another lead of the campaign has `number` already.
+    A status the dialer will pick up again (new, retry) is due at once."""
+    with store.transaction():
+        lead = get_lead(store, lead_id)
+        if lead is None:
+            raise StoreError(f"no lead {lead_id}")
+        clash = store.query("SELECT id FROM leads WHERE campaign = ? AND number = ? AND id <> ?",
+                            (lead.campaign, number, lead_id))
+        if clash:
+            return False
+        next_at = lead.next_at if status in ("callback",) else None
+        store.execute("UPDATE leads SET number = ?, status = ?, timezone = ?, fields = ?, next_at = ?, updated_at = ?"
+                      " WHERE id = ?", (number, status, timezone, json.dumps(fields, ensure_ascii=False), next_at,
+                                        time.time() if now is None else now, lead_id))
+    return True
 
 
 def due_leads(store: Store, campaign: str, now: float, limit: int) -> list[LeadRecord]:
@@ -372,10 +410,29 @@ def dnc_numbers(store: Store) -> set[str]:
     return {r[0] for r in store.query("SELECT number FROM dnc")}
 
 
+def dnc_count(store: Store) -> int:
+    return int(store.query("SELECT COUNT(*) FROM dnc")[0][0])
+
+
 def dnc_entries(store: Store, limit: int = 500) -> list[dict[str, Any]]:
     rows = store.query("SELECT number, source, note, added_by, added_at FROM dnc ORDER BY added_at DESC LIMIT ?",
                         (limit,))
     return [dict(zip(("number", "source", "note", "added_by", "added_at"), r)) for r in rows]
+
+
+DNC_SORTS = Sorts({"added": "added_at", "number": "number", "source": "source", "by": "added_by", "note": "note"},
+                  default="added", default_descending=True, tiebreak="number")
+
+
+def dnc_page(store: Store, q: PageQuery, text: str = "") -> Page[DncEntry]:
+    """One page of the do-not-call list sorted by `q` (DNC_SORTS); `text` is found in the number,
+    the note or who added it."""
+    where, params = " FROM dnc", []
+    if text:
+        where += " WHERE " + contains(("number", "note", "added_by"))
+        params = [like(text)] * 3
+    return fetch_page(store, "number, source, note, added_by, added_at", where, params, DNC_SORTS, q,
+                      lambda r: DncEntry(*r))
 
 
 # -- audit -----------------------------------------------------------------------------------

@@ -528,6 +528,14 @@ SCRIPTS: list[str] = [
     """
     ALTER TABLE queues ADD COLUMN label TEXT NOT NULL DEFAULT '';
     """,
+    # 16 (issue 15, tables): the indexes the web's sorted, paged tables read by (appliance/store/paging.py):
+    # the DNC list newest first, the scorecards newest first across agents, a campaign's leads by
+    # their last change. A page of 100,000 rows then walks an index instead of sorting the table.
+    """
+    CREATE INDEX dnc_added_at ON dnc (added_at, number);
+    CREATE INDEX quality_scores_at ON quality_scores (at);
+    CREATE INDEX leads_campaign_updated ON leads (campaign, updated_at);
+    """,
 ]
 
 # The scripts as SQLite runs them (what Store applies, what backup's checks replay).

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from appliance.store.db import Store
+from appliance.store.paging import Page, PageQuery, Sorts, fetch_page
 
 # The checklist's criteria, in order; each is scored 0..MAX_POINTS (the table's CHECK constraint).
 CRITERIA = ("verification", "call_handling", "call_flow", "soft_skills", "resolution")
@@ -52,6 +53,20 @@ def scores(store: Store, since: float, agent: str | None = None) -> list[ScoreRo
         sql += " AND agent = ?"
         params.append(agent)
     return [ScoreRow(*r) for r in store.query(sql + " ORDER BY at, id", params)]
+
+
+SCORE_SORTS = Sorts({"at": "at", "agent": "agent", "supervisor": "supervisor",
+                     "total": "(" + " + ".join(CRITERIA) + ")"}, default="at", default_descending=True, tiebreak="id")
+
+
+def scores_page(store: Store, q: PageQuery, since: float, agent: str | None = None) -> Page[ScoreRow]:
+    """One page of the scorecards since `since` sorted by `q` (SCORE_SORTS), optionally one agent's."""
+    where = " FROM quality_scores WHERE at >= ?"
+    params: list[Any] = [since]
+    if agent:
+        where += " AND agent = ?"
+        params.append(agent)
+    return fetch_page(store, ", ".join(_COLUMNS), where, params, SCORE_SORTS, q, lambda r: ScoreRow(*r))
 
 
 def add_score(store: Store, values: Mapping[str, Any]) -> int:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from appliance.store.db import Store
+from appliance.store.paging import Page, PageQuery, Sorts, fetch_page
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,30 @@ def search_calls(store: Store, start: float, end: float, number: str = "", dispo
     sql += " ORDER BY c.start_at DESC, c.id DESC LIMIT ?"
     params.append(int(limit))
     return [CallRow(*row) for row in store.query(sql, params)]
+
+
+# The call search's sortable columns (web/reports.py's headers); cdr_start_at serves the default.
+CALL_SORTS = Sorts({"start": "c.start_at", "caller": "c.caller", "callee": "c.callee", "direction": "c.direction",
+                    "disposition": "c.disposition", "duration": "c.duration", "billsec": "c.billsec"},
+                   default="start", default_descending=True, tiebreak="c.id")
+
+
+def calls_page(store: Store, start: float, end: float, q: PageQuery, number: str = "",
+               disposition: str = "") -> Page[CallRow]:
+    """One page of the call records started in [start, end), sorted by `q` (CALL_SORTS), with the
+    count of every match; `number` and `disposition` filter as in search_calls."""
+    where = " FROM cdr c WHERE c.start_at >= ? AND c.start_at < ?"
+    params: list[Any] = [start, end]
+    if number:
+        where += " AND (LOWER(c.caller) LIKE LOWER(?) ESCAPE '\\' OR LOWER(c.callee) LIKE LOWER(?) ESCAPE '\\')"
+        params += [_like(number)] * 2
+    if disposition:
+        where += " AND c.disposition = ?"
+        params.append(disposition)
+    select = ("c.id, c.start_at, c.caller, c.caller_name, c.callee, c.direction, c.disposition,"
+              " c.duration, c.billsec, c.trunk, c.call_id,"
+              " (SELECT r.id FROM recordings r WHERE r.cdr_id = c.id OR r.call_id = c.call_id ORDER BY r.id LIMIT 1)")
+    return fetch_page(store, select, where, params, CALL_SORTS, q, lambda r: CallRow(*r))
 
 
 def volume_by_direction(store: Store, start: float, end: float) -> dict[str, int]:

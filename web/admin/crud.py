@@ -30,6 +30,7 @@ from web.admin.forms import (
     show_refusal,
 )
 from web.context import audit, login_required, store
+from web.paging import column_sorts, page_of_rows, page_query, table
 
 
 @dataclass
@@ -157,7 +158,12 @@ def _kept(existing: Any, s: Section) -> dict[str, Any]:
 def _render_list(s: Section, error: str | None = None) -> str:
     records = s.load_all(store())
     rows = [(s.key_of(r), [fn(r) for _label, fn in s.columns]) for r in records]
-    return render_template("admin/list.html", section=s, rows=rows, error=error)
+    text = request.args.get("q", "").strip()
+    if len(text) > 64:
+        abort(400, description="q: at most 64 characters")
+    page = page_of_rows(rows, page_query(request.args, column_sorts([label for label, _fn in s.columns])), text)
+    return render_template("admin/list.html", section=s, rows=page.rows, error=error, text=text,
+                           t=table(page, f"admin.{s.name}", {"q": text}))
 
 
 def _refused(s: Section, state: FormState, existing: Any) -> Response:

@@ -22,20 +22,25 @@ from appliance.store import dialer as dstore
 from web.admin.campaigns import site_country, site_zone
 from web.admin.lead_import import MAX_UPLOAD
 from web.context import audit, current_user, login_required, store
+from web.paging import page_query, table
 
 bp = Blueprint("dnc", __name__, url_prefix="/dnc")
 
-SHOWN = 1000  # newest entries on the page; the filter searches those
+MAX_FILTER = 64
 MAX_NOTE = 200
 
 
 def _render(errors: dict[str, str] | None = None, form: dict[str, str] | None = None,
             report: dict[str, Any] | None = None, status: int = 200) -> tuple[str, int]:
     s = store()
-    entries = dstore.dnc_entries(s, SHOWN)
-    for e in entries:
-        e["when"] = time.strftime("%Y-%m-%d %H:%M", time.localtime(e["added_at"]))
-    return render_template("campaigns/dnc.html", entries=entries, total=len(dstore.dnc_numbers(s)),
+    text = request.args.get("q", "").strip()
+    if len(text) > MAX_FILTER:
+        abort(400, description=f"q: at most {MAX_FILTER} characters")
+    page = dstore.dnc_page(s, page_query(request.args, dstore.DNC_SORTS), text)
+    entries = [{**dataclasses.asdict(e), "when": time.strftime("%Y-%m-%d %H:%M", time.localtime(e.added_at))}
+               for e in page.rows]
+    return render_template("campaigns/dnc.html", entries=entries, total=dstore.dnc_count(s),
+                           t=table(page, "admin.dnc.index", {"q": text}), text=text,
                            errors=errors or {}, form=form or {}, report=report, country=site_country(),
                            max_mib=MAX_UPLOAD // 2**20), status
 
