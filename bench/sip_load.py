@@ -91,7 +91,7 @@ class Target:
     address: str
     pids: Callable[[], list[int]] = field(default=lambda: [])
     # the media process's control counters (messages received), where the target has one
-    media_requests: Callable[[], int] | None = None
+    media_requests: Callable[[], int | None] | None = None
 
 
 def process_cpu_s(pids: list[int]) -> float:
@@ -170,9 +170,16 @@ def _plateau(work: Path, config: dict | None = None) -> Iterator[Target]:
             extra_args=["-max_recv_loops", "10000"],
         ):
             yield Target(registrar, lambda: [p for p in (eng.pid, eng.media_pid()) if p is not None],
-                         lambda: int(eng.api("GET", "/v1/status")[1]["media"]["control"]["requests"]))
+                         lambda: _media_requests(eng))
     finally:
         eng.stop()
+
+
+def _media_requests(eng: Engine) -> int | None:
+    """Control messages the engine's media process has received (None: not reported)."""
+    status = eng.api("GET", "/v1/status")[1]
+    control = status.get("media", {}).get("control") if isinstance(status, dict) else None
+    return int(control["requests"]) if isinstance(control, dict) else None
 
 
 UAC_PORT = free_port()  # fixed, so the plateau-trunk target can recognise the UAC as its carrier
@@ -236,7 +243,8 @@ def run_step(
     n = calls_per_run
     cpu = process_cpu_s(pids) - cpu0
     # two status queries (before and after) are among the media requests counted
-    media = target.media_requests() - media0 - 1 if target.media_requests and media0 is not None else None
+    media1 = target.media_requests() if target.media_requests else None
+    media = media1 - media0 - 1 if media1 is not None and media0 is not None else None
     return StepResult(rate, n * res.created, n * res.successful, n * res.failed, time.monotonic() - t0,
                       cpu, media)
 
