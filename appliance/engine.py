@@ -187,6 +187,9 @@ class Engine:
         self.tm = PlateauTransactionManager(self.global_config, self.router,
                                             tcp_laddress=(opts.sip_ip, opts.sip_port), guard=self.guard)
         self.global_config["_sip_tm"] = self.tm
+        # The media commands one SIP message causes (2-5 in a call's set-up or end) go to the
+        # media process as one message (measured: one send and one wake-up instead of ~9 a call).
+        self.tm.step_scope = self.media.batch
         self.mwi = MwiNotifier(self.global_config, self.registrar, self.pbx.mailboxes.counts)
         self.router.mwi = self.mwi
         self.pbx.on_message_waiting = lambda mailbox: self.mwi.notify(mailbox, *self.pbx.mailboxes.counts(mailbox))
@@ -285,6 +288,10 @@ class Engine:
         self.store.save_block(BlockedAddress(entry.address, entry.until, entry.reason, entry.failures))
 
     def _media_event(self, event: Any) -> None:
+        with self.media.batch():
+            self._on_media_event(event)
+
+    def _on_media_event(self, event: Any) -> None:
         if isinstance(event, MachineDetected):
             self.dialer.machine_detected(event.leg_id, event.verdict, event.cause, event.ms)
             return

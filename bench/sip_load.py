@@ -1,15 +1,17 @@
 """SIP signalling load through a B2BUA: SIPp UAC -> target -> SIPp UAS, stepped call rates.
 
-    python bench/sip_load.py [--targets sippy,plateau] [--rates 50,100,150,200,300]
+    python bench/sip_load.py [--targets sippy,plateau] [--rates 50,100,150,200,300 | 100:200:10]
+                             [--repeat N]
                              [--seconds 10] [--call-ms 1000] [--recv-timeout-ms 5000]
                              [--overload 3] [--capacity CPS] [--goodput-target 0.9]
 
 For each target in turn and each rate the UAC (tests/sipp/load_uac.xml; provisionals are
 optional="global" so a 180 relayed after the 200 OK is tolerated) places rate*seconds calls of
 --call-ms each; any message not answered within --recv-timeout-ms fails its call. Prints
-offered/attempted/completed/failed, goodput (completed calls per second) and the target's CPU
+offered/attempted/completed/failed, goodput (completed calls per second), the target's CPU
 per completed call (user + system time of its processes: the B2BUA, or the engine and its media
-process) per step, the highest rate with fewer than 0.1 % failed calls (the capacity), each
+process) and, for Plateau, the control messages its media process received per call, per step,
+the highest rate with fewer than 0.1 % failed calls (the capacity), each
 Plateau target's capacity as a ratio to sippy's in the same run, then an overload step at
 --overload x capacity with --standing-calls long calls set up before it. Exits 1 when a Plateau
 target's overload goodput is below --goodput-target x capacity or a standing call failed.
@@ -65,6 +67,13 @@ class StepResult:
     failed: int
     wall_s: float
     cpu_s: float = 0.0  # the target's processes, during the step
+    media_requests: int | None = None  # control messages the media process received
+
+    @property
+    def media_per_call(self) -> float | None:
+        if self.media_requests is None or not self.attempted:
+            return None
+        return self.media_requests / self.attempted
 
     @property
     def failed_fraction(self) -> float:
@@ -81,6 +90,8 @@ class Target:
 
     address: str
     pids: Callable[[], list[int]] = field(default=lambda: [])
+    # the media process's control counters (messages received), where the target has one
+    media_requests: Callable[[], int | None] | None = None
 
 
 def process_cpu_s(pids: list[int]) -> float:
@@ -158,9 +169,17 @@ def _plateau(work: Path, config: dict | None = None) -> Iterator[Target]:
             register=("1002", eng.secret(1002), registrar),
             extra_args=["-max_recv_loops", "10000"],
         ):
-            yield Target(registrar, lambda: [p for p in (eng.pid, eng.media_pid()) if p is not None])
+            yield Target(registrar, lambda: [p for p in (eng.pid, eng.media_pid()) if p is not None],
+                         lambda: _media_requests(eng))
     finally:
         eng.stop()
+
+
+def _media_requests(eng: Engine) -> int | None:
+    """Control messages the engine's media process has received (None: not reported)."""
+    status = eng.api("GET", "/v1/status")[1]
+    control = status.get("media", {}).get("control") if isinstance(status, dict) else None
+    return int(control["requests"]) if isinstance(control, dict) else None
 
 
 UAC_PORT = free_port()  # fixed, so the plateau-trunk target can recognise the UAC as its carrier
@@ -195,6 +214,7 @@ def run_step(
     runs_per_s = rate / calls_per_run
     calls = int(runs_per_s * seconds)
     pids = target.pids()
+    media0 = target.media_requests() if target.media_requests else None
     cpu0 = process_cpu_s(pids)
     t0 = time.monotonic()
     res = run_sipp(
@@ -221,8 +241,12 @@ def run_step(
         local_port=UAC_PORT,
     )
     n = calls_per_run
+    cpu = process_cpu_s(pids) - cpu0
+    # two status queries (before and after) are among the media requests counted
+    media1 = target.media_requests() if target.media_requests else None
+    media = media1 - media0 - 1 if media1 is not None and media0 is not None else None
     return StepResult(rate, n * res.created, n * res.successful, n * res.failed, time.monotonic() - t0,
-                      process_cpu_s(pids) - cpu0)
+                      cpu, media)
 
 
 @dataclass
@@ -280,8 +304,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--targets", "--target", default="sippy,plateau",
                     help="comma-separated: sippy, plateau, plateau-trunk, plateau-reuse (run one after the other)")
     ap.add_argument(
-        "--rates", default="50,100,150,200,300", help="calls per second, comma-separated"
-    )
+        "--rates", default="50,100,150,200,300",
+        help="calls per second, comma-separated; START:STOP:STEP is every STEP from START to STOP "
+             "(e.g. 100:200:10), so a capacity is measured, not quantised by coarse steps")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run every target this many times, in turn (sippy, plateau, sippy, ...); "
+                         "prints each run's capacities and same-run ratios, then their medians")
     ap.add_argument("--seconds", type=float, default=10.0, help="duration of each step")
     ap.add_argument("--call-ms", type=int, default=1000, help="call duration between ACK and BYE")
     ap.add_argument("--recv-timeout-ms", type=int, default=5000, help="per-message timeout")
@@ -295,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="long calls set up before the overload step; all must complete")
     ap.add_argument("--workdir", default=None, help="keep SIPp logs here (default: a temp dir)")
     args = ap.parse_args(argv)
-    rates = [int(r) for r in args.rates.split(",") if r.strip()]
+    rates = parse_rates(args.rates)
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     cms = {"sippy": sippy_target, "plateau": plateau_target, "plateau-trunk": plateau_trunk_target,
            "plateau-reuse": plateau_target}
@@ -310,30 +338,69 @@ def main(argv: list[str] | None = None) -> int:
         f"per-message timeout {args.recv_timeout_ms} ms, overload {args.overload:g}x, logs in {work}"
     )
     print(f"{'target':>14} {'offered/s':>9} {'attempted':>10} {'completed':>10} {'failed':>7} "
-          f"{'failed%':>8} {'goodput/s':>9} {'wall s':>7} {'cpu ms/call':>11}")
-    steps: dict[str, list[StepResult]] = {}
-    overloads: dict[str, OverloadResult] = {}
-    for name in targets:
-        tw = work / name
-        tw.mkdir(parents=True, exist_ok=True)
-        results = steps[name] = []
-        with cms[name](tw) as target:
-            for rate in rates:
-                r = run_step(target, rate, args.seconds, args.call_ms, args.recv_timeout_ms, tw,
-                             "1001", "secret1001", *uacs.get(name, ("load_uac", 1)))
-                results.append(r)
-                _print_step(name, r, args.seconds)
-            capacity = args.capacity or capacity_of(results)
-            if args.overload > 0 and capacity and name not in ("plateau-trunk", "plateau-reuse"):
-                ov = overloads[name] = overload_step(target, capacity, args.overload, args, tw)
-                _print_step(name, ov.step, args.seconds)
-    return _summary(steps, overloads, args)
+          f"{'failed%':>8} {'goodput/s':>9} {'wall s':>7} {'cpu ms/call':>11} {'media msg/call':>14}")
+    code = 0
+    runs: list[dict[str, int]] = []
+    for run in range(1, args.repeat + 1):
+        steps: dict[str, list[StepResult]] = {}
+        overloads: dict[str, OverloadResult] = {}
+        for name in targets:
+            tw = work / f"run{run}" / name if args.repeat > 1 else work / name
+            tw.mkdir(parents=True, exist_ok=True)
+            results = steps[name] = []
+            with cms[name](tw) as target:
+                for rate in rates:
+                    r = run_step(target, rate, args.seconds, args.call_ms, args.recv_timeout_ms, tw,
+                                 "1001", "secret1001", *uacs.get(name, ("load_uac", 1)))
+                    results.append(r)
+                    _print_step(name, r, args.seconds)
+                capacity = args.capacity or capacity_of(results)
+                if args.overload > 0 and capacity and name not in ("plateau-trunk", "plateau-reuse"):
+                    ov = overloads[name] = overload_step(target, capacity, args.overload, args, tw)
+                    _print_step(name, ov.step, args.seconds)
+        if args.repeat > 1:
+            print(f"\n-- run {run} of {args.repeat} --")
+        code |= _summary(steps, overloads, args)
+        runs.append({n: capacity_of(steps[n]) for n in steps})
+    if args.repeat > 1:
+        _medians(runs)
+    return code
+
+
+def parse_rates(spec: str) -> list[int]:
+    """"50,100" or "100:200:10" (every 10 from 100 to 200), or both mixed; sorted, no repeats."""
+    rates: set[int] = set()
+    for item in (i.strip() for i in spec.split(",")):
+        if not item:
+            continue
+        if ":" in item:
+            start, stop, step = (int(x) for x in item.split(":"))
+            if step <= 0 or start > stop:
+                raise ValueError(f"bad rate range {item!r}: START:STOP:STEP with START <= STOP, STEP > 0")
+            rates.update(range(start, stop + 1, step))
+        else:
+            rates.add(int(item))
+    return sorted(rates)
+
+
+def _medians(runs: list[dict[str, int]]) -> None:
+    """Each target's median capacity over the runs, and the median of the same-run ratios."""
+    print(f"\nover {len(runs)} runs:")
+    for n in runs[0]:
+        caps = [r[n] for r in runs]
+        line = f"{n}: capacities {caps}, median {statistics.median(caps):g} cps"
+        if n != "sippy" and all(r.get("sippy") for r in runs):
+            ratios = [r[n] / r["sippy"] for r in runs]
+            line += (f"; same-run ratios to sippy {', '.join(f'{x:.2f}' for x in ratios)}, "
+                     f"median {statistics.median(ratios):.2f}x")
+        print(line)
 
 
 def _print_step(name: str, r: StepResult, seconds: float) -> None:
     print(f"{name:>14} {r.rate:>9} {r.attempted:>10} {r.completed:>10} {r.failed:>7} "
           f"{100 * r.failed_fraction:>7.2f}% {r.completed / seconds:>9.1f} {r.wall_s:>7.1f} "
-          f"{r.cpu_ms_per_call:>11.2f}", flush=True)
+          f"{r.cpu_ms_per_call:>11.2f} "
+          f"{'' if r.media_per_call is None else format(r.media_per_call, '.2f'):>14}", flush=True)
 
 
 def capacity_of(results: list[StepResult]) -> int:

@@ -19,6 +19,7 @@ Retry-After) and commands only update the ledger (the replay applies them).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -28,14 +29,14 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Self
 
 from appliance.media.codecs import codec_names
 from appliance.media.events import MediaEvent, PlaybackFinished, event_from_dict
 from appliance.media.ledger import MediaLedger, MediaRestarted
-from appliance.media.protocol import MAX_MESSAGE, MediaError, decode, encode, source_to_wire
+from appliance.media.protocol import MAX_MESSAGE, MediaError, batch_messages, decode, encode, source_to_wire
 from appliance.media.tones import ToneSpec
 from appliance.system.liveness import Heartbeat, PartHealth
 from appliance.system.supervisor import PROCESS_RESTART_BUDGET, PROCESS_RESTART_WINDOW_S, run_supervised, thread_health
@@ -66,6 +67,9 @@ class MediaClient:
         self._down = False  # the process died and its successor is not ready yet
         self._legs: set[str] = set()
         self._spare_ports: list[int] = []
+        # Commands cast inside ``batch()``: encoded, sent as one message when the step ends.
+        self._batched: list[bytes] | None = None
+        self._batch_depth = 0
         self._spawn_args = spawn_args
         self.ledger = MediaLedger()
         self.on_restart: Callable[[MediaRestarted], None] | None = None
@@ -138,6 +142,7 @@ class MediaClient:
                 raise MediaError("media client is closed")
             if self._down:
                 raise MediaError("media process restarting")
+            self._flush()  # a query sees every command cast before it
             data = self._roundtrip(msg)
         return self._result(op, data)
 
@@ -164,17 +169,59 @@ class MediaClient:
         """Send a state-changing command without waiting for its outcome.
 
         The caller has written the change in the ledger; while the process is down (or dying
-        under us) the command is not sent: the replay into its successor applies it."""
+        under us) the command is not sent: the replay into its successor applies it. Inside
+        ``batch()`` the command waits for the end of the step, in order behind the others."""
         msg = encode({"op": op, "args": args, "noreply": True})
         with self._lock:
             if self._closed:
                 raise MediaError("media client is closed")
             if self._down:
                 return
-            try:
-                self._ctrl.send(msg)
-            except OSError as exc:
-                log.warning("media command %s not sent (%s): the media process is gone", op, exc)
+            if self._batched is not None:
+                self._batched.append(msg)
+                return
+            self._send_cast(msg, op)
+
+    def _send_cast(self, msg: bytes, what: str) -> None:
+        try:
+            self._ctrl.send(msg)
+        except OSError as exc:
+            log.warning("media command %s not sent (%s): the media process is gone", what, exc)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Commands cast inside go to the media process as one message when the outermost
+        ``batch()`` ends (one SIP message handled: a call step casts 2-5 commands).
+
+        Order is kept: the batch runs in the media process in the order cast, and a query
+        (``_call``) sends the commands cast before it first. Each command still fails alone
+        there, logged as a single one is; the checks made here stay synchronous."""
+        with self._lock:
+            self._batch_depth += 1
+            if self._batched is None:
+                self._batched = []
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._batch_depth -= 1
+                if self._batch_depth == 0:
+                    self._flush()
+                    self._batched = None
+
+    def _flush(self) -> None:
+        """Send the commands batched so far; the caller holds ``_lock``."""
+        pending = self._batched
+        if not pending:
+            return
+        self._batched = []
+        if self._down or self._closed:
+            return  # the replay into the successor applies them
+        if len(pending) == 1:
+            self._send_cast(pending[0], "batch of 1")
+            return
+        for chunk in batch_messages(pending):
+            self._send_cast(chunk, f"batch of {len(pending)}")
 
     def _known(self, leg_id: str) -> None:
         if leg_id not in self._legs:
@@ -418,6 +465,8 @@ class MediaClient:
             return
         with self._lock:
             self._proc, self._ctrl, self._events = proc, ctrl, events
+            if self._batched:
+                self._batched = []  # in the ledger: the replay below applies them
             lost, continued = self._replay(died_at)
             self._spare_ports = []  # those were bound in the dead process
             self._down = False

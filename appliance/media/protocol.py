@@ -2,7 +2,9 @@
 
 Both directions use AF_UNIX SOCK_SEQPACKET socketpairs, so one datagram is one message; each is a
 UTF-8 JSON object. Requests: ``{"op": name, "args": {...}}``; replies: ``{"ok": true, "result": x}``
-or ``{"ok": false, "error": message}``. Events go on a second socketpair as ``event_to_dict``.
+or ``{"ok": false, "error": message}``. Commands sent with ``"noreply": true`` get no reply;
+several of them may travel as one ``{"op": "batch", "noreply": true, "cmds": [...]}``, run in
+order, each failing alone (see ``batch_messages``). Events go on a second socketpair as ``event_to_dict``.
 JSON, not pickle: the server never executes what it is sent.
 """
 
@@ -19,8 +21,10 @@ OPS = frozenset({
     "create_leg", "configure_leg", "destroy_leg", "bridge", "unbridge", "destroy_bridge", "play",
     "stop_play", "record", "stop_record", "record_parties", "record_set_party", "pause_record", "resume_record",
     "monitor", "unmonitor", "send_dtmf", "detect_machine", "stop_detect_machine", "leg_stats", "engine_stats",
-    "ping", "shutdown",
+    "ping", "shutdown", "batch",
 })
+_BATCH_HEAD = b'{"op":"batch","noreply":true,"cmds":['
+_BATCH_TAIL = b"]}"
 
 
 class MediaError(RuntimeError):
@@ -60,3 +64,25 @@ def source_from_wire(obj: dict[str, Any]) -> ToneSpec | str:
     if "wav" in obj:
         return str(obj["wav"])
     raise MediaError("play source must be a tone or a wav path")
+
+
+def batch_messages(commands: list[bytes]) -> list[bytes]:
+    """Encoded no-reply commands joined into as few ``batch`` messages as MAX_MESSAGE allows.
+
+    Each command is already a JSON object under MAX_MESSAGE (``encode`` checked it), so the
+    join needs no second serialisation; one that fills a message alone goes alone."""
+    out: list[bytes] = []
+    chunk: list[bytes] = []
+    size = len(_BATCH_HEAD) + len(_BATCH_TAIL)
+    for cmd in commands:
+        if chunk and size + len(cmd) + 1 > MAX_MESSAGE:
+            out.append(_BATCH_HEAD + b",".join(chunk) + _BATCH_TAIL)
+            chunk, size = [], len(_BATCH_HEAD) + len(_BATCH_TAIL)
+        if len(_BATCH_HEAD) + len(_BATCH_TAIL) + len(cmd) > MAX_MESSAGE:
+            out.append(cmd)
+            continue
+        chunk.append(cmd)
+        size += len(cmd) + 1
+    if chunk:
+        out.append(_BATCH_HEAD + b",".join(chunk) + _BATCH_TAIL)
+    return out

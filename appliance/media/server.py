@@ -49,6 +49,8 @@ class MediaServer:
         self._socks: dict[str, tuple[int, socket.socket, socket.socket]] = {}
         self._reserved: dict[int, tuple[socket.socket, socket.socket]] = {}
         self.dropped_events = 0
+        # control traffic, for engine_stats: datagrams received, commands run, commands failed
+        self.requests = self.commands = self.command_failures = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped: asyncio.Future[None] | None = None
         self._deadline = 0.0
@@ -138,14 +140,21 @@ class MediaServer:
     def _serve(self, data: bytes) -> None:
         noreply = False
         op = "?"
+        self.requests += 1
         try:
             req = decode(data)
             op = str(req.get("op"))
             noreply = bool(req.get("noreply"))
-            result = self._dispatch(op, req.get("args") or {})
+            if op == "batch":
+                result = self._run_batch(req.get("cmds"))
+            else:
+                self.commands += 1
+                result = self._dispatch(op, req.get("args") or {})
             reply: dict[str, Any] = {"ok": True, "result": result}
         except (MediaError, PortError, TypeError, ValueError, KeyError) as exc:
             reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        if not reply["ok"]:
+            self.command_failures += 1
         if noreply:
             if not reply["ok"]:
                 log.warning("media command %s failed: %s", op, reply["error"])
@@ -155,6 +164,30 @@ class MediaServer:
         except OSError as exc:
             log.warning("cannot answer the PBX (%s): media process stopping", exc)
             self._stop()
+
+    def _run_batch(self, cmds: object) -> list[str | None]:
+        """Run a batch's commands in order, each alone: one that fails is logged, as a single
+        no-reply command is, and the next still runs. Returns each one's error (None: done)."""
+        if not isinstance(cmds, list):
+            raise MediaError("batch: cmds must be a list")
+        errors: list[str | None] = []
+        for cmd in cmds:
+            self.commands += 1
+            op = str(cmd.get("op")) if isinstance(cmd, dict) else "?"
+            try:
+                if not isinstance(cmd, dict) or op == "batch":
+                    raise MediaError("a batch holds command objects, not batches")
+                args = cmd.get("args") or {}
+                if not isinstance(args, dict):
+                    raise MediaError("args must be an object")
+                self._dispatch(op, args)
+                errors.append(None)
+            except (MediaError, PortError, TypeError, ValueError, KeyError, AttributeError) as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                log.warning("media command %s failed: %s", op, error)
+                self.command_failures += 1
+                errors.append(error)
+        return errors
 
     def _dispatch(self, op: str, a: dict[str, Any]) -> Any:
         e = self.engine
@@ -214,6 +247,8 @@ class MediaServer:
         if op == "engine_stats":
             stats = e.engine_stats()
             stats["dropped_events"] = self.dropped_events
+            stats["control"] = {"requests": self.requests, "commands": self.commands,
+                                "failures": self.command_failures}
             return stats
         if op == "ping":
             return "pong"

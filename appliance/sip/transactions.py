@@ -22,8 +22,10 @@ Responses to TCP requests go back on the request's connection automatically: the
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from hashlib import md5
 
 import sippy.SipTransactionManager as _stm
@@ -99,6 +101,8 @@ class PlateauTransactionManager(SipTransactionManager):
         tcp_opts: dict | None = None,
     ) -> None:
         self.guard = guard
+        # What each received message is handled inside (the engine: MediaClient.batch).
+        self.step_scope: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext
         self.max_message_size = max_message_size
         self.tcp_server: Tcp_server | None = None
         self.counters = EdgeCounters()
@@ -142,6 +146,12 @@ class PlateauTransactionManager(SipTransactionManager):
     # -- receive path -------------------------------------------------------------
 
     def handleIncoming(self, data_in, ra: Remote_address, server, rtime) -> None:
+        # One received message is one step of call control: what it sets in motion below
+        # (e.g. the media commands of a call's set-up) may be gathered and sent at its end.
+        with self.step_scope():
+            self._handle_incoming(data_in, ra, server, rtime)
+
+    def _handle_incoming(self, data_in, ra: Remote_address, server, rtime) -> None:
         self.gate.handled(rtime.monot)
         if self.guard is not None and self.guard.is_blocked(ra.address[0]):
             return  # a blocked scanner gets nothing, not even an error

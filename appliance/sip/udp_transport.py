@@ -46,6 +46,7 @@ __all__ = ["OrderedUdpServer", "OrderedUdpServerOpts", "model_udp_server"]
 _RECV_BUF = 65536 + 1  # more than any UDP payload and than MAX_MESSAGE_SIZE
 _SOCKET_BUFFER = 4 * 1024 * 1024
 _IDLE_BEAT_S = 1.0  # an idle worker still beats this often (the watchdog's liveness check)
+_MAX_BATCH = 32  # datagrams handed to the loop at once: a burst, not a backlog held back
 
 
 class OrderedUdpServerOpts(Udp_server_opts):
@@ -141,19 +142,44 @@ class _Receiver(threading.Thread):
                 # wait with a timeout so an idle receiver still beats
                 if not poller.poll(_IDLE_BEAT_S * 1000):
                     continue
-                data, _anc, _flags, address = srv.skt.recvmsg(_RECV_BUF)
             except OSError as why:
                 if why.errno in (ECONNRESET, ENOTCONN, ESHUTDOWN, EBADF):
                     break
+                if why.errno != EINTR:
+                    dump_exception("OrderedUdpServer: poll failed")
+                continue
+            batch = self._drain()
+            if batch is None or srv.closing:
+                break
+            if batch:
+                # One hand-over for every datagram that was waiting: at load the loop is woken
+                # once per burst, not once per message (ED2's call-from-thread is a ctypes call
+                # and a wake-up, 7 % of the SIP loop at 60 calls/s); order is kept.
+                ED2.callFromThread(srv.handle_reads, batch, MonoTime())
+
+    def _drain(self) -> list[tuple[bytes, Remote_address]] | None:
+        """The datagrams waiting on the socket (at most _MAX_BATCH), each past the overload
+        gate; None when the socket is gone."""
+        srv = self.server
+        batch: list[tuple[bytes, Remote_address]] = []
+        flags = 0  # the first read follows poll(); the others must not wait
+        while len(batch) < _MAX_BATCH:
+            try:
+                data, _anc, _flags, address = srv.skt.recvmsg(_RECV_BUF, 0, flags)
+            except BlockingIOError:
+                break
+            except OSError as why:
+                if why.errno in (ECONNRESET, ENOTCONN, ESHUTDOWN, EBADF):
+                    return None
                 if why.errno == EINTR:
                     continue
                 dump_exception("OrderedUdpServer: receive failed")
-                continue
-            if srv.closing:
                 break
+            flags = socket.MSG_DONTWAIT
+            if srv.closing:
+                return None
             if not data:
                 continue
-            rtime = MonoTime()
             # A truncated read (MSG_TRUNC) is already longer than any SIP message we
             # accept (64 KiB), so the transaction manager answers it 513.
             if srv.uopts.family == socket.AF_INET6:
@@ -164,7 +190,8 @@ class _Receiver(threading.Thread):
                 if gate.refuse(data, address, srv.send_to):
                     continue
                 gate.posted()
-            ED2.callFromThread(srv.handle_read, data, Remote_address(address, srv.transport), rtime)
+            batch.append((data, Remote_address(address, srv.transport)))
+        return batch
 
 
 class OrderedUdpServer(Udp_server):
@@ -200,6 +227,11 @@ class OrderedUdpServer(Udp_server):
                 pass  # capped by net.core.rmem_max; the default still works
         self.asenders = [_Sender(self)]
         self.areceivers = [_Receiver(self)]
+
+    def handle_reads(self, batch: list[tuple[bytes, Remote_address]], rtime: MonoTime) -> None:
+        """On the SIP loop: handle the datagrams one receiver read gave over, in order."""
+        for data, address in batch:
+            self.handle_read(data, address, rtime)
 
     def send_to(self, data: bytes | str, address: object, delayed: bool = False) -> None:
         if isinstance(data, str):

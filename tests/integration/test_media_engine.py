@@ -17,6 +17,7 @@ from appliance.media.client import MediaClient
 from appliance.media.events import DtmfEvent, PlaybackFinished, RtpTimeout
 from appliance.media.protocol import MediaError
 from tests.audio import tone_ratio
+from tests.peers.engine import free_port_range
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -24,7 +25,6 @@ with warnings.catch_warnings():
 
 from G722 import G722 as RefG722
 
-PORT_MIN, PORT_MAX = 43000, 43100
 
 
 def tone(freq: float, n: int, start: int, rate: int, amp: float = 6000) -> np.ndarray:
@@ -112,8 +112,14 @@ def level_at(x: np.ndarray, freq: float, rate: int) -> float:
 
 
 @pytest.fixture
-def media():
-    client = MediaClient.start("127.0.0.1", PORT_MIN, PORT_MAX, rtp_timeout_s=1.0)
+def media_ports() -> tuple[int, int]:
+    """This test's own RTP port range: tests of this file may run at once (pytest-xdist)."""
+    return free_port_range(100)
+
+
+@pytest.fixture
+def media(media_ports):
+    client = MediaClient.start("127.0.0.1", *media_ports, rtp_timeout_s=1.0)
     events: list = []
     lock = threading.Lock()
 
@@ -150,13 +156,13 @@ def run(phones: list[Phone], seconds: float, produce) -> None:
             p.drain()
 
 
-def test_three_codec_conference_dtmf_recording_and_playback(media, tmp_path):
+def test_three_codec_conference_dtmf_recording_and_playback(media, media_ports, tmp_path):
     client, events, phones = media
     a, b, c = Phone("PCMU", 0), Phone("PCMA", 8), Phone("G722", 9)
     phones += [a, b, c]
     for leg, phone in (("a", a), ("b", b), ("c", c)):
         port = client.create_leg(leg)
-        assert port % 2 == 0 and PORT_MIN <= port < PORT_MAX
+        assert port % 2 == 0 and media_ports[0] <= port < media_ports[1]
         phone.dest = ("127.0.0.1", port)
     client.configure_leg("a", a.addr, "PCMU", 0, 101)
     client.configure_leg("b", b.addr, "PCMA", 8, None, detect_inband_dtmf=True)
@@ -339,3 +345,33 @@ def test_party_recording_pause_and_whisper_through_the_media_process(media, tmp_
     with pytest.raises(MediaError, match="exactly 2"):
         client.record_parties(str(tmp_path / "x.wav"), ["caller"], stereo=True)
     assert client.engine_stats()["monitors"] == 0
+
+
+def test_a_batch_is_one_message_run_in_order_and_each_command_fails_alone(media):
+    """A call step's commands travel as one message (MediaClient.batch); the media process runs
+    them in order, and one that fails there (an unknown bridge) does not stop the next."""
+    client, _, phones = media
+    a, b = Phone("PCMU", 0), Phone("PCMA", 8)
+    phones += [a, b]
+    client.create_leg("warm")  # reserves the spare ports: the batch below needs no round trip
+    before = client.engine_stats()["control"]
+    with client.batch():
+        a.dest = ("127.0.0.1", client.create_leg("a"))
+        client.destroy_bridge("no-such-bridge")  # unknown only to the media process
+        with client.batch():  # nested: still the one message, sent when the outer one ends
+            b.dest = ("127.0.0.1", client.create_leg("b"))
+        client.configure_leg("a", a.addr, "PCMU", 0, None)
+        client.configure_leg("b", b.addr, "PCMA", 8, None)
+        client.bridge("br", ["a", "b"])
+    after = client.engine_stats()["control"]
+    assert after["requests"] - before["requests"] == 2  # the batch, then this query
+    assert after["commands"] - before["commands"] == 7  # its six commands and the query
+    assert after["failures"] - before["failures"] == 1
+    run(phones, 0.8, lambda t: (a.send_audio(tone(1000, 160, t * 160, 8000)),
+                                b.send_audio(tone(500, 160, t * 160, 8000))))
+    assert level_at(b.audio()[1600:], 1000, 8000) > 0.6
+    assert level_at(a.audio()[1600:], 500, 8000) > 0.6
+    with client.batch():
+        client.create_leg("c")
+        # a query inside a batch is answered after the commands cast before it
+        assert client.leg_stats("c")["packets_in"] == 0
