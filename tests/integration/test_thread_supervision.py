@@ -70,7 +70,9 @@ def test_udp_receiver_killed_restarts_on_the_same_socket(udp: OrderedUdpServer,
         return real()
 
     monkeypatch.setattr(udp_transport, "MonoTime", stamp)
-    monkeypatch.setattr(udp_transport.ED2, "callFromThread", lambda fn, data, *a: got.append(data))
+    # The receiver hands the loop every datagram waiting as one batch of (data, address).
+    monkeypatch.setattr(udp_transport.ED2, "callFromThread",
+                        lambda fn, batch, *a: got.extend(data for data, _address in batch))
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as phone:
         phone.sendto(b"killer", udp.skt.getsockname())
         wait_until(lambda: part(udp.health(), "sip-udp-recv").deaths == 1, what="the receiver's death counted")
