@@ -504,6 +504,65 @@ SCRIPTS: list[str] = [
     CREATE INDEX queue_waiting_order ON queue_waiting (queue, priority, arrived_at);
     CREATE INDEX queue_waiting_node ON queue_waiting (node);
     """,
+    # 13: interval roll-ups of the queue log (issue 15, appliance/store/rollups.py): per queue and
+    # per agent per 15 minutes, written with each event; the open session and pause of each agent;
+    # indexes for FCR (CONNECT rows of a period) and the session edges of a period (per agent).
+    """
+    CREATE TABLE rollup_queue (
+        bucket BIGINT NOT NULL,
+        queue TEXT NOT NULL,
+        offered INTEGER NOT NULL DEFAULT 0,
+        answered INTEGER NOT NULL DEFAULT 0,
+        wait_sum DOUBLE PRECISION NOT NULL DEFAULT 0,
+        within_sl INTEGER NOT NULL DEFAULT 0,
+        sl_used INTEGER,
+        abandoned INTEGER NOT NULL DEFAULT 0,
+        overflowed INTEGER NOT NULL DEFAULT 0,
+        ring_no_answer INTEGER NOT NULL DEFAULT 0,
+        completed INTEGER NOT NULL DEFAULT 0,
+        talk_sum DOUBLE PRECISION NOT NULL DEFAULT 0,
+        wrap_sum DOUBLE PRECISION NOT NULL DEFAULT 0,
+        PRIMARY KEY (bucket, queue)
+    );
+    CREATE TABLE rollup_agent (
+        bucket BIGINT NOT NULL,
+        agent TEXT NOT NULL,
+        queue TEXT NOT NULL,
+        offered INTEGER NOT NULL DEFAULT 0,
+        answered INTEGER NOT NULL DEFAULT 0,
+        wait_sum DOUBLE PRECISION NOT NULL DEFAULT 0,
+        within_sl INTEGER NOT NULL DEFAULT 0,
+        sl_used INTEGER,
+        abandoned INTEGER NOT NULL DEFAULT 0,
+        overflowed INTEGER NOT NULL DEFAULT 0,
+        ring_no_answer INTEGER NOT NULL DEFAULT 0,
+        completed INTEGER NOT NULL DEFAULT 0,
+        talk_sum DOUBLE PRECISION NOT NULL DEFAULT 0,
+        wrap_sum DOUBLE PRECISION NOT NULL DEFAULT 0,
+        logins INTEGER NOT NULL DEFAULT 0,
+        logged_in_s DOUBLE PRECISION NOT NULL DEFAULT 0,
+        PRIMARY KEY (bucket, agent, queue)
+    );
+    CREATE INDEX rollup_agent_agent ON rollup_agent (agent, bucket);
+    CREATE TABLE rollup_pause (
+        bucket BIGINT NOT NULL,
+        agent TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        pauses INTEGER NOT NULL DEFAULT 0,
+        pause_s DOUBLE PRECISION NOT NULL DEFAULT 0,
+        PRIMARY KEY (bucket, agent, reason)
+    );
+    CREATE TABLE rollup_session (
+        agent TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        bucket BIGINT NOT NULL,
+        since DOUBLE PRECISION NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (agent, kind)
+    );
+    CREATE INDEX queue_log_event_at ON queue_log (event, at);
+    CREATE INDEX queue_log_agent_at ON queue_log (agent, at);
+    """,
 ]
 
 # The scripts as SQLite runs them (what Store applies, what backup's checks replay).
