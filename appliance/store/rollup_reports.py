@@ -278,3 +278,96 @@ def intervals(store: Store, start: float, end: float, minutes: int, scope: Scope
         step = dt.datetime.fromtimestamp(at) + dt.timedelta(minutes=minutes)
         at = _interval_start(step.timestamp() + 1, minutes) if minutes >= 1440 else step.timestamp()
     return out
+
+
+# -- per-agent figures and time sheets ------------------------------------------------------------
+@dataclass(frozen=True)
+class AgentFigures:
+    """One agent's figures over a period (seconds are totals; averages per completed call).
+
+    `hold_s` is None: no event records a call put on hold yet (the queue log has no HOLD row)."""
+
+    agent: str
+    calls: int  # answered (CONNECT)
+    completed: int
+    ring_no_answer: int
+    talk_s: float
+    wrap_s: float
+    att_s: float | None
+    aht_s: float | None
+    pause_s: dict[str, float]  # reason ('' when none given) -> seconds, credited to the pause's start
+    pauses: int
+    logged_in_s: float  # sessions begun in the period, cut at its end
+    occupancy: float | None  # % of logged-in time in talk and wrap
+    hold_s: float | None = None
+
+
+def agent_figures(store: Store, start: float, end: float, scope: Scope = Scope()) -> list[AgentFigures]:
+    """Every agent with activity in the period (or `scope.agent`), by agent id; `scope.queue`
+    narrows the call figures to one queue (login and pause time belong to no queue)."""
+    lo, hi = bounds(start, end)
+    where, params = scope.where()
+    calls = {str(r[0]): r[1:] for r in store.query(
+        "SELECT agent, SUM(answered), SUM(completed), SUM(ring_no_answer), SUM(talk_sum), SUM(wrap_sum)"
+        f" FROM rollup_agent WHERE bucket >= ? AND bucket < ?{where} GROUP BY agent", [lo, hi, *params])}
+    only, aparams = ("", []) if scope.agent is None else (" AND agent = ?", [scope.agent])
+    pauses: dict[str, dict[str, float]] = defaultdict(dict)
+    pause_n: dict[str, int] = defaultdict(int)
+    for a, reason, n, secs in store.query(
+            "SELECT agent, reason, SUM(pauses), SUM(pause_s) FROM rollup_pause WHERE bucket >= ? AND bucket < ?"
+            f"{only} GROUP BY agent, reason", [lo, hi, *aparams]):
+        pauses[str(a)][str(reason)] = float(secs or 0)
+        pause_n[str(a)] += int(n or 0)
+    sessions = logged_in(store, start, end, scope.agent)
+    out = []
+    for a in sorted(set(calls) | set(pauses) | set(sessions)):
+        answered, completed, rna, talk, wrap = (calls.get(a) or (0, 0, 0, 0.0, 0.0))
+        completed, talk, wrap = int(completed or 0), float(talk or 0), float(wrap or 0)
+        t = sessions.get(a, 0.0)
+        out.append(AgentFigures(
+            agent=a, calls=int(answered or 0), completed=completed, ring_no_answer=int(rna or 0), talk_s=talk,
+            wrap_s=wrap, att_s=talk / completed if completed else None,
+            aht_s=(talk + wrap) / completed if completed else None, pause_s=pauses.get(a, {}),
+            pauses=pause_n.get(a, 0), logged_in_s=t,
+            occupancy=min(100.0, 100.0 * (talk + wrap) / t) if t > 0 else None))
+    return out
+
+
+@dataclass(frozen=True)
+class TimeSheetEntry:
+    """A stretch of an agent's day: logged in, or a pause (with its reason); end None: still open."""
+
+    kind: str  # "login" or "pause"
+    start: float
+    end: float | None
+    reason: str = ""
+
+
+def time_sheet(store: Store, agent: str, start: float, end: float) -> list[TimeSheetEntry]:
+    """The agent's logins and pauses begun in [start, end), in order (a day: a few rows of the log,
+    read by `queue_log_agent_at`). A pause ends at UNPAUSE, a new PAUSE or LOGOUT, as roll-ups count."""
+    rows = store.query(
+        "SELECT at, event, data FROM queue_log WHERE agent = ? AND at >= ? AND at < ?"
+        " AND event IN ('AGENT_LOGIN', 'AGENT_LOGOUT', 'AGENT_PAUSE', 'AGENT_UNPAUSE') ORDER BY at, id",
+        (agent, start, end + 7 * 86400))  # a session begun in the period may end days later
+    out: list[TimeSheetEntry] = []
+    login: tuple[float, int] | None = None  # start, index in out
+    pause: tuple[float, int, str] | None = None
+    for at, event, data in rows:
+        if pause is not None and event in ("AGENT_PAUSE", "AGENT_UNPAUSE", "AGENT_LOGOUT"):
+            out[pause[1]] = TimeSheetEntry("pause", pause[0], at, pause[2])
+            pause = None
+        if event == "AGENT_LOGOUT" and login is not None:
+            out[login[1]] = TimeSheetEntry("login", login[0], at)
+            login = None
+        if at >= end:
+            if login is None and pause is None:
+                break
+            continue
+        if event == "AGENT_LOGIN":
+            login = (at, len(out))
+            out.append(TimeSheetEntry("login", at, None))
+        elif event == "AGENT_PAUSE":
+            pause = (at, len(out), str(data or ""))
+            out.append(TimeSheetEntry("pause", at, None, str(data or "")))
+    return out

@@ -122,6 +122,11 @@ def check(store: Store, evs: list[QueueEvent], limits: dict[str, int]) -> None:
             assert per.keys() == want_per.keys()
             for q in per:
                 same(per[q], want_per[q])
+            figures = rollup_reports.agent_figures(store, start, end, Scope(queue=queue))
+            assert {f.agent: f.calls for f in figures if f.calls} == want_total.calls_per_agent
+            if queue is None:
+                occupancy = {f.agent: f.occupancy for f in figures if f.occupancy is not None}
+                assert occupancy == pytest.approx(want_total.occupancy, abs=1e-6)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -165,15 +170,27 @@ def test_a_hand_computed_day(tmp_path: Path) -> None:
            QueueEvent(T0 + 100, "ENTER", call_id="1", queue="sales", caller="100"),
            QueueEvent(T0 + 110, "CONNECT", call_id="1", queue="sales", agent="a", caller="100", wait_s=10),
            QueueEvent(T0 + 1000, "COMPLETE", call_id="1", queue="sales", agent="a", talk_s=890, wrap_s=30),
+           QueueEvent(T0 + 1200, "AGENT_PAUSE", agent="a", data="lunch"),
+           QueueEvent(T0 + 1500, "AGENT_UNPAUSE", agent="a"),
            QueueEvent(T0 + 2000, "ENTER", call_id="2", queue="sales", caller="100"),
            QueueEvent(T0 + 2030, "ABANDON", call_id="2", queue="sales", caller="100", wait_s=30),
            QueueEvent(T0 + 3610, "AGENT_LOGOUT", agent="a")]
     with Store(tmp_path / "plateau.db") as store:
         seeded(store, log)
         k, per = rollup_reports.kpis(store, T0, T0 + DAY, Scope(), {"sales": 20})
+        [fig] = rollup_reports.agent_figures(store, T0, T0 + DAY)
+        sheet = rollup_reports.time_sheet(store, "a", T0, T0 + DAY)
+        slots = rollup_reports.intervals(store, T0, T0 + 3600, 15, Scope(queue="sales"))
     assert (k.offered, k.answered, k.abandoned, k.missed, k.answered_within_sl) == (2, 1, 1, 1, 1)
     assert k.service_level == 50.0 and k.abandon_rate == 50.0
     assert (k.asa_s, k.att_s, k.aht_s) == (10.0, 890.0, 920.0)
     assert k.fcr == 0.0  # the caller came back 31 min later
     assert k.occupancy == {"a": pytest.approx(100.0 * 920 / 3600)}
     assert k.calls_per_agent == {"a": 1} and list(per) == ["sales"]
+    assert (fig.calls, fig.talk_s, fig.wrap_s, fig.aht_s, fig.logged_in_s) == (1, 890.0, 30.0, 920.0, 3600.0)
+    assert fig.pause_s == {"lunch": 300.0} and fig.pauses == 1 and fig.hold_s is None
+    assert sheet == [rollup_reports.TimeSheetEntry("login", T0 + 10, T0 + 3610),
+                     rollup_reports.TimeSheetEntry("pause", T0 + 1200, T0 + 1500, "lunch")]
+    assert [(s.counts.offered, s.counts.answered, s.counts.abandoned, s.counts.completed) for s in slots] == [
+        (1, 1, 0, 0), (0, 0, 0, 1), (1, 0, 1, 0), (0, 0, 0, 0)]  # answered at :01, completed at :16
+    assert slots[0].counts.service_level == 100.0 and slots[2].counts.service_level == 0.0
