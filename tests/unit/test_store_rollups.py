@@ -16,14 +16,14 @@ import pytest
 
 from appliance.store import acd, queue_log, rollup_reports, rollups
 from appliance.store.db import Store
-from appliance.store.models import QueueConfig
+from appliance.store.models import AgentConfig, QueueConfig
 from appliance.store.queue_log import Kpis, QueueEvent
 from appliance.store.rollup_reports import Scope
 
 T0 = 1_700_002_800.0  # a bucket boundary (multiple of 900)
 DAY = 86400.0
 QUEUES = {"sales": 20, "support": 40, "billing": 15}
-AGENTS = [f"a{i}" for i in range(6)]
+AGENTS = [f"20{i:02d}" for i in range(6)]
 
 
 def random_log(seed: int, days: int = 4) -> list[QueueEvent]:
@@ -105,6 +105,8 @@ def same(got: Kpis, want: Kpis) -> None:
 def seeded(store: Store, evs: list[QueueEvent]) -> None:
     for name, seconds in QUEUES.items():
         acd.put_queue(store, QueueConfig(name=name, service_level_seconds=seconds))
+    for agent in AGENTS:
+        acd.put_agent(store, AgentConfig(agent_id=agent, name=f"Agent {agent}", pin="1234"))
     for ev in evs:
         queue_log.record(store, ev)
 
@@ -166,27 +168,27 @@ def test_postgresql_rollups_equal_the_log_computation(postgres_url: str) -> None
 
 def test_a_hand_computed_day(tmp_path: Path) -> None:
     """Two calls, one agent: the figures worked out on paper."""
-    log = [QueueEvent(T0 + 10, "AGENT_LOGIN", agent="a"),
+    log = [QueueEvent(T0 + 10, "AGENT_LOGIN", agent="2001"),
            QueueEvent(T0 + 100, "ENTER", call_id="1", queue="sales", caller="100"),
-           QueueEvent(T0 + 110, "CONNECT", call_id="1", queue="sales", agent="a", caller="100", wait_s=10),
-           QueueEvent(T0 + 1000, "COMPLETE", call_id="1", queue="sales", agent="a", talk_s=890, wrap_s=30),
-           QueueEvent(T0 + 1200, "AGENT_PAUSE", agent="a", data="lunch"),
-           QueueEvent(T0 + 1500, "AGENT_UNPAUSE", agent="a"),
+           QueueEvent(T0 + 110, "CONNECT", call_id="1", queue="sales", agent="2001", caller="100", wait_s=10),
+           QueueEvent(T0 + 1000, "COMPLETE", call_id="1", queue="sales", agent="2001", talk_s=890, wrap_s=30),
+           QueueEvent(T0 + 1200, "AGENT_PAUSE", agent="2001", data="lunch"),
+           QueueEvent(T0 + 1500, "AGENT_UNPAUSE", agent="2001"),
            QueueEvent(T0 + 2000, "ENTER", call_id="2", queue="sales", caller="100"),
            QueueEvent(T0 + 2030, "ABANDON", call_id="2", queue="sales", caller="100", wait_s=30),
-           QueueEvent(T0 + 3610, "AGENT_LOGOUT", agent="a")]
+           QueueEvent(T0 + 3610, "AGENT_LOGOUT", agent="2001")]
     with Store(tmp_path / "plateau.db") as store:
         seeded(store, log)
         k, per = rollup_reports.kpis(store, T0, T0 + DAY, Scope(), {"sales": 20})
         [fig] = rollup_reports.agent_figures(store, T0, T0 + DAY)
-        sheet = rollup_reports.time_sheet(store, "a", T0, T0 + DAY)
+        sheet = rollup_reports.time_sheet(store, "2001", T0, T0 + DAY)
         slots = rollup_reports.intervals(store, T0, T0 + 3600, 15, Scope(queue="sales"))
     assert (k.offered, k.answered, k.abandoned, k.missed, k.answered_within_sl) == (2, 1, 1, 1, 1)
     assert k.service_level == 50.0 and k.abandon_rate == 50.0
     assert (k.asa_s, k.att_s, k.aht_s) == (10.0, 890.0, 920.0)
     assert k.fcr == 0.0  # the caller came back 31 min later
-    assert k.occupancy == {"a": pytest.approx(100.0 * 920 / 3600)}
-    assert k.calls_per_agent == {"a": 1} and list(per) == ["sales"]
+    assert k.occupancy == {"2001": pytest.approx(100.0 * 920 / 3600)}
+    assert k.calls_per_agent == {"2001": 1} and list(per) == ["sales"]
     assert (fig.calls, fig.talk_s, fig.wrap_s, fig.aht_s, fig.logged_in_s) == (1, 890.0, 30.0, 920.0, 3600.0)
     assert fig.pause_s == {"lunch": 300.0} and fig.pauses == 1 and fig.hold_s is None
     assert sheet == [rollup_reports.TimeSheetEntry("login", T0 + 10, T0 + 3610),
