@@ -560,8 +560,21 @@ SCRIPTS: list[str] = [
         reason TEXT NOT NULL DEFAULT '',
         PRIMARY KEY (agent, kind)
     );
+    CREATE TABLE rollup_answer (
+        caller TEXT NOT NULL,
+        queue TEXT NOT NULL,
+        call_at DOUBLE PRECISION NOT NULL,
+        next_all DOUBLE PRECISION,
+        next_queue DOUBLE PRECISION,
+        back_all INTEGER NOT NULL DEFAULT 0,
+        back_queue INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (caller, queue, call_at)
+    );
+    CREATE INDEX rollup_answer_all ON rollup_answer (call_at, next_all, back_all);
+    CREATE INDEX rollup_answer_queue ON rollup_answer (queue, call_at, next_queue, back_queue);
     CREATE INDEX queue_log_event_at ON queue_log (event, at);
     CREATE INDEX queue_log_agent_at ON queue_log (agent, at);
+    CREATE INDEX queue_log_caller_event_at ON queue_log (caller, event, at);
     """,
 ]
 

@@ -158,15 +158,36 @@ def buckets(store: Store, start: float, end: float, scope: Scope = Scope()) -> l
 def fcr(store: Store, start: float, end: float, scope: Scope = Scope(), by_queue: bool = False
         ) -> dict[str, float | None]:
     """First-contact resolution in %: of the callers answered in the period (their last answer),
-    those who did not ENTER again within 72 h. Keyed by queue with `by_queue`, else by ''."""
+    those who did not ENTER again within 72 h. Keyed by queue with `by_queue`, else by ''.
+
+    From `rollup_answer` (one row per answer: the caller's next answer, and whether they came
+    back, site-wide and in the same queue), by its covering indexes; an agent's figure reads the
+    log's CONNECT rows of the period instead (`queue_log_event_at`, `queue_log_caller_event_at`)."""
     lo, hi = bounds(start, end)
+    if scope.agent is not None:
+        return _fcr_from_log(store, lo, hi, scope, by_queue)
+    if by_queue or scope.queue is not None:
+        only, params = ("", []) if scope.queue is None else (" AND queue = ?", [scope.queue])
+        rows = store.query(
+            "SELECT queue, COUNT(*), SUM(back_queue) FROM rollup_answer WHERE call_at >= ? AND call_at < ?"
+            f" AND (next_queue IS NULL OR next_queue >= ?){only} GROUP BY queue", [lo, hi, hi, *params])
+        if not by_queue:
+            rows = [("", *r[1:]) for r in rows]
+    else:
+        rows = store.query(
+            "SELECT '', COUNT(*), SUM(back_all) FROM rollup_answer WHERE call_at >= ? AND call_at < ?"
+            " AND (next_all IS NULL OR next_all >= ?)", (lo, hi, hi))
+    return {str(r[0]): _pct(int(r[1]) - int(r[2] or 0), int(r[1])) for r in rows if r[1]}
+
+
+def _fcr_from_log(store: Store, lo: int, hi: int, scope: Scope, by_queue: bool) -> dict[str, float | None]:
     where, params = scope.where()
     group = "queue, " if by_queue else ""
     same_queue = " AND e.queue = a.queue" if by_queue else (" AND e.queue = ?" if scope.queue is not None else "")
     probe = [FCR_WINDOW_S] + ([scope.queue] if same_queue == " AND e.queue = ?" else [])
     rows = store.query(
         f"SELECT {'a.queue' if by_queue else chr(39) * 2}, COUNT(*), SUM(CASE WHEN EXISTS (SELECT 1 FROM queue_log e"
-        " WHERE e.caller = a.caller AND e.at > a.last AND e.at <= a.last + ? AND e.event = 'ENTER'"
+        " WHERE e.caller = a.caller AND e.event = 'ENTER' AND e.at > a.last AND e.at <= a.last + ?"
         f"{same_queue}) THEN 1 ELSE 0 END) FROM (SELECT {group}caller, MAX(at) AS last FROM queue_log"
         f" WHERE event = 'CONNECT' AND at >= ? AND at < ? AND caller <> ''{where} GROUP BY {group}caller) a"
         f"{' GROUP BY a.queue' if by_queue else ''}", [*probe, lo, hi, *params])

@@ -31,6 +31,7 @@ from typing import Any
 
 from appliance.store.db import Store
 
+FCR_WINDOW_S = 72 * 3600  # as queue_log.FCR_WINDOW_S (which imports this module)
 BUCKET_S = 900  # 15 minutes: every real time zone's offset is a multiple of it
 DEFAULT_SL_SECONDS = 20  # as a queue row's default (migrations: service_level_seconds)
 OVERFLOWS = ("EXITWITHTIMEOUT", "EXITFULL", "EXITEMPTY")
@@ -89,17 +90,42 @@ def _open(agent: str, kind: str, at: float, reason: str = "") -> Pair:
             " reason = excluded.reason", (agent, kind, bucket_of(at), at, reason))
 
 
+def _answered(at: float, queue: str, caller: str) -> list[Pair]:
+    """First-contact resolution's facts (`rollup_answer`): this answer is the caller's next one
+    after their previous answer (site-wide, and in this queue); a period counts a caller once,
+    at their last answer in it: the one whose next answer is past the period's end."""
+    if not caller:
+        return []
+    return [("UPDATE rollup_answer SET next_all = ? WHERE caller = ? AND next_all IS NULL AND call_at < ?",
+             (at, caller, at)),
+            ("UPDATE rollup_answer SET next_queue = ? WHERE caller = ? AND queue = ? AND next_queue IS NULL"
+             " AND call_at < ?", (at, caller, queue, at)),
+            ("INSERT INTO rollup_answer (caller, queue, call_at) VALUES (?, ?, ?)"
+             " ON CONFLICT (caller, queue, call_at) DO NOTHING", (caller, queue, at))]
+
+
+def _came_back(at: float, queue: str, caller: str) -> list[Pair]:
+    """The caller's answers of the 72 h before this ENTER were not first-contact resolutions."""
+    if not caller:
+        return []
+    since = at - FCR_WINDOW_S
+    return [("UPDATE rollup_answer SET back_all = 1 WHERE caller = ? AND call_at >= ? AND call_at < ?",
+             (caller, since, at)),
+            ("UPDATE rollup_answer SET back_queue = 1 WHERE caller = ? AND queue = ? AND call_at >= ? AND call_at < ?",
+             (caller, queue, since, at))]
+
+
 def write_sql(at: float, event: str, queue: str, agent: str, wait_s: float | None, talk_s: float | None,
-              wrap_s: float | None, data: str = "") -> list[Pair]:
+              wrap_s: float | None, data: str = "", caller: str = "") -> list[Pair]:
     """The roll-up statements of one queue-log event (run with its INSERT, in one transaction)."""
     b = bucket_of(at)
     qkey = {"bucket": b, "queue": queue}
     akey = {"bucket": b, "agent": agent, "queue": queue}
     if event == "ENTER":
-        return [_add("rollup_queue", qkey, {"offered": 1})]
+        return [_add("rollup_queue", qkey, {"offered": 1}), *_came_back(at, queue, caller)]
     if event == "CONNECT":
         incs = {"answered": 1, "wait_sum": wait_s or 0.0}
-        out = [_add("rollup_queue", qkey, incs, sl=True)]
+        out = [_add("rollup_queue", qkey, incs, sl=True), *_answered(at, queue, caller)]
         return out + [_add("rollup_agent", akey, incs, sl=True)] if agent else out
     if event == "ABANDON":
         return [_add("rollup_queue", qkey, {"abandoned": 1})]
@@ -172,6 +198,7 @@ def rebuild(store: Store, start: float | None = None, end: float | None = None) 
         bwhere = " WHERE bucket >= ? AND bucket < ?"
         for table in ("rollup_queue", "rollup_agent", "rollup_pause"):
             store.execute(f"DELETE FROM {table}{bwhere}", params)
+        store.execute("DELETE FROM rollup_answer WHERE call_at >= ? AND call_at < ?", params)
         if lo is None and hi is None:
             store.execute("DELETE FROM rollup_session")
         cols = ", ".join(_COUNTERS)
@@ -183,6 +210,17 @@ def rebuild(store: Store, start: float | None = None, end: float | None = None) 
             f"INSERT INTO rollup_agent (bucket, agent, queue, {cols}) SELECT {bucket}, l.agent, l.queue, {_SUMS}"
             f" FROM queue_log l LEFT JOIN queues q ON q.name = l.queue{where}"
             " AND l.agent <> '' AND l.event IN ('CONNECT', 'RINGNOANSWER', 'COMPLETE') GROUP BY 1, 2, 3", params)
+        nxt = ("(SELECT MIN(n.at) FROM queue_log n WHERE n.caller = l.caller AND n.event = 'CONNECT'"
+               " AND n.at > l.at{q})")
+        back = ("CASE WHEN EXISTS (SELECT 1 FROM queue_log n WHERE n.caller = l.caller AND n.event = 'ENTER'"
+                " AND n.at > l.at AND n.at <= l.at + {w}{q}) THEN 1 ELSE 0 END")
+        same = " AND n.queue = l.queue"
+        store.execute(
+            "INSERT INTO rollup_answer (caller, queue, call_at, next_all, next_queue, back_all, back_queue)"
+            f" SELECT l.caller, l.queue, l.at, {nxt.format(q='')}, {nxt.format(q=same)},"
+            f" {back.format(w=FCR_WINDOW_S, q='')}, {back.format(w=FCR_WINDOW_S, q=same)}"
+            f" FROM queue_log l{where} AND l.event = 'CONNECT' AND l.caller <> ''"
+            " ON CONFLICT (caller, queue, call_at) DO NOTHING", params)
         store.execute("UPDATE rollup_agent SET sl_used = NULL WHERE answered = 0")
         store.execute("UPDATE rollup_queue SET sl_used = NULL WHERE answered = 0")
         for at, event, agent, data in store.query(

@@ -137,7 +137,7 @@ def test_rollups_equal_the_log_computation(tmp_path: Path, seed: int) -> None:
     with Store(tmp_path / "plateau.db") as store:
         seeded(store, evs)
         check(store, evs, dict(QUEUES))  # kept current as the events were written
-        tables = ("rollup_queue", "rollup_agent", "rollup_pause")
+        tables = ("rollup_queue", "rollup_agent", "rollup_pause", "rollup_answer")
         before = {t: sorted(store.query(f"SELECT * FROM {t}")) for t in tables}
         rollups.rebuild(store)
         check(store, evs, dict(QUEUES))
