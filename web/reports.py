@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,18 +177,11 @@ def build_report(f: Filters) -> Report:
     per_queue = [(name, limits.get(name, DEFAULT_SL_SECONDS), k) for name, k in sorted(groups.items())]
     volume = report_store.volume_by_direction(s, f.start_ts, f.end_ts)
     answered, abandoned = [0] * 24, [0] * 24
-    per_day: dict[dt.date, list[int]] = defaultdict(lambda: [0, 0])  # within SL, offered
-    for row in rollup_reports.buckets(s, f.start_ts, f.end_ts, scope):
-        when = local_time(row.bucket)  # a bucket is within one local hour: offsets are whole quarters
-        answered[when.hour] += row.counts.answered
-        abandoned[when.hour] += row.counts.abandoned
-        day = per_day[when.date()]
-        day[0] += row.counts.within_sl
-        day[1] += row.counts.offered
-    daily: list[float | None] = []
-    for d in f.days():
-        within, offered_day = per_day.get(d, [0, 0])
-        daily.append(100.0 * within / offered_day if offered_day else None)
+    for hour, c in rollup_reports.series(s, f.start_ts, f.end_ts, 60, scope).items():
+        answered[hour.hour] += c.answered
+        abandoned[hour.hour] += c.abandoned
+    per_day = {day.date(): c for day, c in rollup_reports.series(s, f.start_ts, f.end_ts, 1440, scope).items()}
+    daily = [per_day[d].service_level if d in per_day else None for d in f.days()]
     return Report(
         total=total, per_queue=per_queue, volume=volume,
         survey=interactions.survey_kpis(s, f.start_ts, f.end_ts, queue, agent),
