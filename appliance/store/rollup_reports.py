@@ -328,7 +328,8 @@ def intervals(store: Store, start: float, end: float, minutes: int, scope: Scope
         at = at.replace(hour=0, minute=0)
     out = []
     while at.timestamp() < hi:
-        out.append(IntervalRow(at.timestamp(), sums.get(at, Counts())))
+        if dt.datetime.fromtimestamp(at.timestamp()) == at:  # not the hour skipped when clocks go forward
+            out.append(IntervalRow(at.timestamp(), sums.get(at, Counts())))
         at += dt.timedelta(minutes=minutes)  # wall-clock steps: a local day is a day
     return out
 

@@ -9,7 +9,10 @@ and then recomputed by `rollups.rebuild`; both must equal compute() over the eve
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import random
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -196,3 +199,27 @@ def test_a_hand_computed_day(tmp_path: Path) -> None:
     assert [(s.counts.offered, s.counts.answered, s.counts.abandoned, s.counts.completed) for s in slots] == [
         (1, 1, 0, 0), (0, 0, 0, 1), (1, 0, 1, 0), (0, 0, 0, 0)]  # answered at :01, completed at :16
     assert slots[0].counts.service_level == 100.0 and slots[2].counts.service_level == 0.0
+
+
+@pytest.fixture
+def paris(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The local clock of a French site (DST on 2025-03-30), put back after the test."""
+    monkeypatch.setenv("TZ", "Europe/Paris")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_intervals_follow_the_local_clock_across_a_dst_change(tmp_path: Path, paris: None) -> None:
+    start = dt.datetime(2025, 3, 29).timestamp()
+    end = dt.datetime(2025, 4, 1).timestamp()
+    log = [QueueEvent(at, "ENTER", call_id=str(at), queue="sales") for at in range(int(start) + 60, int(end), 3600)]
+    with Store(tmp_path / "plateau.db") as store:
+        seeded(store, log)
+        days = rollup_reports.intervals(store, start, end, 1440)
+        hours = rollup_reports.intervals(store, start, end, 60)
+    assert [dt.datetime.fromtimestamp(d.start).date().isoformat() for d in days] == [
+        "2025-03-29", "2025-03-30", "2025-03-31"]
+    assert [d.counts.offered for d in days] == [24, 23, 24]  # the day of 23 hours
+    assert len(hours) == 71 and all(h.counts.offered == 1 for h in hours)
