@@ -149,6 +149,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_health_parser(sub)
     _add_backup_parser(sub)
     _add_ha_parser(sub)
+    from appliance.report_cli import add_parser as add_report_parser
+
+    add_report_parser(sub, DEFAULT_DATA_DIR, _DB_HELP)
     return p
 
 
@@ -613,6 +616,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return simulate_main(argv[2:])
     args = _parser().parse_args(argv)
+    if args.command == "report":
+        from appliance.report_cli import cli as report_cli
+
+        return report_cli(args, _database(args))
     handlers = {"run": cmd_run, "status": cmd_status, "config": cmd_config, "web": cmd_web,
                 "linetest": cmd_linetest, "update": cmd_update,
                 "firstboot": cmd_firstboot, "health": cmd_health,

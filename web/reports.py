@@ -1,16 +1,16 @@
 """Reports: contact-centre KPIs for a period, charts, CSV exports, call search and recording playback.
 
-Every figure is computed from the rows (queue log, CDR, survey results) by the store's own KPI
-functions, never from stored averages, so a report for any period is exact and matches what the
-engine's API reports. Service level uses each queue's own threshold (`service_level_seconds`):
+Every figure is summed from the rows (the queue log's 15-minute roll-ups, CDR, survey results)
+by the store's own KPI functions, never from stored averages, so a report for any period of whole
+days is exact and matches what the engine's API computes from the log.
+Service level uses each queue's own threshold (`service_level_seconds`):
 for "all queues" the answered-within-threshold counts of each queue are added up.
 """
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,10 +18,10 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, render_template, request, send_file
 from markupsafe import Markup
 
-from appliance.store import acd, interactions, queue_log, recordings
+from appliance.store import acd, interactions, recordings, rollup_reports
 from appliance.store import reports as report_store
 from appliance.store.models import DISPOSITIONS
-from appliance.store.queue_log import Kpis, QueueEvent
+from appliance.store.queue_log import Kpis
 from appliance.store.reports import CallRow
 from web import charts
 from web.csv_export import csv_response
@@ -165,62 +165,23 @@ def thresholds() -> dict[str, int]:
     return {q.name: q.service_level_seconds for q in acd.queues(store())}
 
 
-def _for_agent(evs: list[QueueEvent], agent: str) -> list[QueueEvent]:
-    """An agent's own events plus the arrival of each call they answered (so SL and ASA are theirs)."""
-    calls = {e.call_id for e in evs if e.agent == agent and e.event == "CONNECT" and e.call_id}
-    return [e for e in evs if e.agent == agent or (e.event == "ENTER" and e.call_id in calls)]
-
-
-def _by_queue(evs: Iterable[QueueEvent]) -> dict[str, list[QueueEvent]]:
-    groups: dict[str, list[QueueEvent]] = defaultdict(list)
-    for e in evs:
-        if e.queue:
-            groups[e.queue].append(e)
-    return groups
-
-
-def _within_sl(evs: list[QueueEvent], limits: Mapping[str, int], end: float) -> tuple[int, int]:
-    """(answered within each queue's own threshold, offered) over several queues."""
-    within = offered = 0
-    for name, group in _by_queue(evs).items():
-        k = queue_log.compute(group, limits.get(name, DEFAULT_SL_SECONDS), end)
-        within += k.answered_within_sl
-        offered += k.offered
-    return within, offered
-
-
 def build_report(f: Filters) -> Report:
-    """The figures of the KPI page for `f` (also the CSV export)."""
+    """The figures of the KPI page for `f` (also the CSV export), summed in SQL from the interval
+    roll-ups (appliance/store/rollup_reports.py): a year costs what a day does."""
     s = store()
     limits = thresholds()
     queue = f.queue or None
-    evs = queue_log.events(s, f.start_ts, f.end_ts, queue)
-    later = queue_log.events(s, f.end_ts, f.end_ts + queue_log.FCR_WINDOW_S, queue)
-    if f.agent:
-        evs = _for_agent(evs, f.agent)
-    total = queue_log.compute(evs, limits.get(f.queue, DEFAULT_SL_SECONDS), f.end_ts, later)
-    total.answered_within_sl, offered = _within_sl(evs, limits, f.end_ts)
-    total.service_level = 100.0 * total.answered_within_sl / offered if offered else None
-    later_by_queue = _by_queue(later)
-    per_queue = [(name, limits.get(name, DEFAULT_SL_SECONDS),
-                  queue_log.compute(group, limits.get(name, DEFAULT_SL_SECONDS), f.end_ts,
-                                    later_by_queue.get(name, [])))
-                 for name, group in sorted(_by_queue(evs).items())]
-    volume = report_store.volume_by_direction(s, f.start_ts, f.end_ts)
     agent = f.agent or None
+    scope = rollup_reports.Scope(queue=queue, agent=agent)
+    total, groups = rollup_reports.kpis(s, f.start_ts, f.end_ts, scope, limits)
+    per_queue = [(name, limits.get(name, DEFAULT_SL_SECONDS), k) for name, k in sorted(groups.items())]
+    volume = report_store.volume_by_direction(s, f.start_ts, f.end_ts)
     answered, abandoned = [0] * 24, [0] * 24
-    per_day: dict[dt.date, list[QueueEvent]] = defaultdict(list)
-    for e in evs:
-        when = local_time(e.at)
-        if e.event == "CONNECT":
-            answered[when.hour] += 1
-        elif e.event == "ABANDON":
-            abandoned[when.hour] += 1
-        per_day[when.date()].append(e)
-    daily: list[float | None] = []
-    for day in f.days():
-        within, offered_day = _within_sl(per_day.get(day, []), limits, day_start(day + dt.timedelta(days=1)))
-        daily.append(100.0 * within / offered_day if offered_day else None)
+    for hour, c in rollup_reports.series(s, f.start_ts, f.end_ts, 60, scope).items():
+        answered[hour.hour] += c.answered
+        abandoned[hour.hour] += c.abandoned
+    per_day = {day.date(): c for day, c in rollup_reports.series(s, f.start_ts, f.end_ts, 1440, scope).items()}
+    daily = [per_day[d].service_level if d in per_day else None for d in f.days()]
     return Report(
         total=total, per_queue=per_queue, volume=volume,
         survey=interactions.survey_kpis(s, f.start_ts, f.end_ts, queue, agent),

@@ -45,7 +45,7 @@ import pathlib
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Self
 
 from appliance.store.blocks import BlockTable
@@ -238,6 +238,10 @@ class Store(ConfigTables, RegistrationTable, CdrTable, BlockTable):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Run one statement written with ``?`` placeholders; the driver's cursor."""
         return self._conn.execute(self.dialect.sql(sql), params)
+
+    def execute_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run one statement for each row (a bulk load: the caller holds the transaction)."""
+        self._conn.cursor().executemany(self.dialect.sql(sql), rows)
 
     def schema_version(self) -> int:
         """Return the number of migrations applied."""

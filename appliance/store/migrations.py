@@ -536,6 +536,78 @@ SCRIPTS: list[str] = [
     CREATE INDEX quality_scores_at ON quality_scores (at);
     CREATE INDEX leads_campaign_updated ON leads (campaign, updated_at);
     """,
+    # 17: interval roll-ups of the queue log (issue 15, appliance/store/rollups.py): per queue and
+    # per agent per 15 minutes, written with each event; the open session and pause of each agent;
+    # indexes for FCR (CONNECT rows of a period) and the session edges of a period (per agent).
+    """
+    CREATE TABLE rollup_queue (
+        bucket BIGINT NOT NULL,
+        queue TEXT NOT NULL,
+        offered INTEGER NOT NULL DEFAULT 0,
+        answered INTEGER NOT NULL DEFAULT 0,
+        wait_sum DOUBLE PRECISION NOT NULL DEFAULT 0,
+        within_sl INTEGER NOT NULL DEFAULT 0,
+        sl_used INTEGER,
+        abandoned INTEGER NOT NULL DEFAULT 0,
+        overflowed INTEGER NOT NULL DEFAULT 0,
+        ring_no_answer INTEGER NOT NULL DEFAULT 0,
+        completed INTEGER NOT NULL DEFAULT 0,
+        talk_sum DOUBLE PRECISION NOT NULL DEFAULT 0,
+        wrap_sum DOUBLE PRECISION NOT NULL DEFAULT 0,
+        PRIMARY KEY (bucket, queue)
+    );
+    CREATE TABLE rollup_agent (
+        bucket BIGINT NOT NULL,
+        agent TEXT NOT NULL,
+        queue TEXT NOT NULL,
+        offered INTEGER NOT NULL DEFAULT 0,
+        answered INTEGER NOT NULL DEFAULT 0,
+        wait_sum DOUBLE PRECISION NOT NULL DEFAULT 0,
+        within_sl INTEGER NOT NULL DEFAULT 0,
+        sl_used INTEGER,
+        abandoned INTEGER NOT NULL DEFAULT 0,
+        overflowed INTEGER NOT NULL DEFAULT 0,
+        ring_no_answer INTEGER NOT NULL DEFAULT 0,
+        completed INTEGER NOT NULL DEFAULT 0,
+        talk_sum DOUBLE PRECISION NOT NULL DEFAULT 0,
+        wrap_sum DOUBLE PRECISION NOT NULL DEFAULT 0,
+        logins INTEGER NOT NULL DEFAULT 0,
+        logged_in_s DOUBLE PRECISION NOT NULL DEFAULT 0,
+        PRIMARY KEY (bucket, agent, queue)
+    );
+    CREATE INDEX rollup_agent_agent ON rollup_agent (agent, bucket);
+    CREATE TABLE rollup_pause (
+        bucket BIGINT NOT NULL,
+        agent TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        pauses INTEGER NOT NULL DEFAULT 0,
+        pause_s DOUBLE PRECISION NOT NULL DEFAULT 0,
+        PRIMARY KEY (bucket, agent, reason)
+    );
+    CREATE TABLE rollup_session (
+        agent TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        bucket BIGINT NOT NULL,
+        since DOUBLE PRECISION NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (agent, kind)
+    );
+    CREATE TABLE rollup_answer (
+        caller TEXT NOT NULL,
+        queue TEXT NOT NULL,
+        call_at DOUBLE PRECISION NOT NULL,
+        next_all DOUBLE PRECISION,
+        next_queue DOUBLE PRECISION,
+        back_all INTEGER NOT NULL DEFAULT 0,
+        back_queue INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (caller, queue, call_at)
+    );
+    CREATE INDEX rollup_answer_all ON rollup_answer (call_at, next_all, back_all);
+    CREATE INDEX rollup_answer_queue ON rollup_answer (queue, call_at, next_queue, back_queue);
+    CREATE INDEX queue_log_event_at ON queue_log (event, at);
+    CREATE INDEX queue_log_agent_at ON queue_log (agent, at);
+    CREATE INDEX queue_log_caller_event_at ON queue_log (caller, event, at);
+    """,
 ]
 
 # The scripts as SQLite runs them (what Store applies, what backup's checks replay).

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+from appliance.store import rollups
 from appliance.store.db import Store
 from appliance.store.errors import StoreError
 
@@ -18,7 +20,7 @@ EVENTS = frozenset({
     "EXITWITHTIMEOUT", "EXITFULL", "EXITEMPTY", "CALLBACK_REQUESTED", "CALLBACK_PLACED",
     "AGENT_LOGIN", "AGENT_LOGOUT", "AGENT_PAUSE", "AGENT_UNPAUSE",
 })
-FCR_WINDOW_S = 72 * 3600  # first-contact resolution: no call back from the same caller in 72 h
+FCR_WINDOW_S = rollups.FCR_WINDOW_S  # first-contact resolution: no call back from the same caller in 72 h
 _COLUMNS = ("at", "call_id", "queue", "agent", "event", "caller", "position", "wait_s", "talk_s", "wrap_s", "data")
 
 
@@ -37,15 +39,31 @@ class QueueEvent:
     data: str = ""
 
 
+_INSERT = f"INSERT INTO queue_log ({', '.join(_COLUMNS)}, node) VALUES ({', '.join('?' * len(_COLUMNS))}, ?)"
+
+
+def _writes(ev: QueueEvent, node: str) -> list[rollups.Pair]:
+    """The event's row and its roll-up upserts (appliance/store/rollups.py): one transaction."""
+    return [(_INSERT, (*(getattr(ev, c) for c in _COLUMNS), node)),
+            *rollups.write_sql(ev.at, ev.event, ev.queue, ev.agent, ev.wait_s, ev.talk_s, ev.wrap_s, ev.data,
+                               ev.caller)]
+
+
 def record(store: Store, ev: QueueEvent) -> None:
-    """Append one event; committed before returning (the log is what reports are built on),
-    or kept in order in memory while the database refuses writes (Store.record_write)."""
+    """Append one event with its roll-ups; committed before returning (the log is what reports
+    are built on), or kept in order in memory while the database refuses writes
+    (Store.record_write: a replay runs the same statements, so the roll-ups stay the log's)."""
     if ev.event not in EVENTS:
         raise StoreError(f"queue log event {ev.event!r} is not one of {', '.join(sorted(EVENTS))}")
-    store.record_write("queue_log", [(
-        f"INSERT INTO queue_log ({', '.join(_COLUMNS)}, node) VALUES ({', '.join('?' * len(_COLUMNS))}, ?)",
-        (*(getattr(ev, c) for c in _COLUMNS), store.node),
-    )])
+    store.record_write("queue_log", _writes(ev, store.node))
+
+
+def bulk_load(store: Store, rows: Iterable[Sequence[Any]]) -> None:
+    """Append many events at once, in one transaction, WITHOUT their roll-ups: an import or a
+    benchmark's year; `rollups.rebuild` (`plateau report --rebuild`) brings them in line after.
+    Each row is (at, call_id, queue, agent, event, caller, position, wait_s, talk_s, wrap_s, data)."""
+    with store.transaction(durable=False):
+        store.execute_many(_INSERT, ((*row, store.node) for row in rows))
 
 
 def events(store: Store, start: float, end: float, queue: str | None = None) -> list[QueueEvent]:
@@ -197,9 +215,8 @@ def close_open(store: Store, node: str | None, since: float, now: float, note: s
                          wait_s=None if connected else max(0.0, now - ev.at),
                          talk_s=max(0.0, now - ev.at) if connected else None, wrap_s=0.0 if connected else None,
                          data=note)
-        store.execute(
-            f"INSERT INTO queue_log ({', '.join(_COLUMNS)}, node) VALUES ({', '.join('?' * len(_COLUMNS))}, ?)",
-            (*(getattr(row, c) for c in _COLUMNS), node if node is not None else store.node))
+        for sql, params in _writes(row, node if node is not None else store.node):
+            store.execute(sql, params)
     return len(ended)
 
 
