@@ -196,7 +196,7 @@ def build_report(f: Filters) -> Report:
 def report_charts(f: Filters, r: Report) -> tuple[Markup, Markup]:
     hours = [f"{h:02d}" for h in range(24)]
     per_hour = charts.bar_chart("Calls per hour of day", hours, [
-        charts.Series("Answered", r.hourly_answered), charts.Series("Abandoned", r.hourly_abandoned)])
+        charts.Series("Answered", r.hourly_answered), charts.Series("Abandoned", r.hourly_abandoned)], integer=True)
     days = [d.strftime("%d %b") for d in f.days()]
     per_day = charts.line_chart("Service level per day", days, [charts.Series("Service level", r.daily_sl)],
                                 unit=" %", y_max=100.0)
