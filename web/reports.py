@@ -21,6 +21,7 @@ from markupsafe import Markup
 from appliance.store import acd, interactions, recordings, rollup_reports
 from appliance.store import reports as report_store
 from appliance.store.models import DISPOSITIONS
+from appliance.store.paging import Page, Sorts
 from appliance.store.queue_log import Kpis
 from appliance.store.reports import CallRow
 from web import charts
@@ -343,3 +344,55 @@ def recording(recording_id: int) -> Response:
         audit("recording.play", str(recording_id),
               after={"call_id": call_id, "agent": agent, "queue": queue, "path": rel})
     return send_file(target, mimetype="audio/wav", conditional=True, max_age=0)
+
+
+# -- per agent -----------------------------------------------------------------------------------
+# The figures come from rollup_reports.agent_figures (one row per agent, summed in SQL from the
+# roll-ups), so the rows are few and are sorted here; the SQL column names are unused.
+AGENT_SORTS = Sorts({k: k for k in ("agent", "calls", "aht_s", "att_s", "talk_s", "hold_s", "wrap_s",
+                                    "pause_total", "logged_in_s", "occupancy")},
+                    default="calls", default_descending=True, tiebreak="agent")
+AGENT_CSV_HEADER = ("agent", "name", "calls", "aht_s", "att_s", "talk_s", "hold_s", "wrap_s", "pause_s",
+                    "pauses_by_reason", "logged_in_s", "occupancy_pct")
+
+
+def agent_rows(f: Filters) -> list[rollup_reports.AgentFigures]:
+    return rollup_reports.agent_figures(store(), f.start_ts, f.end_ts,
+                                        rollup_reports.Scope(queue=f.queue or None, agent=f.agent or None))
+
+
+def _agent_key(sort: str, names: Mapping[str, str]) -> Any:
+    def key(a: rollup_reports.AgentFigures) -> tuple[int, Any]:
+        if sort == "agent":
+            return (0, names.get(a.agent, a.agent).casefold())
+        value = sum(a.pause_s.values()) if sort == "pause_total" else getattr(a, sort)
+        return (0, value) if value is not None else (1, 0)  # no figure sorts last
+    return key
+
+
+@bp.route("/agents")
+@login_required(*ROLES)
+def agents() -> tuple[str, int]:
+    f = parse_filters(request.args)
+    q = page_query(request.args, AGENT_SORTS)
+    names = {a.agent_id: a.name or a.agent_id for a in acd.agents(store())}
+    rows = sorted(agent_rows(f), key=_agent_key(q.sort, names), reverse=q.descending)
+    page = Page(rows[q.offset:q.offset + q.limit], len(rows), q)
+    return render_template(
+        "reports/agents.html", f=f, t=table(page, "reports.agents", _args(f)), rows=page.rows, names=names,
+        queues=acd.queues(store()), agents=acd.agents(store()), pct=fmt_pct, secs=fmt_secs,
+        csv_args=_args(f)), 400 if f.errors else 200
+
+
+@bp.route("/agents.csv")
+@login_required(*ROLES)
+def agents_csv() -> Response:
+    f = parse_filters(request.args)
+    if f.errors:
+        abort(400, description="; ".join(f"{k}: {v}" for k, v in f.errors.items()))
+    names = {a.agent_id: a.name for a in acd.agents(store())}
+    return csv_response(f"agents-{f.start}-{f.end}.csv", AGENT_CSV_HEADER, (
+        [a.agent, names.get(a.agent, ""), a.calls, _round(a.aht_s), _round(a.att_s), _round(a.talk_s),
+         _round(a.hold_s), _round(a.wrap_s), _round(sum(a.pause_s.values())),
+         "; ".join(f"{r or 'none'}={round(s)}" for r, s in sorted(a.pause_s.items())), _round(a.logged_in_s),
+         "" if a.occupancy is None else f"{a.occupancy:.1f}"] for a in agent_rows(f)))
