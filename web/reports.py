@@ -396,3 +396,54 @@ def agents_csv() -> Response:
          _round(a.hold_s), _round(a.wrap_s), _round(sum(a.pause_s.values())),
          "; ".join(f"{r or 'none'}={round(s)}" for r, s in sorted(a.pause_s.items())), _round(a.logged_in_s),
          "" if a.occupancy is None else f"{a.occupancy:.1f}"] for a in agent_rows(f)))
+
+
+# -- intervals -----------------------------------------------------------------------------------
+INTERVAL_SORTS = Sorts({"start": "start"}, default="start", default_descending=False, tiebreak="start")
+INTERVAL_CSV_HEADER = ("start", "offered", "answered", "abandoned", "service_level_pct", "asa_s", "aht_s")
+
+
+def interval_filters(args: Mapping[str, str]) -> tuple[Filters, str]:
+    f = parse_filters(args)
+    size = (args.get("interval") or "1h").strip()
+    if size not in rollup_reports.INTERVALS:
+        f.errors["interval"] = f"one of {', '.join(rollup_reports.INTERVALS)}"
+        size = "1h"
+    return f, size
+
+
+def interval_rows(f: Filters, size: str) -> list[rollup_reports.IntervalRow]:
+    return rollup_reports.intervals(store(), f.start_ts, f.end_ts, rollup_reports.INTERVALS[size],
+                                    rollup_reports.Scope(queue=f.queue or None))
+
+
+def interval_label(ts: float, size: str) -> str:
+    return local_time(ts).strftime("%Y-%m-%d" if size == "1d" else "%Y-%m-%d %H:%M")
+
+
+@bp.route("/intervals")
+@login_required(*ROLES)
+def intervals() -> tuple[str, int]:
+    f, size = interval_filters(request.args)
+    q = page_query(request.args, INTERVAL_SORTS)
+    rows = interval_rows(f, size)
+    if q.descending:
+        rows.reverse()
+    page = Page(rows[q.offset:q.offset + q.limit], len(rows), q)
+    args = {**_args(f), "interval": size}
+    return render_template(
+        "reports/intervals.html", f=f, size=size, sizes=rollup_reports.INTERVALS,
+        t=table(page, "reports.intervals", args), rows=page.rows, interval_label=interval_label,
+        queues=acd.queues(store()), pct=fmt_pct, secs=fmt_secs, csv_args=args), 400 if f.errors else 200
+
+
+@bp.route("/intervals.csv")
+@login_required(*ROLES)
+def intervals_csv() -> Response:
+    f, size = interval_filters(request.args)
+    if f.errors:
+        abort(400, description="; ".join(f"{k}: {v}" for k, v in f.errors.items()))
+    return csv_response(f"intervals-{size}-{f.start}-{f.end}.csv", INTERVAL_CSV_HEADER, (
+        [interval_label(r.start, size), r.counts.offered, r.counts.answered, r.counts.abandoned,
+         "" if r.counts.service_level is None else f"{r.counts.service_level:.1f}", _round(r.counts.asa_s),
+         _round(r.counts.aht_s)] for r in interval_rows(f, size)))
