@@ -447,3 +447,35 @@ def intervals_csv() -> Response:
         [interval_label(r.start, size), r.counts.offered, r.counts.answered, r.counts.abandoned,
          "" if r.counts.service_level is None else f"{r.counts.service_level:.1f}", _round(r.counts.asa_s),
          _round(r.counts.aht_s)] for r in interval_rows(f, size)))
+
+
+# -- time sheet ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SheetDay:
+    """One agent's day: its logins and pauses in order, with the day's totals."""
+
+    day: dt.date
+    entries: list[rollup_reports.TimeSheetEntry]
+
+    def total(self, kind: str) -> float:
+        return sum((e.end or e.start) - e.start for e in self.entries if e.kind == kind)
+
+
+def time_sheet_days(f: Filters) -> list[SheetDay]:
+    """The agent's time sheet, one day at a time (each day a few rows of the log, by index)."""
+    if not f.agent:
+        return []
+    days = [SheetDay(d, rollup_reports.time_sheet(store(), f.agent, day_start(d),
+                                                  day_start(d + dt.timedelta(days=1)))) for d in f.days()]
+    return [d for d in days if d.entries]
+
+
+@bp.route("/timesheet")
+@login_required(*ROLES)
+def timesheet() -> tuple[str, int]:
+    f = parse_filters(request.args)
+    if not f.agent and "agent" in request.args:
+        f.errors.setdefault("agent", "choose an agent")
+    return render_template(
+        "reports/timesheet.html", f=f, days=time_sheet_days(f), agents=acd.agents(store()), secs=fmt_secs,
+        local_time=local_time), 400 if f.errors else 200
