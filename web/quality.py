@@ -123,8 +123,10 @@ def _page(form: Mapping[str, str], errors: dict[str, str], status: int) -> tuple
     averages = weekly_averages(rows, weeks)
     cards = quality_store.scores_page(store(), page_query(request.args, quality_store.SCORE_SORTS),
                                       dt.datetime.combine(weeks[0], dt.time()).timestamp(), agent or None)
+    names = {a.agent_id: a.name or a.agent_id for a in agents}  # the legend shows who, not an id
     chart = charts.line_chart("Quality score per week", [w.strftime("%d %b") for w in weeks],
-                              [charts.Series(a, v) for a, v in averages.items()], unit=" %", y_max=100.0)
+                              [charts.Series(names.get(a, a), v) for a, v in averages.items()], unit=" %",
+                              y_max=100.0)
     recordings = recent_recordings(now - RECENT_DAYS * 86400)
     chosen = (form.get("recording_id") or request.args.get("recording") or "").strip()
     if chosen.isdigit() and all(r.id != int(chosen) for r in recordings):

@@ -21,6 +21,7 @@ from markupsafe import Markup
 from appliance.store import acd, interactions, recordings, rollup_reports
 from appliance.store import reports as report_store
 from appliance.store.models import DISPOSITIONS
+from appliance.store.paging import Page, Sorts
 from appliance.store.queue_log import Kpis
 from appliance.store.reports import CallRow
 from web import charts
@@ -196,7 +197,7 @@ def build_report(f: Filters) -> Report:
 def report_charts(f: Filters, r: Report) -> tuple[Markup, Markup]:
     hours = [f"{h:02d}" for h in range(24)]
     per_hour = charts.bar_chart("Calls per hour of day", hours, [
-        charts.Series("Answered", r.hourly_answered), charts.Series("Abandoned", r.hourly_abandoned)])
+        charts.Series("Answered", r.hourly_answered), charts.Series("Abandoned", r.hourly_abandoned)], integer=True)
     days = [d.strftime("%d %b") for d in f.days()]
     per_day = charts.line_chart("Service level per day", days, [charts.Series("Service level", r.daily_sl)],
                                 unit=" %", y_max=100.0)
@@ -343,3 +344,138 @@ def recording(recording_id: int) -> Response:
         audit("recording.play", str(recording_id),
               after={"call_id": call_id, "agent": agent, "queue": queue, "path": rel})
     return send_file(target, mimetype="audio/wav", conditional=True, max_age=0)
+
+
+# -- per agent -----------------------------------------------------------------------------------
+# The figures come from rollup_reports.agent_figures (one row per agent, summed in SQL from the
+# roll-ups), so the rows are few and are sorted here; the SQL column names are unused.
+AGENT_SORTS = Sorts({k: k for k in ("agent", "calls", "aht_s", "att_s", "talk_s", "hold_s", "wrap_s",
+                                    "pause_total", "logged_in_s", "occupancy")},
+                    default="calls", default_descending=True, tiebreak="agent")
+AGENT_CSV_HEADER = ("agent", "name", "calls", "aht_s", "att_s", "talk_s", "hold_s", "wrap_s", "pause_s",
+                    "pauses_by_reason", "logged_in_s", "occupancy_pct")
+
+
+def agent_rows(f: Filters) -> list[rollup_reports.AgentFigures]:
+    return rollup_reports.agent_figures(store(), f.start_ts, f.end_ts,
+                                        rollup_reports.Scope(queue=f.queue or None, agent=f.agent or None))
+
+
+def _agent_key(sort: str, names: Mapping[str, str]) -> Any:
+    def key(a: rollup_reports.AgentFigures) -> tuple[int, Any]:
+        if sort == "agent":
+            return (0, names.get(a.agent, a.agent).casefold())
+        value = sum(a.pause_s.values()) if sort == "pause_total" else getattr(a, sort)
+        return (0, value) if value is not None else (1, 0)  # no figure sorts last
+    return key
+
+
+@bp.route("/agents")
+@login_required(*ROLES)
+def agents() -> tuple[str, int]:
+    f = parse_filters(request.args)
+    q = page_query(request.args, AGENT_SORTS)
+    names = {a.agent_id: a.name or a.agent_id for a in acd.agents(store())}
+    rows = sorted(agent_rows(f), key=_agent_key(q.sort, names), reverse=q.descending)
+    page = Page(rows[q.offset:q.offset + q.limit], len(rows), q)
+    return render_template(
+        "reports/agents.html", f=f, t=table(page, "reports.agents", _args(f)), rows=page.rows, names=names,
+        queues=acd.queues(store()), agents=acd.agents(store()), pct=fmt_pct, secs=fmt_secs,
+        csv_args=_args(f)), 400 if f.errors else 200
+
+
+@bp.route("/agents.csv")
+@login_required(*ROLES)
+def agents_csv() -> Response:
+    f = parse_filters(request.args)
+    if f.errors:
+        abort(400, description="; ".join(f"{k}: {v}" for k, v in f.errors.items()))
+    names = {a.agent_id: a.name for a in acd.agents(store())}
+    return csv_response(f"agents-{f.start}-{f.end}.csv", AGENT_CSV_HEADER, (
+        [a.agent, names.get(a.agent, ""), a.calls, _round(a.aht_s), _round(a.att_s), _round(a.talk_s),
+         _round(a.hold_s), _round(a.wrap_s), _round(sum(a.pause_s.values())),
+         "; ".join(f"{r or 'none'}={round(s)}" for r, s in sorted(a.pause_s.items())), _round(a.logged_in_s),
+         "" if a.occupancy is None else f"{a.occupancy:.1f}"] for a in agent_rows(f)))
+
+
+# -- intervals -----------------------------------------------------------------------------------
+INTERVAL_SORTS = Sorts({"start": "start"}, default="start", default_descending=False, tiebreak="start")
+INTERVAL_CSV_HEADER = ("start", "offered", "answered", "abandoned", "service_level_pct", "asa_s", "aht_s")
+
+
+def interval_filters(args: Mapping[str, str]) -> tuple[Filters, str]:
+    f = parse_filters(args)
+    size = (args.get("interval") or "1h").strip()
+    if size not in rollup_reports.INTERVALS:
+        f.errors["interval"] = f"one of {', '.join(rollup_reports.INTERVALS)}"
+        size = "1h"
+    return f, size
+
+
+def interval_rows(f: Filters, size: str) -> list[rollup_reports.IntervalRow]:
+    return rollup_reports.intervals(store(), f.start_ts, f.end_ts, rollup_reports.INTERVALS[size],
+                                    rollup_reports.Scope(queue=f.queue or None))
+
+
+def interval_label(ts: float, size: str) -> str:
+    return local_time(ts).strftime("%Y-%m-%d" if size == "1d" else "%Y-%m-%d %H:%M")
+
+
+@bp.route("/intervals")
+@login_required(*ROLES)
+def intervals() -> tuple[str, int]:
+    f, size = interval_filters(request.args)
+    q = page_query(request.args, INTERVAL_SORTS)
+    rows = interval_rows(f, size)
+    if q.descending:
+        rows.reverse()
+    page = Page(rows[q.offset:q.offset + q.limit], len(rows), q)
+    args = {**_args(f), "interval": size}
+    return render_template(
+        "reports/intervals.html", f=f, size=size, sizes=rollup_reports.INTERVALS,
+        t=table(page, "reports.intervals", args), rows=page.rows, interval_label=interval_label,
+        queues=acd.queues(store()), pct=fmt_pct, secs=fmt_secs, csv_args=args), 400 if f.errors else 200
+
+
+@bp.route("/intervals.csv")
+@login_required(*ROLES)
+def intervals_csv() -> Response:
+    f, size = interval_filters(request.args)
+    if f.errors:
+        abort(400, description="; ".join(f"{k}: {v}" for k, v in f.errors.items()))
+    return csv_response(f"intervals-{size}-{f.start}-{f.end}.csv", INTERVAL_CSV_HEADER, (
+        [interval_label(r.start, size), r.counts.offered, r.counts.answered, r.counts.abandoned,
+         "" if r.counts.service_level is None else f"{r.counts.service_level:.1f}", _round(r.counts.asa_s),
+         _round(r.counts.aht_s)] for r in interval_rows(f, size)))
+
+
+# -- time sheet ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SheetDay:
+    """One agent's day: its logins and pauses in order, with the day's totals."""
+
+    day: dt.date
+    entries: list[rollup_reports.TimeSheetEntry]
+
+    def total(self, kind: str) -> float:
+        return sum((e.end or e.start) - e.start for e in self.entries if e.kind == kind)
+
+
+def time_sheet_days(f: Filters) -> list[SheetDay]:
+    """The agent's time sheet, one day at a time (each day a few rows of the log, by index)."""
+    if not f.agent:
+        return []
+    days = [SheetDay(d, rollup_reports.time_sheet(store(), f.agent, day_start(d),
+                                                  day_start(d + dt.timedelta(days=1)))) for d in f.days()]
+    return [d for d in days if d.entries]
+
+
+@bp.route("/timesheet")
+@login_required(*ROLES)
+def timesheet() -> tuple[str, int]:
+    f = parse_filters(request.args)
+    if not f.agent and "agent" in request.args:
+        f.errors.setdefault("agent", "choose an agent")
+    return render_template(
+        "reports/timesheet.html", f=f, days=time_sheet_days(f), agents=acd.agents(store()), secs=fmt_secs,
+        local_time=local_time), 400 if f.errors else 200

@@ -1,6 +1,8 @@
 """Quality scorecards: form validation, storage, audit, weekly averages."""
 from __future__ import annotations
 
+import re
+
 import time
 from typing import Any
 
@@ -111,3 +113,12 @@ def test_weekly_averages_over_time(app: Flask, supervisor: FlaskClient) -> None:
     assert resp.status_code == 400
     text = resp.get_data(as_text=True)
     assert 'id="error-weeks"' in text and 'id="error-agent"' in text
+
+
+def test_the_chart_legend_names_the_agent_not_its_id(app: Flask, supervisor: FlaskClient) -> None:
+    rec = seed_recording(app)
+    supervisor.post("/quality/scores", data={**GOOD, "recording_id": str(rec),
+                                             "csrf_token": supervisor.csrf})  # type: ignore[attr-defined]
+    page = supervisor.get("/quality/").get_data(as_text=True)
+    legend = re.findall(r'<text class="legend"[^>]*>([^<]*)</text>', page)
+    assert legend == ["Alice"], legend
