@@ -51,3 +51,11 @@ def screenshot(page: Any, directory: Path, name: str) -> Path:
 def submit(page: Any) -> None:
     """Click the page's main form button (not the sidebar's log-out button)."""
     page.click("main form button.primary")
+
+
+def log_in(page: Any, base_url: str, username: str, password: str, query: str = "") -> None:
+    """Fill and submit the web UI's login form at BASE_URL/login[QUERY] (the caller waits for what follows)."""
+    page.goto(f"{base_url}/login{query}")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    submit(page)

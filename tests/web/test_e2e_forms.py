@@ -13,6 +13,7 @@ import pytest
 from appliance.store import acd
 from appliance.store.db import Store
 from appliance.store.models import Extension, QueueConfig
+from tests.peers import browser
 from tests.peers.browser import browser_page, submit
 from tests.peers.webui import WebUi
 from web import accounts
@@ -38,10 +39,7 @@ def web(tmp_path: Path) -> Iterator[WebUi]:
 
 
 def log_in(page: Any, web: WebUi) -> None:
-    page.goto(f"{web.url}/login")
-    page.fill("input[name=username]", "boss")
-    page.fill("input[name=password]", PASSWORD)
-    submit(page)
+    browser.log_in(page, web.url, "boss", PASSWORD)
     page.wait_for_url(web.url + "/")
 
 

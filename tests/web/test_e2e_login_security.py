@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from appliance.store.db import Store
-from tests.peers.browser import browser_page, submit
+from tests.peers import browser
+from tests.peers.browser import browser_page
 from tests.peers.webui import WebUi
 from web import accounts
 
@@ -35,10 +36,7 @@ def web(tmp_path: Path) -> Iterator[WebUi]:
 
 
 def log_in(page: Any, web: WebUi, query: str = "") -> None:
-    page.goto(f"{web.url}/login{query}")
-    page.fill("input[name=username]", "boss")
-    page.fill("input[name=password]", PASSWORD)
-    submit(page)
+    browser.log_in(page, web.url, "boss", PASSWORD, query)
 
 
 def test_a_tab_in_next_does_not_take_chromium_to_another_host(web: WebUi) -> None:

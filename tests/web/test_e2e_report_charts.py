@@ -12,7 +12,7 @@ from appliance.store import acd, queue_log
 from appliance.store.db import Store
 from appliance.store.models import QueueConfig
 from appliance.store.queue_log import QueueEvent
-from tests.peers.browser import browser_page, submit
+from tests.peers.browser import browser_page, log_in
 from tests.peers.webui import WebUi
 from web import accounts
 
@@ -42,10 +42,7 @@ def web(tmp_path: Path) -> Iterator[WebUi]:
 @pytest.mark.parametrize("viewport", [(1440, 900), (390, 844)])
 def test_report_chart_axes_are_readable_and_count_ticks_whole(web: WebUi, viewport: tuple[int, int]) -> None:
     with browser_page(viewport=viewport) as page:
-        page.goto(f"{web.url}/login")
-        page.fill("input[name=username]", "boss")
-        page.fill("input[name=password]", PASSWORD)
-        submit(page)
+        log_in(page, web.url, "boss", PASSWORD)
         page.wait_for_url(web.url + "/")
         page.goto(f"{web.url}/reports/")
         heights = page.eval_on_selector_all(

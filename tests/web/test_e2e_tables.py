@@ -15,6 +15,7 @@ from appliance.store import acd
 from appliance.store import dialer as dstore
 from appliance.store.db import Store
 from appliance.store.models import QueueConfig, Trunk
+from tests.peers import browser
 from tests.peers.browser import browser_page, submit
 from tests.peers.polling import wait_until
 from tests.peers.webui import WebUi
@@ -47,10 +48,7 @@ def web(tmp_path: Path) -> Iterator[WebUi]:
 
 
 def log_in(page: Any, web: WebUi) -> None:
-    page.goto(f"{web.url}/login")
-    page.fill("input[name=username]", "boss")
-    page.fill("input[name=password]", PASSWORD)
-    submit(page)
+    browser.log_in(page, web.url, "boss", PASSWORD)
     page.wait_for_url(web.url + "/")
 
 
