@@ -163,6 +163,13 @@ def failed_logins_from(store: Store, address: str, since: float) -> int:
 def audit_rows(store: Store, *, username: str = "", action: str = "", limit: int = 100,
                offset: int = 0) -> list[AuditRow]:
     """Audit rows, newest first; `action` matches exactly or as a prefix ("user" finds "user.create")."""
+    from_where, params = _audit_from_where(username, action)
+    sql = f"SELECT {_AUDIT_COLUMNS}{from_where} ORDER BY at DESC, id DESC LIMIT ? OFFSET ?"
+    return [AuditRow(*r) for r in store.query(sql, (*params, limit, offset))]
+
+
+def _audit_from_where(username: str, action: str) -> tuple[str, list[Any]]:
+    """The FROM and WHERE of an audit read filtered by user and by action (exact or as a prefix)."""
     where: list[str] = []
     params: list[Any] = []
     if username:
@@ -171,9 +178,7 @@ def audit_rows(store: Store, *, username: str = "", action: str = "", limit: int
     if action:
         where.append("(action = ? OR substr(action, 1, ?) = ?)")
         params += [action, len(action) + 1, action + "."]
-    sql = (f"SELECT {_AUDIT_COLUMNS} FROM audit_log"
-           + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY at DESC, id DESC LIMIT ? OFFSET ?")
-    return [AuditRow(*r) for r in store.query(sql, (*params, limit, offset))]
+    return " FROM audit_log" + (" WHERE " + " AND ".join(where) if where else ""), params
 
 
 AUDIT_SORTS = Sorts({"at": "at", "username": "username", "action": "action", "target": "target"},
@@ -182,15 +187,7 @@ AUDIT_SORTS = Sorts({"at": "at", "username": "username", "action": "action", "ta
 
 def audit_page(store: Store, q: PageQuery, *, username: str = "", action: str = "") -> Page[AuditRow]:
     """One page of the audit rows sorted by `q` (AUDIT_SORTS), filtered as audit_rows filters."""
-    where: list[str] = []
-    params: list[Any] = []
-    if username:
-        where.append("username = ?")
-        params.append(username)
-    if action:
-        where.append("(action = ? OR substr(action, 1, ?) = ?)")
-        params += [action, len(action) + 1, action + "."]
-    from_where = " FROM audit_log" + (" WHERE " + " AND ".join(where) if where else "")
+    from_where, params = _audit_from_where(username, action)
     return fetch_page(store, _AUDIT_COLUMNS, from_where, params, AUDIT_SORTS, q, lambda r: AuditRow(*r))
 
 
